@@ -1,0 +1,1 @@
+"""The HTTP API: a FastAPI composition root over cim (and importers/tiles for background jobs)."""

@@ -1,0 +1,33 @@
+"""Request dependencies: settings and a database session per request (annotated types)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from cim.config import CimSettings
+
+
+def get_settings(request: Request) -> CimSettings:
+    settings: CimSettings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session whose transaction commits when the route returns and rolls back on error."""
+    with Session(get_engine(request)) as session, session.begin():
+        yield session
+
+
+SettingsDep = Annotated[CimSettings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+SessionDep = Annotated[Session, Depends(get_session)]

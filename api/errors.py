@@ -1,0 +1,106 @@
+"""The only place that knows HTTP: CimError subclasses -> status codes, as problem+json.
+
+Tracebacks are logged for 5xx only and never sent to a client.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cim.errors import (
+    AuthenticationRequired,
+    CimError,
+    ConfigError,
+    DatabaseUnavailable,
+    ImportFailed,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    TilingError,
+)
+
+logger = logging.getLogger("cim.api")
+
+STATUS_CODES: dict[type[CimError], int] = {
+    InvalidInput: 400,
+    AuthenticationRequired: 401,
+    PermissionDenied: 403,
+    NotFound: 404,
+    ImportFailed: 422,
+    TilingError: 500,
+    ConfigError: 500,
+    DatabaseUnavailable: 503,
+}
+PROBLEM_JSON = "application/problem+json"
+
+
+def status_for(error: CimError) -> int:
+    """HTTP status for ``error``: the most specific class in :data:`STATUS_CODES`, else 500."""
+    for cls in type(error).__mro__:
+        if cls in STATUS_CODES:
+            return STATUS_CODES[cls]
+    return 500
+
+
+def problem(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """An RFC 9457 problem+json response."""
+    return JSONResponse(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail},
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+async def _cim_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CimError)
+    status = status_for(exc)
+    if status >= 500:
+        logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    headers = {"Retry-After": "2"} if status == 503 else None
+    return problem(status, type(exc).__name__, str(exc), headers)
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return problem(
+        503,
+        "DatabaseUnavailable",
+        "the database is unavailable; retry shortly",
+        {"Retry-After": "2"},
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return problem(exc.status_code, "HTTPError", str(exc.detail), dict(exc.headers or {}))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    return problem(400, "InvalidInput", f"{where}: {first.get('msg')}")
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return problem(500, "InternalError", "internal error; the server log has the details")
+
+
+def add_exception_handlers(app: FastAPI) -> None:
+    """Install every handler on ``app``."""
+    app.add_exception_handler(CimError, _cim_error)
+    app.add_exception_handler(OperationalError, _database_down)
+    app.add_exception_handler(DBAPIError, _database_down)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

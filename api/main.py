@@ -1,0 +1,46 @@
+"""``create_app(settings)``: the FastAPI application, its lifespan-managed engine and routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import add_exception_handlers
+from api.routers import health
+from cim import __version__
+from cim.config import CimSettings
+from cim.db.connect import open_database
+
+
+def create_app(settings: CimSettings) -> FastAPI:
+    """Build the app; the engine is made in the lifespan and disposed on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = open_database(settings, pool_size=10)
+        app.state.engine = engine
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="cim",
+        version=__version__,
+        description="City Information Model service: terrain, buildings and underground utilities.",
+        lifespan=lifespan,
+        openapi_url="/api",
+        docs_url="/api.html",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    add_exception_handlers(app)
+    app.include_router(health.router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """uvicorn factory (``cim serve``): settings from ``CIM_*`` environment variables."""
+    return create_app(CimSettings())

@@ -1,0 +1,97 @@
+"""Settings read from ``CIM_*`` environment variables (pydantic-settings).
+
+Nothing here is instantiated at import time: the composition roots (``cli``, ``api``) build a
+``CimSettings`` and pass it down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_STORAGE_SRID = 4547
+"""CGCS2000 / 3-degree Gauss-Kruger CM 114E: the default storage CRS of a new database."""
+
+
+def normalise_database_url(url: str) -> str:
+    """Return ``url`` with the psycopg 3 driver that SQLAlchemy needs.
+
+    Examples
+    --------
+    >>> normalise_database_url("postgresql://u@h/db")
+    'postgresql+psycopg://u@h/db'
+    >>> normalise_database_url("postgres://u@h/db")
+    'postgresql+psycopg://u@h/db'
+    """
+    for prefix in (
+        "postgresql+psycopg2://",
+        "postgresql+psycopg://",
+        "postgresql://",
+        "postgres://",
+    ):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    raise ValueError("CIM_DATABASE_URL must be a postgresql:// URL")
+
+
+class CimSettings(BaseSettings):
+    """Every setting of cim; each field is read from ``CIM_<FIELD>`` (case-insensitive)."""
+
+    model_config = SettingsConfigDict(env_prefix="CIM_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL/PostGIS server to use; unset = the embedded cluster in data_dir.",
+    )
+    read_database_url: str | None = Field(
+        default=None, description="Optional read replica used for read-only queries."
+    )
+    data_dir: Path = Field(
+        default=Path(".cim"),
+        description="Home of the embedded cluster, tiles and uploads (default ./.cim).",
+    )
+    srid: int | None = Field(
+        default=None,
+        description="Storage EPSG code, fixed when the database is first initialised (4547).",
+    )
+    pg_bindir: Path | None = Field(
+        default=None, description="PostgreSQL server binaries for the embedded cluster."
+    )
+    statement_timeout_ms: int = Field(default=30_000, ge=100)
+    log_level: str = Field(default="INFO")
+
+    @field_validator("database_url", "read_database_url")
+    @classmethod
+    def _normalise_driver(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        return normalise_database_url(value)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("srid")
+    @classmethod
+    def _positive_srid(cls, value: int | None) -> int | None:
+        if value is not None and value <= 0:
+            raise ValueError("CIM_SRID must be a positive EPSG code")
+        return value
+
+    @property
+    def initial_srid(self) -> int:
+        """SRID a new database is initialised with."""
+        return self.srid or DEFAULT_STORAGE_SRID
+
+    @property
+    def tiles_dir(self) -> Path:
+        """Where tilesets are written and served from."""
+        return self.data_dir / "tiles"
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        """True when cim manages its own PostgreSQL cluster under ``data_dir``."""
+        return self.database_url is None

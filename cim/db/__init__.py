@@ -1,0 +1,1 @@
+"""Database layer: declarative base, engine factory, embedded cluster, models and migrations."""

@@ -1,0 +1,69 @@
+"""Access control and background work: ``api_key``, ``audit_log`` and ``import_job``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Float, String, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cim.db.base import Base
+
+ROLES = ("reader", "editor", "admin")
+JOB_STATUSES = ("queued", "running", "succeeded", "failed")
+
+
+class ApiKey(Base):
+    """An API key: only its sha256 is stored; ``role`` decides what it may read and write."""
+
+    __tablename__ = "api_key"
+    __table_args__ = (CheckConstraint(f"role IN {ROLES!r}", name="role"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditLog(Base):
+    """Who read a sensitive layer or changed data, and when."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+    api_key_id: Mapped[int | None] = mapped_column(BigInteger)
+    role: Mapped[str | None] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(Text)
+    resource: Mapped[str] = mapped_column(Text)
+    client: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
+
+
+class ImportJob(Base):
+    """An import started over HTTP; runs in the background and reports progress here."""
+
+    __tablename__ = "import_job"
+    __table_args__ = (CheckConstraint(f"status IN {JOB_STATUSES!r}", name="status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="queued", server_default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
+    options: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    error: Mapped[str | None] = mapped_column(Text)
+    dataset_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,1 @@
+"""Queries and analyses: each takes a keyword-only ``session`` and never commits."""

@@ -1,0 +1,166 @@
+"""Dataset lifecycle: created ``loading``, rows written, marked ``ready`` - in one transaction.
+
+The caller owns the transaction (``importers.base.run_import`` opens it), so a failure or a
+killed process leaves nothing behind. Re-importing the same file (same kind and sha256) is a
+no-op unless ``replace`` is asked for, which deletes the old dataset first; deleting a dataset
+cascades to every row that references it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from cim.db.models import DATASET_KINDS, Dataset
+from cim.errors import InvalidInput, NotFound
+
+
+def file_sha256(*paths: Path) -> str:
+    """sha256 of one file, or of several files read in the given order."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class DatasetSource:
+    """What is known about a source before its rows are written."""
+
+    kind: str
+    name: str
+    source_name: str
+    source_sha256: str
+    source_crs: str | None = None
+    transform: dict[str, Any] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DatasetStart:
+    """Result of :func:`begin_dataset`: the row, and whether rows must now be written."""
+
+    dataset: Dataset
+    created: bool
+    replaced_id: int | None = None
+
+
+def begin_dataset(session: Session, *, source: DatasetSource, replace: bool) -> DatasetStart:
+    """Insert a ``loading`` dataset, or return the existing one when the file is already in.
+
+    Takes a transaction-scoped advisory lock on the file hash, so two imports of the same file
+    at once cannot both write it.
+    """
+    if source.kind not in DATASET_KINDS:
+        raise InvalidInput(
+            f"unknown dataset kind {source.kind!r}; one of {', '.join(DATASET_KINDS)}"
+        )
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"{source.kind}:{source.source_sha256}"},
+    )
+    existing = session.scalars(
+        select(Dataset)
+        .where(Dataset.kind == source.kind, Dataset.source_sha256 == source.source_sha256)
+        .order_by(Dataset.id)
+    ).first()
+    replaced_id = None
+    if existing is not None:
+        if not replace:
+            return DatasetStart(dataset=existing, created=False)
+        replaced_id = existing.id
+        session.delete(existing)
+        session.flush()
+    dataset = Dataset(
+        kind=source.kind,
+        name=source.name,
+        source_name=source.source_name,
+        source_sha256=source.source_sha256,
+        source_crs=source.source_crs,
+        transform=source.transform,
+        options=source.options,
+        status="loading",
+        counts={},
+        qc={},
+    )
+    session.add(dataset)
+    session.flush()
+    return DatasetStart(dataset=dataset, created=True, replaced_id=replaced_id)
+
+
+def complete_dataset(
+    session: Session,
+    *,
+    dataset: Dataset,
+    counts: dict[str, Any],
+    qc: dict[str, Any] | None = None,
+    source_crs: str | None = None,
+    transform: dict[str, Any] | None = None,
+) -> Dataset:
+    """Record counts and QC and mark the dataset ``ready`` (inside the caller's transaction)."""
+    dataset.counts = counts
+    dataset.qc = qc or {}
+    if source_crs is not None:
+        dataset.source_crs = source_crs
+    if transform is not None:
+        dataset.transform = transform
+    dataset.status = "ready"
+    dataset.ready_at = datetime.now(UTC)
+    session.flush()
+    return dataset
+
+
+def list_datasets(session: Session, *, kind: str | None = None) -> list[Dataset]:
+    """Every ready dataset, newest first, optionally of one kind."""
+    query = select(Dataset).where(Dataset.status == "ready").order_by(Dataset.id.desc())
+    if kind is not None:
+        query = query.where(Dataset.kind == kind)
+    return list(session.scalars(query))
+
+
+def get_dataset(session: Session, *, dataset_id: int) -> Dataset:
+    """One dataset by id, or :class:`NotFound`."""
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None:
+        raise NotFound(f"dataset {dataset_id} does not exist")
+    return dataset
+
+
+def delete_dataset(session: Session, *, dataset_id: int) -> Dataset:
+    """Delete a dataset and, through ON DELETE CASCADE, every row of it."""
+    dataset = get_dataset(session, dataset_id=dataset_id)
+    session.delete(dataset)
+    session.flush()
+    return dataset
+
+
+def count_datasets(session: Session) -> int:
+    """Number of dataset rows in any status."""
+    return int(session.scalar(select(func.count()).select_from(Dataset)) or 0)
+
+
+def dataset_summary(dataset: Dataset) -> dict[str, Any]:
+    """The JSON shape of a dataset in the CLI and the API."""
+    return {
+        "id": dataset.id,
+        "kind": dataset.kind,
+        "name": dataset.name,
+        "status": dataset.status,
+        "source_name": dataset.source_name,
+        "source_sha256": dataset.source_sha256,
+        "source_crs": dataset.source_crs,
+        "transform": dataset.transform,
+        "options": dataset.options,
+        "counts": dataset.counts,
+        "qc": dataset.qc,
+        "imported_at": dataset.imported_at.isoformat() if dataset.imported_at else None,
+        "ready_at": dataset.ready_at.isoformat() if dataset.ready_at else None,
+    }

@@ -1,0 +1,30 @@
+"""Entry point of the ``cim`` command: registers every command group.
+
+A group appears once it has commands that work; each group lives in a module of its own.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from cli import datasets, db
+from cli.demo import demo
+from cli.errors import run_guarded
+from cli.serve import serve
+
+app = typer.Typer(
+    name="cim",
+    help="cim - City Information Model service: terrain, BIM buildings and underground utilities.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(datasets.app, name="datasets")
+app.command("serve")(serve)
+app.command("demo")(demo)
+
+
+def main() -> None:
+    """Console-script entry: run the app, mapping cim errors to one line and an exit code."""
+    run_guarded(lambda: app(standalone_mode=True))

@@ -1,0 +1,39 @@
+"""``cim serve``: run the HTTP API (and later the viewer) with uvicorn."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from cim.db.connect import database_url
+from cli.context import console, engine_scope, load_settings
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+    reload: Annotated[bool, typer.Option(help="Reload on code changes (development).")] = False,
+) -> None:
+    """Serve the API on HOST:PORT; the database is started and migrated first when embedded."""
+    import uvicorn
+
+    settings = load_settings()
+    with engine_scope(settings):
+        pass  # starts + migrates the embedded database once, before the workers fork
+    # Workers reach the same database without each managing the cluster.
+    os.environ["CIM_DATABASE_URL"] = database_url(settings, start=False)
+    os.environ["CIM_DATA_DIR"] = str(settings.data_dir)
+    console.print(f"cim API on http://{host}:{port}/ (health: /health)")
+    uvicorn.run(
+        "api.main:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers if not reload else None,
+        reload=reload,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )

@@ -1,0 +1,1 @@
+"""Importers: source files -> cim.db rows. One module per source format; imports cim only."""

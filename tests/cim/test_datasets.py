@@ -1,0 +1,107 @@
+"""Dataset lifecycle: loading -> ready in one transaction, same file is a no-op, delete cascades."""
+
+from __future__ import annotations
+
+import pytest
+import shapely
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cim.db.copy import copy_rows, reserve_ids
+from cim.db.models import Dataset, PipeNode, PipeSegment
+from cim.errors import InvalidInput, NotFound
+from cim.services import datasets as svc
+
+
+def _source(sha: str = "a" * 64) -> svc.DatasetSource:
+    return svc.DatasetSource(kind="pipes", name="net", source_name="net.csv", source_sha256=sha)
+
+
+def _write_two_nodes_and_a_segment(session: Session, dataset: Dataset) -> None:
+    ids = reserve_ids(session, table="pipe_node", count=2)
+    points = [shapely.Point(500000, 3000000, 10), shapely.Point(500010, 3000000, 10)]
+    copy_rows(
+        session,
+        table="pipe_node",
+        columns=["id", "dataset_id", "code", "utility", "kind", "geom", "attrs"],
+        rows=[
+            [
+                ids[i],
+                dataset.id,
+                f"J{i}",
+                "JS",
+                "junction",
+                shapely.to_wkb(shapely.set_srid(p, 4547), hex=True, include_srid=True),
+                "{}",
+            ]
+            for i, p in enumerate(points)
+        ],
+    )
+    line = shapely.set_srid(shapely.LineString([(500000, 3000000, 9), (500010, 3000000, 9)]), 4547)
+    copy_rows(
+        session,
+        table="pipe_segment",
+        columns=[
+            "dataset_id",
+            "code",
+            "utility",
+            "start_node_id",
+            "end_node_id",
+            "geom",
+            "section_shape",
+            "attrs",
+        ],
+        rows=[
+            [
+                dataset.id,
+                "P1",
+                "JS",
+                ids[0],
+                ids[1],
+                shapely.to_wkb(line, hex=True, include_srid=True),
+                "circular",
+                "{}",
+            ]
+        ],
+    )
+
+
+def test_lifecycle_noop_replace_and_cascade(session: Session) -> None:
+    start = svc.begin_dataset(session, source=_source(), replace=False)
+    assert start.created and start.dataset.status == "loading"
+    _write_two_nodes_and_a_segment(session, start.dataset)
+    svc.complete_dataset(session, dataset=start.dataset, counts={"pipe_node": 2, "pipe_segment": 1})
+    assert start.dataset.status == "ready" and start.dataset.ready_at is not None
+
+    again = svc.begin_dataset(session, source=_source(), replace=False)
+    assert not again.created and again.dataset.id == start.dataset.id
+
+    replaced = svc.begin_dataset(session, source=_source(), replace=True)
+    assert replaced.created and replaced.replaced_id == start.dataset.id
+    assert session.get(Dataset, start.dataset.id) is None
+    # the old dataset's rows went with it
+    assert session.scalar(select(func.count()).select_from(PipeNode)) == 0
+
+    _write_two_nodes_and_a_segment(session, replaced.dataset)
+    svc.complete_dataset(session, dataset=replaced.dataset, counts={})
+    assert [d.id for d in svc.list_datasets(session, kind="pipes")] == [replaced.dataset.id]
+    svc.delete_dataset(session, dataset_id=replaced.dataset.id)
+    assert session.scalar(select(func.count()).select_from(PipeSegment)) == 0
+    assert session.scalar(select(func.count()).select_from(PipeNode)) == 0
+    with pytest.raises(NotFound):
+        svc.get_dataset(session, dataset_id=replaced.dataset.id)
+
+
+def test_unknown_kind_is_refused(session: Session) -> None:
+    source = _source()
+    source.kind = "lidar"
+    with pytest.raises(InvalidInput, match="lidar"):
+        svc.begin_dataset(session, source=source, replace=False)
+
+
+def test_file_sha256_of_several_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+
+    (tmp_path / "a").write_bytes(b"abc")
+    (tmp_path / "b").write_bytes(b"def")
+    assert svc.file_sha256(tmp_path / "a", tmp_path / "b") == hashlib.sha256(b"abcdef").hexdigest()

@@ -1,0 +1,97 @@
+"""The Alembic history: up to head, down to base, up again; the storage SRID is recorded."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect, text
+
+from cim.db import migrate
+from cim.db.engine import make_engine
+from cim.errors import ConfigError
+from tests.conftest import create_database
+
+TABLES = {
+    "dataset",
+    "terrain_raster",
+    "building",
+    "building_storey",
+    "building_element",
+    "pipe_node",
+    "pipe_segment",
+    "shelter",
+    "population_unit",
+    "hazard_zone",
+    "shelter_plan",
+    "shelter_assignment",
+    "shelter_zone",
+    "tileset",
+}
+
+
+def test_upgrade_downgrade_upgrade_and_srid(server_url: str) -> None:
+    engine = make_engine(create_database(server_url, "cim_migrations"))
+    try:
+        assert migrate.upgrade(engine, srid=None, default_srid=4547) == 4547
+        assert migrate.current_revision(engine) == migrate.head_revision()
+        with engine.connect() as conn:
+            assert set(inspect(conn).get_table_names()) >= TABLES
+            srids = conn.execute(text("SELECT DISTINCT srid FROM geometry_columns")).scalars().all()
+            assert srids == [4547]
+            assert migrate.recorded_srid(conn) == 4547
+            fks = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND confdeltype = 'c' "
+                    "AND confrelid = 'dataset'::regclass"
+                )
+            ).scalar_one()
+            assert fks == 9  # every data table cascades from dataset
+            unindexed = (
+                conn.execute(
+                    text(
+                        "SELECT f_table_name || '.' || f_geometry_column FROM geometry_columns g "
+                        "WHERE NOT EXISTS (SELECT 1 FROM pg_indexes i"
+                        " WHERE i.tablename = g.f_table_name"
+                        " AND i.indexdef ILIKE '%USING gist (' || g.f_geometry_column || ')%')"
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            assert unindexed == ["shelter.entrances"]  # every other geometry has a GiST index
+            assert (
+                conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_indexes"
+                        " WHERE indexname = 'ix_terrain_raster_rast_hull'"
+                    )
+                ).scalar_one()
+                == 1
+            )
+
+        with pytest.raises(ConfigError, match="EPSG:4547"):
+            migrate.upgrade(engine, srid=3857, default_srid=4547)
+
+        migrate.downgrade(engine, revision="base")
+        with engine.connect() as conn:
+            assert not (TABLES & set(inspect(conn).get_table_names()))
+        assert migrate.current_revision(engine) is None
+
+        # A fresh start may pick another storage CRS, and records it.
+        assert migrate.upgrade(engine, srid=32650, default_srid=4547) == 32650
+        with engine.connect() as conn:
+            assert conn.execute(
+                text("SELECT DISTINCT srid FROM geometry_columns")
+            ).scalars().all() == [32650]
+        migrate.downgrade(engine, revision="base")
+    finally:
+        engine.dispose()
+
+
+def test_unknown_srid_is_refused(server_url: str) -> None:
+    engine = make_engine(create_database(server_url, "cim_badsrid"))
+    try:
+        with pytest.raises(Exception, match="999999"):
+            migrate.upgrade(engine, srid=999999, default_srid=4547)
+        assert migrate.current_revision(engine) is None  # the failed upgrade left nothing
+    finally:
+        engine.dispose()

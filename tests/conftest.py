@@ -1,0 +1,134 @@
+"""Test harness: one real PostGIS for the whole run, started by cim's own embedded manager.
+
+pytest-postgresql's process fixture cannot start a server as root (PostgreSQL refuses), and cim's
+manager solves exactly that, so the suite uses it - which also tests it on every run. A database
+``cim_test`` is migrated to head once (every run tests the migrations); each test gets a session
+inside an outer transaction that is rolled back (``join_transaction_mode="create_savepoint"``).
+Set ``CIM_TEST_DATABASE_URL`` to run against an existing server instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session
+
+from cim.config import CimSettings
+from cim.db import migrate
+from cim.db.embedded import EmbeddedCluster
+from cim.db.engine import make_engine
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_SAMPLES = (REPO / ".." / "shared" / "samples").resolve()
+TEST_SRID = 4547
+
+
+def make_world_readable_tempdir(prefix: str) -> Path:
+    """A temp folder the unprivileged database user can reach (pytest's tmp is 0700 under root)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[EmbeddedCluster | None]:
+    if os.environ.get("CIM_TEST_DATABASE_URL"):
+        yield None
+        return
+    folder = make_world_readable_tempdir("cim-test-")
+    cluster = EmbeddedCluster(folder)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server_url(pg_cluster: EmbeddedCluster | None) -> str:
+    """libpq URL of the maintenance database ``postgres`` on the test server."""
+    if pg_cluster is None:
+        return os.environ["CIM_TEST_DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"
+    return pg_cluster.url().rsplit("/", 1)[0] + "/postgres"
+
+
+def create_database(server_url: str, name: str) -> str:
+    """(Re)create database ``name`` with PostGIS; returns its SQLAlchemy URL."""
+    admin = create_engine(
+        server_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = (
+        server_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+    )
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis_raster"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> str:
+    """SQLAlchemy URL of ``cim_test``, migrated to head with the storage SRID 4547."""
+    url = create_database(server_url, "cim_test")
+    engine = make_engine(url)
+    migrate.upgrade(engine, srid=TEST_SRID, default_srid=TEST_SRID)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """A session whose every change is rolled back after the test (savepoint isolation)."""
+    with engine.connect() as connection:
+        outer = connection.begin()
+        session = Session(bind=connection, join_transaction_mode="create_savepoint")
+        try:
+            yield session
+        finally:
+            session.close()
+            outer.rollback()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> CimSettings:
+    """Settings pointing at the test database, with a private data dir."""
+    return CimSettings(database_url=database_url, data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def clean_tables(engine: Engine) -> Iterator[None]:
+    """For tests that must commit (subprocesses, imports): delete every dataset afterwards."""
+    yield
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM dataset"))
+
+
+def cli_env(database_url: str, **extra: str) -> dict[str, str]:
+    """Environment for running ``cim`` in a subprocess against the test database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIM_")}
+    env["CIM_DATABASE_URL"] = database_url
+    env.update(extra)
+    return env
+
+
+CIM = str(Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin" / "cim")
+if not Path(CIM).exists():
+    CIM = shutil.which("cim") or "cim"

@@ -1,0 +1,1 @@
+"""Tilers: cim.db -> OGC 3D Tiles and quantized-mesh terrain on disk. Imports cim only."""
