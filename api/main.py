@@ -13,6 +13,9 @@ from cim import __version__
 from cim.config import CimSettings
 from cim.db.connect import open_database
 
+ROUTERS = [health.router]
+"""Every router of the API; a new domain adds its router module here."""
+
 
 def create_app(settings: CimSettings) -> FastAPI:
     """Build the app; the engine is made in the lifespan and disposed on shutdown."""
@@ -37,7 +40,8 @@ def create_app(settings: CimSettings) -> FastAPI:
     )
     app.state.settings = settings
     add_exception_handlers(app)
-    app.include_router(health.router)
+    for router in ROUTERS:
+        app.include_router(router)
     return app
 
 

@@ -1,0 +1,12 @@
+"""``cim analyse ...``: the pipe-network and shelter analyses from the command line.
+
+Register commands here; the group is shown only when it has commands.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    help="Analyses: pipe network (one map) and disaster-shelter zoning.", no_args_is_help=True
+)

@@ -1,0 +1,13 @@
+"""``cim tiles ...``: build 3D Tiles and terrain tiles from the database.
+
+Register commands here; the group is shown only when it has commands.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    help="Build tilesets (3D Tiles, quantized-mesh terrain) into CIM_DATA_DIR/tiles.",
+    no_args_is_help=True,
+)
