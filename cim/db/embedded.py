@@ -80,6 +80,9 @@ def _free_loopback_port() -> int:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As PostgreSQL does: a port in TIME_WAIT after our own stop is still ours to reuse,
+        # so the cluster keeps its URL across restarts.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
