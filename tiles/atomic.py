@@ -1,0 +1,109 @@
+"""Write a tile layer into a temporary sibling folder and swap it into place atomically.
+
+Why: the API serves ``CIM_DATA_DIR/tiles/<layer>/`` while a new build is written. A reader must
+see either the complete old layer or the complete new one, never a mix, and a failed build must
+leave the old layer untouched. Every tiler (terrain, 3D Tiles) writes through
+:func:`atomic_layer`.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> root = pathlib.Path(tempfile.mkdtemp())
+>>> with atomic_layer(root / "terrain") as folder:
+...     _ = (folder / "layer.json").write_text("{}")
+>>> sorted(p.name for p in root.iterdir())
+['.terrain.lock', 'terrain']
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from cim.errors import TilingError
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one syscall (Linux ``renameat2``); False where that is unsupported."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    libc = ctypes.CDLL(name, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    result = renameat2(
+        _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
+    )
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(first))
+
+
+def swap_into_place(staged: Path, target: Path) -> None:
+    """Make the complete folder ``staged`` become ``target``; the old ``target`` is deleted.
+
+    Uses an atomic exchange where the kernel and file system support it. Elsewhere the old
+    folder is renamed aside first, so readers may see no folder for an instant but never a
+    half-written one.
+    """
+    if not target.exists():
+        staged.rename(target)
+        return
+    if _exchange(staged, target):
+        shutil.rmtree(staged, ignore_errors=True)  # ``staged`` now holds the old layer
+        return
+    aside = target.with_name(f".{target.name}.old-{os.getpid()}")
+    shutil.rmtree(aside, ignore_errors=True)
+    target.rename(aside)
+    try:
+        staged.rename(target)
+    except OSError:
+        aside.rename(target)  # put the old layer back before reporting
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextmanager
+def atomic_layer(target: Path) -> Iterator[Path]:
+    """Yield an empty temporary folder next to ``target``; on success it replaces ``target``.
+
+    The folder is a sibling (same file system, so the final rename is atomic). If the body
+    raises, the temporary folder is removed and ``target`` is left exactly as it was. An
+    exclusive lock file (``.<name>.lock``) serialises two builds of the same layer.
+    Permissions are set to 0755 so a server running as another user can read the tiles.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = target.with_name(f".{target.name}.lock")
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TilingError(
+                f"another build of {target.name!r} is running (lock {lock_path})"
+            ) from None
+        staged = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            staged.chmod(0o755)
+            yield staged
+            swap_into_place(staged, target)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
