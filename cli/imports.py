@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import typer
 
+from cli import import_shelters
+
 app = typer.Typer(
     help="Import source files into the database (one dataset per file).", no_args_is_help=True
 )
+app.command("shelters")(import_shelters.shelters)
+app.command("population")(import_shelters.population)
+app.command("hazards")(import_shelters.hazards)

@@ -1,0 +1,307 @@
+"""Read a vector layer (GeoJSON, GPKG, Shapefile via pyogrio; CSV with lon/lat) and a YAML mapping.
+
+The shelter, population and hazard importers share this: a file becomes a ``VectorTable`` of
+storage-CRS shapely geometries plus a column accessor that applies the mapping (source field
+name, constant value, value vocabulary). Mapping files look like::
+
+    name: Name                      # target: source field
+    capacity: Capacity
+    level: {value: short}           # a constant
+    kind: {field: TYPE, values: {AE: flood, VE: flood}}   # a vocabulary
+    where: {sfha_tf: [T]}           # keep only rows whose field is in the list
+    attrs: [Address, Phone]         # extra fields kept in attrs (default: all unmapped ones)
+    lon: long                       # CSV coordinate columns (default lon/long/longitude/x)
+    lat: lat
+    crs: EPSG:4326                  # source CRS when the file declares none
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+import yaml
+from pyproj import CRS
+
+from cim.crs import crs_label, parse_crs, to_storage
+from cim.errors import ImportFailed, InvalidInput
+
+VECTOR_SUFFIXES = {".geojson", ".json", ".gpkg", ".shp", ".csv", ".fgb"}
+LON_NAMES = ("lon", "long", "longitude", "lng", "x")
+LAT_NAMES = ("lat", "latitude", "y")
+RESERVED_KEYS = {"where", "attrs", "lon", "lat", "crs", "kind_of_file"}
+
+
+def load_mapping(path: Path | None) -> dict[str, Any]:
+    """The mapping in a YAML file (``{}`` without one); InvalidInput when it is not a mapping."""
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InvalidInput(f"cannot read mapping {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"mapping {path} must be a YAML mapping of target: source")
+    return data
+
+
+@dataclass
+class VectorTable:
+    """Rows of a vector file: geometries (storage CRS), properties, and the mapping to apply."""
+
+    geoms: npt.NDArray[np.object_]
+    properties: list[dict[str, Any]]
+    mapping: dict[str, Any]
+    source_crs: str
+    fields: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.properties)
+
+    def has(self, target: str, candidates: tuple[str, ...] = ()) -> bool:
+        """Whether ``target`` is mapped, or one of ``candidates`` is a field of the file."""
+        return target in self.mapping or self._auto_field(target, candidates) is not None
+
+    def _auto_field(self, target: str, candidates: tuple[str, ...]) -> str | None:
+        lowered = {name.lower(): name for name in self.fields}
+        for name in (target, *candidates):
+            if name.lower() in lowered:
+                return lowered[name.lower()]
+        return None
+
+    def used_fields(self, targets: dict[str, tuple[str, ...]]) -> set[str]:
+        """Source fields consumed by the mapped targets (kept out of ``attrs``)."""
+        used: set[str] = set()
+        for target, candidates in targets.items():
+            spec = self.mapping.get(target)
+            if isinstance(spec, str):
+                used.add(spec)
+            elif isinstance(spec, dict):
+                if "field" in spec:
+                    used.add(str(spec["field"]))
+                used.update(str(name) for name in (spec.get("fields") or {}))
+            elif spec is None:
+                auto = self._auto_field(target, candidates)
+                if auto:
+                    used.add(auto)
+        return used
+
+    def column(self, target: str, candidates: tuple[str, ...] = ()) -> list[Any]:
+        """Values of ``target`` for every row, after the mapping (None where missing)."""
+        spec = self.mapping.get(target)
+        if spec is None:
+            auto = self._auto_field(target, candidates)
+            return [None] * len(self) if auto is None else [p.get(auto) for p in self.properties]
+        if isinstance(spec, str):
+            self._require_field(spec, target)
+            return [p.get(spec) for p in self.properties]
+        if not isinstance(spec, dict):
+            raise InvalidInput(f"mapping for {target!r} must be a field name or a table")
+        if "value" in spec:
+            return [spec["value"]] * len(self)
+        source = spec.get("field")
+        if source is None:
+            raise InvalidInput(f"mapping for {target!r} needs field: or value:")
+        self._require_field(str(source), target)
+        vocabulary = {str(k): v for k, v in (spec.get("values") or {}).items()}
+        default = spec.get("default")
+        values: list[Any] = []
+        for row in self.properties:
+            raw = row.get(str(source))
+            if is_missing(raw):
+                values.append(default)
+            elif vocabulary:
+                values.append(vocabulary.get(str(raw), default if "default" in spec else raw))
+            else:
+                values.append(raw)
+        return values
+
+    def flags(self, target: str) -> list[list[str]]:
+        """Per row, the names whose flag field is set (``{fields: {src: name}, true: [...]}``)."""
+        spec = self.mapping.get(target)
+        if not isinstance(spec, dict) or not isinstance(spec.get("fields"), dict):
+            return [[] for _ in range(len(self))]
+        truthy = {str(v) for v in spec.get("true", ["1", "true", "True", "yes", "YES", "Y"])}
+        pairs = [(str(k), str(v)) for k, v in spec["fields"].items()]
+        for source, _ in pairs:
+            self._require_field(source, target)
+        return [
+            [name for source, name in pairs if str(row.get(source)) in truthy]
+            for row in self.properties
+        ]
+
+    def attrs(self, used: set[str]) -> list[dict[str, Any]]:
+        """Per row, the properties kept as ``attrs`` (``attrs:`` list, else all unused fields)."""
+        keep = self.mapping.get("attrs")
+        names = (
+            [str(n) for n in keep]
+            if isinstance(keep, list)
+            else [n for n in self.fields if n not in used]
+        )
+        return [
+            {n: json_safe(row.get(n)) for n in names if not is_missing(row.get(n))}
+            for row in self.properties
+        ]
+
+    def _require_field(self, name: str, target: str) -> None:
+        if name not in self.fields:
+            raise InvalidInput(
+                f"mapping for {target!r} names field {name!r}, which the file does not have; "
+                f"fields: {', '.join(self.fields)}"
+            )
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN or an empty string."""
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip() == ""
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON types for numpy scalars and dates."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def to_float(value: Any, *, what: str, row: int) -> float | None:
+    """A float, None when missing; InvalidInput naming the row when it is not a number."""
+    if is_missing(value):
+        return None
+    try:
+        number = float(str(value).replace(",", "")) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"row {row + 1}: {what} {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise InvalidInput(f"row {row + 1}: {what} {value!r} is not a finite number")
+    return number
+
+
+def read_vector(
+    path: Path, *, storage_srid: int, mapping: dict[str, Any], crs: str | None = None
+) -> VectorTable:
+    """Read ``path`` into a VectorTable in the storage CRS (2D); ``crs`` overrides the file's."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"{path}: no such file")
+    if path.suffix.lower() not in VECTOR_SUFFIXES:
+        raise InvalidInput(
+            f"{path.name}: unsupported format; use one of {', '.join(sorted(VECTOR_SUFFIXES))}"
+        )
+    given = crs or mapping.get("crs")
+    if path.suffix.lower() == ".csv":
+        geoms, properties, fields, source = _read_csv(path, mapping, given)
+    else:
+        geoms, properties, fields, source = _read_ogr(path, given)
+    keep = _where(properties, mapping.get("where"), fields)
+    geoms = geoms[keep]
+    properties = [properties[i] for i in np.flatnonzero(keep)]
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    if missing.any():
+        first = int(np.flatnonzero(missing)[0])
+        raise InvalidInput(f"{path.name}: feature {first + 1} has no geometry")
+    geoms = _transform(shapely.force_2d(geoms), source, storage_srid)
+    return VectorTable(
+        geoms=geoms,
+        properties=properties,
+        mapping=mapping,
+        source_crs=crs_label(source),
+        fields=fields,
+    )
+
+
+def _read_ogr(
+    path: Path, given: str | None
+) -> tuple[npt.NDArray[np.object_], list[dict[str, Any]], list[str], CRS]:
+    import pyogrio
+
+    try:
+        frame = pyogrio.read_dataframe(path)
+    except Exception as exc:  # pyogrio raises several DataSourceError/DataLayerError types
+        raise ImportFailed(f"{path.name}: cannot read: {exc}") from None
+    if given:
+        source = parse_crs(given)
+    elif frame.crs is not None:
+        source = parse_crs(frame.crs.to_wkt())
+    else:
+        raise InvalidInput(f"{path.name} declares no CRS; give one with --crs")
+    fields = [str(c) for c in frame.columns if c != "geometry"]
+    records = frame.drop(columns="geometry").to_dict(orient="records")
+    return np.asarray(frame.geometry.values, dtype=object), records, fields, source
+
+
+def _read_csv(
+    path: Path, mapping: dict[str, Any], given: str | None
+) -> tuple[npt.NDArray[np.object_], list[dict[str, Any]], list[str], CRS]:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:  # pandas raises parser errors of several types
+        raise ImportFailed(f"{path.name}: cannot read CSV: {exc}") from None
+    fields = [str(c) for c in frame.columns]
+    lon = _pick(fields, mapping.get("lon"), LON_NAMES, path.name, "longitude")
+    lat = _pick(fields, mapping.get("lat"), LAT_NAMES, path.name, "latitude")
+    xs = pd.to_numeric(frame[lon], errors="coerce").to_numpy(dtype=float)
+    ys = pd.to_numeric(frame[lat], errors="coerce").to_numpy(dtype=float)
+    bad = ~(np.isfinite(xs) & np.isfinite(ys))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InvalidInput(f"{path.name}: row {row + 1} has no numeric {lon}/{lat}")
+    records = frame.drop(columns=[lon, lat]).to_dict(orient="records")
+    fields = [f for f in fields if f not in (lon, lat)]
+    return shapely.points(xs, ys), records, fields, parse_crs(given or "EPSG:4326")
+
+
+def _pick(fields: list[str], chosen: Any, names: tuple[str, ...], file: str, what: str) -> str:
+    if chosen:
+        if str(chosen) not in fields:
+            raise InvalidInput(f"{file}: no column {chosen!r} for the {what}")
+        return str(chosen)
+    lowered = {f.lower(): f for f in fields}
+    for name in names:
+        if name in lowered:
+            return lowered[name]
+    raise InvalidInput(
+        f"{file}: no {what} column (looked for {', '.join(names)}); name it with "
+        f"{'lon' if what == 'longitude' else 'lat'}: in --mapping"
+    )
+
+
+def _where(
+    properties: list[dict[str, Any]], where: Any, fields: list[str]
+) -> npt.NDArray[np.bool_]:
+    keep = np.ones(len(properties), dtype=bool)
+    if not where:
+        return keep
+    if not isinstance(where, dict):
+        raise InvalidInput("mapping where: must map field names to lists of values")
+    for name, allowed in where.items():
+        if name not in fields:
+            raise InvalidInput(f"mapping where: the file has no field {name!r}")
+        values = {str(v) for v in (allowed if isinstance(allowed, list) else [allowed])}
+        keep &= np.array([str(row.get(name)) in values for row in properties], dtype=bool)
+    return keep
+
+
+def _transform(
+    geoms: npt.NDArray[np.object_], source: CRS, storage_srid: int
+) -> npt.NDArray[np.object_]:
+    if source.to_epsg() == storage_srid:
+        return geoms
+
+    def move(coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        x, y, _ = to_storage(source, storage_srid, coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    return np.asarray(shapely.transform(geoms, move), dtype=object)
