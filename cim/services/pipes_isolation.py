@@ -1,0 +1,192 @@
+"""Burst-valve isolation (爆管关阀) on pressure networks: which valves to close, what is cut off.
+
+The search is Giswater's mincut reduced to its graph core: from the burst segment, walk the
+network through every non-valve node; an operable valve (open or already closed) stops the walk
+and becomes part of the ring to close; a valve that is broken or inaccessible (stored state, or
+named in ``failed_valves`` on a second call) is walked through, so the ring extends to the
+next valves. The segments walked are the isolated ones; their length and water volume
+(inner section area x length) and the non-valve nodes reached (hydrants, consumers, tees) are
+reported. With valves modelled as nodes on the pipes, the isolated set equals WNTR's
+``valve_segments`` segment of the burst pipe (tested on Net3 and ky4).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cim.errors import InvalidInput
+from cim.services.pipes_common import (
+    feature_collection,
+    node_features,
+    pipe_dataset_ids,
+    segment_features,
+    session_srid,
+)
+from cim.services.pipes_graph import (
+    FAILED_VALVE_STATES,
+    PipeGraph,
+    dataset_of_segment,
+    load_graph,
+    nearest_segment,
+)
+from cim.utilities import is_pressure
+
+PRESSURE_HINT = "isolation runs on pressure networks (JS water, RQ gas, RL heat)"
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """Indices (into the graph) of what a burst cuts off and the valves that do it."""
+
+    segments: list[int]
+    nodes: list[int]
+    valves_to_close: list[int]
+    valves_already_closed: list[int]
+    failed_valves_passed: list[int]
+
+
+def isolate(graph: PipeGraph, start_segment: int, failed_valves: frozenset[int]) -> Isolation:
+    """Graph search from one segment bounded by operable valves (indices; pure, no database)."""
+    starts, ends = graph.ends()
+    seen_segments = {start_segment}
+    seen_nodes: set[int] = set()
+    queue = deque([starts[start_segment], ends[start_segment]])
+    nodes: list[int] = []
+    to_close: list[int] = []
+    closed: list[int] = []
+    passed: list[int] = []
+    while queue:
+        node = queue.popleft()
+        if node in seen_nodes:
+            continue
+        seen_nodes.add(node)
+        if graph.is_valve(node):
+            state = graph.node_valve_state[node]
+            if node not in failed_valves and state not in FAILED_VALVE_STATES:
+                (closed if state == "closed" else to_close).append(node)
+                continue
+            passed.append(node)
+        else:
+            nodes.append(node)
+        for segment in graph.incident(node):
+            if segment not in seen_segments:
+                seen_segments.add(segment)
+                queue.append(starts[segment] if ends[segment] == node else ends[segment])
+    return Isolation(
+        segments=sorted(seen_segments),
+        nodes=sorted(nodes),
+        valves_to_close=sorted(to_close),
+        valves_already_closed=sorted(closed),
+        failed_valves_passed=sorted(passed),
+    )
+
+
+def isolate_burst(
+    session: Session,
+    *,
+    segment_id: int | None = None,
+    point: tuple[float, float] | None = None,
+    dataset_id: int | None = None,
+    failed_valve_ids: list[int] | None = None,
+    tolerance_m: float = 50.0,
+    with_geojson: bool = True,
+) -> dict[str, Any]:
+    """Valves to close for a burst on ``segment_id`` (or the pressure pipe nearest ``point``)."""
+    srid = session_srid(session)
+    if (segment_id is None) == (point is None):
+        raise InvalidInput("give exactly one of segment_id or point")
+    if segment_id is None:
+        assert point is not None
+        segment_id = nearest_segment(
+            session,
+            x=point[0],
+            y=point[1],
+            srid=srid,
+            dataset_ids=pipe_dataset_ids(session, dataset_id),
+            utilities=["JS", "RQ", "RL", "GY"],
+            tolerance_m=tolerance_m,
+        )
+    dataset = dataset_of_segment(session, segment_id)
+    if dataset_id is not None and dataset != dataset_id:
+        raise InvalidInput(f"segment {segment_id} belongs to dataset {dataset}, not {dataset_id}")
+    graph = load_graph(session, dataset)
+    start = graph.segment_index(segment_id)
+    utility = graph.segment_utility[start]
+    if not is_pressure(utility):
+        raise InvalidInput(f"segment {segment_id} is class {utility}; {PRESSURE_HINT}")
+    failed: set[int] = set()
+    for valve_id in failed_valve_ids or []:
+        index = graph.node_index(valve_id)
+        if not graph.is_valve(index):
+            raise InvalidInput(f"node {valve_id} is not a valve")
+        failed.add(index)
+    result = isolate(graph, start, frozenset(failed))
+    return isolation_summary(session, graph, result, segment_id, srid, with_geojson=with_geojson)
+
+
+def isolation_summary(
+    session: Session,
+    graph: PipeGraph,
+    result: Isolation,
+    segment_id: int,
+    srid: int,
+    *,
+    with_geojson: bool,
+) -> dict[str, Any]:
+    """The JSON answer: valves, segments, length, volume, affected nodes, GeoJSON highlight."""
+
+    def node_rows(indices: list[int]) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": int(graph.node_ids[i]),
+                "code": graph.node_codes[i],
+                "kind": graph.node_kind[i],
+                "valve_state": graph.node_valve_state[i],
+            }
+            for i in indices
+        ]
+
+    lengths = graph.segment_length[result.segments]
+    volume = float((lengths * graph.segment_area[result.segments]).sum())
+    kinds: dict[str, int] = {}
+    for i in result.nodes:
+        kinds[graph.node_kind[i] or "junction"] = kinds.get(graph.node_kind[i] or "junction", 0) + 1
+    answer: dict[str, Any] = {
+        "dataset_id": graph.dataset_id,
+        "burst_segment": {
+            "id": segment_id,
+            "code": graph.segment_codes[graph.segment_index(segment_id)],
+        },
+        "valves_to_close": node_rows(result.valves_to_close),
+        "valves_already_closed": node_rows(result.valves_already_closed),
+        "failed_valves_passed": node_rows(result.failed_valves_passed),
+        "isolated_segments": [
+            {"id": int(graph.segment_ids[s]), "code": graph.segment_codes[s]}
+            for s in result.segments
+        ],
+        "segment_count": len(result.segments),
+        "length_m": round(float(lengths.sum()), 3),
+        "volume_m3": round(volume, 3),
+        "affected_nodes": node_rows(result.nodes),
+        "affected_node_kinds": kinds,
+    }
+    if with_geojson:
+        answer["geojson"] = feature_collection(
+            segment_features(
+                session, [int(graph.segment_ids[s]) for s in result.segments], role="isolated"
+            )
+            + node_features(
+                session, [int(graph.node_ids[v]) for v in result.valves_to_close], role="close"
+            )
+            + node_features(
+                session,
+                [int(graph.node_ids[v]) for v in result.failed_valves_passed],
+                role="failed",
+            ),
+            srid,
+        )
+    return answer

@@ -1,0 +1,231 @@
+"""Hand-made pipe networks written straight into the test database with ``copy_rows``.
+
+The analyses are tested against rows built here (and against WNTR models turned into rows),
+independently of the importers: a node is ``(code, x, y, ground_z, kind, valve_state)`` and a
+segment ``(code, start, end, coords, sizes, inverts)`` with everything else defaulted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import shapely
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from cim.db.copy import copy_rows, reserve_ids
+from tests.conftest import TEST_SRID
+
+
+@dataclass
+class N:
+    code: str
+    x: float
+    y: float
+    ground_z: float = 10.0
+    utility: str = "JS"
+    kind: str = "junction"
+    valve_state: str | None = None
+
+
+@dataclass
+class S:
+    code: str
+    start: str
+    end: str
+    utility: str = "JS"
+    coords: list[tuple[float, float, float]] | None = None  # default: straight from node to node
+    diameter_mm: float | None = 300.0
+    width_mm: float | None = None
+    height_mm: float | None = None
+    section_shape: str = "circular"
+    start_invert_z: float | None = None
+    end_invert_z: float | None = None
+    pressure: str | None = None
+    material: str | None = None
+    owner: str | None = None
+    year: int | None = None
+    subclass: str | None = None
+    link_type: str = "pipe"
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def make_dataset(
+    session: Session, name: str = "fixture", kind: str = "pipes", qc: dict[str, Any] | None = None
+) -> int:
+    return int(
+        session.execute(
+            text(
+                "INSERT INTO dataset (kind, name, source_name, source_sha256, status, qc, counts,"
+                " ready_at) VALUES (:kind, :name, :name, md5(random()::text), 'ready',"
+                " CAST(:qc AS jsonb), '{}'::jsonb, :now) RETURNING id"
+            ),
+            {"kind": kind, "name": name, "qc": json.dumps(qc or {}), "now": datetime.now(UTC)},
+        ).scalar_one()
+    )
+
+
+def hex_geom(geom: shapely.Geometry) -> str:
+    return str(shapely.to_wkb(shapely.set_srid(geom, TEST_SRID), hex=True, include_srid=True))
+
+
+def write_network(
+    session: Session, dataset_id: int, nodes: list[N], segments: list[S]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """COPY the nodes and segments; returns code -> id maps for nodes and segments."""
+    node_ids = dict(
+        zip(
+            [n.code for n in nodes],
+            reserve_ids(session, table="pipe_node", count=len(nodes)),
+            strict=True,
+        )
+    )
+    seg_ids = dict(
+        zip(
+            [s.code for s in segments],
+            reserve_ids(session, table="pipe_segment", count=len(segments)),
+            strict=True,
+        )
+    )
+    by_code = {n.code: n for n in nodes}
+    copy_rows(
+        session,
+        table="pipe_node",
+        columns=[
+            "id",
+            "dataset_id",
+            "code",
+            "utility",
+            "kind",
+            "geom",
+            "ground_z",
+            "valve_state",
+            "attrs",
+        ],
+        rows=(
+            [
+                node_ids[n.code],
+                dataset_id,
+                n.code,
+                n.utility,
+                n.kind,
+                hex_geom(shapely.Point(n.x, n.y, n.ground_z)),
+                n.ground_z,
+                n.valve_state,
+                "{}",
+            ]
+            for n in nodes
+        ),
+    )
+
+    def row(s: S) -> list[Any]:
+        a, b = by_code[s.start], by_code[s.end]
+        height = (s.diameter_mm or s.height_mm or 0.0) / 1000.0
+        inv_a = s.start_invert_z if s.start_invert_z is not None else a.ground_z - 1.0 - height
+        inv_b = s.end_invert_z if s.end_invert_z is not None else b.ground_z - 1.0 - height
+        coords = s.coords or [(a.x, a.y, inv_a + height / 2), (b.x, b.y, inv_b + height / 2)]
+        line = shapely.LineString(coords)
+        return [
+            seg_ids[s.code],
+            dataset_id,
+            s.code,
+            s.utility,
+            s.subclass,
+            s.link_type,
+            node_ids[s.start],
+            node_ids[s.end],
+            hex_geom(line),
+            inv_a,
+            inv_b,
+            inv_a + height,
+            inv_b + height,
+            s.section_shape,
+            s.diameter_mm,
+            s.width_mm,
+            s.height_mm,
+            s.pressure,
+            s.material,
+            s.owner,
+            s.year,
+            line.length,
+            json.dumps(s.attrs),
+        ]
+
+    copy_rows(
+        session,
+        table="pipe_segment",
+        columns=[
+            "id",
+            "dataset_id",
+            "code",
+            "utility",
+            "subclass",
+            "link_type",
+            "start_node_id",
+            "end_node_id",
+            "geom",
+            "start_invert_z",
+            "end_invert_z",
+            "start_top_z",
+            "end_top_z",
+            "section_shape",
+            "diameter_mm",
+            "width_mm",
+            "height_mm",
+            "pressure",
+            "material",
+            "owner",
+            "year",
+            "length_m",
+            "attrs",
+        ],
+        rows=(row(s) for s in segments),
+    )
+    session.flush()
+    return node_ids, seg_ids
+
+
+def wntr_rows(wn: Any, valve_layer: Any) -> tuple[list[N], list[S]]:
+    """A WNTR model as rows: each valve of the layer becomes a valve node on its link, 1/10 of
+    the link length from the node it protects (the link is split there)."""
+    nodes = [
+        N(name, float(node.coordinates[0]), float(node.coordinates[1]), 10.0, "JS")
+        for name, node in wn.nodes()
+    ]
+    by_link: dict[str, set[str]] = {}
+    for link_name, node_name in zip(valve_layer["link"], valve_layer["node"], strict=True):
+        by_link.setdefault(str(link_name), set()).add(str(node_name))
+    coord = {n.code: (n.x, n.y) for n in nodes}
+    segments: list[S] = []
+    for name, link in wn.links():
+        a, b = link.start_node_name, link.end_node_name
+        diameter = float(getattr(link, "diameter", 0.3) or 0.3) * 1000.0
+        valved = by_link.get(name, set())
+        chain = [a]
+        for end, fraction in ((a, 0.1), (b, 0.9)):
+            if end in valved:
+                (xa, ya), (xb, yb) = coord[a], coord[b]
+                code = f"V:{name}:{end}"
+                nodes.append(
+                    N(
+                        code,
+                        xa + (xb - xa) * fraction,
+                        ya + (yb - ya) * fraction,
+                        10.0,
+                        "JS",
+                        "valve",
+                        "open",
+                    )
+                )
+                coord[code] = (nodes[-1].x, nodes[-1].y)
+                chain.append(code)
+        chain.append(b)
+        # the piece between the valves (or the whole link) keeps the link's name
+        main = 1 if chain[1].startswith("V:") and chain[1].endswith(f":{a}") and a != b else 0
+        for k in range(len(chain) - 1):
+            code = name if k == main else f"{name}#{k}"
+            segments.append(S(code, chain[k], chain[k + 1], "JS", diameter_mm=diameter))
+    return nodes, segments
