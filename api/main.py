@@ -8,12 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import add_exception_handlers
-from api.routers import health
+from api.routers import features, health
+from api.setup import apply_statement_timeout, configure
 from cim import __version__
 from cim.config import CimSettings
 from cim.db.connect import open_database
 
-ROUTERS = [health.router]
+ROUTERS = [health.router, features.router]
 """Every router of the API; a new domain adds its router module here."""
 
 
@@ -23,6 +24,7 @@ def create_app(settings: CimSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = open_database(settings, pool_size=10)
+        apply_statement_timeout(engine, settings.statement_timeout_ms)
         app.state.engine = engine
         try:
             yield
@@ -40,6 +42,7 @@ def create_app(settings: CimSettings) -> FastAPI:
     )
     app.state.settings = settings
     add_exception_handlers(app)
+    configure(app, settings)
     for router in ROUTERS:
         app.include_router(router)
     return app

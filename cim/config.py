@@ -36,6 +36,10 @@ def normalise_database_url(url: str) -> str:
     raise ValueError("CIM_DATABASE_URL must be a postgresql:// URL")
 
 
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
 class CimSettings(BaseSettings):
     """Every setting of cim; each field is read from ``CIM_<FIELD>`` (case-insensitive)."""
 
@@ -61,6 +65,24 @@ class CimSettings(BaseSettings):
     )
     statement_timeout_ms: int = Field(default=30_000, ge=100)
     log_level: str = Field(default="INFO")
+    cors_origins: str = Field(
+        default="", description="Comma-separated origins allowed by CORS; '*' for any, '' none."
+    )
+    public_collections: str = Field(
+        default="*",
+        description="Comma-separated collection ids anyone may read without a key; '*' = all.",
+    )
+    sensitive_utilities: str = Field(
+        default="RQ,DL",
+        description="Utility classes whose pipes need an API key (reader or above) to read.",
+    )
+    max_limit: int = Field(default=10_000, ge=1, description="Cap on items per page.")
+    max_body_bytes: int = Field(
+        default=1 << 30, ge=1024, description="Largest request body accepted (uploads)."
+    )
+    collection_cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long the list of non-empty collections is cached."
+    )
 
     @field_validator("database_url", "read_database_url")
     @classmethod
@@ -90,6 +112,21 @@ class CimSettings(BaseSettings):
     def tiles_dir(self) -> Path:
         """Where tilesets are written and served from."""
         return self.data_dir / "tiles"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """``cors_origins`` split into a list (empty = CORS off)."""
+        return _split(self.cors_origins)
+
+    @property
+    def public_collection_set(self) -> frozenset[str]:
+        """Collections readable without a key; contains ``*`` when every one is."""
+        return frozenset(_split(self.public_collections))
+
+    @property
+    def sensitive_utility_set(self) -> frozenset[str]:
+        """Upper-case utility class codes whose pipes need a role to read."""
+        return frozenset(code.upper() for code in _split(self.sensitive_utilities))
 
     @property
     def uses_embedded_database(self) -> bool:

@@ -1,0 +1,48 @@
+"""Who is calling: the API key from ``X-API-Key`` or ``Authorization: Bearer``, as a Principal."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from api.deps import SessionDep
+from cim.errors import AuthenticationRequired
+from cim.services.access import ANONYMOUS, Principal, authenticate, require_role
+
+# auto_error=False: a missing key means anonymous, decided by each route's policy.
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+_bearer = HTTPBearer(auto_error=False)
+
+
+def get_principal(
+    session: SessionDep,
+    api_key: Annotated[str | None, Depends(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller; a key that is given but unknown or revoked is a 401, never anonymous."""
+    secret = api_key or (bearer.credentials if bearer is not None else None)
+    if secret is None:
+        return ANONYMOUS
+    secret = secret.strip()
+    if not secret or len(secret) > 256:
+        raise AuthenticationRequired("the API key is unknown or revoked")
+    return authenticate(session, secret=secret)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_admin(principal: PrincipalDep) -> Principal:
+    """Dependency of every write: the caller must hold the admin role."""
+    require_role(principal, "admin")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]
+
+
+def client_address(request: Request) -> str | None:
+    """The caller's address for the audit log (after proxy headers, as uvicorn resolves them)."""
+    return request.client.host if request.client else None

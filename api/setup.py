@@ -1,0 +1,41 @@
+"""App-wide HTTP concerns configured from settings: OpenAPI 3.0, CORS, body limit, timeouts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import Engine, event
+from starlette.middleware.cors import CORSMiddleware
+
+from api.middleware import BodySizeLimit
+from api.openapi import install_openapi30
+from cim.config import CimSettings
+
+
+def configure(app: FastAPI, settings: CimSettings) -> None:
+    """Install the OpenAPI 3.0 document, CORS (when origins are set) and the body size limit."""
+    install_openapi30(app)
+    origins = settings.cors_origin_list
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "HEAD", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "If-None-Match"],
+            expose_headers=["ETag", "Last-Modified", "Content-Crs", "Location"],
+            max_age=600,
+        )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+
+def apply_statement_timeout(engine: Engine, timeout_ms: int) -> None:
+    """Every connection of the API's pool gets ``statement_timeout`` (no extra round trip)."""
+
+    @event.listens_for(engine, "connect")
+    def _set_timeout(dbapi_connection: Any, connection_record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = {int(timeout_ms)}")
+        dbapi_connection.commit()
+
+    engine.dispose()  # connections opened before the listener existed have no timeout
