@@ -1,0 +1,193 @@
+"""Cross-section (横断面) along a user line: every pipe crossed, its depth, size, colour; ground.
+
+For each crossing of the line with a segment (2D, storage CRS): the offset along the line, the
+centreline elevation interpolated along the segment's 3D centreline, the invert and top
+elevations interpolated between the segment's end values (or centre -/+ half the section
+height), the ground from the terrain DEM (``ST_Value`` on ``terrain_raster``) or, without a DEM,
+interpolated between the segment's end-node ground heights, and from those the centre depth and
+the cover. The ground profile is sampled along the line from the DEM when there is one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from cim.errors import InvalidInput
+from cim.services import pipes_svg as svg
+from cim.services.pipes_common import (
+    class_info,
+    ewkt,
+    has_terrain,
+    parse_line,
+    pipe_dataset_ids,
+    round_or_none,
+    section_label,
+    session_srid,
+    terrain_heights,
+)
+
+MAX_LINE_M = 5000.0
+GROUND_SAMPLES = 100
+
+CROSSINGS_SQL = """
+WITH l AS (SELECT ST_GeomFromEWKT(:line) AS g),
+hits AS (
+    SELECT s.*, (ST_Dump(ST_Intersection(ST_Force2D(s.geom), l.g))).geom AS hit
+    FROM pipe_segment s, l
+    WHERE s.dataset_id = ANY(:ds) AND ST_Intersects(s.geom, l.g)
+),
+points AS (
+    SELECT hits.*, CASE WHEN GeometryType(hit) = 'POINT' THEN hit ELSE ST_StartPoint(hit) END AS p
+    FROM hits
+)
+SELECT p.id, p.code, p.utility, p.subclass, p.section_shape, p.diameter_mm, p.width_mm,
+       p.height_mm, p.material, p.owner, p.pressure, p.burial,
+       ST_X(p.p), ST_Y(p.p),
+       ST_LineLocatePoint(l.g, p.p) * ST_Length(l.g) AS offset_m,
+       ST_LineLocatePoint(ST_Force2D(p.geom), p.p) AS frac,
+       ST_Z(ST_LineInterpolatePoint(p.geom, ST_LineLocatePoint(ST_Force2D(p.geom), p.p))) AS centre,
+       p.start_invert_z, p.end_invert_z, p.start_top_z, p.end_top_z, a.ground_z, b.ground_z
+FROM points p CROSS JOIN l
+JOIN pipe_node a ON a.id = p.start_node_id
+JOIN pipe_node b ON b.id = p.end_node_id
+ORDER BY offset_m, p.id
+"""
+
+
+def _lerp(a: float | None, b: float | None, t: float) -> float | None:
+    if a is None or b is None:
+        return None
+    return a + (b - a) * t
+
+
+def cross_section(
+    session: Session,
+    *,
+    line: Any,
+    dataset_id: int | None = None,
+    utilities: list[str] | None = None,
+) -> dict[str, Any]:
+    """Pipes crossed by ``line`` (GeoJSON/WKT LineString in the storage CRS), nearest first."""
+    geom = parse_line(line)
+    if geom.length > MAX_LINE_M:
+        raise InvalidInput(
+            f"line is {geom.length:.0f} m long; a cross-section is at most {MAX_LINE_M:g} m"
+        )
+    srid = session_srid(session)
+    datasets = pipe_dataset_ids(session, dataset_id)
+    rows = session.execute(text(CROSSINGS_SQL), {"line": ewkt(geom, srid), "ds": datasets}).all()
+    if utilities:
+        wanted = {u.upper() for u in utilities}
+        rows = [r for r in rows if r.utility in wanted or (r.subclass or "") in wanted]
+    terrain = has_terrain(session)
+    crossing_ground = (
+        terrain_heights(session, [(r[12], r[13]) for r in rows], srid) if terrain else []
+    )
+    pipes = []
+    for k, r in enumerate(rows):
+        frac = float(r.frac)
+        height = float(r.diameter_mm or r.height_mm or 0.0) / 1000.0
+        width = float(r.diameter_mm or r.width_mm or 0.0) / 1000.0
+        centre = float(r.centre) if r.centre is not None else None
+        invert = _lerp(r.start_invert_z, r.end_invert_z, frac)
+        if invert is None and centre is not None:
+            invert = centre - height / 2
+        top = _lerp(r.start_top_z, r.end_top_z, frac)
+        if top is None and invert is not None:
+            top = invert + height
+        if centre is None and invert is not None:
+            centre = invert + height / 2
+        ground = crossing_ground[k] if terrain and crossing_ground[k] is not None else None
+        ground_source = "terrain" if ground is not None else "nodes"
+        if ground is None:
+            ground = _lerp(r[21], r[22], frac)
+        pipes.append(
+            {
+                "segment_id": r.id,
+                "code": r.code,
+                "utility": r.utility,
+                "subclass": r.subclass,
+                **class_info(r.subclass if r.utility == "QT" and r.subclass else r.utility),
+                "offset_m": round(float(r.offset_m), 3),
+                "x": round(float(r[12]), 3),
+                "y": round(float(r[13]), 3),
+                "section": section_label(r.section_shape, r.diameter_mm, r.width_mm, r.height_mm),
+                "section_shape": r.section_shape,
+                "width_m": round(width, 3),
+                "height_m": round(height, 3),
+                "centre_z": round_or_none(centre),
+                "invert_z": round_or_none(invert),
+                "top_z": round_or_none(top),
+                "ground_z": round_or_none(ground),
+                "ground_source": ground_source if ground is not None else None,
+                "centre_depth_m": round_or_none(
+                    None if ground is None or centre is None else ground - centre
+                ),
+                "cover_m": round_or_none(None if ground is None or top is None else ground - top),
+                "material": r.material,
+                "owner": r.owner,
+                "pressure": r.pressure,
+                "burial": r.burial,
+            }
+        )
+    ground_profile: list[dict[str, float]] = []
+    if terrain:
+        count = GROUND_SAMPLES
+        samples = [geom.interpolate(geom.length * i / (count - 1)) for i in range(count)]
+        heights = terrain_heights(session, [(p.x, p.y) for p in samples], srid)
+        ground_profile = [
+            {"offset_m": round(geom.length * i / (count - 1), 3), "z": round(h, 3)}
+            for i, h in enumerate(heights)
+            if h is not None
+        ]
+    else:
+        ground_profile = [
+            {"offset_m": p["offset_m"], "z": p["ground_z"]}
+            for p in pipes
+            if p["ground_z"] is not None
+        ]
+    return {
+        "line_length_m": round(geom.length, 3),
+        "srid": srid,
+        "ground_source": "terrain" if terrain else "nodes",
+        "pipe_count": len(pipes),
+        "pipes": pipes,
+        "ground_profile": ground_profile,
+    }
+
+
+def section_svg(section: dict[str, Any]) -> str:
+    """An SVG drawing of a :func:`cross_section` answer: ground line and coloured pipes."""
+    ground = [(g["offset_m"], g["z"]) for g in section["ground_profile"]]
+    elevations = [z for _, z in ground]
+    for pipe in section["pipes"]:
+        elevations += [z for z in (pipe["invert_z"], pipe["top_z"]) if z is not None]
+    frame = svg.frame_for([0.0, section["line_length_m"]], elevations)
+    parts = svg.axes(frame, f"Cross-section, {section['pipe_count']} pipes")
+    if len(ground) > 1:
+        parts.append(svg.polyline(frame, ground, "#8B5A2B"))
+    for pipe in section["pipes"]:
+        if pipe["centre_z"] is None:
+            continue
+        cx, cy = frame.x(pipe["offset_m"]), frame.y(pipe["centre_z"])
+        rx = max(3.0, pipe["width_m"] / 2 * frame.sx())
+        ry = max(3.0, pipe["height_m"] / 2 * frame.sy())
+        if pipe["section_shape"] == "rectangular":
+            parts.append(
+                f'<rect x="{cx - rx:.1f}" y="{cy - ry:.1f}" width="{2 * rx:.1f}"'
+                f' height="{2 * ry:.1f}" fill="{pipe["colour"]}" stroke="#222"/>'
+            )
+        else:
+            parts.append(
+                f'<ellipse cx="{cx:.1f}" cy="{cy:.1f}" rx="{rx:.1f}" ry="{ry:.1f}"'
+                f' fill="{pipe["colour"]}" stroke="#222"/>'
+            )
+        parts.append(
+            svg.label(cx + rx + 2, cy - 2, f"{pipe['code']} {pipe['utility']} {pipe['section']}")
+        )
+        if pipe["cover_m"] is not None:
+            parts.append(svg.label(cx + rx + 2, cy + 10, f"cover {pipe['cover_m']:.2f} m"))
+    return svg.document(parts)

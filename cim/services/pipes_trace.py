@@ -1,0 +1,210 @@
+"""Network tracing: downstream/upstream on gravity networks, connected component on pressure ones.
+
+Gravity (PS drainage): a segment flows from its higher invert to its lower one
+(``direction_from="invert"``, the default; level or unknown inverts fall back to the stored link
+direction) or always from start to end node (``"link"``: SWMM conduits are stored from inlet to
+outlet node, so this follows the model's link direction). Pressure and cable networks are traced
+as an undirected connected component. Stop conditions: valves (any valve, or only closed ones
+for pressure networks), a change of utility class/sub-class, and a maximum path distance (the
+walk is a Dijkstra over segment lengths, so "within 500 m" means along the pipes).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from cim.errors import InvalidInput
+from cim.services.pipes_common import (
+    feature_collection,
+    node_features,
+    segment_features,
+    session_srid,
+)
+from cim.services.pipes_graph import (
+    PipeGraph,
+    dataset_of_node,
+    dataset_of_segment,
+    load_graph,
+)
+from cim.utilities import is_gravity
+
+Direction = Literal["downstream", "upstream", "both"]
+DirectionFrom = Literal["invert", "link"]
+
+
+def flows_forward(graph: PipeGraph, segment: int, direction_from: DirectionFrom) -> bool:
+    """True when water runs from the segment's start node to its end node."""
+    if direction_from == "invert":
+        start = float(graph.segment_start_invert[segment])
+        end = float(graph.segment_end_invert[segment])
+        if not (math.isnan(start) or math.isnan(end)) and start != end:
+            return start > end
+    return True
+
+
+def trace_indices(
+    graph: PipeGraph,
+    start_nodes: list[int],
+    *,
+    direction: Direction,
+    direction_from: DirectionFrom = "invert",
+    stop_at_valves: bool = False,
+    stop_at_class_change: bool = False,
+    max_distance_m: float | None = None,
+    start_class: tuple[str, str | None] | None = None,
+) -> tuple[list[int], list[int], dict[int, float]]:
+    """Segments and nodes reached from ``start_nodes`` and each node's path distance."""
+    starts, ends = graph.ends()
+    lengths = graph.lengths()
+    limit = math.inf if max_distance_m is None else max_distance_m
+    best: dict[int, float] = {node: 0.0 for node in start_nodes}
+    heap = [(0.0, node) for node in start_nodes]
+    heapq.heapify(heap)
+    reached_segments: set[int] = set()
+    while heap:
+        distance, node = heapq.heappop(heap)
+        if distance > best.get(node, math.inf):
+            continue
+        if node not in start_nodes and graph.is_valve(node):
+            state = graph.node_valve_state[node]
+            if stop_at_valves or state == "closed":
+                continue
+        for segment in graph.incident(node):
+            forward = starts[segment] == node
+            other = ends[segment] if forward else starts[segment]
+            if direction != "both":
+                downhill = flows_forward(graph, segment, direction_from)
+                along_flow = forward == downhill
+                if (direction == "downstream") != along_flow:
+                    continue
+            if stop_at_class_change and start_class is not None:
+                here = (graph.segment_utility[segment], graph.segment_subclass[segment])
+                if here != start_class:
+                    continue
+            candidate = distance + lengths[segment]
+            if candidate > limit:
+                continue
+            reached_segments.add(segment)
+            if candidate < best.get(other, math.inf):
+                best[other] = candidate
+                heapq.heappush(heap, (candidate, other))
+    return sorted(reached_segments), sorted(best), best
+
+
+def trace(
+    session: Session,
+    *,
+    node_id: int | None = None,
+    segment_id: int | None = None,
+    direction: Direction = "downstream",
+    direction_from: DirectionFrom = "invert",
+    stop_at_valves: bool = False,
+    stop_at_class_change: bool = False,
+    max_distance_m: float | None = None,
+    with_geojson: bool = True,
+) -> dict[str, Any]:
+    """Trace from a node or a segment (both its ends); gravity networks directed, others not."""
+    if (node_id is None) == (segment_id is None):
+        raise InvalidInput("give exactly one of node_id or segment_id")
+    if direction not in ("downstream", "upstream", "both"):
+        raise InvalidInput("direction must be downstream, upstream or both")
+    if direction_from not in ("invert", "link"):
+        raise InvalidInput("direction_from must be invert or link")
+    if max_distance_m is not None and max_distance_m <= 0:
+        raise InvalidInput("max_distance_m must be positive")
+    srid = session_srid(session)
+    if segment_id is not None:
+        graph = load_graph(session, dataset_of_segment(session, segment_id))
+        segment = graph.segment_index(segment_id)
+        starts, ends = graph.ends()
+        start_nodes = [starts[segment], ends[segment]]
+        utility = graph.segment_utility[segment]
+        start_class = (utility, graph.segment_subclass[segment])
+    else:
+        assert node_id is not None
+        graph = load_graph(session, dataset_of_node(session, node_id))
+        node = graph.node_index(node_id)
+        start_nodes = [node]
+        incident = graph.incident(node)
+        utility = graph.segment_utility[incident[0]] if incident else graph.node_utility[node]
+        start_class = (
+            (utility, graph.segment_subclass[incident[0]]) if incident else (utility, None)
+        )
+    gravity = is_gravity(utility)
+    mode: Direction = direction if gravity else "both"
+    segments, nodes, distance = trace_indices(
+        graph,
+        start_nodes,
+        direction=mode,
+        direction_from=direction_from,
+        stop_at_valves=stop_at_valves,
+        stop_at_class_change=stop_at_class_change,
+        max_distance_m=max_distance_m,
+        start_class=start_class,
+    )
+    if segment_id is not None:
+        segments = sorted(set(segments) | {graph.segment_index(segment_id)})
+    terminals = _terminals(graph, nodes, segments, mode, direction_from)
+    answer: dict[str, Any] = {
+        "dataset_id": graph.dataset_id,
+        "mode": "directed" if gravity else "connected_component",
+        "direction": mode,
+        "direction_from": direction_from if gravity else None,
+        "segments": [
+            {"id": int(graph.segment_ids[s]), "code": graph.segment_codes[s]} for s in segments
+        ],
+        "nodes": [
+            {
+                "id": int(graph.node_ids[n]),
+                "code": graph.node_codes[n],
+                "kind": graph.node_kind[n],
+                "distance_m": round(distance[n], 3),
+            }
+            for n in nodes
+        ],
+        "terminal_nodes": [
+            {"id": int(graph.node_ids[n]), "code": graph.node_codes[n], "kind": graph.node_kind[n]}
+            for n in terminals
+        ],
+        "segment_count": len(segments),
+        "length_m": round(float(graph.segment_length[segments].sum()) if segments else 0.0, 3),
+    }
+    if with_geojson:
+        answer["geojson"] = feature_collection(
+            segment_features(session, [int(graph.segment_ids[s]) for s in segments], role="traced")
+            + node_features(session, [int(graph.node_ids[n]) for n in terminals], role="terminal"),
+            srid,
+        )
+    return answer
+
+
+def _terminals(
+    graph: PipeGraph,
+    nodes: list[int],
+    segments: list[int],
+    direction: Direction,
+    direction_from: DirectionFrom,
+) -> list[int]:
+    """Reached nodes where the walk ended: outfalls downstream, heads upstream, ends otherwise."""
+    starts, _ = graph.ends()
+    reached = set(segments)
+    out = []
+    for node in nodes:
+        onward = 0
+        for segment in graph.incident(node):
+            if segment not in reached and direction == "both":
+                continue
+            forward = starts[segment] == node
+            if direction == "both":
+                onward += 1
+                continue
+            along_flow = forward == flows_forward(graph, segment, direction_from)
+            if (direction == "downstream") == along_flow:
+                onward += 1
+        if (direction == "both" and onward <= 1) or (direction != "both" and onward == 0):
+            out.append(node)
+    return out
