@@ -1,0 +1,97 @@
+"""``cim tiles build``: build the buildings, pipes and terrain layers into CIM_DATA_DIR/tiles."""
+
+from __future__ import annotations
+
+import importlib
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cim.errors import TilingError
+from cli.context import console, emit, engine_scope, load_settings
+
+
+class Layer(StrEnum):
+    buildings = "buildings"
+    pipes = "pipes"
+    terrain = "terrain"
+    all = "all"
+
+
+class Spec(StrEnum):
+    v11 = "1.1"
+    v10 = "1.0"
+
+
+def _terrain(engine: Any, settings: Any, progress: Any, *, required: bool) -> dict[str, Any]:
+    """Terrain is built by ``tiles.terrain`` (quantized-mesh); imported only when asked for."""
+    try:
+        terrain = importlib.import_module("tiles.terrain")
+    except ModuleNotFoundError as exc:
+        if not required:
+            return {"layer": "terrain", "status": "not available"}
+        raise TilingError("terrain tiling is not available in this version of cim") from exc
+    result = terrain.build_terrain(engine, settings.tiles_dir / "terrain", progress=progress)
+    summary: dict[str, Any] = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+    summary.setdefault("layer", "terrain")
+    return summary
+
+
+def _summary_line(result: dict[str, Any]) -> str:
+    layer = result.get("layer", "?")
+    status = result.get("status", "built")
+    if status != "built":
+        return f"{layer}: {status}"
+    size = result.get("bytes", 0) / 1e6
+    return (
+        f"{layer}: {result.get('features', 0):,} features, {result.get('tiles', 0):,} tiles, "
+        f"{result.get('triangles', 0):,} triangles, {size:.1f} MB in {result.get('seconds', 0)} s"
+        f" -> {result.get('path', '')}"
+    )
+
+
+def command(
+    layer: Annotated[Layer, typer.Option("--layer", help="Which layer to build.")] = Layer.all,
+    spec: Annotated[
+        Spec, typer.Option("--spec", help="3D Tiles 1.1 (glb) or 1.0 (b3dm, older viewers).")
+    ] = Spec.v11,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rebuild even if the layer's datasets are unchanged.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Build 3D Tiles (buildings, pipes) and terrain; unchanged layers are skipped."""
+    from tiles.build import build_mesh_layer  # numpy/shapely stacks only when building
+
+    settings = load_settings()
+    layers = ["buildings", "pipes", "terrain"] if layer is Layer.all else [layer.value]
+    results: list[dict[str, Any]] = []
+    with engine_scope(settings) as engine:
+        for name in layers:
+            with Progress(
+                TextColumn(f"[bold]{name}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as bar:
+                task = bar.add_task(name, total=None)
+
+                def report(done: int, total: int, task: Any = task, bar: Progress = bar) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                if name == "terrain":
+                    results.append(
+                        _terrain(engine, settings, report, required=layer is Layer.terrain)
+                    )
+                else:
+                    built = build_mesh_layer(
+                        engine, settings.tiles_dir, name, spec=spec.value, force=force,
+                        progress=report,
+                    )  # fmt: skip
+                    results.append(built.to_dict())
+    text = "\n".join(_summary_line(r) for r in results)
+    emit(results if len(results) > 1 else results[0], as_json=as_json, text=text)

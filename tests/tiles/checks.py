@@ -1,0 +1,147 @@
+"""Independent readers and validators for built tilesets (schema, semantics, glb decoding)."""
+
+from __future__ import annotations
+
+import json
+import struct
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+from tests.conftest import REPO
+
+SCHEMAS = (REPO / ".." / "shared" / "schemas" / "3d-tiles-1.1").resolve()
+COMPONENTS = {5126: np.float32, 5121: np.uint8, 5123: np.uint16, 5125: np.uint32}
+WIDTH = {"SCALAR": 1, "VEC3": 3, "VEC4": 4}
+
+
+@cache
+def tileset_validator() -> Draft202012Validator:
+    """jsonschema validator of tileset.schema.json; $refs resolved from the schema folder."""
+    files = {p.name: p for p in SCHEMAS.rglob("*.schema.json")}
+
+    def retrieve(uri: str) -> Resource[Any]:
+        return Resource.from_contents(json.loads(files[uri.rsplit("/", 1)[-1]].read_text()))
+
+    registry: Registry[Any] = Registry(retrieve=retrieve)  # type: ignore[call-arg]
+    schema = json.loads(files["tileset.schema.json"].read_text())
+    return Draft202012Validator(schema, registry=registry)
+
+
+def region_inside(inner: list[float], outer: list[float]) -> bool:
+    return (
+        inner[0] >= outer[0]
+        and inner[1] >= outer[1]
+        and inner[2] <= outer[2]
+        and inner[3] <= outer[3]
+        and inner[4] >= outer[4]
+        and inner[5] <= outer[5]
+    )
+
+
+def check_tileset(folder: Path) -> list[tuple[dict[str, Any], np.ndarray]]:
+    """Schema + semantic checks; returns every tile with its composed (world) transform."""
+    tileset = json.loads((folder / "tileset.json").read_text())
+    errors = [e.message for e in tileset_validator().iter_errors(tileset)]
+    assert errors == [], errors
+    assert tileset["root"]["refine"] in ("ADD", "REPLACE")
+    assert tileset["geometricError"] >= tileset["root"]["geometricError"]
+    out: list[tuple[dict[str, Any], np.ndarray]] = []
+
+    def visit(tile: dict[str, Any], parent: dict[str, Any] | None, world: np.ndarray) -> None:
+        if "refine" in tile:
+            assert tile["refine"] in ("ADD", "REPLACE")
+        if "transform" in tile:
+            world = world @ np.array(tile["transform"]).reshape(4, 4).T
+        if parent is not None:
+            assert tile["geometricError"] <= parent["geometricError"]
+            assert region_inside(
+                tile["boundingVolume"]["region"], parent["boundingVolume"]["region"]
+            ), (tile["boundingVolume"], parent["boundingVolume"])
+        if "content" in tile:
+            assert (folder / tile["content"]["uri"]).is_file(), tile["content"]["uri"]
+        out.append((tile, world))
+        for child in tile.get("children", []):
+            visit(child, tile, world)
+
+    visit(tileset["root"], None, np.identity(4))
+    return out
+
+
+def read_glb(data: bytes) -> tuple[dict[str, Any], bytes]:
+    assert data[:4] == b"glTF"
+    (json_length,) = struct.unpack_from("<I", data, 12)
+    document = json.loads(data[20 : 20 + json_length])
+    (bin_length,) = struct.unpack_from("<I", data, 20 + json_length)
+    return document, data[28 + json_length : 28 + json_length + bin_length]
+
+
+def read_b3dm(data: bytes) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+    magic, version, total, ftj, ftb, btj, btb = struct.unpack_from("<4sIIIIII", data)
+    assert (magic, version, total) == (b"b3dm", 1, len(data))
+    assert total % 8 == 0 and (28 + ftj) % 8 == 0 and (28 + ftj + ftb + btj) % 8 == 0
+    feature_table = json.loads(data[28 : 28 + ftj])
+    batch_table = json.loads(data[28 + ftj + ftb : 28 + ftj + ftb + btj]) if btj else {}
+    return feature_table, batch_table, data[28 + ftj + ftb + btj + btb :]
+
+
+def accessor(document: dict[str, Any], binary: bytes, index: int) -> np.ndarray:
+    acc = document["accessors"][index]
+    view = document["bufferViews"][acc["bufferView"]]
+    dtype = COMPONENTS[acc["componentType"]]
+    width = WIDTH[acc["type"]]
+    start = view["byteOffset"] + acc.get("byteOffset", 0)
+    array = np.frombuffer(binary, dtype=dtype, count=acc["count"] * width, offset=start)
+    return array.reshape(acc["count"], width) if width > 1 else array
+
+
+def property_table(document: dict[str, Any], binary: bytes) -> list[dict[str, Any]]:
+    """Rows of the EXT_structural_metadata property table (noData as None)."""
+    metadata = document["extensions"]["EXT_structural_metadata"]
+    table = metadata["propertyTables"][0]
+    definitions = metadata["schema"]["classes"][table["class"]]["properties"]
+    count = table["count"]
+    columns: dict[str, list[Any]] = {}
+    for name, definition in definitions.items():
+        entry = table["properties"].get(name)
+        if entry is None:
+            columns[name] = [None] * count
+            continue
+        view = document["bufferViews"][entry["values"]]
+        raw = binary[view["byteOffset"] : view["byteOffset"] + view["byteLength"]]
+        if definition["type"] == "STRING":
+            offsets_view = document["bufferViews"][entry["stringOffsets"]]
+            offsets = np.frombuffer(
+                binary, np.uint32, count + 1, offsets_view["byteOffset"]
+            ).tolist()
+            values: list[Any] = [raw[offsets[i] : offsets[i + 1]].decode() for i in range(count)]
+        else:
+            dtype = {"FLOAT32": np.float32, "UINT16": np.uint16, "INT32": np.int32}[
+                definition["componentType"]
+            ]
+            values = np.frombuffer(raw, dtype, count).tolist()
+        no_data = definition.get("noData")
+        columns[name] = [None if v == no_data else v for v in values]
+    return [{k: columns[k][i] for k in columns} for i in range(count)]
+
+
+def vertices(
+    document: dict[str, Any], binary: bytes, world: np.ndarray, id_attribute: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ECEF positions, feature ids and colours of every vertex of a glb tile."""
+    positions, ids, colours = [], [], []
+    for primitive in document.get("meshes", [{"primitives": []}])[0]["primitives"]:
+        attributes = primitive["attributes"]
+        gltf = accessor(document, binary, attributes["POSITION"]).astype(np.float64)
+        enu = np.column_stack([gltf[:, 0], -gltf[:, 2], gltf[:, 1]])  # y-up -> z-up
+        ecef = enu @ world[:3, :3].T + world[:3, 3]
+        positions.append(ecef)
+        ids.append(accessor(document, binary, attributes[id_attribute]).astype(np.int64))
+        colours.append(accessor(document, binary, attributes["COLOR_0"]))
+        normals = accessor(document, binary, attributes["NORMAL"])
+        assert np.allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-5)
+    return np.concatenate(positions), np.concatenate(ids), np.concatenate(colours)

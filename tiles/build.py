@@ -1,0 +1,262 @@
+"""Build a 3D Tiles layer (buildings, pipes) from PostGIS into ``CIM_DATA_DIR/tiles/<layer>/``.
+
+Flow: a compact feature index (id, 3D box, triangle estimate; 56 bytes a feature) is streamed
+with a server-side cursor -> adaptive quadtree (:mod:`tiles.subdivide`) -> for each tile, its
+rows are fetched, meshed in the tile's ENU frame and written as glb (or b3dm), so memory holds
+one tile's geometry at a time -> ``tileset.json`` -> atomic swap -> the ``tileset`` row records
+which dataset versions the layer holds, so an unchanged layer is not rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from psycopg import Connection
+from sqlalchemy import Engine, text
+
+from cim.crs import transformer
+from cim.db.connect import storage_srid
+from cim.errors import InvalidInput, TilingError
+from tiles import buildings, pipes
+from tiles.atomic import atomic_layer
+from tiles.content import MeshParts, TileFrame, encode_tile
+from tiles.gltf import FeatureTable
+from tiles.model import Tile, Tileset, write_tileset
+from tiles.subdivide import DEFAULT_MAX_TRIANGLES, FeatureIndex, TileNode, subdivide
+
+SPECS = ("1.1", "1.0")
+REGION_MARGIN_RAD = 2e-9  # ~1 cm: regions are padded so that float rounding never clips a vertex
+HEIGHT_MARGIN_M = 0.01
+
+Progress = Callable[[int, int], None]
+"""Called with (features done, features total) as tiles are written."""
+
+
+class LayerSource(Protocol):
+    """What a 3D Tiles layer module provides (see :mod:`tiles.buildings`, :mod:`tiles.pipes`)."""
+
+    DATASET_KIND: str
+
+    def load_index(self, connection: Connection[Any]) -> FeatureIndex: ...
+
+    def tile_content(
+        self,
+        connection: Connection[Any],
+        ids: npt.NDArray[np.int64],
+        frame: TileFrame,
+        *,
+        leaf: bool,
+    ) -> tuple[MeshParts, FeatureTable]: ...
+
+
+MESH_LAYERS: dict[str, LayerSource] = {"buildings": buildings, "pipes": pipes}
+
+
+@dataclass
+class BuildResult:
+    """What one layer build did; ``status`` is built | up-to-date | empty."""
+
+    layer: str
+    status: str
+    spec: str
+    path: str
+    features: int = 0
+    tiles: int = 0
+    triangles: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    dataset_versions: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def dataset_versions(engine: Engine, kind: str) -> dict[str, str]:
+    """``{dataset id: sha256@ready_at}`` of the ready datasets a layer is built from."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT id, source_sha256, ready_at FROM dataset "
+                "WHERE kind = :kind AND status = 'ready' ORDER BY id"
+            ),
+            {"kind": kind},
+        ).all()
+    return {
+        str(r.id): f"{r.source_sha256}@{r.ready_at.isoformat() if r.ready_at else ''}" for r in rows
+    }
+
+
+def _recorded(engine: Engine, layer: str) -> tuple[str, dict[str, Any]] | None:
+    with engine.connect() as connection:
+        row = connection.execute(
+            text("SELECT spec, dataset_versions FROM tileset WHERE layer = :layer"),
+            {"layer": layer},
+        ).first()
+    return None if row is None else (str(row.spec), dict(row.dataset_versions))
+
+
+def _record(engine: Engine, result: BuildResult) -> None:
+    stats = {k: v for k, v in result.to_dict().items() if k not in {"dataset_versions", "path"}}
+    with engine.begin() as connection:
+        if result.status == "empty":
+            connection.execute(text("DELETE FROM tileset WHERE layer = :l"), {"l": result.layer})
+            return
+        connection.execute(
+            text(
+                "INSERT INTO tileset (layer, spec, dataset_versions, stats, built_at) "
+                "VALUES (:layer, :spec, CAST(:versions AS jsonb), CAST(:stats AS jsonb), now()) "
+                "ON CONFLICT (layer) DO UPDATE SET spec = excluded.spec, "
+                "dataset_versions = excluded.dataset_versions, stats = excluded.stats, "
+                "built_at = excluded.built_at"
+            ),
+            {
+                "layer": result.layer,
+                "spec": result.spec,
+                "versions": json.dumps(result.dataset_versions),
+                "stats": json.dumps(stats),
+            },
+        )
+
+
+def build_mesh_layer(
+    engine: Engine,
+    tiles_dir: Path,
+    layer: str,
+    *,
+    spec: str = "1.1",
+    force: bool = False,
+    progress: Progress | None = None,
+    max_triangles: int = DEFAULT_MAX_TRIANGLES,
+) -> BuildResult:
+    """Build ``layer`` (buildings | pipes) unless its datasets are unchanged since last time."""
+    if layer not in MESH_LAYERS:
+        raise InvalidInput(f"unknown 3D Tiles layer {layer!r} (buildings, pipes)")
+    if spec not in SPECS:
+        raise InvalidInput(f"unknown 3D Tiles version {spec!r} (1.1 or 1.0)")
+    source = MESH_LAYERS[layer]
+    target = Path(tiles_dir) / layer
+    versions = dataset_versions(engine, source.DATASET_KIND)
+    result = BuildResult(layer, "up-to-date", spec, str(target), dataset_versions=versions)
+    recorded = _recorded(engine, layer)
+    if not force and recorded == (spec, versions) and (target / "tileset.json").exists():
+        return result
+    started = time.perf_counter()
+    try:
+        _build(engine, target, source, result, spec, progress, max_triangles)
+    except (OSError, ValueError) as exc:
+        raise TilingError(f"building the {layer} tiles failed: {exc}") from exc
+    result.seconds = round(time.perf_counter() - started, 3)
+    _record(engine, result)
+    return result
+
+
+def _build(
+    engine: Engine,
+    target: Path,
+    source: LayerSource,
+    result: BuildResult,
+    spec: str,
+    progress: Progress | None,
+    max_triangles: int,
+) -> None:
+    srid = storage_srid(engine)
+    extension = "b3dm" if spec == "1.0" else "glb"
+    with engine.connect() as sa_connection:
+        connection: Connection[Any] = sa_connection.connection.driver_connection  # type: ignore[assignment]
+        index = source.load_index(connection)
+        connection.rollback()
+        if len(index) == 0:
+            result.status = "empty"
+            shutil.rmtree(target, ignore_errors=True)  # its datasets are gone from the DB
+            return
+        root = subdivide(index, max_triangles=max_triangles)
+        frames: dict[str, TileFrame] = {}
+        content_nodes = [node for node in root.walk() if node.rows.size]
+        total = len(index)
+        done = 0
+        with atomic_layer(target) as folder, ThreadPoolExecutor(max_workers=1) as pool:
+            (folder / "content").mkdir()
+
+            def fetch(node: TileNode) -> tuple[MeshParts, FeatureTable]:
+                centre = (node.box[:3] + node.box[3:]) / 2
+                frames[node.key] = TileFrame.at(srid, *map(float, centre))
+                return source.tile_content(
+                    connection, index.ids[node.rows], frames[node.key], leaf=not node.children
+                )
+
+            # Fetch-and-mesh of the next tile overlaps the encoding and writing of this one.
+            pending: Future[tuple[MeshParts, FeatureTable]] | None = None
+            for position, node in enumerate(content_nodes):
+                parts, table = pending.result() if pending else fetch(node)
+                if position + 1 < len(content_nodes):
+                    pending = pool.submit(fetch, content_nodes[position + 1])
+                data = encode_tile(parts, table, spec=spec)
+                (folder / "content" / f"{node.key}.{extension}").write_bytes(data)
+                result.tiles += 1
+                result.features += table.count
+                result.triangles += parts.triangle_count
+                result.bytes += len(data)
+                done += int(node.rows.size)
+                if progress is not None:
+                    progress(done, total)
+            connection.rollback()
+            tileset: Tileset = {
+                "asset": {"version": spec, "generator": "cim tiles build"},
+                "geometricError": float(max(index.size.max(), root.geometric_error)),
+                "root": _tile_json(root, np.identity(4), frames, srid, extension),
+            }
+            tileset["root"]["refine"] = "ADD"
+            write_tileset(tileset, folder / "tileset.json")
+            result.bytes += (folder / "tileset.json").stat().st_size
+        result.status = "built"
+
+
+def _region(box: npt.NDArray[np.float64], srid: int) -> list[float]:
+    west, south, east, north = transformer(srid, 4326).transform_bounds(
+        float(box[0]), float(box[1]), float(box[3]), float(box[4]), densify_pts=21
+    )
+    return [
+        float(np.radians(west)) - REGION_MARGIN_RAD,
+        float(np.radians(south)) - REGION_MARGIN_RAD,
+        float(np.radians(east)) + REGION_MARGIN_RAD,
+        float(np.radians(north)) + REGION_MARGIN_RAD,
+        float(box[2]) - HEIGHT_MARGIN_M,
+        float(box[5]) + HEIGHT_MARGIN_M,
+    ]
+
+
+def _tile_json(
+    node: TileNode,
+    parent_world: npt.NDArray[np.float64],
+    frames: dict[str, TileFrame],
+    srid: int,
+    extension: str,
+) -> Tile:
+    """The tile of ``node``; transforms are relative to the parent's (3D Tiles composes them)."""
+    frame = frames.get(node.key)
+    world = parent_world if frame is None else frame.matrix
+    children = [_tile_json(c, world, frames, srid, extension) for c in node.children]
+    region = _region(node.box, srid)
+    for child in children:  # a parent region always covers its children's, rounding included
+        child_region = child["boundingVolume"]["region"]
+        region[0:2] = np.minimum(region[0:2], child_region[0:2]).tolist()
+        region[2:4] = np.maximum(region[2:4], child_region[2:4]).tolist()
+        region[4] = min(region[4], child_region[4])
+        region[5] = max(region[5], child_region[5])
+    tile: Tile = {"boundingVolume": {"region": region}, "geometricError": node.geometric_error}
+    if frame is not None:
+        relative = np.linalg.solve(parent_world, frame.matrix)
+        tile["transform"] = [float(v) for v in relative.T.reshape(-1)]  # column-major
+        tile["content"] = {"uri": f"content/{node.key}.{extension}"}
+    if children:
+        tile["children"] = children
+    return tile

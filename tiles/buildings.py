@@ -1,0 +1,148 @@
+"""The buildings layer: IFC element meshes with their colours, normals and attributes.
+
+Spaces (``is_space``) are left out by default: they are volumes that would hide the walls.
+Element meshes are stored as MULTIPOLYGONZ triangles; each is transformed vertex by vertex
+into the tile's ENU frame.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+from psycopg import Connection
+
+from tiles.content import MeshParts, TileFrame, rgba_bytes
+from tiles.gltf import FeatureTable, PropertyColumn
+from tiles.subdivide import FeatureIndex
+
+DATASET_KIND = "ifc"
+CLASS_NAME = "building_element"
+
+DEFAULT_COLOURS: dict[str, tuple[float, float, float, float]] = {
+    "IfcWindow": (0.55, 0.75, 0.9, 0.4),
+    "IfcDoor": (0.55, 0.4, 0.25, 1.0),
+    "IfcSlab": (0.7, 0.7, 0.7, 1.0),
+    "IfcRoof": (0.6, 0.25, 0.2, 1.0),
+    "IfcBeam": (0.6, 0.6, 0.65, 1.0),
+    "IfcColumn": (0.6, 0.6, 0.65, 1.0),
+    "IfcStair": (0.65, 0.6, 0.55, 1.0),
+    "IfcRailing": (0.4, 0.4, 0.4, 1.0),
+    "IfcSpace": (0.3, 0.6, 0.9, 0.25),
+}
+FALLBACK_COLOUR = (0.85, 0.85, 0.82, 1.0)
+
+
+def _filter(include_spaces: bool) -> str:
+    return "" if include_spaces else "AND NOT e.is_space"
+
+
+def load_index(connection: Connection[Any], *, include_spaces: bool = False) -> FeatureIndex:
+    """Id, 3D box and triangle count of every element of every ready IFC dataset."""
+    sql = f"""
+        SELECT e.id, ST_XMin(b), ST_YMin(b), ST_ZMin(b), ST_XMax(b), ST_YMax(b), ST_ZMax(b),
+               CASE WHEN e.triangle_count > 0 THEN e.triangle_count
+                    ELSE ST_NumGeometries(e.mesh) END
+        FROM building_element e
+        JOIN dataset d ON d.id = e.dataset_id AND d.status = 'ready',
+        LATERAL (SELECT coalesce(e.bbox3d, Box3D(e.mesh)) AS b) x
+        WHERE e.mesh IS NOT NULL {_filter(include_spaces)}
+        ORDER BY e.id
+    """
+    return _fetch_index(connection, sql)
+
+
+def _fetch_index(connection: Connection[Any], sql: str) -> FeatureIndex:
+    ids: list[npt.NDArray[np.int64]] = []
+    boxes: list[npt.NDArray[np.float64]] = []
+    triangles: list[npt.NDArray[np.int64]] = []
+    with connection.cursor(name="cim_tiles_index", binary=True) as cursor:
+        cursor.itersize = 20_000
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(20_000):
+            array = np.array(rows, dtype=np.float64)
+            ids.append(array[:, 0].astype(np.int64))
+            boxes.append(array[:, 1:7])
+            triangles.append(array[:, 7].astype(np.int64))
+    if not ids:
+        return FeatureIndex(np.zeros(0, np.int64), np.zeros((0, 6)), np.zeros(0, np.int64))
+    return FeatureIndex(np.concatenate(ids), np.concatenate(boxes), np.concatenate(triangles))
+
+
+CONTENT_SQL = """
+    SELECT e.id, ST_AsBinary(e.mesh), e.color, e.guid, e.ifc_class, e.name,
+           s.name, coalesce(b.name, b.guid), e.material
+    FROM building_element e
+    LEFT JOIN building_storey s ON s.id = e.storey_id
+    LEFT JOIN building b ON b.id = e.building_id
+    WHERE e.id = ANY(%s)
+    ORDER BY e.id
+"""
+
+
+def triangles_from_wkb(blobs: list[bytes]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """(m, 3, 3) triangles and the index of the geometry each came from.
+
+    Fast path: every polygon is a closed 4-point ring (a triangle). Other polygons (quads or
+    larger, as some writers store planar faces) are fan-triangulated from their outer ring.
+    """
+    geoms = shapely.from_wkb(np.array(blobs, dtype=object))
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    counts = shapely.get_num_coordinates(parts)
+    coords = shapely.get_coordinates(parts, include_z=True)
+    if parts.size and (counts == 4).all():
+        return coords.reshape(-1, 4, 3)[:, :3].copy(), owner.astype(np.int64)
+    triangles: list[npt.NDArray[np.float64]] = []
+    owners: list[npt.NDArray[np.int64]] = []
+    rings = shapely.get_coordinates(shapely.get_exterior_ring(parts), include_z=True)
+    starts = np.concatenate(
+        [[0], np.cumsum(shapely.get_num_coordinates(shapely.get_exterior_ring(parts)))]
+    )
+    for k in range(parts.size):
+        ring = rings[starts[k] : starts[k + 1] - 1]  # drop the closing point
+        if ring.shape[0] < 3:
+            continue
+        fan = np.stack(
+            [np.repeat(ring[:1], ring.shape[0] - 2, axis=0), ring[1:-1], ring[2:]], axis=1
+        )
+        triangles.append(fan)
+        owners.append(np.full(fan.shape[0], owner[k], dtype=np.int64))
+    if not triangles:
+        return np.zeros((0, 3, 3)), np.zeros(0, np.int64)
+    return np.concatenate(triangles), np.concatenate(owners)
+
+
+def tile_content(
+    connection: Connection[Any], ids: npt.NDArray[np.int64], frame: TileFrame, *, leaf: bool
+) -> tuple[MeshParts, FeatureTable]:
+    """Meshes and the property table of the elements ``ids`` (feature id = row order)."""
+    del leaf  # element meshes are written as they are at every level
+    with connection.cursor(binary=True) as cursor:
+        cursor.execute(CONTENT_SQL, (ids.tolist(),))
+        rows = cursor.fetchall()
+    triangles, owner = triangles_from_wkb([row[1] for row in rows])
+    local = frame.to_local(triangles.reshape(-1, 3)).reshape(-1, 3, 3)
+    colours = np.array([_colour(row[2], row[4]) for row in rows], dtype=np.uint8).reshape(-1, 4)
+    parts = MeshParts()
+    if local.shape[0]:
+        parts.triangles.append(local)
+        parts.colors.append(colours[owner])
+        parts.feature_ids.append(owner.astype(np.float32))
+    columns = [
+        PropertyColumn("guid", "STRING", [r[3] for r in rows], "IFC GlobalId"),
+        PropertyColumn("ifc_class", "STRING", [r[4] for r in rows], "IFC entity"),
+        PropertyColumn("name", "STRING", [r[5] for r in rows]),
+        PropertyColumn("storey", "STRING", [r[6] for r in rows], "IfcBuildingStorey name"),
+        PropertyColumn("building", "STRING", [r[7] for r in rows], "IfcBuilding name"),
+        PropertyColumn("material", "STRING", [r[8] for r in rows]),
+        PropertyColumn("element_id", "INT32", [int(r[0]) for r in rows], "building_element.id"),
+    ]
+    return parts, FeatureTable("cim_buildings", CLASS_NAME, len(rows), columns)
+
+
+def _colour(colour: list[float] | None, ifc_class: str) -> npt.NDArray[np.uint8]:
+    if colour is not None and len(colour) >= 3 and all(c is not None for c in colour):
+        return rgba_bytes(list(colour) + ([1.0] if len(colour) == 3 else []))
+    return rgba_bytes(DEFAULT_COLOURS.get(ifc_class, FALLBACK_COLOUR))

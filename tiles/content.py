@@ -1,0 +1,118 @@
+"""Tile content assembly shared by the layers: local ENU frames, normals, colours, glb/b3dm bytes.
+
+Every tile has its own east-north-up frame at the centre of its content: vertices are exact
+storage->ECEF (pyproj) transforms expressed in that frame, so float32 keeps sub-millimetre
+precision, and the tile's ``transform`` takes the frame to ECEF (EPSG:4978), the same
+conversion the terrain layer uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from cim.crs import ecef_to_enu, enu_to_ecef_matrix, storage_to_ecef, transformer
+from tiles.b3dm import encode_b3dm
+from tiles.gltf import FeatureTable, Primitive, encode_glb, srgb_to_linear
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class TileFrame:
+    """A local ENU frame: ``matrix`` maps frame metres to ECEF."""
+
+    storage_srid: int
+    matrix: FloatArray
+
+    @classmethod
+    def at(cls, storage_srid: int, x: float, y: float, z: float) -> TileFrame:
+        """The ENU frame whose origin is the storage point (x, y, z)."""
+        lon, lat = transformer(storage_srid, 4326).transform(x, y)
+        return cls(storage_srid, enu_to_ecef_matrix(float(lon), float(lat), float(z)))
+
+    def to_local(self, points: FloatArray) -> FloatArray:
+        """(n, 3) storage coordinates -> (n, 3) metres in this frame (float64)."""
+        if points.shape[0] == 0:
+            return np.zeros((0, 3))
+        ecef = storage_to_ecef(self.storage_srid, points[:, 0], points[:, 1], points[:, 2])
+        return ecef_to_enu(self.matrix, ecef)
+
+
+@dataclass
+class MeshParts:
+    """Triangles (ENU, z up) of a tile split into opaque and transparent parts."""
+
+    triangles: list[FloatArray] = field(default_factory=list)
+    colors: list[npt.NDArray[np.uint8]] = field(default_factory=list)
+    feature_ids: list[npt.NDArray[np.float32]] = field(default_factory=list)
+
+    def add(self, triangles: FloatArray, rgba: npt.NDArray[np.uint8], feature_id: int) -> None:
+        """``triangles`` (m, 3, 3) of one feature, coloured ``rgba`` (4,) or (m, 4)."""
+        if triangles.shape[0] == 0:
+            return
+        self.triangles.append(triangles)
+        self.colors.append(np.broadcast_to(rgba, (triangles.shape[0], 4)))
+        self.feature_ids.append(np.full(triangles.shape[0], feature_id, dtype=np.float32))
+
+    @property
+    def triangle_count(self) -> int:
+        return sum(t.shape[0] for t in self.triangles)
+
+    def primitives(self) -> list[Primitive]:
+        """Up to two primitives (opaque, blended) with flat normals, in glTF y-up axes."""
+        if not self.triangles:
+            return []
+        triangles = np.concatenate(self.triangles)
+        colors = np.concatenate(self.colors)
+        ids = np.concatenate(self.feature_ids)
+        out = []
+        blended = colors[:, 3] < 255
+        for blend in (False, True):
+            pick = blended if blend else ~blended
+            if pick.any():
+                out.append(_primitive(triangles[pick], colors[pick], ids[pick], blend))
+        return out
+
+
+def _primitive(
+    triangles: FloatArray,
+    colors: npt.NDArray[np.uint8],
+    ids: npt.NDArray[np.float32],
+    blend: bool,
+) -> Primitive:
+    edge1 = triangles[:, 1] - triangles[:, 0]
+    edge2 = triangles[:, 2] - triangles[:, 0]
+    normals = np.cross(edge1, edge2)
+    length = np.linalg.norm(normals, axis=1)
+    degenerate = length < 1e-12
+    normals[degenerate] = (0.0, 0.0, 1.0)  # a zero-area triangle draws nothing; any unit normal
+    length[degenerate] = 1.0
+    normals /= length[:, None]
+    # ENU (x east, y north, z up) -> glTF (x, y up, z = -north); 3D Tiles rotates back on load.
+    positions = triangles.reshape(-1, 3)[:, [0, 2, 1]] * (1.0, 1.0, -1.0)
+    vertex_normals = np.repeat(normals[:, [0, 2, 1]] * (1.0, 1.0, -1.0), 3, axis=0)
+    return Primitive(
+        positions=positions.astype(np.float32),
+        normals=vertex_normals.astype(np.float32),
+        colors=np.repeat(colors, 3, axis=0).astype(np.uint8),
+        feature_ids=np.repeat(ids, 3),
+        blend=blend,
+    )
+
+
+def rgba_bytes(rgba: tuple[float, float, float, float] | list[float]) -> npt.NDArray[np.uint8]:
+    """sRGB colour (0..1, alpha) -> linear RGBA bytes for ``COLOR_0``."""
+    rgb = srgb_to_linear(np.clip(np.asarray(rgba[:3], dtype=np.float64), 0.0, 1.0))
+    alpha = float(np.clip(rgba[3], 0.0, 1.0)) if len(rgba) > 3 else 1.0
+    return np.round(np.append(rgb, alpha) * 255).astype(np.uint8)
+
+
+def encode_tile(parts: MeshParts, features: FeatureTable, *, spec: str) -> bytes:
+    """The content file of one tile: glb (3D Tiles 1.1) or b3dm (1.0)."""
+    primitives = parts.primitives()
+    if spec == "1.0":
+        return encode_b3dm(encode_glb(primitives, None, batch_ids=True), features)
+    return encode_glb(primitives, features)

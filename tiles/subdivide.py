@@ -1,0 +1,139 @@
+"""Spatial hierarchy: an adaptive quadtree over the storage CRS with ADD refinement.
+
+Each feature lives in exactly one tile. A tile that would exceed the triangle budget keeps its
+*largest* features (those still visible at its scale) up to the budget and hands the rest to
+four children split at the middle of their centres. The geometric error of a tile is therefore
+exactly what rendering it without its children leaves out: the size (3D bounding-box diagonal)
+of the largest feature stored below it; leaves have error 0. Bounding volumes are unions of the
+real feature boxes, so a child always lies inside its parent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+DEFAULT_MAX_TRIANGLES = 10_000
+"""About 1 MB of glb per tile (positions, normals, colours and ids: ~100 bytes per triangle)."""
+KEEP_RATIO = 1.0 / 16.0
+"""A feature stays in a coarse tile only if it is at least this fraction of the tile's width."""
+MAX_DEPTH = 16
+
+
+@dataclass
+class FeatureIndex:
+    """Compact per-feature index (56 bytes a feature): id, 3D box, triangle estimate."""
+
+    ids: IntArray
+    boxes: FloatArray  # (n, 6): minx, miny, minz, maxx, maxy, maxz in the storage CRS
+    triangles: IntArray
+
+    @property
+    def size(self) -> FloatArray:
+        """3D diagonal of every feature box (m)."""
+        extent = self.boxes[:, 3:] - self.boxes[:, :3]
+        return np.asarray(np.sqrt((extent**2).sum(axis=1)))
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+
+@dataclass
+class TileNode:
+    """One tile: the index rows of its content, its children and its honest error."""
+
+    key: str
+    rows: IntArray
+    box: FloatArray
+    geometric_error: float = 0.0
+    children: list[TileNode] = field(default_factory=list)
+
+    def walk(self) -> list[TileNode]:
+        """This tile and every descendant, parents first."""
+        out = [self]
+        for child in self.children:
+            out.extend(child.walk())
+        return out
+
+
+def _union(boxes: FloatArray) -> FloatArray:
+    return np.concatenate([boxes[:, :3].min(axis=0), boxes[:, 3:].max(axis=0)])
+
+
+def subdivide(
+    index: FeatureIndex,
+    *,
+    max_triangles: int = DEFAULT_MAX_TRIANGLES,
+    keep_ratio: float = KEEP_RATIO,
+    max_depth: int = MAX_DEPTH,
+) -> TileNode:
+    """The tile tree of ``index`` (an empty root when the index is empty)."""
+    if len(index) == 0:
+        return TileNode("r", np.zeros(0, dtype=np.int64), np.zeros(6))
+    size = index.size
+    centre = (index.boxes[:, :2] + index.boxes[:, 3:5]) / 2
+    root = _build(
+        "r",
+        np.arange(len(index), dtype=np.int64),
+        0,
+        index,
+        size,
+        centre,
+        max_triangles,
+        keep_ratio,
+        max_depth,
+    )
+    return root
+
+
+def _build(
+    key: str,
+    rows: IntArray,
+    depth: int,
+    index: FeatureIndex,
+    size: FloatArray,
+    centre: FloatArray,
+    max_triangles: int,
+    keep_ratio: float,
+    max_depth: int,
+) -> TileNode:
+    weight = index.triangles[rows]
+    lo = centre[rows].min(axis=0)
+    hi = centre[rows].max(axis=0)
+    spread = float((hi - lo).max())
+    if int(weight.sum()) <= max_triangles or depth >= max_depth or spread < 0.5:
+        return TileNode(key, rows, _union(index.boxes[rows]))
+    box = _union(index.boxes[rows])
+    width = float(max(box[3] - box[0], box[4] - box[1]))
+    order = rows[np.argsort(-size[rows], kind="stable")]
+    visible = size[order] >= width * keep_ratio
+    fits = np.cumsum(index.triangles[order]) <= max_triangles // 2
+    keep_count = int(np.argmin(visible & fits)) if not (visible & fits).all() else len(order)
+    keep, rest = order[:keep_count], order[keep_count:]
+    middle = (lo + hi) / 2
+    quadrant = (centre[rest, 0] >= middle[0]).astype(np.int64) + 2 * (
+        centre[rest, 1] >= middle[1]
+    ).astype(np.int64)
+    node = TileNode(key, np.sort(keep), box, float(size[rest].max()))
+    for q in range(4):
+        part = rest[quadrant == q]
+        if part.size:
+            node.children.append(
+                _build(
+                    key + str(q),
+                    part,
+                    depth + 1,
+                    index,
+                    size,
+                    centre,
+                    max_triangles,
+                    keep_ratio,
+                    max_depth,
+                )
+            )
+    return node
