@@ -74,7 +74,7 @@ def _inline(sql: str, params: dict[str, float]) -> str:
     return sql
 
 
-SEGMENT_SQL = f"""
+SEGMENT_SQL = """
     SELECT s.id, ST_AsBinary(s.geom), s.code, s.utility, s.subclass, s.link_type,
            s.section_shape, s.diameter_mm, s.width_mm, s.height_mm, s.material, s.year,
            coalesce(n.ground_z, ST_Z(n.geom)) - coalesce(s.start_top_z,

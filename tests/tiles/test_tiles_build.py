@@ -19,9 +19,9 @@ from cim.utilities import colour_of
 from tests.conftest import TEST_SRID
 from tests.tiles.checks import (
     check_tileset,
+    property_table,
     read_b3dm,
     read_glb,
-    property_table,
     vertices,
 )
 from tests.tiles.conftest import City, import_city, validate_gltf
