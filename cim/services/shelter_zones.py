@@ -1,0 +1,219 @@
+"""Service-zone polygons of a plan and the GeoJSON the API and the viewer read.
+
+A zone is the union of the units assigned to a shelter. Point units get their Voronoi cell
+(clipped to the buffered hull of all units). A unit split across shelters is cut into slices
+whose areas are proportional to the persons each shelter takes, ordered along the axis through
+the shelters so that each slice lies on its shelter's side; an uncovered remainder is the last
+slice and belongs to no zone. The slices tile the unit exactly, so zones never overlap.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import shapely
+import shapely.affinity
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from cim.errors import NotFound
+
+
+def _cells(units: dict[int, Any]) -> dict[int, Any]:
+    """Polygon per unit: itself, or a Voronoi cell for points."""
+    points = {uid: g for uid, g in units.items() if isinstance(g, shapely.Point)}
+    cells = {uid: g for uid, g in units.items() if uid not in points}
+    if points:
+        ids = list(points)
+        geoms = shapely.MultiPoint([points[i] for i in ids])
+        hull = shapely.convex_hull(geoms)
+        spacing = math.sqrt(max(hull.area, 1.0) / len(ids)) if hull.area > 0 else 50.0
+        extent = shapely.buffer(hull, spacing / 2)
+        regions = shapely.get_parts(shapely.voronoi_polygons(geoms, extend_to=extent))
+        tree = shapely.STRtree(regions)
+        unit_index, region_index = tree.query(
+            shapely.points([(points[i].x, points[i].y) for i in ids]), predicate="intersects"
+        )
+        seen: set[int] = set()
+        for u, r in zip(unit_index.tolist(), region_index.tolist(), strict=True):
+            if u not in seen:
+                seen.add(u)
+                cells[ids[u]] = shapely.intersection(regions[r], extent)
+    return cells
+
+
+def slice_unit(
+    polygon: Any, parts: list[tuple[Any, float, tuple[float, float] | None]]
+) -> list[tuple[Any, Any]]:
+    """Cut ``polygon`` into slices with areas proportional to each part's persons.
+
+    ``parts`` are (key, persons, shelter location or None for the uncovered remainder); slices
+    follow the order of the shelters along the axis through them, the remainder last.
+
+    Examples
+    --------
+    >>> square = shapely.box(0, 0, 10, 10)
+    >>> out = slice_unit(square, [("east", 30.0, (20.0, 5.0)), ("west", 10.0, (-20.0, 5.0))])
+    >>> [(key, round(part.area, 6), round(part.centroid.x, 3)) for key, part in out]
+    [('west', 25.0, 1.25), ('east', 75.0, 6.25)]
+    """
+    located = [p for p in parts if p[2] is not None]
+    rest = [p for p in parts if p[2] is None]
+    xy = np.array([p[2] for p in located], dtype=float)
+    angle = 0.0
+    if len(xy) >= 2:
+        distances = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+        a, b = np.unravel_index(int(np.argmax(distances)), distances.shape)
+        if distances[a, b] > 0:
+            first, second = (a, b) if xy[a, 0] <= xy[b, 0] else (b, a)
+            angle = math.degrees(math.atan2(*(xy[second] - xy[first])[::-1]))
+    origin = polygon.centroid
+    along = [
+        float(shapely.affinity.rotate(shapely.Point(*p[2]), -angle, origin=origin).x)  # type: ignore[misc]
+        for p in located
+    ]
+    ordered = [located[i] for i in np.argsort(along, kind="stable")] + rest
+    rotated = shapely.affinity.rotate(polygon, -angle, origin=origin)
+    xmin, ymin, xmax, ymax = rotated.bounds
+    total = sum(p[1] for p in ordered)
+    slices: list[tuple[Any, Any]] = []
+    start, cumulative = xmin, 0.0
+    for position, (key, persons, _) in enumerate(ordered):
+        cumulative += persons
+        if position == len(ordered) - 1:
+            end = xmax
+        else:
+            target = rotated.area * cumulative / total
+            low, high = start, xmax
+            for _ in range(50):
+                middle = (low + high) / 2
+                cut = shapely.intersection(rotated, shapely.box(xmin, ymin - 1, middle, ymax + 1))
+                low, high = (middle, high) if cut.area < target else (low, middle)
+            end = high
+        piece = shapely.intersection(rotated, shapely.box(start, ymin - 1, end, ymax + 1))
+        slices.append((key, shapely.affinity.rotate(piece, angle, origin=origin)))
+        start = end
+    return slices
+
+
+def build_zones(session: Session, *, plan_id: int, srid: int) -> dict[int, str]:
+    """Hex EWKB multipolygon per shelter of a plan, from its stored assignments."""
+    rows = session.execute(
+        text(
+            """
+            SELECT a.unit_id, a.shelter_id, a.persons, ST_AsBinary(u.geom),
+                   ST_X(ST_PointOnSurface(s.geom)), ST_Y(ST_PointOnSurface(s.geom))
+            FROM shelter_assignment a
+            JOIN population_unit u ON u.id = a.unit_id
+            LEFT JOIN shelter s ON s.id = a.shelter_id
+            WHERE a.plan_id = :plan
+            """
+        ),
+        {"plan": plan_id},
+    ).all()
+    units: dict[int, Any] = {}
+    parts: dict[int, list[tuple[Any, float, tuple[float, float] | None]]] = defaultdict(list)
+    for unit_id, shelter_id, persons, wkb, x, y in rows:
+        if unit_id not in units:
+            units[unit_id] = shapely.from_wkb(bytes(wkb))
+        where = None if shelter_id is None else (float(x), float(y))
+        parts[unit_id].append((shelter_id, float(persons), where))
+    cells = _cells(units)
+    pieces: dict[int, list[Any]] = defaultdict(list)
+    for unit_id, unit_parts in parts.items():
+        cell = cells[unit_id]
+        if len(unit_parts) == 1:
+            if unit_parts[0][0] is not None:
+                pieces[unit_parts[0][0]].append(cell)
+            continue
+        for key, piece in slice_unit(cell, unit_parts):
+            if key is not None:
+                pieces[key].append(piece)
+    zones: dict[int, str] = {}
+    for shelter_id, geoms in pieces.items():
+        union = shapely.union_all(np.asarray(geoms, dtype=object), grid_size=None)
+        polygons = [g for g in shapely.get_parts(union) if isinstance(g, shapely.Polygon)]
+        multi = shapely.MultiPolygon(polygons)
+        zones[int(shelter_id)] = str(
+            shapely.to_wkb(shapely.set_srid(multi, srid), hex=True, include_srid=True)
+        )
+    return zones
+
+
+def zone_features(session: Session, *, plan_id: int) -> dict[str, Any]:
+    """The plan's zones as a GeoJSON FeatureCollection in WGS84, with load ratio per shelter."""
+    _exists(session, plan_id)
+    rows = session.execute(
+        text(
+            """
+            SELECT z.shelter_id, s.name, s.level, z.population, z.capacity, z.load_ratio,
+                   ST_AsGeoJSON(ST_Transform(z.geom, 4326), 7)
+            FROM shelter_zone z JOIN shelter s ON s.id = z.shelter_id
+            WHERE z.plan_id = :plan ORDER BY z.shelter_id
+            """
+        ),
+        {"plan": plan_id},
+    ).all()
+    features = [
+        {
+            "type": "Feature",
+            "id": int(r[0]),
+            "geometry": json.loads(r[6]),
+            "properties": {
+                "plan_id": plan_id,
+                "shelter_id": int(r[0]),
+                "name": r[1],
+                "level": r[2],
+                "population": r[3],
+                "capacity": r[4],
+                "load_ratio": r[5],
+            },
+        }
+        for r in rows
+    ]
+    return {"type": "FeatureCollection", "features": features}
+
+
+def uncovered_features(session: Session, *, plan_id: int) -> dict[str, Any]:
+    """The plan's uncovered units (persons and reason) as GeoJSON in WGS84."""
+    _exists(session, plan_id)
+    rows = session.execute(
+        text(
+            """
+            SELECT u.id, u.code, u.population, a.persons, a.reason,
+                   ST_AsGeoJSON(ST_Transform(u.geom, 4326), 7)
+            FROM shelter_assignment a JOIN population_unit u ON u.id = a.unit_id
+            WHERE a.plan_id = :plan AND a.shelter_id IS NULL ORDER BY u.id
+            """
+        ),
+        {"plan": plan_id},
+    ).all()
+    features = [
+        {
+            "type": "Feature",
+            "id": int(r[0]),
+            "geometry": json.loads(r[5]),
+            "properties": {
+                "plan_id": plan_id,
+                "unit_id": int(r[0]),
+                "code": r[1],
+                "population": r[2],
+                "uncovered": r[3],
+                "reason": r[4],
+            },
+        }
+        for r in rows
+    ]
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _exists(session: Session, plan_id: int) -> None:
+    found = session.execute(
+        text("SELECT 1 FROM shelter_plan WHERE id = :plan"), {"plan": plan_id}
+    ).first()
+    if found is None:
+        raise NotFound(f"no shelter plan {plan_id}")
