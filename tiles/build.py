@@ -170,6 +170,9 @@ def _build(
 ) -> None:
     srid = storage_srid(engine)
     extension = "b3dm" if spec == "1.0" else "glb"
+    # Content URLs carry the build so servers can mark them immutable and caches never mix
+    # tiles of two builds (file names are tile keys and repeat from build to build).
+    tag = np.base_repr(time.time_ns() // 1000, 36).lower()
     with engine.connect() as sa_connection:
         connection: Connection[Any] = sa_connection.connection.driver_connection  # type: ignore[assignment]
         index = source.load_index(connection)
@@ -212,7 +215,7 @@ def _build(
             tileset: Tileset = {
                 "asset": {"version": spec, "generator": "cim tiles build"},
                 "geometricError": float(max(index.size.max(), root.geometric_error)),
-                "root": _tile_json(root, np.identity(4), frames, srid, extension),
+                "root": _tile_json(root, np.identity(4), frames, srid, f"{extension}?v={tag}"),
             }
             tileset["root"]["refine"] = "ADD"
             write_tileset(tileset, folder / "tileset.json")

@@ -63,13 +63,20 @@ def check_tileset(folder: Path) -> list[tuple[dict[str, Any], np.ndarray]]:
                 tile["boundingVolume"]["region"], parent["boundingVolume"]["region"]
             ), (tile["boundingVolume"], parent["boundingVolume"])
         if "content" in tile:
-            assert (folder / tile["content"]["uri"]).is_file(), tile["content"]["uri"]
+            uri = tile["content"]["uri"]
+            assert "?v=" in uri  # build tag, so content can be cached as immutable
+            assert (folder / content_path(uri)).is_file(), uri
         out.append((tile, world))
         for child in tile.get("children", []):
             visit(child, tile, world)
 
     visit(tileset["root"], None, np.identity(4))
     return out
+
+
+def content_path(uri: str) -> str:
+    """The file of a content URI (without its ``?v=`` build tag)."""
+    return uri.split("?", 1)[0]
 
 
 def read_glb(data: bytes) -> tuple[dict[str, Any], bytes]:

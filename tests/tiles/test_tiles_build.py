@@ -19,6 +19,7 @@ from cim.utilities import colour_of
 from tests.conftest import TEST_SRID
 from tests.tiles.checks import (
     check_tileset,
+    content_path,
     property_table,
     read_b3dm,
     read_glb,
@@ -59,7 +60,9 @@ def decoded(folder: Path) -> list[tuple[dict[str, Any], np.ndarray, np.ndarray, 
     out = []
     for tile, world in check_tileset(folder):
         if "content" in tile:
-            document, binary = read_glb((folder / tile["content"]["uri"]).read_bytes())
+            document, binary = read_glb(
+                (folder / content_path(tile["content"]["uri"])).read_bytes()
+            )
             rows = property_table(document, binary)
             points, ids, colours = vertices(document, binary, world, "_FEATURE_ID_0")
             out.append((rows, points, ids, colours))
@@ -205,14 +208,18 @@ def test_manhole_is_a_cylinder_of_its_real_depth(built: Path) -> None:
 def test_spec_1_0_writes_valid_b3dm(engine: Engine, city: City, tmp_path: Path) -> None:
     result = build_mesh_layer(engine, tmp_path, "buildings", spec="1.0", max_triangles=BUDGET)
     tiles = check_tileset(tmp_path / "buildings")
-    files = [tmp_path / "buildings" / t["content"]["uri"] for t, _ in tiles if "content" in t]
+    files = [
+        tmp_path / "buildings" / content_path(t["content"]["uri"])
+        for t, _ in tiles
+        if "content" in t
+    ]
     assert files and all(f.suffix == ".b3dm" for f in files)
     total = 0
     for tile, world in tiles:
         if "content" not in tile:
             continue
         feature_table, batch_table, glb = read_b3dm(
-            (tmp_path / "buildings" / tile["content"]["uri"]).read_bytes()
+            (tmp_path / "buildings" / content_path(tile["content"]["uri"])).read_bytes()
         )
         count = feature_table["BATCH_LENGTH"]
         assert all(len(values) == count for values in batch_table.values())

@@ -1,0 +1,76 @@
+"""Serve files of a built tile layer (3D Tiles, terrain) with validators and caching headers.
+
+Generic over layers: the caller names the layer folder and the relative path. Answers carry a
+strong ``ETag`` (size, mtime and inode of the file: a rebuild swaps in new files, so every
+validator changes), ``Last-Modified`` and ``Cache-Control``; ``If-None-Match`` and
+``If-Modified-Since`` give 304. Paths may not leave the layer folder or touch hidden entries
+(lock files, in-progress builds).
+"""
+
+from __future__ import annotations
+
+from email.utils import formatdate, parsedate_to_datetime
+from pathlib import Path
+
+from fastapi import Request
+from starlette.responses import FileResponse, Response
+
+from cim.errors import NotFound
+
+CONTENT_TYPES = {
+    ".json": "application/json",
+    ".glb": "model/gltf-binary",
+    ".gltf": "model/gltf+json",
+    ".b3dm": "application/octet-stream",
+    ".i3dm": "application/octet-stream",
+    ".cmpt": "application/octet-stream",
+    ".pnts": "application/octet-stream",
+    ".subtree": "application/octet-stream",
+    ".terrain": "application/vnd.quantized-mesh",
+}
+REVALIDATE = "no-cache"
+"""Entry documents (tileset.json, layer.json) change on every rebuild: always revalidate."""
+IMMUTABLE = "public, max-age=31536000, immutable"
+"""Content referenced with a build tag in its URL (``?v=...``) never changes under that URL."""
+SHORT = "public, max-age=60"
+
+
+def layer_file(root: Path, relative: str) -> Path:
+    """The file ``relative`` inside the layer folder ``root``; NotFound if absent or outside."""
+    parts = Path(relative).parts
+    if not parts or any(p in ("..", "") or p.startswith(".") for p in parts):
+        raise NotFound(f"no tile file {relative!r}")
+    path = (root / relative).resolve()
+    base = root.resolve()
+    if base not in path.parents or not path.is_file():
+        raise NotFound(f"no tile file {relative!r}")
+    return path
+
+
+def file_response(
+    request: Request, path: Path, *, cache_control: str, content_type: str | None = None
+) -> Response:
+    """The file with ETag/Last-Modified/Cache-Control, or 304 when the client's copy is current."""
+    stat = path.stat()
+    etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}-{stat.st_ino:x}"'
+    last_modified = formatdate(stat.st_mtime, usegmt=True)
+    headers = {"ETag": etag, "Last-Modified": last_modified, "Cache-Control": cache_control}
+    if _not_modified(request, etag, stat.st_mtime):
+        return Response(status_code=304, headers=headers)
+    media_type = content_type or CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
+    return FileResponse(path, media_type=media_type, headers=headers, stat_result=stat)
+
+
+def _not_modified(request: Request, etag: str, mtime: float) -> bool:
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+        return etag in tags or "*" in tags
+    if_modified_since = request.headers.get("if-modified-since")
+    if if_modified_since:
+        try:
+            since = parsedate_to_datetime(if_modified_since).timestamp()
+        except (TypeError, ValueError):
+            return False
+        return int(mtime) <= since
+    return False
