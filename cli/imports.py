@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import import_ifc, import_pipes, import_shelters
+from cli import import_ifc, import_pipes, import_shelters, import_terrain
 
 app = typer.Typer(
     help="Import source files into the database (one dataset per file).", no_args_is_help=True
@@ -15,5 +15,6 @@ app = typer.Typer(
 app.command("shelters")(import_shelters.shelters)
 app.command("population")(import_shelters.population)
 app.command("hazards")(import_shelters.hazards)
+app.command("terrain")(import_terrain.command)
 app.command("pipes")(import_pipes.command)
 app.command("ifc")(import_ifc.command)

@@ -1,0 +1,412 @@
+"""DEM import: any GDAL-readable raster -> 256x256 in-db tiles of ``terrain_raster``.
+
+The DEM is read with rasterio window by window (memory stays bounded). When its CRS differs
+from the storage CRS it is warped through a ``WarpedVRT`` with bilinear resampling and an exact
+per-pixel transformation (GDAL's default 1/8-pixel approximation moves heights by centimetres
+on slopes). Heights are stored as 32-bit floats (64-bit when the source is) with the DEM's own
+nodata value where it fits, else the lowest finite float. Tiles that are entirely nodata are
+not stored. Heights are taken as metres whatever the horizontal unit (``ky4_elevation.tif``
+has a US-foot CRS and metre heights).
+
+Where the DEM lies relative to the storage CRS's area of use decides what happens:
+
+* it must be reprojected and cannot be located on the Earth, or lies far (> 2 degrees) outside
+  the storage CRS's area of use: :class:`UnsupportedCRS` - warping it there would distort it;
+* it needs no reprojection (same CRS) but its coordinates are outside that CRS's area of use
+  (``aalto_raster_dem.tif`` declares EPSG:3879 but has local 0-234 m coordinates): it is
+  stored as given with a warning; it then answers elevation queries in those coordinates but
+  cannot be placed on the globe for terrain tiles.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pyproj import CRS
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from cim.crs import crs_label, parse_crs, transformer
+from cim.db.connect import storage_srid
+from cim.db.copy import copy_rows
+from cim.db.models import Dataset
+from cim.errors import ImportFailed, InvalidInput, UnsupportedCRS
+from cim.raster_wkb import RasterGrid, encode_raster, pixel_type_name
+from cim.services.datasets import DatasetSource, file_sha256
+from importers.base import ImportResult, WriteOutcome, run_import
+
+TILE_SIZE = 256
+AREA_MARGIN_DEG = 2.0
+"""How far outside the storage CRS's area of use a DEM may lie before it is refused."""
+
+Progress = Callable[[int, int], None]
+"""Called with (tiles done, tiles total) while tiles are written."""
+
+
+@dataclass
+class _Plan:
+    """What an import will do, decided before the transaction starts."""
+
+    source_crs: CRS
+    srid: int
+    reproject: bool
+    width: int
+    height: int
+    transform: Any  # affine.Affine of the stored grid
+    dtype: np.dtype[Any]
+    nodata: float
+    source_nodata: float | None
+    resolution: float
+    bands: int
+    lonlat_bounds: tuple[float, float, float, float] | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def import_terrain(
+    engine: Engine,
+    path: Path,
+    *,
+    crs: str | None = None,
+    name: str | None = None,
+    replace: bool = False,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import the DEM at ``path`` as one ``terrain`` dataset (all or nothing).
+
+    ``crs`` assigns the source CRS (for files without a usable one, or with a wrong one).
+    Raises :class:`ImportFailed` for unreadable files or DEMs without a single valid height,
+    :class:`UnsupportedCRS` when the DEM has no usable CRS or cannot be stored in the storage
+    CRS; nothing is written then.
+    """
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"{path}: no such file")
+    srid = storage_srid(engine)
+    try:
+        with rasterio.open(path) as src:
+            plan = _plan(src, path=path, crs_override=crs, srid=srid)
+    except RasterioError as exc:
+        raise ImportFailed(f"{path.name}: not a raster GDAL can read ({exc})") from None
+    source = DatasetSource(
+        kind="terrain",
+        name=name or path.stem,
+        source_name=path.name,
+        source_sha256=file_sha256(path),
+        source_crs=crs_label(plan.source_crs),
+        options={"crs": crs} if crs else {},
+    )
+
+    def write(session: Session, dataset: Dataset) -> WriteOutcome:
+        return _write(session, dataset, path=path, plan=plan, progress=progress)
+
+    return run_import(engine, source=source, write=write, replace=replace)
+
+
+def _plan(src: Any, *, path: Path, crs_override: str | None, srid: int) -> _Plan:
+    from rasterio.warp import calculate_default_transform
+
+    if src.count < 1:
+        raise ImportFailed(f"{path.name}: the raster has no band")
+    source_crs = _source_crs(src, path=path, crs_override=crs_override)
+    storage = CRS.from_epsg(srid)
+    warnings: list[str] = []
+    if src.count > 1:
+        warnings.append(f"{path.name} has {src.count} bands; heights are read from band 1")
+    reproject = not source_crs.equals(storage, ignore_axis_order=True)
+    lonlat = _lonlat_bounds(source_crs, src.bounds)
+    _check_area(path, source_crs, storage, lonlat, reproject, warnings)
+    if reproject:
+        transform, width, height = calculate_default_transform(
+            source_crs.to_wkt(),
+            f"EPSG:{srid}",
+            src.width,
+            src.height,
+            *src.bounds,
+            resolution=_finest_spacing(src, source_crs, srid),
+        )
+    else:
+        transform, width, height = src.transform, src.width, src.height
+    dtype = np.dtype("float64") if np.dtype(src.dtypes[0]) == np.float64 else np.dtype("float32")
+    source_nodata = src.nodatavals[0]
+    return _Plan(
+        source_crs=source_crs,
+        srid=srid,
+        reproject=reproject,
+        width=int(width),
+        height=int(height),
+        transform=transform,
+        dtype=dtype,
+        nodata=_storage_nodata(source_nodata, dtype),
+        source_nodata=source_nodata,
+        resolution=math.sqrt(abs(transform.a * transform.e - transform.b * transform.d)),
+        bands=src.count,
+        lonlat_bounds=lonlat,
+        warnings=warnings,
+    )
+
+
+def _finest_spacing(src: Any, source_crs: CRS, srid: int) -> float | None:
+    """The smaller source pixel dimension in storage metres, measured at the DEM's centre.
+
+    Used as the storage resolution so no direction is downsampled (SRTM's 3" pixels are
+    74 m east-west but 93 m north-south in Utah; both become 74 m).
+    """
+    col, row = src.width / 2.0, src.height / 2.0
+    xs, ys = src.transform * (np.array([col, col + 1, col]), np.array([row, row, row + 1]))
+    try:
+        px, py = transformer(source_crs, srid).transform(xs, ys, errcheck=True)
+    except Exception:  # outside the projection domain: let GDAL choose
+        return None
+    px, py = np.asarray(px), np.asarray(py)
+    spacing = min(
+        math.hypot(px[1] - px[0], py[1] - py[0]), math.hypot(px[2] - px[0], py[2] - py[0])
+    )
+    return spacing if math.isfinite(spacing) and spacing > 0 else None
+
+
+def _source_crs(src: Any, *, path: Path, crs_override: str | None) -> CRS:
+    if crs_override is not None:
+        return parse_crs(crs_override)
+    if src.crs is None:
+        raise UnsupportedCRS(f"{path.name} has no CRS; give it with --crs EPSG:xxxx")
+    # GDAL identifies EPSG codes of GeoTIFF keys better than pyproj (EUREF-FIN -> 3879).
+    code = src.crs.to_epsg()
+    crs = CRS.from_epsg(code) if code else CRS.from_wkt(src.crs.to_wkt())
+    if not (crs.is_projected or crs.is_geographic):
+        raise UnsupportedCRS(
+            f"{path.name} has no usable CRS ({crs.type_name} {crs.name!r}); "
+            "give the real one with --crs EPSG:xxxx"
+        )
+    return crs
+
+
+def _lonlat_bounds(crs: CRS, bounds: Sequence[float]) -> tuple[float, float, float, float] | None:
+    """Longitude/latitude box of the DEM's footprint (edges densified), None if not on Earth."""
+    left, bottom, right, top = bounds
+    steps = np.linspace(0.0, 1.0, 21)
+    xs = np.concatenate([left + (right - left) * steps, np.full(21, right)])
+    xs = np.concatenate([xs, right - (right - left) * steps, np.full(21, left)])
+    ys = np.concatenate([np.full(21, bottom), bottom + (top - bottom) * steps])
+    ys = np.concatenate([ys, np.full(21, top), top - (top - bottom) * steps])
+    try:
+        lon, lat = transformer(crs, 4326).transform(xs, ys, errcheck=True)
+    except Exception:  # pyproj raises ProjError for points outside the projection domain
+        return None
+    lon, lat = np.asarray(lon), np.asarray(lat)
+    if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat))):
+        return None
+    if np.any(np.abs(lat) > 90) or np.any(np.abs(lon) > 360):
+        return None
+    return float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())
+
+
+def _check_area(
+    path: Path,
+    source: CRS,
+    storage: CRS,
+    lonlat: tuple[float, float, float, float] | None,
+    reproject: bool,
+    warnings: list[str],
+) -> None:
+    area = storage.area_of_use
+    label = crs_label(storage)
+    if lonlat is None:
+        message = (
+            f"{path.name}: its coordinates cannot be located on the Earth in "
+            f"{crs_label(source)} (local coordinates or a wrong CRS?)"
+        )
+        if reproject:
+            raise UnsupportedCRS(f"{message}; give the real CRS with --crs EPSG:xxxx")
+        warnings.append(
+            f"{message}; stored as given in {label} - it answers elevation queries in these "
+            "coordinates but cannot be placed on the globe for terrain tiles"
+        )
+        return
+    if area is None:
+        return
+    west, south, east, north = lonlat
+    where = f"lon {west:.3f}..{east:.3f}, lat {south:.3f}..{north:.3f}"
+    margin = AREA_MARGIN_DEG
+    far = (
+        east < area.west - margin
+        or west > area.east + margin
+        or north < area.south - margin
+        or south > area.north + margin
+    )
+    if far and reproject:
+        raise UnsupportedCRS(
+            f"{path.name} lies at {where}, far outside the area of use of the storage CRS "
+            f"{label} ({area.name}); warping it there would distort it - import it into a "
+            "database whose storage CRS (CIM_SRID) covers it"
+        )
+    inside = west >= area.west and east <= area.east and south >= area.south
+    if not (inside and north <= area.north):
+        warnings.append(f"{path.name} ({where}) extends outside the area of use of {label}")
+
+
+def _storage_nodata(source_nodata: float | None, dtype: np.dtype[Any]) -> float:
+    """The DEM's own nodata when the storage type holds it exactly, else the lowest float."""
+    representable = (
+        source_nodata is not None
+        and math.isfinite(source_nodata)
+        and float(np.array(source_nodata, dtype=dtype)) == source_nodata
+    )
+    if representable:
+        assert source_nodata is not None
+        return float(source_nodata)
+    return float(np.finfo(dtype).min)
+
+
+def _write(
+    session: Session,
+    dataset: Dataset,
+    *,
+    path: Path,
+    plan: _Plan,
+    progress: Progress | None,
+) -> WriteOutcome:
+    stats = _Stats()
+    rows = (
+        [dataset.id, plan.resolution, encode_raster(grid).hex()]
+        for grid in _tiles(path, plan, stats, progress)
+    )
+    count = copy_rows(
+        session, table="terrain_raster", columns=["dataset_id", "resolution", "rast"], rows=rows
+    )
+    if stats.valid == 0:
+        raise ImportFailed(f"{path.name}: every pixel is nodata; there is no height to import")
+    t = plan.transform
+    corners_x = [t.c, t.c + t.a * plan.width, t.c + t.b * plan.height]
+    corners_y = [t.f, t.f + t.e * plan.height, t.f + t.d * plan.width]
+    corners_x.append(corners_x[1] + t.b * plan.height)
+    corners_y.append(corners_y[1] + t.d * plan.width)
+    qc: dict[str, Any] = {
+        "extent": [min(corners_x), min(corners_y), max(corners_x), max(corners_y)],
+        "resolution": plan.resolution,
+        "width": plan.width,
+        "height": plan.height,
+        "min_height": stats.minimum,
+        "max_height": stats.maximum,
+        "valid_pixels": stats.valid,
+        "nodata_pixels": plan.width * plan.height - stats.valid,
+        "nodata": plan.nodata,
+        "pixel_type": pixel_type_name(plan.dtype),
+        "lonlat_bounds": list(plan.lonlat_bounds) if plan.lonlat_bounds else None,
+        "storage_srid": plan.srid,
+    }
+    transform = {
+        "reprojected": plan.reproject,
+        "from": crs_label(plan.source_crs),
+        "to": f"EPSG:{plan.srid}",
+        "resampling": "bilinear" if plan.reproject else None,
+    }
+    return WriteOutcome(
+        counts={"terrain_raster": count},
+        qc=qc,
+        warnings=plan.warnings,
+        source_crs=crs_label(plan.source_crs),
+        transform=transform,
+    )
+
+
+@dataclass
+class _Stats:
+    valid: int = 0
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def add(self, values: npt.NDArray[Any]) -> None:
+        self.valid += int(values.size)
+        low, high = float(values.min()), float(values.max())
+        self.minimum = low if self.minimum is None else min(self.minimum, low)
+        self.maximum = high if self.maximum is None else max(self.maximum, high)
+
+
+def _tiles(
+    path: Path, plan: _Plan, stats: _Stats, progress: Progress | None
+) -> Iterator[RasterGrid]:
+    """The stored grid cut into 256x256 windows, read (and warped) one window at a time."""
+    import rasterio
+    from rasterio.errors import RasterioError
+    from rasterio.windows import Window
+
+    windows = [
+        Window(col, row, min(TILE_SIZE, plan.width - col), min(TILE_SIZE, plan.height - row))
+        for row in range(0, plan.height, TILE_SIZE)
+        for col in range(0, plan.width, TILE_SIZE)
+    ]
+    try:
+        with rasterio.open(path) as src:
+            for done, window in enumerate(windows, start=1):
+                if plan.reproject:
+                    grid = _warp_window(src, window, plan, stats)
+                else:
+                    grid = _read_window(src, window, plan, stats)
+                if grid is not None:
+                    yield grid
+                if progress is not None:
+                    progress(done, len(windows))
+    except RasterioError as exc:
+        raise ImportFailed(f"{path.name}: reading the raster failed ({exc})") from None
+
+
+def _warp_window(src: Any, window: Any, plan: _Plan, stats: _Stats) -> RasterGrid | None:
+    """Warp one output tile through a WarpedVRT of exactly that tile, read whole.
+
+    Why one VRT per tile: a windowed read of one big WarpedVRT takes a GDAL path that ignores
+    the exact-transform tolerance (heights off by up to 0.7 m on ky4); a whole read of a
+    tile-sized VRT is exact and keeps memory bounded by the tile's source footprint.
+    """
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+    from rasterio.windows import transform as window_transform
+
+    source_nodata = plan.source_nodata
+    if source_nodata is None and np.dtype(src.dtypes[0]).kind == "f":
+        source_nodata = float("nan")  # NaN pixels must not enter the bilinear sums
+    with WarpedVRT(
+        src,
+        src_crs=plan.source_crs.to_wkt(),
+        src_nodata=source_nodata,
+        crs=f"EPSG:{plan.srid}",
+        transform=window_transform(window, plan.transform),
+        width=int(window.width),
+        height=int(window.height),
+        nodata=plan.nodata,
+        dtype=plan.dtype.name,
+        resampling=Resampling.bilinear,
+        tolerance=1e-9,  # exact transformation (0 is refused by rasterio)
+        # Plain 2x2 bilinear even where a storage pixel is slightly larger than a source pixel
+        # (GDAL would otherwise widen the kernel there).
+        XSCALE=1,
+        YSCALE=1,
+    ) as vrt:
+        return _read_window(vrt, None, plan, stats)
+
+
+def _read_window(reader: Any, window: Any, plan: _Plan, stats: _Stats) -> RasterGrid | None:
+    band = reader.read(1, window=window, masked=True, out_dtype=plan.dtype)
+    values = np.ma.getdata(band).astype(plan.dtype, copy=False)
+    invalid = np.ma.getmaskarray(band) | ~np.isfinite(values)
+    if plan.reproject:
+        invalid |= values == plan.nodata
+    if invalid.all():
+        return None
+    stats.add(values[~invalid])
+    values = np.where(invalid, np.asarray(plan.nodata, dtype=plan.dtype), values)
+    t = reader.window_transform(window) if window is not None else reader.transform
+    return RasterGrid(
+        values=values,
+        geotransform=(t.c, t.a, t.b, t.f, t.d, t.e),
+        srid=plan.srid,
+        nodata=plan.nodata,
+    )
