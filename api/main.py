@@ -8,13 +8,20 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import add_exception_handlers
-from api.routers import features, health, tiles, viewer
+from api.routers import datasets, features, health, shelters, tiles, viewer
 from api.setup import apply_statement_timeout, configure
 from cim import __version__
 from cim.config import CimSettings
 from cim.db.connect import open_database
 
-ROUTERS = [health.router, viewer.router, features.router, tiles.router]
+ROUTERS = [
+    health.router,
+    viewer.router,
+    features.router,
+    datasets.router,
+    tiles.router,
+    shelters.router,
+]
 """Every router of the API; a new domain adds its router module here."""
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import analyse, datasets, db, imports, tiles
+from cli import analyse, datasets, db, imports, keys, tiles
 from cli.demo import demo
 from cli.errors import run_guarded
 from cli.serve import serve
@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(keys.app, name="keys")
 # Groups whose commands arrive with later work appear only once they have some.
 for group, name in ((imports.app, "import"), (tiles.app, "tiles"), (analyse.app, "analyse")):
     if group.registered_commands or group.registered_groups:

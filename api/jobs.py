@@ -1,0 +1,313 @@
+"""Background import jobs: an upload is saved, a job row is written, a worker thread imports it.
+
+No request waits for an import: ``POST /datasets`` returns the ``queued`` job at once and one
+daemon worker per process runs jobs in order (imports are CPU- and IO-heavy; the machine is
+small), recording progress in ``import_job``. Importers are looked up by kind in
+:data:`RUNNERS` and imported only when a job needs them. A job whose worker process died is
+reported ``failed`` when read (its import transaction was rolled back by the database).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, update
+from sqlalchemy.orm import Session
+
+from cim.db.engine import make_engine
+from cim.db.models import ImportJob
+from cim.errors import CimError, InvalidInput, NotFound
+
+Progress = Callable[[float, str | None], None]
+Runner = Callable[[Engine, list[Path], dict[str, Any], Progress], list[dict[str, Any]]]
+logger = logging.getLogger("cim.api")
+
+
+def _origin(options: dict[str, Any]) -> tuple[float, float, float] | None:
+    value = options.get("origin")
+    if not value:
+        return None
+    try:
+        parts = [float(v) for v in str(value).split(",")]
+    except ValueError:
+        raise InvalidInput("origin must be E,N[,H]") from None
+    if len(parts) not in (2, 3):
+        raise InvalidInput("origin must be E,N[,H]")
+    return (parts[0], parts[1], parts[2] if len(parts) == 3 else 0.0)
+
+
+def _terrain(
+    engine: Engine, paths: list[Path], options: dict[str, Any], progress: Progress
+) -> list[dict[str, Any]]:
+    from importers.terrain import import_terrain
+
+    if len(paths) != 1:
+        raise InvalidInput("terrain: upload one raster file")
+    result = import_terrain(
+        engine,
+        paths[0],
+        crs=options.get("crs"),
+        name=options.get("name"),
+        replace=bool(options.get("replace")),
+        progress=lambda done, total: progress(done / total if total else 0.0, "tiles"),
+    )
+    return [result.to_dict()]
+
+
+def _pipes(
+    engine: Engine, paths: list[Path], options: dict[str, Any], progress: Progress
+) -> list[dict[str, Any]]:
+    from importers.pipes.importer import PipeImportOptions, import_pipes
+
+    pipe_options = PipeImportOptions(
+        format=options.get("format"),
+        utility=options.get("utility"),
+        crs=options.get("crs"),
+        origin=_origin(options),
+        replace=bool(options.get("replace")),
+    )
+    results = import_pipes(
+        engine, paths, pipe_options, progress=lambda message: progress(0.5, message)
+    )
+    return [result.to_dict() for result in results]
+
+
+def _vector(function_name: str) -> Runner:
+    def run(
+        engine: Engine, paths: list[Path], options: dict[str, Any], progress: Progress
+    ) -> list[dict[str, Any]]:
+        from importers import shelters
+
+        if len(paths) != 1:
+            raise InvalidInput("upload one vector file (GeoJSON, GeoPackage, zipped Shapefile)")
+        function = getattr(shelters, function_name)
+        result = function(
+            engine,
+            paths[0],
+            crs=options.get("crs"),
+            name=options.get("name"),
+            replace=bool(options.get("replace")),
+        )
+        return [result.to_dict()]
+
+    return run
+
+
+def _ifc(
+    engine: Engine, paths: list[Path], options: dict[str, Any], progress: Progress
+) -> list[dict[str, Any]]:
+    from importers.ifc import Flags, import_ifc
+
+    if len(paths) != 1:
+        raise InvalidInput("ifc: upload one .ifc file")
+    rotation = options.get("rotation")
+    result = import_ifc(
+        engine,
+        paths[0],
+        flags=Flags(
+            crs=options.get("crs"),
+            origin=_origin(options),
+            rotation=float(rotation) if rotation not in (None, "") else None,
+        ),
+        name=options.get("name"),
+        replace=bool(options.get("replace")),
+        progress=lambda stage, done, total: progress(done / total if total else 0.0, stage),
+    )
+    return [result.to_dict()]
+
+
+RUNNERS: dict[str, Runner] = {
+    "terrain": _terrain,
+    "pipes": _pipes,
+    "ifc": _ifc,
+    "shelters": _vector("import_shelters"),
+    "population": _vector("import_population"),
+    "hazards": _vector("import_hazards"),
+}
+"""Importer of each dataset kind, as the import job runs it."""
+
+
+def job_json(job: ImportJob, base: str) -> dict[str, Any]:
+    """The job resource."""
+    links = [{"rel": "self", "type": "application/json", "href": f"{base}/jobs/{job.id}"}]
+    if job.dataset_id is not None:
+        links.append(
+            {
+                "rel": "dataset",
+                "type": "application/json",
+                "href": f"{base}/datasets/{job.dataset_id}",
+            }
+        )
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "progress": job.progress,
+        "options": {k: v for k, v in job.options.items() if k != "worker"},
+        "result": job.result,
+        "error": job.error,
+        "dataset_id": job.dataset_id,
+        "created_at": job.created_at.isoformat() if job.created_at else None,
+        "updated_at": job.updated_at.isoformat() if job.updated_at else None,
+        "links": links,
+    }
+
+
+def get_job(session: Session, job_id: str) -> ImportJob:
+    """A job by id; a running job whose worker process is gone is marked failed first."""
+    job = session.get(ImportJob, job_id) if len(job_id) <= 36 else None
+    if job is None:
+        raise NotFound(f"job {job_id!r} does not exist")
+    worker = str(job.options.get("worker", ""))
+    host, _, pid = worker.partition(":")
+    stale = job.status in ("queued", "running") and host == socket.gethostname()
+    if stale and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        job.status = "failed"
+        job.error = "the server stopped before the import finished; nothing was imported"
+        job.updated_at = datetime.now(UTC)
+        session.flush()
+    return job
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class _Task:
+    job_id: str
+    kind: str
+    paths: list[Path]
+    options: dict[str, Any]
+    folder: Path
+
+
+class JobRunner:
+    """One daemon worker thread per process that runs queued imports in order."""
+
+    def __init__(self, database_url: str, uploads_dir: Path) -> None:
+        self.database_url = database_url
+        self.uploads_dir = uploads_dir
+        self._queue: queue.Queue[_Task] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+        self.on_finished: Callable[[], None] = lambda: None
+
+    def new_upload_folder(self) -> tuple[str, Path]:
+        job_id = str(uuid.uuid4())
+        folder = self.uploads_dir / job_id
+        folder.mkdir(parents=True, exist_ok=False)
+        return job_id, folder
+
+    def submit(
+        self,
+        engine: Engine,
+        *,
+        job_id: str,
+        kind: str,
+        paths: list[Path],
+        options: dict[str, Any],
+        folder: Path,
+        before_commit: Callable[[Session], None] = lambda session: None,
+    ) -> ImportJob:
+        """Commit the ``queued`` job row (so the worker sees it), then queue the import."""
+        if kind not in RUNNERS:
+            raise InvalidInput(f"unknown dataset kind {kind!r}; one of {', '.join(RUNNERS)}")
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            job = ImportJob(
+                id=job_id,
+                kind=kind,
+                status="queued",
+                progress=0.0,
+                options={**options, "worker": f"{socket.gethostname()}:{os.getpid()}"},
+            )
+            session.add(job)
+            before_commit(session)
+            session.flush()
+            session.refresh(job)
+        self._queue.put(_Task(job_id, kind, paths, options, folder))
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._work, name="cim-import-jobs", daemon=True
+                )
+                self._thread.start()
+        return job
+
+    def _engine_once(self) -> Engine:
+        if self._engine is None:
+            # Its own small pool and no statement timeout: imports take as long as they take.
+            self._engine = make_engine(self.database_url, pool_size=2)
+        return self._engine
+
+    def _work(self) -> None:
+        while True:
+            task = self._queue.get()
+            try:
+                self._run(task)
+            finally:
+                shutil.rmtree(task.folder, ignore_errors=True)
+                self._queue.task_done()
+                self.on_finished()
+
+    def _set(self, job_id: str, **values: Any) -> None:
+        with Session(self._engine_once()) as session, session.begin():
+            session.execute(
+                update(ImportJob)
+                .where(ImportJob.id == job_id)
+                .values(updated_at=datetime.now(UTC), **values)
+            )
+
+    def _run(self, task: _Task) -> None:
+        self._set(task.job_id, status="running", progress=0.0)
+        last = [0.0]
+
+        def progress(fraction: float, stage: str | None) -> None:
+            now = time.monotonic()
+            if now - last[0] >= 0.5:  # at most two progress writes a second
+                last[0] = now
+                self._set(
+                    task.job_id, progress=max(0.0, min(0.99, fraction)), result={"stage": stage}
+                )
+
+        try:
+            results = RUNNERS[task.kind](self._engine_once(), task.paths, task.options, progress)
+        except CimError as exc:
+            self._set(task.job_id, status="failed", error=str(exc), result=None)
+            return
+        except Exception as exc:  # the job must end failed, whatever the importer raised
+            self._set(
+                task.job_id,
+                status="failed",
+                error=f"internal error during import ({type(exc).__name__}); see the server log",
+                result=None,
+            )
+            logger.error("import job %s failed", task.job_id, exc_info=exc)
+            return
+        datasets = [r["dataset"]["id"] for r in results if r.get("dataset")]
+        self._set(
+            task.job_id,
+            status="succeeded",
+            progress=1.0,
+            result={"imports": results},
+            dataset_id=datasets[0] if datasets else None,
+        )
