@@ -1,0 +1,57 @@
+"""``/analysis/shelters``: shelter zoning plans, zones, uncovered units, site suggestion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, status
+
+from api.deps import SessionDep
+from cim.services import shelter_plan, shelter_suggest, shelter_zones
+
+router = APIRouter(prefix="/analysis/shelters", tags=["shelters"])
+
+
+@router.post("/plans", status_code=status.HTTP_201_CREATED, summary="Compute a shelter plan")
+def create_plan(params: shelter_plan.PlanParameters, session: SessionDep) -> dict[str, Any]:
+    """Assign residents to shelters optimally (max covered, then min person-distance) and store
+    the plan: per-shelter load and zone, uncovered persons with their reason, statistics."""
+    return shelter_plan.create_plan(session, params=params)
+
+
+@router.get("/plans", summary="List shelter plans")
+def list_plans(session: SessionDep) -> list[dict[str, Any]]:
+    """Every plan, newest first, with its coverage."""
+    return shelter_plan.list_plans(session)
+
+
+@router.get("/plans/latest", summary="The newest shelter plan")
+def latest_plan(session: SessionDep) -> dict[str, Any]:
+    """The newest plan's summary (404 when there is none)."""
+    return shelter_plan.plan_summary(session, plan_id=shelter_plan.latest_plan_id(session))
+
+
+@router.get("/plans/{plan_id}", summary="One shelter plan")
+def get_plan(plan_id: int, session: SessionDep) -> dict[str, Any]:
+    """Parameters, statistics (coverage, uncovered by reason, distances, solver) and, per
+    shelter, assigned population, capacity, load ratio and zone area."""
+    return shelter_plan.plan_summary(session, plan_id=plan_id)
+
+
+@router.get("/plans/{plan_id}/zones", summary="Service zones of a plan (GeoJSON)")
+def plan_zones(plan_id: int, session: SessionDep) -> dict[str, Any]:
+    """One feature per usable shelter (WGS84) with population, capacity and load_ratio - what
+    the viewer colours."""
+    return shelter_zones.zone_features(session, plan_id=plan_id)
+
+
+@router.get("/plans/{plan_id}/uncovered", summary="Uncovered units of a plan (GeoJSON)")
+def plan_uncovered(plan_id: int, session: SessionDep) -> dict[str, Any]:
+    """Units with uncovered persons (WGS84), with the count and the reason."""
+    return shelter_zones.uncovered_features(session, plan_id=plan_id)
+
+
+@router.post("/suggest", summary="Suggest new shelter sites (MCLP)")
+def suggest(params: shelter_suggest.SuggestParameters, session: SessionDep) -> dict[str, Any]:
+    """Choose k candidate sites maximising the newly covered population; reports the gain."""
+    return shelter_suggest.suggest_sites(session, params=params)
