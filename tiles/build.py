@@ -73,6 +73,7 @@ class BuildResult:
     tiles: int = 0
     triangles: int = 0
     bytes: int = 0
+    largest_tile_bytes: int = 0
     seconds: float = 0.0
     dataset_versions: dict[str, str] = field(default_factory=dict)
 
@@ -208,6 +209,7 @@ def _build(
                 result.features += table.count
                 result.triangles += parts.triangle_count
                 result.bytes += len(data)
+                result.largest_tile_bytes = max(result.largest_tile_bytes, len(data))
                 done += int(node.rows.size)
                 if progress is not None:
                     progress(done, total)
