@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import add_exception_handlers
-from api.routers import features, health, shelters, tiles, viewer
+from api.routers import datasets, features, health, shelters, tiles, viewer
 from api.setup import apply_statement_timeout, configure
 from cim import __version__
 from cim.config import CimSettings
@@ -18,6 +18,7 @@ ROUTERS = [
     health.router,
     viewer.router,
     features.router,
+    datasets.router,
     tiles.router,
     shelters.router,
 ]
