@@ -1,16 +1,43 @@
-"""``cim demo``: start the embedded database, migrate, load the sample city, serve.
+"""``cim demo``: start the database, load the demo city of ``data/samples/demo.yaml``, serve.
 
-Each step that exists runs; the sample-city import and tile build join as their importers land.
+Each step is the public command a user would run (``cim import ...``, ``cim tiles build``), so
+the demo shows exactly what cim does. Importers that this version of cim lacks are skipped
+with a note; a file already imported (same kind and sha256) is skipped without starting the
+importer, so running ``make demo`` again takes seconds.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
-from cim.db.connect import server_versions
-from cli.context import console, engine_scope, load_settings
+from cim.config import CimSettings
+from cim.db import migrate
+from cim.db.connect import database_url, server_versions
+from cim.db.engine import make_engine
+from cim.db.models import Dataset
+from cim.errors import ConfigError, DatabaseUnavailable, ImportFailed
+from cim.services.datasets import file_sha256
+from cli import imports, tiles
+from cli.context import console, emit, engine_scope, load_settings
+from cli.demo_manifest import (
+    DEFAULT_MANIFEST,
+    DemoManifest,
+    GenerateStep,
+    ImportStep,
+    load_manifest,
+)
 from cli.serve import serve
 
 
@@ -20,15 +47,179 @@ def demo(
     no_serve: Annotated[
         bool, typer.Option("--no-serve", help="Prepare only; do not serve.")
     ] = False,
+    manifest: Annotated[
+        Path, typer.Option(help="Demo manifest (what to generate, import and tile).")
+    ] = DEFAULT_MANIFEST,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the step report as JSON.")] = False,
 ) -> None:
-    """Prepare the demo city and serve it."""
-    settings = load_settings()
+    """Load the demo city (terrain, water network, IFC building, shelters) and serve the viewer."""
+    plan = load_manifest(manifest)
+    settings = demo_settings(load_settings(), plan.srid)
+    started = time.perf_counter()
     with engine_scope(settings) as engine:
         versions = server_versions(engine)
+        console.print(
+            f"[green]database ready[/green]: PostgreSQL {versions['postgresql']}, "
+            f"PostGIS {versions['postgis']}, EPSG:{plan.srid} ({_where(settings)})"
+        )
+        steps = run_demo(plan, settings, engine)
+    failed = [s for s in steps if s["status"] == "failed"]
+    seconds = round(time.perf_counter() - started, 1)
+    done = sum(s["status"] in ("imported", "built") for s in steps)
     console.print(
-        f"[green]database ready[/green]: PostgreSQL {versions['postgresql']}, "
-        f"PostGIS {versions['postgis']} ({settings.data_dir})"
+        f"demo city '{plan.name}': {done} step(s) run, "
+        f"{sum(s['status'] == 'unchanged' for s in steps)} unchanged, "
+        f"{sum(s['status'] == 'skipped' for s in steps)} skipped, {len(failed)} failed "
+        f"in {seconds} s"
     )
+    if as_json:
+        emit(
+            {"city": plan.name, "srid": plan.srid, "seconds": seconds, "steps": steps}, as_json=True
+        )
     if no_serve:
+        if failed:
+            raise ImportFailed(
+                f"{len(failed)} demo step(s) failed: "
+                + ", ".join(f"{s['step']} {s.get('file', '')}".strip() for s in failed)
+            )
         return
+    console.print(f"[bold]viewer: http://{host}:{port}/viewer/[/bold]")
     serve(host=host, port=port, workers=1, reload=False)
+
+
+def demo_settings(settings: CimSettings, srid: int) -> CimSettings:
+    """Settings that store the demo city in ``srid``; a database fixed to another CRS is refused.
+
+    A new database is initialised in ``srid``; one that already records another storage SRID
+    (an earlier ``cim`` run in the same data dir) cannot hold the demo city, so say how to get
+    a separate one rather than fail half-way.
+    """
+    if settings.srid is not None and settings.srid != srid:
+        raise ConfigError(
+            f"CIM_SRID={settings.srid}, but the demo city is stored in EPSG:{srid}: unset CIM_SRID"
+        )
+    engine = make_engine(database_url(settings))
+    try:
+        with engine.connect() as connection:
+            recorded = migrate.recorded_srid(connection)
+    except OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot connect to the database: {exc.orig}") from exc
+    finally:
+        engine.dispose()
+    if recorded is not None and recorded != srid:
+        where = _where(settings)
+        hint = (
+            f"run `CIM_DATA_DIR=.cim-demo make demo` for a separate demo database, or delete "
+            f"{where} to start over"
+            if settings.uses_embedded_database
+            else "point CIM_DATABASE_URL at another database"
+        )
+        raise ConfigError(
+            f"the database in {where} stores geometries in EPSG:{recorded}, but the demo city "
+            f"needs EPSG:{srid} (UTM zone 16N): {hint}"
+        )
+    return settings.model_copy(update={"srid": srid})
+
+
+def _where(settings: CimSettings) -> str:
+    return str(settings.data_dir) if settings.uses_embedded_database else "CIM_DATABASE_URL"
+
+
+def run_demo(plan: DemoManifest, settings: CimSettings, engine: Engine) -> list[dict[str, Any]]:
+    """Generate, import and tile; one report entry per step (never raises for one step)."""
+    env = _child_env(settings)
+    steps = [_generate(step) for step in plan.generate]
+    import_commands = {command.name for command in imports.app.registered_commands}
+    steps += [_import(step, engine, env, import_commands) for step in plan.imports]
+    tile_commands = {command.name for command in tiles.app.registered_commands}
+    for layer in plan.tiles:
+        if "build" not in tile_commands:
+            steps.append(_skipped(f"tiles {layer}", "`cim tiles build` is not in this version"))
+            continue
+        steps.append(_run(f"tiles {layer}", ["tiles", "build", "--layer", layer], env, "built"))
+    return steps
+
+
+def _generate(step: GenerateStep) -> dict[str, Any]:
+    name = f"generate {step.script.name}"
+    if all(out.exists() for out in step.outputs):
+        return {"step": name, "status": "unchanged"}
+    if not step.script.exists():
+        return _skipped(name, f"{step.script.name} is not in this version")
+    console.print(f"generating {', '.join(o.name for o in step.outputs)} ({step.script.name})")
+    result = subprocess.run([sys.executable, str(step.script)], check=False)
+    missing = [o.name for o in step.outputs if not o.exists()]
+    if result.returncode != 0 or missing:
+        console.print(f"[red]{name} failed[/red] (exit {result.returncode}, missing {missing})")
+        return {"step": name, "status": "failed"}
+    return {"step": name, "status": "built"}
+
+
+def _import(
+    step: ImportStep, engine: Engine, env: dict[str, str], available: set[str | None]
+) -> dict[str, Any]:
+    name = f"import {step.kind}"
+    if step.kind not in available:
+        return _skipped(name, f"`cim import {step.kind}` is not in this version", step.file)
+    if not step.file.exists():
+        return _skipped(name, f"{step.file.name} does not exist", step.file)
+    with Session(engine) as session:
+        existing = session.scalars(
+            select(Dataset.id).where(
+                Dataset.kind == step.kind,
+                Dataset.source_sha256 == file_sha256(step.file),
+                Dataset.status == "ready",
+            )
+        ).first()
+    if existing is not None:
+        console.print(f"{name} {step.file.name}: unchanged (dataset {existing})")
+        return {"step": name, "file": step.file.name, "status": "unchanged", "dataset": existing}
+    command = ["import", step.kind, str(step.file), *step.args]
+    report = _run(name, command, env, "imported")
+    report["file"] = step.file.name
+    return report
+
+
+def _run(name: str, command: list[str], env: dict[str, str], done: str) -> dict[str, Any]:
+    """Run ``cim COMMAND --json``; its progress shows on stderr, its JSON result is kept."""
+    console.print(f"[bold]{name}[/bold]: cim {' '.join(command)}")
+    started = time.perf_counter()
+    result = subprocess.run(
+        [_cim_executable(), *command, "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    seconds = round(time.perf_counter() - started, 1)
+    if result.returncode != 0:
+        console.print(f"[red]{name} failed[/red] (exit {result.returncode}, {seconds} s)")
+        return {"step": name, "status": "failed", "exit": result.returncode, "seconds": seconds}
+    try:
+        output: Any = json.loads(result.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        output = result.stdout.strip()
+    return {"step": name, "status": done, "seconds": seconds, "result": output}
+
+
+def _skipped(name: str, reason: str, file: Path | None = None) -> dict[str, Any]:
+    console.print(f"[yellow]{name} skipped[/yellow]: {reason}")
+    report = {"step": name, "status": "skipped", "reason": reason}
+    if file is not None:
+        report["file"] = file.name
+    return report
+
+
+def _cim_executable() -> str:
+    beside = Path(sys.executable).with_name("cim")
+    return str(beside) if beside.exists() else shutil.which("cim") or "cim"
+
+
+def _child_env(settings: CimSettings) -> dict[str, str]:
+    """The children reach the running database directly instead of managing the cluster."""
+    env = dict(os.environ)
+    env["CIM_DATABASE_URL"] = database_url(settings, start=False)
+    env["CIM_DATA_DIR"] = str(settings.data_dir)
+    env["CIM_SRID"] = str(settings.srid)
+    env["CIM_LOG_LEVEL"] = settings.log_level
+    return env
