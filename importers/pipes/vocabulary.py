@@ -60,6 +60,9 @@ APPURTENANCE_KINDS = {
     "变压器": "transformer",
     "路灯": "lamp",
     "泵站": "pump_station",
+    "水塔": "tank",
+    "水池": "tank",
+    "水源": "reservoir",
 }
 VALVE_STATES = {
     "开": "open",
