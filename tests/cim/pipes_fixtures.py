@@ -124,8 +124,11 @@ def write_network(
     def row(s: S) -> list[Any]:
         a, b = by_code[s.start], by_code[s.end]
         height = (s.diameter_mm or s.height_mm or 0.0) / 1000.0
-        inv_a = s.start_invert_z if s.start_invert_z is not None else a.ground_z - 1.0 - height
-        inv_b = s.end_invert_z if s.end_invert_z is not None else b.ground_z - 1.0 - height
+        # inverts: as given, else from the given centreline, else 1 m of cover
+        first = s.coords[0][2] - height / 2 if s.coords else a.ground_z - 1.0 - height
+        last = s.coords[-1][2] - height / 2 if s.coords else b.ground_z - 1.0 - height
+        inv_a = s.start_invert_z if s.start_invert_z is not None else first
+        inv_b = s.end_invert_z if s.end_invert_z is not None else last
         coords = s.coords or [(a.x, a.y, inv_a + height / 2), (b.x, b.y, inv_b + height / 2)]
         line = shapely.LineString(coords)
         return [

@@ -1,0 +1,185 @@
+"""Excavation impact: pipes inside a planned cut or within a margin, their cover and clearance.
+
+For a cut polygon (storage CRS) dug ``depth_m`` below ground: every segment that intersects the
+polygon grown by ``margin_m`` (GiST ``ST_DWithin``) is examined along the part of it inside that
+zone, sampled every metre: the cover (ground - pipe top) and pipe top/invert there, the
+horizontal clearance from the pipe's outer edge to the cut wall (0 inside the cut), and the
+vertical clearance from the cut floor (ground - depth) down to the pipe top. A pipe is
+``struck`` when it lies under the cut with its top above the floor, ``under`` when it runs below
+the floor, ``near`` when it is outside the cut but within the margin. The answer groups the
+pipes by utility class and owner: who has to be notified before digging.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from cim.errors import InvalidInput
+from cim.services.pipes_common import (
+    class_info,
+    ewkt,
+    feature_collection,
+    has_terrain,
+    parse_polygon,
+    pipe_dataset_ids,
+    section_label,
+    segment_features,
+    session_srid,
+    terrain_heights,
+)
+
+SAMPLE_STEP_M = 1.0
+MAX_SAMPLES_PER_PIPE = 200
+
+
+def excavation_impact(
+    session: Session,
+    *,
+    polygon: Any,
+    depth_m: float,
+    margin_m: float = 1.0,
+    dataset_id: int | None = None,
+) -> dict[str, Any]:
+    """Pipes affected by digging ``polygon`` ``depth_m`` deep, and those within ``margin_m``."""
+    if not depth_m > 0:
+        raise InvalidInput("depth_m must be positive")
+    if margin_m < 0:
+        raise InvalidInput("margin_m must not be negative")
+    cut = parse_polygon(polygon)
+    srid = session_srid(session)
+    rows = session.execute(
+        text(
+            """
+            SELECT s.id, s.code, s.utility, s.subclass, s.owner, s.material, s.section_shape,
+                   s.diameter_mm, s.width_mm, s.height_mm, ST_AsBinary(s.geom) AS wkb,
+                   s.start_invert_z, s.end_invert_z, s.start_top_z, s.end_top_z,
+                   a.ground_z AS ground_a, b.ground_z AS ground_b
+            FROM pipe_segment s
+            JOIN pipe_node a ON a.id = s.start_node_id
+            JOIN pipe_node b ON b.id = s.end_node_id
+            WHERE s.dataset_id = ANY(:ds) AND ST_DWithin(s.geom, ST_GeomFromEWKT(:cut), :margin)
+            ORDER BY s.id
+            """
+        ),
+        {"ds": pipe_dataset_ids(session, dataset_id), "cut": ewkt(cut, srid), "margin": margin_m},
+    ).all()
+    zone = cut.buffer(margin_m) if margin_m > 0 else cut
+    terrain = has_terrain(session)
+    pipes = []
+    for r in rows:
+        line = shapely.from_wkb(r.wkb)
+        length = shapely.force_2d(line).length
+        part = shapely.force_2d(line).intersection(zone)
+        if part.is_empty:
+            part = shapely.force_2d(line)
+        # sample positions (distance along the pipe) over the part inside the zone
+        pieces = getattr(part, "geoms", [part])
+        positions: list[float] = []
+        for piece in pieces:
+            if piece.length == 0:
+                positions.append(
+                    float(shapely.line_locate_point(shapely.force_2d(line), piece.centroid))
+                )
+                continue
+            count = min(MAX_SAMPLES_PER_PIPE, max(2, int(piece.length / SAMPLE_STEP_M) + 1))
+            for t in np.linspace(0, piece.length, count):
+                positions.append(
+                    float(shapely.line_locate_point(shapely.force_2d(line), piece.interpolate(t)))
+                )
+        fractions = np.clip(
+            np.array(positions) / length if length else np.zeros(len(positions)), 0, 1
+        )
+        height = float(r.diameter_mm or r.height_mm or 0.0) / 1000.0
+        half_width = float(r.diameter_mm or r.width_mm or 0.0) / 2000.0
+        points = [line.interpolate(f, normalized=True) for f in fractions]
+        centre = np.array([p.z if p.has_z else np.nan for p in points])
+        top = _lerp(r.start_top_z, r.end_top_z, fractions)
+        if top is None:
+            top = centre + height / 2
+        invert = _lerp(r.start_invert_z, r.end_invert_z, fractions)
+        if invert is None:
+            invert = top - height
+        ground = _lerp(r.ground_a, r.ground_b, fractions)
+        if terrain:
+            dem = terrain_heights(session, [(p.x, p.y) for p in points], srid)
+            from_dem = np.array([np.nan if h is None else h for h in dem])
+            ground = np.where(
+                np.isnan(from_dem), ground if ground is not None else np.nan, from_dem
+            )
+        inside = np.array([cut.intersects(shapely.Point(p.x, p.y)) for p in points])
+        axis_distance = shapely.force_2d(line).distance(cut)
+        horizontal = max(0.0, axis_distance - half_width)
+        cover = None if ground is None else float(np.nanmin(ground - top))
+        floor = None if ground is None else ground - depth_m
+        vertical = None
+        if floor is not None and inside.any():
+            vertical = float(np.nanmin(floor[inside] - top[inside]))
+        if inside.any() or axis_distance == 0:
+            status = "struck" if vertical is None or vertical < 0 else "under"
+        else:
+            status = "near"
+        pipes.append(
+            {
+                "segment_id": r.id,
+                "code": r.code,
+                "utility": r.utility,
+                "subclass": r.subclass,
+                **class_info(r.utility),
+                "owner": r.owner,
+                "material": r.material,
+                "section": section_label(r.section_shape, r.diameter_mm, r.width_mm, r.height_mm),
+                "status": status,
+                "inside_cut": bool(inside.any() or axis_distance == 0),
+                "length_in_zone_m": round(part.length, 3),
+                "min_cover_m": None if cover is None else round(cover, 3),
+                "top_z_max": round(float(np.nanmax(top)), 3),
+                "invert_z_min": round(float(np.nanmin(invert)), 3),
+                "horizontal_clearance_m": round(horizontal, 3),
+                "vertical_clearance_m": None if vertical is None else round(vertical, 3),
+            }
+        )
+    notify: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for p in pipes:
+        entry = notify.setdefault(
+            (p["utility"], p["owner"]),
+            {
+                "utility": p["utility"],
+                "utility_name": p["utility_name"],
+                "colour": p["colour"],
+                "owner": p["owner"],
+                "pipes": 0,
+                "struck": 0,
+            },
+        )
+        entry["pipes"] += 1
+        entry["struck"] += p["status"] == "struck"
+    status_of = {p["segment_id"]: p["status"] for p in pipes}
+    features = segment_features(session, list(status_of), role="affected")
+    for feature in features:
+        feature["properties"]["role"] = status_of[feature["properties"]["id"]]
+    return {
+        "srid": srid,
+        "depth_m": depth_m,
+        "margin_m": margin_m,
+        "cut_area_m2": round(cut.area, 3),
+        "ground_source": "terrain" if terrain else "nodes",
+        "pipe_count": len(pipes),
+        "struck_count": sum(p["status"] == "struck" for p in pipes),
+        "pipes": pipes,
+        "notify": sorted(notify.values(), key=lambda e: (e["utility"], e["owner"] or "")),
+        "geojson": feature_collection(features, srid),
+    }
+
+
+def _lerp(
+    a: float | None, b: float | None, t: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64] | None:
+    if a is None or b is None:
+        return None
+    return a + (b - a) * t
