@@ -28,6 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_SAMPLES = (REPO / ".." / "shared" / "samples").resolve()
 TEST_SRID = 4547
 
+# Session fixtures of the shelter-zoning tests (metric databases for Cambridge MA and SF).
+pytest_plugins = ["tests.shelter_fixtures"]
+
 
 def make_world_readable_tempdir(prefix: str) -> Path:
     """A temp folder the unprivileged database user can reach (pytest's tmp is 0700 under root)."""

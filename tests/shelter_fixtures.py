@@ -55,8 +55,18 @@ def cambridge_engine(server_url: str) -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def sf_engine(server_url: str) -> Iterator[Engine]:
-    """An empty database in UTM 10N (EPSG:32610) for the spopt San Francisco instance."""
+    """A database in UTM 10N (EPSG:32610) with the spopt San Francisco tracts and 16 sites."""
     engine = _engine(server_url, "cim_test_sf", SF_SRID)
+    import_population(
+        engine,
+        SHELTER_SAMPLES / "spopt_SF_demand_205_tracts.csv",
+        mapping=MAPPINGS / "sf_demand.yaml",
+    )
+    import_shelters(
+        engine,
+        SHELTER_SAMPLES / "spopt_SF_candidate_sites_16.csv",
+        mapping=MAPPINGS / "sf_candidate_sites.yaml",
+    )
     yield engine
     engine.dispose()
 

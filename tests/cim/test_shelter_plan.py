@@ -13,13 +13,12 @@ from sqlalchemy.orm import Session
 from cim.errors import InvalidInput, NotFound
 from cim.services.shelter_plan import PlanParameters, create_plan, latest_plan_id, plan_summary
 from cim.services.shelter_zones import uncovered_features, zone_features
-from tests.shelter_fixtures import cambridge_engine  # noqa: F401
 
 TOTAL_POPULATION = 101_355.0  # sum of POP_LAB over the 886 blocks
 
 
 @pytest.fixture
-def cambridge(cambridge_engine: Engine) -> Iterator[Session]:  # noqa: F811
+def cambridge(cambridge_engine: Engine) -> Iterator[Session]:
     """A session on the Cambridge database whose plans are rolled back after the test."""
     with cambridge_engine.connect() as connection:
         outer = connection.begin()

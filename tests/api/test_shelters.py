@@ -1,0 +1,77 @@
+"""``/analysis/shelters`` through the real app on the Cambridge MA database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from api.main import create_app
+from cim.config import CimSettings
+from cim.services.access import create_key
+
+
+@pytest.fixture
+def client(cambridge_engine: Engine, tmp_path) -> Iterator[tuple[TestClient, str]]:
+    url = cambridge_engine.url.render_as_string(hide_password=False)
+    with Session(cambridge_engine) as session, session.begin():
+        key, secret = create_key(session, name="shelter test admin", role="admin")
+        key_id = key.id
+    settings = CimSettings(database_url=url, data_dir=tmp_path / "data")
+    try:
+        with TestClient(create_app(settings)) as test_client:
+            yield test_client, secret
+    finally:
+        with cambridge_engine.begin() as conn:
+            conn.execute(text("DELETE FROM shelter_plan"))
+            conn.execute(text("DELETE FROM api_key WHERE id = :id"), {"id": key_id})
+
+
+def test_plan_zones_uncovered_and_suggest(client: tuple[TestClient, str]) -> None:
+    http, secret = client
+    body = {"name": "api", "radius_m": {"short": 900}}
+    assert http.post("/analysis/shelters/plans", json=body).status_code == 401
+    created = http.post("/analysis/shelters/plans", json=body, headers={"X-API-Key": secret})
+    assert created.status_code == 201, created.text
+    plan = created.json()
+    stats = plan["stats"]
+    assert stats["covered"] + stats["uncovered"] == pytest.approx(101_355.0)
+    assert plan["parameters"]["radius_m"] == {"short": 900.0}
+
+    fetched = http.get(f"/analysis/shelters/plans/{plan['id']}").json()
+    assert fetched["stats"] == stats and len(fetched["shelters"]) == stats["usable_shelters"]
+    assert http.get("/analysis/shelters/plans/latest").json()["id"] == plan["id"]
+    assert http.get("/analysis/shelters/plans").json()[0]["id"] == plan["id"]
+
+    zones = http.get(f"/analysis/shelters/plans/{plan['id']}/zones").json()
+    assert zones["type"] == "FeatureCollection"
+    loads = [f["properties"]["load_ratio"] for f in zones["features"]]
+    assert len(loads) == stats["usable_shelters"] and max(loads) <= 1 + 1e-9
+    lon, lat = zones["features"][0]["geometry"]["coordinates"][0][0][0]
+    assert -71.2 < lon < -71.0 and 42.3 < lat < 42.45  # WGS84, in Cambridge
+    uncovered = http.get(f"/analysis/shelters/plans/{plan['id']}/uncovered").json()
+    assert sum(f["properties"]["uncovered"] for f in uncovered["features"]) == pytest.approx(
+        stats["uncovered"]
+    )
+    reasons = {f["properties"]["reason"] for f in uncovered["features"]}
+    assert reasons <= {"out_of_reach", "over_capacity", "in_hazard_zone"}
+
+    suggested = http.post(
+        "/analysis/shelters/suggest", json={"k": 2, "level": "short", "grid_spacing_m": 400}
+    )
+    assert suggested.status_code == 200, suggested.text
+    result = suggested.json()
+    assert result["plan_id"] == plan["id"] and len(result["sites"]) == 2
+    assert result["status"] == "optimal"
+    assert 0 < result["gain"] <= stats["uncovered"] + 1e-6
+
+    assert http.get("/analysis/shelters/plans/999999").status_code == 404
+    bad = http.post(
+        "/analysis/shelters/plans",
+        json={"radius_m": {"short": -5}},
+        headers={"X-API-Key": secret},
+    )
+    assert bad.status_code in (400, 422)
