@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import text
@@ -244,4 +245,52 @@ def feature_collection(features: list[dict[str, Any]], srid: int) -> dict[str, A
         "type": "FeatureCollection",
         "crs": {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{srid}"}},
         "features": features,
+    }
+
+
+def geometry_to_storage(value: Any, crs: str | None, srid: int, *, what: str) -> Any:
+    """A request geometry given in ``crs`` (default: the storage CRS) as GeoJSON in storage."""
+    if value is None or crs is None:
+        return value
+    from cim.crs import parse_crs, transformer
+
+    if parse_crs(crs).equals(parse_crs(srid)):
+        return value
+    geom = parse_geometry(value, what=what)
+    move = transformer(crs, srid)
+    moved = shapely.transform(geom, lambda xy: np.column_stack(move.transform(xy[:, 0], xy[:, 1])))
+    return shapely.geometry.mapping(moved)
+
+
+def point_to_storage(
+    point: tuple[float, float] | None, crs: str | None, srid: int
+) -> tuple[float, float] | None:
+    """A request point (x, y) given in ``crs`` as storage coordinates."""
+    if point is None or crs is None:
+        return point
+    from cim.crs import to_storage
+
+    xs, ys, _ = to_storage(crs, srid, [point[0]], [point[1]])
+    return float(xs[0]), float(ys[0])
+
+
+def reproject_features(collection: dict[str, Any], srid: int, target: str) -> dict[str, Any]:
+    """A storage-CRS FeatureCollection in ``target`` (e.g. ``EPSG:4326`` for web maps); Z kept."""
+    from cim.crs import crs_label, parse_crs, transformer
+
+    move = transformer(srid, target)
+    features = []
+    for feature in collection.get("features", []):
+        geom = shapely.geometry.shape(feature["geometry"])
+        moved = shapely.transform(
+            geom,
+            lambda xyz: np.column_stack([*move.transform(xyz[:, 0], xyz[:, 1]), xyz[:, 2]]),
+            include_z=True,
+        )
+        features.append(feature | {"geometry": shapely.geometry.mapping(moved)})
+    label = crs_label(parse_crs(target))
+    code = label.split(":", 1)[1] if label.startswith("EPSG:") else label
+    return collection | {
+        "features": features,
+        "crs": {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{code}"}},
     }

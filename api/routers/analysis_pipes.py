@@ -1,0 +1,246 @@
+"""``/analysis/pipes/...``: the underground-network analyses over HTTP (thin; services do the work).
+
+Geometries in requests are GeoJSON in the storage CRS unless ``crs`` names another one (the
+viewer sends ``EPSG:4326``); ``geojson_crs`` asks for the highlight GeoJSON in another CRS.
+Charts come as JSON, or as SVG with ``format=svg``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from api.deps import SessionDep
+from cim.services import (
+    pipes_clash,
+    pipes_clearance,
+    pipes_excavation,
+    pipes_isolation,
+    pipes_profile,
+    pipes_query,
+    pipes_section,
+    pipes_trace,
+)
+from cim.services.pipes_common import (
+    geometry_to_storage,
+    point_to_storage,
+    reproject_features,
+    session_srid,
+)
+
+router = APIRouter(prefix="/analysis/pipes", tags=["pipe analyses"])
+SVG = "image/svg+xml"
+Geometry = dict[str, Any]
+
+
+class Request(BaseModel):
+    dataset_id: int | None = Field(None, description="One pipe dataset; default all of them.")
+    crs: str | None = Field(None, description="CRS of the request geometries (default storage).")
+    geojson_crs: str | None = Field(None, description="CRS of returned GeoJSON (default storage).")
+
+
+class QueryRequest(Request):
+    bbox: tuple[float, float, float, float] | None = None
+    polygon: Geometry | None = None
+    line: Geometry | None = None
+    buffer_m: float = 0.0
+    utilities: list[str] | None = Field(None, examples=[["JS", "YS"]])
+    materials: list[str] | None = None
+    diameter_min_mm: float | None = None
+    diameter_max_mm: float | None = None
+    year_min: int | None = None
+    year_max: int | None = None
+    depth_min_m: float | None = None
+    depth_max_m: float | None = None
+    limit: int = 1000
+    offset: int = 0
+
+
+class SectionRequest(Request):
+    line: Geometry = Field(examples=[{"type": "LineString", "coordinates": [[0, 0], [30, 0]]}])
+    utilities: list[str] | None = None
+
+
+class AreaRequest(Request):
+    area: Geometry | None = Field(None, description="Only pipes in this polygon; default all.")
+    limit: int = 1000
+
+
+class ClearanceRequest(AreaRequest):
+    kinds: list[Literal["horizontal", "building", "vertical"]] = [
+        "horizontal",
+        "building",
+        "vertical",
+    ]
+
+
+class ClashRequest(AreaRequest):
+    kinds: list[Literal["pipe", "building"]] = ["pipe", "building"]
+
+
+class IsolationRequest(Request):
+    segment_id: int | None = None
+    point: tuple[float, float] | None = Field(None, description="Burst location (x, y).")
+    failed_valves: list[int] = Field(
+        default_factory=list, description="Valve node ids found stuck."
+    )
+    tolerance_m: float = 50.0
+
+
+class TraceRequest(Request):
+    node_id: int | None = None
+    segment_id: int | None = None
+    direction: Literal["downstream", "upstream", "both"] = "downstream"
+    direction_from: Literal["invert", "link"] = "invert"
+    stop_at_valves: bool = False
+    stop_at_class_change: bool = False
+    max_distance_m: float | None = None
+
+
+class ExcavationRequest(Request):
+    polygon: Geometry
+    depth_m: float = Field(gt=0)
+    margin_m: float = Field(1.0, ge=0)
+
+
+def _out(session: SessionDep, answer: dict[str, Any], target: str | None) -> dict[str, Any]:
+    """Reproject the answer's GeoJSON (the answer itself, or its ``geojson`` member)."""
+    if target is None:
+        return answer
+    srid = session_srid(session)
+    if answer.get("type") == "FeatureCollection":
+        return reproject_features(answer, srid, target)
+    if "geojson" in answer:
+        answer["geojson"] = reproject_features(answer["geojson"], srid, target)
+    return answer
+
+
+@router.post("/query", summary="Pipes in a bbox, polygon or along a line, with filters")
+def query(body: QueryRequest, session: SessionDep) -> dict[str, Any]:
+    """A GeoJSON FeatureCollection (``numberMatched``/``numberReturned``) of matching pipes."""
+    srid = session_srid(session)
+    answer = pipes_query.query_pipes(
+        session,
+        bbox=body.bbox,
+        polygon=geometry_to_storage(body.polygon, body.crs, srid, what="polygon"),
+        line=geometry_to_storage(body.line, body.crs, srid, what="line"),
+        **body.model_dump(
+            exclude={"bbox", "polygon", "line", "crs", "geojson_crs"}, exclude_none=False
+        ),
+    )
+    return _out(session, answer, body.geojson_crs)
+
+
+@router.post("/section", summary="Cross-section (横断面) along a line", response_model=None)
+def section(
+    body: SectionRequest,
+    session: SessionDep,
+    format: Literal["json", "svg"] = Query("json", description="json or svg"),
+) -> dict[str, Any] | Response:
+    """Every pipe crossed: offset, centre depth, top/invert elevation, size, colour; ground."""
+    srid = session_srid(session)
+    answer = pipes_section.cross_section(
+        session,
+        line=geometry_to_storage(body.line, body.crs, srid, what="line"),
+        dataset_id=body.dataset_id,
+        utilities=body.utilities,
+    )
+    if format == "svg":
+        return Response(pipes_section.section_svg(answer), media_type=SVG)
+    return answer
+
+
+@router.get(
+    "/profile", summary="Longitudinal profile (纵断面) between two nodes", response_model=None
+)
+def profile(
+    session: SessionDep,
+    from_node: int = Query(description="Start node id."),
+    to_node: int = Query(description="End node id."),
+    format: Literal["json", "svg"] = Query("json"),
+) -> dict[str, Any] | Response:
+    """Ground line, top/invert per segment, cover, slope, backward slopes along the path."""
+    answer = pipes_profile.longitudinal_profile(session, from_node_id=from_node, to_node_id=to_node)
+    if format == "svg":
+        return Response(pipes_profile.profile_svg(answer), media_type=SVG)
+    return answer
+
+
+@router.post("/clearance", summary="GB 50289 clearance check")
+def clearance(body: ClearanceRequest, session: SessionDep) -> dict[str, Any]:
+    """Pairs (pipe-pipe, pipe-building) closer than GB 50289-2016 requires, with the rule."""
+    srid = session_srid(session)
+    return pipes_clearance.check_clearances(
+        session,
+        dataset_id=body.dataset_id,
+        area=geometry_to_storage(body.area, body.crs, srid, what="area"),
+        kinds=tuple(body.kinds),
+        limit=body.limit,
+    )
+
+
+@router.post("/clashes", summary="3D clash detection")
+def clashes(body: ClashRequest, session: SessionDep) -> dict[str, Any]:
+    """Pipe-pipe and pipe-building-element clashes with location and overlap."""
+    srid = session_srid(session)
+    return pipes_clash.detect_clashes(
+        session,
+        dataset_id=body.dataset_id,
+        area=geometry_to_storage(body.area, body.crs, srid, what="area"),
+        kinds=tuple(body.kinds),
+        limit=body.limit,
+    )
+
+
+@router.post("/isolation", summary="Burst-valve isolation (爆管关阀)")
+def isolation(body: IsolationRequest, session: SessionDep) -> dict[str, Any]:
+    """Valves to close, isolated segments, length, volume, affected nodes; failed valves are
+    passed and the ring extends to the next valves."""
+    answer = pipes_isolation.isolate_burst(
+        session,
+        segment_id=body.segment_id,
+        point=point_to_storage(body.point, body.crs, session_srid(session)),
+        dataset_id=body.dataset_id,
+        failed_valve_ids=body.failed_valves,
+        tolerance_m=body.tolerance_m,
+    )
+    return _out(session, answer, body.geojson_crs)
+
+
+@router.post("/trace", summary="Upstream/downstream trace or connected component")
+def trace(body: TraceRequest, session: SessionDep) -> dict[str, Any]:
+    """Directed on gravity networks, connected component on pressure networks."""
+    answer = pipes_trace.trace(
+        session,
+        node_id=body.node_id,
+        segment_id=body.segment_id,
+        direction=body.direction,
+        direction_from=body.direction_from,
+        stop_at_valves=body.stop_at_valves,
+        stop_at_class_change=body.stop_at_class_change,
+        max_distance_m=body.max_distance_m,
+    )
+    return _out(session, answer, body.geojson_crs)
+
+
+@router.post("/excavation", summary="Excavation impact")
+def excavation(body: ExcavationRequest, session: SessionDep) -> dict[str, Any]:
+    """Pipes inside the cut or within the margin: cover, clearances, owners to notify."""
+    srid = session_srid(session)
+    answer = pipes_excavation.excavation_impact(
+        session,
+        polygon=geometry_to_storage(body.polygon, body.crs, srid, what="polygon"),
+        depth_m=body.depth_m,
+        margin_m=body.margin_m,
+        dataset_id=body.dataset_id,
+    )
+    return _out(session, answer, body.geojson_crs)
+
+
+@router.get("/qc/{dataset_id}", summary="QC report of a pipe dataset")
+def qc(dataset_id: int, session: SessionDep) -> dict[str, Any]:
+    """The quality-control findings stored by the import, with the dataset's counts."""
+    return pipes_query.dataset_qc(session, dataset_id=dataset_id)
