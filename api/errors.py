@@ -10,7 +10,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cim.errors import (
@@ -79,6 +79,11 @@ async def _database_down(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _bad_data(request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value the caller sent (a NUL byte, an out-of-range number).
+    return problem(400, "InvalidInput", "a value in the request cannot be used (invalid data)")
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     return problem(exc.status_code, "HTTPError", str(exc.detail), dict(exc.headers or {}))
@@ -99,6 +104,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def add_exception_handlers(app: FastAPI) -> None:
     """Install every handler on ``app``."""
     app.add_exception_handler(CimError, _cim_error)
+    app.add_exception_handler(DataError, _bad_data)
     app.add_exception_handler(OperationalError, _database_down)
     app.add_exception_handler(DBAPIError, _database_down)
     app.add_exception_handler(StarletteHTTPException, _http_error)

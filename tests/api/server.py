@@ -24,9 +24,8 @@ def free_port() -> int:
 def cim_serve(database_url: str, data_dir: Path, **env: str) -> Iterator[str]:
     """Run ``cim serve`` against ``database_url``; yields its base URL, stops it afterwards."""
     port = free_port()
-    environment = cli_env(
-        database_url, CIM_DATA_DIR=str(data_dir), CIM_COLLECTION_CACHE_SECONDS="0", **env
-    )
+    settings = {"CIM_DATA_DIR": str(data_dir), "CIM_COLLECTION_CACHE_SECONDS": "0", **env}
+    environment = cli_env(database_url, **settings)
     log = open(data_dir / "serve.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [CIM, "serve", "--host", "127.0.0.1", "--port", str(port)],
