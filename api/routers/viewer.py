@@ -20,7 +20,7 @@ from starlette.types import Scope
 
 from api.deps import EngineDep, SessionDep, SettingsDep
 from cim.db.connect import storage_srid
-from cim.services.dataset_extent import dataset_extents
+from cim.services.dataset_extent import dataset_extents, dataset_heights
 from cim.services.datasets import list_datasets
 from cim.utilities import utility_classes
 
@@ -62,7 +62,7 @@ TOOL_ENDPOINTS = {
     "datasets": ("GET", "/datasets"),
     "dataset": ("GET", "/datasets/{dataset_id}"),
     "collections": ("GET", "/collections"),
-    "crossSection": ("POST", "/analysis/pipes/cross-section"),
+    "crossSection": ("POST", "/analysis/pipes/section"),
     "isolation": ("POST", "/analysis/pipes/isolation"),
     "shelterPlans": ("POST", "/analysis/shelters/plans"),
     "elevation": ("GET", "/terrain/elevation"),
@@ -120,8 +120,10 @@ def viewer_config(request: Request, settings: SettingsDep, engine: EngineDep) ->
 
 @router.get("/viewer/datasets.json", summary="Datasets with their extent, for fly-to")
 def viewer_datasets(session: SessionDep, engine: EngineDep) -> list[dict[str, Any]]:
-    """Every dataset (id, kind, name, status) with its CRS84 extent ``[w, s, e, n]`` or null."""
+    """Every dataset (id, kind, name, status) with its CRS84 extent ``[w, s, e, n]`` or null,
+    and ``heights`` ``[lowest, highest]`` (metres) when its geometries are 3D."""
     extents = dataset_extents(session, storage_srid=storage_srid(engine))
+    heights = dataset_heights(session)
     return [
         {
             "id": dataset.id,
@@ -129,6 +131,7 @@ def viewer_datasets(session: SessionDep, engine: EngineDep) -> list[dict[str, An
             "name": dataset.name,
             "status": dataset.status,
             "bbox": list(extents[dataset.id]) if dataset.id in extents else None,
+            "heights": list(heights[dataset.id]) if dataset.id in heights else None,
         }
         for dataset in list_datasets(session)
     ]

@@ -17,6 +17,9 @@ _GEOMETRY_SOURCES = (
     ("hazard_zone", "geom"),
 )
 
+# Tables whose geometries carry real heights (Z in metres, ellipsoidal - see cim.crs).
+_HEIGHT_SOURCES = (("building_element", "mesh"), ("pipe_node", "geom"), ("pipe_segment", "geom"))
+
 Extent = tuple[float, float, float, float]
 """(west, south, east, north) in degrees."""
 
@@ -50,3 +53,16 @@ def dataset_extents(session: Session, *, storage_srid: int) -> dict[int, Extent]
     return {
         int(row[0]): (float(row[1]), float(row[2]), float(row[3]), float(row[4])) for row in rows
     }
+
+
+def dataset_heights(session: Session) -> dict[int, tuple[float, float]]:
+    """(lowest, highest) Z of each dataset with 3D geometry, keyed by dataset id."""
+    parts = " UNION ALL ".join(
+        f"SELECT dataset_id, ST_ZMin(ST_3DExtent({column})) AS low,"
+        f" ST_ZMax(ST_3DExtent({column})) AS high FROM {table} GROUP BY dataset_id"
+        for table, column in _HEIGHT_SOURCES
+    )
+    rows = session.execute(
+        text(f"SELECT dataset_id, min(low), max(high) FROM ({parts}) AS z GROUP BY dataset_id")
+    ).all()
+    return {int(row[0]): (float(row[1]), float(row[2])) for row in rows if row[1] is not None}

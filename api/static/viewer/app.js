@@ -13,6 +13,7 @@ const cim = (window.cim = {
   terrain: { url: null, ready: false, error: null },
   errors: [], // layer failures, shown in the status line (never thrown)
   hiddenClasses: new Set(),
+  datasets: [],
   utilityProperty: null,
   selected: null,
   onPick: null, // set by tools.js while a tool waits for a click
@@ -39,7 +40,9 @@ function fail(layer, error) {
   const message = `${layer}: ${error && error.message ? error.message : error}`;
   cim.errors.push(message);
   console.warn(`cim viewer: ${message}`);
-  status(`${cim.errors.length} layer(s) failed — ${message}`, true);
+  const failed = [...new Set(cim.errors.map((e) => e.split(":")[0]))];
+  status(`failed: ${failed.join(", ")}`, true);
+  document.getElementById("status").title = cim.errors.join("\n");
 }
 
 async function getJson(url, options) {
@@ -176,12 +179,13 @@ function buildLegend(classes) {
     code.className = "code";
     code.textContent = cls.code;
     extra.append(code);
-    const li = addToggle("legend", ` ${cls.name} ${cls.nameZh}`, true, (on) => {
+    const li = addToggle("legend", ` ${cls.name}`, true, (on) => {
       if (on) cim.hiddenClasses.delete(cls.code);
       else cim.hiddenClasses.add(cls.code);
       applyClassStyle();
     }, extra);
-    li.title = cls.subclasses.map((s) => `${s.code} ${s.name} ${s.nameZh}`).join("\n");
+    li.title = [`${cls.code} ${cls.nameZh} ${cls.name}`,
+      ...cls.subclasses.map((s) => `  ${s.code} ${s.nameZh} ${s.name}`)].join("\n");
   }
 }
 
@@ -275,7 +279,7 @@ async function addDatasets(viewer) {
     const button = document.createElement("button");
     button.className = "fly";
     button.textContent = "fly to";
-    button.addEventListener("click", () => flyToBox(dataset.bbox));
+    button.addEventListener("click", () => flyToDataset(dataset));
     li.append(kind, name, button);
     list.append(li);
   }
@@ -283,13 +287,51 @@ async function addDatasets(viewer) {
   return datasets;
 }
 
-function flyToBox(bbox, duration = 1.5) {
-  const [west, south, east, north] = bbox;
-  const pad = Math.max(east - west, north - south) * 0.15 + 0.0005;
-  const rectangle = Cesium.Rectangle.fromDegrees(west - pad, south - pad, east + pad, north + pad);
-  cim.viewer.camera.flyTo({ destination: rectangle, duration });
+function datasetSphere(dataset) {
+  // Box corners at the lowest and highest stored Z, so raised 3D data is framed too.
+  const [west, south, east, north] = dataset.bbox;
+  const [low, high] = dataset.heights || [0, 0];
+  return Cesium.BoundingSphere.fromPoints([
+    Cesium.Cartesian3.fromDegrees(west, south, low),
+    Cesium.Cartesian3.fromDegrees(east, north, high),
+    Cesium.Cartesian3.fromDegrees(west, north, low),
+    Cesium.Cartesian3.fromDegrees(east, south, high),
+  ]);
 }
-cim.flyToBox = flyToBox;
+
+function flyToDataset(dataset, duration = 1.5) {
+  const sphere = datasetSphere(dataset);
+  const range = Math.max(sphere.radius * 2.2, 60);
+  cim.viewer.camera.flyToBoundingSphere(sphere, {
+    offset: new Cesium.HeadingPitchRange(0, Cesium.Math.toRadians(-50), range),
+    duration,
+  });
+}
+cim.flyToDataset = flyToDataset;
+
+function showCity(duration = 0) {
+  const boxes = cim.datasets.filter((d) => d.bbox);
+  if (!boxes.length) return;
+  const union = boxes.reduce((a, d) => ({
+    bbox: [Math.min(a.bbox[0], d.bbox[0]), Math.min(a.bbox[1], d.bbox[1]), Math.max(a.bbox[2], d.bbox[2]), Math.max(a.bbox[3], d.bbox[3])],
+    heights: [Math.min(a.heights[0], (d.heights || [0])[0]), Math.max(a.heights[1], (d.heights || [0, 0])[1])],
+  }), { bbox: boxes[0].bbox, heights: boxes[0].heights || [0, 0] });
+  flyToDataset(union, duration);
+}
+cim.showCity = showCity;
+
+// The picture of the README and the test artifact: the IFC building among the pipes, from
+// the south-west, looking down at 30 degrees.
+cim.showDemoView = () => {
+  const focus = cim.datasets.find((d) => d.kind === "ifc" && d.bbox)
+    || cim.datasets.find((d) => d.kind === "pipes" && d.bbox);
+  if (!focus) return showCity();
+  cim.viewer.camera.flyToBoundingSphere(datasetSphere(focus), {
+    offset: new Cesium.HeadingPitchRange(Cesium.Math.toRadians(35), Cesium.Math.toRadians(-28), 140),
+    duration: 0,
+  });
+  cim.viewer.scene.requestRender();
+};
 
 function setUnderground(viewer, on) {
   const globe = viewer.scene.globe;
@@ -323,7 +365,10 @@ function showProperties(title, sections) {
       const name = document.createElement("th");
       name.textContent = key;
       const cell = row.insertCell();
-      cell.textContent = String(value);
+      // Stored doubles such as 304.79999999999995 read better rounded to the millimetre.
+      cell.textContent = typeof value === "number" && !Number.isInteger(value)
+        ? String(Number(value.toFixed(3)))
+        : String(value);
       row.prepend(name);
     }
   }
@@ -339,14 +384,28 @@ function tileFeatureProperties(feature) {
 }
 
 async function fullRecord(layer, values) {
-  // The API's record of the picked feature, when the OGC API and the feature's id are there.
-  const collection = { buildings: "building_elements", pipes: "pipe_segments" }[layer];
-  const id = values.id ?? values.feature_id;
-  if (!cim.config.endpoints.collections || !collection || id === undefined) return null;
-  const response = await fetch(`/collections/${collection}/items/${encodeURIComponent(id)}`, {
-    headers: { Accept: "application/geo+json" },
-  });
-  return response.ok ? (await response.json()).properties : null;
+  // The API's record of the picked feature: by its database id when the tile carries one,
+  // else by its GUID / code through a CQL2 filter on the OGC API collection.
+  const spec = { buildings: ["building_elements", "guid"], pipes: ["pipe_segments", "code"] }[layer];
+  if (!cim.config.endpoints.collections || !spec) return null;
+  const [collection, key] = spec;
+  const id = values.table_id ?? values.id ?? values.feature_id;
+  let url;
+  if (id !== undefined) {
+    url = `/collections/${collection}/items/${encodeURIComponent(id)}`;
+  } else if (values[key] !== undefined) {
+    let filter = `${key}='${String(values[key]).replace(/'/g, "''")}'`;
+    const dataset = values.dataset_id ?? values.dataset;
+    if (Number.isInteger(Number(dataset)) && dataset !== "") filter += ` AND dataset_id=${Number(dataset)}`;
+    url = `/collections/${collection}/items?limit=1&filter=${encodeURIComponent(filter)}`;
+  } else {
+    return null;
+  }
+  const response = await fetch(url, { headers: { Accept: "application/geo+json" } });
+  if (!response.ok) return null;
+  const answer = await response.json();
+  const feature = answer.type === "FeatureCollection" ? answer.features[0] : answer;
+  return feature ? { id: feature.id, ...feature.properties } : null;
 }
 
 async function pick(position) {
@@ -391,13 +450,8 @@ async function main() {
   const handler = new Cesium.ScreenSpaceEventHandler(viewer.scene.canvas);
   handler.setInputAction((click) => pick(click.position), Cesium.ScreenSpaceEventType.LEFT_CLICK);
 
-  const datasets = await addDatasets(viewer).catch((error) => (fail("datasets", error), []));
-  const boxes = datasets.filter((d) => d.bbox).map((d) => d.bbox);
-  if (boxes.length) {
-    const all = boxes.reduce((a, b) => [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[2], b[2]), Math.max(a[3], b[3])]);
-    cim.cityBox = all;
-    flyToBox(all, 0);
-  }
+  cim.datasets = await addDatasets(viewer).catch((error) => (fail("datasets", error), []));
+  showCity(0);
   if (config.terrain) await addTerrain(viewer, config.terrain);
   await Promise.all(config.tilesets.map((t) => addTileset(viewer, t.layer, t.url)));
   buildLegend(config.utilityClasses);

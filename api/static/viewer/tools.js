@@ -34,6 +34,11 @@
     cim.onPick = null;
     hint("");
     for (const b of document.querySelectorAll("#tools button")) b.classList.remove("active");
+    const pipes = cim.tilesets.pipes;
+    if (pipes && pipes.tileset && cim.lastIsolation) {
+      cim.lastIsolation = null;
+      pipes.tileset.style = undefined;
+    }
     if (cim.toolHandler) {
       cim.toolHandler.destroy();
       cim.toolHandler = null;
@@ -49,15 +54,24 @@
     return [Cesium.Math.toDegrees(c.longitude), Cesium.Math.toDegrees(c.latitude)];
   }
 
+  function headers(extra) {
+    // Writes (a stored shelter plan) need an API key; it stays in this browser tab only.
+    const key = sessionStorage.getItem("cim-api-key");
+    return { "Content-Type": "application/json", ...(key ? { "X-API-Key": key } : {}), ...extra };
+  }
+
+  async function post(url, body, accept = "application/json") {
+    const response = await fetch(url, { method: "POST", headers: headers({ Accept: accept }), body: JSON.stringify(body) });
+    if (!response.ok) {
+      const problem = await response.json().catch(() => ({}));
+      const auth = response.status === 401 || response.status === 403 ? " — enter an API key with that role" : "";
+      throw new Error(`${problem.detail || `HTTP ${response.status}`}${auth}`);
+    }
+    return response;
+  }
+
   async function postJson(url, body) {
-    const response = await fetch(url, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify(body),
-    });
-    const answer = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(answer.detail || `HTTP ${response.status}`);
-    return answer;
+    return (await post(url, body)).json();
   }
 
   function clearDrawn() {
@@ -89,21 +103,24 @@
   }
 
   async function runCrossSection(points) {
+    const body = { line: { type: "LineString", coordinates: points }, crs: "EPSG:4326" };
     try {
-      const answer = await postJson(cim.config.endpoints.crossSection, {
-        line: { type: "LineString", coordinates: points },
-        crs: "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
-      });
-      const pipes = answer.pipes || answer.crossings || [];
+      const answer = await postJson(cim.config.endpoints.crossSection, body);
       const rows = {};
-      pipes.forEach((p, i) => {
-        rows[`${i + 1}. ${p.code ?? p.id}`] =
-          `${p.utility ?? ""} @ ${Number(p.offset ?? 0).toFixed(1)} m, depth ${Number(p.depth ?? p.centre_depth ?? 0).toFixed(2)} m`;
-      });
-      cim.showProperties(`Cross-section: ${pipes.length} pipe(s)`, [["crossed pipes", rows]]);
-      const extra = document.getElementById("properties-extra");
-      extra.replaceChildren();
-      if (answer.svg) extra.innerHTML = answer.svg;
+      for (const p of answer.pipes) {
+        rows[p.code] = `${p.utility} ${p.section || ""} at ${p.offset_m} m, centre depth ${p.centre_depth_m ?? "?"} m`;
+      }
+      cim.showProperties(`Cross-section: ${answer.pipe_count} pipe(s)`, [
+        ["section", { "line length (m)": answer.line_length_m, ground: answer.ground_source }],
+        ["crossed pipes", rows],
+      ]);
+      // The drawing as an <img>: an SVG shown this way cannot run anything.
+      const svg = await (await post(`${cim.config.endpoints.crossSection}?format=svg`, body, "image/svg+xml")).blob();
+      const img = document.createElement("img");
+      img.alt = "cross-section drawing";
+      img.src = URL.createObjectURL(svg);
+      document.getElementById("properties-extra").replaceChildren(img);
+      cim.lastCrossSection = answer;
     } catch (error) {
       hint(`cross-section failed: ${error.message}`);
     }
@@ -116,23 +133,21 @@
       if (selected.layer !== "pipes") return;
       stop();
       const p = selected.properties;
+      const segmentId = p.table_id ?? p.id;
       try {
-        const answer = await postJson(cim.config.endpoints.isolation, {
-          segment_id: p.id ?? p.feature_id,
-          code: p.code,
-          dataset_id: p.dataset_id ?? p.dataset,
-        });
-        highlightSegments(answer.isolated_segments || answer.segments || []);
-        const valves = answer.valves || answer.valves_to_close || [];
-        cim.showProperties(`Isolation of ${p.code ?? p.id}`, [
+        const answer = await postJson(cim.config.endpoints.isolation, { segment_id: segmentId });
+        highlightSegments(answer.isolated_segments);
+        cim.lastIsolation = answer;
+        cim.showProperties(`Isolation of ${p.code}`, [
           ["tile metadata", p],
-          ["isolation", {
-            "valves to close": valves.map((v) => v.code ?? v).join(", "),
-            "isolated segments": (answer.isolated_segments || answer.segments || []).length,
-            "length (m)": answer.length_m ?? answer.length,
-            "volume (m³)": answer.volume_m3 ?? answer.volume,
+          ["burst-valve isolation", {
+            "valves to close": answer.valves_to_close.map((v) => v.code).join(", ") || "none",
+            "isolated segments": answer.segment_count,
+            "length (m)": answer.length_m,
+            "volume (m³)": answer.volume_m3,
           }],
         ]);
+        hint("Isolated segments in magenta; pick another tool to reset.");
       } catch (error) {
         hint(`isolation failed: ${error.message}`);
       }
@@ -157,9 +172,9 @@
     try {
       const plan = await postJson(cim.config.endpoints.shelterPlans, {});
       stop();
-      const id = plan.id ?? plan.plan_id;
-      hint(`plan ${id}: zones coloured by load ratio (green empty → red full)`);
-      await cim.addFeatureLayer("shelter_zones", id !== undefined ? `&plan_id=${id}` : "");
+      cim.lastPlan = plan;
+      hint(`plan ${plan.id ?? ""}: zones coloured by load ratio (green empty → red full)`);
+      await cim.addFeatureLayer("shelter_zones", ""); // the collection shows the newest plan
     } catch (error) {
       stop();
       hint(`shelter plan failed: ${error.message}`);
@@ -168,6 +183,9 @@
 
   function install() {
     const endpoints = (cim.config && cim.config.endpoints) || {};
+    const key = document.getElementById("api-key");
+    key.value = sessionStorage.getItem("cim-api-key") || "";
+    key.addEventListener("change", () => sessionStorage.setItem("cim-api-key", key.value.trim()));
     if (endpoints.crossSection) addTool("cross-section", "Cross-section along a line", crossSection);
     if (endpoints.isolation) addTool("isolation", "Burst-valve isolation (pick a pipe)", isolation);
     if (endpoints.shelterPlans) addTool("shelter-plan", "Run a shelter plan", shelterPlan);

@@ -1,0 +1,92 @@
+"""Session fixtures of the browser tests: the demo city in its own database, served, in Chromium.
+
+The demo city is loaded the way a user loads it - ``cim demo --no-serve`` - into a database
+stored in EPSG:32616, then ``cim serve`` runs on a free loopback port and one headless
+Chromium page opens the viewer for all tests (loading CesiumJS once keeps the suite short).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from cim.db import migrate
+from cim.db.engine import make_engine
+from tests.conftest import CIM, cli_env, create_database, make_world_readable_tempdir
+from tests.viewer import harness
+
+DEMO_SRID = 32616
+
+
+@dataclass
+class DemoCity:
+    """The served demo city: base URL, database engine and the demo's step report."""
+
+    base: str
+    engine: Engine
+    steps: list[dict[str, Any]]
+
+    def ran(self, step: str) -> bool:
+        """Whether the demo step (e.g. ``import ifc``) imported or found its data."""
+        return any(
+            s["step"] == step and s["status"] in ("imported", "unchanged") for s in self.steps
+        )
+
+
+@pytest.fixture(scope="session")
+def demo_city(server_url: str) -> Iterator[DemoCity]:
+    url = create_database(server_url, "cim_viewer")
+    engine = make_engine(url)
+    migrate.upgrade(engine, srid=DEMO_SRID, default_srid=DEMO_SRID)
+    data_dir = make_world_readable_tempdir("cim-viewer-")
+    env = cli_env(url, CIM_DATA_DIR=str(data_dir))
+    result = subprocess.run(
+        [CIM, "demo", "--no-serve", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, f"cim demo failed:\n{result.stderr[-4000:]}"
+    steps = json.loads(result.stdout)["steps"]
+    try:
+        with harness.served(CIM, env) as base:
+            yield DemoCity(base=base, engine=engine, steps=steps)
+    finally:
+        engine.dispose()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = harness.launch(playwright)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class ViewerPage:
+    page: Any
+    watch: harness.PageWatch
+    config: dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def viewer(browser: Any, demo_city: DemoCity) -> Iterator[ViewerPage]:
+    """The viewer, loaded once; its tilesets settled on the initial (whole-city) view."""
+    page, watch = harness.open_viewer(browser, demo_city.base)
+    harness.wait_settled(page, globe=False)
+    config = page.evaluate("() => cim.config")
+    yield ViewerPage(page=page, watch=watch, config=config)
+    page.close()

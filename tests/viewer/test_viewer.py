@@ -1,0 +1,196 @@
+"""The viewer in a real headless Chromium on the served demo city: loads clean, shows, picks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import shapely
+from sqlalchemy import text
+
+from cim.crs import transformer
+from tests.viewer import harness
+from tests.viewer.conftest import DEMO_SRID, DemoCity, ViewerPage
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CENTRE = (harness.VIEWPORT["width"] / 2, harness.VIEWPORT["height"] / 2)
+
+
+def lonlat(x: float, y: float) -> tuple[float, float]:
+    lon, lat = transformer(DEMO_SRID, 4326).transform(x, y)
+    return float(lon), float(lat)
+
+
+def click_centre(viewer: ViewerPage) -> dict[str, Any]:
+    """Click the middle of the canvas like a user; returns what the viewer selected."""
+    viewer.page.evaluate("() => { cim.selected = null; }")
+    viewer.page.mouse.click(*CENTRE)
+    viewer.page.wait_for_function("() => cim.selected !== null", timeout=10_000)
+    selected: dict[str, Any] = viewer.page.evaluate(
+        "() => ({layer: cim.selected.layer, properties: cim.selected.properties,"
+        " title: document.getElementById('properties-title').textContent})"
+    )
+    return selected
+
+
+def test_page_loads_without_console_errors_or_outside_requests(viewer: ViewerPage) -> None:
+    assert viewer.watch.console_errors == []
+    assert viewer.watch.page_errors == []
+    assert viewer.watch.external_requests == []
+    assert viewer.watch.failed_requests == []
+    assert viewer.page.evaluate("() => cim.errors") == []
+    assert viewer.page.evaluate("() => cim.firstFrameMs") is not None
+
+
+def test_viewer_offers_every_layer_the_demo_built(viewer: ViewerPage, demo_city: DemoCity) -> None:
+    layers = [t["layer"] for t in viewer.config["tilesets"]]
+    assert ("pipes" in layers) == demo_city.ran("import pipes")
+    assert ("buildings" in layers) == demo_city.ran("import ifc")
+    datasets = viewer.page.evaluate("() => fetch('datasets.json').then(r => r.json())")
+    imported = {s["step"].split()[1] for s in demo_city.steps if demo_city.ran(s["step"])}
+    assert {d["kind"] for d in datasets} == imported
+    assert all(d["bbox"] is not None for d in datasets)
+
+
+TILESET_KIND = {"buildings": "ifc", "pipes": "pipes"}
+
+
+def test_every_tileset_reports_its_tiles_loaded(viewer: ViewerPage) -> None:
+    """Framed on its dataset, each tileset loads tiles and fires ``allTilesLoaded``, no failure."""
+    if not viewer.config["tilesets"]:
+        pytest.skip("no tileset was built (no tiler in this version)")
+    for entry in viewer.config["tilesets"]:
+        layer = entry["layer"]
+        viewer.page.evaluate(
+            """([layer, kind]) => {
+                cim.tilesets[layer].loaded = false;
+                const dataset = cim.datasets.find(d => d.kind === kind && d.bbox);
+                if (dataset) cim.flyToDataset(dataset, 0); else cim.showCity(0);
+            }""",
+            [layer, TILESET_KIND.get(layer)],
+        )
+        viewer.page.wait_for_function(
+            "(layer) => cim.tilesets[layer].loaded || cim.tilesets[layer].failures > 0",
+            arg=layer,
+            timeout=120_000,
+        )
+        state = viewer.page.evaluate(
+            "(layer) => { const t = cim.tilesets[layer];"
+            " return {allTilesLoaded: t.loaded, tileLoads: t.tileLoads, failures: t.failures}; }",
+            layer,
+        )
+        assert state["failures"] == 0, f"{layer}: {viewer.page.evaluate('() => cim.errors')}"
+        assert state["allTilesLoaded"] is True, layer
+        assert state["tileLoads"] > 0, layer
+
+
+def test_terrain_tiles_are_requested_and_decoded(viewer: ViewerPage, demo_city: DemoCity) -> None:
+    if not viewer.config["terrain"]:
+        pytest.skip("no terrain tiles were built (no terrain tiler in this version)")
+    import rasterio
+
+    dem = Path(__file__).resolve().parents[2] / "data" / "samples" / "ky4_elevation.tif"
+    with rasterio.open(dem) as source:
+        # a DEM cell centre well inside the raster, and its height (the independent oracle)
+        row, col = source.height // 2, source.width // 3
+        x, y = source.xy(row, col)
+        expected = float(source.read(1)[row, col])
+        lon, lat = (float(v) for v in transformer(source.crs.to_wkt(), 4326).transform(x, y))
+    harness.look_down_at(viewer.page, lon, lat, expected + 800)
+    harness.wait_settled(viewer.page)
+    assert viewer.watch.terrain_tiles, "no .terrain tile was requested"
+    height = viewer.page.evaluate(
+        "([lon, lat]) => cim.viewer.scene.globe.getHeight("
+        "Cesium.Cartographic.fromDegrees(lon, lat))",
+        [lon, lat],
+    )
+    assert height is not None
+    assert height == pytest.approx(expected, abs=3.0)
+
+
+def test_click_on_a_pipe_picks_its_code(viewer: ViewerPage, demo_city: DemoCity) -> None:
+    if "pipes" not in [t["layer"] for t in viewer.config["tilesets"]]:
+        pytest.skip("no pipe tiles")
+    with demo_city.engine.connect() as connection:
+        code, x, y, z = connection.execute(
+            text(
+                "SELECT code, ST_X(p), ST_Y(p), ST_Z(p) FROM ("
+                " SELECT code, ST_LineInterpolatePoint(geom, 0.5) AS p FROM pipe_segment"
+                " ORDER BY ST_Length(geom) DESC, code LIMIT 1) AS longest"
+            )
+        ).one()
+    lon, lat = lonlat(x, y)
+    viewer.page.evaluate("() => cim.setUnderground(true)")
+    try:
+        harness.look_down_at(viewer.page, lon, lat, z + 25)
+        harness.wait_settled(viewer.page, globe=False)
+        selected = click_centre(viewer)
+    finally:
+        viewer.page.evaluate("() => cim.setUnderground(false)")
+    assert selected["layer"] == "pipes"
+    assert selected["properties"]["code"] == code
+    assert selected["title"] == code
+
+
+def topmost_element(meshes: list[tuple[str, bytes]], x: float, y: float) -> tuple[str, float]:
+    """GUID and height of the element whose triangles are highest above (x, y)."""
+    best: tuple[str, float] = ("", -np.inf)
+    for guid, wkb in meshes:
+        for polygon in shapely.get_parts(shapely.from_wkb(wkb)):
+            (ax, ay, az), (bx, by, bz), (cx, cy, cz) = list(polygon.exterior.coords)[:3]
+            det = (by - cy) * (ax - cx) + (cx - bx) * (ay - cy)
+            if abs(det) < 1e-12:
+                continue  # vertical face: invisible from straight above
+            u = ((by - cy) * (x - cx) + (cx - bx) * (y - cy)) / det
+            v = ((cy - ay) * (x - cx) + (ax - cx) * (y - cy)) / det
+            if min(u, v, 1 - u - v) < -1e-9:
+                continue
+            height = u * az + v * bz + (1 - u - v) * cz
+            if height > best[1]:
+                best = (guid, height)
+    return best
+
+
+def test_click_on_a_building_picks_the_guid_seen_from_above(
+    viewer: ViewerPage, demo_city: DemoCity
+) -> None:
+    if "buildings" not in [t["layer"] for t in viewer.config["tilesets"]]:
+        pytest.skip("no building tiles")
+    with demo_city.engine.connect() as connection:
+        cx, cy = connection.execute(
+            text(
+                "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Collect(footprint)) AS c"
+                " FROM building) AS b"
+            )
+        ).one()
+        meshes = [
+            (str(guid), bytes(wkb))
+            for guid, wkb in connection.execute(
+                text("SELECT guid, ST_AsBinary(mesh) FROM building_element WHERE NOT is_space")
+            )
+        ]
+    # off the centre line so the point is not on a roof ridge shared by two elements
+    x, y = cx + 1.7, cy - 1.1
+    guid, top = topmost_element(meshes, x, y)
+    assert guid, "no element above the chosen point"
+    lon, lat = lonlat(x, y)
+    harness.look_down_at(viewer.page, lon, lat, top + 30)
+    harness.wait_settled(viewer.page, globe=False)
+    selected = click_centre(viewer)
+    assert selected["layer"] == "buildings"
+    assert selected["properties"]["guid"] == guid
+    assert selected["title"] == guid
+
+
+def test_screenshot_of_the_demo_city(viewer: ViewerPage, demo_city: DemoCity) -> None:
+    """Written to test-artifacts/viewer.png: look at it whenever the viewer changes."""
+    viewer.page.evaluate("() => cim.showDemoView()")
+    harness.wait_settled(viewer.page)
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / "viewer.png"
+    viewer.page.screenshot(path=str(path))
+    assert path.stat().st_size > 50_000  # a blank or single-colour frame compresses far smaller
