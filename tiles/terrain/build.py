@@ -1,6 +1,6 @@
 """``build_terrain``: every imported DEM -> quantized-mesh tiles + ``layer.json`` (atomic swap).
 
-Levels 0 .. max zoom are written, the max zoom being the first level whose 257-sample grid is
+Levels 0 .. max zoom are written, the max zoom being the first level whose 218-sample grid is
 at least as fine as the finest DEM (``max_zoom`` overrides it). Level 0 always has both root
 tiles (CesiumJS needs them); below it only tiles meeting a DEM are written and listed in
 ``available``, so CesiumJS upsamples the parent everywhere else. Tiles are stored

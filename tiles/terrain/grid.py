@@ -21,8 +21,13 @@ from __future__ import annotations
 import math
 
 EARTH_RADIUS = 6378137.0
-GRID_CELLS = 256
-"""Height samples per tile edge minus one: a tile is meshed from a 257 x 257 grid."""
+GRID_CELLS = 217
+"""Height samples per tile edge minus one: a tile is meshed from a 218 x 218 grid.
+
+217 divides 32767 (= 151 x 217), so every sample node has an exact integer quantized-mesh
+u/v: vertices sit exactly where their heights were sampled (a power of two would move them by
+up to half a quantization step, which on steep ground costs decimetres).
+"""
 LEVEL_ZERO_GEOMETRIC_ERROR = EARTH_RADIUS * 2 * math.pi * 0.25 / (65 * 2)
 """CesiumJS ``getEstimatedLevelZeroGeometricErrorForAHeightmap(WGS84, 65, 2)``."""
 ERROR_FRACTION = 0.25

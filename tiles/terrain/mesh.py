@@ -3,7 +3,8 @@
 Meshing: from level 6 on, pydelatin builds a TIN whose height error at every grid sample is at
 most :func:`level_max_error`. Below level 6 a tile spans more than 2.8 degrees and a long
 triangle would cut through the curved Earth (the chord sag of a level-0 tile is ~1000 km), so
-a regular grid (65 x 65, finer if its height error would exceed the budget) is used instead.
+a regular grid (32 x 32 vertices, the full grid if its height error would exceed the budget)
+is used instead.
 Every tile samples its edges at the same longitudes/latitudes as its neighbours, and the edge
 vertex lists let CesiumJS hang skirts (it derives their depth from the level's geometric error)
 over any T-junction between differently simplified neighbours, so there are no cracks.
@@ -11,7 +12,7 @@ over any T-junction between differently simplified neighbours, so there are no c
 Encoding uses quantized-mesh-encoder's writers for header, indices (high-water mark) and
 edges plus its oct-encoded vertex normals, but quantizes u/v from the exact grid positions
 (the library's own path goes through float32 longitudes, ~1 m off, which would move edge
-vertices off the tile border).
+vertices off the tile border); the grid is chosen so those u/v are exact integers.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class TileMesh:
 
 
 def grid_lonlat(z: int, x: int, y: int) -> tuple[FloatArray, FloatArray]:
-    """Longitudes and latitudes of the tile's (257, 257) sample grid, row 0 at the north."""
+    """Longitudes and latitudes of the tile's sample grid, row 0 at the north."""
     west, south, east, north = tile_bounds(z, x, y)
     steps = np.arange(GRID_CELLS + 1, dtype=np.float64) / GRID_CELLS
     lon = west + (east - west) * steps
@@ -53,7 +54,7 @@ def grid_lonlat(z: int, x: int, y: int) -> tuple[FloatArray, FloatArray]:
 
 
 def mesh_grid(heights: FloatArray, z: int) -> TileMesh:
-    """Mesh a (257, 257) height grid for level ``z`` within :func:`level_max_error`."""
+    """Mesh a tile's height grid for level ``z`` within :func:`level_max_error`."""
     budget = level_max_error(z)
     if z >= CURVATURE_LEVELS:
         from pydelatin import Delatin
@@ -61,9 +62,10 @@ def mesh_grid(heights: FloatArray, z: int) -> TileMesh:
         tin = Delatin(heights.astype(np.float32), max_error=budget)
         vertices = tin.vertices
         cols = np.rint(vertices[:, 0]).astype(np.int64)
-        rows = np.rint(vertices[:, 1]).astype(np.int64)
+        # pydelatin's y runs from the last row up (y = height - 1 - row).
+        rows = GRID_CELLS - np.rint(vertices[:, 1]).astype(np.int64)
         return _mesh(cols, rows, heights, tin.triangles.astype(np.int64), float(tin.error))
-    for step in (4, 2, 1):
+    for step in (7, 1):  # divisors of GRID_CELLS
         cols, rows, triangles = _regular(step)
         error = _regular_error(heights, step)
         if error <= budget or step == 1:
@@ -130,8 +132,9 @@ def encode_tile(z: int, x: int, y: int, mesh: TileMesh) -> bytes:
     from quantized_mesh_encoder.extensions import VertexNormalsExtension
 
     west, south, east, north = tile_bounds(z, x, y)
-    u = np.rint(mesh.cols * QUANTIZED_MAX / GRID_CELLS).astype(np.int64)
-    v = np.rint((GRID_CELLS - mesh.rows) * QUANTIZED_MAX / GRID_CELLS).astype(np.int64)
+    scale = QUANTIZED_MAX // GRID_CELLS  # exact: GRID_CELLS divides 32767
+    u = mesh.cols * scale
+    v = (GRID_CELLS - mesh.rows) * scale
     triangles = _counter_clockwise(u, v, mesh.triangles)
     order, triangles = _first_use_order(triangles, len(u))
     u, v, heights = u[order], v[order], mesh.heights[order]
