@@ -152,3 +152,89 @@ def vertices(
         normals = accessor(document, binary, attributes["NORMAL"])
         assert np.allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-5)
     return np.concatenate(positions), np.concatenate(ids), np.concatenate(colours)
+
+
+def content_tiles(
+    folder: Path,
+) -> list[tuple[list[dict[str, Any]], np.ndarray, np.ndarray, np.ndarray]]:
+    """(property rows, ECEF vertices, vertex feature ids, colours) of every glb tile."""
+    out = []
+    for tile, world in check_tileset(folder):
+        if "content" in tile:
+            document, binary = read_glb(
+                (folder / content_path(tile["content"]["uri"])).read_bytes()
+            )
+            rows = property_table(document, binary)
+            points, ids, colours = vertices(document, binary, world, "_FEATURE_ID_0")
+            out.append((rows, points, ids, colours))
+    return out
+
+
+def storage_to_ecef_oracle(srid: int, points: np.ndarray) -> np.ndarray:
+    """pyproj directly (not cim.crs): storage -> lon/lat, then (lon, lat, z as h) -> ECEF."""
+    from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs(f"EPSG:{srid}", "EPSG:4326", always_xy=True).transform(
+        points[:, 0], points[:, 1]
+    )
+    to_ecef = Transformer.from_crs("EPSG:4979", "EPSG:4978", always_xy=True)
+    return np.column_stack(to_ecef.transform(lon, lat, points[:, 2]))
+
+
+def assert_building_vertices(folder: Path, connection: Any, srid: int) -> int:
+    """Every tile vertex is a DB vertex and vice versa (within 1 cm); returns elements seen."""
+    from scipy.spatial import cKDTree
+    from sqlalchemy import text
+
+    rows = connection.execute(
+        text(
+            "SELECT e.id, ST_X(p.geom), ST_Y(p.geom), ST_Z(p.geom) FROM building_element e, "
+            "ST_DumpPoints(e.mesh) p WHERE NOT e.is_space ORDER BY e.id"
+        )
+    ).all()
+    ids = np.array([r[0] for r in rows])
+    xyz = storage_to_ecef_oracle(srid, np.array([r[1:] for r in rows], dtype=np.float64))
+    seen = set()
+    for table, points, feature_ids, _ in content_tiles(folder):
+        for feature in np.unique(feature_ids):
+            element_id = table[feature]["element_id"]
+            seen.add(element_id)
+            expected = xyz[ids == element_id]
+            mine = points[feature_ids == feature]
+            assert cKDTree(expected).query(mine)[0].max() < 0.01
+            assert cKDTree(mine).query(expected)[0].max() < 0.01
+    assert seen == set(ids.tolist())
+    return len(seen)
+
+
+def assert_pipe_solids(folder: Path, connection: Any, srid: int) -> int:
+    """Around every vertex of every segment centreline (pyproj) lies a ring of tube vertices
+    at the section's radius (circular) or half diagonal (rectangular), within 1 cm."""
+    from sqlalchemy import text
+
+    rows = connection.execute(
+        text(
+            "SELECT s.id, s.section_shape, s.diameter_mm, s.width_mm, s.height_mm, "
+            "array_agg(ARRAY[ST_X(p.geom), ST_Y(p.geom), ST_Z(p.geom)] ORDER BY p.path) "
+            "FROM pipe_segment s, ST_DumpPoints(s.geom) p GROUP BY s.id"
+        )
+    ).all()
+    lines = {r[0]: r for r in rows}
+    checked = 0
+    for table, points, feature_ids, _ in content_tiles(folder):
+        for feature, row in enumerate(table):
+            if row["table_id"] not in lines:
+                continue
+            _, shape, diameter, width, height, coords = lines[row["table_id"]]
+            if shape == "rectangular" and width and height:
+                radius = float(np.hypot(width, height)) / 2000
+            else:
+                radius = (diameter or 200.0) / 2000
+            mine = points[feature_ids == feature]
+            centre = storage_to_ecef_oracle(srid, np.array(coords, dtype=np.float64))
+            for point in centre:
+                distance = np.linalg.norm(mine - point, axis=1)
+                assert (np.abs(distance - radius) < 0.01).sum() >= 3, (row["code"], radius)
+            checked += 1
+    assert checked == len(lines)
+    return checked

@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 from pyproj import Transformer
-from scipy.spatial import cKDTree
 from sqlalchemy import Engine, text
 
 from cim.utilities import colour_of
 from tests.conftest import TEST_SRID
 from tests.tiles.checks import (
+    assert_building_vertices,
     check_tileset,
     content_path,
     property_table,
@@ -89,27 +89,8 @@ def test_every_glb_passes_the_khronos_validator(built: Path, layer: str) -> None
 
 def test_building_vertices_match_postgis_within_1cm(built: Path, engine: Engine) -> None:
     with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT e.id, ST_X(p.geom), ST_Y(p.geom), ST_Z(p.geom) FROM building_element e, "
-                "ST_DumpPoints(e.mesh) p WHERE NOT e.is_space"
-            )
-        ).all()
-    db_points: dict[int, np.ndarray] = {}
-    for element_id in {r[0] for r in rows}:
-        xyz = np.array([r[1:] for r in rows if r[0] == element_id], dtype=np.float64)
-        db_points[element_id] = ecef(xyz)
-    seen = set()
-    for table, points, ids, _ in decoded(built / "buildings"):
-        for feature in np.unique(ids):
-            element_id = table[feature]["element_id"]
-            seen.add(element_id)
-            expected = db_points[element_id]
-            mine = points[ids == feature]
-            # every tile vertex is a DB vertex and every DB vertex is in the tile, within 1 cm
-            assert cKDTree(expected).query(mine)[0].max() < 0.01
-            assert cKDTree(mine).query(expected)[0].max() < 0.01
-    assert seen == set(db_points)
+        seen = assert_building_vertices(built / "buildings", conn, TEST_SRID)
+    assert seen == 26
 
 
 def test_feature_counts_equal_database_rows(built: Path, engine: Engine, city: City) -> None:
