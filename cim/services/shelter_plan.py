@@ -103,6 +103,7 @@ def load_shelters(session: Session, params: PlanParameters) -> dict[str, Any]:
             f"""
             SELECT s.id, s.name, s.level, s.capacity, s.effective_area,
                    s.attrs->>'capacity_source',
+                   ST_X(ST_PointOnSurface(s.geom)), ST_Y(ST_PointOnSurface(s.geom)),
                    (SELECT array_agg(DISTINCT h.kind) FROM hazard_zone h
                      WHERE {hazard_where} AND ST_Intersects(h.geom, s.geom))
             FROM shelter s WHERE {where} ORDER BY s.id
@@ -111,7 +112,7 @@ def load_shelters(session: Session, params: PlanParameters) -> dict[str, Any]:
         bind,
     ).all()
     shelters = []
-    for sid, name, level, capacity, area, source, hazards in rows:
+    for sid, name, level, capacity, area, source, x, y, hazards in rows:
         if source == "effective_area" and area is not None:
             capacity = area / levels[level].area_per_person_m2
         reason = None
@@ -128,9 +129,29 @@ def load_shelters(session: Session, params: PlanParameters) -> dict[str, Any]:
                 "radius_m": levels[level].radius_m,
                 "hazards": list(hazards or []),
                 "unusable": reason,
+                "xy": (float(x), float(y)),
             }
         )
     return {"shelters": shelters, "levels": levels}
+
+
+def _ids_literal(column: str, ids: list[int] | None) -> str:
+    # Inlined into the per-level pair queries; ids are ints validated by pydantic.
+    return (
+        "TRUE"
+        if ids is None
+        else f"{column} = ANY(ARRAY[{','.join(str(int(i)) for i in ids) or 'NULL'}]::bigint[])"
+    )
+
+
+def fetch_packed(session: Session, sql: str, dtype: list[tuple[str, str]]) -> np.ndarray:
+    """Rows packed server-side as fixed-width big-endian bytes (``int8send``/``float8send``).
+
+    Why: millions of rows as Python objects take seconds; ``sql`` returns one bytea per group
+    (``string_agg(int8send(a) || float8send(b), ''::bytea)``) that numpy reads without a copy.
+    """
+    chunks = [bytes(value) for value in session.execute(text(sql)).scalars() if value]
+    return np.frombuffer(b"".join(chunks), dtype=np.dtype(dtype))
 
 
 def load_pairs(
@@ -138,44 +159,57 @@ def load_pairs(
     params: PlanParameters,
     shelters: list[dict[str, Any]],
     radius: dict[str, float],
-) -> tuple[dict[str, np.ndarray], list[tuple[int, int, float]]]:
-    """Units (id, population) and the unit-shelter pairs within each level's radius."""
-    bind: dict[str, Any] = {}
-    unit_where = _ids_clause("dataset_id", params.population_datasets, "pop", bind)
-    shelter_where = _ids_clause("s.dataset_id", params.shelter_datasets, "sh", bind)
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Units (id, population) and the unit-shelter pairs within each level's radius.
+
+    Unit points go to an indexed temp table; each shelter then probes it with its level's
+    radius (GiST ``ST_DWithin``); pairs come back packed (:func:`fetch_packed`).
+    """
+    unit_where = _ids_literal("dataset_id", params.population_datasets)
+    shelter_where = _ids_literal("s.dataset_id", params.shelter_datasets)
     session.execute(text("DROP TABLE IF EXISTS shelter_plan_unit_point"))
     session.execute(
         text(
             f"""
             CREATE TEMP TABLE shelter_plan_unit_point ON COMMIT DROP AS
-            SELECT id, population, ST_PointOnSurface(geom) AS pt
+            SELECT (row_number() OVER (ORDER BY id)) - 1 AS idx, id, population,
+                   ST_PointOnSurface(geom) AS pt
             FROM population_unit WHERE {unit_where}
             """
-        ),
-        bind,
-    )
-    units = session.execute(
-        text("SELECT id, population FROM shelter_plan_unit_point ORDER BY id")
-    ).all()
-    pairs: list[tuple[int, int, float]] = []
-    for level in sorted({s["level"] for s in shelters}):
-        bind["level"], bind["radius"] = level, radius[level]
-        pairs.extend(
-            session.execute(
-                text(
-                    f"""
-                    SELECT u.id, s.id, ST_Distance(u.pt, s.geom)
-                    FROM shelter_plan_unit_point u
-                    JOIN shelter s ON ST_DWithin(u.pt, s.geom, :radius)
-                    WHERE s.level = :level AND {shelter_where} AND u.population > 0
-                    """
-                ),
-                bind,
-            ).all()
         )
-    unit_ids = np.array([u[0] for u in units], dtype=np.int64)
-    population = np.array([u[1] for u in units], dtype=np.float64)
-    return {"id": unit_ids, "population": population}, pairs
+    )
+    session.execute(text("CREATE INDEX ON shelter_plan_unit_point USING gist (pt)"))
+    session.execute(text("ANALYZE shelter_plan_unit_point"))
+    packed = fetch_packed(
+        session,
+        "SELECT string_agg(int8send(id) || float8send(population), ''::bytea ORDER BY idx) "
+        "FROM shelter_plan_unit_point",
+        [("id", ">i8"), ("population", ">f8")],
+    )
+    units = {"id": packed["id"].astype(np.int64), "population": packed["population"].astype(float)}
+    parts = []
+    for level in sorted({s["level"] for s in shelters}):
+        parts.append(
+            fetch_packed(
+                session,
+                f"""
+                SELECT string_agg(int8send(u.idx) || int8send(s.id)
+                                  || float8send(ST_Distance(u.pt, s.geom)), ''::bytea)
+                FROM shelter s JOIN shelter_plan_unit_point u
+                  ON ST_DWithin(s.geom, u.pt, {float(radius[level])!r})
+                WHERE s.level = '{level}' AND {shelter_where} AND u.population > 0
+                GROUP BY s.id
+                """,
+                [("unit", ">i8"), ("shelter", ">i8"), ("distance", ">f8")],
+            )
+        )
+    pairs = {
+        key: np.concatenate([part[key] for part in parts]).astype(dtype)
+        if parts
+        else np.zeros(0, dtype=dtype)
+        for key, dtype in (("unit", np.int64), ("shelter", np.int64), ("distance", np.float64))
+    }
+    return units, pairs
 
 
 def _require_metric(session: Session) -> int:
@@ -209,27 +243,29 @@ def create_plan(
     if len(units["id"]) == 0:
         raise InvalidInput("no population units: import some with `cim import population`")
     query_s = time.perf_counter() - started
-    unit_index = {int(u): i for i, u in enumerate(units["id"])}
-    usable = {s["id"]: j for j, s in enumerate(s for s in shelters if s["unusable"] is None)}
+    n_units = len(units["id"])
     usable_list = [s for s in shelters if s["unusable"] is None]
-    hazard_blocked = {s["id"] for s in shelters if s["unusable"] == "in_hazard_zone"}
-    reach_usable = np.zeros(len(units["id"]), dtype=bool)
-    reach_hazard = np.zeros(len(units["id"]), dtype=bool)
-    kept = []
-    for unit_id, shelter_id, distance in all_pairs:
-        i = unit_index[int(unit_id)]
-        if shelter_id in usable:
-            reach_usable[i] = True
-            kept.append((i, usable[shelter_id], float(distance)))
-        elif shelter_id in hazard_blocked:
-            reach_hazard[i] = True
+    shelter_ids = np.array([s["id"] for s in shelters], dtype=np.int64)
+    order = np.argsort(shelter_ids)
+    usable_index = np.full(len(shelters), -1, dtype=np.int64)
+    usable_index[[j for j, s in enumerate(shelters) if s["unusable"] is None]] = np.arange(
+        len(usable_list)
+    )
+    blocked = np.array([s["unusable"] == "in_hazard_zone" for s in shelters], dtype=bool)
+    position = order[np.searchsorted(shelter_ids, all_pairs["shelter"], sorter=order)]
+    keep = usable_index[position] >= 0
+    reach_usable = np.zeros(n_units, dtype=bool)
+    reach_usable[all_pairs["unit"][keep]] = True
+    reach_hazard = np.zeros(n_units, dtype=bool)
+    reach_hazard[all_pairs["unit"][blocked[position]]] = True
     problem = PairProblem(
         demand=units["population"].clip(min=0),
         capacity=np.array([s["capacity"] for s in usable_list], dtype=np.float64),
-        pair_unit=np.array([p[0] for p in kept], dtype=np.int64),
-        pair_shelter=np.array([p[1] for p in kept], dtype=np.int64),
-        pair_distance=np.array([p[2] for p in kept], dtype=np.float64),
+        pair_unit=all_pairs["unit"][keep].astype(np.int64),
+        pair_shelter=usable_index[position][keep],
+        pair_distance=all_pairs["distance"][keep].astype(np.float64),
     )
+    kept = problem.pair_unit
     note(f"solving {len(units['id'])} units x {len(usable_list)} shelters ({len(kept)} pairs)")
     solution = (
         solve_split(problem)
@@ -248,48 +284,75 @@ def create_plan(
     reason = np.where(
         reach_usable, "over_capacity", np.where(reach_hazard, "in_hazard_zone", "out_of_reach")
     )
-    rows: list[list[Any]] = [
-        [
-            plan.id,
-            usable_list[problem.pair_shelter[p]]["id"],
-            int(units["id"][problem.pair_unit[p]]),
-            float(solution.flow[p]),
-            float(problem.pair_distance[p]),
-            None,
-        ]
-        for p in np.flatnonzero(used)
-    ]
-    rows += [
-        [plan.id, None, int(units["id"][i]), float(uncovered[i]), None, str(reason[i])]
-        for i in np.flatnonzero(uncovered > 0)
-    ]
+    usable_ids = np.array([s["id"] for s in usable_list], dtype=np.int64)
+    picked = np.flatnonzero(used)
+    assignment_rows = zip(
+        usable_ids[problem.pair_shelter[picked]].tolist(),
+        units["id"][problem.pair_unit[picked]].tolist(),
+        solution.flow[picked].tolist(),
+        problem.pair_distance[picked].tolist(),
+        strict=True,
+    )
+    open_units = np.flatnonzero(uncovered > 0)
+    uncovered_rows = zip(
+        units["id"][open_units].tolist(),
+        uncovered[open_units].tolist(),
+        reason[open_units].tolist(),
+        strict=True,
+    )
     copy_rows(
         session,
         table="shelter_assignment",
         columns=["plan_id", "shelter_id", "unit_id", "persons", "distance_m", "reason"],
-        rows=rows,
+        rows=(
+            *(
+                [plan.id, sid, uid, persons, distance, None]
+                for sid, uid, persons, distance in assignment_rows
+            ),
+            *([plan.id, None, uid, persons, None, why] for uid, persons, why in uncovered_rows),
+        ),
     )
     load = np.bincount(
         problem.pair_shelter[used], weights=solution.flow[used], minlength=len(usable_list)
     )
     note("building zones")
-    zones = build_zones(session, plan_id=plan.id, srid=srid)
-    zone_rows = [
-        [
-            plan.id,
-            s["id"],
-            zones.get(s["id"]),
-            float(load[j]),
-            s["capacity"],
-            float(load[j] / s["capacity"]) if s["capacity"] else None,
-        ]
-        for j, s in enumerate(usable_list)
-    ]
+    unit_geoms = np.asarray(
+        shapely.from_wkb(
+            [
+                bytes(g)
+                for g in session.execute(
+                    text(
+                        "SELECT ST_AsBinary(p.geom) FROM shelter_plan_unit_point t "
+                        "JOIN population_unit p ON p.id = t.id ORDER BY t.idx"
+                    )
+                ).scalars()
+            ]
+        ),
+        dtype=object,
+    )
+    zones = build_zones(
+        unit_geoms,
+        problem.pair_unit[used],
+        problem.pair_shelter[used],
+        solution.flow[used],
+        uncovered,
+        np.array([s["xy"] for s in usable_list], dtype=np.float64).reshape(-1, 2),
+    )
     copy_rows(
         session,
         table="shelter_zone",
         columns=["plan_id", "shelter_id", "geom", "population", "capacity", "load_ratio"],
-        rows=([*r[:2], r[2] or _empty(srid), *r[3:]] for r in zone_rows),
+        rows=(
+            [
+                plan.id,
+                s["id"],
+                _ewkb(zones[j], srid),
+                float(load[j]),
+                s["capacity"],
+                float(load[j] / s["capacity"]) if s["capacity"] else None,
+            ]
+            for j, s in enumerate(usable_list)
+        ),
     )
     total = float(problem.demand.sum())
     by_reason = {r: float(uncovered[reason == r].sum()) for r in REASONS}
@@ -335,10 +398,8 @@ def create_plan(
     return plan_summary(session, plan_id=plan.id)
 
 
-def _empty(srid: int) -> str:
-    return str(
-        shapely.to_wkb(shapely.set_srid(shapely.MultiPolygon(), srid), hex=True, include_srid=True)
-    )
+def _ewkb(geom: Any, srid: int) -> str:
+    return str(shapely.to_wkb(shapely.set_srid(geom, srid), hex=True, include_srid=True))
 
 
 def plan_summary(session: Session, *, plan_id: int) -> dict[str, Any]:

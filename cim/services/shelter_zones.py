@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 import shapely.affinity
 from sqlalchemy import text
@@ -23,26 +23,22 @@ from sqlalchemy.orm import Session
 from cim.errors import NotFound
 
 
-def _cells(units: dict[int, Any]) -> dict[int, Any]:
-    """Polygon per unit: itself, or a Voronoi cell for points."""
-    points = {uid: g for uid, g in units.items() if isinstance(g, shapely.Point)}
-    cells = {uid: g for uid, g in units.items() if uid not in points}
-    if points:
-        ids = list(points)
-        geoms = shapely.MultiPoint([points[i] for i in ids])
-        hull = shapely.convex_hull(geoms)
-        spacing = math.sqrt(max(hull.area, 1.0) / len(ids)) if hull.area > 0 else 50.0
-        extent = shapely.buffer(hull, spacing / 2)
-        regions = shapely.get_parts(shapely.voronoi_polygons(geoms, extend_to=extent))
-        tree = shapely.STRtree(regions)
-        unit_index, region_index = tree.query(
-            shapely.points([(points[i].x, points[i].y) for i in ids]), predicate="intersects"
-        )
-        seen: set[int] = set()
-        for u, r in zip(unit_index.tolist(), region_index.tolist(), strict=True):
-            if u not in seen:
-                seen.add(u)
-                cells[ids[u]] = shapely.intersection(regions[r], extent)
+def unit_cells(geoms: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:
+    """Polygon per unit: the unit itself, or for point units their clipped Voronoi cell."""
+    cells = np.asarray(geoms, dtype=object).copy()
+    is_point = shapely.get_type_id(cells) == 0
+    if not is_point.any():
+        return cells
+    points = cells[is_point]
+    hull = shapely.convex_hull(shapely.multipoints(points))
+    spacing = math.sqrt(hull.area / len(points)) if hull.area > 0 else 50.0
+    extent = shapely.buffer(hull, spacing / 2)
+    regions = shapely.get_parts(
+        shapely.voronoi_polygons(shapely.multipoints(points), extend_to=extent, ordered=True)
+    )
+    if len(regions) != len(points):  # duplicate points: fall back to a square around each
+        regions = shapely.buffer(points, spacing / 2, cap_style="square")
+    cells[is_point] = shapely.intersection(regions, extent)
     return cells
 
 
@@ -100,47 +96,52 @@ def slice_unit(
     return slices
 
 
-def build_zones(session: Session, *, plan_id: int, srid: int) -> dict[int, str]:
-    """Hex EWKB multipolygon per shelter of a plan, from its stored assignments."""
-    rows = session.execute(
-        text(
-            """
-            SELECT a.unit_id, a.shelter_id, a.persons, ST_AsBinary(u.geom),
-                   ST_X(ST_PointOnSurface(s.geom)), ST_Y(ST_PointOnSurface(s.geom))
-            FROM shelter_assignment a
-            JOIN population_unit u ON u.id = a.unit_id
-            LEFT JOIN shelter s ON s.id = a.shelter_id
-            WHERE a.plan_id = :plan
-            """
-        ),
-        {"plan": plan_id},
-    ).all()
-    units: dict[int, Any] = {}
-    parts: dict[int, list[tuple[Any, float, tuple[float, float] | None]]] = defaultdict(list)
-    for unit_id, shelter_id, persons, wkb, x, y in rows:
-        if unit_id not in units:
-            units[unit_id] = shapely.from_wkb(bytes(wkb))
-        where = None if shelter_id is None else (float(x), float(y))
-        parts[unit_id].append((shelter_id, float(persons), where))
-    cells = _cells(units)
-    pieces: dict[int, list[Any]] = defaultdict(list)
-    for unit_id, unit_parts in parts.items():
-        cell = cells[unit_id]
-        if len(unit_parts) == 1:
-            if unit_parts[0][0] is not None:
-                pieces[unit_parts[0][0]].append(cell)
-            continue
-        for key, piece in slice_unit(cell, unit_parts):
+def build_zones(
+    unit_geoms: npt.NDArray[np.object_],
+    pair_unit: npt.NDArray[np.int64],
+    pair_shelter: npt.NDArray[np.int64],
+    flow: npt.NDArray[np.float64],
+    uncovered: npt.NDArray[np.float64],
+    shelter_xy: npt.NDArray[np.float64],
+) -> list[Any]:
+    """Zone (MultiPolygon, possibly empty) per shelter from the solved assignment.
+
+    ``pair_*``/``flow`` are the pairs with persons > 0; ``uncovered`` is per unit.
+    """
+    cells = unit_cells(unit_geoms)
+    parts = np.bincount(pair_unit, minlength=len(unit_geoms)) + (uncovered > 0)
+    whole = parts[pair_unit] == 1
+    piece_geoms = list(cells[pair_unit[whole]])
+    piece_owner = list(pair_shelter[whole])
+    for unit in np.flatnonzero(parts > 1):
+        mine = np.flatnonzero(pair_unit == unit)
+        unit_parts: list[tuple[Any, float, tuple[float, float] | None]] = [
+            (
+                int(pair_shelter[p]),
+                float(flow[p]),
+                (float(shelter_xy[pair_shelter[p], 0]), float(shelter_xy[pair_shelter[p], 1])),
+            )
+            for p in mine
+        ]
+        if uncovered[unit] > 0:
+            unit_parts.append((None, float(uncovered[unit]), None))
+        for key, piece in slice_unit(cells[unit], unit_parts):
             if key is not None:
-                pieces[key].append(piece)
-    zones: dict[int, str] = {}
-    for shelter_id, geoms in pieces.items():
-        union = shapely.union_all(np.asarray(geoms, dtype=object), grid_size=None)
+                piece_geoms.append(piece)
+                piece_owner.append(key)
+    owners = np.asarray(piece_owner, dtype=np.int64)
+    geoms = np.asarray(piece_geoms, dtype=object)
+    order = np.argsort(owners, kind="stable")
+    bounds = np.searchsorted(owners[order], np.arange(len(shelter_xy) + 1))
+    zones: list[Any] = []
+    for j in range(len(shelter_xy)):
+        group = geoms[order[bounds[j] : bounds[j + 1]]]
+        if len(group) == 0:
+            zones.append(shapely.MultiPolygon())
+            continue
+        union = shapely.union_all(group)
         polygons = [g for g in shapely.get_parts(union) if isinstance(g, shapely.Polygon)]
-        multi = shapely.MultiPolygon(polygons)
-        zones[int(shelter_id)] = str(
-            shapely.to_wkb(shapely.set_srid(multi, srid), hex=True, include_srid=True)
-        )
+        zones.append(shapely.MultiPolygon(polygons))
     return zones
 
 

@@ -150,8 +150,12 @@ def test_mclp_greedy_fallback_is_reported_as_heuristic() -> None:
     pairs = rng.integers(0, 50, (300, 2))
     weight = rng.uniform(1, 10, 50)
     exact = solve_mclp(weight, pairs[:, 0], pairs[:, 1], 50, 3)
-    fallback = solve_mclp(weight, pairs[:, 0], pairs[:, 1], 50, 3, exact_max_pairs=0)
-    assert exact.status == "optimal" and fallback.status == "heuristic"
+    mip = solve_mclp(weight, pairs[:, 0], pairs[:, 1], 50, 3, method="mip")
+    fallback = solve_mclp(weight, pairs[:, 0], pairs[:, 1], 50, 3, method="heuristic")
+    assert (exact.method, mip.method, fallback.method) == ("enumeration", "mip", "greedy_swap")
+    assert exact.status == "optimal" and mip.status == "optimal"
+    assert mip.covered == pytest.approx(exact.covered)
+    assert fallback.status == "heuristic"
     assert fallback.covered <= exact.covered + 1e-9
     assert fallback.covered >= (1 - 1 / np.e) * exact.covered
     assert fallback.upper_bound >= exact.covered - 1e-6
