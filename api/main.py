@@ -8,7 +8,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import add_exception_handlers
-from api.routers import analysis_pipes, datasets, features, health, shelters, tiles, viewer
+from api.routers import (
+    analysis_pipes,
+    datasets,
+    features,
+    health,
+    shelters,
+    terrain,
+    tiles,
+    viewer,
+)
 from api.setup import apply_statement_timeout, configure
 from cim import __version__
 from cim.config import CimSettings
@@ -22,6 +31,7 @@ ROUTERS = [
     tiles.router,
     shelters.router,
     analysis_pipes.router,
+    terrain.router,
 ]
 """Every router of the API; a new domain adds its router module here."""
 

@@ -9,6 +9,7 @@ validator changes), ``Last-Modified`` and ``Cache-Control``; ``If-None-Match`` a
 
 from __future__ import annotations
 
+import gzip
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 
@@ -74,3 +75,40 @@ def _not_modified(request: Request, etag: str, mtime: float) -> bool:
             return False
         return int(mtime) <= since
     return False
+
+
+def accepts_gzip(request: Request) -> bool:
+    """Whether the client's ``Accept-Encoding`` allows gzip (``gzip;q=0`` refuses it)."""
+    for part in request.headers.get("accept-encoding", "").lower().split(","):
+        name, _, params = part.strip().partition(";")
+        if name.strip() in ("gzip", "*"):
+            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
+def gzipped_file_response(
+    request: Request, path: Path, *, cache_control: str, content_type: str | None = None
+) -> Response:
+    """A file stored gzip-compressed (terrain tiles): sent as is with ``Content-Encoding:
+    gzip`` to clients that accept it (every browser), decompressed for the others.
+
+    The two representations carry different ETags (``-identity`` suffix), as HTTP requires.
+    """
+    response = file_response(request, path, cache_control=cache_control, content_type=content_type)
+    response.headers["Vary"] = "Accept-Encoding"
+    if accepts_gzip(request):
+        if response.status_code != 304:
+            response.headers["Content-Encoding"] = "gzip"
+        return response
+    identity_etag = response.headers["ETag"][:-1] + '-identity"'
+    headers = {
+        "ETag": identity_etag,
+        "Last-Modified": response.headers["Last-Modified"],
+        "Cache-Control": cache_control,
+        "Vary": "Accept-Encoding",
+    }
+    tags = {t.strip() for t in request.headers.get("if-none-match", "").split(",")}
+    if identity_etag in tags or (not tags - {""} and response.status_code == 304):
+        return Response(status_code=304, headers=headers)
+    media_type = content_type or CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
+    return Response(gzip.decompress(path.read_bytes()), media_type=media_type, headers=headers)

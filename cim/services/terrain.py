@@ -51,7 +51,8 @@ _HEIGHTS_SQL = text(
 )
 
 
-def _storage_srid(session: Session) -> int:
+def session_srid(session: Session) -> int:
+    """The storage SRID, read inside the session's own transaction."""
     srid = recorded_srid(session.connection())
     if srid is None:
         raise ConfigError("the database has no cim schema yet: run `cim db upgrade`")
@@ -95,7 +96,7 @@ def heights_in_storage(
     y = np.asarray(ys, dtype=np.float64).tolist()
     if not x:
         return []
-    srid = _storage_srid(session)
+    srid = session_srid(session)
     rows = session.execute(_HEIGHTS_SQL, {"xs": x, "ys": y, "srid": srid}).all()
     return [
         (
@@ -130,7 +131,7 @@ def elevations(
     coords = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if not np.all(np.isfinite(coords)):
         raise InvalidInput("coordinates must be finite numbers")
-    srid = _storage_srid(session)
+    srid = session_srid(session)
     source = srid if crs is None else crs
     sx, sy, _ = to_storage(source, srid, coords[:, 0], coords[:, 1])
     heights = heights_in_storage(session, sx, sy)
@@ -179,7 +180,7 @@ def profile(
         raise InvalidInput("a profile line needs at least two [x, y] vertices")
     if not np.all(np.isfinite(coords[:, :2])):
         raise InvalidInput("coordinates must be finite numbers")
-    srid = _storage_srid(session)
+    srid = session_srid(session)
     source = parse_crs(srid if crs is None else crs)
     vx, vy, _ = to_storage(source, srid, coords[:, 0], coords[:, 1])
     segment = np.hypot(np.diff(vx), np.diff(vy))

@@ -1,0 +1,217 @@
+"""``/terrain``: elevation, profiles and the overlap rule through HTTP, and the served tiles."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from fastapi.testclient import TestClient
+from pyproj import Transformer
+from rasterio.transform import from_origin
+from sqlalchemy import Engine, text
+
+from api.main import create_app
+from cim.config import CimSettings
+from cim.db.engine import make_engine
+from importers.terrain import import_terrain
+from tests.terrain_support import TERRAIN, delete_datasets, srid_database_url
+from tests.tiles.test_terrain_tiles import decode
+from tiles.terrain import build_terrain
+
+INSIDE = [(620000.5, 4210000.5), (625000.25, 4212000.75), (630000.0, 4215000.0)]
+OUTSIDE = (600000.0, 4200000.0)
+
+
+@pytest.fixture(scope="module")
+def engine(server_url: str) -> Iterator[Engine]:
+    engine = make_engine(srid_database_url(server_url, 32616))
+    delete_datasets(engine)
+    import_terrain(engine, TERRAIN / "ky4_elevation.tif")
+    yield engine
+    delete_datasets(engine)
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def client(
+    engine: Engine, server_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    data_dir = tmp_path_factory.mktemp("data")
+    build_terrain(engine, data_dir / "tiles" / "terrain", max_zoom=6)
+    settings = CimSettings(database_url=srid_database_url(server_url, 32616), data_dir=data_dir)
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def _st_value(engine: Engine, x: float, y: float) -> float | None:
+    """The stored pixel under (x, y), straight from PostGIS (the oracle of the service)."""
+    with engine.connect() as conn:
+        value = conn.execute(
+            text(
+                "SELECT ST_Value(rast, 1, ST_SetSRID(ST_MakePoint(:x, :y), 32616)) "
+                "FROM terrain_raster WHERE ST_Intersects(rast, ST_SetSRID(ST_MakePoint(:x, :y), "
+                "32616)) LIMIT 1"
+            ),
+            {"x": x, "y": y},
+        ).scalar()
+    return None if value is None else float(value)
+
+
+def test_elevation_in_storage_and_geographic_crs(client: TestClient, engine: Engine) -> None:
+    points = ";".join(f"{x},{y}" for x, y in [*INSIDE, OUTSIDE])
+    response = client.get("/terrain/elevation", params={"points": points})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["crs"] == "EPSG:32616"
+    got = [p["z"] for p in body["points"]]
+    assert got[-1] is None  # no DEM there
+    for (x, y), z in zip(INSIDE, got, strict=False):
+        want = _st_value(engine, x, y)
+        assert want is not None and z == pytest.approx(want, abs=1e-6)
+    lon, lat = Transformer.from_crs(32616, 4326, always_xy=True).transform(
+        *zip(*INSIDE, strict=True)
+    )
+    geographic = ";".join(f"{a!r},{b!r}" for a, b in zip(lon, lat, strict=True))
+    response = client.get("/terrain/elevation", params={"points": geographic, "crs": "EPSG:4326"})
+    body = response.json()
+    assert body["crs"] == "EPSG:4326" and body["points"][0]["x"] == pytest.approx(lon[0])
+    assert [p["z"] for p in body["points"]] == pytest.approx(got[:-1], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"points": "1,2,3"}, "not 'x,y'"),
+        ({"points": "a,b"}, "two numbers"),
+        ({"points": "1,2", "crs": "EPSG:999999"}, "unknown CRS"),
+        ({"points": ";"}, "at least one point"),
+    ],
+)
+def test_elevation_rejects_bad_input(
+    client: TestClient, params: dict[str, str], message: str
+) -> None:
+    response = client.get("/terrain/elevation", params=params)
+    assert response.status_code == 400
+    assert message in response.json()["detail"]
+
+
+def test_profile_by_step_and_by_samples(client: TestClient, engine: Engine) -> None:
+    line = [[620000.0, 4210000.0], [623000.0, 4214000.0], [626000.0, 4214000.0]]
+    by_step = client.post("/terrain/profile", json={"line": line, "step": 100}).json()
+    assert by_step["length"] == pytest.approx(8000.0)
+    distances = [p["distance"] for p in by_step["points"]]
+    assert distances[:3] == [0.0, 100.0, 200.0] and distances[-1] == pytest.approx(8000.0)
+    assert len(distances) == 81
+    corner = by_step["points"][50]  # 5000 m along: exactly the middle vertex
+    assert (corner["x"], corner["y"]) == pytest.approx((623000.0, 4214000.0))
+    for point in by_step["points"][::10]:
+        assert point["z"] == pytest.approx(_st_value(engine, point["x"], point["y"]), abs=1e-6)
+    by_count = client.post(
+        "/terrain/profile", json={"line": line, "samples": 5, "crs": "EPSG:32616"}
+    ).json()
+    assert [p["distance"] for p in by_count["points"]] == pytest.approx([0, 2000, 4000, 6000, 8000])
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"line": [[0, 0], [1, 1]], "step": 1, "samples": 3}, "exactly one of step"),
+        ({"line": [[0, 0], [1, 1]]}, "exactly one of step"),
+        ({"line": [[0, 0]], "step": 1}, "line"),
+        ({"line": [[5, 5], [5, 5]], "step": 1}, "zero length"),
+        ({"line": [[0, 0], [1e6, 0]], "step": 0.01}, "at most"),
+    ],
+)
+def test_profile_rejects_bad_input(
+    client: TestClient, body: dict[str, object], message: str
+) -> None:
+    response = client.post("/terrain/profile", json=body)
+    assert response.status_code == 400
+    assert message in response.json()["detail"]
+
+
+def test_finer_dem_wins_and_its_nodata_falls_through(
+    client: TestClient, engine: Engine, tmp_path: Path
+) -> None:
+    # A 10 m DEM of constant 500 m over part of ky4 (27.7 m), with a nodata hole.
+    values = np.full((100, 100), 500.0, dtype="float32")
+    values[40:60, 40:60] = -9999.0
+    path = tmp_path / "fine.tif"
+    profile = {"driver": "GTiff", "width": 100, "height": 100, "count": 1, "dtype": "float32"}
+    with rasterio.open(
+        path, "w", crs="EPSG:32616", transform=from_origin(620000, 4211000, 10, 10),
+        nodata=-9999.0, **profile,
+    ) as dst:  # fmt: skip
+        dst.write(values, 1)
+    fine = import_terrain(engine, path)
+    try:
+        inside, hole, beyond = (620105.0, 4210895.0), (620505.0, 4210505.0), (625000.25, 4212000.75)
+        points = ";".join(f"{x},{y}" for x, y in (inside, hole, beyond))
+        body = client.get("/terrain/elevation", params={"points": points}).json()["points"]
+        assert body[0]["z"] == 500.0 and body[0]["dataset_id"] == fine.dataset["id"]
+        assert body[1]["z"] == pytest.approx(_st_value_coarse(engine, *hole), abs=1e-6)
+        assert body[1]["dataset_id"] != fine.dataset["id"]
+        assert body[2]["z"] == pytest.approx(_st_value_coarse(engine, *beyond), abs=1e-6)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM dataset WHERE id = :id"), {"id": fine.dataset["id"]})
+
+
+def _st_value_coarse(engine: Engine, x: float, y: float) -> float:
+    with engine.connect() as conn:
+        value = conn.execute(
+            text(
+                "SELECT ST_Value(rast, 1, ST_SetSRID(ST_MakePoint(:x, :y), 32616)) "
+                "FROM terrain_raster WHERE resolution > 20 AND ST_Intersects(rast, "
+                "ST_SetSRID(ST_MakePoint(:x, :y), 32616)) LIMIT 1"
+            ),
+            {"x": x, "y": y},
+        ).scalar()
+    assert value is not None
+    return float(value)
+
+
+def test_layer_json_and_tiles_are_served_for_cesium(client: TestClient) -> None:
+    layer = client.get("/terrain/layer.json")
+    assert layer.status_code == 200
+    assert layer.headers["content-type"].startswith("application/json")
+    assert layer.headers["cache-control"] == "no-cache"
+    assert layer.json()["format"] == "quantized-mesh-1.0"
+    again = client.get("/terrain/layer.json", headers={"If-None-Match": layer.headers["etag"]})
+    assert again.status_code == 304
+
+    version = layer.json()["version"]
+    tile = client.get(f"/terrain/0/0/0.terrain?v={version}", headers={"Accept-Encoding": "gzip"})
+    assert tile.status_code == 200
+    assert tile.headers["content-type"] == "application/vnd.quantized-mesh"
+    assert tile.headers["content-encoding"] == "gzip"
+    assert "immutable" in tile.headers["cache-control"]
+    assert tile.headers["vary"] == "Accept-Encoding"
+    decoded = decode(tile.content)  # the client undid the gzip transfer encoding
+    assert len(decoded.u) >= 4 and 1 in decoded.extensions
+
+    plain = client.get("/terrain/0/0/0.terrain", headers={"Accept-Encoding": "identity"})
+    assert plain.status_code == 200 and "content-encoding" not in plain.headers
+    assert plain.content == tile.content
+    assert plain.headers["etag"] != tile.headers["etag"]
+    cached = client.get(
+        "/terrain/0/0/0.terrain",
+        headers={"Accept-Encoding": "identity", "If-None-Match": plain.headers["etag"]},
+    )
+    assert cached.status_code == 304
+
+    missing = client.get("/terrain/20/1/1.terrain")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert client.get("/terrain/0/0/..%2Flayer.terrain").status_code == 404
+
+
+def test_stored_tile_is_gzip_on_disk(client: TestClient) -> None:
+    settings: CimSettings = client.app.state.settings  # type: ignore[attr-defined]
+    raw = (settings.tiles_dir / "terrain" / "0" / "1" / "0.terrain").read_bytes()
+    assert raw[:2] == b"\x1f\x8b"
+    assert decode(gzip.decompress(raw)).triangles.size > 0
