@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cim.errors import TilingError
 from cli.context import console, emit, engine_scope, load_settings
 
 
@@ -25,16 +23,11 @@ class Spec(StrEnum):
     v10 = "1.0"
 
 
-def _terrain(engine: Any, settings: Any, progress: Any, *, required: bool) -> dict[str, Any]:
-    """Terrain is built by ``tiles.terrain`` (quantized-mesh); imported only when asked for."""
-    try:
-        terrain = importlib.import_module("tiles.terrain")
-    except ModuleNotFoundError as exc:
-        if not required:
-            return {"layer": "terrain", "status": "not available"}
-        raise TilingError("terrain tiling is not available in this version of cim") from exc
-    result = terrain.build_terrain(engine, settings.tiles_dir / "terrain", progress=progress)
-    summary: dict[str, Any] = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+def _terrain(engine: Any, settings: Any, progress: Any) -> dict[str, Any]:
+    """Quantized-mesh terrain (``tiles.terrain``), imported only when it is built."""
+    from tiles.terrain import build_terrain
+
+    summary = dict(build_terrain(engine, settings.tiles_dir / "terrain", progress=progress))
     summary.setdefault("layer", "terrain")
     return summary
 
@@ -84,9 +77,7 @@ def command(
                     bar.update(task, completed=done, total=total)
 
                 if name == "terrain":
-                    results.append(
-                        _terrain(engine, settings, report, required=layer is Layer.terrain)
-                    )
+                    results.append(_terrain(engine, settings, report))
                 else:
                     built = build_mesh_layer(
                         engine, settings.tiles_dir, name, spec=spec.value, force=force,

@@ -1,0 +1,49 @@
+"""``cim tiles build`` end to end in a subprocess: JSON result, skip when unchanged, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from tests.conftest import CIM, cli_env
+from tests.tiles.checks import check_tileset
+from tests.tiles.conftest import City
+
+
+def _cim(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CIM, "tiles", "build", *args],
+        env=cli_env(database_url, CIM_DATA_DIR=str(data_dir)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_builds_all_layers_then_skips_them(
+    engine: Engine, city: City, database_url: str, tmp_path: Path
+) -> None:
+    first = _cim(database_url, tmp_path, "--layer", "all", "--force", "--json")
+    assert first.returncode == 0, first.stderr
+    results = {r["layer"]: r for r in json.loads(first.stdout)}
+    assert results["buildings"]["status"] == "built"
+    assert results["buildings"]["features"] == city.elements
+    assert results["pipes"]["features"] == city.pipe_features
+    assert results["terrain"]["status"].startswith("empty")  # no DEM in this city
+    for layer in ("buildings", "pipes"):
+        check_tileset(tmp_path / "tiles" / layer)
+
+    second = _cim(database_url, tmp_path, "--layer", "pipes", "--json")
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["status"] == "up-to-date"
+
+    old = _cim(database_url, tmp_path, "--layer", "buildings", "--spec", "1.0")
+    assert old.returncode == 0, old.stderr
+    assert "buildings: " in old.stdout and "features" in old.stdout
+    assert list((tmp_path / "tiles" / "buildings" / "content").glob("*.b3dm"))
+
+    bad = _cim(database_url, tmp_path, "--spec", "2.0")
+    assert bad.returncode == 2
