@@ -420,7 +420,10 @@ def _outside_by(bounds: tuple[float, float, float, float], lon: float, lat: floa
 def _check_area_of_use(
     placement: Placement, storage_srid: int, site: _SiteReference | None
 ) -> list[str]:
-    """Refuse a model far outside the storage CRS's area of use; warn when just outside."""
+    """Refuse reprojecting a model far outside the storage CRS's area of use; else warn.
+
+    Coordinates already in the storage CRS are kept as given (nothing is distorted by us).
+    """
     storage = CRS.from_epsg(storage_srid)
     area = storage.area_of_use
     if area is None:
@@ -444,7 +447,8 @@ def _check_area_of_use(
         f"{outside:.2f} degrees outside the area of use of the storage CRS EPSG:{storage_srid} "
         f"({area.name}){hint}"
     )
-    if outside > AREA_OF_USE_SLACK_DEGREES:
+    same_crs = horizontal_crs(placement.crs).to_epsg() == storage_srid
+    if outside > AREA_OF_USE_SLACK_DEGREES and not same_crs:
         raise UnsupportedCRS(
             f"{where}; use a database whose CIM_SRID covers the site, or place the model with "
             "--origin E,N[,H] (which overrides the file's georeferencing)"
