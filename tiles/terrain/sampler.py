@@ -155,22 +155,82 @@ class HeightSampler:
     def heights(self, lon: FloatArray, lat: FloatArray) -> FloatArray:
         """Heights (m) at the given longitudes/latitudes (degrees), any array shape."""
         out = np.full(lon.shape, np.nan)
-        if not self.dems:
-            return np.zeros(lon.shape)
-        west, south = float(lon.min()), float(lat.min())
-        east, north = float(lon.max()), float(lat.max())
-        x: FloatArray | None = None
-        y: FloatArray | None = None
+        near = np.zeros(lon.shape, dtype=bool)
         for dem in self.dems:
             assert dem.lonlat_bounds is not None
             b_west, b_south, b_east, b_north = dem.lonlat_bounds
-            if b_west > east or b_east < west or b_south > north or b_north < south:
-                continue
-            if x is None or y is None:
-                tx, ty = transformer(4326, self.srid).transform(lon, lat)
-                x, y = np.asarray(tx, dtype=np.float64), np.asarray(ty, dtype=np.float64)
-            missing = np.isnan(out)
+            pad = 0.01 * max(b_east - b_west, b_north - b_south, 1e-6)
+            near |= (
+                (lon >= b_west - pad)
+                & (lon <= b_east + pad)
+                & (lat >= b_south - pad)
+                & (lat <= b_north + pad)
+            )
+        if not near.any():
+            return np.zeros(lon.shape)
+        if near.mean() < 0.5:
+            # A large tile with DEMs in a corner: project only the nodes that may meet one.
+            tx, ty = transformer(4326, self.srid).transform(lon[near], lat[near])
+            x = np.full(lon.shape, np.nan)
+            y = np.full(lon.shape, np.nan)
+            x[near], y[near] = tx, ty
+        else:
+            x, y = self.to_storage(lon, lat)
+        for dem in self.dems:
+            missing = np.isnan(out) & np.isfinite(x)
             if not missing.any():
                 break
             out[missing] = dem.sample(x[missing], y[missing])
         return np.where(np.isnan(out), 0.0, out)
+
+    def to_storage(self, lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Storage coordinates of a lon/lat grid.
+
+        A tile grid is projected exactly on every 7th node only and interpolated bilinearly
+        in between (PROJ is most of a tile's cost otherwise); the interpolation is checked
+        against the exact projection at the lattice's cell centres and used only when it is
+        within 1 cm, else every node is projected.
+        """
+        project = transformer(4326, self.srid).transform
+        rows, cols = lon.shape if lon.ndim == 2 else (0, 0)
+        step = LATTICE_STEP
+        if rows < 2 * step or (rows - 1) % step or (cols - 1) % step:
+            tx, ty = project(lon, lat)
+            return np.asarray(tx, dtype=np.float64), np.asarray(ty, dtype=np.float64)
+        lattice_x, lattice_y = (
+            np.asarray(a, dtype=np.float64)
+            for a in project(lon[::step, ::step], lat[::step, ::step])
+        )
+        x = _upsample(lattice_x, step)
+        y = _upsample(lattice_y, step)
+        half = step // 2
+        centre_lon, centre_lat = lon[half::step, half::step], lat[half::step, half::step]
+        exact_x, exact_y = (
+            np.asarray(a, dtype=np.float64) for a in project(centre_lon, centre_lat)
+        )
+        drift = np.hypot(exact_x - x[half::step, half::step], exact_y - y[half::step, half::step])
+        if not np.all(np.isfinite(drift)) or drift.max() > 0.01:
+            tx, ty = project(lon, lat)
+            return np.asarray(tx, dtype=np.float64), np.asarray(ty, dtype=np.float64)
+        return x, y
+
+
+LATTICE_STEP = 7
+
+
+def _upsample(lattice: FloatArray, step: int) -> FloatArray:
+    """Bilinear interpolation of a coarse lattice back to every node (step nodes per cell)."""
+    t = np.arange(step + 1, dtype=np.float64) / step
+    rows, cols = lattice.shape
+    out_rows = (rows - 1) * step + 1
+    out_cols = (cols - 1) * step + 1
+    # Interpolate along columns, then along rows.
+    across = np.empty((rows, out_cols))
+    for k in range(step):
+        across[:, k:-1:step] = lattice[:, :-1] * (1 - t[k]) + lattice[:, 1:] * t[k]
+    across[:, -1] = lattice[:, -1]
+    out = np.empty((out_rows, out_cols))
+    for k in range(step):
+        out[k:-1:step, :] = across[:-1, :] * (1 - t[k]) + across[1:, :] * t[k]
+    out[-1, :] = across[-1, :]
+    return out
