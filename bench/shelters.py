@@ -1,8 +1,9 @@
 """Bench: shelter zoning at scale, and our solvers against spopt / PuLP on the SF instance.
 
-1. A generated city (``bench.generator``): ``--units`` population points x ``--shelters``
-   shelters of the four GB 51143 levels, a full ``create_plan`` (GiST pair join, optimal
-   assignment, storage, zones). Goal: <= 30 s.
+1. A generated city (``bench.generator``): ``--units`` population points on a grid
+   ``--spacing`` m apart (default 100 m, census-block scale: 100k units = a 31.6 km square) x
+   ``--shelters`` shelters of the four GB 51143 levels (cycled), a full ``create_plan`` (GiST
+   pair join, optimal assignment, storage, zones). Goal: <= 30 s.
 2. The spopt San Francisco instance (205 tracts x 16 sites, straight-line metres in UTM 10N):
    MCLP (p=4, 1,500 m) with our ``solve_mclp`` vs spopt ``MCLP`` + CBC, and the capacitated
    assignment (40,000 per site, 1,500 m) with ``solve_split`` vs the same LP in PuLP + CBC.
@@ -41,10 +42,10 @@ SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "shelters
 LEVELS = ("emergency", "short", "medium", "long")
 
 
-def _load_city(engine: Any, units: int, shelters: int) -> None:
-    side = max(1, int(round(units**0.5 * 44.0 / 140.0)))  # ~44 m between units
+def _load_city(engine: Any, units: int, shelters: int, spacing: float = 100.0) -> None:
+    side = max(1, round(units**0.5 * spacing / 140.0))  # blocks of 140 m; units `spacing` apart
     city = SyntheticCity(seed=7, blocks_x=side, blocks_y=side)
-    per_side = int(round(units**0.5))
+    per_side = round(units**0.5)
     srid = 4547
 
     def ewkb(x: float, y: float) -> str:
@@ -89,11 +90,11 @@ def _load_city(engine: Any, units: int, shelters: int) -> None:
         conn.exec_driver_sql("ANALYZE population_unit; ANALYZE shelter")
 
 
-def _scale(url: str | None, units: int, shelters: int) -> dict[str, Any]:
+def _scale(url: str | None, units: int, shelters: int, spacing: float) -> dict[str, Any]:
     from sqlalchemy.orm import Session
 
     with bench_database(url, srid=4547) as engine:
-        _load_city(engine, units, shelters)
+        _load_city(engine, units, shelters, spacing)
         with Session(engine) as session:
             started = time.perf_counter()
             plan = create_plan(session, params=PlanParameters(name="bench"))
@@ -205,12 +206,13 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=100_000)
     parser.add_argument("--shelters", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--spacing", type=float, default=100.0, help="m between units")
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
     figures: dict[str, Any] = {"bench": "shelters"}
     figures.update(_sf(args.repeat))
     print(json.dumps(figures))
-    figures.update(_scale(args.database_url, args.units, args.shelters))
+    figures.update(_scale(args.database_url, args.units, args.shelters, args.spacing))
     figures["goal"] = "plan <= 30 s; SF equal objectives and >= 10x faster than spopt/PuLP"
     figures["pass"] = bool(
         figures["plan_s"] <= 30

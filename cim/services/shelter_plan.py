@@ -160,10 +160,10 @@ def load_pairs(
     shelters: list[dict[str, Any]],
     radius: dict[str, float],
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Units (id, population) and the unit-shelter pairs within each level's radius.
+    """Units (id, population, point) and the unit-shelter pairs within each level's radius.
 
     Unit points go to an indexed temp table; each shelter then probes it with its level's
-    radius (GiST ``ST_DWithin``); pairs come back packed (:func:`fetch_packed`).
+    radius (GiST ``ST_DWithin``); each shelter's units come back as one packed bytea.
     """
     unit_where = _ids_literal("dataset_id", params.population_datasets)
     shelter_where = _ids_literal("s.dataset_id", params.shelter_datasets)
@@ -182,34 +182,78 @@ def load_pairs(
     session.execute(text("ANALYZE shelter_plan_unit_point"))
     packed = fetch_packed(
         session,
-        "SELECT string_agg(int8send(id) || float8send(population), ''::bytea ORDER BY idx) "
-        "FROM shelter_plan_unit_point",
-        [("id", ">i8"), ("population", ">f8")],
+        "SELECT string_agg(int8send(id) || float8send(population) || float8send(ST_X(pt))"
+        " || float8send(ST_Y(pt)), ''::bytea ORDER BY idx) FROM shelter_plan_unit_point",
+        [("id", ">i8"), ("population", ">f8"), ("x", ">f8"), ("y", ">f8")],
     )
-    units = {"id": packed["id"].astype(np.int64), "population": packed["population"].astype(float)}
-    parts = []
+    units = {
+        key: packed[key].astype(np.int64 if key == "id" else np.float64)
+        for key in packed.dtype.names or ()
+    }
+    unit_chunks: list[np.ndarray] = []
+    shelter_chunks: list[np.ndarray] = []
     for level in sorted({s["level"] for s in shelters}):
-        parts.append(
-            fetch_packed(
-                session,
+        rows = session.execute(
+            text(
                 f"""
-                SELECT string_agg(int8send(u.idx) || int8send(s.id)
-                                  || float8send(ST_Distance(u.pt, s.geom)), ''::bytea)
+                SELECT s.id, string_agg(int4send(u.idx::int), ''::bytea)
                 FROM shelter s JOIN shelter_plan_unit_point u
                   ON ST_DWithin(s.geom, u.pt, {float(radius[level])!r})
                 WHERE s.level = '{level}' AND {shelter_where} AND u.population > 0
                 GROUP BY s.id
-                """,
-                [("unit", ">i8"), ("shelter", ">i8"), ("distance", ">f8")],
+                """
             )
-        )
+        ).all()
+        for shelter_id, packed_units in rows:
+            members = np.frombuffer(bytes(packed_units), dtype=">i4").astype(np.int64)
+            unit_chunks.append(members)
+            shelter_chunks.append(np.full(len(members), int(shelter_id), dtype=np.int64))
+    unit = np.concatenate(unit_chunks) if unit_chunks else np.zeros(0, dtype=np.int64)
+    shelter = np.concatenate(shelter_chunks) if shelter_chunks else np.zeros(0, dtype=np.int64)
     pairs = {
-        key: np.concatenate([part[key] for part in parts]).astype(dtype)
-        if parts
-        else np.zeros(0, dtype=dtype)
-        for key, dtype in (("unit", np.int64), ("shelter", np.int64), ("distance", np.float64))
+        "unit": unit,
+        "shelter": shelter,
+        "distance": _distances(session, units, unit, shelter),
     }
     return units, pairs
+
+
+def _distances(
+    session: Session,
+    units: dict[str, np.ndarray],
+    unit: np.ndarray,
+    shelter: np.ndarray,
+) -> np.ndarray:
+    """Straight-line distance of each pair, unit point to shelter site (0 inside a polygon).
+
+    The same Euclidean distance PostGIS's ST_Distance gives, computed here from the fetched
+    coordinates: points by ``hypot``, site polygons by GEOS.
+    """
+    distance = np.zeros(len(unit), dtype=np.float64)
+    ids = np.unique(shelter)
+    if len(ids) == 0:
+        return distance
+    rows = session.execute(
+        text("SELECT id, ST_AsBinary(geom) FROM shelter WHERE id = ANY(:ids) ORDER BY id"),
+        {"ids": ids.tolist()},
+    ).all()
+    geoms = np.asarray(shapely.from_wkb([bytes(r[1]) for r in rows]), dtype=object)
+    position = np.searchsorted(ids, shelter)
+    is_point = shapely.get_type_id(geoms) == 0
+    xs = np.where(is_point, shapely.get_x(geoms), np.nan)
+    ys = np.where(is_point, shapely.get_y(geoms), np.nan)
+    point_pairs = is_point[position]
+    distance[point_pairs] = np.hypot(
+        units["x"][unit[point_pairs]] - xs[position[point_pairs]],
+        units["y"][unit[point_pairs]] - ys[position[point_pairs]],
+    )
+    other = ~point_pairs
+    if other.any():
+        distance[other] = shapely.distance(
+            shapely.points(units["x"][unit[other]], units["y"][unit[other]]),
+            geoms[position[other]],
+        )
+    return distance
 
 
 def _require_metric(session: Session) -> int:
