@@ -59,7 +59,12 @@ def command(
     from tiles.build import build_mesh_layer  # numpy/shapely stacks only when building
 
     settings = load_settings()
-    layers = ["buildings", "pipes", "terrain"] if layer is Layer.all else [layer.value]
+    # pipes = the public classes + pipes_restricted (CIM_SENSITIVE_UTILITIES, served with a key)
+    expand = {
+        "pipes": ["pipes", "pipes_restricted"],
+        "all": ["buildings", "pipes", "pipes_restricted", "terrain"],
+    }
+    layers = expand.get(layer.value, [layer.value])
     results: list[dict[str, Any]] = []
     with engine_scope(settings) as engine:
         for name in layers:
@@ -80,9 +85,14 @@ def command(
                     results.append(_terrain(engine, settings, report))
                 else:
                     built = build_mesh_layer(
-                        engine, settings.tiles_dir, name, spec=spec.value, force=force,
+                        engine,
+                        settings.tiles_dir,
+                        name,
+                        spec=spec.value,
+                        force=force,
                         progress=report,
-                    )  # fmt: skip
+                        sensitive=settings.sensitive_utility_set,
+                    )
                     results.append(built.to_dict())
     text = "\n".join(_summary_line(r) for r in results)
     emit(results if len(results) > 1 else results[0], as_json=as_json, text=text)

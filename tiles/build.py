@@ -46,7 +46,9 @@ class LayerSource(Protocol):
 
     DATASET_KIND: str
 
-    def load_index(self, connection: Connection[Any]) -> FeatureIndex: ...
+    def load_index(
+        self, connection: Connection[Any], *, sensitive: frozenset[str], restricted: bool
+    ) -> FeatureIndex: ...
 
     def tile_content(
         self,
@@ -58,7 +60,23 @@ class LayerSource(Protocol):
     ) -> tuple[MeshParts, FeatureTable]: ...
 
 
-MESH_LAYERS: dict[str, LayerSource] = {"buildings": buildings, "pipes": pipes}
+@dataclass(frozen=True)
+class MeshLayer:
+    """A layer: its source module, its folder under the tiles dir, and whether it holds only
+    the sensitive utility classes (``restricted/`` is served only to callers with a key)."""
+
+    source: LayerSource
+    folder: str
+    restricted: bool = False
+
+
+MESH_LAYERS: dict[str, MeshLayer] = {
+    "buildings": MeshLayer(buildings, "buildings"),
+    "pipes": MeshLayer(pipes, "pipes"),
+    "pipes_restricted": MeshLayer(pipes, "restricted/pipes", restricted=True),
+}
+DEFAULT_SENSITIVE = frozenset({"RQ", "DL"})
+"""Gas and power, as ``CIM_SENSITIVE_UTILITIES`` defaults to."""
 
 
 @dataclass
@@ -137,22 +155,31 @@ def build_mesh_layer(
     force: bool = False,
     progress: Progress | None = None,
     max_triangles: int = DEFAULT_MAX_TRIANGLES,
+    sensitive: frozenset[str] = DEFAULT_SENSITIVE,
 ) -> BuildResult:
-    """Build ``layer`` (buildings | pipes) unless its datasets are unchanged since last time."""
+    """Build ``layer`` unless its datasets are unchanged since last time.
+
+    ``layer`` is buildings, pipes (the public utility classes) or pipes_restricted (only the
+    ``sensitive`` classes, written under ``restricted/``).
+    """
     if layer not in MESH_LAYERS:
-        raise InvalidInput(f"unknown 3D Tiles layer {layer!r} (buildings, pipes)")
+        raise InvalidInput(f"unknown 3D Tiles layer {layer!r} ({', '.join(MESH_LAYERS)})")
     if spec not in SPECS:
         raise InvalidInput(f"unknown 3D Tiles version {spec!r} (1.1 or 1.0)")
-    source = MESH_LAYERS[layer]
-    target = Path(tiles_dir) / layer
+    mesh_layer = MESH_LAYERS[layer]
+    source = mesh_layer.source
+    target = Path(tiles_dir) / mesh_layer.folder
     versions = dataset_versions(engine, source.DATASET_KIND)
+    if source is pipes:  # the split between the public and the restricted layer is an input
+        versions["sensitive_utilities"] = ",".join(sorted(c.upper() for c in sensitive))
     result = BuildResult(layer, "up-to-date", spec, str(target), dataset_versions=versions)
     recorded = _recorded(engine, layer)
     if not force and recorded == (spec, versions) and (target / "tileset.json").exists():
         return result
     started = time.perf_counter()
     try:
-        _build(engine, target, source, result, spec, progress, max_triangles)
+        index_options = {"sensitive": sensitive, "restricted": mesh_layer.restricted}
+        _build(engine, target, source, index_options, result, spec, progress, max_triangles)
     except (OSError, ValueError) as exc:
         raise TilingError(f"building the {layer} tiles failed: {exc}") from exc
     result.seconds = round(time.perf_counter() - started, 3)
@@ -164,6 +191,7 @@ def _build(
     engine: Engine,
     target: Path,
     source: LayerSource,
+    index_options: dict[str, Any],
     result: BuildResult,
     spec: str,
     progress: Progress | None,
@@ -176,7 +204,7 @@ def _build(
     tag = np.base_repr(time.time_ns() // 1000, 36).lower()
     with engine.connect() as sa_connection:
         connection: Connection[Any] = sa_connection.connection.driver_connection  # type: ignore[assignment]
-        index = source.load_index(connection)
+        index = source.load_index(connection, **index_options)
         connection.rollback()
         if len(index) == 0:
             result.status = "empty"

@@ -39,8 +39,19 @@ def _filter(include_spaces: bool) -> str:
     return "" if include_spaces else "AND NOT e.is_space"
 
 
-def load_index(connection: Connection[Any], *, include_spaces: bool = False) -> FeatureIndex:
-    """Id, 3D box and triangle count of every element of every ready IFC dataset."""
+def load_index(
+    connection: Connection[Any],
+    *,
+    sensitive: frozenset[str] = frozenset(),
+    restricted: bool = False,
+    include_spaces: bool = False,
+) -> FeatureIndex:
+    """Id, 3D box and triangle count of every element of every ready IFC dataset.
+
+    Buildings have no sensitive utility classes: ``restricted`` gives an empty index.
+    """
+    if restricted:
+        return FeatureIndex(np.zeros(0, np.int64), np.zeros((0, 6)), np.zeros(0, np.int64))
     sql = f"""
         SELECT e.id, ST_XMin(b), ST_YMin(b), ST_ZMin(b), ST_XMax(b), ST_YMax(b), ST_ZMax(b),
                CASE WHEN e.triangle_count > 0 THEN e.triangle_count

@@ -10,6 +10,7 @@ Each solid is built in the tile's ENU frame around exactly transformed centrelin
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -48,13 +49,34 @@ NODE_FEATURES = """
 RADIUS_SQL = "coalesce(s.diameter_mm, sqrt(s.width_mm ^ 2 + s.height_mm ^ 2), %(default)s) / 2000.0"
 
 
-def load_index(connection: Connection[Any]) -> FeatureIndex:
-    """Segments (positive ids) and node features (negative ids) of every ready pipes dataset."""
+def utility_condition(column: str, sensitive: frozenset[str], *, restricted: bool) -> str:
+    """SQL condition keeping the public classes (or, ``restricted``, only the sensitive ones)."""
+    codes = sorted(code.upper() for code in sensitive)
+    if any(not re.fullmatch(r"[A-Z0-9]{1,8}", code) for code in codes):
+        raise InvalidInput(f"sensitive utility classes must be codes like RQ, DL: {codes}")
+    if not codes:
+        return "false" if restricted else "true"
+    listed = ", ".join(f"'{code}'" for code in codes)
+    return f"upper({column}) {'IN' if restricted else 'NOT IN'} ({listed})"
+
+
+def load_index(
+    connection: Connection[Any],
+    *,
+    sensitive: frozenset[str] = frozenset(),
+    restricted: bool = False,
+) -> FeatureIndex:
+    """Segments (positive ids) and node features (negative ids) of every ready pipes dataset.
+
+    Classes in ``sensitive`` (gas, power by default) are left out, or, with ``restricted``,
+    are the only ones kept: they form a separate layer that is served only with an API key.
+    """
     sql = f"""
         SELECT s.id, ST_XMin(b) - r, ST_YMin(b) - r, ST_ZMin(b) - r,
                ST_XMax(b) + r, ST_YMax(b) + r, ST_ZMax(b) + r, (ST_NPoints(s.geom) - 1) * 48
         FROM pipe_segment s JOIN dataset d ON d.id = s.dataset_id AND d.status = 'ready',
         LATERAL (SELECT Box3D(s.geom) AS b, {RADIUS_SQL} AS r) x
+        WHERE {utility_condition("s.utility", sensitive, restricted=restricted)}
         UNION ALL
         SELECT -f.id,
                f.x - w, f.y - w, CASE WHEN f.well THEN f.bottom_z ELSE f.pipe_z - w END,
@@ -62,6 +84,7 @@ def load_index(connection: Connection[Any]) -> FeatureIndex:
                CASE WHEN f.well THEN coalesce(f.ground_z, f.z) ELSE f.pipe_z + w END, 48
         FROM ({NODE_FEATURES}) f,
         LATERAL (SELECT CASE WHEN f.well THEN {WELL_RADIUS} ELSE {MARKER_SIZE / 2} END AS w) x
+        WHERE {utility_condition("f.utility", sensitive, restricted=restricted)}
     """
     params = {"default": DEFAULT_DIAMETER_MM, "half": MARKER_SIZE / 2}
     return _fetch_index(connection, _inline(sql, params))

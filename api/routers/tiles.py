@@ -3,41 +3,78 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from sqlalchemy import text
 from starlette.responses import Response
 
+from api.auth import PrincipalDep
 from api.deps import SessionDep, SettingsDep
 from api.tilefiles import IMMUTABLE, REVALIDATE, SHORT, file_response, layer_file
 from cim.errors import NotFound
+from cim.services.access import require_role
 
 router = APIRouter(tags=["tiles"])
 
 LAYER_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
 ENTRY_DOCUMENTS = {"tileset.json", "layer.json"}
+RESTRICTED = "restricted"
+"""Folder of the layers holding sensitive utility classes (gas, power): a key is needed."""
 
 
 @router.get("/tiles", summary="Built tile layers")
-def list_layers(session: SessionDep, settings: SettingsDep) -> list[dict[str, Any]]:
-    """Every layer with a built tileset: its URL, 3D Tiles version, build time and figures."""
+def list_layers(
+    session: SessionDep, settings: SettingsDep, principal: PrincipalDep
+) -> list[dict[str, Any]]:
+    """Every layer with a built tileset: its URL, 3D Tiles version, build time and figures.
+
+    Restricted layers (``<layer>_restricted``: sensitive utility classes) are listed only to
+    callers with an API key."""
     rows = session.execute(
         text("SELECT layer, spec, stats, built_at FROM tileset ORDER BY layer")
     ).all()
     out = []
     for row in rows:
-        if (settings.tiles_dir / row.layer / "tileset.json").is_file():
+        folder = row.layer
+        if row.layer.endswith("_restricted"):
+            if principal.anonymous:
+                continue
+            folder = f"{RESTRICTED}/{row.layer.removesuffix('_restricted')}"
+        if (settings.tiles_dir / folder / "tileset.json").is_file():
             out.append(
                 {
                     "layer": row.layer,
-                    "url": f"/tiles/{row.layer}/tileset.json",
+                    "url": f"/tiles/{folder}/tileset.json",
                     "spec": row.spec,
                     "builtAt": row.built_at.isoformat(),
                     "stats": row.stats,
                 }
             )
     return out
+
+
+@router.api_route(
+    "/tiles/restricted/{layer}/{path:path}",
+    methods=["GET", "HEAD"],
+    summary="A file of a layer of sensitive utility classes (needs an API key)",
+    response_class=Response,
+)
+def restricted_tile_file(
+    layer: str, path: str, request: Request, settings: SettingsDep, principal: PrincipalDep
+) -> Response:
+    """Like ``/tiles/<layer>/...`` for the gas/power (``CIM_SENSITIVE_UTILITIES``) tiles; 401
+    without a key. Answers are ``private`` so shared caches never keep them."""
+    require_role(principal, "reader")
+    if not LAYER_NAME.match(layer):
+        raise NotFound(f"no tile layer {layer!r}")
+    response = _serve(request, layer_file(settings.tiles_dir / RESTRICTED / layer, path))
+    response.headers["Cache-Control"] = response.headers["Cache-Control"].replace(
+        "public", "private"
+    )
+    response.headers["Vary"] = "X-API-Key, Authorization"
+    return response
 
 
 @router.api_route(
@@ -49,9 +86,12 @@ def list_layers(session: SessionDep, settings: SettingsDep) -> list[dict[str, An
 def tile_file(layer: str, path: str, request: Request, settings: SettingsDep) -> Response:
     """``tileset.json`` is revalidated on every use (a rebuild replaces it); content URLs carry
     the build tag (``?v=``) and are cached as immutable. 304 on a matching ETag."""
-    if not LAYER_NAME.match(layer):
+    if not LAYER_NAME.match(layer) or layer == RESTRICTED:
         raise NotFound(f"no tile layer {layer!r}")
-    file = layer_file(settings.tiles_dir / layer, path)
+    return _serve(request, layer_file(settings.tiles_dir / layer, path))
+
+
+def _serve(request: Request, file: Path) -> Response:
     if file.name in ENTRY_DOCUMENTS:
         cache = REVALIDATE
     elif "v" in request.query_params:

@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from api.main import create_app
 from cim.config import CimSettings
+from cim.services.access import create_key
 from tests.tiles.conftest import City
 from tiles.build import build_mesh_layer
 
@@ -19,6 +21,11 @@ def test_tiles_are_served_with_validators(engine: Engine, city: City, tmp_path: 
         database_url=str(engine.url.render_as_string(hide_password=False)), data_dir=tmp_path
     )
     build_mesh_layer(engine, settings.tiles_dir, "pipes", force=True)
+    build_mesh_layer(engine, settings.tiles_dir, "pipes_restricted", force=True)
+    with Session(engine) as session, session.begin():
+        key, secret = create_key(session, name="tiles test", role="reader")
+        session.flush()
+        key_id = key.id
     with TestClient(create_app(settings)) as client:
         listed = client.get("/tiles").json()
         assert [entry["layer"] for entry in listed] == ["pipes"]
@@ -54,3 +61,21 @@ def test_tiles_are_served_with_validators(engine: Engine, city: City, tmp_path: 
         ):
             missing = client.get(bad)
             assert missing.status_code == 404, bad
+
+        # gas and power (sensitive classes) only with a key, never in shared caches
+        restricted = "/tiles/restricted/pipes/tileset.json"
+        assert client.get(restricted).status_code == 401
+        with_key = client.get(restricted, headers={"X-API-Key": secret})
+        assert with_key.status_code == 200 and with_key.json()["root"]
+        listed_with_key = client.get("/tiles", headers={"X-API-Key": secret}).json()
+        assert [e["url"] for e in listed_with_key] == [
+            "/tiles/pipes/tileset.json",
+            "/tiles/restricted/pipes/tileset.json",
+        ]
+        uri = with_key.json()["root"]["content"]["uri"]
+        content = client.get(f"/tiles/restricted/pipes/{uri}", headers={"X-API-Key": secret})
+        assert content.status_code == 200
+        assert content.headers["cache-control"].startswith("private")
+        assert client.get(f"/tiles/restricted/pipes/{uri}").status_code == 401
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM api_key WHERE id = :id"), {"id": key_id})

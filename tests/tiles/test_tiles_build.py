@@ -29,6 +29,7 @@ from tests.tiles.conftest import City, import_city, validate_gltf
 from tiles.build import build_mesh_layer
 
 BUDGET = 60  # triangles per tile: forces a few levels out of a small city
+NONE: frozenset[str] = frozenset()
 
 TO_LONLAT = Transformer.from_crs(f"EPSG:{TEST_SRID}", "EPSG:4326", always_xy=True)
 TO_ECEF = Transformer.from_crs("EPSG:4979", "EPSG:4978", always_xy=True)
@@ -50,7 +51,8 @@ def srgb_byte_to_linear_byte(value: int) -> int:
 def built(engine: Engine, city: City, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiles")
     for layer in ("buildings", "pipes"):
-        result = build_mesh_layer(engine, out, layer, max_triangles=BUDGET)
+        # no sensitive classes here: every utility in one layer (the split is tested below)
+        result = build_mesh_layer(engine, out, layer, max_triangles=BUDGET, sensitive=NONE)
         assert result.status == "built"
     return out
 
@@ -215,19 +217,21 @@ def test_spec_1_0_writes_valid_b3dm(engine: Engine, city: City, tmp_path: Path) 
 
 
 def test_unchanged_layers_are_not_rebuilt(engine: Engine, city: City, tmp_path: Path) -> None:
-    first = build_mesh_layer(engine, tmp_path, "pipes", max_triangles=BUDGET)
+    first = build_mesh_layer(engine, tmp_path, "pipes", max_triangles=BUDGET, sensitive=NONE)
     assert first.status == "built"
-    again = build_mesh_layer(engine, tmp_path, "pipes", max_triangles=BUDGET)
+    again = build_mesh_layer(engine, tmp_path, "pipes", max_triangles=BUDGET, sensitive=NONE)
     assert again.status == "up-to-date"
     with engine.connect() as conn:
         stats = conn.execute(text("SELECT stats FROM tileset WHERE layer = 'pipes'")).scalar_one()
     assert stats["features"] == city.pipe_features
-    forced = build_mesh_layer(engine, tmp_path, "pipes", force=True, max_triangles=BUDGET)
+    forced = build_mesh_layer(
+        engine, tmp_path, "pipes", force=True, max_triangles=BUDGET, sensitive=NONE
+    )
     assert forced.status == "built"
     # a new pipes dataset changes the layer's versions: rebuilt with both datasets
     extra = import_city(engine, tag="second")
     try:
-        rebuilt = build_mesh_layer(engine, tmp_path, "pipes", max_triangles=BUDGET)
+        rebuilt = build_mesh_layer(engine, tmp_path, "pipes", max_triangles=BUDGET, sensitive=NONE)
         assert rebuilt.status == "built"
         assert rebuilt.features == 2 * city.pipe_features
     finally:
@@ -236,4 +240,21 @@ def test_unchanged_layers_are_not_rebuilt(engine: Engine, city: City, tmp_path: 
                 text("DELETE FROM dataset WHERE id IN (:a, :b)"),
                 {"a": extra.building_dataset, "b": extra.pipe_dataset},
             )
-    assert build_mesh_layer(engine, tmp_path, "pipes").status == "built"  # dataset removed
+    assert build_mesh_layer(engine, tmp_path, "pipes", sensitive=NONE).status == "built"
+
+
+def test_sensitive_classes_go_to_the_restricted_layer(
+    engine: Engine, city: City, tmp_path: Path
+) -> None:
+    public = build_mesh_layer(engine, tmp_path, "pipes", sensitive=frozenset({"DL", "RQ"}))
+    restricted = build_mesh_layer(
+        engine, tmp_path, "pipes_restricted", sensitive=frozenset({"DL", "RQ"})
+    )
+    assert public.features + restricted.features == city.pipe_features
+    codes = sorted(r["code"] for table, *_ in decoded(tmp_path / "pipes") for r in table)
+    assert codes == ["MH1", "S1", "S2", "V1"]  # S3 is power (DL)
+    secret = [r for table, *_ in decoded(tmp_path / "restricted" / "pipes") for r in table]
+    assert [(r["code"], r["utility"]) for r in secret] == [("S3", "DL")]
+    # changing the sensitive classes changes the layer's inputs: rebuilt, S3 back in public
+    again = build_mesh_layer(engine, tmp_path, "pipes", sensitive=NONE)
+    assert again.status == "built" and again.features == city.pipe_features

@@ -31,14 +31,17 @@ def test_cli_builds_all_layers_then_skips_them(
     results = {r["layer"]: r for r in json.loads(first.stdout)}
     assert results["buildings"]["status"] == "built"
     assert results["buildings"]["features"] == city.elements
-    assert results["pipes"]["features"] == city.pipe_features
+    # the power cable S3 (DL, sensitive by default) is in the restricted layer
+    assert results["pipes"]["features"] == city.pipe_features - 1
+    assert results["pipes_restricted"]["features"] == 1
+    check_tileset(tmp_path / "tiles" / "restricted" / "pipes")
     assert results["terrain"]["status"].startswith("empty")  # no DEM in this city
     for layer in ("buildings", "pipes"):
         check_tileset(tmp_path / "tiles" / layer)
 
     second = _cim(database_url, tmp_path, "--layer", "pipes", "--json")
     assert second.returncode == 0, second.stderr
-    assert json.loads(second.stdout)["status"] == "up-to-date"
+    assert [r["status"] for r in json.loads(second.stdout)] == ["up-to-date", "up-to-date"]
 
     old = _cim(database_url, tmp_path, "--layer", "buildings", "--spec", "1.0")
     assert old.returncode == 0, old.stderr
