@@ -88,6 +88,8 @@ def generate(seed: int) -> dict[str, dict[str, Any]]:
         for _ in range(count):
             number += 1
             x, y = rng.uniform((xmin + 800, ymin + 800), (xmax - 800, ymax - 800))
+            while shapely.Point(x, y).buffer(300).intersects(flood | slope):
+                x, y = rng.uniform((xmin + 800, ymin + 800), (xmax - 800, ymax - 800))
             if number == 3:  # one site in the flood plain, to show hazard exclusion
                 point = river.interpolate(0.45, normalized=True)
                 x, y = point.x, point.y

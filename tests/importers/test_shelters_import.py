@@ -158,3 +158,29 @@ def test_cli_imports_and_plans(tokyo_engine: Engine, tmp_path: Path) -> None:
         timeout=120,
     )
     assert bad.returncode == 2 and "LEVEL=NUMBER" in bad.stderr
+
+
+def test_generated_ky4_demo_files_import_and_plan(server_url: str) -> None:
+    """The demo city's generated shelter files import without a mapping and plan in UTM 16N."""
+    from sqlalchemy.orm import Session
+
+    from cim.services.shelter_plan import PlanParameters, create_plan
+    from importers.shelters import import_hazards
+
+    engine = make_engine(create_database(server_url, "cim_test_ky4_shelters"))
+    try:
+        migrate.upgrade(engine, srid=32616, default_srid=32616)
+        shelters = import_shelters(engine, MAPPINGS / "demo_ky4_shelters.geojson")
+        population = import_population(engine, MAPPINGS / "demo_ky4_population.geojson")
+        hazards = import_hazards(engine, MAPPINGS / "demo_ky4_hazards.geojson")
+        assert shelters.dataset["counts"]["shelters"] == 21 and not shelters.warnings
+        assert population.dataset["counts"]["units"] == 988
+        assert hazards.dataset["counts"]["by_kind"] == {"flood": 1, "landslide": 1}
+        with Session(engine) as session:
+            plan = create_plan(session, params=PlanParameters())
+            session.rollback()
+        unusable = plan["stats"]["unusable_shelters"]
+        assert [u["name"] for u in unusable.values()] == ["Demo emergency shelter 3 (generated)"]
+        assert plan["stats"]["covered"] > 0 and plan["stats"]["uncovered"] > 0
+    finally:
+        engine.dispose()
