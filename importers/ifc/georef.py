@@ -26,6 +26,12 @@ from pyproj import CRS, Geod
 
 from cim.crs import crs_label, parse_crs, transformer
 from cim.errors import InvalidInput, UnsupportedCRS
+from importers.ifc.sources import (
+    SiteReference,
+    map_conversion,
+    pset_conversion,
+    site_reference,
+)
 
 DISAGREEMENT_METRES = 1000.0
 """Two georeferencing sources further apart than this get a warning."""
@@ -83,13 +89,6 @@ def similarity(
     matrix[2, 2] = z_scale
     matrix[:3, 3] = offset
     return matrix
-
-
-def unit_metres(unit: Any) -> float:
-    """Metres per one ``unit`` (an IfcNamedUnit)."""
-    import ifcopenshell.util.unit
-
-    return float(ifcopenshell.util.unit.get_unit_scale(unit))
 
 
 def _crs_unit_metres(crs: CRS) -> float:
@@ -172,117 +171,7 @@ def _conversion_placement(
     return Placement(source=source, crs=crs, matrix=matrix, details=details)
 
 
-@dataclass
-class _Conversion:
-    source: str
-    values: dict[str, Any]
-    crs_name: str | None
-    map_unit_m: float | None
-
-
-def _map_conversion(ifc: Any) -> _Conversion | None:
-    """IFC4+ ``IfcMapConversion`` on the 3D model context (or any context)."""
-    if ifc.schema == "IFC2X3":
-        return None
-    contexts = sorted(
-        ifc.by_type("IfcGeometricRepresentationContext", include_subtypes=False),
-        key=lambda c: (c.ContextType != "Model", (c.CoordinateSpaceDimension or 3) != 3),
-    )
-    for context in contexts:
-        for operation in context.HasCoordinateOperation or ():
-            if not operation.is_a("IfcMapConversion"):
-                continue
-            target = operation.TargetCRS
-            values = {
-                "Eastings": operation.Eastings,
-                "Northings": operation.Northings,
-                "OrthogonalHeight": operation.OrthogonalHeight,
-                "XAxisAbscissa": operation.XAxisAbscissa,
-                "XAxisOrdinate": operation.XAxisOrdinate,
-                "Scale": operation.Scale,
-            }
-            name = (target.Name or "").strip() if target is not None else ""
-            unit = getattr(target, "MapUnit", None) if target is not None else None
-            return _Conversion(
-                "IfcMapConversion", values, name or None, unit_metres(unit) if unit else None
-            )
-    return None
-
-
-def _pset_conversion(ifc: Any) -> _Conversion | None:
-    """IFC2X3 ``ePSet_MapConversion``/``ePSet_ProjectedCRS`` on the IfcProject or an IfcSite."""
-    import ifcopenshell.util.element
-
-    for holder in [*ifc.by_type("IfcProject"), *ifc.by_type("IfcSite")]:
-        values = ifcopenshell.util.element.get_pset(holder, "ePSet_MapConversion")
-        if not values:
-            continue
-        crs_values = ifcopenshell.util.element.get_pset(holder, "ePSet_ProjectedCRS") or {}
-        name = str(crs_values.get("Name") or "").strip()
-        unit_name = str(crs_values.get("MapUnit") or "").strip().upper()
-        map_unit_m = {"METRE": 1.0, "METER": 1.0, "MILLIMETRE": 0.001, "FOOT": 0.3048}.get(
-            unit_name
-        )
-        return _Conversion("ePSet_MapConversion", dict(values), name or None, map_unit_m)
-    return None
-
-
-def _compound_degrees(value: Any, what: str, warnings: list[str]) -> float | None:
-    """An IfcCompoundPlaneAngleMeasure (deg, min, sec[, millionths]) as decimal degrees."""
-    if not value:
-        return None
-    parts = [int(v) for v in value] + [0] * (4 - len(value))
-    signs = {p > 0 for p in parts if p != 0}
-    if len(signs) > 1:
-        warnings.append(f"IfcSite {what} {tuple(value)} mixes signs; read with the degrees' sign")
-    sign = -1.0 if parts[0] < 0 or (parts[0] == 0 and min(parts) < 0) else 1.0
-    magnitude = abs(parts[0]) + abs(parts[1]) / 60 + abs(parts[2]) / 3600 + abs(parts[3]) / 3.6e9
-    return sign * magnitude
-
-
-@dataclass
-class _SiteReference:
-    lat: float
-    lon: float
-    elevation_m: float
-    true_north_deg: float
-    name: str
-
-
-def _site_reference(ifc: Any, project_unit_m: float, warnings: list[str]) -> _SiteReference | None:
-    for site in ifc.by_type("IfcSite"):
-        lat = _compound_degrees(site.RefLatitude, "RefLatitude", warnings)
-        lon = _compound_degrees(site.RefLongitude, "RefLongitude", warnings)
-        if lat is None or lon is None:
-            continue
-        if lat == 0 and lon == 0:
-            warnings.append("IfcSite RefLatitude/RefLongitude are 0,0 (an unset default); ignored")
-            continue
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            warnings.append(f"IfcSite RefLatitude/RefLongitude {lat}, {lon} out of range; ignored")
-            continue
-        return _SiteReference(
-            lat=lat,
-            lon=lon,
-            elevation_m=float(site.RefElevation or 0.0) * project_unit_m,
-            true_north_deg=_true_north_degrees(ifc),
-            name=site.Name or site.GlobalId,
-        )
-    return None
-
-
-def _true_north_degrees(ifc: Any) -> float:
-    """Angle (degrees, counter-clockwise) from map north to the model's +Y axis (TrueNorth)."""
-    for context in ifc.by_type("IfcGeometricRepresentationContext", include_subtypes=False):
-        north = context.TrueNorth
-        if context.ContextType == "Model" and north is not None:
-            x, y = north.DirectionRatios[:2]
-            # TrueNorth is north expressed in model axes; the model turns the other way.
-            return math.degrees(math.atan2(y, x)) - 90.0
-    return 0.0
-
-
-def site_placement(site: _SiteReference) -> Placement:
+def site_placement(site: SiteReference) -> Placement:
     """A local transverse Mercator at the site reference point: ENU metres, north-aligned."""
     crs = CRS.from_proj4(
         f"+proj=tmerc +lat_0={site.lat!r} +lon_0={site.lon!r} +k=1 +x_0=0 +y_0=0 "
@@ -332,7 +221,7 @@ def resolve_placement(ifc: Any, *, flags: Flags, storage_srid: int) -> Placement
     if flags.rotation is not None and flags.origin is None:
         raise InvalidInput("--rotation needs --origin E,N[,H]")
     candidates: list[Placement] = []
-    for conversion in (_map_conversion(ifc), _pset_conversion(ifc)):
+    for conversion in (map_conversion(ifc), pset_conversion(ifc)):
         if conversion is None:
             continue
         name = conversion.crs_name
@@ -361,7 +250,7 @@ def resolve_placement(ifc: Any, *, flags: Flags, storage_srid: int) -> Placement
                 warnings=warnings,
             )
         )
-    site = _site_reference(ifc, project_unit_m, warnings)
+    site = site_reference(ifc, project_unit_m, warnings)
     if site is not None:
         candidates.append(site_placement(site))
     if flags.origin is not None:
@@ -386,7 +275,7 @@ def resolve_placement(ifc: Any, *, flags: Flags, storage_srid: int) -> Placement
     return chosen
 
 
-def _compare(candidates: list[Placement], site: _SiteReference | None, warnings: list[str]) -> None:
+def _compare(candidates: list[Placement], site: SiteReference | None, warnings: list[str]) -> None:
     """Warn when sources disagree by more than 1 km; spot a site lat/lon missing its sign."""
     if len(candidates) < 2:
         return
@@ -418,7 +307,7 @@ def _outside_by(bounds: tuple[float, float, float, float], lon: float, lat: floa
 
 
 def _check_area_of_use(
-    placement: Placement, storage_srid: int, site: _SiteReference | None
+    placement: Placement, storage_srid: int, site: SiteReference | None
 ) -> list[str]:
     """Refuse reprojecting a model far outside the storage CRS's area of use; else warn.
 
