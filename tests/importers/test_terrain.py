@@ -228,3 +228,59 @@ def test_cli_import_terrain(utm16: Engine, server_url: str) -> None:
     assert good.stdout.startswith("imported terrain: dataset")
     assert "6 tiles" in good.stdout and "EPSG:32616" in good.stdout
     assert _table_counts(utm16) == (1, 6)
+
+
+def _write_dem(
+    path: Path, values: np.ndarray, crs: str, transform: object, **extra: object
+) -> Path:
+    profile = {"driver": "GTiff", "width": values.shape[1], "height": values.shape[0]}
+    profile |= {"count": 1, "dtype": values.dtype.name, "crs": crs, "transform": transform}
+    with rasterio.open(path, "w", **profile, **extra) as dst:
+        dst.write(values, 1)
+    return path
+
+
+def test_nan_and_missing_nodata_are_respected(utm16: Engine, tmp_path: Path) -> None:
+    # NaN pixels without a declared nodata: nodata, stored as the lowest float32.
+    nan_values = np.full((20, 30), 150.0, dtype="float32")
+    nan_values[5:10, 5:10] = np.nan
+    nan_dem = _write_dem(
+        tmp_path / "nan.tif", nan_values, "EPSG:32616", from_origin(620000, 4210000, 10, 10)
+    )
+    result = import_terrain(utm16, nan_dem)
+    assert float(result.dataset["qc"]["nodata"]) == float(np.finfo("float32").min)
+    assert result.dataset["qc"]["valid_pixels"] == 20 * 30 - 25
+    # No nodata at all (int16): every pixel is a height.
+    plain = _write_dem(
+        tmp_path / "int16.tif",
+        np.arange(400, dtype="int16").reshape(20, 20),
+        "EPSG:32616",
+        from_origin(621000, 4210000, 5, 5),
+    )
+    assert import_terrain(utm16, plain).dataset["qc"]["nodata_pixels"] == 0
+    with Session(utm16) as session:
+        got = heights_in_storage(
+            session,
+            [620075.0, 620005.0, 621002.5, 621097.5],
+            [4209925.0, 4209995.0, 4209997.5, 4209902.5],
+        )
+    assert [z for z, _ in got] == [None, 150.0, 0.0, 399.0]
+
+
+def test_nan_pixels_stay_out_of_the_bilinear_warp(utm16: Engine, tmp_path: Path) -> None:
+    values = np.full((40, 40), 100.0, dtype="float32")
+    values[:, 20:] = np.nan  # the east half has no data
+    dem = _write_dem(
+        tmp_path / "geo.tif", values, "EPSG:4326", from_origin(-85.6, 38.05, 0.0005, 0.0005)
+    )
+    result = import_terrain(utm16, dem)
+    assert result.dataset["transform"]["reprojected"] is True
+    # No NaN leaks into the warped heights: every stored height is exactly the constant.
+    assert result.dataset["qc"]["min_height"] == result.dataset["qc"]["max_height"] == 100.0
+
+
+def test_crs_option_overrides_the_file(utm16: Engine) -> None:
+    # With --crs the Ontario DEM is located (78.8 W) - and refused for this UTM 16N database.
+    with pytest.raises(UnsupportedCRS, match=r"lon -78\.\d+"):
+        import_terrain(utm16, TERRAIN / "whitebox_DEM_nocrs.tif", crs="EPSG:32617")
+    assert _table_counts(utm16) == (0, 0)

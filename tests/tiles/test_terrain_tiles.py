@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import struct
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from rasterio.warp import calculate_default_transform, reproject
 from cim.db.engine import make_engine
 from cim.errors import TilingError
 from importers.terrain import import_terrain
+from tests.conftest import CIM, cli_env
 from tests.terrain_support import TERRAIN, bilinear, delete_datasets, srid_database_url
 from tiles.terrain import build_terrain
 
@@ -276,3 +278,23 @@ def test_local_coordinates_only_cannot_be_tiled(server_url: str, tmp_path: Path)
     finally:
         delete_datasets(engine)
         engine.dispose()
+
+
+def test_cim_tiles_build_layer_terrain(
+    built: tuple[dict[str, object], Path], server_url: str, tmp_path: Path
+) -> None:
+    env = cli_env(srid_database_url(server_url, 32616), CIM_DATA_DIR=str(tmp_path / "data"))
+    run = subprocess.run(
+        [CIM, "tiles", "build", "--layer", "terrain", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["status"] == "built" and summary["levels"] == [0, 12]  # 27.7 m pixels
+    layer = json.loads((tmp_path / "data" / "tiles" / "terrain" / "layer.json").read_text())
+    assert layer["maxzoom"] == 12 and summary["tiles"] == len(
+        list((tmp_path / "data" / "tiles" / "terrain").rglob("*.terrain"))
+    )
