@@ -188,12 +188,13 @@ def main() -> None:
             port = free_port()
             if name == "cim":
                 env = {**base_env, "CIM_DATABASE_URL": url, "CIM_DATA_DIR": str(folder),
-                       "CIM_LOG_LEVEL": "WARNING"}  # fmt: skip
+                       "CIM_LOG_LEVEL": "WARNING",
+                       # tipg has no access control: serve every class, as it does
+                       "CIM_SENSITIVE_UTILITIES": ""}  # fmt: skip
                 command = [str(ROOT / ".venv" / "bin" / "cim"), "serve", "--port", str(port)]
                 collection = "pipe_segments"
             else:
-                env = {**base_env, "DATABASE_URL": libpq, "TIPG_DB_SCHEMAS": '["public"]',
-                       "TIPG_DB_TABLES": '["pipe_segment"]'}  # fmt: skip
+                env = {**base_env, "DATABASE_URL": libpq, "TIPG_DB_SCHEMAS": '["public"]'}
                 command = [str(tipg_python), "-m", "uvicorn", "tipg.main:app", "--port", str(port),
                            "--log-level", "warning"]  # fmt: skip
                 collection = "public.pipe_segment"

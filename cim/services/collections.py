@@ -317,22 +317,43 @@ def discover(session: Session) -> dict[str, CollectionInfo]:
 
 @dataclass
 class CollectionCatalog:
-    """A time-limited cache of :func:`discover`, safe to share between request threads."""
+    """A time-limited cache of :func:`discover`, safe to share between request threads.
+
+    When the cache expires one request refreshes it while the others keep using the previous
+    list (stale-while-revalidate), so a refresh never stalls every request at once.
+    """
 
     ttl_seconds: float
     _value: dict[str, CollectionInfo] | None = None
     _at: float = 0.0
+    _refreshing: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _first: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, session: Session) -> dict[str, CollectionInfo]:
-        now = time.monotonic()
         with self._lock:
-            if self._value is not None and now - self._at < self.ttl_seconds:
-                return self._value
-        value = discover(session)
-        with self._lock:
-            self._value, self._at = value, time.monotonic()
-        return value
+            value = self._value
+            fresh = value is not None and time.monotonic() - self._at < self.ttl_seconds
+            if fresh and value is not None:
+                return value
+            if value is not None and self._refreshing:
+                return value  # another request is refreshing it
+            self._refreshing = True
+        try:
+            if value is None:
+                with self._first:  # the very first list: compute it once, the others wait
+                    with self._lock:
+                        if self._value is not None and self.ttl_seconds > 0:
+                            return self._value
+                    value = discover(session)
+            else:
+                value = discover(session)
+            with self._lock:
+                self._value, self._at = value, time.monotonic()
+            return value
+        finally:
+            with self._lock:
+                self._refreshing = False
 
     def invalidate(self) -> None:
         with self._lock:

@@ -7,13 +7,27 @@ envelope. Z is kept (``ST_AsGeoJSON`` writes it); every value reaches SQL as a b
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal, select
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Float,
+    Select,
+    Text,
+    all_,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.expression import false
 
 from cim.errors import InvalidInput, NotFound
 from cim.services.collections import CollectionSpec
@@ -94,6 +108,11 @@ def _geometry_sql(spec: CollectionSpec, crs: OgcCrs, storage_srid: int) -> Colum
     return func.coalesce(func.ST_AsGeoJSON(geom, digits, 0), "null")
 
 
+def _sql_string(value: str) -> ColumnElement[str]:
+    # Constant strings of our own (JSON punctuation, property names) inlined, not bound.
+    return literal_column("'" + value.replace("'", "''") + "'", type_=Text)
+
+
 def _feature_sql(
     spec: CollectionSpec, crs: OgcCrs, storage_srid: int, names: list[str] | None
 ) -> ColumnElement[str]:
@@ -101,30 +120,40 @@ def _feature_sql(
     pairs: list[Any] = []
     for prop in chosen:
         assert prop is not None
-        pairs.extend([literal(prop.name), prop.column])
-    properties = func.json_build_object(*pairs) if pairs else literal("{}")
+        pairs.extend([_sql_string(prop.name), prop.column])
+    properties = func.json_build_object(*pairs) if pairs else _sql_string("{}")
     return func.concat(
-        '{"type":"Feature","id":',
+        _sql_string('{"type":"Feature","id":'),
         spec.id_column,
-        ',"geometry":',
+        _sql_string(',"geometry":'),
         _geometry_sql(spec, crs, storage_srid),
-        ',"properties":',
+        _sql_string(',"properties":'),
         properties,
-        "}",
+        _sql_string("}"),
     )
 
 
 def _where(spec: CollectionSpec, query: ItemsQuery, storage_srid: int) -> list[ColumnElement[bool]]:
+    """Conditions with named bind parameters (values come from :func:`_parameters`)."""
     clauses: list[ColumnElement[bool]] = []
     if spec.base_filter is not None:
         clauses.append(spec.base_filter)
     if query.hidden_utilities and spec.utility_column is not None:
-        clauses.append(spec.utility_column.not_in(sorted(query.hidden_utilities)))
+        hidden = cast(bindparam("hidden_utilities"), ARRAY(Text))
+        clauses.append(spec.utility_column != all_(hidden))
     if query.bbox is not None:
-        clauses.extend(_bbox_clauses(spec, query, storage_srid))
+        envelope = func.ST_MakeEnvelope(
+            bindparam("xmin", type_=Float), bindparam("ymin", type_=Float),
+            bindparam("xmax", type_=Float), bindparam("ymax", type_=Float), storage_srid,
+        )  # fmt: skip
+        clauses += [spec.geom.op("&&")(envelope), func.ST_Intersects(spec.geom, envelope)]
+        if len(query.bbox) == 6 and spec.is_3d:
+            clauses += [
+                func.ST_ZMax(spec.geom) >= bindparam("zmin", type_=Float),
+                func.ST_ZMin(spec.geom) <= bindparam("zmax", type_=Float),
+            ]
     if query.ids is not None:
-        numeric = [int(i) for i in query.ids if i.strip().isdigit() and int(i) < 2**63]
-        clauses.append(spec.id_column.in_(numeric) if numeric else false())
+        clauses.append(spec.id_column == any_(cast(bindparam("ids"), ARRAY(BigInteger))))
     if query.filter:
         assert query.filter_crs is not None
         clauses.append(
@@ -133,32 +162,35 @@ def _where(spec: CollectionSpec, query: ItemsQuery, storage_srid: int) -> list[C
     return clauses
 
 
-def _bbox_clauses(
+def _parameters(
     spec: CollectionSpec, query: ItemsQuery, storage_srid: int
-) -> list[ColumnElement[bool]]:
-    assert query.bbox is not None and query.bbox_crs is not None
-    box2d = query.bbox
-    zrange = None
-    if len(box2d) == 6:
-        box2d = (box2d[0], box2d[1], box2d[3], box2d[4])
-        zrange = (query.bbox[2], query.bbox[5])
-    assert len(box2d) == 4
-    storage_box = bbox_to_storage(
-        (box2d[0], box2d[1], box2d[2], box2d[3]), query.bbox_crs, storage_srid
-    )
-    if storage_box is None:
-        return [false()]
-    envelope = func.ST_MakeEnvelope(*storage_box, storage_srid)
-    clauses = [spec.geom.op("&&")(envelope), func.ST_Intersects(spec.geom, envelope)]
-    if zrange is not None and spec.is_3d:
-        clauses += [func.ST_ZMax(spec.geom) >= zrange[0], func.ST_ZMin(spec.geom) <= zrange[1]]
-    return clauses
+) -> dict[str, Any] | None:
+    """Values of the bind parameters of :func:`_where`; None when nothing can match."""
+    values: dict[str, Any] = {"page_limit": query.limit, "page_offset": query.offset}
+    if query.hidden_utilities:
+        values["hidden_utilities"] = sorted(query.hidden_utilities)
+    if query.bbox is not None:
+        assert query.bbox_crs is not None
+        box = query.bbox
+        flat = (box[0], box[1], box[3], box[4]) if len(box) == 6 else box
+        storage_box = bbox_to_storage(
+            (flat[0], flat[1], flat[2], flat[3]), query.bbox_crs, storage_srid
+        )
+        if storage_box is None:
+            return None
+        values.update(zip(("xmin", "ymin", "xmax", "ymax"), storage_box, strict=True))
+        if len(box) == 6:
+            values.update(zmin=box[2], zmax=box[5])
+    if query.ids is not None:
+        numeric = [int(i) for i in query.ids if i.strip().isdigit() and int(i) < 2**63]
+        if not numeric:
+            return None
+        values["ids"] = numeric
+    return values
 
 
 def items_statement(spec: CollectionSpec, query: ItemsQuery, storage_srid: int) -> Select[Any]:
     """The one SELECT returning (matched, returned, features text) for ``query``."""
-    if not 0 <= query.offset <= MAX_OFFSET:
-        raise InvalidInput("offset is out of range")
     crs = query.crs
     assert crs is not None
     where = and_(*_where(spec, query, storage_srid))
@@ -175,8 +207,8 @@ def items_statement(spec: CollectionSpec, query: ItemsQuery, storage_srid: int) 
         .select_from(spec.source)
         .where(where)
         .order_by(*order)
-        .limit(query.limit)
-        .offset(query.offset)
+        .limit(bindparam("page_limit", type_=BigInteger))
+        .offset(bindparam("page_offset", type_=BigInteger))
         .subquery("page")
     )
     matched = select(func.count()).select_from(spec.source).where(where).scalar_subquery()
@@ -184,16 +216,61 @@ def items_statement(spec: CollectionSpec, query: ItemsQuery, storage_srid: int) 
         matched,
         func.count(),
         func.coalesce(
-            func.string_agg(page.c.feature, aggregate_order_by(literal(","), page.c.ord)), ""
+            func.string_agg(page.c.feature, aggregate_order_by(_sql_string(","), page.c.ord)),
+            _sql_string(""),
         ),
     ).select_from(page)
+
+
+_COMPILED: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
+_COMPILED_LOCK = threading.Lock()
+
+
+def _compiled(
+    session: Session, spec: CollectionSpec, query: ItemsQuery, storage_srid: int
+) -> tuple[str, dict[str, Any]]:
+    """SQL text and constant parameters of the statement, cached per request shape.
+
+    Items requests differ mostly in values (bbox, paging), so the SQL of each shape is built
+    and compiled once; a request then costs one driver-level execute. Filters are compiled
+    per request (their literals are part of the statement).
+    """
+    assert query.crs is not None
+    properties = None if query.properties is None else tuple(query.properties)
+    key = (
+        spec.id, query.crs.uri, storage_srid, properties, tuple(query.sortby),
+        None if query.bbox is None else len(query.bbox), query.ids is not None,
+        bool(query.hidden_utilities),
+    )  # fmt: skip
+    if not query.filter:
+        with _COMPILED_LOCK:
+            found = _COMPILED.get(key)
+        if found is not None:
+            return found
+    compiled = items_statement(spec, query, storage_srid).compile(
+        dialect=session.get_bind().dialect
+    )
+    result = (str(compiled), {k: v for k, v in compiled.params.items() if v is not None})
+    if not query.filter:
+        with _COMPILED_LOCK:
+            if len(_COMPILED) > 1024:
+                _COMPILED.clear()
+            _COMPILED[key] = result
+    return result
 
 
 def query_items(
     session: Session, *, spec: CollectionSpec, query: ItemsQuery, storage_srid: int
 ) -> ItemsPage:
     """Run one items page (see :func:`items_statement`)."""
-    row = session.execute(items_statement(spec, query, storage_srid)).one()
+    if not 0 <= query.offset <= MAX_OFFSET:
+        raise InvalidInput("offset is out of range")
+    values = _parameters(spec, query, storage_srid)
+    if values is None:
+        # Nothing can match (bbox outside the storage CRS's area, no numeric id).
+        return ItemsPage(0, 0, "")
+    sql, constants = _compiled(session, spec, query, storage_srid)
+    row = session.connection().exec_driver_sql(sql, {**constants, **values}).one()
     return ItemsPage(int(row[0]), int(row[1]), str(row[2]))
 
 
@@ -215,7 +292,10 @@ def query_feature(
         .select_from(spec.source)
         .where(and_(*_where(spec, query, storage_srid)))
     )
-    feature = session.scalar(statement)
+    values = _parameters(spec, query, storage_srid) or {}
+    values.pop("page_limit", None)
+    values.pop("page_offset", None)
+    feature = session.scalar(statement, values)
     if feature is None:
         raise NotFound(f"feature {fid!r} does not exist in {spec.id}")
     return str(feature)
