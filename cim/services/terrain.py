@@ -19,12 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from pyproj import CRS
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.crs import crs_label, parse_crs, to_storage, transformer
 from cim.db.migrate import recorded_srid
-from cim.errors import ConfigError, InvalidInput
+from cim.errors import ConfigError, InvalidInput, UnsupportedCRS
 
 MAX_POINTS = 10_000
 """Most points one elevation or profile request may ask for."""
@@ -49,6 +50,13 @@ _HEIGHTS_SQL = text(
     ORDER BY u.ord
     """
 )
+
+
+def _input_crs(value: str | int) -> CRS:
+    crs = parse_crs(value)
+    if not (crs.is_projected or crs.is_geographic) or crs.is_geocentric:
+        raise UnsupportedCRS(f"{crs_label(crs)} is not a 2D map CRS; give x, y in one")
+    return crs
 
 
 def session_srid(session: Session) -> int:
@@ -132,7 +140,7 @@ def elevations(
     if not np.all(np.isfinite(coords)):
         raise InvalidInput("coordinates must be finite numbers")
     srid = session_srid(session)
-    source = srid if crs is None else crs
+    source = srid if crs is None else _input_crs(crs)
     sx, sy, _ = to_storage(source, srid, coords[:, 0], coords[:, 1])
     heights = heights_in_storage(session, sx, sy)
     return [
@@ -181,11 +189,13 @@ def profile(
     if not np.all(np.isfinite(coords[:, :2])):
         raise InvalidInput("coordinates must be finite numbers")
     srid = session_srid(session)
-    source = parse_crs(srid if crs is None else crs)
+    source = parse_crs(srid) if crs is None else _input_crs(crs)
     vx, vy, _ = to_storage(source, srid, coords[:, 0], coords[:, 1])
     segment = np.hypot(np.diff(vx), np.diff(vy))
     cumulative = np.concatenate([[0.0], np.cumsum(segment)])
     length = float(cumulative[-1])
+    if not np.isfinite(length):
+        raise InvalidInput("the profile line is too long to sample")
     if length == 0.0:
         raise InvalidInput("the profile line has zero length")
     distances = _sample_distances(length, step, samples)

@@ -89,6 +89,8 @@ def test_elevation_in_storage_and_geographic_crs(client: TestClient, engine: Eng
         ({"points": "a,b"}, "two numbers"),
         ({"points": "1,2", "crs": "EPSG:999999"}, "unknown CRS"),
         ({"points": ";"}, "at least one point"),
+        ({"points": "1,2", "crs": "EPSG:4978"}, "not a 2D map CRS"),
+        ({"points": "nan,1"}, "finite"),
     ],
 )
 def test_elevation_rejects_bad_input(
@@ -124,6 +126,7 @@ def test_profile_by_step_and_by_samples(client: TestClient, engine: Engine) -> N
         ({"line": [[0, 0]], "step": 1}, "line"),
         ({"line": [[5, 5], [5, 5]], "step": 1}, "zero length"),
         ({"line": [[0, 0], [1e6, 0]], "step": 0.01}, "at most"),
+        ({"line": [[1e308, 0], [-1e308, 0]], "samples": 3}, "too long"),
     ],
 )
 def test_profile_rejects_bad_input(
