@@ -192,7 +192,9 @@ def check_placed(placed: Placed) -> list[Issue]:
         issues.append(
             Issue("zero_length", str(seg_codes[i]), f"segment {seg_codes[i]} has zero length")
         )
-    gravity = np.array([is_gravity(u) for u in segments["utility"]], dtype=bool)
+    utilities = segments["utility"]
+    gravity = utilities.map({u: is_gravity(u) for u in utilities.dropna().unique()})
+    gravity = gravity.fillna(False).to_numpy(dtype=bool)
     measured = (
         segments["z_source"]
         .isin(["elevation", "depth", "elevation/depth", "depth/elevation"])

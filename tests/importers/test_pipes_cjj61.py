@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pyproj import Transformer
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from cim.errors import ImportFailed, InvalidInput
 from tests.importers.pipes_helpers import dataset_count, nodes, run, segments
@@ -178,3 +178,37 @@ def test_ky4_sample_imports_with_real_ground(engine: Engine, clean_tables: None)
             )
     qc = result.dataset["qc"]
     assert qc["by_rule"]["missing_node"] == 0 and qc["by_rule"]["duplicate_code"] == 0
+
+
+def test_ground_from_terrain_when_the_table_has_none(
+    engine: Engine, clean_tables: None, tmp_path: Path
+) -> None:
+    with engine.begin() as conn:
+        terrain = conn.execute(
+            text(
+                "INSERT INTO dataset (kind, name, source_name, source_sha256, status)"
+                " VALUES ('terrain', 'flat', 'flat.tif', 'flat', 'ready') RETURNING id"
+            )
+        ).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO terrain_raster (dataset_id, resolution, rast) VALUES (:d, 10,"
+                " ST_AddBand(ST_MakeEmptyRaster(100, 100, 499900, 3400100, 10, -10, 0, 0, 4547),"
+                " '32BF'::text, 25.5, -9999))"
+            ),
+            {"d": terrain},
+        )
+    points = [["物探点号", "X", "Y"], ["J1", "3400000", "500000"], ["J2", "3400000", "500040"]]
+    lines = [
+        ["起点号", "终点号", "起点埋深", "终点埋深", "管径"],
+        ["J1", "J2", "1.2", "1.4", "200"],
+    ]
+    paths = [_write(tmp_path, "JS_POINT.csv", points), _write(tmp_path, "JS_LINE.csv", lines)]
+    result = run(engine, *paths, crs="EPSG:4547")
+    stored = nodes(engine, result.dataset["id"])
+    assert stored["J1"]["ground_z"] == pytest.approx(25.5, abs=1e-3)
+    link = segments(engine, result.dataset["id"])["J1-J2"]
+    # JS depths are to the pipe top: invert = ground - depth - D
+    assert link["start_invert_z"] == pytest.approx(25.5 - 1.2 - 0.2, abs=1e-3)
+    assert link["end_top_z"] == pytest.approx(25.5 - 1.4, abs=1e-3)
+    assert result.dataset["counts"]["z_source"] == {"depth": 2}
