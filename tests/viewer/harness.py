@@ -37,7 +37,9 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 # Every tileset has loaded what the current view needs (or gave up on a tile, which the
 # tests report); SETTLED_JS also waits for the globe's terrain and imagery tiles.
 TILESETS_LOADED_JS = """() => window.cim && window.cim.ready && Object.values(cim.tilesets)
-    .every(t => t.failures > 0 || (t.tileset && t.tileset.tilesLoaded))"""
+    .every(t => t.failures > 0 || (t.tileset && t.tileset.tilesLoaded))
+    && cim.viewer.scene.requestRenderMode
+    && (cim.viewer.scene.requestRender(), cim.viewer.dataSourceDisplay.ready)"""
 SETTLED_JS = f"() => ({TILESETS_LOADED_JS})() && cim.viewer.scene.globe.tilesLoaded"
 
 

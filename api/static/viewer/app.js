@@ -141,6 +141,8 @@ async function addTileset(viewer, layer, url) {
     viewer.scene.primitives.add(tileset);
     addToggle("layers", LAYER_LABELS[layer] || layer, true, (on) => {
       tileset.show = on;
+      if (layer === "pipes") cim.pipesShown = on;
+      if (layer === "pipes" && cim.updateOverview) cim.updateOverview();
       viewer.scene.requestRender();
     });
   } catch (error) {
@@ -156,6 +158,12 @@ function detectUtilityProperty(content) {
 }
 
 function applyClassStyle() {
+  if (cim.networkOverview) {
+    for (let i = 0; i < cim.networkOverview.length; i += 1) {
+      const line = cim.networkOverview.get(i);
+      line.show = !cim.hiddenClasses.has(line.utility);
+    }
+  }
   const entry = cim.tilesets.pipes;
   if (!entry || !entry.tileset || !cim.utilityProperty) return;
   if (cim.hiddenClasses.size === 0) {
@@ -243,20 +251,85 @@ async function addFeatureLayer(viewer, layer, collectionId, query = "") {
         viewer.scene.requestRender();
       });
     }
-    viewer.scene.requestRender();
+    renderFor(3000);
   } catch (error) {
     fail(layer.label, error);
   }
+}
+
+function renderFor(ms) {
+  // Entity geometry is built by web workers over several frames; request-render mode would
+  // stop after the first, so render continuously for a moment.
+  const scene = cim.viewer.scene;
+  scene.requestRenderMode = false;
+  clearTimeout(cim.renderTimer);
+  cim.renderTimer = setTimeout(() => {
+    scene.requestRenderMode = true;
+    scene.requestRender();
+  }, ms);
 }
 cim.addFeatureLayer = (key, query) => {
   const layer = FEATURE_LAYERS.find((l) => l.key === key);
   return addFeatureLayer(cim.viewer, layer, layer.collection || layer.ids[0], query);
 };
 
+// Tubes a few decimetres wide vanish from a few kilometres away, so the network is also drawn
+// as class-coloured lines from the OGC API, shown only beyond OVERVIEW_DISTANCE metres.
+const OVERVIEW_DISTANCE = 1500;
+const OVERVIEW_MAX_SEGMENTS = 20000;
+
+async function addNetworkOverview(viewer) {
+  const head = await getJson("/collections/pipe_segments/items?limit=1", {
+    headers: { Accept: "application/geo+json" },
+  });
+  const count = head.numberMatched ?? 0;
+  if (count === 0 || count > OVERVIEW_MAX_SEGMENTS) return;
+  const data = await getJson(
+    `/collections/pipe_segments/items?limit=${count}&properties=code,utility`,
+    { headers: { Accept: "application/geo+json" } },
+  );
+  const colours = Object.fromEntries(cim.config.utilityClasses.map((c) => [c.code, c.colour]));
+  // A PolylineCollection is built at once (no worker round trip as for entities), so the
+  // lines show on the next frame even in request-render mode.
+  const source = viewer.scene.primitives.add(new Cesium.PolylineCollection());
+  const materials = {};
+  for (const feature of data.features) {
+    const utility = feature.properties.utility;
+    materials[utility] ??= Cesium.Material.fromType("Color", {
+      color: Cesium.Color.fromCssColorString(colours[utility] || "#ffffff"),
+    });
+    const coords = feature.geometry.coordinates;
+    const line = source.add({
+      positions: Cesium.Cartesian3.fromDegreesArrayHeights(coords.flatMap(([x, y, z]) => [x, y, z || 0])),
+      width: 2,
+      material: materials[utility],
+      id: { layer: "pipes", code: feature.properties.code, utility, segmentId: feature.id },
+    });
+    line.utility = utility;
+  }
+  cim.networkOverview = source;
+  // Only from high above: close up, the tubes of the pipes tileset take over.
+  const update = () => {
+    const far = viewer.camera.positionCartographic.height - (cim.groundHeight || 0) > OVERVIEW_DISTANCE;
+    const wanted = far && cim.pipesShown !== false;
+    if (source.show !== wanted) {
+      source.show = wanted;
+      viewer.scene.requestRender();
+    }
+  };
+  cim.updateOverview = update;
+  viewer.camera.percentageChanged = 0.05;
+  viewer.camera.changed.addEventListener(update);
+  update();
+}
+
 async function addFeatureLayers(viewer, endpoints) {
   if (!endpoints.collections) return;
   const listing = await getJson("/collections", { headers: { Accept: "application/json" } });
   const available = new Set((listing.collections || []).map((c) => c.id));
+  if (cim.tilesets.pipes && available.has("pipe_segments")) {
+    await addNetworkOverview(viewer).catch((error) => fail("pipe network overview", error));
+  }
   for (const layer of FEATURE_LAYERS) {
     layer.collection = layer.ids.find((id) => available.has(id));
     if (layer.collection) await addFeatureLayer(viewer, layer, layer.collection);
@@ -422,6 +495,15 @@ async function pick(position) {
     if (record && cim.selected && cim.selected.feature === picked) {
       showProperties(title, [["tile metadata", values], ["database record", record]]);
     }
+  } else if (picked && picked.id && picked.id.layer === "pipes") {
+    // a line of the network overview (seen from far away)
+    const values = { code: picked.id.code, utility: picked.id.utility, table_id: picked.id.segmentId };
+    cim.selected = { layer: "pipes", properties: values };
+    showProperties(values.code, [["overview line", values]]);
+    const record = await fullRecord("pipes", values).catch(() => null);
+    if (record && cim.selected && cim.selected.properties === values) {
+      showProperties(values.code, [["overview line", values], ["database record", record]]);
+    }
   } else if (picked && picked.id instanceof Cesium.Entity) {
     const entity = picked.id;
     const values = entity.properties ? entity.properties.getValue(Cesium.JulianDate.now()) : {};
@@ -451,6 +533,8 @@ async function main() {
   handler.setInputAction((click) => pick(click.position), Cesium.ScreenSpaceEventType.LEFT_CLICK);
 
   cim.datasets = await addDatasets(viewer).catch((error) => (fail("datasets", error), []));
+  const lows = cim.datasets.filter((d) => d.heights).map((d) => d.heights[0]);
+  cim.groundHeight = lows.length ? Math.min(...lows) : 0;
   showCity(0);
   if (config.terrain) await addTerrain(viewer, config.terrain);
   await Promise.all(config.tilesets.map((t) => addTileset(viewer, t.layer, t.url)));
