@@ -36,7 +36,7 @@ class Dem:
     origin_y: float
     pixel_x: float
     pixel_y: float  # negative: rows go south
-    heights: npt.NDArray[np.float64]
+    heights: npt.NDArray[np.float32]
     lonlat_bounds: tuple[float, float, float, float] | None
 
     def sample(self, x: FloatArray, y: FloatArray) -> FloatArray:
@@ -101,9 +101,9 @@ def _mosaic(dataset_id: int, parts: list[tuple[float, bytes]], srid: int) -> Dem
         rows, cols = grid.values.shape
         placed.append((row, col, grid))
         width, height = max(width, col + cols), max(height, row + rows)
-    heights = np.full((height, width), np.nan)
+    heights = np.full((height, width), np.nan, dtype=np.float32)  # 4 bytes a pixel
     for row, col, grid in placed:
-        values = grid.values.astype(np.float64)
+        values = grid.values.astype(np.float32)
         if grid.nodata is not None:
             values = np.where(values == grid.nodata, np.nan, values)
         block = heights[row : row + values.shape[0], col : col + values.shape[1]]
