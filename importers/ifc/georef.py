@@ -141,7 +141,10 @@ def _conversion_placement(
 ) -> Placement:
     """Placement from map conversion values (Eastings etc. in map units)."""
     expected = project_unit_m / map_unit_m
-    scale = _chosen_scale(values.get("Scale"), expected, warnings, source)
+    if source == "IfcRigidOperation":  # no Scale attribute: only the unit ratio applies
+        scale = expected
+    else:
+        scale = _chosen_scale(values.get("Scale"), expected, warnings, source)
     abscissa = float(values.get("XAxisAbscissa") or 0.0)
     ordinate = float(values.get("XAxisOrdinate") or 0.0)
     if abscissa == 0 and ordinate == 0:
@@ -238,7 +241,13 @@ def resolve_placement(ifc: Any, *, flags: Flags, storage_srid: int) -> Placement
                     "give its CRS with --crs EPSG:xxxx (or place the model with --origin)"
                 )
             continue
-        crs = parse_crs(name)
+        try:
+            crs = parse_crs(name)
+        except UnsupportedCRS:
+            raise UnsupportedCRS(
+                f"{conversion.source}: the CRS name {name!r} is not one pyproj knows; "
+                "give the CRS with --crs EPSG:xxxx"
+            ) from None
         map_unit_m = conversion.map_unit_m or project_unit_m
         candidates.append(
             _conversion_placement(

@@ -19,6 +19,8 @@ def unit_metres(unit: Any) -> float:
 
 @dataclass
 class MapConversionValues:
+    """Map conversion attributes as written (map units), where they came from, the CRS name."""
+
     source: str
     values: dict[str, Any]
     crs_name: str | None
@@ -26,7 +28,7 @@ class MapConversionValues:
 
 
 def map_conversion(ifc: Any) -> MapConversionValues | None:
-    """IFC4+ ``IfcMapConversion`` on the 3D model context (or any context)."""
+    """IFC4+ ``IfcMapConversion`` (or IFC4X3 ``IfcRigidOperation``) of the 3D model context."""
     if ifc.schema == "IFC2X3":
         return None
     contexts = sorted(
@@ -35,23 +37,34 @@ def map_conversion(ifc: Any) -> MapConversionValues | None:
     )
     for context in contexts:
         for operation in context.HasCoordinateOperation or ():
-            if not operation.is_a("IfcMapConversion"):
+            if operation.is_a("IfcMapConversion"):
+                values = {
+                    "Eastings": operation.Eastings,
+                    "Northings": operation.Northings,
+                    "OrthogonalHeight": operation.OrthogonalHeight,
+                    "XAxisAbscissa": operation.XAxisAbscissa,
+                    "XAxisOrdinate": operation.XAxisOrdinate,
+                    "Scale": operation.Scale,
+                }
+            elif operation.is_a("IfcRigidOperation"):  # IFC4X3: a shift, no turn or scale
+                values = {
+                    "Eastings": _measure(operation.FirstCoordinate),
+                    "Northings": _measure(operation.SecondCoordinate),
+                    "OrthogonalHeight": operation.Height,
+                }
+            else:
                 continue
             target = operation.TargetCRS
-            values = {
-                "Eastings": operation.Eastings,
-                "Northings": operation.Northings,
-                "OrthogonalHeight": operation.OrthogonalHeight,
-                "XAxisAbscissa": operation.XAxisAbscissa,
-                "XAxisOrdinate": operation.XAxisOrdinate,
-                "Scale": operation.Scale,
-            }
             name = (target.Name or "").strip() if target is not None else ""
             unit = getattr(target, "MapUnit", None) if target is not None else None
             return MapConversionValues(
-                "IfcMapConversion", values, name or None, unit_metres(unit) if unit else None
+                operation.is_a(), values, name or None, unit_metres(unit) if unit else None
             )
     return None
+
+
+def _measure(value: Any) -> float:
+    return float(getattr(value, "wrappedValue", value) or 0.0)
 
 
 def pset_conversion(ifc: Any) -> MapConversionValues | None:

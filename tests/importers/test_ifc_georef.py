@@ -120,3 +120,33 @@ def test_origin_and_rotation_in_another_crs() -> None:
         [680000.0, 4200001.0, 252.0]
     )
     assert placement.warnings == []
+
+
+def test_unknown_crs_name_asks_for_crs_flag() -> None:
+    ifc = _open("geographic-referencing-utm.ifc")
+    ifc.by_type("IfcProjectedCRS")[0].Name = "UTM in band 32"
+    with pytest.raises(UnsupportedCRS, match=r"not one pyproj knows.*--crs"):
+        resolve_placement(ifc, flags=Flags(), storage_srid=25832)
+    placement = resolve_placement(ifc, flags=Flags(crs="EPSG:25832"), storage_srid=25832)
+    assert placement.crs.to_epsg() == 25832
+    assert any("overridden by --crs" in w for w in placement.warnings)
+
+
+def test_ifc4x3_rigid_operation_is_a_shift() -> None:
+    ifc = _open("geographic-referencing-utm.ifc")
+    conversion = ifc.by_type("IfcMapConversion")[0]
+    ifc.createIfcRigidOperation(
+        conversion.SourceCRS,
+        conversion.TargetCRS,
+        ifc.createIfcLengthMeasure(458000.0),
+        ifc.createIfcLengthMeasure(5438000.0),
+        100.0,
+    )
+    ifc.remove(conversion)
+    placement = resolve_placement(ifc, flags=Flags(), storage_srid=25832)
+    assert placement.source == "IfcRigidOperation"
+    # Project unit mm, map unit m (MapUnit): 1000 mm along X is 1 m east.
+    assert placement.apply(np.array([[1.0, 2.0, 3.0]]))[0] == pytest.approx(
+        [458001.0, 5438002.0, 103.0]
+    )
+    assert placement.warnings == []
