@@ -122,7 +122,10 @@ def _plan(src: Any, *, path: Path, crs_override: str | None, srid: int) -> _Plan
     warnings: list[str] = []
     if src.count > 1:
         warnings.append(f"{path.name} has {src.count} bands; heights are read from band 1")
-    reproject = not source_crs.equals(storage, ignore_axis_order=True)
+    t = src.transform
+    # Rotated or south-up grids are warped too, so every stored DEM is a north-up grid.
+    north_up = t.b == 0 and t.d == 0 and t.a > 0 and t.e < 0
+    reproject = not (source_crs.equals(storage, ignore_axis_order=True) and north_up)
     lonlat = _lonlat_bounds(source_crs, src.bounds)
     _check_area(path, source_crs, storage, lonlat, reproject, warnings)
     if reproject:

@@ -133,7 +133,7 @@ def elevations(
     Examples
     --------
     ``elevations(session, points=[(-85.6, 38.05)], crs="EPSG:4326")`` ->
-    ``[Elevation(x=-85.6, y=38.05, z=181.2, dataset_id=1)]``
+    ``[Elevation(x=-85.6, y=38.05, z=189.34, dataset_id=1)]`` (ky4, reprojected)
     """
     _check_count(len(points), "point")
     coords = np.asarray(points, dtype=np.float64).reshape(-1, 2)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from affine import Affine
 from pyproj import Transformer
 from rasterio.transform import from_origin
 from sqlalchemy import Engine, text
@@ -284,3 +285,24 @@ def test_crs_option_overrides_the_file(utm16: Engine) -> None:
     with pytest.raises(UnsupportedCRS, match=r"lon -78\.\d+"):
         import_terrain(utm16, TERRAIN / "whitebox_DEM_nocrs.tif", crs="EPSG:32617")
     assert _table_counts(utm16) == (0, 0)
+
+
+def test_south_up_grid_is_stored_north_up(utm16: Engine, tmp_path: Path) -> None:
+    values = np.arange(600, dtype="float32").reshape(20, 30)
+    # Rows run northwards: a south-up grid (positive y pixel size) in the storage CRS.
+    dem = _write_dem(
+        tmp_path / "south_up.tif",
+        values,
+        "EPSG:32616",
+        Affine(10, 0, 620000, 0, 10, 4210000),
+        nodata=-1.0,
+    )
+    result = import_terrain(utm16, dem)
+    assert result.dataset["transform"]["reprojected"] is True
+    xs = 620000 + np.array([5.0, 155.0, 295.0])
+    ys = 4210000 + np.array([5.0, 105.0, 195.0])
+    with rasterio.open(dem) as src:
+        expected = [float(v[0]) for v in src.sample(zip(xs, ys, strict=True))]
+    with Session(utm16) as session:
+        got = [z for z, _ in heights_in_storage(session, xs, ys)]
+    assert got == pytest.approx(expected, abs=1e-3)
