@@ -162,7 +162,7 @@ def _build(url: str, out: str, spec: str, queue: Any) -> None:
     started = time.perf_counter()
     results = [
         build_mesh_layer(engine, Path(out), layer, spec=spec, force=True).to_dict()
-        for layer in ("buildings", "pipes")
+        for layer in ("buildings", "pipes", "pipes_restricted")
     ]
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

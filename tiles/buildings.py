@@ -99,6 +99,9 @@ def triangles_from_wkb(blobs: list[bytes]) -> tuple[npt.NDArray[np.float64], npt
     Fast path: every polygon is a closed 4-point ring (a triangle). Other polygons (quads or
     larger, as some writers store planar faces) are fan-triangulated from their outer ring.
     """
+    fast = _triangles_from_iso_wkb(blobs)
+    if fast is not None:
+        return fast
     geoms = shapely.from_wkb(np.array(blobs, dtype=object))
     parts, owner = shapely.get_parts(geoms, return_index=True)
     counts = shapely.get_num_coordinates(parts)
@@ -123,6 +126,43 @@ def triangles_from_wkb(blobs: list[bytes]) -> tuple[npt.NDArray[np.float64], npt
     if not triangles:
         return np.zeros((0, 3, 3)), np.zeros(0, np.int64)
     return np.concatenate(triangles), np.concatenate(owners)
+
+
+TRIANGLE_BYTES = 109  # polygon header (1 + 4 + 4 + 4) + 4 points x 3 doubles
+
+
+def _triangles_from_iso_wkb(
+    blobs: list[bytes],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]] | None:
+    """Vectorised reader of little-endian ISO WKB MultiPolygonZ made only of triangles.
+
+    That is what PostGIS's ``ST_AsBinary`` returns for the importer's meshes, and reading it
+    with numpy is several times faster than shapely's parse + get_parts. Anything else
+    (quads, holes, big-endian) returns None and takes the general path.
+    """
+    if not blobs:
+        return np.zeros((0, 3, 3)), np.zeros(0, np.int64)
+    lengths = np.fromiter((len(b) for b in blobs), dtype=np.int64, count=len(blobs))
+    counts = (lengths - 9) // TRIANGLE_BYTES
+    if ((lengths - 9) % TRIANGLE_BYTES).any() or (counts < 0).any():
+        return None
+    data = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    head = data[starts[:, None] + np.arange(9)]
+    header = head[:, 1:9].copy().view("<u4")  # type, number of polygons
+    if (head[:, 0] != 1).any() or (header[:, 0] != 1006).any() or (header[:, 1] != counts).any():
+        return None
+    owner = np.repeat(np.arange(len(blobs), dtype=np.int64), counts)
+    local = np.arange(owner.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    triangle_starts = np.repeat(starts + 9, counts) + local * TRIANGLE_BYTES
+    polygon = data[triangle_starts[:, None] + np.arange(13)]
+    if (polygon[:, 0] != 1).any():
+        return None
+    fields = polygon[:, 1:13].copy().view("<u4")  # type, rings, points
+    if (fields[:, 0] != 1003).any() or (fields[:, 1] != 1).any() or (fields[:, 2] != 4).any():
+        return None
+    coordinates = data[triangle_starts[:, None] + 13 + np.arange(96)].copy().view("<f8")
+    return coordinates.reshape(-1, 4, 3)[:, :3].copy(), owner
 
 
 def tile_content(

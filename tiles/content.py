@@ -9,11 +9,13 @@ conversion the terrain layer uses.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
+from pyproj import Transformer
 
-from cim.crs import ecef_to_enu, enu_to_ecef_matrix, storage_to_ecef, transformer
+from cim.crs import ECEF, WGS84_3D, ecef_to_enu, enu_to_ecef_matrix, transformer
 from tiles.b3dm import encode_b3dm
 from tiles.gltf import FeatureTable, Primitive, encode_glb, srgb_to_linear
 
@@ -30,15 +32,24 @@ class TileFrame:
     @classmethod
     def at(cls, storage_srid: int, x: float, y: float, z: float) -> TileFrame:
         """The ENU frame whose origin is the storage point (x, y, z)."""
-        lon, lat = transformer(storage_srid, 4326).transform(x, y)
+        lon, lat = _transformers(storage_srid)[0].transform(x, y)
         return cls(storage_srid, enu_to_ecef_matrix(float(lon), float(lat), float(z)))
 
     def to_local(self, points: FloatArray) -> FloatArray:
         """(n, 3) storage coordinates -> (n, 3) metres in this frame (float64)."""
         if points.shape[0] == 0:
             return np.zeros((0, 3))
-        ecef = storage_to_ecef(self.storage_srid, points[:, 0], points[:, 1], points[:, 2])
+        to_lonlat, to_ecef = _transformers(self.storage_srid)
+        lon, lat = to_lonlat.transform(points[:, 0], points[:, 1])
+        ecef = np.column_stack(to_ecef.transform(lon, lat, points[:, 2]))
         return ecef_to_enu(self.matrix, ecef)
+
+
+@lru_cache(maxsize=8)
+def _transformers(storage_srid: int) -> tuple[Transformer, Transformer]:
+    """The two steps of :func:`cim.crs.storage_to_ecef`, looked up once per SRID (the lookup
+    costs more than transforming a tile's vertices)."""
+    return transformer(storage_srid, 4326), transformer(WGS84_3D, ECEF)
 
 
 @dataclass
@@ -103,11 +114,18 @@ def _primitive(
     )
 
 
-def rgba_bytes(rgba: tuple[float, float, float, float] | list[float]) -> npt.NDArray[np.uint8]:
-    """sRGB colour (0..1, alpha) -> linear RGBA bytes for ``COLOR_0``."""
+def rgba_bytes(rgba: tuple[float, ...] | list[float]) -> npt.NDArray[np.uint8]:
+    """sRGB colour (0..1, alpha) -> linear RGBA bytes for ``COLOR_0`` (cached: few colours)."""
+    return _rgba_bytes(tuple(float(v) for v in rgba))
+
+
+@lru_cache(maxsize=4096)
+def _rgba_bytes(rgba: tuple[float, ...]) -> npt.NDArray[np.uint8]:
     rgb = srgb_to_linear(np.clip(np.asarray(rgba[:3], dtype=np.float64), 0.0, 1.0))
-    alpha = float(np.clip(rgba[3], 0.0, 1.0)) if len(rgba) > 3 else 1.0
-    return np.round(np.append(rgb, alpha) * 255).astype(np.uint8)
+    alpha = min(max(rgba[3], 0.0), 1.0) if len(rgba) > 3 else 1.0
+    out = np.round(np.append(rgb, alpha) * 255).astype(np.uint8)
+    out.flags.writeable = False  # shared between callers
+    return out
 
 
 def encode_tile(parts: MeshParts, features: FeatureTable, *, spec: str) -> bytes:

@@ -11,6 +11,7 @@ Each solid is built in the tile's ENU frame around exactly transformed centrelin
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -159,6 +160,7 @@ def prisms(
     return np.concatenate([side1, side2, cap_a, cap_b], axis=1)
 
 
+@lru_cache(maxsize=256)
 def class_colour(utility: str | None, subclass: str | None) -> npt.NDArray[np.uint8]:
     """CJJ 61 colour of the sub-class (or class) as linear RGBA bytes; grey if unknown."""
     rgb: tuple[int, int, int] = UNKNOWN_COLOUR

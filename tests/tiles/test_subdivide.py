@@ -107,3 +107,27 @@ def test_property_table_round_trips_through_glb() -> None:
     assert "empty" not in metadata["propertyTables"][0]["properties"]  # no 0-byte bufferView
     for view in document["bufferViews"]:
         assert view["byteOffset"] % 8 == 0 and view["byteLength"] > 0
+
+
+def test_fast_wkb_reader_equals_shapely_and_falls_back() -> None:
+    import shapely
+
+    from tiles.buildings import _triangles_from_iso_wkb, triangles_from_wkb
+
+    rng = np.random.default_rng(5)
+    meshes = [
+        shapely.MultiPolygon(
+            [shapely.Polygon(rng.normal(size=(3, 3))) for _ in range(rng.integers(1, 9))]
+        )
+        for _ in range(50)
+    ]
+    blobs = [shapely.to_wkb(m, flavor="iso") for m in meshes]
+    triangles, owner = _triangles_from_iso_wkb(blobs) or (None, None)
+    assert triangles is not None and owner is not None
+    for k, mesh in enumerate(meshes):
+        expected = shapely.get_coordinates(mesh, include_z=True).reshape(-1, 4, 3)[:, :3]
+        assert np.array_equal(triangles[owner == k], expected)
+    quad = shapely.MultiPolygon([shapely.Polygon([(0, 0, 0), (1, 0, 0), (1, 1, 0), (0, 1, 0)])])
+    assert _triangles_from_iso_wkb([*blobs, shapely.to_wkb(quad, flavor="iso")]) is None
+    fan, fan_owner = triangles_from_wkb([shapely.to_wkb(quad, flavor="iso")])
+    assert fan.shape == (2, 3, 3) and fan_owner.tolist() == [0, 0]
