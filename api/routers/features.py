@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from api.auth import PrincipalDep, client_address
 from api.deps import SessionDep, SettingsDep
@@ -27,6 +28,8 @@ from cim.services.access import audit
 from cim.services.cql import FILTER_LANGS
 from cim.services.features import (
     ItemsQuery,
+    count_matched,
+    iter_features,
     parse_properties,
     parse_sortby,
     query_feature,
@@ -57,6 +60,8 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
 ]
 
+STREAM_AT = 1000
+"""Pages larger than this are streamed from a server-side cursor instead of built at once."""
 CollectionId = Annotated[str, Path(description="Collection id, e.g. pipes_JS")]
 FORMAT = Query(None, description="Response format: json or html.", pattern="^(json|html)$")
 OBJECT = {"type": "object", "additionalProperties": True}
@@ -265,7 +270,13 @@ def items(
     )
     if filter_lang is not None and filter_lang not in FILTER_LANGS:
         raise InvalidInput("unknown filter-lang")
-    page = query_items(session, spec=spec, query=query, storage_srid=srid)
+    streamed = limit > STREAM_AT
+    if streamed:
+        matched = count_matched(session, spec=spec, query=query, storage_srid=srid)
+        returned = max(0, min(limit, matched - offset))
+    else:
+        page = query_items(session, spec=spec, query=query, storage_srid=srid)
+        matched, returned = page.number_matched, page.number_returned
     if not principal.anonymous and policy.is_sensitive(spec):
         audit(
             session,
@@ -273,7 +284,7 @@ def items(
             action="read",
             resource=f"collections/{spec.id}/items",
             client=client_address(request),
-            detail={"returned": page.number_returned, "query": str(request.url.query)[:500]},
+            detail={"returned": returned, "query": str(request.url.query)[:500]},
         )
     links = [
         {"rel": "self", "type": GEOJSON, "href": str(request.url)},
@@ -283,20 +294,37 @@ def items(
             "href": f"{_base(request)}/collections/{spec.id}",
         },
     ]
-    if offset + page.number_returned < page.number_matched:
+    if offset + returned < matched:
         nxt = request.url.include_query_params(offset=offset + limit, limit=limit)
         links.append({"rel": "next", "type": GEOJSON, "href": str(nxt)})
     if offset > 0:
         prev = request.url.include_query_params(offset=max(0, offset - limit), limit=limit)
         links.append({"rel": "prev", "type": GEOJSON, "href": str(prev)})
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    body = (
-        '{"type":"FeatureCollection","features":['
-        + page.features
-        + f'],"numberMatched":{page.number_matched},"numberReturned":{page.number_returned},'
-        + f'"timeStamp":"{stamp}","links":{json.dumps(links)}}}'
-    )
-    return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{out_crs.uri}>"})
+    tail = f'"numberMatched":{matched},"timeStamp":"{stamp}","links":{json.dumps(links)}}}'
+    headers = {"Content-Crs": f"<{out_crs.uri}>"}
+    if not streamed:
+        body = (
+            '{"type":"FeatureCollection","features":['
+            + page.features
+            + f'],"numberReturned":{returned},'
+            + tail
+        )
+        return Response(body, media_type=GEOJSON, headers=headers)
+    engine = request.app.state.engine
+
+    def chunks() -> Iterator[str]:
+        # Big pages: features leave PostGIS through a server-side cursor, 500 at a time.
+        yield '{"type":"FeatureCollection","features":['
+        sent = 0
+        with engine.connect() as connection:
+            for count, text in iter_features(connection, spec=spec, query=query, storage_srid=srid):
+                if count:
+                    yield ("," if sent else "") + text
+                    sent += count
+        yield f'],"numberReturned":{sent},' + tail
+
+    return StreamingResponse(chunks(), media_type=GEOJSON, headers=headers)
 
 
 @router.get(

@@ -8,6 +8,7 @@ envelope. Z is kept (``ST_AsGeoJSON`` writes it); every value reaches SQL as a b
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput, NotFound
@@ -194,11 +196,7 @@ def items_statement(spec: CollectionSpec, query: ItemsQuery, storage_srid: int) 
     crs = query.crs
     assert crs is not None
     where = and_(*_where(spec, query, storage_srid))
-    order: list[Any] = []
-    for name, descending in query.sortby:
-        column = spec.id_column if name == "id" else spec.property(name).column  # type: ignore[union-attr]
-        order.append(column.desc().nulls_last() if descending else column.asc().nulls_last())
-    order.append(spec.id_column.asc())
+    order = _order(spec, query)
     page = (
         select(
             _feature_sql(spec, crs, storage_srid, query.properties).label("feature"),
@@ -272,6 +270,64 @@ def query_items(
     sql, constants = _compiled(session, spec, query, storage_srid)
     row = session.connection().exec_driver_sql(sql, {**constants, **values}).one()
     return ItemsPage(int(row[0]), int(row[1]), str(row[2]))
+
+
+def _order(spec: CollectionSpec, query: ItemsQuery) -> list[Any]:
+    order: list[Any] = []
+    for name, descending in query.sortby:
+        column = spec.id_column if name == "id" else spec.property(name).column  # type: ignore[union-attr]
+        order.append(column.desc().nulls_last() if descending else column.asc().nulls_last())
+    order.append(spec.id_column.asc())
+    return order
+
+
+def _page_statement(spec: CollectionSpec, query: ItemsQuery, storage_srid: int) -> Select[Any]:
+    assert query.crs is not None
+    order = _order(spec, query)
+    return (
+        select(_feature_sql(spec, query.crs, storage_srid, query.properties))
+        .select_from(spec.source)
+        .where(and_(*_where(spec, query, storage_srid)))
+        .order_by(*order)
+        .limit(bindparam("page_limit", type_=BigInteger))
+        .offset(bindparam("page_offset", type_=BigInteger))
+    )
+
+
+def count_matched(
+    session: Session, *, spec: CollectionSpec, query: ItemsQuery, storage_srid: int
+) -> int:
+    """numberMatched of ``query`` (for streamed pages, counted before the features)."""
+    if not 0 <= query.offset <= MAX_OFFSET:
+        raise InvalidInput("offset is out of range")
+    values = _parameters(spec, query, storage_srid)
+    if values is None:
+        return 0
+    statement = (
+        select(func.count())
+        .select_from(spec.source)
+        .where(and_(*_where(spec, query, storage_srid)))
+    )
+    return int(session.scalar(statement, values) or 0)
+
+
+def iter_features(
+    connection: Connection,
+    *,
+    spec: CollectionSpec,
+    query: ItemsQuery,
+    storage_srid: int,
+    chunk: int = 500,
+) -> Iterator[tuple[int, str]]:
+    """(count, JSON text of that many features) chunks from a server-side cursor, in order."""
+    values = _parameters(spec, query, storage_srid)
+    if values is None:
+        return
+    result = connection.execution_options(stream_results=True, yield_per=chunk).execute(
+        _page_statement(spec, query, storage_srid), values
+    )
+    for rows in result.partitions():
+        yield len(rows), ",".join(str(row[0]) for row in rows)
 
 
 def query_feature(

@@ -258,3 +258,34 @@ def test_landing_conformance_and_openapi_30(client: TestClient) -> None:
     assert spec["openapi"] == "3.0.3"
     assert "/collections/{collection_id}/items" in spec["paths"]
     assert '"type": "null"' not in json.dumps(spec)
+
+
+def test_big_pages_stream_the_same_features(
+    database_url: str, city: City, keys: dict[str, str], tmp_path: Path
+) -> None:
+    settings = CimSettings(database_url=database_url, data_dir=tmp_path, collection_cache_seconds=0)
+    reader = {"X-API-Key": keys["reader"]}
+    with TestClient(create_app(settings)) as client:
+        for params in (
+            {"sortby": "-diameter_mm,code"},
+            {"filter": "diameter_mm >= 200", "properties": "code,diameter_mm"},
+            {"offset": "3", "crs": "http://www.opengis.net/def/crs/EPSG/0/4490"},
+        ):
+            built = client.get(
+                "/collections/pipe_segments/items",
+                params={**params, "limit": "1000"},
+                headers=reader,
+            )
+            streamed = client.get(
+                "/collections/pipe_segments/items",
+                params={**params, "limit": "1001"},
+                headers=reader,
+            )
+            assert streamed.status_code == 200 and "content-length" not in streamed.headers
+            a, b = built.json(), streamed.json()
+            assert b["features"] == a["features"]
+            assert (b["numberMatched"], b["numberReturned"]) == (
+                a["numberMatched"],
+                a["numberReturned"],
+            )
+            assert b["numberReturned"] == len(b["features"]) > 0
