@@ -82,12 +82,13 @@ def _fetch_index(connection: Connection[Any], sql: str) -> FeatureIndex:
     return FeatureIndex(np.concatenate(ids), np.concatenate(boxes), np.concatenate(triangles))
 
 
+# Scalar subqueries (index lookups), so a tile never scans the storey or building tables.
 CONTENT_SQL = """
     SELECT e.id, ST_AsBinary(e.mesh), e.color, e.guid, e.ifc_class, e.name,
-           s.name, coalesce(b.name, b.guid), e.material
+           (SELECT s.name FROM building_storey s WHERE s.id = e.storey_id),
+           (SELECT coalesce(b.name, b.guid) FROM building b WHERE b.id = e.building_id),
+           e.material
     FROM building_element e
-    LEFT JOIN building_storey s ON s.id = e.storey_id
-    LEFT JOIN building b ON b.id = e.building_id
     WHERE e.id = ANY(%s)
     ORDER BY e.id
 """

@@ -98,19 +98,22 @@ def _inline(sql: str, params: dict[str, float]) -> str:
     return sql
 
 
+# Scalar subqueries (index lookups) rather than joins: a per-tile hash join would scan every
+# pipe_node for every tile, which makes the whole build quadratic in the layer size.
 SEGMENT_SQL = """
     SELECT s.id, ST_AsBinary(s.geom), s.code, s.utility, s.subclass, s.link_type,
            s.section_shape, s.diameter_mm, s.width_mm, s.height_mm, s.material, s.year,
-           coalesce(n.ground_z, ST_Z(n.geom)) - coalesce(s.start_top_z,
-               ST_Z(ST_StartPoint(s.geom))
-               + coalesce(s.height_mm, s.diameter_mm, %(default)s) / 2000.0) AS depth,
-           d.name
-    FROM pipe_segment s JOIN dataset d ON d.id = s.dataset_id
-    LEFT JOIN pipe_node n ON n.id = s.start_node_id
+           (SELECT coalesce(n.ground_z, ST_Z(n.geom)) FROM pipe_node n
+            WHERE n.id = s.start_node_id)
+           - coalesce(s.start_top_z, ST_Z(ST_StartPoint(s.geom))
+                      + coalesce(s.height_mm, s.diameter_mm, %(default)s) / 2000.0) AS depth,
+           (SELECT d.name FROM dataset d WHERE d.id = s.dataset_id)
+    FROM pipe_segment s
     WHERE s.id = ANY(%(ids)s) ORDER BY s.id
 """
 NODE_SQL = f"""
-    SELECT f.*, d.name FROM ({NODE_FEATURES}) f JOIN dataset d ON d.id = f.dataset_id
+    SELECT f.*, (SELECT d.name FROM dataset d WHERE d.id = f.dataset_id)
+    FROM ({NODE_FEATURES}) f
     WHERE f.id = ANY(%(ids)s) ORDER BY f.id
 """
 
