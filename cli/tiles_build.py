@@ -95,4 +95,4 @@ def command(
                     )
                     results.append(built.to_dict())
     text = "\n".join(_summary_line(r) for r in results)
-    emit(results if len(results) > 1 else results[0], as_json=as_json, text=text)
+    emit(results, as_json=as_json, text=text)  # always a list: one object per layer
