@@ -45,7 +45,7 @@ FROM (
            ST_3DDistance(a.geom, b.geom) AS distance,
            ST_3DShortestLine(a.geom, b.geom) AS sl
     FROM pipe_segment a
-    JOIN pipe_segment b ON a.id < b.id AND b.dataset_id = ANY(:ds)
+    JOIN pipe_segment b ON b.id + 0 > a.id AND b.dataset_id = ANY(:ds)
          AND ST_DWithin(a.geom, b.geom, :radius)
     WHERE a.dataset_id = ANY(:ds) AND {_area("a")}
       AND a.start_node_id <> ALL(ARRAY[b.start_node_id, b.end_node_id])

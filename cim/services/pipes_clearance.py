@@ -136,24 +136,38 @@ def _area_filter(alias: str) -> str:
     return f"(CAST(:area AS text) IS NULL OR ST_Intersects({alias}.geom, ST_GeomFromEWKT(:area)))"
 
 
+# Candidate pairs are computed first behind an OFFSET 0 fence, so the planner drives them from
+# the GiST index (a nested loop probing b.geom per a), keeps only class pairs some rule names,
+# and hides the ids from their btree (a.id + 0): otherwise it ANDs a huge "id > a.id" bitmap into
+# every probe. Rules are then hash-joined to the few candidates left.
+PAIRS_WHERE = """
+    a.dataset_id = ANY(:ds) AND b.dataset_id = ANY(:ds) AND a.id + 0 < b.id + 0
+    AND a.utility IN (SELECT au FROM rule) AND b.utility IN (SELECT bu FROM rule)
+    AND EXISTS (SELECT 1 FROM rule r WHERE r.au = a.utility AND r.bu = b.utility)
+    AND a.start_node_id <> ALL(ARRAY[b.start_node_id, b.end_node_id])
+    AND a.end_node_id <> ALL(ARRAY[b.start_node_id, b.end_node_id])"""
+
+
 def horizontal_sql() -> str:
     ha, hb = half_width_sql("a"), half_width_sql("b")
     return f"""
 WITH {RULE_CTE}
-SELECT a.id, a.code, a.utility, b.id, b.code, b.utility, r.rid, r.req,
-       ST_Distance(a.geom, b.geom) - {ha} - {hb} AS clear,
+SELECT a.id, a.code, a.utility, b.id, b.code, b.utility, r.rid, r.req, p.clear,
        ST_X(ST_ClosestPoint(a.geom, b.geom)), ST_Y(ST_ClosestPoint(a.geom, b.geom))
-FROM pipe_segment a
-JOIN pipe_segment b ON a.id < b.id AND b.dataset_id = ANY(:ds)
-     AND ST_DWithin(a.geom, b.geom, :radius)
+FROM (
+    SELECT a.id AS aid, b.id AS bid, ST_Distance(a.geom, b.geom) - {ha} - {hb} AS clear
+    FROM pipe_segment a JOIN pipe_segment b ON ST_DWithin(a.geom, b.geom, :radius)
+    WHERE {PAIRS_WHERE} AND {_area_filter("a")}
+      AND ST_Distance(a.geom, b.geom) - {ha} - {hb} < :radius
+      AND NOT ST_Intersects(a.geom, b.geom)
+    OFFSET 0
+) p
+JOIN pipe_segment a ON a.id = p.aid
+JOIN pipe_segment b ON b.id = p.bid
 LEFT JOIN syn pa ON pa.raw = lower(replace(a.pressure, ' ', ''))
 LEFT JOIN syn pb ON pb.raw = lower(replace(b.pressure, ' ', ''))
 JOIN rule r ON {_selector("a", "a")} AND {_selector("b", "b")}
-WHERE a.dataset_id = ANY(:ds) AND {_area_filter("a")}
-  AND a.start_node_id <> ALL(ARRAY[b.start_node_id, b.end_node_id])
-  AND a.end_node_id <> ALL(ARRAY[b.start_node_id, b.end_node_id])
-  AND ST_Distance(a.geom, b.geom) - {ha} - {hb} < r.req
-  AND NOT ST_Intersects(a.geom, b.geom)
+WHERE p.clear < r.req
 """
 
 
@@ -176,33 +190,33 @@ WHERE a.dataset_id = ANY(:ds) AND {_area_filter("a")}
 def vertical_sql() -> str:
     va, vb = half_height_sql("a"), half_height_sql("b")
     return f"""
-WITH {RULE_CTE},
-crossing AS (
-    SELECT a.id AS aid, b.id AS bid,
-           (ST_Dump(ST_Intersection(ST_Force2D(a.geom), ST_Force2D(b.geom)))).geom AS p
-    FROM pipe_segment a
-    JOIN pipe_segment b ON a.id < b.id AND b.dataset_id = ANY(:ds) AND ST_Intersects(a.geom, b.geom)
-    WHERE a.dataset_id = ANY(:ds) AND {_area_filter("a")}
-      AND a.start_node_id <> ALL(ARRAY[b.start_node_id, b.end_node_id])
-      AND a.end_node_id <> ALL(ARRAY[b.start_node_id, b.end_node_id])
-),
-z AS (
-    SELECT c.aid, c.bid, c.p,
-        ST_Z(ST_LineInterpolatePoint(a.geom, ST_LineLocatePoint(ST_Force2D(a.geom), c.p))) AS za,
-        ST_Z(ST_LineInterpolatePoint(b.geom, ST_LineLocatePoint(ST_Force2D(b.geom), c.p))) AS zb
-    FROM crossing c JOIN pipe_segment a ON a.id = c.aid JOIN pipe_segment b ON b.id = c.bid
-    WHERE GeometryType(c.p) = 'POINT'
-)
-SELECT a.id, a.code, a.utility, b.id, b.code, b.utility, r.rid, r.req,
-       CASE WHEN z.za >= z.zb THEN (z.za - {va}) - (z.zb + {vb})
-            ELSE (z.zb - {vb}) - (z.za + {va}) END AS clear,
+WITH {RULE_CTE}
+SELECT a.id, a.code, a.utility, b.id, b.code, b.utility, r.rid, r.req, z.clear,
        ST_X(z.p), ST_Y(z.p), (z.za + z.zb) / 2
-FROM z JOIN pipe_segment a ON a.id = z.aid JOIN pipe_segment b ON b.id = z.bid
+FROM (
+    SELECT c.aid, c.bid, c.p, c.za, c.zb,
+           CASE WHEN c.za >= c.zb THEN (c.za - c.va) - (c.zb + c.vb)
+                ELSE (c.zb - c.vb) - (c.za + c.va) END AS clear
+    FROM (
+        SELECT x.aid, x.bid, x.p, x.va, x.vb,
+            ST_Z(ST_LineInterpolatePoint(x.ag, ST_LineLocatePoint(ST_Force2D(x.ag), x.p))) AS za,
+            ST_Z(ST_LineInterpolatePoint(x.bg, ST_LineLocatePoint(ST_Force2D(x.bg), x.p))) AS zb
+        FROM (
+            SELECT a.id AS aid, b.id AS bid, a.geom AS ag, b.geom AS bg, {va} AS va, {vb} AS vb,
+                   (ST_Dump(ST_Intersection(ST_Force2D(a.geom), ST_Force2D(b.geom)))).geom AS p
+            FROM pipe_segment a JOIN pipe_segment b ON ST_Intersects(a.geom, b.geom)
+            WHERE {PAIRS_WHERE} AND {_area_filter("a")}
+            OFFSET 0
+        ) x
+        WHERE GeometryType(x.p) = 'POINT'
+    ) c
+) z
+JOIN pipe_segment a ON a.id = z.aid
+JOIN pipe_segment b ON b.id = z.bid
 LEFT JOIN syn pa ON pa.raw = lower(replace(a.pressure, ' ', ''))
 LEFT JOIN syn pb ON pb.raw = lower(replace(b.pressure, ' ', ''))
 JOIN rule r ON {_selector("a", "a")} AND {_selector("b", "b")}
-WHERE CASE WHEN z.za >= z.zb THEN (z.za - {va}) - (z.zb + {vb})
-           ELSE (z.zb - {vb}) - (z.za + {va}) END < r.req
+WHERE z.clear < r.req
 """
 
 
@@ -235,6 +249,8 @@ def check_clearances(
         {"ds": datasets},
     ).scalar_one()
     raw_syn, syn_cls = _synonyms()
+    # the planner's cost estimates on these joins are huge and would trigger seconds of JIT
+    session.execute(text("SET LOCAL jit = off"))
     violations: list[dict[str, Any]] = []
     per_rule: dict[str, int] = {}
     total = 0
