@@ -22,7 +22,7 @@ def client(database_url: str, tmp_path: Path, clean_tables: None) -> Iterator[Te
         database_url=database_url,
         data_dir=tmp_path / "data",
         collection_cache_seconds=0,
-        max_body_bytes=64 * 1024,
+        max_body_bytes=8 * 1024 * 1024,
     )
     with TestClient(create_app(settings)) as test_client:
         yield test_client
@@ -107,8 +107,40 @@ def test_bad_file_fails_the_job_and_big_bodies_are_refused(
     assert client.get("/datasets").json()["datasets"] == []
     unknown = client.post("/datasets", data={"kind": "lidar"}, files=files, headers=admin)
     assert unknown.status_code == 400 and "unknown dataset kind" in unknown.json()["detail"]
-    big = {"files": ("big.tif", b"x" * (80 * 1024), "image/tiff")}
+    big = {"files": ("big.tif", b"x" * (9 * 1024 * 1024), "image/tiff")}
     refused = client.post("/datasets", data={"kind": "terrain"}, files=big, headers=admin)
     assert refused.status_code == 413
     assert refused.headers["content-type"] == "application/problem+json"
     assert client.get("/jobs/does-not-exist", headers=admin).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("kind", "sample", "form", "table"),
+    [
+        (
+            "pipes",
+            "pipes/Net1.inp",
+            {"crs": "EPSG:4547", "origin": "534000,3380000", "utility": "JS"},
+            "pipe_segment",
+        ),
+    ],
+)
+def test_other_importers_run_as_jobs(
+    client: TestClient,
+    keys: dict[str, str],
+    kind: str,
+    sample: str,
+    form: dict[str, str],
+    table: str,
+) -> None:
+    from tests.conftest import SHARED_SAMPLES
+
+    path = SHARED_SAMPLES / sample
+    admin = {"X-API-Key": keys["admin"]}
+    files = {"files": (path.name, path.read_bytes(), "application/octet-stream")}
+    started = client.post("/datasets", data={"kind": kind, **form}, files=files, headers=admin)
+    assert started.status_code == 202, started.text
+    done = _wait(client, started.headers["location"], admin)
+    assert done["status"] == "succeeded", done
+    dataset = client.get(f"/datasets/{done['dataset_id']}").json()
+    assert dataset["kind"] == kind and dataset["counts"][table] > 0
