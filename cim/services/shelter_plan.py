@@ -360,20 +360,18 @@ def create_plan(
         problem.pair_shelter[used], weights=solution.flow[used], minlength=len(usable_list)
     )
     note("building zones")
-    unit_geoms = np.asarray(
-        shapely.from_wkb(
-            [
-                bytes(g)
-                for g in session.execute(
-                    text(
-                        "SELECT ST_AsBinary(p.geom) FROM shelter_plan_unit_point t "
-                        "JOIN population_unit p ON p.id = t.id ORDER BY t.idx"
-                    )
-                ).scalars()
-            ]
-        ),
-        dtype=object,
-    )
+    # Point units are already known from their coordinates; fetch only the polygons.
+    unit_geoms = np.asarray(shapely.points(units["x"], units["y"]), dtype=object)
+    polygons = session.execute(
+        text(
+            "SELECT t.idx, ST_AsBinary(p.geom) FROM shelter_plan_unit_point t "
+            "JOIN population_unit p ON p.id = t.id WHERE GeometryType(p.geom) <> 'POINT'"
+        )
+    ).all()
+    if polygons:
+        unit_geoms[[int(r[0]) for r in polygons]] = shapely.from_wkb(
+            [bytes(r[1]) for r in polygons]
+        )
     zones = build_zones(
         unit_geoms,
         problem.pair_unit[used],

@@ -10,11 +10,12 @@ import pulp
 import pytest
 from pyproj import Transformer
 from spopt.locate import MCLP
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from cim.services.shelter_plan import PlanParameters, create_plan
 from cim.services.shelter_suggest import SuggestParameters, suggest_sites
+from cim.services.shelter_zones import zone_features
 from tests.shelter_fixtures import SF_SRID, dataset_ids, sample
 
 
@@ -107,7 +108,21 @@ def test_capacitated_assignment_equals_pulp(
     covered, person_distance = _pulp_assignment(instance, 40_000.0, radius)
     with Session(sf_engine) as session:
         plan = create_plan(session, params=PlanParameters(radius_m={"short": radius}))
+        zones = zone_features(session, plan_id=plan["id"])["features"]
+        valid, overlap = session.execute(
+            text(
+                """SELECT bool_and(ST_IsValid(a.geom)),
+                          max(ST_Area(ST_Intersection(a.geom, b.geom)))
+                   FROM shelter_zone a LEFT JOIN shelter_zone b ON b.plan_id = a.plan_id
+                    AND b.id > a.id AND ST_Intersects(a.geom, b.geom)
+                   WHERE a.plan_id = :p"""
+            ),
+            {"p": plan["id"]},
+        ).one()
         session.rollback()
+    # Point units get Voronoi cells: zones are valid (storage CRS) and never overlap.
+    assert valid and (overlap or 0.0) < 1e-6
+    assert all(z["geometry"]["coordinates"] for z in zones if z["properties"]["population"])
     assert plan["stats"]["covered"] == pytest.approx(covered, abs=1e-6)
     assert plan["stats"]["person_distance_m"] == pytest.approx(person_distance, rel=1e-7)
     assert plan["stats"]["covered"] + plan["stats"]["uncovered"] == pytest.approx(
