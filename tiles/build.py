@@ -20,12 +20,13 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+import psycopg
 from psycopg import Connection
 from sqlalchemy import Engine, text
 
 from cim.crs import transformer
 from cim.db.connect import storage_srid
-from cim.errors import InvalidInput, TilingError
+from cim.errors import DatabaseUnavailable, InvalidInput, TilingError
 from tiles import buildings, pipes
 from tiles.atomic import atomic_layer
 from tiles.content import MeshParts, TileFrame, encode_tile
@@ -180,7 +181,9 @@ def build_mesh_layer(
     try:
         index_options = {"sensitive": sensitive, "restricted": mesh_layer.restricted}
         _build(engine, target, source, index_options, result, spec, progress, max_triangles)
-    except (OSError, ValueError) as exc:
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"the database went away while tiling {layer}: {exc}") from exc
+    except (OSError, ValueError, psycopg.Error) as exc:
         raise TilingError(f"building the {layer} tiles failed: {exc}") from exc
     result.seconds = round(time.perf_counter() - started, 3)
     _record(engine, result)
