@@ -83,13 +83,12 @@ def read_gis(
             raise InvalidInput(f"{label}: layers must hold lines or points, not polygons/mixed")
     if not lines:
         raise InvalidInput(f"{', '.join(p.name for p in paths)}: no line layer (the pipes)")
-    declared = mapping.crs or (str(lines[0][1].crs.to_wkt()) if lines[0][1].crs else None)
-    crs = placement.source_crs(declared, what=lines[0][0])
+    crs = _layer_crs(lines[0][0], lines[0][1], placement, mapping)
     chosen = utility or mapping.utility
     cls = resolve_utility(chosen) if chosen else _utility_from_name(lines[0][0])
-    nodes = [_points(label, frame, placement, crs, mapping, cls) for label, frame in points]
+    nodes = [_points(label, frame, placement, mapping, cls) for label, frame in points]
     node_table = pd.concat(nodes, ignore_index=True) if nodes else node_frame(0)
-    segments, derived, warnings = _lines(lines, node_table, placement, crs, mapping, cls)
+    segments, derived, warnings = _lines(lines, node_table, placement, mapping, cls)
     node_table = pd.concat([node_table, derived], ignore_index=True)
     return Network(
         nodes=node_table,
@@ -100,6 +99,12 @@ def read_gis(
         warnings=warnings,
         counts_by_type={"layers": {label: len(f) for label, f in lines + points}},
     )
+
+
+def _layer_crs(label: str, frame: Any, placement: Placement, mapping: Mapping) -> Any:
+    """Each layer in its own CRS: --crs, else the mapping's, else the layer's declared one."""
+    declared = mapping.crs or (frame.crs.to_wkt() if frame.crs is not None else None)
+    return placement.source_crs(declared, what=label)
 
 
 def _utility_from_name(label: str) -> tuple[str, str | None]:
@@ -138,7 +143,6 @@ def _points(
     label: str,
     frame: Any,
     placement: Placement,
-    crs: Any,
     mapping: Mapping,
     cls: tuple[str, str | None],
 ) -> pd.DataFrame:
@@ -150,6 +154,7 @@ def _points(
         )
     single = (shapely.get_type_id(geoms) == 0).all()
     xy = shapely.get_coordinates(geoms if single else shapely.centroid(geoms))
+    crs = _layer_crs(label, frame, placement, mapping)
     x, y = placement.to_storage(crs, xy[:, 0], xy[:, 1], what=label)
     stem = Path(label.split(":")[-1]).stem.lower().rstrip("s")
     default_kind = next((k for key, k in LAYER_KINDS.items() if key in stem), "junction")
@@ -188,7 +193,6 @@ def _lines(
     layers: list[tuple[str, Any]],
     nodes: pd.DataFrame,
     placement: Placement,
-    crs: Any,
     mapping: Mapping,
     cls: tuple[str, str | None],
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
@@ -202,6 +206,7 @@ def _lines(
             raise ImportFailed(f"{label}: line(s) without coordinates")
         n = len(frame)
         flat, index = shapely.get_coordinates(geoms, return_index=True)
+        crs = _layer_crs(label, frame, placement, mapping)
         x, y = placement.to_storage(crs, flat[:, 0], flat[:, 1], what=label)
         starts = np.searchsorted(index, np.arange(len(geoms)))
         stops = np.append(starts[1:], len(flat))
