@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
-from cim.services.pipes_common import ewkt, parse_polygon, pipe_dataset_ids, session_srid
+from cim.services.pipes_common import ewkt, no_jit, parse_polygon, pipe_dataset_ids, session_srid
 
 RADIUS_SQL = (
     "(GREATEST(COALESCE({t}.diameter_mm, 0), COALESCE({t}.width_mm, 0),"
@@ -101,6 +101,7 @@ def detect_clashes(
             {"ds": datasets},
         ).scalar_one()
     )
+    no_jit(session)
     params = {"ds": datasets, "area": area_ewkt, "radius": 2 * widest + 0.001}
     clashes: list[dict[str, Any]] = []
     total = 0

@@ -28,6 +28,7 @@ from cim.services.pipes_common import (
     ewkt,
     half_height_sql,
     half_width_sql,
+    no_jit,
     parse_polygon,
     pipe_dataset_ids,
     session_srid,
@@ -249,8 +250,7 @@ def check_clearances(
         {"ds": datasets},
     ).scalar_one()
     raw_syn, syn_cls = _synonyms()
-    # the planner's cost estimates on these joins are huge and would trigger seconds of JIT
-    session.execute(text("SET LOCAL jit = off"))
+    no_jit(session)
     violations: list[dict[str, Any]] = []
     per_rule: dict[str, int] = {}
     total = 0

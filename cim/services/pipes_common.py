@@ -139,6 +139,12 @@ def ewkt(geom: BaseGeometry, srid: int) -> str:
     return f"SRID={srid};{geom.wkt}"
 
 
+def no_jit(session: Session) -> None:
+    """Turn JIT off for this transaction: PostGIS cost estimates make PostgreSQL JIT-compile
+    these short queries, which costs seconds and saves nothing (measured in bench/analysis)."""
+    session.execute(text("SET LOCAL jit = off"))
+
+
 def has_terrain(session: Session) -> bool:
     return bool(session.execute(text("SELECT EXISTS (SELECT 1 FROM terrain_raster)")).scalar())
 

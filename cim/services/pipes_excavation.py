@@ -26,6 +26,7 @@ from cim.services.pipes_common import (
     ewkt,
     feature_collection,
     has_terrain,
+    no_jit,
     parse_polygon,
     pipe_dataset_ids,
     section_label,
@@ -53,6 +54,7 @@ def excavation_impact(
         raise InvalidInput("margin_m must not be negative")
     cut = parse_polygon(polygon)
     srid = session_srid(session)
+    no_jit(session)
     rows = session.execute(
         text(
             """

@@ -20,6 +20,7 @@ from cim.errors import InvalidInput
 from cim.services.datasets import get_dataset
 from cim.services.pipes_common import (
     ewkt,
+    no_jit,
     parse_line,
     parse_polygon,
     pipe_dataset_ids,
@@ -96,6 +97,7 @@ def query_pipes(
         spatial = "ST_DWithin(s.geom, ST_GeomFromEWKT(:area), :buffer)"
     # a class code matches its class, a sub-class code (YS, WS...) only that sub-class
     classes = [_code(u) for u in utilities] if utilities else None
+    no_jit(session)
     rows = session.execute(
         text(QUERY_SQL.format(spatial=spatial)),
         {

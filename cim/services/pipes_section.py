@@ -21,6 +21,7 @@ from cim.services.pipes_common import (
     class_info,
     ewkt,
     has_terrain,
+    no_jit,
     parse_line,
     pipe_dataset_ids,
     round_or_none,
@@ -33,11 +34,10 @@ MAX_LINE_M = 5000.0
 GROUND_SAMPLES = 100
 
 CROSSINGS_SQL = """
-WITH l AS (SELECT ST_GeomFromEWKT(:line) AS g),
-hits AS (
-    SELECT s.*, (ST_Dump(ST_Intersection(ST_Force2D(s.geom), l.g))).geom AS hit
-    FROM pipe_segment s, l
-    WHERE s.dataset_id = ANY(:ds) AND ST_Intersects(s.geom, l.g)
+WITH hits AS (
+    SELECT s.*, (ST_Dump(ST_Intersection(ST_Force2D(s.geom), ST_GeomFromEWKT(:line)))).geom AS hit
+    FROM pipe_segment s
+    WHERE s.dataset_id = ANY(:ds) AND ST_Intersects(s.geom, ST_GeomFromEWKT(:line))
 ),
 points AS (
     SELECT hits.*, CASE WHEN GeometryType(hit) = 'POINT' THEN hit ELSE ST_StartPoint(hit) END AS p
@@ -46,13 +46,14 @@ points AS (
 SELECT p.id, p.code, p.utility, p.subclass, p.section_shape, p.diameter_mm, p.width_mm,
        p.height_mm, p.material, p.owner, p.pressure, p.burial,
        ST_X(p.p), ST_Y(p.p),
-       ST_LineLocatePoint(l.g, p.p) * ST_Length(l.g) AS offset_m,
+       ST_LineLocatePoint(ST_GeomFromEWKT(:line), p.p) * ST_Length(ST_GeomFromEWKT(:line))
+           AS offset_m,
        ST_LineLocatePoint(ST_Force2D(p.geom), p.p) AS frac,
        ST_Z(ST_LineInterpolatePoint(p.geom, ST_LineLocatePoint(ST_Force2D(p.geom), p.p))) AS centre,
-       p.start_invert_z, p.end_invert_z, p.start_top_z, p.end_top_z, a.ground_z, b.ground_z
-FROM points p CROSS JOIN l
-JOIN pipe_node a ON a.id = p.start_node_id
-JOIN pipe_node b ON b.id = p.end_node_id
+       p.start_invert_z, p.end_invert_z, p.start_top_z, p.end_top_z,
+       (SELECT ground_z FROM pipe_node WHERE id = p.start_node_id),
+       (SELECT ground_z FROM pipe_node WHERE id = p.end_node_id)
+FROM points p
 ORDER BY offset_m, p.id
 """
 
@@ -78,6 +79,7 @@ def cross_section(
         )
     srid = session_srid(session)
     datasets = pipe_dataset_ids(session, dataset_id)
+    no_jit(session)
     rows = session.execute(text(CROSSINGS_SQL), {"line": ewkt(geom, srid), "ds": datasets}).all()
     if utilities:
         wanted = {u.upper() for u in utilities}
