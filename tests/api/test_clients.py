@@ -68,6 +68,9 @@ def test_gdal_lists_and_reads_every_collection(
     if with_key:
         gas = _ogr("-al", f"OAPIF:{server}", "pipes_RQ", key=key)
         assert "LINESTRING Z" in gas  # Z survives the trip through GDAL
+    # GDAL turns -where into a CQL2 filter for servers that conform to Features Part 3
+    drains = _ogr("-al", "-where", "utility = 'PS'", f"OAPIF:{server}", "pipe_segments", key=key)
+    assert drains.count("OGRFeature(") == city.segments["PS"]
 
 
 def test_owslib_reads_items_with_bbox_and_cql2(server: str, city: City) -> None:
