@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import json
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import numpy as np
 import pytest
 import rasterio
 from fastapi.testclient import TestClient
+from matplotlib.tri import LinearTriInterpolator, Triangulation
 from pyproj import Transformer
 from rasterio.transform import from_origin
 from sqlalchemy import Engine, text
@@ -18,6 +22,8 @@ from api.main import create_app
 from cim.config import CimSettings
 from cim.db.engine import make_engine
 from importers.terrain import import_terrain
+from tests.api.server import cim_serve
+from tests.conftest import REPO
 from tests.terrain_support import TERRAIN, delete_datasets, srid_database_url
 from tests.tiles.test_terrain_tiles import decode
 from tiles.terrain import build_terrain
@@ -41,7 +47,7 @@ def client(
     engine: Engine, server_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient]:
     data_dir = tmp_path_factory.mktemp("data")
-    build_terrain(engine, data_dir / "tiles" / "terrain", max_zoom=6)
+    build_terrain(engine, data_dir / "tiles" / "terrain", max_zoom=9)
     settings = CimSettings(database_url=srid_database_url(server_url, 32616), data_dir=data_dir)
     with TestClient(create_app(settings)) as test_client:
         yield test_client
@@ -218,3 +224,71 @@ def test_stored_tile_is_gzip_on_disk(client: TestClient) -> None:
     raw = (settings.tiles_dir / "terrain" / "0" / "1" / "0.terrain").read_bytes()
     assert raw[:2] == b"\x1f\x8b"
     assert decode(gzip.decompress(raw)).triangles.size > 0
+
+
+CESIUM = REPO / "node_modules" / "cesium" / "Source" / "Cesium.js"
+CESIUM_SCRIPT = """
+const Cesium = await import(process.argv[1]);
+const [base, tiles] = [process.argv[2], JSON.parse(process.argv[3])];
+const provider = await Cesium.CesiumTerrainProvider.fromUrl(base + "/terrain",
+  { requestVertexNormals: true });
+const out = { normals: provider.hasVertexNormals, tiles: [] };
+for (const [level, x, y, lon, lat] of tiles) {
+  const cesiumY = (1 << level) - 1 - y;  // CesiumJS counts rows from the north
+  const data = await provider.requestTileGeometry(x, cesiumY, level);
+  const rect = provider.tilingScheme.tileXYToRectangle(x, cesiumY, level);
+  out.tiles.push({
+    available: provider.getTileDataAvailable(x, cesiumY, level),
+    vertices: data._quantizedVertices.length / 3,
+    triangles: data._indices.length / 3,
+    normals: data._encodedNormals.length / 2,
+    height: data.interpolateHeight(rect, Cesium.Math.toRadians(lon),
+                                   Cesium.Math.toRadians(lat)),
+  });
+}
+console.log(JSON.stringify(out));
+"""
+
+
+@pytest.mark.slow
+def test_cesiumjs_loads_the_layer_and_reads_our_meshes(client: TestClient, server_url: str) -> None:
+    """CesiumJS's own CesiumTerrainProvider (node) parses the served tiles like our decoder."""
+    if shutil.which("node") is None or not CESIUM.exists():
+        pytest.skip("node and node_modules/cesium are installed by scripts/bootstrap")
+    settings: CimSettings = client.app.state.settings  # type: ignore[attr-defined]
+    root = settings.tiles_dir / "terrain"
+    layer = json.loads((root / "layer.json").read_text())
+    ranges = [
+        (z, r["startX"], r["startY"]) for z, level in enumerate(layer["available"]) for r in level
+    ]
+    picks = [(0, 0, 0), *ranges[-2:]]
+    requests = []
+    expected = []
+    for z, x, y in picks:
+        tile = decode(gzip.decompress((root / str(z) / str(x) / f"{y}.terrain").read_bytes()))
+        size = 180.0 / 2**z
+        west, south = -180.0 + x * size, -90.0 + y * size
+        lon, lat = -85.5913, 38.0517  # inside the DEM, and inside every picked tile
+        assert west <= lon <= west + size and south <= lat <= south + size
+        surface = LinearTriInterpolator(
+            Triangulation(
+                west + tile.u / 32767 * size, south + tile.v / 32767 * size, tile.triangles
+            ),
+            tile.height,
+        )
+        requests.append([z, x, y, lon, lat])
+        expected.append((len(tile.u), len(tile.triangles), float(surface(lon, lat))))
+    with cim_serve(srid_database_url(server_url, 32616), settings.data_dir) as base:
+        run = subprocess.run(
+            ["node", "--input-type=module", "-e", CESIUM_SCRIPT, "--", CESIUM.as_uri(), base,
+             json.dumps(requests)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["normals"] is True
+    for got, (vertices, triangles, height) in zip(result["tiles"], expected, strict=True):
+        assert got["available"] and got["vertices"] == vertices and got["normals"] == vertices
+        assert got["triangles"] == triangles
+        assert got["height"] == pytest.approx(height, abs=0.01)
+    assert max(height for *_, height in expected) > 100  # a tile with real ground
