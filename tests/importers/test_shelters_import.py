@@ -150,6 +150,16 @@ def test_cli_imports_and_plans(tokyo_engine: Engine, tmp_path: Path) -> None:
     assert planned.returncode == 0, planned.stderr
     stats = json.loads(planned.stdout)["stats"]
     assert stats["covered"] + stats["uncovered"] == 700.0
+    suggested = subprocess.run(
+        [CIM, "analyse", "shelters", "suggest", "-k", "1", "--level", "medium", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert suggested.returncode == 0, suggested.stderr
+    result = json.loads(suggested.stdout)
+    assert result["gain"] == stats["uncovered"] and result["status"] == "optimal"
     bad = subprocess.run(
         [CIM, "analyse", "shelters", "plan", "--radius", "medium=far"],
         env=env,
