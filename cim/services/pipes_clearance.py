@@ -207,6 +207,9 @@ FROM (
                    (ST_Dump(ST_Intersection(ST_Force2D(a.geom), ST_Force2D(b.geom)))).geom AS p
             FROM pipe_segment a JOIN pipe_segment b ON ST_Intersects(a.geom, b.geom)
             WHERE {PAIRS_WHERE} AND {_area_filter("a")}
+              -- pairs whose height ranges are far apart cannot break a vertical rule
+              AND ST_ZMax(a.geom) + {va} + :radius >= ST_ZMin(b.geom) - {vb}
+              AND ST_ZMax(b.geom) + {vb} + :radius >= ST_ZMin(a.geom) - {va}
             OFFSET 0
         ) x
         WHERE GeometryType(x.p) = 'POINT'
