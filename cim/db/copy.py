@@ -37,8 +37,12 @@ def reserve_ids(session: Session, *, table: str, count: int) -> list[int]:
     connection = session.connection().connection.driver_connection
     assert connection is not None
     with connection.cursor() as cursor:
+        # Resolve the sequence once: pg_get_serial_sequence per row is a catalog lookup per id
+        # and made this 4-6x slower.
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,))
+        sequence = cursor.fetchone()
+        assert sequence is not None
         cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            (table, count),
+            "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", (sequence[0], count)
         )
         return [int(row[0]) for row in cursor.fetchall()]
