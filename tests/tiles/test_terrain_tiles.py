@@ -292,7 +292,7 @@ def test_cim_tiles_build_layer_terrain(
         timeout=300,
     )
     assert run.returncode == 0, run.stderr
-    summary = json.loads(run.stdout)
+    (summary,) = json.loads(run.stdout)  # one object per layer built
     assert summary["status"] == "built" and summary["levels"] == [0, 12]  # 27.7 m pixels
     layer = json.loads((tmp_path / "data" / "tiles" / "terrain" / "layer.json").read_text())
     assert layer["maxzoom"] == 12 and summary["tiles"] == len(
