@@ -36,13 +36,13 @@ SVG = "image/svg+xml"
 Geometry = dict[str, Any]
 
 
-class Request(BaseModel):
+class PipeRequest(BaseModel):
     dataset_id: int | None = Field(None, description="One pipe dataset; default all of them.")
     crs: str | None = Field(None, description="CRS of the request geometries (default storage).")
     geojson_crs: str | None = Field(None, description="CRS of returned GeoJSON (default storage).")
 
 
-class QueryRequest(Request):
+class QueryRequest(PipeRequest):
     bbox: tuple[float, float, float, float] | None = None
     polygon: Geometry | None = None
     line: Geometry | None = None
@@ -59,12 +59,12 @@ class QueryRequest(Request):
     offset: int = 0
 
 
-class SectionRequest(Request):
+class SectionRequest(PipeRequest):
     line: Geometry = Field(examples=[{"type": "LineString", "coordinates": [[0, 0], [30, 0]]}])
     utilities: list[str] | None = None
 
 
-class AreaRequest(Request):
+class AreaRequest(PipeRequest):
     area: Geometry | None = Field(None, description="Only pipes in this polygon; default all.")
     limit: int = 1000
 
@@ -81,7 +81,7 @@ class ClashRequest(AreaRequest):
     kinds: list[Literal["pipe", "building"]] = ["pipe", "building"]
 
 
-class IsolationRequest(Request):
+class IsolationRequest(PipeRequest):
     segment_id: int | None = None
     point: tuple[float, float] | None = Field(None, description="Burst location (x, y).")
     failed_valves: list[int] = Field(
@@ -90,7 +90,7 @@ class IsolationRequest(Request):
     tolerance_m: float = 50.0
 
 
-class TraceRequest(Request):
+class TraceRequest(PipeRequest):
     node_id: int | None = None
     segment_id: int | None = None
     direction: Literal["downstream", "upstream", "both"] = "downstream"
@@ -100,7 +100,7 @@ class TraceRequest(Request):
     max_distance_m: float | None = None
 
 
-class ExcavationRequest(Request):
+class ExcavationRequest(PipeRequest):
     polygon: Geometry
     depth_m: float = Field(gt=0)
     margin_m: float = Field(1.0, ge=0)
