@@ -185,15 +185,21 @@ def suggest_sites(session: Session, *, params: SuggestParameters) -> dict[str, A
         dtype=np.int64,
     ).reshape(-1, 2)
     pair_demand = np.searchsorted(demand_ids, pairs[:, 0])
+    # Sites dropped for hazards leave gaps in the ids; the solver wants 0..n-1.
+    site_ids = np.array(
+        session.execute(text("SELECT id FROM suggest_site ORDER BY id")).scalars().all(),
+        dtype=np.int64,
+    )
+    pair_site = np.searchsorted(site_ids, pairs[:, 1])
     solution = solve_mclp(
-        weight, pair_demand, pairs[:, 1], n_sites, params.k, time_limit_s=params.time_limit_s
+        weight, pair_demand, pair_site, n_sites, params.k, time_limit_s=params.time_limit_s
     )
     sites = session.execute(
         text(
             "SELECT id, source_id, name, ST_X(pt), ST_Y(pt) FROM suggest_site "
             "WHERE id = ANY(:ids) ORDER BY id"
         ),
-        {"ids": solution.chosen.tolist()},
+        {"ids": site_ids[solution.chosen].tolist()},
     ).all()
     to_wgs84 = transformer(srid, 4326)
     chosen = []

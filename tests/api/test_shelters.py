@@ -15,7 +15,7 @@ from cim.services.access import create_key
 
 
 @pytest.fixture
-def client(cambridge_engine: Engine, tmp_path) -> Iterator[tuple[TestClient, str]]:
+def client(cambridge_engine: Engine, tmp_path) -> Iterator[tuple[TestClient, str, Engine]]:
     url = cambridge_engine.url.render_as_string(hide_password=False)
     with Session(cambridge_engine) as session, session.begin():
         key, secret = create_key(session, name="shelter test admin", role="admin")
@@ -23,15 +23,15 @@ def client(cambridge_engine: Engine, tmp_path) -> Iterator[tuple[TestClient, str
     settings = CimSettings(database_url=url, data_dir=tmp_path / "data")
     try:
         with TestClient(create_app(settings)) as test_client:
-            yield test_client, secret
+            yield test_client, secret, cambridge_engine
     finally:
         with cambridge_engine.begin() as conn:
             conn.execute(text("DELETE FROM shelter_plan"))
             conn.execute(text("DELETE FROM api_key WHERE id = :id"), {"id": key_id})
 
 
-def test_plan_zones_uncovered_and_suggest(client: tuple[TestClient, str]) -> None:
-    http, secret = client
+def test_plan_zones_uncovered_and_suggest(client: tuple[TestClient, str, Engine]) -> None:
+    http, secret, engine = client
     body = {"name": "api", "radius_m": {"short": 900}}
     assert http.post("/analysis/shelters/plans", json=body).status_code == 401
     created = http.post("/analysis/shelters/plans", json=body, headers={"X-API-Key": secret})
@@ -59,14 +59,34 @@ def test_plan_zones_uncovered_and_suggest(client: tuple[TestClient, str]) -> Non
     reasons = {f["properties"]["reason"] for f in uncovered["features"]}
     assert reasons <= {"out_of_reach", "over_capacity", "in_hazard_zone"}
 
+    # 250 m grid: flood zones remove candidates in the middle of the id range.
     suggested = http.post(
-        "/analysis/shelters/suggest", json={"k": 2, "level": "short", "grid_spacing_m": 400}
+        "/analysis/shelters/suggest", json={"k": 3, "level": "short", "grid_spacing_m": 250}
     )
     assert suggested.status_code == 200, suggested.text
     result = suggested.json()
-    assert result["plan_id"] == plan["id"] and len(result["sites"]) == 2
+    assert result["plan_id"] == plan["id"] and len(result["sites"]) == 3
     assert result["status"] == "optimal"
     assert 0 < result["gain"] <= stats["uncovered"] + 1e-6
+    # The gain, recounted in SQL: uncovered persons of units within 1,000 m of a chosen site.
+    with engine.connect() as conn:
+        recount = conn.execute(
+            text(
+                """SELECT coalesce(sum(a.persons), 0) FROM shelter_assignment a
+                   JOIN population_unit u ON u.id = a.unit_id
+                   WHERE a.plan_id = :p AND a.shelter_id IS NULL AND EXISTS (
+                     SELECT 1 FROM unnest(CAST(:xs AS float8[]), CAST(:ys AS float8[])) AS c(x, y)
+                     WHERE ST_DWithin(ST_PointOnSurface(u.geom),
+                                      ST_SetSRID(ST_MakePoint(c.x, c.y), 26986), 1000))"""
+            ),
+            {
+                "p": plan["id"],
+                "xs": [s["x"] for s in result["sites"]],
+                "ys": [s["y"] for s in result["sites"]],
+            },
+        ).scalar_one()
+    assert result["gain"] == pytest.approx(recount)
+    assert not any(s["site"] is None for s in result["sites"])
 
     assert http.get("/analysis/shelters/plans/999999").status_code == 404
     bad = http.post(
