@@ -113,7 +113,7 @@ def main() -> None:
             ):
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
                 conn.exec_driver_sql(
-                    f"CREATE TABLE {table} AS SELECT {', '.join(columns)} FROM "
+                    f"CREATE TABLE {table} AS SELECT dataset_id, {', '.join(columns)} FROM "
                     f"{'pipe_node' if table.endswith('node') else 'pipe_segment'} LIMIT 0"
                 )
         ids = (list(range(1, len(placed.nodes) + 1)), list(range(1, len(placed.segments) + 1)))

@@ -16,7 +16,6 @@ later bbox queries read few heap pages.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from itertools import repeat
 from typing import Any
 
@@ -33,7 +32,6 @@ from importers.pipes.topology import Placed
 
 NODE_COLUMNS = (
     "id",
-    "dataset_id",
     "code",
     "utility",
     "subclass",
@@ -48,7 +46,6 @@ NODE_COLUMNS = (
 )
 SEGMENT_COLUMNS = (
     "id",
-    "dataset_id",
     "code",
     "utility",
     "subclass",
@@ -77,6 +74,7 @@ SEGMENT_COLUMNS = (
     "attrs",
 )
 CHUNK = 200_000
+REQUIRED = {"id", "code", "utility", "kind", "geom", "start_node_id", "end_node_id"}
 
 
 def morton_order(x: npt.ArrayLike, y: npt.ArrayLike) -> npt.NDArray[np.int64]:
@@ -159,8 +157,14 @@ def write_network(
     points = shapely.points(
         nodes["x"].to_numpy(), nodes["y"].to_numpy(), nodes["node_z"].to_numpy()
     )
-    node_rows = _node_rows(nodes, node_ids, points, dataset_id, srid, node_order)
-    written_nodes = copy_rows(session, table=tables[0], columns=NODE_COLUMNS, rows=node_rows)
+    names, columns = _present(NODE_COLUMNS, _node_columns(nodes, node_ids, points, srid))
+    ordered = [[column[i] for i in node_order.tolist()] for column in columns]
+    written_nodes = copy_rows(
+        session,
+        table=tables[0],
+        columns=["dataset_id", *names],
+        rows=zip(repeat(dataset_id), *ordered, strict=False),
+    )
 
     first = placed.coords[placed.offsets[:-1]]
     segment_order = morton_order(first[:, 0], first[:, 1])
@@ -168,10 +172,16 @@ def write_network(
     written_segments = 0
     for begin in range(0, len(segment_order), CHUNK):
         chunk = segment_order[begin : begin + CHUNK]
-        rows = _segment_rows(
-            placed, chunk, segment_ids[begin : begin + CHUNK], node_ids, dataset_id, srid
+        names, columns = _present(
+            SEGMENT_COLUMNS,
+            _segment_columns(placed, chunk, segment_ids[begin : begin + CHUNK], node_ids, srid),
         )
-        written_segments += copy_rows(session, table=tables[1], columns=SEGMENT_COLUMNS, rows=rows)
+        written_segments += copy_rows(
+            session,
+            table=tables[1],
+            columns=["dataset_id", *names],
+            rows=zip(repeat(dataset_id), *columns, strict=False),
+        )
     if bulk:
         _leave_bulk_mode(session, dataset_id)
     return written_nodes, written_segments
@@ -210,14 +220,21 @@ def _leave_bulk_mode(session: Session, dataset_id: int) -> None:
         raise ImportFailed(f"internal error: {missing} dangling reference(s) after COPY")
 
 
-def _node_rows(
-    nodes: pd.DataFrame,
-    ids: npt.NDArray[np.int64],
-    points: Any,
-    dataset_id: int,
-    srid: int,
-    order: npt.NDArray[np.int64],
-) -> Iterator[tuple[Any, ...]]:
+def _present(names: tuple[str, ...], columns: list[list[Any]]) -> tuple[list[str], list[Any]]:
+    """Leave out columns that are NULL (or an empty attrs) in every row: the server default
+    gives the same value, and fewer columns are less to format, send and parse."""
+    kept_names, kept = [], []
+    for name, column in zip(names, columns, strict=True):
+        empty = "{}" if name == "attrs" else None
+        if name in REQUIRED or any(value != empty for value in column):
+            kept_names.append(name)
+            kept.append(column)
+    return kept_names, kept
+
+
+def _node_columns(
+    nodes: pd.DataFrame, ids: npt.NDArray[np.int64], points: Any, srid: int
+) -> list[list[Any]]:
     geoms = shapely.to_wkb(shapely.set_srid(points, srid), hex=True, include_srid=True)
     columns = [
         ids.tolist(),
@@ -233,18 +250,16 @@ def _node_rows(
         _texts(nodes["valve_state"]),
         _json(nodes["attrs"].tolist()),
     ]
-    ordered = [[column[i] for i in order.tolist()] for column in columns]
-    yield from zip(ordered[0], repeat(dataset_id), *ordered[1:], strict=False)
+    return columns
 
 
-def _segment_rows(
+def _segment_columns(
     placed: Placed,
     chunk: npt.NDArray[np.int64],
     ids: list[int],
     node_ids: npt.NDArray[np.int64],
-    dataset_id: int,
     srid: int,
-) -> Iterator[tuple[Any, ...]]:
+) -> list[list[Any]]:
     segments = placed.segments.iloc[chunk]
     offsets = placed.offsets
     starts, stops = offsets[chunk], offsets[chunk + 1]
@@ -258,6 +273,7 @@ def _segment_rows(
     start_ids = node_ids[segments["start_index"].to_numpy()].tolist()
     end_ids = node_ids[segments["end_index"].to_numpy()].tolist()
     columns = [
+        ids,
         _texts(segments["code"]),
         _texts(segments["utility"]),
         _texts(segments["subclass"]),
@@ -285,4 +301,4 @@ def _segment_rows(
         _nullable(segments["length_m"]),
         _json(segments["attrs"].tolist()),
     ]
-    yield from zip(ids, repeat(dataset_id), *columns, strict=False)
+    return columns
