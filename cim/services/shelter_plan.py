@@ -55,7 +55,10 @@ class PlanParameters(BaseModel):
         "euclidean", description="Straight-line distance in the storage CRS."
     )
     exclude_hazards: list[str] | None = Field(
-        None, description="Hazard kinds whose zones make a shelter unusable; default: all kinds."
+        None,
+        description="Hazard kinds whose zones make a shelter unusable; default: all kinds. A "
+        "shelter with per-hazard designations (attrs.suitable_for) must be designated for "
+        "every listed kind.",
     )
     split_units: bool = Field(
         True, description="Whether a unit's residents may go to several shelters."
@@ -104,6 +107,7 @@ def load_shelters(session: Session, params: PlanParameters) -> dict[str, Any]:
             SELECT s.id, s.name, s.level, s.capacity, s.effective_area,
                    s.attrs->>'capacity_source',
                    ST_X(ST_PointOnSurface(s.geom)), ST_Y(ST_PointOnSurface(s.geom)),
+                   s.attrs->'suitable_for',
                    (SELECT array_agg(DISTINCT h.kind) FROM hazard_zone h
                      WHERE {hazard_where} AND ST_Intersects(h.geom, s.geom))
             FROM shelter s WHERE {where} ORDER BY s.id
@@ -112,12 +116,21 @@ def load_shelters(session: Session, params: PlanParameters) -> dict[str, Any]:
         bind,
     ).all()
     shelters = []
-    for sid, name, level, capacity, area, source, x, y, hazards in rows:
+    for sid, name, level, capacity, area, source, x, y, suitable, hazards in rows:
         if source == "effective_area" and area is not None:
             capacity = area / levels[level].area_per_person_m2
+        # A shelter that records its per-hazard designations (e.g. Japan's 指定緊急避難場所
+        # flags) is unusable for a listed hazard it is not designated for.
+        undesignated = (
+            sorted(set(params.exclude_hazards) - set(suitable))
+            if isinstance(suitable, list) and params.exclude_hazards
+            else []
+        )
         reason = None
         if hazards:
             reason = "in_hazard_zone"
+        elif undesignated:
+            reason = "not_designated"
         elif capacity is None:
             reason = "no_capacity"
         shelters.append(
@@ -127,7 +140,7 @@ def load_shelters(session: Session, params: PlanParameters) -> dict[str, Any]:
                 "level": level,
                 "capacity": capacity,
                 "radius_m": levels[level].radius_m,
-                "hazards": list(hazards or []),
+                "hazards": list(hazards or []) or undesignated,
                 "unusable": reason,
                 "xy": (float(x), float(y)),
             }

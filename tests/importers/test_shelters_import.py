@@ -194,3 +194,37 @@ def test_generated_ky4_demo_files_import_and_plan(server_url: str) -> None:
         assert plan["stats"]["covered"] > 0 and plan["stats"]["uncovered"] > 0
     finally:
         engine.dispose()
+
+
+def test_hazard_designations_decide_usability(tokyo_engine: Engine, tmp_path: Path) -> None:
+    """With exclude_hazards, a Tokyo site not designated for a listed hazard is not used."""
+    import yaml
+    from sqlalchemy.orm import Session
+
+    from cim.services.shelter_plan import PlanParameters, create_plan
+
+    mapping = yaml.safe_load((MAPPINGS / "tokyo_emergency_shelters.yaml").read_text("utf-8"))
+    mapping["capacity"] = {"value": 500}
+    mapping_file = tmp_path / "tokyo_with_capacity.yaml"
+    mapping_file.write_text(yaml.safe_dump(mapping, allow_unicode=True), encoding="utf-8")
+    source = sample("jp_chiyoda_131016_emergency.geojson")
+    shelters = import_shelters(tokyo_engine, source, mapping=mapping_file, replace=True)
+    people = tmp_path / "chiyoda_people.csv"
+    people.write_text("lon,lat,pop\n139.7580,35.6900,300\n139.7530,35.6950,300\n", "utf-8")
+    population = import_population(tokyo_engine, people)
+    features = json.loads(source.read_text("utf-8"))["features"]
+    for kind, flag in (("earthquake", "地震"), ("tsunami", "津波")):
+        designated = sum(1 for f in features if f["properties"][flag] == "1")
+        with Session(tokyo_engine) as session:
+            plan = create_plan(
+                session,
+                params=PlanParameters(
+                    exclude_hazards=[kind],
+                    shelter_datasets=[shelters.dataset["id"]],
+                    population_datasets=[population.dataset["id"]],
+                ),
+            )
+            session.rollback()
+        reasons = [u["reason"] for u in plan["stats"]["unusable_shelters"].values()]
+        assert reasons == ["not_designated"] * (28 - designated)
+        assert plan["stats"]["usable_shelters"] == designated
