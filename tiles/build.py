@@ -35,6 +35,7 @@ from tiles.model import Tile, Tileset, write_tileset
 from tiles.subdivide import DEFAULT_MAX_TRIANGLES, FeatureIndex, TileNode, subdivide
 
 SPECS = ("1.1", "1.0")
+BATCH_TRIANGLES = 40_000  # per content query: a few tiles, memory stays a few MB
 REGION_MARGIN_RAD = 2e-9  # ~1 cm: regions are padded so that float rounding never clips a vertex
 HEIGHT_MARGIN_M = 0.01
 
@@ -51,13 +52,12 @@ class LayerSource(Protocol):
         self, connection: Connection[Any], *, sensitive: frozenset[str], restricted: bool
     ) -> FeatureIndex: ...
 
-    def tile_content(
-        self,
-        connection: Connection[Any],
-        ids: npt.NDArray[np.int64],
-        frame: TileFrame,
-        *,
-        leaf: bool,
+    def fetch_rows(
+        self, connection: Connection[Any], ids: npt.NDArray[np.int64]
+    ) -> dict[int, tuple[Any, ...]]: ...
+
+    def mesh_tile(
+        self, keyed_rows: list[tuple[int, tuple[Any, ...]]], frame: TileFrame, *, leaf: bool
     ) -> tuple[MeshParts, FeatureTable]: ...
 
 
@@ -221,29 +221,41 @@ def _build(
         with atomic_layer(target) as folder, ThreadPoolExecutor(max_workers=1) as pool:
             (folder / "content").mkdir()
 
-            def fetch(node: TileNode) -> tuple[MeshParts, FeatureTable]:
-                centre = (node.box[:3] + node.box[3:]) / 2
-                frames[node.key] = TileFrame.at(srid, *map(float, centre))
-                return source.tile_content(
-                    connection, index.ids[node.rows], frames[node.key], leaf=not node.children
+            def fetch(batch: list[TileNode]) -> list[tuple[MeshParts, FeatureTable]]:
+                # One query per batch of tiles: round trips, not rows, dominate small tiles.
+                rows = source.fetch_rows(
+                    connection, np.concatenate([index.ids[n.rows] for n in batch])
                 )
+                out = []
+                for node in batch:
+                    centre = (node.box[:3] + node.box[3:]) / 2
+                    frames[node.key] = TileFrame.at(srid, *map(float, centre))
+                    keys = sorted(
+                        (int(k) for k in index.ids[node.rows] if int(k) in rows),
+                        key=lambda k: (k < 0, abs(k)),
+                    )
+                    keyed = [(k, rows[k]) for k in keys]
+                    out.append(source.mesh_tile(keyed, frames[node.key], leaf=not node.children))
+                return out
 
-            # Fetch-and-mesh of the next tile overlaps the encoding and writing of this one.
-            pending: Future[tuple[MeshParts, FeatureTable]] | None = None
-            for position, node in enumerate(content_nodes):
-                parts, table = pending.result() if pending else fetch(node)
-                if position + 1 < len(content_nodes):
-                    pending = pool.submit(fetch, content_nodes[position + 1])
-                data = encode_tile(parts, table, spec=spec)
-                (folder / "content" / f"{node.key}.{extension}").write_bytes(data)
-                result.tiles += 1
-                result.features += table.count
-                result.triangles += parts.triangle_count
-                result.bytes += len(data)
-                result.largest_tile_bytes = max(result.largest_tile_bytes, len(data))
-                done += int(node.rows.size)
-                if progress is not None:
-                    progress(done, total)
+            batches = _batches(content_nodes, index, BATCH_TRIANGLES)
+            # Fetching and meshing the next batch overlaps encoding and writing this one.
+            pending: Future[list[tuple[MeshParts, FeatureTable]]] | None = None
+            for position, batch in enumerate(batches):
+                contents = pending.result() if pending else fetch(batch)
+                if position + 1 < len(batches):
+                    pending = pool.submit(fetch, batches[position + 1])
+                for node, (parts, table) in zip(batch, contents, strict=True):
+                    data = encode_tile(parts, table, spec=spec)
+                    (folder / "content" / f"{node.key}.{extension}").write_bytes(data)
+                    result.tiles += 1
+                    result.features += table.count
+                    result.triangles += parts.triangle_count
+                    result.bytes += len(data)
+                    result.largest_tile_bytes = max(result.largest_tile_bytes, len(data))
+                    done += int(node.rows.size)
+                    if progress is not None:
+                        progress(done, total)
             connection.rollback()
             tileset: Tileset = {
                 "asset": {"version": spec, "generator": "cim tiles build"},
@@ -254,6 +266,25 @@ def _build(
             write_tileset(tileset, folder / "tileset.json")
             result.bytes += (folder / "tileset.json").stat().st_size
         result.status = "built"
+
+
+def _batches(
+    nodes: list[TileNode], index: FeatureIndex, max_triangles: int
+) -> list[list[TileNode]]:
+    """Consecutive tiles grouped so that each group holds about ``max_triangles``."""
+    batches: list[list[TileNode]] = []
+    current: list[TileNode] = []
+    weight = 0
+    for node in nodes:
+        node_weight = int(index.triangles[node.rows].sum())
+        if current and weight + node_weight > max_triangles:
+            batches.append(current)
+            current, weight = [], 0
+        current.append(node)
+        weight += node_weight
+    if current:
+        batches.append(current)
+    return batches
 
 
 def _region(box: npt.NDArray[np.float64], srid: int) -> list[float]:

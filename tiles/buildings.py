@@ -166,14 +166,31 @@ def _triangles_from_iso_wkb(
     return coordinates.reshape(-1, 4, 3)[:, :3].copy(), owner
 
 
+Row = tuple[Any, ...]
+
+
+def fetch_rows(connection: Connection[Any], ids: npt.NDArray[np.int64]) -> dict[int, Row]:
+    """The content rows of the elements ``ids`` (one query for a batch of tiles), by id."""
+    with connection.cursor(binary=True) as cursor:
+        cursor.execute(CONTENT_SQL, (ids.tolist(),))
+        return {int(row[0]): row for row in cursor.fetchall()}
+
+
 def tile_content(
     connection: Connection[Any], ids: npt.NDArray[np.int64], frame: TileFrame, *, leaf: bool
 ) -> tuple[MeshParts, FeatureTable]:
-    """Meshes and the property table of the elements ``ids`` (feature id = row order)."""
+    """Meshes and the property table of the elements ``ids`` (feature id = order of ids)."""
+    found = fetch_rows(connection, ids)
+    keys = sorted(int(i) for i in ids if int(i) in found)
+    return mesh_tile([(k, found[k]) for k in keys], frame, leaf=leaf)
+
+
+def mesh_tile(
+    keyed_rows: list[tuple[int, Row]], frame: TileFrame, *, leaf: bool
+) -> tuple[MeshParts, FeatureTable]:
+    """Meshes and the property table of one tile's elements (feature id = position)."""
     del leaf  # element meshes are written as they are at every level
-    with connection.cursor(binary=True) as cursor:
-        cursor.execute(CONTENT_SQL, (ids.tolist(),))
-        rows = cursor.fetchall()
+    rows = [row for _, row in keyed_rows]
     triangles, owner = triangles_from_wkb([row[1] for row in rows])
     local = frame.to_local(triangles.reshape(-1, 3)).reshape(-1, 3, 3)
     colours = np.array([_colour(row[2], row[4]) for row in rows], dtype=np.uint8).reshape(-1, 4)

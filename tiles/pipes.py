@@ -185,15 +185,35 @@ def _section(shape: str, diameter: float | None, width: float | None, height: fl
     return shape
 
 
+Row = tuple[Any, ...]
+
+
+def fetch_rows(connection: Connection[Any], ids: npt.NDArray[np.int64]) -> dict[int, Row]:
+    """Content rows of segments (ids > 0) and node features (ids < 0), keyed by index id."""
+    out: dict[int, Row] = {}
+    with connection.cursor(binary=True) as cursor:
+        cursor.execute(SEGMENT_SQL, {"ids": ids[ids > 0].tolist(), "default": DEFAULT_DIAMETER_MM})
+        out.update((int(row[0]), row) for row in cursor.fetchall())
+        cursor.execute(NODE_SQL, {"ids": (-ids[ids < 0]).tolist(), "half": MARKER_SIZE / 2})
+        out.update((-int(row[0]), row) for row in cursor.fetchall())
+    return out
+
+
 def tile_content(
     connection: Connection[Any], ids: npt.NDArray[np.int64], frame: TileFrame, *, leaf: bool
 ) -> tuple[MeshParts, FeatureTable]:
     """Solids and the property table of segments (ids > 0) and node features (ids < 0)."""
-    with connection.cursor(binary=True) as cursor:
-        cursor.execute(SEGMENT_SQL, {"ids": ids[ids > 0].tolist(), "default": DEFAULT_DIAMETER_MM})
-        segments = cursor.fetchall()
-        cursor.execute(NODE_SQL, {"ids": (-ids[ids < 0]).tolist(), "half": MARKER_SIZE / 2})
-        nodes = cursor.fetchall()
+    found = fetch_rows(connection, ids)
+    keys = sorted((int(i) for i in ids if int(i) in found), key=lambda k: (k < 0, abs(k)))
+    return mesh_tile([(k, found[k]) for k in keys], frame, leaf=leaf)
+
+
+def mesh_tile(
+    keyed_rows: list[tuple[int, Row]], frame: TileFrame, *, leaf: bool
+) -> tuple[MeshParts, FeatureTable]:
+    """Solids and the property table of one tile: segments first, then node features."""
+    segments = [row for key, row in keyed_rows if key > 0]
+    nodes = [row for key, row in keyed_rows if key < 0]
     parts = MeshParts()
     _segment_solids(parts, segments, frame, leaf)
     _node_solids(parts, nodes, frame, first_id=len(segments))
