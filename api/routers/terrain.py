@@ -105,9 +105,9 @@ def profile(session: SessionDep, body: ProfileRequest) -> dict[str, Any]:
     }
 
 
-@router.api_route(
+@router.head("/terrain/layer.json", include_in_schema=False, response_class=Response)
+@router.get(
     "/terrain/layer.json",
-    methods=["GET", "HEAD"],
     summary="Quantized-mesh layer description (CesiumTerrainProvider)",
     response_class=Response,
 )
@@ -117,9 +117,9 @@ def layer_json(request: Request, settings: SettingsDep) -> Response:
     return file_response(request, file, cache_control=REVALIDATE)
 
 
-@router.api_route(
+@router.head("/terrain/{z}/{x}/{y}.terrain", include_in_schema=False, response_class=Response)
+@router.get(
     "/terrain/{z}/{x}/{y}.terrain",
-    methods=["GET", "HEAD"],
     summary="One quantized-mesh-1.0 terrain tile (TMS)",
     response_class=Response,
 )
