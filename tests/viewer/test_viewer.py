@@ -187,10 +187,17 @@ def test_click_on_a_building_picks_the_guid_seen_from_above(
 
 
 def test_screenshot_of_the_demo_city(viewer: ViewerPage, demo_city: DemoCity) -> None:
-    """Written to test-artifacts/viewer.png: look at it whenever the viewer changes."""
-    viewer.page.evaluate("() => cim.showDemoView()")
-    harness.wait_settled(viewer.page)
+    """test-artifacts/viewer.png (whole city) and viewer-building.png (the IFC building, pipes
+    under translucent ground): look at them whenever the viewer changes."""
     ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / "viewer.png"
-    viewer.page.screenshot(path=str(path))
-    assert path.stat().st_size > 50_000  # a blank or single-colour frame compresses far smaller
+    for name, show in (
+        ("viewer.png", "cim.showCity(0)"),
+        ("viewer-building.png", "cim.showDemoView()"),
+    ):
+        viewer.page.evaluate(f"() => {show}")
+        harness.wait_settled(viewer.page)
+        viewer.page.evaluate("() => cim.viewer.render()")
+        path = ARTIFACTS / name
+        viewer.page.screenshot(path=str(path))
+        assert path.stat().st_size > 50_000  # a blank or one-colour frame compresses far smaller
+    viewer.page.evaluate("() => cim.setUnderground(false)")

@@ -22,7 +22,8 @@ const cim = (window.cim = {
 // OGC API collections shown as GeoJSON, with the first collection id that exists.
 const FEATURE_LAYERS = [
   { key: "hazards", label: "Hazard zones", ids: ["hazard_zones", "hazards"], style: "hazard" },
-  { key: "population", label: "Population", ids: ["population_units", "population"], style: "population" },
+  // hundreds of draped polygons: off until asked for, so the first view stays quick
+  { key: "population", label: "Population", ids: ["population_units", "population"], style: "population", hidden: true },
   { key: "shelters", label: "Shelters", ids: ["shelters"], style: "shelter" },
   { key: "shelter_zones", label: "Shelter zones", ids: ["shelter_zones"], style: "zone" },
 ];
@@ -198,13 +199,15 @@ function buildLegend(classes) {
 }
 
 function featureStyle(kind, properties) {
-  if (kind === "hazard") return { fill: Cesium.Color.RED.withAlpha(0.3), outline: Cesium.Color.RED };
+  if (kind === "hazard") return { fill: Cesium.Color.RED.withAlpha(0.35), outline: Cesium.Color.RED, zIndex: 2 };
   if (kind === "population") {
-    return { fill: Cesium.Color.fromCssColorString("#8e7cc3").withAlpha(0.25), outline: Cesium.Color.WHITE.withAlpha(0.4) };
+    // residents per block: the more, the more opaque the violet
+    const alpha = Math.min(0.55, 0.08 + Number(properties.population || 0) / 1500);
+    return { fill: Cesium.Color.fromCssColorString("#8e7cc3").withAlpha(alpha), outline: Cesium.Color.WHITE, zIndex: 1 };
   }
   if (kind === "zone") {
     const ratio = Number(properties.load_ratio ?? properties.loadRatio ?? 0);
-    return { fill: loadRatioColour(ratio).withAlpha(0.45), outline: Cesium.Color.WHITE };
+    return { fill: loadRatioColour(ratio).withAlpha(0.45), outline: Cesium.Color.WHITE, zIndex: 3 };
   }
   return { fill: Cesium.Color.fromCssColorString("#2ecc71"), outline: Cesium.Color.WHITE };
 }
@@ -219,9 +222,9 @@ cim.loadRatioColour = loadRatioColour;
 async function addFeatureLayer(viewer, layer, collectionId, query = "") {
   try {
     const url = `/collections/${collectionId}/items?limit=10000${query}`;
-    const source = await Cesium.GeoJsonDataSource.load(await getJson(url, {
-      headers: { Accept: "application/geo+json" },
-    }));
+    const data = await getJson(url, { headers: { Accept: "application/geo+json" } });
+    // Draped on the terrain (ground primitives): 2D polygons would otherwise sit at height 0.
+    const source = await Cesium.GeoJsonDataSource.load(data, { clampToGround: true });
     for (const entity of source.entities.values) {
       const properties = entity.properties ? entity.properties.getValue(Cesium.JulianDate.now()) : {};
       const style = featureStyle(layer.style, properties || {});
@@ -229,6 +232,7 @@ async function addFeatureLayer(viewer, layer, collectionId, query = "") {
         entity.polygon.material = style.fill;
         entity.polygon.outline = false;
         entity.polygon.classificationType = Cesium.ClassificationType.TERRAIN;
+        entity.polygon.zIndex = style.zIndex || 0;
       } else if (entity.billboard || entity.point) {
         entity.billboard = undefined;
         entity.point = new Cesium.PointGraphics({
@@ -243,30 +247,40 @@ async function addFeatureLayer(viewer, layer, collectionId, query = "") {
     }
     const previous = cim.geojson[layer.key];
     if (previous) viewer.dataSources.remove(previous, true);
+    source.show = !layer.hidden;
     await viewer.dataSources.add(source);
     cim.geojson[layer.key] = source;
     if (!previous) {
-      addToggle("layers", layer.label, true, (on) => {
+      addToggle("layers", layer.label, !layer.hidden, (on) => {
+        layer.hidden = !on;
+        if (on) renderUntilBuilt();
         cim.geojson[layer.key].show = on;
         viewer.scene.requestRender();
       });
     }
-    renderFor(3000);
+    renderUntilBuilt();
   } catch (error) {
     fail(layer.label, error);
   }
 }
 
-function renderFor(ms) {
-  // Entity geometry is built by web workers over several frames; request-render mode would
-  // stop after the first, so render continuously for a moment.
+function renderUntilBuilt() {
+  // Entity geometry (polygons on the terrain) is built by web workers over many frames, and
+  // request-render mode would stop after the first: render continuously until the data
+  // sources report ready for a few frames in a row.
   const scene = cim.viewer.scene;
+  if (!scene.requestRenderMode) return;
   scene.requestRenderMode = false;
-  clearTimeout(cim.renderTimer);
-  cim.renderTimer = setTimeout(() => {
-    scene.requestRenderMode = true;
-    scene.requestRender();
-  }, ms);
+  let readyFrames = 0;
+  const check = () => {
+    readyFrames = cim.viewer.dataSourceDisplay.ready ? readyFrames + 1 : 0;
+    if (readyFrames >= 5) {
+      scene.postRender.removeEventListener(check);
+      scene.requestRenderMode = true;
+      scene.requestRender();
+    }
+  };
+  scene.postRender.addEventListener(check);
 }
 cim.addFeatureLayer = (key, query) => {
   const layer = FEATURE_LAYERS.find((l) => l.key === key);
@@ -389,7 +403,11 @@ function showCity(duration = 0) {
     bbox: [Math.min(a.bbox[0], d.bbox[0]), Math.min(a.bbox[1], d.bbox[1]), Math.max(a.bbox[2], d.bbox[2]), Math.max(a.bbox[3], d.bbox[3])],
     heights: [Math.min(a.heights[0], (d.heights || [0])[0]), Math.max(a.heights[1], (d.heights || [0, 0])[1])],
   }), { bbox: boxes[0].bbox, heights: boxes[0].heights || [0, 0] });
-  flyToDataset(union, duration);
+  if (duration > 0) return flyToDataset(union, duration);
+  flyToDataset(union, 0);
+  // shift the city right of the layer panel
+  cim.viewer.camera.moveLeft(datasetSphere(union).radius * 0.3);
+  cim.viewer.scene.requestRender();
 }
 cim.showCity = showCity;
 
@@ -399,8 +417,10 @@ cim.showDemoView = () => {
   const focus = cim.datasets.find((d) => d.kind === "ifc" && d.bbox)
     || cim.datasets.find((d) => d.kind === "pipes" && d.bbox);
   if (!focus) return showCity();
+  // Underground mode on, so the pipes below the translucent ground show beside the building.
+  cim.setUnderground(true);
   cim.viewer.camera.flyToBoundingSphere(datasetSphere(focus), {
-    offset: new Cesium.HeadingPitchRange(Cesium.Math.toRadians(35), Cesium.Math.toRadians(-28), 140),
+    offset: new Cesium.HeadingPitchRange(Cesium.Math.toRadians(35), Cesium.Math.toRadians(-32), 260),
     duration: 0,
   });
   cim.viewer.scene.requestRender();
