@@ -43,6 +43,15 @@ def require_admin(principal: PrincipalDep) -> Principal:
 AdminDep = Annotated[Principal, Depends(require_admin)]
 
 
+def require_analyst(principal: PrincipalDep) -> Principal:
+    """Dependency of analyses that store results (shelter plans): analyst or admin."""
+    require_role(principal, "analyst")
+    return principal
+
+
+AnalystDep = Annotated[Principal, Depends(require_analyst)]
+
+
 def client_address(request: Request) -> str | None:
     """The caller's address for the audit log (after proxy headers, as uvicorn resolves them)."""
     return request.client.host if request.client else None

@@ -61,7 +61,7 @@ def upgrade() -> None:
         ),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint("role IN ('reader', 'editor', 'admin')", name=op.f("ck_api_key_role")),
+        sa.CheckConstraint("role IN ('reader', 'analyst', 'admin')", name=op.f("ck_api_key_role")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_key")),
         sa.UniqueConstraint("key_hash", name=op.f("uq_api_key_key_hash")),
     )

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
-from api.auth import AdminDep
+from api.auth import AnalystDep
 from api.deps import SessionDep
 from cim.services import shelter_plan, shelter_suggest, shelter_zones
 
@@ -15,11 +15,11 @@ router = APIRouter(prefix="/analysis/shelters", tags=["shelters"])
 
 @router.post("/plans", status_code=status.HTTP_201_CREATED, summary="Compute a shelter plan")
 def create_plan(
-    params: shelter_plan.PlanParameters, session: SessionDep, principal: AdminDep
+    params: shelter_plan.PlanParameters, session: SessionDep, principal: AnalystDep
 ) -> dict[str, Any]:
     """Assign residents to shelters optimally (max covered, then min person-distance) and store
     the plan: per-shelter load and zone, uncovered persons with their reason, statistics.
-    Storing a plan is a write, so it needs an admin key like every write."""
+    Storing a plan writes analysis results, so it needs an analyst (or admin) key."""
     return shelter_plan.create_plan(session, params=params)
 
 

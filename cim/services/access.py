@@ -1,8 +1,9 @@
 """API keys, roles and the read policy of collections; the audit log of sensitive access.
 
 A key's secret is shown once at creation; only its sha256 is stored. Roles are ranked
-``reader`` < ``editor`` < ``admin``: any role may read sensitive utility classes, ``admin`` is
-needed to change data (imports, deletes). Anonymous callers read the public collections only,
+``reader`` < ``analyst`` < ``admin``: any role may read sensitive utility classes, ``analyst``
+may also store analysis results (shelter plans), ``admin`` is needed to change data (imports,
+deletes). Anonymous callers read the public collections only,
 and never the pipes of sensitive classes (gas RQ and power DL by default).
 """
 

@@ -25,11 +25,11 @@ def city(engine: Engine) -> Iterator[City]:
 
 @pytest.fixture(scope="module")
 def keys(engine: Engine) -> Iterator[dict[str, str]]:
-    """A secret per role: reader, editor, admin (deleted afterwards)."""
+    """A secret per role: reader, analyst, admin (deleted afterwards)."""
     secrets: dict[str, str] = {}
     ids = []
     with Session(engine) as session, session.begin():
-        for role in ("reader", "editor", "admin"):
+        for role in ("reader", "analyst", "admin"):
             key, secret = create_key(session, name=f"test {role}", role=role)
             secrets[role] = secret
             ids.append(key.id)

@@ -66,7 +66,7 @@ def test_cli_key_lifecycle_controls_access(
         conn.commit()
     assert actions == {"key-create", "key-revoke"}
     bad_role = subprocess.run(
-        [CIM, "keys", "create", "x", "--role", "analyst"],
+        [CIM, "keys", "create", "x", "--role", "superuser"],
         env=cli_env(database_url),
         capture_output=True,
         text=True,

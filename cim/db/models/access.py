@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from cim.db.base import Base
 
-ROLES = ("reader", "editor", "admin")
+ROLES = ("reader", "analyst", "admin")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed")
 
 
