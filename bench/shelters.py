@@ -108,6 +108,8 @@ def _scale(url: str | None, units: int, shelters: int, spacing: float) -> dict[s
         "plan_s": round(seconds, 2),
         "query_s": stats["seconds"]["query"],
         "solve_s": stats["solver"]["seconds"],
+        "store_s": stats["seconds"]["store"],
+        "zones_s": stats["seconds"]["zones"],
         "pairs_and_solve_s": round(stats["seconds"]["query"] + stats["solver"]["seconds"], 2),
         "coverage": round(stats["coverage_ratio"], 4),
     }

@@ -330,6 +330,7 @@ def create_plan(
         else solve_unsplit(problem, time_limit_s=params.time_limit_s)
     )
     note("storing the plan")
+    store_started = time.perf_counter()
     plan = ShelterPlan(name=params.name, parameters=params.model_dump(mode="json"), stats={})
     session.add(plan)
     session.flush()
@@ -372,7 +373,9 @@ def create_plan(
     load = np.bincount(
         problem.pair_shelter[used], weights=solution.flow[used], minlength=len(usable_list)
     )
+    store_s = time.perf_counter() - store_started
     note("building zones")
+    zones_started = time.perf_counter()
     # Point units are already known from their coordinates; fetch only the polygons.
     unit_geoms = np.asarray(shapely.points(units["x"], units["y"]), dtype=object)
     polygons = session.execute(
@@ -409,6 +412,7 @@ def create_plan(
             for j, s in enumerate(usable_list)
         ),
     )
+    zones_s = time.perf_counter() - zones_started
     total = float(problem.demand.sum())
     by_reason = {r: float(uncovered[reason == r].sum()) for r in REASONS}
     covered_d = problem.pair_distance[used]
@@ -443,7 +447,12 @@ def create_plan(
             "gap": solution.gap,
             "seconds": round(solution.seconds, 3),
         },
-        "seconds": {"query": round(query_s, 3), "total": round(time.perf_counter() - started, 3)},
+        "seconds": {
+            "query": round(query_s, 3),
+            "store": round(store_s, 3),
+            "zones": round(zones_s, 3),
+            "total": round(time.perf_counter() - started, 3),
+        },
         "levels": {
             k: {"radius_m": v.radius_m, "area_per_person_m2": v.area_per_person_m2}
             for k, v in levels.items()
