@@ -6,9 +6,9 @@ has room: first the covered population is maximised, then the total person-dista
 join, one query per level with that level's radius, never from all pairs. A shelter is unusable
 when its site intersects a zone of an excluded hazard kind, or when its capacity is unknown.
 Uncovered persons keep a reason: ``out_of_reach`` (no shelter within reach), ``in_hazard_zone``
-(only hazard-excluded shelters within reach) or ``over_capacity`` (usable shelters within reach
-are full). Distances are straight lines in the (metric) storage CRS from a unit's point on
-surface to the shelter site (0 inside a site polygon).
+(only hazard-excluded or not-designated shelters within reach) or ``over_capacity`` (usable
+shelters within reach are full). Distances are straight lines in the (metric) storage CRS
+from a unit's point on surface to the shelter site (0 inside a site polygon).
 """
 
 from __future__ import annotations
@@ -308,7 +308,8 @@ def create_plan(
     usable_index[[j for j, s in enumerate(shelters) if s["unusable"] is None]] = np.arange(
         len(usable_list)
     )
-    blocked = np.array([s["unusable"] == "in_hazard_zone" for s in shelters], dtype=bool)
+    hazard_reasons = ("in_hazard_zone", "not_designated")
+    blocked = np.array([s["unusable"] in hazard_reasons for s in shelters], dtype=bool)
     position = order[np.searchsorted(shelter_ids, all_pairs["shelter"], sorter=order)]
     keep = usable_index[position] >= 0
     reach_usable = np.zeros(n_units, dtype=bool)
