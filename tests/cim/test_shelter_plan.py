@@ -105,7 +105,20 @@ def test_no_usable_shelter_inside_an_excluded_hazard(cambridge: Session) -> None
     assert used and not (used & in_flood)
     unusable = plan["stats"]["unusable_shelters"]
     assert unusable[str(moved)]["reason"] == "in_hazard_zone"
-    assert plan["stats"]["uncovered_by_reason"]["in_hazard_zone"] >= 0
+    # Units whose only shelters within 1,000 m are in a flood zone: "in_hazard_zone", and
+    # nobody else. Counted independently in SQL.
+    expected = _rows(
+        cambridge,
+        """SELECT coalesce(sum(u.population), 0) FROM population_unit u
+           WHERE EXISTS (SELECT 1 FROM shelter s WHERE s.id = ANY(:flooded)
+                           AND ST_DWithin(ST_PointOnSurface(u.geom), s.geom, 1000))
+             AND NOT EXISTS (SELECT 1 FROM shelter s WHERE NOT s.id = ANY(:flooded)
+                           AND s.capacity IS NOT NULL
+                           AND ST_DWithin(ST_PointOnSurface(u.geom), s.geom, 1000))""",
+        flooded=sorted(in_flood),
+    )[0][0]
+    assert expected > 0
+    assert plan["stats"]["uncovered_by_reason"]["in_hazard_zone"] == pytest.approx(expected)
     # Without exclusion the moved shelter is used again.
     free = create_plan(cambridge, params=PlanParameters(exclude_hazards=[]))
     assert moved in {s["shelter_id"] for s in free["shelters"] if s["population"] > 0}
