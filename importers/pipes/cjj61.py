@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cim.crs import crs_label
 from cim.errors import ImportFailed, InvalidInput
 from cim.utilities import is_gravity, resolve_utility
 from importers.pipes.mapping import Mapping, Table, resolve_headers, translate_values
@@ -265,7 +266,7 @@ def read_cjj61(
         nodes=nodes,
         segments=segments,
         source_format="cjj61",
-        source_crs=None,
+        source_crs=crs_label(placement.source_crs(mapping.crs, what=paths[0].name)),
         units={"length": "m", "diameter": "mm"},
         warnings=warnings,
     )

@@ -159,6 +159,7 @@ def test_ky4_sample_imports_with_real_ground(engine: Engine, clean_tables: None)
     point_csv = pd.read_csv(SAMPLE / "JS_POINT.csv", encoding="utf-8-sig", dtype=str)
     line_csv = pd.read_csv(SAMPLE / "JS_LINE.csv", encoding="utf-8-sig", dtype=str)
     result = run(engine, SAMPLE / "JS_POINT.csv", SAMPLE / "JS_LINE.csv", crs="EPSG:32616")
+    assert result.dataset["source_crs"] == "EPSG:32616"
     stored = nodes(engine, result.dataset["id"])
     links = segments(engine, result.dataset["id"])
     assert len(stored) == len(point_csv) and len(links) == len(line_csv)
