@@ -10,6 +10,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg.errors import QueryCanceled
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -70,6 +71,15 @@ async def _cim_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(getattr(exc, "orig", None), QueryCanceled):
+        # The per-request statement timeout fired: the database is up, the request too heavy.
+        logger.warning("statement timeout on %s %s", request.method, request.url.path)
+        return problem(
+            503,
+            "QueryTimeout",
+            "the query took longer than the statement timeout; narrow the request "
+            "(a smaller bbox, a lower limit, a more selective filter)",
+        )
     logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
     return problem(
         503,

@@ -14,7 +14,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
 
+from api.deps import SessionDep
+from api.main import create_app
+from cim.config import CimSettings
 from cim.db import migrate
 from cim.db.embedded import EmbeddedCluster
 from cim.db.engine import make_engine
@@ -89,3 +94,20 @@ def test_database_restart_gives_503_then_recovers(own_cluster: EmbeddedCluster) 
             server.kill()
             _, stderr = server.communicate()
     assert "Traceback" not in (stderr or ""), stderr[-2000:]
+
+
+def test_statement_timeout_is_a_clear_problem(settings: CimSettings) -> None:
+    """A query cut by the statement timeout is a 503 QueryTimeout, not 'database down'."""
+    settings = settings.model_copy(update={"statement_timeout_ms": 200})
+    app = create_app(settings)
+
+    @app.get("/slow")
+    def slow(session: SessionDep) -> dict[str, str]:
+        session.execute(text("SELECT pg_sleep(2)"))
+        return {"done": "yes"}
+
+    with TestClient(app) as client:
+        response = client.get("/slow")
+    assert response.status_code == 503
+    assert response.json()["title"] == "QueryTimeout"
+    assert "statement timeout" in response.json()["detail"]
