@@ -21,6 +21,7 @@ import rasterio
 from matplotlib.tri import LinearTriInterpolator, Triangulation
 from pyproj import Transformer
 from rasterio.enums import Resampling
+from rasterio.transform import from_origin
 from rasterio.warp import calculate_default_transform, reproject
 
 from cim.db.engine import make_engine
@@ -29,6 +30,7 @@ from importers.terrain import import_terrain
 from tests.conftest import CIM, cli_env
 from tests.terrain_support import TERRAIN, bilinear, delete_datasets, srid_database_url
 from tiles.terrain import build_terrain
+from tiles.terrain.sampler import HeightSampler, load_dems
 
 MAX_ZOOM = 11
 
@@ -298,3 +300,37 @@ def test_cim_tiles_build_layer_terrain(
     assert layer["maxzoom"] == 12 and summary["tiles"] == len(
         list((tmp_path / "data" / "tiles" / "terrain").rglob("*.terrain"))
     )
+
+
+def test_tiles_follow_the_overlap_rule(server_url: str, tmp_path: Path) -> None:
+    """Finest DEM wins, its nodata falls through to the coarser one, 0 outside both."""
+    engine = make_engine(srid_database_url(server_url, 32616))
+    delete_datasets(engine)
+    try:
+        for name, size, value, hole in (
+            ("coarse", 30.0, 100.0, False),
+            ("fine", 10.0, 500.0, True),
+        ):
+            cells = int(3000 / size)
+            values = np.full((cells, cells), value, dtype="float32")
+            if hole:
+                values[: cells // 2, : cells // 2] = -9999.0  # north-west quarter missing
+            path = tmp_path / f"{name}.tif"
+            profile = {"driver": "GTiff", "width": cells, "height": cells, "count": 1}
+            profile |= {"dtype": "float32", "crs": "EPSG:32616", "nodata": -9999.0}
+            with rasterio.open(
+                path, "w", transform=from_origin(620000, 4213000, size, size), **profile
+            ) as dst:
+                dst.write(values, 1)
+            import_terrain(engine, path)
+        srid, dems = load_dems(engine)
+        assert [d.resolution for d in dems] == [10.0, 30.0]
+        sampler = HeightSampler(srid, dems)
+        # In the fine DEM; in its nodata quarter (coarse answers); west of both DEMs.
+        xs, ys = [622500, 620500, 619000], [4211000, 4212500, 4211000]
+        lon, lat = Transformer.from_crs(32616, 4326, always_xy=True).transform(xs, ys)
+        heights = sampler.heights(np.asarray(lon), np.asarray(lat))
+        assert heights.tolist() == [500.0, 100.0, 0.0]
+    finally:
+        delete_datasets(engine)
+        engine.dispose()
