@@ -7,13 +7,14 @@ Charts come as JSON, or as SVG with ``format=svg``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.deps import SessionDep
+from api.auth import PrincipalDep
+from api.deps import SessionDep, SettingsDep
 from cim.services import (
     pipes_clash,
     pipes_clearance,
@@ -32,6 +33,15 @@ from cim.services.pipes_common import (
 )
 
 router = APIRouter(prefix="/analysis/pipes", tags=["pipe analyses"])
+
+
+def hidden_utilities(principal: PrincipalDep, settings: SettingsDep) -> frozenset[str]:
+    """Classes an anonymous caller may not see (CIM_SENSITIVE_UTILITIES, gas and power by
+    default): left out of area answers; analyses starting from them answer 401."""
+    return frozenset() if not principal.anonymous else settings.sensitive_utility_set
+
+
+HiddenDep = Annotated[frozenset[str], Depends(hidden_utilities)]
 SVG = "image/svg+xml"
 Geometry = dict[str, Any]
 
@@ -119,7 +129,7 @@ def _out(session: SessionDep, answer: dict[str, Any], target: str | None) -> dic
 
 
 @router.post("/query", summary="Pipes in a bbox, polygon or along a line, with filters")
-def query(body: QueryRequest, session: SessionDep) -> dict[str, Any]:
+def query(body: QueryRequest, session: SessionDep, hidden: HiddenDep) -> dict[str, Any]:
     """A GeoJSON FeatureCollection (``numberMatched``/``numberReturned``) of matching pipes."""
     srid = session_srid(session)
     answer = pipes_query.query_pipes(
@@ -127,6 +137,7 @@ def query(body: QueryRequest, session: SessionDep) -> dict[str, Any]:
         bbox=body.bbox,
         polygon=geometry_to_storage(body.polygon, body.crs, srid, what="polygon"),
         line=geometry_to_storage(body.line, body.crs, srid, what="line"),
+        hidden_utilities=hidden,
         **body.model_dump(
             exclude={"bbox", "polygon", "line", "crs", "geojson_crs"}, exclude_none=False
         ),
@@ -138,6 +149,7 @@ def query(body: QueryRequest, session: SessionDep) -> dict[str, Any]:
 def section(
     body: SectionRequest,
     session: SessionDep,
+    hidden: HiddenDep,
     format: Literal["json", "svg"] = Query("json", description="json or svg"),
 ) -> dict[str, Any] | Response:
     """Every pipe crossed: offset, centre depth, top/invert elevation, size, colour; ground."""
@@ -147,6 +159,7 @@ def section(
         line=geometry_to_storage(body.line, body.crs, srid, what="line"),
         dataset_id=body.dataset_id,
         utilities=body.utilities,
+        hidden_utilities=hidden,
     )
     if format == "svg":
         return Response(pipes_section.section_svg(answer), media_type=SVG)
@@ -158,19 +171,22 @@ def section(
 )
 def profile(
     session: SessionDep,
+    hidden: HiddenDep,
     from_node: int = Query(description="Start node id."),
     to_node: int = Query(description="End node id."),
     format: Literal["json", "svg"] = Query("json"),
 ) -> dict[str, Any] | Response:
     """Ground line, top/invert per segment, cover, slope, backward slopes along the path."""
-    answer = pipes_profile.longitudinal_profile(session, from_node_id=from_node, to_node_id=to_node)
+    answer = pipes_profile.longitudinal_profile(
+        session, from_node_id=from_node, to_node_id=to_node, hidden_utilities=hidden
+    )
     if format == "svg":
         return Response(pipes_profile.profile_svg(answer), media_type=SVG)
     return answer
 
 
 @router.post("/clearance", summary="GB 50289 clearance check")
-def clearance(body: ClearanceRequest, session: SessionDep) -> dict[str, Any]:
+def clearance(body: ClearanceRequest, session: SessionDep, hidden: HiddenDep) -> dict[str, Any]:
     """Pairs (pipe-pipe, pipe-building) closer than GB 50289-2016 requires, with the rule."""
     srid = session_srid(session)
     return pipes_clearance.check_clearances(
@@ -179,11 +195,12 @@ def clearance(body: ClearanceRequest, session: SessionDep) -> dict[str, Any]:
         area=geometry_to_storage(body.area, body.crs, srid, what="area"),
         kinds=tuple(body.kinds),
         limit=body.limit,
+        hidden_utilities=hidden,
     )
 
 
 @router.post("/clashes", summary="3D clash detection")
-def clashes(body: ClashRequest, session: SessionDep) -> dict[str, Any]:
+def clashes(body: ClashRequest, session: SessionDep, hidden: HiddenDep) -> dict[str, Any]:
     """Pipe-pipe and pipe-building-element clashes with location and overlap."""
     srid = session_srid(session)
     return pipes_clash.detect_clashes(
@@ -192,11 +209,12 @@ def clashes(body: ClashRequest, session: SessionDep) -> dict[str, Any]:
         area=geometry_to_storage(body.area, body.crs, srid, what="area"),
         kinds=tuple(body.kinds),
         limit=body.limit,
+        hidden_utilities=hidden,
     )
 
 
 @router.post("/isolation", summary="Burst-valve isolation (爆管关阀)")
-def isolation(body: IsolationRequest, session: SessionDep) -> dict[str, Any]:
+def isolation(body: IsolationRequest, session: SessionDep, hidden: HiddenDep) -> dict[str, Any]:
     """Valves to close, isolated segments, length, volume, affected nodes; failed valves are
     passed and the ring extends to the next valves."""
     answer = pipes_isolation.isolate_burst(
@@ -206,12 +224,13 @@ def isolation(body: IsolationRequest, session: SessionDep) -> dict[str, Any]:
         dataset_id=body.dataset_id,
         failed_valve_ids=body.failed_valves,
         tolerance_m=body.tolerance_m,
+        hidden_utilities=hidden,
     )
     return _out(session, answer, body.geojson_crs)
 
 
 @router.post("/trace", summary="Upstream/downstream trace or connected component")
-def trace(body: TraceRequest, session: SessionDep) -> dict[str, Any]:
+def trace(body: TraceRequest, session: SessionDep, hidden: HiddenDep) -> dict[str, Any]:
     """Directed on gravity networks, connected component on pressure networks."""
     answer = pipes_trace.trace(
         session,
@@ -222,12 +241,13 @@ def trace(body: TraceRequest, session: SessionDep) -> dict[str, Any]:
         stop_at_valves=body.stop_at_valves,
         stop_at_class_change=body.stop_at_class_change,
         max_distance_m=body.max_distance_m,
+        hidden_utilities=hidden,
     )
     return _out(session, answer, body.geojson_crs)
 
 
 @router.post("/excavation", summary="Excavation impact")
-def excavation(body: ExcavationRequest, session: SessionDep) -> dict[str, Any]:
+def excavation(body: ExcavationRequest, session: SessionDep, hidden: HiddenDep) -> dict[str, Any]:
     """Pipes inside the cut or within the margin: cover, clearances, owners to notify."""
     srid = session_srid(session)
     answer = pipes_excavation.excavation_impact(
@@ -236,6 +256,7 @@ def excavation(body: ExcavationRequest, session: SessionDep) -> dict[str, Any]:
         depth_m=body.depth_m,
         margin_m=body.margin_m,
         dataset_id=body.dataset_id,
+        hidden_utilities=hidden,
     )
     return _out(session, answer, body.geojson_crs)
 

@@ -48,6 +48,7 @@ FROM (
     JOIN pipe_segment b ON b.id + 0 > a.id AND b.dataset_id = ANY(:ds)
          AND ST_DWithin(a.geom, b.geom, :radius)
     WHERE a.dataset_id = ANY(:ds) AND {_area("a")}
+      AND NOT (a.utility = ANY(:hidden)) AND NOT (b.utility = ANY(:hidden))
       AND a.start_node_id <> ALL(ARRAY[b.start_node_id, b.end_node_id])
       AND a.end_node_id <> ALL(ARRAY[b.start_node_id, b.end_node_id])
       AND ST_3DDWithin(a.geom, b.geom, {_radius("a")} + {_radius("b")})
@@ -67,7 +68,7 @@ SELECT a.id, a.code, a.utility, e.id, e.guid, e.ifc_class, e.name,
 FROM pipe_segment a
 JOIN building_element e ON e.mesh IS NOT NULL AND NOT e.is_space
      AND e.mesh && ST_Expand(a.geom, {_radius("a")})
-WHERE a.dataset_id = ANY(:ds) AND {_area("a")}
+WHERE a.dataset_id = ANY(:ds) AND {_area("a")} AND NOT (a.utility = ANY(:hidden))
   AND ST_3DDWithin(a.geom, e.mesh, {_radius("a")})
   AND ST_3DDistance(a.geom, e.mesh) < {_radius("a")}
 ORDER BY overlap DESC, a.id, e.id
@@ -81,6 +82,7 @@ def detect_clashes(
     area: Any | None = None,
     kinds: tuple[str, ...] = ("pipe", "building"),
     limit: int = 1000,
+    hidden_utilities: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Pipe-pipe and pipe-building-element clashes with location and overlap (m)."""
     unknown = set(kinds) - {"pipe", "building"}
@@ -102,7 +104,12 @@ def detect_clashes(
         ).scalar_one()
     )
     no_jit(session)
-    params = {"ds": datasets, "area": area_ewkt, "radius": 2 * widest + 0.001}
+    params = {
+        "ds": datasets,
+        "area": area_ewkt,
+        "radius": 2 * widest + 0.001,
+        "hidden": sorted(hidden_utilities),
+    }
     clashes: list[dict[str, Any]] = []
     total = 0
     if "pipe" in kinds and datasets:

@@ -8,8 +8,10 @@ and evaluated inside PostGIS so only violations travel back:
 * horizontal, pipe-pipe (not crossing, not sharing a node): clear = 2D axis distance - both
   half-widths;
 * horizontal, pipe-building: clear = 2D distance to the footprint - the pipe's half-width;
-* vertical, at each 2D crossing: clear = bottom of the upper pipe - top of the lower pipe, the
-  centreline heights interpolated along each 3D centreline at the crossing.
+* vertical, at the 2D crossing: clear = bottom of the upper pipe - top of the lower pipe, the
+  centreline heights interpolated along each 3D centreline at the crossing point (one point per
+  pair, found as the 2D closest point - a GEOS distance, several times cheaper than an overlay;
+  two pipes crossing twice are checked at one of the crossings).
 """
 
 from __future__ import annotations
@@ -72,13 +74,15 @@ def clearance_rules() -> tuple[dict[str, Any], tuple[Rule, ...]]:
     return raw, tuple(rules)
 
 
-def _rule_rows(kind: str) -> dict[str, list[Any]]:
+def _rule_rows(kind: str, hidden: frozenset[str] = frozenset()) -> dict[str, list[Any]]:
     """Rules of one kind as column arrays, each pipe-pipe rule in both orientations."""
     columns: dict[str, list[Any]] = {
         k: [] for k in ("rid", "au", "ap", "amin", "amax", "bu", "bp", "bmin", "bmax", "req")
     }
     for rule in clearance_rules()[1]:
-        if rule.kind != kind:
+        if rule.kind != kind or rule.a["utility"] in hidden:
+            continue
+        if rule.b is not None and rule.b["utility"] in hidden:
             continue
         # a rule between identical selectors (JS-JS) must not match a pair twice
         symmetric = rule.b is None or rule.a == rule.b
@@ -204,7 +208,7 @@ FROM (
             ST_Z(ST_LineInterpolatePoint(x.bg, ST_LineLocatePoint(ST_Force2D(x.bg), x.p))) AS zb
         FROM (
             SELECT a.id AS aid, b.id AS bid, a.geom AS ag, b.geom AS bg, {va} AS va, {vb} AS vb,
-                   (ST_Dump(ST_Intersection(ST_Force2D(a.geom), ST_Force2D(b.geom)))).geom AS p
+                   ST_ClosestPoint(ST_Force2D(a.geom), ST_Force2D(b.geom)) AS p
             FROM pipe_segment a JOIN pipe_segment b ON ST_Intersects(a.geom, b.geom)
             WHERE {PAIRS_WHERE} AND {_area_filter("a")}
               -- pairs whose height ranges are far apart cannot break a vertical rule
@@ -212,7 +216,6 @@ FROM (
               AND ST_ZMax(b.geom) + {vb} + :radius >= ST_ZMin(a.geom) - {va}
             OFFSET 0
         ) x
-        WHERE GeometryType(x.p) = 'POINT'
     ) c
 ) z
 JOIN pipe_segment a ON a.id = z.aid
@@ -231,6 +234,7 @@ def check_clearances(
     area: Any | None = None,
     kinds: tuple[str, ...] = ("horizontal", "building", "vertical"),
     limit: int = 1000,
+    hidden_utilities: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Every pair that breaks a GB 50289 rule, city-wide or within ``area`` (a polygon)."""
     unknown = set(kinds) - {"horizontal", "building", "vertical"}
@@ -264,7 +268,7 @@ def check_clearances(
             continue
         radius = max(r.required_m for r in rows_of_kind) + 2 * float(widest) + 0.001
         params = {
-            **_rule_rows(kind),
+            **_rule_rows(kind, hidden_utilities),
             "syn_raw": raw_syn,
             "syn_cls": syn_cls,
             "ds": datasets,

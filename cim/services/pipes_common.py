@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.db.migrate import recorded_srid
-from cim.errors import ConfigError, InvalidInput, NotFound
+from cim.errors import AuthenticationRequired, ConfigError, InvalidInput, NotFound
 from cim.utilities import hex_colour_of, utility_class
 
 # Horizontal / vertical half-size (m) of a section as SQL over the alias {t}.
@@ -137,6 +137,14 @@ def parse_polygon(value: Any, *, what: str = "polygon") -> BaseGeometry:
 def ewkt(geom: BaseGeometry, srid: int) -> str:
     """EWKT of ``geom`` for ``ST_GeomFromEWKT`` parameters."""
     return f"SRID={srid};{geom.wkt}"
+
+
+def refuse_hidden(utility: str, hidden: frozenset[str]) -> None:
+    """AuthenticationRequired when an anonymous caller asks about a sensitive class (gas, power)."""
+    if utility.upper() in hidden:
+        raise AuthenticationRequired(
+            f"{utility} pipes are sensitive: send an API key to analyse them"
+        )
 
 
 def no_jit(session: Session) -> None:

@@ -46,6 +46,7 @@ def excavation_impact(
     depth_m: float,
     margin_m: float = 1.0,
     dataset_id: int | None = None,
+    hidden_utilities: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Pipes affected by digging ``polygon`` ``depth_m`` deep, and those within ``margin_m``."""
     if not depth_m > 0:
@@ -66,10 +67,16 @@ def excavation_impact(
             JOIN pipe_node a ON a.id = s.start_node_id
             JOIN pipe_node b ON b.id = s.end_node_id
             WHERE s.dataset_id = ANY(:ds) AND ST_DWithin(s.geom, ST_GeomFromEWKT(:cut), :margin)
+              AND NOT (s.utility = ANY(:hidden))
             ORDER BY s.id
             """
         ),
-        {"ds": pipe_dataset_ids(session, dataset_id), "cut": ewkt(cut, srid), "margin": margin_m},
+        {
+            "ds": pipe_dataset_ids(session, dataset_id),
+            "cut": ewkt(cut, srid),
+            "margin": margin_m,
+            "hidden": sorted(hidden_utilities),
+        },
     ).all()
     zone = cut.buffer(margin_m) if margin_m > 0 else cut
     terrain = has_terrain(session)

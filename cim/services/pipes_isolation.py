@@ -23,6 +23,7 @@ from cim.services.pipes_common import (
     feature_collection,
     node_features,
     pipe_dataset_ids,
+    refuse_hidden,
     segment_features,
     session_srid,
 )
@@ -94,6 +95,7 @@ def isolate_burst(
     failed_valve_ids: list[int] | None = None,
     tolerance_m: float = 50.0,
     with_geojson: bool = True,
+    hidden_utilities: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Valves to close for a burst on ``segment_id`` (or the pressure pipe nearest ``point``)."""
     srid = session_srid(session)
@@ -107,7 +109,7 @@ def isolate_burst(
             y=point[1],
             srid=srid,
             dataset_ids=pipe_dataset_ids(session, dataset_id),
-            utilities=["JS", "RQ", "RL", "GY"],
+            utilities=[u for u in ("JS", "RQ", "RL", "GY") if u not in hidden_utilities],
             tolerance_m=tolerance_m,
         )
     dataset = dataset_of_segment(session, segment_id)
@@ -116,6 +118,7 @@ def isolate_burst(
     graph = load_graph(session, dataset)
     start = graph.segment_index(segment_id)
     utility = graph.segment_utility[start]
+    refuse_hidden(utility, hidden_utilities)
     if not is_pressure(utility):
         raise InvalidInput(f"segment {segment_id} is class {utility}; {PRESSURE_HINT}")
     failed: set[int] = set()

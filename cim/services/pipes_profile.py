@@ -19,6 +19,7 @@ from cim.services import pipes_svg as svg
 from cim.services.pipes_common import (
     class_info,
     has_terrain,
+    refuse_hidden,
     round_or_none,
     section_label,
     session_srid,
@@ -30,7 +31,13 @@ from cim.utilities import is_gravity
 SLOPE_EPSILON = 1e-6
 
 
-def longitudinal_profile(session: Session, *, from_node_id: int, to_node_id: int) -> dict[str, Any]:
+def longitudinal_profile(
+    session: Session,
+    *,
+    from_node_id: int,
+    to_node_id: int,
+    hidden_utilities: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
     """Ground line, top/invert per segment, cover, slope and backward slopes from A to B."""
     if from_node_id == to_node_id:
         raise InvalidInput("a profile needs two different nodes")
@@ -41,6 +48,8 @@ def longitudinal_profile(session: Session, *, from_node_id: int, to_node_id: int
     path_nodes, path_segments = graph.shortest_path(
         graph.node_index(from_node_id), graph.node_index(to_node_id)
     )
+    for segment in path_segments:
+        refuse_hidden(graph.segment_utility[segment], hidden_utilities)
     node_ids = [int(graph.node_ids[n]) for n in path_nodes]
     segment_ids = [int(graph.segment_ids[s]) for s in path_segments]
     nodes = {

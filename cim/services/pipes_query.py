@@ -37,7 +37,7 @@ WITH q AS (
     FROM pipe_segment s
     JOIN pipe_node a ON a.id = s.start_node_id
     JOIN pipe_node b ON b.id = s.end_node_id
-    WHERE s.dataset_id = ANY(:ds) AND {spatial}
+    WHERE s.dataset_id = ANY(:ds) AND {spatial} AND NOT (s.utility = ANY(:hidden))
       AND (CAST(:classes AS text[]) IS NULL
            OR s.utility = ANY(:classes) OR s.subclass = ANY(:classes))
       AND (CAST(:materials AS text[]) IS NULL OR upper(s.material) = ANY(:materials))
@@ -75,6 +75,7 @@ def query_pipes(
     depth_max_m: float | None = None,
     limit: int = 1000,
     offset: int = 0,
+    hidden_utilities: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """A GeoJSON FeatureCollection of the pipes matching every given condition."""
     if sum(x is not None for x in (bbox, polygon, line)) != 1:
@@ -114,6 +115,7 @@ def query_pipes(
             "zmax": depth_max_m,
             "limit": limit,
             "offset": offset,
+            "hidden": sorted(hidden_utilities),
         },
     ).all()
     features = [

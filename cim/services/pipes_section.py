@@ -70,6 +70,7 @@ def cross_section(
     line: Any,
     dataset_id: int | None = None,
     utilities: list[str] | None = None,
+    hidden_utilities: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Pipes crossed by ``line`` (GeoJSON/WKT LineString in the storage CRS), nearest first."""
     geom = parse_line(line)
@@ -81,6 +82,7 @@ def cross_section(
     datasets = pipe_dataset_ids(session, dataset_id)
     no_jit(session)
     rows = session.execute(text(CROSSINGS_SQL), {"line": ewkt(geom, srid), "ds": datasets}).all()
+    rows = [r for r in rows if r.utility.upper() not in hidden_utilities]
     if utilities:
         wanted = {u.upper() for u in utilities}
         rows = [r for r in rows if r.utility in wanted or (r.subclass or "") in wanted]

@@ -21,6 +21,7 @@ from cim.errors import InvalidInput
 from cim.services.pipes_common import (
     feature_collection,
     node_features,
+    refuse_hidden,
     segment_features,
     session_srid,
 )
@@ -106,6 +107,7 @@ def trace(
     stop_at_class_change: bool = False,
     max_distance_m: float | None = None,
     with_geojson: bool = True,
+    hidden_utilities: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Trace from a node or a segment (both its ends); gravity networks directed, others not."""
     if (node_id is None) == (segment_id is None):
@@ -134,6 +136,7 @@ def trace(
         start_class = (
             (utility, graph.segment_subclass[incident[0]]) if incident else (utility, None)
         )
+    refuse_hidden(utility, hidden_utilities)
     gravity = is_gravity(utility)
     mode: Direction = direction if gravity else "both"
     segments, nodes, distance = trace_indices(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from api.main import create_app
@@ -152,3 +152,40 @@ def test_errors_are_problem_json(client: TestClient, network: dict[str, int]) ->
         == 400
     )
     assert client.post("/analysis/pipes/section", json={"line": "nonsense"}).status_code == 400
+
+
+def test_sensitive_classes_need_a_key(
+    client: TestClient, network: dict[str, int], engine: Engine
+) -> None:
+    from cim.services.access import create_key
+
+    with Session(engine) as session, session.begin():
+        gas = make_dataset(session, "gas")
+        gas_nodes, gas_segs = write_network(
+            session,
+            gas,
+            [N("g1", X0, Y0 + 20, utility="RQ"), N("g2", X0 + 100, Y0 + 20, utility="RQ")],
+            [S("G1", "g1", "g2", "RQ", diameter_mm=160)],
+        )
+        _, secret = create_key(session, name="pipes-test", role="reader")
+    try:
+        _check_sensitive(client, secret, gas_nodes["g1"], gas_segs["G1"])
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM api_key WHERE name = 'pipes-test'"))
+
+
+def _check_sensitive(client: TestClient, secret: str, gas_node: int, gas_segment: int) -> None:
+    box = {"bbox": [X0 - 1, Y0 - 1, X0 + 301, Y0 + 21]}
+    anonymous = client.post("/analysis/pipes/query", json=box).json()
+    assert "RQ" not in {f["properties"]["utility"] for f in anonymous["features"]}
+    keyed = client.post("/analysis/pipes/query", json=box, headers={"X-API-Key": secret}).json()
+    assert "RQ" in {f["properties"]["utility"] for f in keyed["features"]}
+    refused = client.post("/analysis/pipes/trace", json={"node_id": gas_node})
+    assert refused.status_code == 401
+    allowed = client.post(
+        "/analysis/pipes/isolation",
+        json={"segment_id": gas_segment},
+        headers={"X-API-Key": secret},
+    )
+    assert allowed.status_code == 200 and allowed.json()["length_m"] == 100.0
