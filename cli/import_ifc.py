@@ -43,34 +43,38 @@ def command(
 ) -> None:
     """Import buildings, storeys and elements (meshes, property sets, colours) from IFC."""
     flags = Flags(crs=crs, origin=parse_origin(origin) if origin else None, rotation=rotation)
-    with (
-        engine_scope() as engine,
-        Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as bar,
-    ):
-        tasks: dict[str, Any] = {}
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    tasks: dict[str, Any] = {}
 
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                label = "triangulating" if stage == "geometry" else "writing elements"
-                tasks[stage] = bar.add_task(label, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
+    def progress(stage: str, done: int, total: int) -> None:
+        if not tasks:
+            bar.start()  # only once there is work to show: early errors stay one clean line
+        if stage not in tasks:
+            label = "triangulating" if stage == "geometry" else "writing elements"
+            tasks[stage] = bar.add_task(label, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
 
-        outcome = import_ifc(
-            engine,
-            file,
-            flags=flags,
-            name=name,
-            replace=replace,
-            threads=threads,
-            progress=progress,
-        )
+    try:
+        with engine_scope() as engine:
+            outcome = import_ifc(
+                engine,
+                file,
+                flags=flags,
+                name=name,
+                replace=replace,
+                threads=threads,
+                progress=progress,
+            )
+    finally:
+        if tasks:
+            bar.stop()
     data = outcome.to_dict()
     for warning in data["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)

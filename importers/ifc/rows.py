@@ -61,7 +61,12 @@ def footprint(
     if not len(corners):
         return None
     rings = np.concatenate([corners, corners[:, :1]], axis=1)
-    union = shapely.union_all(shapely.polygons(rings), grid_size=1e-4)
+    polygons = shapely.polygons(rings)
+    try:
+        union = shapely.union_all(polygons)
+    except shapely.errors.GEOSException:
+        # Nearly coincident edges can defeat floating-point overlay; snap to 0.1 mm then.
+        union = shapely.union_all(polygons, grid_size=1e-4)
     return as_multipolygon(union)
 
 

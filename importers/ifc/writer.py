@@ -84,15 +84,16 @@ class Writer:
             )
         )
         element_ids = reserve_ids(self.session, table="building_element", count=len(meshes))
-        by_building: dict[int, list[ElementMesh]] = {}
+        by_building: dict[int, list[tuple[ElementMesh, Any]]] = {}
         rows = []
         by_class: Counter[str] = Counter()
         triangles = 0
         for index, (row_id, mesh) in enumerate(zip(element_ids, meshes.values(), strict=True)):
             product = self.ifc.by_id(mesh.product_id)
             storey, building = self._parents(product)
+            outline = footprint(mesh.vertices, mesh.faces)
             if building is not None and not product.is_a("IfcSpace"):
-                by_building.setdefault(building.id(), []).append(mesh)
+                by_building.setdefault(building.id(), []).append((mesh, outline))
             rows.append(
                 [
                     row_id,
@@ -108,7 +109,7 @@ class Writer:
                     mesh.color,
                     len(mesh.faces),
                     mesh_ewkb(mesh.vertices, mesh.faces, self.srid),
-                    ewkb(footprint(mesh.vertices, mesh.faces), self.srid),
+                    ewkb(outline, self.srid),
                     box3d(mesh.vertices),
                 ]
             )
@@ -156,18 +157,18 @@ class Writer:
         self,
         buildings: list[Any],
         building_ids: dict[int, int],
-        by_building: dict[int, list[ElementMesh]],
+        by_building: dict[int, list[tuple[ElementMesh, Any]]],
     ) -> None:
         import ifcopenshell.util.element
 
         rows = []
         for building in buildings:
-            members = [m for m in by_building.get(building.id(), []) if len(m.faces)]
+            members = [m for m, _ in by_building.get(building.id(), []) if len(m.faces)]
             outline = None
             base_z = top_z = None
             if members:
-                parts = [footprint(m.vertices, m.faces) for m in members]
-                outline = _union([p for p in parts if p is not None])
+                parts = [o for _, o in by_building[building.id()] if o is not None]
+                outline = _union(parts)
                 heights = np.concatenate([m.vertices[:, 2] for m in members])
                 base_z, top_z = float(heights.min()), float(heights.max())
             attrs = {
