@@ -218,7 +218,11 @@ def _build(
         content_nodes = [node for node in root.walk() if node.rows.size]
         total = len(index)
         done = 0
-        with atomic_layer(target) as folder, ThreadPoolExecutor(max_workers=1) as pool:
+        with (
+            atomic_layer(target) as folder,
+            ThreadPoolExecutor(max_workers=1) as pool,
+            ThreadPoolExecutor(max_workers=1) as writer,
+        ):
             (folder / "content").mkdir()
 
             def fetch(batch: list[TileNode]) -> list[tuple[MeshParts, FeatureTable]]:
@@ -239,6 +243,7 @@ def _build(
                 return out
 
             batches = _batches(content_nodes, index, BATCH_TRIANGLES)
+            writes: list[Future[int]] = []
             # Fetching and meshing the next batch overlaps encoding and writing this one.
             pending: Future[list[tuple[MeshParts, FeatureTable]]] | None = None
             for position, batch in enumerate(batches):
@@ -247,7 +252,11 @@ def _build(
                     pending = pool.submit(fetch, batches[position + 1])
                 for node, (parts, table) in zip(batch, contents, strict=True):
                     data = encode_tile(parts, table, spec=spec)
-                    (folder / "content" / f"{node.key}.{extension}").write_bytes(data)
+                    # Creating files is slow on some file systems: a thread writes them.
+                    path = folder / "content" / f"{node.key}.{extension}"
+                    writes.append(writer.submit(path.write_bytes, data))
+                    if len(writes) > 16:  # keep at most a few tiles' bytes in flight
+                        writes.pop(0).result()
                     result.tiles += 1
                     result.features += table.count
                     result.triangles += parts.triangle_count
@@ -256,6 +265,8 @@ def _build(
                     done += int(node.rows.size)
                     if progress is not None:
                         progress(done, total)
+            for write in writes:
+                write.result()  # surfaces a failed write before the layer is swapped in
             connection.rollback()
             tileset: Tileset = {
                 "asset": {"version": spec, "generator": "cim tiles build"},
