@@ -53,6 +53,9 @@ def command(
     force: Annotated[
         bool, typer.Option("--force", help="Rebuild even if the layer's datasets are unchanged.")
     ] = False,
+    include_spaces: Annotated[
+        bool, typer.Option("--include-spaces", help="Also tile IFC spaces (left out by default).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Build 3D Tiles (buildings, pipes) and terrain; unchanged layers are skipped."""
@@ -92,6 +95,7 @@ def command(
                         force=force,
                         progress=report,
                         sensitive=settings.sensitive_utility_set,
+                        include_spaces=include_spaces,
                     )
                     results.append(built.to_dict())
     text = "\n".join(_summary_line(r) for r in results)

@@ -49,7 +49,12 @@ class LayerSource(Protocol):
     DATASET_KIND: str
 
     def load_index(
-        self, connection: Connection[Any], *, sensitive: frozenset[str], restricted: bool
+        self,
+        connection: Connection[Any],
+        *,
+        sensitive: frozenset[str],
+        restricted: bool,
+        include_spaces: bool,
     ) -> FeatureIndex: ...
 
     def fetch_rows(
@@ -157,11 +162,13 @@ def build_mesh_layer(
     progress: Progress | None = None,
     max_triangles: int = DEFAULT_MAX_TRIANGLES,
     sensitive: frozenset[str] = DEFAULT_SENSITIVE,
+    include_spaces: bool = False,
 ) -> BuildResult:
     """Build ``layer`` unless its datasets are unchanged since last time.
 
     ``layer`` is buildings, pipes (the public utility classes) or pipes_restricted (only the
-    ``sensitive`` classes, written under ``restricted/``).
+    ``sensitive`` classes, written under ``restricted/``). ``include_spaces`` also tiles IFC
+    spaces (translucent), which are left out by default.
     """
     if layer not in MESH_LAYERS:
         raise InvalidInput(f"unknown 3D Tiles layer {layer!r} ({', '.join(MESH_LAYERS)})")
@@ -173,13 +180,19 @@ def build_mesh_layer(
     versions = dataset_versions(engine, source.DATASET_KIND)
     if source is pipes:  # the split between the public and the restricted layer is an input
         versions["sensitive_utilities"] = ",".join(sorted(c.upper() for c in sensitive))
+    if source is buildings and include_spaces:
+        versions["include_spaces"] = "yes"
     result = BuildResult(layer, "up-to-date", spec, str(target), dataset_versions=versions)
     recorded = _recorded(engine, layer)
     if not force and recorded == (spec, versions) and (target / "tileset.json").exists():
         return result
     started = time.perf_counter()
     try:
-        index_options = {"sensitive": sensitive, "restricted": mesh_layer.restricted}
+        index_options = {
+            "sensitive": sensitive,
+            "restricted": mesh_layer.restricted,
+            "include_spaces": include_spaces,
+        }
         _build(engine, target, source, index_options, result, spec, progress, max_triangles)
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"the database went away while tiling {layer}: {exc}") from exc

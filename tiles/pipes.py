@@ -66,12 +66,15 @@ def load_index(
     *,
     sensitive: frozenset[str] = frozenset(),
     restricted: bool = False,
+    include_spaces: bool = False,
 ) -> FeatureIndex:
     """Segments (positive ids) and node features (negative ids) of every ready pipes dataset.
 
     Classes in ``sensitive`` (gas, power by default) are left out, or, with ``restricted``,
     are the only ones kept: they form a separate layer that is served only with an API key.
+    (``include_spaces`` concerns buildings only.)
     """
+    del include_spaces
     sql = f"""
         SELECT s.id, ST_XMin(b) - r, ST_YMin(b) - r, ST_ZMin(b) - r,
                ST_XMax(b) + r, ST_YMax(b) + r, ST_ZMax(b) + r, (ST_NPoints(s.geom) - 1) * 48

@@ -258,3 +258,13 @@ def test_sensitive_classes_go_to_the_restricted_layer(
     # changing the sensitive classes changes the layer's inputs: rebuilt, S3 back in public
     again = build_mesh_layer(engine, tmp_path, "pipes", sensitive=NONE)
     assert again.status == "built" and again.features == city.pipe_features
+
+
+def test_spaces_are_tiled_only_when_asked(engine: Engine, city: City, tmp_path: Path) -> None:
+    with_spaces = build_mesh_layer(engine, tmp_path, "buildings", include_spaces=True)
+    assert with_spaces.features == city.elements + 1
+    guids = {r["guid"] for table, *_ in decoded(tmp_path / "buildings") for r in table}
+    assert "GUIDSPACE" in guids
+    # the option is an input of the layer: building without it again rebuilds without spaces
+    again = build_mesh_layer(engine, tmp_path, "buildings")
+    assert again.status == "built" and again.features == city.elements
