@@ -16,7 +16,7 @@ from psycopg import Connection
 
 from tiles.content import MeshParts, TileFrame, rgba_bytes
 from tiles.gltf import FeatureTable, PropertyColumn
-from tiles.subdivide import FeatureIndex
+from tiles.subdivide import FeatureIndex, fetch_index
 
 DATASET_KIND = "ifc"
 CLASS_NAME = "building_element"
@@ -62,24 +62,7 @@ def load_index(
         WHERE e.mesh IS NOT NULL {_filter(include_spaces)}
         ORDER BY e.id
     """
-    return _fetch_index(connection, sql)
-
-
-def _fetch_index(connection: Connection[Any], sql: str) -> FeatureIndex:
-    ids: list[npt.NDArray[np.int64]] = []
-    boxes: list[npt.NDArray[np.float64]] = []
-    triangles: list[npt.NDArray[np.int64]] = []
-    with connection.cursor(name="cim_tiles_index", binary=True) as cursor:
-        cursor.itersize = 20_000
-        cursor.execute(sql)
-        while rows := cursor.fetchmany(20_000):
-            array = np.array(rows, dtype=np.float64)
-            ids.append(array[:, 0].astype(np.int64))
-            boxes.append(array[:, 1:7])
-            triangles.append(array[:, 7].astype(np.int64))
-    if not ids:
-        return FeatureIndex(np.zeros(0, np.int64), np.zeros((0, 6)), np.zeros(0, np.int64))
-    return FeatureIndex(np.concatenate(ids), np.concatenate(boxes), np.concatenate(triangles))
+    return fetch_index(connection, sql)
 
 
 # Scalar subqueries (index lookups), so a tile never scans the storey or building tables.

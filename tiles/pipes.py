@@ -21,10 +21,9 @@ from psycopg import Connection
 
 from cim.errors import InvalidInput
 from cim.utilities import colour_of
-from tiles.buildings import _fetch_index
 from tiles.content import MeshParts, TileFrame, rgba_bytes
 from tiles.gltf import FeatureTable, PropertyColumn
-from tiles.subdivide import FeatureIndex
+from tiles.subdivide import FeatureIndex, fetch_index
 
 DATASET_KIND = "pipes"
 CLASS_NAME = "pipe_feature"
@@ -91,7 +90,7 @@ def load_index(
         WHERE {utility_condition("f.utility", sensitive, restricted=restricted)}
     """
     params = {"default": DEFAULT_DIAMETER_MM, "half": MARKER_SIZE / 2}
-    return _fetch_index(connection, _inline(sql, params))
+    return fetch_index(connection, _inline(sql, params))
 
 
 def _inline(sql: str, params: dict[str, float]) -> str:

@@ -11,9 +11,11 @@ real feature boxes, so a child always lies inside its parent.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from psycopg import Connection
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -137,3 +139,22 @@ def _build(
                 )
             )
     return node
+
+
+def fetch_index(connection: Connection[Any], sql: str) -> FeatureIndex:
+    """Stream ``sql`` (id, minx, miny, minz, maxx, maxy, maxz, triangles) through a server-side
+    cursor into a :class:`FeatureIndex`, 20,000 rows at a time."""
+    ids: list[npt.NDArray[np.int64]] = []
+    boxes: list[npt.NDArray[np.float64]] = []
+    triangles: list[npt.NDArray[np.int64]] = []
+    with connection.cursor(name="cim_tiles_index", binary=True) as cursor:
+        cursor.itersize = 20_000
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(20_000):
+            array = np.array(rows, dtype=np.float64)
+            ids.append(np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows)))
+            boxes.append(array[:, 1:7])
+            triangles.append(array[:, 7].astype(np.int64))
+    if not ids:
+        return FeatureIndex(np.zeros(0, np.int64), np.zeros((0, 6)), np.zeros(0, np.int64))
+    return FeatureIndex(np.concatenate(ids), np.concatenate(boxes), np.concatenate(triangles))
