@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from cim.db.models import Dataset
 from cim.errors import ImportFailed
+from cim.faults import pause_point
 from cim.services.datasets import (
     DatasetSource,
     begin_dataset,
@@ -68,6 +69,7 @@ def run_import(
             start = begin_dataset(session, source=source, replace=replace)
             if not start.created:
                 return ImportResult(dataset=dataset_summary(start.dataset), created=False)
+            pause_point("write")
             outcome = write(session, start.dataset)
             dataset = complete_dataset(
                 session,
@@ -79,6 +81,7 @@ def run_import(
             )
             session.refresh(dataset)
             summary = dataset_summary(dataset)
+            pause_point("commit")  # everything written, the COMMIT not yet sent
     except (DBAPIError, psycopg.Error) as exc:
         # COPY goes through psycopg directly, so its errors arrive unwrapped.
         original = exc.orig if isinstance(exc, DBAPIError) and exc.orig else exc

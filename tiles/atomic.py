@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cim.errors import TilingError
+from cim.faults import pause_point
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -78,13 +79,24 @@ def swap_into_place(staged: Path, target: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
+def _remove_leftovers(target: Path) -> None:
+    """Delete staging and set-aside folders of builds that were killed (SIGKILL, power loss).
+
+    Only called with the layer's lock held, so no living build owns them.
+    """
+    for pattern in (f".{target.name}.tmp-*", f".{target.name}.old-*"):
+        for leftover in target.parent.glob(pattern):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 @contextmanager
 def atomic_layer(target: Path) -> Iterator[Path]:
     """Yield an empty temporary folder next to ``target``; on success it replaces ``target``.
 
     The folder is a sibling (same file system, so the final rename is atomic). If the body
     raises, the temporary folder is removed and ``target`` is left exactly as it was. An
-    exclusive lock file (``.<name>.lock``) serialises two builds of the same layer.
+    exclusive lock file (``.<name>.lock``) serialises two builds of the same layer; whoever holds
+    it first deletes what killed builds left behind.
     Permissions are set to 0755 so a server running as another user can read the tiles.
     """
     target = Path(target)
@@ -97,10 +109,12 @@ def atomic_layer(target: Path) -> Iterator[Path]:
             raise TilingError(
                 f"another build of {target.name!r} is running (lock {lock_path})"
             ) from None
+        _remove_leftovers(target)
         staged = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
             staged.chmod(0o755)
             yield staged
+            pause_point("tiles-swap")  # fault tests kill here: new layer staged, old in place
             swap_into_place(staged, target)
         except BaseException:
             shutil.rmtree(staged, ignore_errors=True)

@@ -11,6 +11,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from cim.faults import pause_point
+
 
 def copy_rows(
     session: Session, *, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
@@ -27,6 +29,8 @@ def copy_rows(
         for row in rows:
             copy.write_row(row)
             count += 1
+            if count == 1:
+                pause_point("copy")  # fault tests kill the process inside an open COPY
     return count
 
 

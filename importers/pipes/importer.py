@@ -19,6 +19,7 @@ from cim.crs import crs_label, parse_crs
 from cim.db.connect import storage_srid
 from cim.db.models import Dataset
 from cim.errors import ImportFailed, InvalidInput
+from cim.faults import pause_point
 from cim.services.datasets import DatasetSource, file_sha256
 from importers.base import ImportResult, WriteOutcome, run_import
 from importers.pipes import cjj61, epanet, gis, qc, swmm
@@ -115,6 +116,7 @@ def import_pipes(
         name = " + ".join(p.name for p in files)
         if progress:
             progress(f"reading {name} ({kind})")
+        pause_point("parse")
         network = read_network(
             kind, files, placement=placement, mapping=mapping, utility=options.utility
         )

@@ -1,0 +1,1 @@
+"""Fault tests: SIGKILL, disk full, unwritable folders, read replicas."""
