@@ -3,7 +3,8 @@
 Elevations of a segment end, first that applies:
   1. the invert (管底) or top (管顶) elevation given by the source (top - section height = invert);
   2. ground - depth, with ground from the node (point table), else the terrain (ST_Value);
-  3. ground - ``default_cover`` - section height (cover measured to the pipe top).
+  3. ground - ``default_cover`` - section height (cover measured to the pipe top); a node
+     without any ground borrows the mean ground of its neighbours for this.
 The centreline sits at invert + height/2 and is interpolated along the vertices by distance.
 A node's ground comes from the source, else the terrain; its point sits at ground level, else
 at the crown of its highest pipe, else at its invert.
@@ -103,6 +104,7 @@ def place(network: Network, *, default_cover: float, ground: GroundLookup | None
     bottom = nodes["bottom_z"].to_numpy(dtype=np.float64)
     nodes["bottom_z"] = np.where(np.isnan(bottom), node_ground - depth, bottom)
 
+    neighbour_ground = _neighbour_ground(node_ground, start, end)
     height = section_height_m(segments)
     z_sources: dict[str, int] = {}
     source_per_end: list[npt.NDArray[np.object_]] = []
@@ -125,6 +127,10 @@ def place(network: Network, *, default_cover: float, ground: GroundLookup | None
         fill = np.isnan(invert) & np.isfinite(from_cover)
         invert[fill] = from_cover[fill]
         origin[fill] = "default_cover"
+        from_neighbours = neighbour_ground[idx] - default_cover - height
+        fill = np.isnan(invert) & np.isfinite(from_neighbours)
+        invert[fill] = from_neighbours[fill]
+        origin[fill] = "neighbour_ground"
         fill = np.isnan(invert)
         invert[fill] = -default_cover - height[fill]
         origin[fill] = "no_ground"
@@ -151,6 +157,18 @@ def place(network: Network, *, default_cover: float, ground: GroundLookup | None
     return Placed(
         nodes=nodes, segments=segments, coords=coords, offsets=offsets, z_sources=z_sources
     )
+
+
+def _neighbour_ground(ground: FloatArray, start: Any, end: Any) -> FloatArray:
+    """Mean ground of the adjacent nodes, for nodes that have none (an EPANET reservoir)."""
+    total = np.zeros(len(ground))
+    count = np.zeros(len(ground))
+    for here, there in ((start, end), (end, start)):
+        known = np.isfinite(ground[there])
+        np.add.at(total, here[known], ground[there][known])
+        np.add.at(count, here[known], 1)
+    out: FloatArray = np.divide(total, count, out=np.full(len(ground), np.nan), where=count > 0)
+    return out
 
 
 def centrelines(

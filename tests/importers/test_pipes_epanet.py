@@ -57,6 +57,8 @@ def test_ky4_in_kentucky_feet_transformed_by_pyproj(engine: Engine, clean_tables
     wn = _model(path)
     result = run(engine, path, crs="EPSG:3547", replace=True)
     assert result.dataset["source_crs"] == "EPSG:3547"
+    # the reservoir has a head, not a ground: its pipe borrows the neighbours' ground
+    assert set(result.dataset["counts"]["z_source"]) == {"default_cover", "neighbour_ground"}
     stored = nodes(engine, result.dataset["id"])
     links = segments(engine, result.dataset["id"])
     assert len(stored) == wn.num_nodes
