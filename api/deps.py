@@ -22,12 +22,31 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
+def get_read_engine(request: Request) -> Engine:
+    """The engine of read-only queries: the read replica when ``CIM_READ_DATABASE_URL`` is set,
+    else the primary (see ``api.main``)."""
+    engine: Engine = request.app.state.read_engine
+    return engine
+
+
 def get_session(request: Request) -> Iterator[Session]:
     """A session whose transaction commits when the route returns and rolls back on error."""
     with Session(get_engine(request)) as session, session.begin():
         yield session
 
 
+def get_read_session(request: Request) -> Iterator[Session]:
+    """A session on the read engine for routes that only read (OGC items, tiles, analyses).
+
+    Writes through it fail on a replica; routes that also write (the audit log) take a
+    :data:`SessionDep` beside it. Reads may lag the primary by the replica's delay.
+    """
+    with Session(get_read_engine(request)) as session, session.begin():
+        yield session
+
+
 SettingsDep = Annotated[CimSettings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
+ReadEngineDep = Annotated[Engine, Depends(get_read_engine)]
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]

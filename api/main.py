@@ -18,7 +18,7 @@ from api.routers import (
     tiles,
     viewer,
 )
-from api.setup import apply_statement_timeout, configure
+from api.setup import apply_statement_timeout, configure, open_read_engine
 from cim import __version__
 from cim.config import CimSettings
 from cim.db.connect import open_database
@@ -44,9 +44,12 @@ def create_app(settings: CimSettings) -> FastAPI:
         engine = open_database(settings, pool_size=10)
         apply_statement_timeout(engine, settings.statement_timeout_ms)
         app.state.engine = engine
+        app.state.read_engine = open_read_engine(settings, engine)
         try:
             yield
         finally:
+            if app.state.read_engine is not engine:
+                app.state.read_engine.dispose()
             engine.dispose()
 
     app = FastAPI(

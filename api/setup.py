@@ -1,4 +1,4 @@
-"""App-wide HTTP concerns configured from settings: OpenAPI 3.0, CORS, body limit, timeouts."""
+"""App-wide concerns from settings: OpenAPI 3.0, CORS, body limit, timeouts, the read engine."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 from api.middleware import BodySizeLimit
 from api.openapi import install_openapi30
 from cim.config import CimSettings
+from cim.db.engine import make_engine
 
 
 def configure(app: FastAPI, settings: CimSettings) -> None:
@@ -39,3 +40,23 @@ def apply_statement_timeout(engine: Engine, timeout_ms: int) -> None:
         dbapi_connection.commit()
 
     engine.dispose()  # connections opened before the listener existed have no timeout
+
+
+def open_read_engine(settings: CimSettings, primary: Engine) -> Engine:
+    """The engine of read-only routes: ``CIM_READ_DATABASE_URL`` when set, else ``primary``.
+
+    A replica is not migrated or checked here (it follows the primary); it gets the same
+    statement timeout, and its sessions are read-only so a misrouted write fails loudly.
+    """
+    if settings.read_database_url is None:
+        return primary
+    engine = make_engine(settings.read_database_url, pool_size=10)
+    apply_statement_timeout(engine, settings.statement_timeout_ms)
+
+    @event.listens_for(engine, "connect")
+    def _read_only(dbapi_connection: Any, connection_record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET default_transaction_read_only = on")
+        dbapi_connection.commit()
+
+    return engine

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STORAGE_SRID = 4547
@@ -43,14 +43,17 @@ def _split(value: str) -> list[str]:
 class CimSettings(BaseSettings):
     """Every setting of cim; each field is read from ``CIM_<FIELD>`` (case-insensitive)."""
 
-    model_config = SettingsConfigDict(env_prefix="CIM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CIM_", extra="ignore", populate_by_name=True)
 
     database_url: str | None = Field(
         default=None,
         description="PostgreSQL/PostGIS server to use; unset = the embedded cluster in data_dir.",
     )
     read_database_url: str | None = Field(
-        default=None, description="Optional read replica used for read-only queries."
+        default=None,
+        description="Read replica (or read-only role) for the API's read-only queries; "
+        "CIM_READ_DATABASE_URL or CIM_DATABASE_READ_URL. Unset = everything on database_url.",
+        validation_alias=AliasChoices("CIM_READ_DATABASE_URL", "CIM_DATABASE_READ_URL"),
     )
     data_dir: Path = Field(
         default=Path(".cim"),

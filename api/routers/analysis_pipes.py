@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.auth import PrincipalDep
-from api.deps import SessionDep, SettingsDep
+from api.deps import ReadSessionDep, SettingsDep
 from cim.services import (
     pipes_clash,
     pipes_clearance,
@@ -116,7 +116,7 @@ class ExcavationRequest(PipeRequest):
     margin_m: float = Field(1.0, ge=0)
 
 
-def _out(session: SessionDep, answer: dict[str, Any], target: str | None) -> dict[str, Any]:
+def _out(session: ReadSessionDep, answer: dict[str, Any], target: str | None) -> dict[str, Any]:
     """Reproject the answer's GeoJSON (the answer itself, or its ``geojson`` member)."""
     if target is None:
         return answer
@@ -129,7 +129,7 @@ def _out(session: SessionDep, answer: dict[str, Any], target: str | None) -> dic
 
 
 @router.post("/query", summary="Pipes in a bbox, polygon or along a line, with filters")
-def query(body: QueryRequest, session: SessionDep, hidden: HiddenDep) -> dict[str, Any]:
+def query(body: QueryRequest, session: ReadSessionDep, hidden: HiddenDep) -> dict[str, Any]:
     """A GeoJSON FeatureCollection (``numberMatched``/``numberReturned``) of matching pipes."""
     srid = session_srid(session)
     answer = pipes_query.query_pipes(
@@ -148,7 +148,7 @@ def query(body: QueryRequest, session: SessionDep, hidden: HiddenDep) -> dict[st
 @router.post("/section", summary="Cross-section (横断面) along a line", response_model=None)
 def section(
     body: SectionRequest,
-    session: SessionDep,
+    session: ReadSessionDep,
     hidden: HiddenDep,
     format: Literal["json", "svg"] = Query("json", description="json or svg"),
 ) -> dict[str, Any] | Response:
@@ -170,7 +170,7 @@ def section(
     "/profile", summary="Longitudinal profile (纵断面) between two nodes", response_model=None
 )
 def profile(
-    session: SessionDep,
+    session: ReadSessionDep,
     hidden: HiddenDep,
     from_node: int = Query(description="Start node id."),
     to_node: int = Query(description="End node id."),
@@ -186,7 +186,7 @@ def profile(
 
 
 @router.post("/clearance", summary="GB 50289 clearance check")
-def clearance(body: ClearanceRequest, session: SessionDep, hidden: HiddenDep) -> dict[str, Any]:
+def clearance(body: ClearanceRequest, session: ReadSessionDep, hidden: HiddenDep) -> dict[str, Any]:
     """Pairs (pipe-pipe, pipe-building) closer than GB 50289-2016 requires, with the rule."""
     srid = session_srid(session)
     return pipes_clearance.check_clearances(
@@ -200,7 +200,7 @@ def clearance(body: ClearanceRequest, session: SessionDep, hidden: HiddenDep) ->
 
 
 @router.post("/clashes", summary="3D clash detection")
-def clashes(body: ClashRequest, session: SessionDep, hidden: HiddenDep) -> dict[str, Any]:
+def clashes(body: ClashRequest, session: ReadSessionDep, hidden: HiddenDep) -> dict[str, Any]:
     """Pipe-pipe and pipe-building-element clashes with location and overlap."""
     srid = session_srid(session)
     return pipes_clash.detect_clashes(
@@ -214,7 +214,7 @@ def clashes(body: ClashRequest, session: SessionDep, hidden: HiddenDep) -> dict[
 
 
 @router.post("/isolation", summary="Burst-valve isolation (爆管关阀)")
-def isolation(body: IsolationRequest, session: SessionDep, hidden: HiddenDep) -> dict[str, Any]:
+def isolation(body: IsolationRequest, session: ReadSessionDep, hidden: HiddenDep) -> dict[str, Any]:
     """Valves to close, isolated segments, length, volume, affected nodes; failed valves are
     passed and the ring extends to the next valves."""
     answer = pipes_isolation.isolate_burst(
@@ -230,7 +230,7 @@ def isolation(body: IsolationRequest, session: SessionDep, hidden: HiddenDep) ->
 
 
 @router.post("/trace", summary="Upstream/downstream trace or connected component")
-def trace(body: TraceRequest, session: SessionDep, hidden: HiddenDep) -> dict[str, Any]:
+def trace(body: TraceRequest, session: ReadSessionDep, hidden: HiddenDep) -> dict[str, Any]:
     """Directed on gravity networks, connected component on pressure networks."""
     answer = pipes_trace.trace(
         session,
@@ -247,7 +247,9 @@ def trace(body: TraceRequest, session: SessionDep, hidden: HiddenDep) -> dict[st
 
 
 @router.post("/excavation", summary="Excavation impact")
-def excavation(body: ExcavationRequest, session: SessionDep, hidden: HiddenDep) -> dict[str, Any]:
+def excavation(
+    body: ExcavationRequest, session: ReadSessionDep, hidden: HiddenDep
+) -> dict[str, Any]:
     """Pipes inside the cut or within the margin: cover, clearances, owners to notify."""
     srid = session_srid(session)
     answer = pipes_excavation.excavation_impact(
@@ -262,6 +264,6 @@ def excavation(body: ExcavationRequest, session: SessionDep, hidden: HiddenDep) 
 
 
 @router.get("/qc/{dataset_id}", summary="QC report of a pipe dataset")
-def qc(dataset_id: int, session: SessionDep) -> dict[str, Any]:
+def qc(dataset_id: int, session: ReadSessionDep) -> dict[str, Any]:
     """The quality-control findings stored by the import, with the dataset's counts."""
     return pipes_query.dataset_qc(session, dataset_id=dataset_id)

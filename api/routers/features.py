@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from api.auth import PrincipalDep, client_address
-from api.deps import SessionDep, SettingsDep
+from api.deps import ReadSessionDep, SessionDep, SettingsDep
 from api.ogc import (
     GEOJSON,
     PROBLEMS,
@@ -143,7 +143,7 @@ def conformance() -> dict[str, list[str]]:
     response_class=JSONResponse,
 )
 def collections(
-    request: Request, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
+    request: Request, session: ReadSessionDep, settings: SettingsDep, principal: PrincipalDep
 ) -> JSONResponse:
     """Every collection with data that the caller may read."""
     base = _base(request)
@@ -175,7 +175,7 @@ def collections(
 def collection(
     collection_id: CollectionId,
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     principal: PrincipalDep,
 ) -> JSONResponse:
@@ -194,7 +194,7 @@ def collection(
 def queryables(
     collection_id: CollectionId,
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     principal: PrincipalDep,
 ) -> Response:
@@ -229,7 +229,8 @@ def queryables(
 def items(
     collection_id: CollectionId,
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
+    primary: SessionDep,
     settings: SettingsDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=2**31, description="Page size (capped).")] = 10,
@@ -278,8 +279,8 @@ def items(
         page = query_items(session, spec=spec, query=query, storage_srid=srid)
         matched, returned = page.number_matched, page.number_returned
     if not principal.anonymous and policy.is_sensitive(spec):
-        audit(
-            session,
+        audit(  # on the primary: the read session may be on a read-only replica
+            primary,
             principal=principal,
             action="read",
             resource=f"collections/{spec.id}/items",
@@ -311,7 +312,7 @@ def items(
             + tail
         )
         return Response(body, media_type=GEOJSON, headers=headers)
-    engine = request.app.state.engine
+    engine = request.app.state.read_engine
 
     def chunks() -> Iterator[str]:
         # Big pages: features leave PostGIS through a server-side cursor, 500 at a time.
@@ -337,7 +338,8 @@ def item(
     collection_id: CollectionId,
     feature_id: Annotated[str, Path(description="Feature id")],
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
+    primary: SessionDep,
     settings: SettingsDep,
     principal: PrincipalDep,
     crs: Annotated[str | None, Query(description="Output CRS URI (default CRS84).")] = None,
@@ -357,8 +359,8 @@ def item(
         hidden_utilities=hidden,
     )
     if not principal.anonymous and policy.is_sensitive(info.spec):
-        audit(
-            session,
+        audit(  # on the primary: the read session may be on a read-only replica
+            primary,
             principal=principal,
             action="read",
             resource=f"collections/{info.spec.id}/items/{feature_id}",

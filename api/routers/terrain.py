@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import ReadSessionDep, SettingsDep
 from api.tilefiles import (
     IMMUTABLE,
     REVALIDATE,
@@ -43,7 +43,7 @@ def _parse_points(points: str) -> list[tuple[float, float]]:
     return out
 
 
-def _crs_name(session: SessionDep, crs: str | None) -> str:
+def _crs_name(session: ReadSessionDep, crs: str | None) -> str:
     if crs is not None:
         return crs_label(parse_crs(crs))
     return f"EPSG:{terrain_service.session_srid(session)}"
@@ -51,7 +51,7 @@ def _crs_name(session: SessionDep, crs: str | None) -> str:
 
 @router.get("/terrain/elevation", summary="Ground elevation at points")
 def elevation(
-    session: SessionDep,
+    session: ReadSessionDep,
     points: Annotated[
         str,
         Query(
@@ -86,7 +86,7 @@ class ProfileRequest(BaseModel):
 
 
 @router.post("/terrain/profile", summary="Elevation profile along a polyline")
-def profile(session: SessionDep, body: ProfileRequest) -> dict[str, Any]:
+def profile(session: ReadSessionDep, body: ProfileRequest) -> dict[str, Any]:
     """Distance (m, in the storage CRS), x, y (in the request's CRS) and z (null = no DEM)."""
     for vertex in body.line:
         if len(vertex) < 2:

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from starlette.responses import Response
 
 from api.auth import PrincipalDep
-from api.deps import SessionDep, SettingsDep
+from api.deps import ReadSessionDep, SettingsDep
 from api.tilefiles import IMMUTABLE, REVALIDATE, SHORT, file_response, layer_file
 from cim.errors import NotFound
 from cim.services.access import require_role
@@ -26,7 +26,7 @@ RESTRICTED = "restricted"
 
 @router.get("/tiles", summary="Built tile layers")
 def list_layers(
-    session: SessionDep, settings: SettingsDep, principal: PrincipalDep
+    session: ReadSessionDep, settings: SettingsDep, principal: PrincipalDep
 ) -> list[dict[str, Any]]:
     """Every layer with a built tileset: its URL, 3D Tiles version, build time and figures.
 
