@@ -235,3 +235,40 @@ def test_outside_the_storage_crs_leaves_nothing(engine: Engine, tmp_path: Path) 
     with pytest.raises(UnsupportedCRS, match="outside the area of use"):
         import_ifc(engine, copy)
     assert dataset_count(engine, "Haus.ifc") == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "guid"),
+    [
+        ("Duplex_A_20110907_georeferenced.ifc", "1hOSvn6df7F8_7GcBWlRGQ"),  # door, IfcDoorStyle
+        ("CPM.ifc", None),  # first slab of an ODA export
+    ],
+)
+def test_psets_with_type_sets_round_trip(
+    name: str, guid: str | None, engine: Engine, imported: Callable[[str], IfcImport]
+) -> None:
+    dataset_id = imported(name).result.dataset["id"]
+    ifc = ifcopenshell.open(str(IFC / name))
+    with engine.connect() as conn:
+        guid = (
+            guid
+            or conn.execute(
+                text(
+                    "SELECT guid FROM building_element WHERE dataset_id = :d"
+                    " AND ifc_class = 'IfcSlab' ORDER BY id LIMIT 1"
+                ),
+                {"d": dataset_id},
+            ).scalar_one()
+        )
+    element = ifc.by_guid(guid)
+    psets = ifcopenshell.util.element.get_psets(element)  # type sets inherited
+    expected = json.loads(
+        json.dumps({n: {k: v for k, v in p.items() if k != "id"} for n, p in psets.items()})
+    )
+    with engine.connect() as conn:
+        stored = conn.execute(
+            text("SELECT psets FROM building_element WHERE dataset_id = :d AND guid = :g"),
+            {"d": dataset_id, "g": element.GlobalId},
+        ).scalar_one()
+    assert stored == expected
+    assert len(expected) >= 2
