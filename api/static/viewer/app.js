@@ -490,7 +490,7 @@ async function fullRecord(layer, values) {
   const spec = { buildings: ["building_elements", "guid"], pipes: ["pipe_segments", "code"] }[layer];
   if (!cim.config.endpoints.collections || !spec) return null;
   const [collection, key] = spec;
-  const id = values.table_id ?? values.id ?? values.feature_id;
+  const id = values.table_id ?? values.element_id ?? values.id ?? values.feature_id;
   let url;
   if (id !== undefined) {
     url = `/collections/${collection}/items/${encodeURIComponent(id)}`;
