@@ -207,7 +207,9 @@ function buildLegend(classes) {
 }
 
 function featureStyle(kind, properties) {
-  if (kind === "hazard") return { fill: Cesium.Color.RED.withAlpha(0.35), outline: Cesium.Color.RED, zIndex: 2 };
+  if (kind === "hazard") {
+    return { fill: Cesium.Color.fromCssColorString("#e8412c").withAlpha(0.45), outline: Cesium.Color.RED, zIndex: 2 };
+  }
   if (kind === "population") {
     // residents per block: the more, the more opaque the violet
     const alpha = Math.min(0.55, 0.08 + Number(properties.population || 0) / 1500);
@@ -299,6 +301,9 @@ cim.addFeatureLayer = (key, query) => {
 // as class-coloured lines from the OGC API, shown only beyond OVERVIEW_DISTANCE metres.
 const OVERVIEW_DISTANCE = 1500;
 const OVERVIEW_MAX_SEGMENTS = 20000;
+// Pipes lie a metre or more under the ground, which would hide their lines: lift them above it
+// (a few metres cannot be seen from OVERVIEW_DISTANCE away).
+const OVERVIEW_LIFT = 4;
 
 async function addNetworkOverview(viewer) {
   const head = await getJson("/collections/pipe_segments/items?limit=1", {
@@ -322,7 +327,9 @@ async function addNetworkOverview(viewer) {
     });
     const coords = feature.geometry.coordinates;
     const line = source.add({
-      positions: Cesium.Cartesian3.fromDegreesArrayHeights(coords.flatMap(([x, y, z]) => [x, y, z || 0])),
+      positions: Cesium.Cartesian3.fromDegreesArrayHeights(
+        coords.flatMap(([x, y, z]) => [x, y, (z || 0) + OVERVIEW_LIFT]),
+      ),
       width: 2,
       material: materials[utility],
       id: { layer: "pipes", code: feature.properties.code, utility, segmentId: feature.id },
