@@ -82,8 +82,12 @@ def iterate_meshes(
     *,
     threads: int | None = None,
     progress: Callable[[int], None] | None = None,
+    on_product: Callable[[int], None] | None = None,
 ) -> dict[int, ElementMesh]:
-    """Every product the iterator can triangulate, keyed by its STEP id (pieces merged)."""
+    """Every product the iterator can triangulate, keyed by its STEP id (pieces merged).
+
+    ``on_product(step_id)`` runs once per new product while the workers go on triangulating.
+    """
     import ifcopenshell.geom
 
     iterator = ifcopenshell.geom.iterator(
@@ -98,6 +102,8 @@ def iterate_meshes(
         return meshes
     while True:
         shape = iterator.get()  # type: ignore[no-untyped-call]
+        if on_product is not None and shape.id not in meshes:
+            on_product(shape.id)
         _add_piece(meshes, shape)
         if progress is not None:
             progress(int(iterator.progress()))

@@ -23,6 +23,7 @@ from cim.db.models import Dataset
 from cim.errors import ImportFailed, InvalidInput, NotFound
 from cim.services.datasets import DatasetSource, dataset_summary, file_sha256
 from importers.base import ImportResult, WriteOutcome, run_import
+from importers.ifc.facts import ProductFacts
 from importers.ifc.geometry import ElementMesh, body_candidates, iterate_meshes
 from importers.ifc.georef import Flags, Placement, horizontal_crs, resolve_placement
 from importers.ifc.writer import Progress, Writer
@@ -84,9 +85,11 @@ def import_ifc(
     ifc = open_ifc(path)
     _require_content(ifc, path)
     placement = resolve_placement(ifc, flags=flags, storage_srid=srid)
+    facts = ProductFacts(ifc)
     meshes = iterate_meshes(
         ifc,
         threads=threads,
+        on_product=facts.add,
         progress=(lambda percent: progress("geometry", percent, 100)) if progress else None,
     )
     skipped = sorted(
@@ -104,7 +107,7 @@ def import_ifc(
         warnings.append(f"{len(skipped)} elements skipped, their geometry failed: {shown}{more}")
 
     def write(session: Session, dataset: Dataset) -> WriteOutcome:
-        writer = Writer(session, dataset.id, ifc, placement, srid, progress)
+        writer = Writer(session, dataset.id, ifc, placement, srid, progress, facts)
         counts = writer.write(meshes)
         counts["skipped"] = len(skipped)
         return WriteOutcome(

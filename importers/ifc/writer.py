@@ -12,6 +12,7 @@ import shapely
 from sqlalchemy.orm import Session
 
 from cim.db.copy import copy_rows, reserve_ids
+from importers.ifc.facts import ProductFacts
 from importers.ifc.geometry import ElementMesh
 from importers.ifc.georef import Placement
 from importers.ifc.rows import (
@@ -56,6 +57,7 @@ class Writer:
         placement: Placement,
         srid: int,
         progress: Progress | None,
+        facts: ProductFacts,
     ) -> None:
         self.session = session
         self.dataset_id = dataset_id
@@ -63,7 +65,7 @@ class Writer:
         self.placement = placement
         self.srid = srid
         self.progress = progress
-        self._type_psets: dict[int, dict[str, dict[str, Any]]] = {}
+        self.facts = facts
 
     def write(self, meshes: dict[int, ElementMesh]) -> dict[str, Any]:
 
@@ -89,23 +91,22 @@ class Writer:
         by_class: Counter[str] = Counter()
         triangles = 0
         for index, (row_id, mesh) in enumerate(zip(element_ids, meshes.values(), strict=True)):
-            product = self.ifc.by_id(mesh.product_id)
-            storey, building = self._parents(product)
+            facts = self.facts.get(mesh.product_id)
             outline = footprint(mesh.vertices, mesh.faces)
-            if building is not None and not product.is_a("IfcSpace"):
-                by_building.setdefault(building.id(), []).append((mesh, outline))
+            if facts.building_id is not None and not facts.is_space:
+                by_building.setdefault(facts.building_id, []).append((mesh, outline))
             rows.append(
                 [
                     row_id,
                     self.dataset_id,
-                    building_ids.get(building.id()) if building is not None else None,
-                    storey_ids.get(storey.id()) if storey is not None else None,
+                    building_ids.get(facts.building_id) if facts.building_id else None,
+                    storey_ids.get(facts.storey_id) if facts.storey_id else None,
                     mesh.guid,
                     mesh.ifc_class,
-                    getattr(product, "Name", None),
-                    bool(product.is_a("IfcSpace")),
-                    _json(psets_without_ids(self._psets(product))),
-                    _material(product),
+                    facts.name,
+                    facts.is_space,
+                    facts.psets_json,
+                    facts.material,
                     mesh.color,
                     len(mesh.faces),
                     mesh_ewkb(mesh.vertices, mesh.faces, self.srid),
@@ -130,48 +131,6 @@ class Writer:
             "triangles": triangles,
             "elements_by_class": dict(sorted(by_class.items())),
         }
-
-    def _psets(self, product: Any) -> dict[str, dict[str, Any]]:
-        """``get_psets(product)``, with each type's own sets read once, not per occurrence.
-
-        Same merge as ifcopenshell: the type's sets first, the occurrence's update them.
-        """
-        import ifcopenshell.util.element
-
-        element_type = ifcopenshell.util.element.get_type(product)
-        if element_type is None or getattr(product, "IsDefinedBy", None) is None:
-            return ifcopenshell.util.element.get_psets(product)
-        cached = self._type_psets.get(element_type.id())
-        if cached is None:
-            cached = ifcopenshell.util.element.get_psets(element_type, should_inherit=False)
-            self._type_psets[element_type.id()] = cached
-        merged = {name: dict(values) for name, values in cached.items()}
-        own = ifcopenshell.util.element.get_psets(product, should_inherit=False)
-        for name, values in own.items():
-            merged.setdefault(name, {}).update(values)
-        return merged
-
-    def _parents(self, product: Any) -> tuple[Any, Any]:
-        """The storey and building that hold ``product`` (through aggregates and voids)."""
-        import ifcopenshell.util.element
-
-        node = product
-        storey = building = None
-        for _ in range(64):  # guards against cyclic files
-            if node is None:
-                break
-            if node.is_a("IfcBuildingStorey") and storey is None:
-                storey = node
-            if node.is_a("IfcBuilding"):
-                building = node
-                break
-            parent = ifcopenshell.util.element.get_container(node, should_get_direct=True)
-            if parent is None:
-                parent = ifcopenshell.util.element.get_aggregate(node)
-            if parent is None:
-                parent = _filled_or_voided(node)
-            node = parent
-        return storey, building
 
     def _write_buildings(
         self,
@@ -221,7 +180,7 @@ class Writer:
 
         rows = []
         for storey in storeys:
-            _, building = self._parents(storey)
+            _, building = self.facts.parents(storey)
             elevation = None
             if storey.ObjectPlacement is not None:
                 local = ifcopenshell.util.placement.get_local_placement(storey.ObjectPlacement)
@@ -252,32 +211,10 @@ def _unit(ifc: Any) -> float:
     return float(ifcopenshell.util.unit.calculate_unit_scale(ifc))
 
 
-def _filled_or_voided(node: Any) -> Any:
-    """An opening's host, or the opening a door/window fills (both lead to a container)."""
-    for relation in getattr(node, "FillsVoids", None) or ():
-        return relation.RelatingOpeningElement
-    for relation in getattr(node, "VoidsElements", None) or ():
-        return relation.RelatingBuildingElement
-    for relation in getattr(node, "Nests", None) or ():
-        return relation.RelatingObject
-    return None
-
-
 def _union(parts: list[shapely.MultiPolygon]) -> Any:
     if not parts:
         return None
     return as_multipolygon(shapely.union_all(parts, grid_size=1e-3))
-
-
-def _material(product: Any) -> str | None:
-    import ifcopenshell.util.element
-
-    try:
-        materials = ifcopenshell.util.element.get_materials(product)
-    except Exception:  # a malformed material association must not stop the import
-        return None
-    names = list(dict.fromkeys(m.Name for m in materials if getattr(m, "Name", None)))
-    return "; ".join(names) if names else None
 
 
 def _json(value: Any) -> str:
