@@ -7,7 +7,8 @@ memory figure; a second city with a quarter of the blocks is built too, so the r
 memory to features shows whether memory stays bounded as the layer grows.
 Baseline: pg2b3dm's published 1,400-3,800 features/s (3D BAG, IGN; large machines). Goal:
 >= 5,000 features/s on this 2-core machine. Usage:
-``python bench/tiles.py [--blocks 30] [--database-url URL] [--spec 1.1]``.
+``python bench/tiles.py [--blocks 30] [--database-url URL] [--spec 1.1] [--dask]``
+(``--dask``: 1 vs 2 dask workers, see bench/tiles_dask.py).
 """
 
 from __future__ import annotations
@@ -204,7 +205,13 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=30, help="city is blocks x blocks")
     parser.add_argument("--spec", default="1.1", choices=["1.1", "1.0"])
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--dask", action="store_true", help="1 vs 2 dask workers instead")
     args = parser.parse_args()
+    if args.dask:  # bench/tiles_dask.py: throughput on dask.distributed, same city
+        from bench.tiles_dask import run
+
+        print("BENCH " + json.dumps(run(args.blocks, args.database_url)))
+        return
     with bench_database(args.database_url, srid=SRID) as engine:
         small = measure(engine, max(2, args.blocks // 2), args.spec)
         large = measure(engine, args.blocks, args.spec)

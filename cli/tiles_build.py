@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.context import console, emit, engine_scope, load_settings
+from cli.tiles_scale import output_scope, renderer_scope
 
 
 class Layer(StrEnum):
@@ -23,11 +25,11 @@ class Spec(StrEnum):
     v10 = "1.0"
 
 
-def _terrain(engine: Any, settings: Any, progress: Any) -> dict[str, Any]:
+def _terrain(engine: Any, tiles_dir: Path, progress: Any) -> dict[str, Any]:
     """Quantized-mesh terrain (``tiles.terrain``), imported only when it is built."""
     from tiles.terrain import build_terrain
 
-    summary = dict(build_terrain(engine, settings.tiles_dir / "terrain", progress=progress))
+    summary = dict(build_terrain(engine, tiles_dir / "terrain", progress=progress))
     summary.setdefault("layer", "terrain")
     return summary
 
@@ -56,6 +58,18 @@ def command(
     include_spaces: Annotated[
         bool, typer.Option("--include-spaces", help="Also tile IFC spaces (left out by default).")
     ] = False,
+    dask: Annotated[
+        str | None,
+        typer.Option("--dask", help="Render tiles on this dask scheduler (tcp://host:8786)."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Render tiles on N local dask worker processes."),
+    ] = None,
+    out: Annotated[
+        str | None,
+        typer.Option("--out", help="Publish to an fsspec URL (s3://bucket/tiles, file:///p)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Build 3D Tiles (buildings, pipes) and terrain; unchanged layers are skipped."""
@@ -69,7 +83,11 @@ def command(
     }
     layers = expand.get(layer.value, [layer.value])
     results: list[dict[str, Any]] = []
-    with engine_scope(settings) as engine:
+    with (
+        engine_scope(settings) as engine,
+        renderer_scope(dask, workers) as renderer,
+        output_scope(out, settings.tiles_dir) as output,
+    ):
         for name in layers:
             with Progress(
                 TextColumn(f"[bold]{name}"),
@@ -85,18 +103,19 @@ def command(
                     bar.update(task, completed=done, total=total)
 
                 if name == "terrain":
-                    results.append(_terrain(engine, settings, report))
+                    results.append(output.publish(_terrain(engine, output.tiles_dir, report)))
                 else:
                     built = build_mesh_layer(
                         engine,
-                        settings.tiles_dir,
+                        output.tiles_dir,
                         name,
                         spec=spec.value,
                         force=force,
                         progress=report,
                         sensitive=settings.sensitive_utility_set,
                         include_spaces=include_spaces,
+                        renderer=renderer,
                     )
-                    results.append(built.to_dict())
+                    results.append(output.publish(built.to_dict()))
     text = "\n".join(_summary_line(r) for r in results)
     emit(results, as_json=as_json, text=text)  # always a list: one object per layer

@@ -9,6 +9,7 @@ which dataset versions the layer holds, so an unchanged layer is not rebuilt.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -41,6 +42,36 @@ HEIGHT_MARGIN_M = 0.01
 
 Progress = Callable[[int, int], None]
 """Called with (features done, features total) as tiles are written."""
+
+
+@dataclass
+class TileOutput:
+    """What writing one tile's content produced (the build sums these; sha256 makes the tag)."""
+
+    key: str
+    features: int
+    triangles: int
+    bytes: int
+    sha256: str
+
+
+@dataclass
+class RenderJob:
+    """The content tiles of one build, for a renderer other than the local loop."""
+
+    layer: str
+    index: FeatureIndex
+    nodes: list[TileNode]
+    folder: Path
+    spec: str
+    srid: int
+    extension: str
+    engine: Engine
+
+
+Renderer = Callable[[RenderJob, Progress | None], list[TileOutput]]
+"""Writes every ``nodes`` tile as ``folder/content/<key>.<extension>`` (e.g. on dask workers,
+:mod:`tiles.distributed`); must produce the bytes :func:`render_tiles` produces."""
 
 
 class LayerSource(Protocol):
@@ -163,12 +194,14 @@ def build_mesh_layer(
     max_triangles: int = DEFAULT_MAX_TRIANGLES,
     sensitive: frozenset[str] = DEFAULT_SENSITIVE,
     include_spaces: bool = False,
+    renderer: Renderer | None = None,
 ) -> BuildResult:
     """Build ``layer`` unless its datasets are unchanged since last time.
 
     ``layer`` is buildings, pipes (the public utility classes) or pipes_restricted (only the
     ``sensitive`` classes, written under ``restricted/``). ``include_spaces`` also tiles IFC
-    spaces (translucent), which are left out by default.
+    spaces (translucent), which are left out by default. ``renderer`` writes the content tiles
+    elsewhere than in this process (dask workers); the output is the same bytes.
     """
     if layer not in MESH_LAYERS:
         raise InvalidInput(f"unknown 3D Tiles layer {layer!r} ({', '.join(MESH_LAYERS)})")
@@ -193,7 +226,9 @@ def build_mesh_layer(
             "restricted": mesh_layer.restricted,
             "include_spaces": include_spaces,
         }
-        _build(engine, target, source, index_options, result, spec, progress, max_triangles)
+        _build(
+            engine, target, layer, index_options, result, spec, progress, max_triangles, renderer
+        )
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"the database went away while tiling {layer}: {exc}") from exc
     except (OSError, ValueError, psycopg.Error) as exc:
@@ -203,21 +238,40 @@ def build_mesh_layer(
     return result
 
 
+def frame_of(node: TileNode, srid: int) -> TileFrame:
+    """The ENU frame a tile's content is meshed in: at the centre of its box."""
+    centre = (node.box[:3] + node.box[3:]) / 2
+    return TileFrame.at(srid, *map(float, centre))
+
+
+def mesh_node(
+    source: LayerSource,
+    rows: dict[int, tuple[Any, ...]],
+    ids: npt.NDArray[np.int64],
+    frame: TileFrame,
+    *,
+    leaf: bool,
+) -> tuple[MeshParts, FeatureTable]:
+    """Mesh one tile from its fetched rows, features in a fixed order (so bytes are stable)."""
+    keys = sorted((int(k) for k in ids if int(k) in rows), key=lambda k: (k < 0, abs(k)))
+    return source.mesh_tile([(k, rows[k]) for k in keys], frame, leaf=leaf)
+
+
 def _build(
     engine: Engine,
     target: Path,
-    source: LayerSource,
+    layer: str,
     index_options: dict[str, Any],
     result: BuildResult,
     spec: str,
     progress: Progress | None,
     max_triangles: int,
+    renderer: Renderer | None = None,
 ) -> None:
+    source = MESH_LAYERS[layer].source
     srid = storage_srid(engine)
     extension = "b3dm" if spec == "1.0" else "glb"
-    # Content URLs carry the build so servers can mark them immutable and caches never mix
-    # tiles of two builds (file names are tile keys and repeat from build to build).
-    tag = np.base_repr(time.time_ns() // 1000, 36).lower()
+    digests: dict[str, str] = {}
     with engine.connect() as sa_connection:
         connection: Connection[Any] = sa_connection.connection.driver_connection  # type: ignore[assignment]
         index = source.load_index(connection, **index_options)
@@ -237,6 +291,13 @@ def _build(
             ThreadPoolExecutor(max_workers=1) as writer,
         ):
             (folder / "content").mkdir()
+            if renderer is not None:
+                job = RenderJob(layer, index, content_nodes, folder, spec, srid, extension, engine)
+                for output in renderer(job, progress):
+                    _count(result, output)
+                    digests[output.key] = output.sha256
+                frames.update({node.key: frame_of(node, srid) for node in content_nodes})
+                content_nodes = []  # written: the local loop below has nothing to do
 
             def fetch(batch: list[TileNode]) -> list[tuple[MeshParts, FeatureTable]]:
                 # One query per batch of tiles: round trips, not rows, dominate small tiles.
@@ -245,14 +306,10 @@ def _build(
                 )
                 out = []
                 for node in batch:
-                    centre = (node.box[:3] + node.box[3:]) / 2
-                    frames[node.key] = TileFrame.at(srid, *map(float, centre))
-                    keys = sorted(
-                        (int(k) for k in index.ids[node.rows] if int(k) in rows),
-                        key=lambda k: (k < 0, abs(k)),
-                    )
-                    keyed = [(k, rows[k]) for k in keys]
-                    out.append(source.mesh_tile(keyed, frames[node.key], leaf=not node.children))
+                    frames[node.key] = frame_of(node, srid)
+                    ids = index.ids[node.rows]
+                    leaf = not node.children
+                    out.append(mesh_node(source, rows, ids, frames[node.key], leaf=leaf))
                 return out
 
             batches = _batches(content_nodes, index, BATCH_TRIANGLES)
@@ -270,17 +327,22 @@ def _build(
                     writes.append(writer.submit(path.write_bytes, data))
                     if len(writes) > 16:  # keep at most a few tiles' bytes in flight
                         writes.pop(0).result()
-                    result.tiles += 1
-                    result.features += table.count
-                    result.triangles += parts.triangle_count
-                    result.bytes += len(data)
-                    result.largest_tile_bytes = max(result.largest_tile_bytes, len(data))
+                    digests[node.key] = hashlib.sha256(data).hexdigest()
+                    _count(
+                        result,
+                        TileOutput(node.key, table.count, parts.triangle_count, len(data), ""),
+                    )
                     done += int(node.rows.size)
                     if progress is not None:
                         progress(done, total)
             for write in writes:
                 write.result()  # surfaces a failed write before the layer is swapped in
             connection.rollback()
+            # Content URLs carry a tag so servers can mark them immutable and caches never mix
+            # tiles of two builds (file names are tile keys and repeat from build to build).
+            # The tag hashes the content, so equal builds (local or on dask) are equal bytes.
+            signature = "".join(f"{key}:{digests[key]}\n" for key in sorted(digests))
+            tag = hashlib.sha256(signature.encode()).hexdigest()[:12]
             tileset: Tileset = {
                 "asset": {"version": spec, "generator": "cim tiles build"},
                 "geometricError": float(max(index.size.max(), root.geometric_error)),
@@ -290,6 +352,14 @@ def _build(
             write_tileset(tileset, folder / "tileset.json")
             result.bytes += (folder / "tileset.json").stat().st_size
         result.status = "built"
+
+
+def _count(result: BuildResult, output: TileOutput) -> None:
+    result.tiles += 1
+    result.features += output.features
+    result.triangles += output.triangles
+    result.bytes += output.bytes
+    result.largest_tile_bytes = max(result.largest_tile_bytes, output.bytes)
 
 
 def _batches(

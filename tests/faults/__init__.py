@@ -1,1 +1,1 @@
-"""Fault tests: SIGKILL, disk full, unwritable folders, read replicas."""
+"""Scale and fault tests: SIGKILL, disk full, read replicas, tiles on dask and fsspec."""

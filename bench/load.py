@@ -1,0 +1,338 @@
+"""Bench: ``cim serve`` under load - 64 connections for 60 s on a mix of real requests.
+
+A generated city (bench/generator.py): ``--segments`` pipe segments (all four utilities, meshed
+water grid with valves, written by bench/analysis.py's COPY loader) and ``--buildings``
+buildings (footprint rows plus five wall/roof elements each, tiled as the buildings 3D Tiles
+layer). ``cim serve --workers W`` runs on it and an asyncio/httpx client on loopback keeps
+``--connections`` requests in flight for ``--seconds`` on this mix:
+50 % OGC items (random 300 m bbox, limit 100), 30 % 3D Tiles content (random tile of the
+buildings layer), 10 % cross-sections (random 60 m line across a street), 10 % burst isolation
+(random water segment). Prints req/s, p50/p95/p99 per endpoint and the errors.
+``--fault`` also stops the database for 5 s in the middle: requests then must be 503 with
+Retry-After (counted apart), anything else is an error, and the time to the first 200 after
+the restart is printed. Goal: 0 errors, p99 of items <= 100 ms.
+Usage: ``python bench/load.py [--segments 1000000] [--buildings 10000] [--seconds 60]
+[--connections 64] [--workers 4] [--fault]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import shapely
+from sqlalchemy import Engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.analysis import load_city as load_pipes
+from bench.generator import SyntheticCity, city_for_segments
+from bench.tiles import _box, _hex
+from cim.crs import transformer
+from cim.db import migrate
+from cim.db.copy import copy_rows
+from cim.db.embedded import EmbeddedCluster
+from cim.db.engine import make_engine
+from cim.services.datasets import DatasetSource
+from importers.base import WriteOutcome, run_import
+
+SRID = 4547
+CIM = str(Path(sys.executable).with_name("cim"))
+MIX = (("items", 50), ("tiles", 30), ("section", 10), ("isolation", 10))
+GOAL_ITEMS_P99_MS = 100.0
+
+
+def load_buildings(engine: Engine, count: int) -> int:
+    """``count`` buildings (footprints) and their 5 elements each, as one dataset."""
+    blocks = max(1, math.ceil(math.sqrt(count / 4)))
+    city = SyntheticCity(seed=11, blocks_x=blocks, blocks_y=blocks, buildings_per_block=4)
+
+    def write(session: Any, dataset: Any) -> WriteOutcome:
+        chosen = list(city.buildings())[:count]
+        copy_rows(
+            session, table="building",
+            columns=["dataset_id", "guid", "name", "footprint", "base_z", "top_z"],
+            rows=([dataset.id, b.code, b.code, _hex(shapely.MultiPolygon([shapely.Polygon(
+                b.footprint)])), b.base_z, b.base_z + b.height] for b in chosen),
+        )  # fmt: skip
+
+        def elements() -> Any:
+            for b in chosen:
+                (x0, y0), _, (x1, y1) = b.footprint[0], b.footprint[1], b.footprint[2]
+                z0, z1, t = b.base_z, b.base_z + b.height, 0.3
+                for k, (cls, box) in enumerate([
+                    ("IfcWall", (x0, y0, z0, x1, y0 + t, z1)),
+                    ("IfcWall", (x0, y1 - t, z0, x1, y1, z1)),
+                    ("IfcWall", (x0, y0 + t, z0, x0 + t, y1 - t, z1)),
+                    ("IfcWall", (x1 - t, y0 + t, z0, x1, y1 - t, z1)),
+                    ("IfcRoof", (x0, y0, z1, x1, y1, z1 + t)),
+                ]):  # fmt: skip
+                    yield [dataset.id, f"{b.code}-{k}", cls, cls, _box(*box), 12]
+
+        copy_rows(
+            session, table="building_element",
+            columns=["dataset_id", "guid", "ifc_class", "name", "mesh", "triangle_count"],
+            rows=elements(),
+        )  # fmt: skip
+        return WriteOutcome(counts={"building": len(chosen)})
+
+    source = DatasetSource(kind="ifc", name="bench buildings", source_name="generated",
+                           source_sha256=f"load-buildings-{count}")  # fmt: skip
+    run_import(engine, source=source, write=write)
+    return min(count, city.building_count)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+class Requests:
+    """Random requests of each kind, drawn from the loaded city."""
+
+    def __init__(self, engine: Engine, dataset_id: int, city: SyntheticCity, tiles: list[str]):
+        self.rng = random.Random(3)
+        self.dataset_id = dataset_id
+        self.city = city
+        self.tiles = tiles
+        with engine.connect() as conn:
+            self.water = [
+                int(r[0])
+                for r in conn.execute(
+                    text(
+                        "SELECT id FROM pipe_segment WHERE dataset_id = :d AND utility = 'JS' "
+                        "ORDER BY random() LIMIT 5000"
+                    ),
+                    {"d": dataset_id},
+                )
+            ]
+        self.to_lonlat = transformer(SRID, 4326)
+        x0, y0 = city.origin
+        self.extent = (x0, y0, x0 + city.blocks_x * city.pitch, y0 + city.blocks_y * city.pitch)
+
+    def make(self, kind: str) -> tuple[str, str, dict[str, Any] | None]:
+        rng = self.rng
+        x0, y0, x1, y1 = self.extent
+        if kind == "items":
+            x, y = rng.uniform(x0, x1 - 300), rng.uniform(y0, y1 - 300)
+            b = self.to_lonlat.transform_bounds(x, y, x + 300, y + 300)
+            bbox = ",".join(f"{v:.7f}" for v in b)
+            return "GET", f"/collections/pipe_segments/items?bbox={bbox}&limit=100", None
+        if kind == "tiles":
+            return "GET", f"/tiles/buildings/{rng.choice(self.tiles)}", None
+        if kind == "section":
+            # across a vertical street: streets run along block edges
+            i = rng.randrange(1, self.city.blocks_x)
+            x = x0 + i * self.city.pitch - self.city.street_width / 2
+            y = rng.uniform(y0, y1)
+            line = {"type": "LineString", "coordinates": [[x - 30, y], [x + 30, y]]}
+            return "POST", "/analysis/pipes/section", {"line": line, "dataset_id": self.dataset_id}
+        body = {"segment_id": rng.choice(self.water), "dataset_id": self.dataset_id}
+        return "POST", "/analysis/pipes/isolation", body
+
+
+async def drive(
+    base: str, requests: Requests, seconds: float, connections: int, fault: Any = None
+) -> dict[str, Any]:
+    kinds = [k for k, w in MIX for _ in range(w)]
+    latencies: dict[str, list[float]] = {k: [] for k, _ in MIX}
+    errors: dict[str, int] = {}
+    unavailable = 0
+    last_503 = 0.0
+    first_ok_after = 0.0
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        deadline = time.monotonic() + seconds
+
+        async def worker() -> None:
+            nonlocal unavailable, last_503, first_ok_after
+            while time.monotonic() < deadline:
+                kind = requests.rng.choice(kinds)
+                method, url, body = requests.make(kind)
+                started = time.perf_counter()
+                try:
+                    response = await client.request(method, url, json=body)
+                    status = response.status_code
+                except httpx.HTTPError as exc:
+                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                    continue
+                elapsed = (time.perf_counter() - started) * 1000
+                if status == 200:
+                    latencies[kind].append(elapsed)
+                    if last_503 and not first_ok_after:
+                        first_ok_after = time.monotonic()
+                elif status == 503 and fault is not None and response.headers.get("retry-after"):
+                    unavailable += 1
+                    last_503 = time.monotonic()
+                    first_ok_after = 0.0
+                    await asyncio.sleep(0.05)
+                else:
+                    key = f"{kind} {status}"
+                    errors[key] = errors.get(key, 0) + 1
+
+        tasks = [asyncio.create_task(worker()) for _ in range(connections)]
+        if fault is not None:
+            tasks.append(asyncio.create_task(fault()))
+        await asyncio.gather(*tasks)
+    total = sum(len(v) for v in latencies.values())
+    out: dict[str, Any] = {
+        "requests": total, "req_per_s": round(total / seconds, 1), "errors": errors,
+        "unavailable_503": unavailable,
+    }  # fmt: skip
+    for kind, values in latencies.items():
+        out[kind] = {
+            "count": len(values),
+            "p50_ms": round(percentile(values, 0.50), 1),
+            "p95_ms": round(percentile(values, 0.95), 1),
+            "p99_ms": round(percentile(values, 0.99), 1),
+        }
+    out["_first_ok_after"] = first_ok_after
+    return out
+
+
+def tile_uris(tileset: dict[str, Any]) -> list[str]:
+    """Every content URI of a tileset (with its ``?v=`` tag)."""
+    out, stack = [], [tileset["root"]]
+    while stack:
+        tile = stack.pop()
+        if "content" in tile:
+            out.append(tile["content"]["uri"])
+        stack.extend(tile.get("children", []))
+    return out
+
+
+def start_server(url: str, data_dir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIM_")}
+    env.update(CIM_DATABASE_URL=url, CIM_DATA_DIR=str(data_dir), CIM_LOG_LEVEL="warning")
+    server = subprocess.Popen(
+        [CIM, "serve", "--port", str(port), "--workers", str(workers)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return server, base
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    server.kill()
+    raise SystemExit("cim serve did not come up in 120 s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--segments", type=int, default=1_000_000)
+    parser.add_argument("--buildings", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=4, help="uvicorn worker processes")
+    parser.add_argument("--fault", action="store_true", help="stop the database for 5 s")
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="cim-bench-load-", dir="/tmp"))
+    folder.chmod(0o755)
+    cluster = EmbeddedCluster(folder / "db")
+    cluster.start()
+    server = None
+    try:
+        url = cluster.url()
+        engine = make_engine(url)
+        migrate.upgrade(engine, srid=SRID, default_srid=SRID)
+        started = time.perf_counter()
+        city = city_for_segments(args.segments)
+        dataset_id, segments = load_pipes(engine, city, tie_streets=True, name="load")
+        buildings = load_buildings(engine, args.buildings)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+        print(f"loaded {segments:,} segments, {buildings:,} buildings in "
+              f"{time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
+        from tiles.build import build_mesh_layer
+
+        data_dir = folder / "data"
+        built = build_mesh_layer(engine, data_dir / "tiles", "buildings", force=True)
+        tileset = json.loads((data_dir / "tiles" / "buildings" / "tileset.json").read_text())
+        tiles = tile_uris(tileset)
+        print(f"buildings layer: {built.tiles} tiles in {built.seconds} s", flush=True)
+        requests = Requests(engine, dataset_id, city, tiles)
+        engine.dispose()
+
+        server, base = start_server(url, data_dir, args.workers)
+        asyncio.run(drive(base, requests, 3.0, args.connections))  # warm-up, not counted
+        stopped_at: list[float] = []
+
+        async def fault() -> None:
+            await asyncio.sleep(args.seconds / 3)
+            await asyncio.to_thread(cluster.stop)
+            await asyncio.sleep(5)
+            await asyncio.to_thread(cluster.start)
+            stopped_at.append(time.monotonic())
+
+        figures = asyncio.run(
+            drive(base, requests, args.seconds, args.connections, fault if args.fault else None)
+        )
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    first_ok = figures.pop("_first_ok_after")
+    print(f"\n{figures['requests']:,} requests in {args.seconds:.0f} s = "
+          f"{figures['req_per_s']} req/s, {args.connections} connections, "
+          f"{args.workers} workers")  # fmt: skip
+    print(f"{'endpoint':>10} {'count':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    for kind, _ in MIX:
+        f = figures[kind]
+        print(f"{kind:>10} {f['count']:>8} {f['p50_ms']:>8} {f['p95_ms']:>8} {f['p99_ms']:>8}")
+    error_count = sum(figures["errors"].values())
+    print(f"errors: {error_count} {figures['errors'] or ''}")
+    result: dict[str, Any] = {
+        "bench": "load_fault" if args.fault else "load",
+        "segments": segments, "buildings": buildings, "seconds": args.seconds,
+        "connections": args.connections, "workers": args.workers,
+        "req_per_s": figures["req_per_s"], "errors": error_count,
+        **{f"{k}_p99_ms": figures[k]["p99_ms"] for k, _ in MIX},
+        "items_p50_ms": figures["items"]["p50_ms"],
+    }  # fmt: skip
+    items_ok = figures["items"]["p99_ms"] <= GOAL_ITEMS_P99_MS
+    if args.fault:
+        recovery = round(first_ok - stopped_at[0], 2) if first_ok and stopped_at else None
+        print(f"database down 5 s: {figures['unavailable_503']} answers 503 + Retry-After; "
+              f"first 200 {recovery} s after the restart")  # fmt: skip
+        result.update(unavailable_503=figures["unavailable_503"], recovery_s=recovery)
+        result["goal"] = "0 errors (only 503 + Retry-After while down), recovery <= 2 s"
+        result["pass"] = error_count == 0 and recovery is not None and recovery <= 2.0
+    else:
+        result["goal"] = f"0 errors, items p99 <= {GOAL_ITEMS_P99_MS:.0f} ms"
+        result["pass"] = error_count == 0 and items_ok
+    print("BENCH " + json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
