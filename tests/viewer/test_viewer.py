@@ -140,6 +140,41 @@ def test_click_on_a_pipe_picks_its_code(viewer: ViewerPage, demo_city: DemoCity)
     assert selected["title"] == code
 
 
+def test_cross_section_tool_lists_the_pipe_its_line_crosses(
+    viewer: ViewerPage, demo_city: DemoCity
+) -> None:
+    if "crossSection" not in viewer.config["endpoints"]:
+        pytest.skip("no cross-section endpoint in this version")
+    with demo_city.engine.connect() as connection:
+        code, x0, y0, x1, y1 = connection.execute(
+            text(
+                "SELECT code, ST_X(a), ST_Y(a), ST_X(b), ST_Y(b) FROM ("
+                " SELECT code, ST_LineInterpolatePoint(geom, 0.49) AS a,"
+                " ST_LineInterpolatePoint(geom, 0.51) AS b FROM pipe_segment"
+                " ORDER BY ST_Length(geom) DESC, code LIMIT 1) AS longest"
+            )
+        ).one()
+    # a 20 m line square to the pipe through its middle
+    mx, my, dx, dy = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
+    norm = float(np.hypot(dx, dy))
+    nx, ny = -dy / norm * 10, dx / norm * 10
+    points = [list(lonlat(mx - nx, my - ny)), list(lonlat(mx + nx, my + ny))]
+    answer = viewer.page.evaluate(
+        "(points) => cim.tools.crossSection(points).then(() => cim.lastCrossSection)", points
+    )
+    assert answer is not None, viewer.page.evaluate(
+        "() => document.getElementById('tool-hint').textContent"
+    )
+    assert code in [pipe["code"] for pipe in answer["pipes"]]
+    title = viewer.page.evaluate("() => document.getElementById('properties-title').textContent")
+    assert title == f"Cross-section: {answer['pipe_count']} pipe(s)"
+    viewer.page.wait_for_function(
+        "() => { const img = document.querySelector('#properties-extra img');"
+        " return img && img.complete && img.naturalWidth > 0; }",
+        timeout=10_000,
+    )
+
+
 def topmost_element(meshes: list[tuple[str, bytes]], x: float, y: float) -> tuple[str, float]:
     """GUID and height of the element whose triangles are highest above (x, y)."""
     best: tuple[str, float] = ("", -np.inf)

@@ -104,6 +104,7 @@
 
   async function runCrossSection(points) {
     const body = { line: { type: "LineString", coordinates: points }, crs: "EPSG:4326" };
+    cim.lastCrossSection = null;
     try {
       const answer = await postJson(cim.config.endpoints.crossSection, body);
       const rows = {};
@@ -190,6 +191,9 @@
     if (endpoints.isolation) addTool("isolation", "Burst-valve isolation (pick a pipe)", isolation);
     if (endpoints.shelterPlans) addTool("shelter-plan", "Run a shelter plan", shelterPlan);
   }
+
+  // For scripts and the browser tests: the tools without the clicks.
+  cim.tools = { crossSection: runCrossSection, highlightSegments };
 
   if (cim.ready) install();
   else document.addEventListener("cim-ready", install, { once: true });
