@@ -447,6 +447,8 @@ function setUnderground(viewer, on) {
   globe.translucency.enabled = on;
   globe.translucency.frontFaceAlpha = alpha;
   globe.translucency.backFaceAlpha = alpha;
+  // see-through near the camera, opaque towards the horizon: a cut-away, not a ghost world
+  globe.translucency.frontFaceAlphaByDistance = new Cesium.NearFarScalar(300, alpha, 4000, 1.0);
   // Below the surface the camera must not bounce back up, and pipes must show through.
   viewer.scene.screenSpaceCameraController.enableCollisionDetection = !on;
   globe.depthTestAgainstTerrain = !on;
@@ -460,6 +462,7 @@ cim.setUnderground = (on) => {
 function showProperties(title, sections) {
   const table = document.getElementById("properties-table");
   table.replaceChildren();
+  document.getElementById("properties-extra").replaceChildren();
   for (const [heading, values] of sections) {
     const head = table.insertRow();
     head.className = "section";
