@@ -101,9 +101,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float | None:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
 
 
 class Requests:
@@ -148,6 +148,25 @@ class Requests:
             return "POST", "/analysis/pipes/section", {"line": line, "dataset_id": self.dataset_id}
         body = {"segment_id": rng.choice(self.water), "dataset_id": self.dataset_id}
         return "POST", "/analysis/pipes/isolation", body
+
+
+async def warm_up(base: str, requests: Requests, workers: int) -> float:
+    """Let every worker build its in-memory network graph (isolation) before measuring.
+
+    The graph is cached per process and per dataset version; a real service pays this once
+    after a restart or an import, so it is not part of the steady-state figures.
+    """
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=base, timeout=600) as client:
+        calls = []
+        for _ in range(4 * workers):  # the kernel spreads connections over the workers
+            method, url, body = requests.make("isolation")
+            calls.append(client.request(method, url, json=body))
+        answers = await asyncio.gather(*calls, return_exceptions=True)
+    failed = [a for a in answers if not isinstance(a, httpx.Response) or a.status_code != 200]
+    if failed:
+        print(f"warm-up: {len(failed)} of {len(answers)} isolation requests failed: {failed[:3]}")
+    return time.perf_counter() - started
 
 
 async def drive(
@@ -201,9 +220,10 @@ async def drive(
     for kind, values in latencies.items():
         out[kind] = {
             "count": len(values),
-            "p50_ms": round(percentile(values, 0.50), 1),
-            "p95_ms": round(percentile(values, 0.95), 1),
-            "p99_ms": round(percentile(values, 0.99), 1),
+            **{
+                f"p{int(q * 100)}_ms": None if (v := percentile(values, q)) is None else round(v, 1)
+                for q in (0.50, 0.95, 0.99)
+            },
         }
     out["_first_ok_after"] = first_ok_after
     return out
@@ -279,6 +299,8 @@ def main() -> None:
         engine.dispose()
 
         server, base = start_server(url, data_dir, args.workers)
+        warm = asyncio.run(warm_up(base, requests, args.workers))
+        print(f"warm-up (network graph in every worker): {warm:.1f} s", flush=True)
         asyncio.run(drive(base, requests, 3.0, args.connections))  # warm-up, not counted
         stopped_at: list[float] = []
 

@@ -71,7 +71,7 @@ class RenderJob:
 
 Renderer = Callable[[RenderJob, Progress | None], list[TileOutput]]
 """Writes every ``nodes`` tile as ``folder/content/<key>.<extension>`` (e.g. on dask workers,
-:mod:`tiles.distributed`); must produce the bytes :func:`render_tiles` produces."""
+:mod:`tiles.distributed`); must produce the bytes the local loop of :func:`_build` does."""
 
 
 class LayerSource(Protocol):
