@@ -36,6 +36,9 @@ from importers.ifc.sources import (
 DISAGREEMENT_METRES = 1000.0
 """Two georeferencing sources further apart than this get a warning."""
 
+MAP_COORDINATES_METRES = 100_000.0
+"""A model whose geometry lies further than this from its own origin holds map coordinates."""
+
 AREA_OF_USE_SLACK_DEGREES = 2.0
 """How far outside the storage CRS's area of use a model may lie (warned) before it is refused."""
 
@@ -63,9 +66,9 @@ class Placement:
         """(n, 3) world metres -> (n, 3) coordinates in :attr:`crs`."""
         return np.asarray(points, dtype=np.float64) @ self.matrix[:3, :3].T + self.matrix[:3, 3]
 
-    def origin_lonlat(self) -> tuple[float, float]:
-        """Longitude and latitude of the model's world origin."""
-        x, y, _ = self.apply(np.zeros((1, 3)))[0]
+    def origin_lonlat(self, at: npt.NDArray[np.float64] | None = None) -> tuple[float, float]:
+        """Longitude and latitude of the model's world origin (or of the world point ``at``)."""
+        x, y, _ = self.apply(np.zeros((1, 3)) if at is None else at.reshape(1, 3))[0]
         lon, lat = transformer(self.crs, 4326).transform(x, y)
         return float(lon), float(lat)
 
@@ -280,7 +283,9 @@ def resolve_placement(ifc: Any, *, flags: Flags, storage_srid: int) -> Placement
             f"[--rotation DEG] [--crs EPSG:xxxx, default the storage CRS EPSG:{storage_srid}]"
         )
     _compare(candidates, site, warnings)
-    chosen.warnings = warnings + _check_area_of_use(chosen, storage_srid, site)
+    if chosen.source != "--origin":  # --origin is checked where the geometry lands
+        warnings += check_area_of_use(chosen, storage_srid, site)
+    chosen.warnings = warnings
     return chosen
 
 
@@ -315,8 +320,11 @@ def _outside_by(bounds: tuple[float, float, float, float], lon: float, lat: floa
     return max(west - lon, lon - east, south - lat, lat - north, 0.0)
 
 
-def _check_area_of_use(
-    placement: Placement, storage_srid: int, site: SiteReference | None
+def check_area_of_use(
+    placement: Placement,
+    storage_srid: int,
+    site: SiteReference | None = None,
+    at: npt.NDArray[np.float64] | None = None,
 ) -> list[str]:
     """Refuse reprojecting a model far outside the storage CRS's area of use; else warn.
 
@@ -326,7 +334,7 @@ def _check_area_of_use(
     area = storage.area_of_use
     if area is None:
         return []
-    lon, lat = placement.origin_lonlat()
+    lon, lat = placement.origin_lonlat(at)
     if not (math.isfinite(lon) and math.isfinite(lat)):
         raise UnsupportedCRS(f"the model's origin cannot be placed in {crs_label(placement.crs)}")
     outside = _outside_by(area.bounds, lon, lat)
@@ -352,3 +360,33 @@ def _check_area_of_use(
             "--origin E,N[,H] (which overrides the file's georeferencing)"
         )
     return [where]
+
+
+def check_model_extent(
+    placement: Placement, vertex_blocks: list[npt.NDArray[np.float64]], storage_srid: int
+) -> None:
+    """Check where the geometry (not just the origin) lands; warnings go to the placement.
+
+    Some exporters (CityGML converters, survey tools) write projected coordinates straight
+    into the model and an IfcSite lat/lon beside them; adding the two would throw the model
+    across the globe, so that is refused (``--origin 0,0 --crs EPSG:xxxx`` takes such
+    coordinates as they are). A model placed with ``--origin`` is checked against the storage
+    CRS's area of use at the centre of its geometry.
+    """
+    blocks = [block for block in vertex_blocks if len(block)]
+    if not blocks:
+        return
+    low = np.min([block.min(axis=0) for block in blocks], axis=0)
+    high = np.max([block.max(axis=0) for block in blocks], axis=0)
+    centre = (low + high) / 2
+    if placement.source == "--origin":
+        placement.warnings += check_area_of_use(placement, storage_srid, at=centre)
+        return
+    distance = float(np.hypot(centre[0], centre[1]))
+    if distance > MAP_COORDINATES_METRES:
+        raise InvalidInput(
+            f"the model's geometry lies {distance / 1000:.0f} km from its own origin "
+            f"(centre {centre[0]:.1f}, {centre[1]:.1f}): these look like map coordinates, and "
+            f"placing them with the {placement.source} reference would move them that far; "
+            "if they are in a projected CRS, import with --origin 0,0 --crs EPSG:xxxx"
+        )

@@ -25,7 +25,13 @@ from cim.services.datasets import DatasetSource, dataset_summary, file_sha256
 from importers.base import ImportResult, WriteOutcome, run_import
 from importers.ifc.facts import ProductFacts
 from importers.ifc.geometry import ElementMesh, body_candidates, iterate_meshes
-from importers.ifc.georef import Flags, Placement, horizontal_crs, resolve_placement
+from importers.ifc.georef import (
+    Flags,
+    Placement,
+    check_model_extent,
+    horizontal_crs,
+    resolve_placement,
+)
 from importers.ifc.writer import Progress, Writer
 
 SKIPPED_SHOWN = 50
@@ -99,6 +105,7 @@ def import_ifc(
     )
     if not meshes and not ifc.by_type("IfcBuilding"):
         raise ImportFailed(f"{path.name}: no element could be triangulated and no building found")
+    check_model_extent(placement, [m.vertices for m in meshes.values()], srid)
     _to_storage(meshes, placement, srid)
     warnings = list(placement.warnings)
     if skipped:

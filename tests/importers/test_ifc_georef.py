@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 
 import ifcopenshell
+import ifcopenshell.geom
 import ifcopenshell.util.geolocation as geolocation
 import numpy as np
 import pytest
 from pyproj import Geod, Transformer
 
 from cim.errors import InvalidInput, UnsupportedCRS
-from importers.ifc.georef import Flags, resolve_placement
+from importers.ifc.georef import Flags, check_model_extent, resolve_placement
 from tests.conftest import SHARED_SAMPLES
 
 IFC = SHARED_SAMPLES / "ifc"
@@ -150,3 +151,27 @@ def test_ifc4x3_rigid_operation_is_a_shift() -> None:
         [458001.0, 5438002.0, 103.0]
     )
     assert placement.warnings == []
+
+
+def test_map_coordinates_with_a_site_reference_are_refused() -> None:
+    # CYAA0BF3 (converted from CityGML) holds S-JTSK / Krovak coordinates (about -738 km,
+    # -1044 km) in its geometry *and* a lat/lon on each of its 32 sites.
+    ifc = _open("CYAA0BF3.gml.ifc")
+    placement = resolve_placement(ifc, flags=Flags(), storage_srid=32633)
+    assert placement.source == "IfcSite"
+    settings = ifcopenshell.geom.settings()
+    settings.set("use-world-coords", True)
+    wall = ifcopenshell.geom.create_shape(settings, ifc.by_type("IfcWall")[0])
+    vertices = np.asarray(wall.geometry.verts).reshape(-1, 3)
+    assert vertices[:, 0].max() < -700_000
+    with pytest.raises(InvalidInput, match=r"look like map coordinates.*--origin 0,0 --crs"):
+        check_model_extent(placement, [vertices], 32633)
+    # Taken as they are: the data centre (not the Krovak false origin) must suit the storage.
+    flags = Flags(origin=(0.0, 0.0), crs="EPSG:5514")
+    taken_as_is = resolve_placement(ifc, flags=flags, storage_srid=32633)
+    check_model_extent(taken_as_is, [vertices], 32633)
+    assert taken_as_is.apply(vertices) == pytest.approx(vertices)
+    assert not any("area of use" in w for w in taken_as_is.warnings)
+    far = resolve_placement(ifc, flags=flags, storage_srid=4547)
+    with pytest.raises(UnsupportedCRS, match="outside the area of use"):
+        check_model_extent(far, [vertices], 4547)
