@@ -52,8 +52,16 @@ async function getJson(url, options) {
   return response.json();
 }
 
-function addToggle(listId, label, checked, onChange, extra) {
+function slot(listId) {
+  // a list entry made now and filled when its layer is ready, so the order stays fixed
   const li = document.createElement("li");
+  li.hidden = true;
+  document.getElementById(listId).append(li);
+  return li;
+}
+
+function addToggle(listId, label, checked, onChange, extra, li = document.createElement("li")) {
+  li.hidden = false;
   const input = document.createElement("input");
   input.type = "checkbox";
   input.checked = checked;
@@ -99,6 +107,10 @@ function createViewer() {
   // Cheaper frames (software WebGL in CI, modest laptops): no FXAA pass, no ground atmosphere.
   viewer.scene.postProcessStages.fxaa.enabled = false;
   viewer.scene.globe.showGroundAtmosphere = false;
+  // Fewer, coarser globe tiles and no ancestor preloading: the DEM is ~28 m per pixel, so
+  // a 4-pixel error is still finer than the data, and the view settles in fewer frames.
+  viewer.scene.globe.maximumScreenSpaceError = 4;
+  viewer.scene.globe.preloadAncestors = false;
   // A plain sky: the atmosphere pass cost a quarter of each frame in software WebGL.
   viewer.scene.skyAtmosphere.show = false;
   viewer.scene.skyBox.show = false;
@@ -111,7 +123,7 @@ function createViewer() {
   return viewer;
 }
 
-async function addTerrain(viewer, url) {
+async function addTerrain(viewer, url, place) {
   cim.terrain.url = url;
   try {
     viewer.terrainProvider = await Cesium.CesiumTerrainProvider.fromUrl(url, {
@@ -122,7 +134,7 @@ async function addTerrain(viewer, url) {
       viewer.terrainProvider = on
         ? cim.terrain.provider
         : new Cesium.EllipsoidTerrainProvider();
-    });
+    }, undefined, place);
     cim.terrain.provider = viewer.terrainProvider;
   } catch (error) {
     cim.terrain.error = String(error);
@@ -130,7 +142,7 @@ async function addTerrain(viewer, url) {
   }
 }
 
-async function addTileset(viewer, layer, url) {
+async function addTileset(viewer, layer, url, place) {
   const entry = { tileset: null, loaded: false, tileLoads: 0, failures: 0 };
   cim.tilesets[layer] = entry;
   try {
@@ -153,7 +165,7 @@ async function addTileset(viewer, layer, url) {
       if (layer === "pipes") cim.pipesShown = on;
       if (layer === "pipes" && cim.updateOverview) cim.updateOverview();
       viewer.scene.requestRender();
-    });
+    }, undefined, place);
   } catch (error) {
     fail(layer, error);
   }
@@ -229,12 +241,15 @@ function loadRatioColour(ratio) {
 }
 cim.loadRatioColour = loadRatioColour;
 
-async function addFeatureLayer(viewer, layer, collectionId, query = "") {
+async function fetchFeatures(collectionId, query = "") {
+  const url = `/collections/${collectionId}/items?limit=10000${query}`;
+  return getJson(url, { headers: { Accept: "application/geo+json" } });
+}
+
+async function addFeatureLayer(viewer, layer, data, place) {
   try {
-    const url = `/collections/${collectionId}/items?limit=10000${query}`;
-    const data = await getJson(url, { headers: { Accept: "application/geo+json" } });
     // Draped on the terrain (ground primitives): 2D polygons would otherwise sit at height 0.
-    const source = await Cesium.GeoJsonDataSource.load(data, { clampToGround: true });
+    const source = await Cesium.GeoJsonDataSource.load(await data, { clampToGround: true });
     for (const entity of source.entities.values) {
       const properties = entity.properties ? entity.properties.getValue(Cesium.JulianDate.now()) : {};
       const style = featureStyle(layer.style, properties || {});
@@ -257,17 +272,8 @@ async function addFeatureLayer(viewer, layer, collectionId, query = "") {
     }
     const previous = cim.geojson[layer.key];
     if (previous) viewer.dataSources.remove(previous, true);
-    source.show = !layer.hidden;
     await viewer.dataSources.add(source);
     cim.geojson[layer.key] = source;
-    if (!previous) {
-      addToggle("layers", layer.label, !layer.hidden, (on) => {
-        layer.hidden = !on;
-        if (on) renderUntilBuilt();
-        cim.geojson[layer.key].show = on;
-        viewer.scene.requestRender();
-      });
-    }
     renderUntilBuilt();
   } catch (error) {
     fail(layer.label, error);
@@ -292,9 +298,21 @@ function renderUntilBuilt() {
   };
   scene.postRender.addEventListener(check);
 }
+
+function addFeatureToggle(viewer, layer, place) {
+  addToggle("layers", layer.label, !layer.hidden, async (on) => {
+    layer.hidden = !on;
+    if (on && !cim.geojson[layer.key]) await addFeatureLayer(viewer, layer, fetchFeatures(layer.collection));
+    if (cim.geojson[layer.key]) cim.geojson[layer.key].show = on;
+    if (on) renderUntilBuilt();
+    viewer.scene.requestRender();
+  }, undefined, place);
+}
+
 cim.addFeatureLayer = (key, query) => {
   const layer = FEATURE_LAYERS.find((l) => l.key === key);
-  return addFeatureLayer(cim.viewer, layer, layer.collection || layer.ids[0], query);
+  layer.hidden = false;
+  return addFeatureLayer(cim.viewer, layer, fetchFeatures(layer.collection || layer.ids[0], query));
 };
 
 // Tubes a few decimetres wide vanish from a few kilometres away, so the network is also drawn
@@ -356,13 +374,19 @@ async function addFeatureLayers(viewer, endpoints) {
   if (!endpoints.collections) return;
   const listing = await getJson("/collections", { headers: { Accept: "application/json" } });
   const available = new Set((listing.collections || []).map((c) => c.id));
+  const work = [];
   if (cim.tilesets.pipes && available.has("pipe_segments")) {
-    await addNetworkOverview(viewer).catch((error) => fail("pipe network overview", error));
+    work.push(addNetworkOverview(viewer).catch((error) => fail("pipe network overview", error)));
   }
   for (const layer of FEATURE_LAYERS) {
     layer.collection = layer.ids.find((id) => available.has(id));
-    if (layer.collection) await addFeatureLayer(viewer, layer, layer.collection);
+    if (!layer.collection) continue;
+    const place = slot("layers");
+    // hidden layers load when first ticked; the others are fetched side by side
+    if (!layer.hidden) work.push(addFeatureLayer(viewer, layer, fetchFeatures(layer.collection)));
+    addFeatureToggle(viewer, layer, place);
   }
+  await Promise.all(work);
 }
 
 async function addDatasets(viewer) {
@@ -570,15 +594,22 @@ async function main() {
   const handler = new Cesium.ScreenSpaceEventHandler(viewer.scene.canvas);
   handler.setInputAction((click) => pick(click.position), Cesium.ScreenSpaceEventType.LEFT_CLICK);
 
-  cim.datasets = await addDatasets(viewer).catch((error) => (fail("datasets", error), []));
+  // Everything is requested side by side; list entries keep a fixed order.
+  const terrainPlace = slot("layers");
+  const places = config.tilesets.map(() => slot("layers"));
+  const datasets = addDatasets(viewer).catch((error) => (fail("datasets", error), []));
+  const terrain = config.terrain ? addTerrain(viewer, config.terrain, terrainPlace) : null;
+  const tilesets = Promise.all(config.tilesets.map((t, i) => addTileset(viewer, t.layer, t.url, places[i])));
+  cim.datasets = await datasets;
   const lows = cim.datasets.filter((d) => d.heights).map((d) => d.heights[0]);
   cim.groundHeight = lows.length ? Math.min(...lows) : 0;
   showCity(0);
-  if (config.terrain) await addTerrain(viewer, config.terrain);
-  await Promise.all(config.tilesets.map((t) => addTileset(viewer, t.layer, t.url)));
+  await terrain;
+  await tilesets;
   buildLegend(config.utilityClasses);
   await addFeatureLayers(viewer, config.endpoints).catch((error) => fail("OGC API layers", error));
   cim.ready = true;
+  cim.readyMs = performance.now();
   if (!cim.errors.length) {
     const count = Object.keys(cim.tilesets).length + Object.keys(cim.geojson).length + (cim.terrain.ready ? 1 : 0);
     status(count ? `${count} layer(s)` : "no data imported yet");
