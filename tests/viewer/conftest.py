@@ -32,6 +32,7 @@ class DemoCity:
     base: str
     engine: Engine
     steps: list[dict[str, Any]]
+    env: dict[str, str]
 
     def ran(self, step: str) -> bool:
         """Whether the demo step (e.g. ``import ifc``) imported or found its data."""
@@ -59,7 +60,7 @@ def demo_city(server_url: str) -> Iterator[DemoCity]:
     steps = json.loads(result.stdout)["steps"]
     try:
         with harness.served(CIM, env) as base:
-            yield DemoCity(base=base, engine=engine, steps=steps)
+            yield DemoCity(base=base, engine=engine, steps=steps, env=env)
     finally:
         engine.dispose()
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +14,7 @@ import shapely
 from sqlalchemy import text
 
 from cim.crs import transformer
+from tests.conftest import CIM
 from tests.viewer import harness
 from tests.viewer.conftest import DEMO_SRID, DemoCity, ViewerPage
 
@@ -223,6 +227,51 @@ def test_click_on_a_building_picks_the_guid_seen_from_above(
     assert selected["layer"] == "buildings"
     assert selected["properties"]["guid"] == guid
     assert selected["title"] == guid
+
+
+def test_shelter_plan_tool_shows_the_new_zones_by_load_ratio(
+    viewer: ViewerPage, demo_city: DemoCity
+) -> None:
+    if "shelterPlans" not in viewer.config["endpoints"]:
+        pytest.skip("no shelter planning endpoint in this version")
+    if not (demo_city.ran("import shelters") and demo_city.ran("import population")):
+        pytest.skip("no shelters or population imported")
+    created = subprocess.run(
+        [CIM, "keys", "create", "viewer-test", "--role", "admin", "--json"],
+        env=demo_city.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    key = json.loads(created.stdout)["secret"]
+    viewer.page.evaluate("(key) => sessionStorage.setItem('cim-api-key', key)", key)
+    viewer.page.evaluate("() => { cim.lastPlan = null; }")
+    viewer.page.click("#tool-shelter-plan")
+    viewer.page.wait_for_function(
+        "() => cim.lastPlan && cim.geojson.shelter_zones"
+        " && cim.geojson.shelter_zones.entities.values.length > 0",
+        timeout=120_000,
+    )
+    with demo_city.engine.connect() as connection:
+        plan_id, zones = connection.execute(
+            text(
+                "SELECT p.id, (SELECT count(*) FROM shelter_zone z WHERE z.plan_id = p.id)"
+                " FROM shelter_plan p ORDER BY p.id DESC LIMIT 1"
+            )
+        ).one()
+    shown = viewer.page.evaluate(
+        """() => cim.geojson.shelter_zones.entities.values.map(e => {
+            const p = e.properties.getValue(Cesium.JulianDate.now());
+            const c = e.polygon.material.color.getValue(Cesium.JulianDate.now());
+            return [p.plan_id, p.load_ratio, c.red - c.green];
+        })"""
+    )
+    assert viewer.page.evaluate("() => cim.lastPlan.id") == plan_id
+    assert {row[0] for row in shown} == {plan_id}
+    assert len({tuple(row) for row in shown}) <= zones
+    # green (empty) to red (full): redness grows with the load ratio
+    redness = [row[2] for row in sorted(shown, key=lambda row: min(row[1], 1.0))]
+    assert all(a <= b + 1e-6 for a, b in itertools.pairwise(redness))
 
 
 def test_screenshot_of_the_demo_city(viewer: ViewerPage, demo_city: DemoCity) -> None:
