@@ -278,6 +278,10 @@ def test_screenshot_of_the_demo_city(viewer: ViewerPage, demo_city: DemoCity) ->
     """test-artifacts/viewer.png (whole city) and viewer-building.png (the IFC building, pipes
     under translucent ground): look at them whenever the viewer changes."""
     ARTIFACTS.mkdir(exist_ok=True)
+    viewer.page.evaluate(
+        "() => { document.getElementById('properties').hidden = true;"
+        " document.getElementById('panel').scrollTop = 0; }"
+    )
     for name, show in (
         ("viewer.png", "cim.showCity(0)"),
         ("viewer-building.png", "cim.showDemoView()"),
