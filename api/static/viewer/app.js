@@ -69,7 +69,7 @@ function addToggle(listId, label, checked, onChange, extra, li = document.create
   const text = document.createElement("label");
   text.append(input, extra || "", label);
   li.append(text);
-  document.getElementById(listId).append(li);
+  if (!li.parentElement) document.getElementById(listId).append(li); // a slot keeps its place
   return li;
 }
 
