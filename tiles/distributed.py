@@ -120,6 +120,14 @@ def _batches(tiles: list[TileWork]) -> Iterator[list[TileWork]]:
         yield batch
 
 
+def _prepare_worker() -> None:
+    """Import the tiling stack once per worker when the cluster starts, not in the first task."""
+    import psycopg  # noqa: F401
+
+    import tiles.buildings
+    import tiles.pipes  # noqa: F401
+
+
 class DaskRenderer:
     """A :data:`tiles.build.Renderer` that runs :func:`render_subtree` on a dask cluster."""
 
@@ -204,6 +212,7 @@ def dask_renderer(scheduler: str | None = None, workers: int | None = None) -> I
     except OSError as exc:
         raise TilingError(f"cannot reach the dask scheduler {scheduler}: {exc}") from exc
     try:
+        client.run(_prepare_worker)
         yield DaskRenderer(client)
     finally:
         client.close()  # type: ignore[no-untyped-call]
