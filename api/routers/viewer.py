@@ -53,8 +53,8 @@ class CachedStaticFiles(StaticFiles):
 
 router = APIRouter(tags=["viewer"])
 
-# Tiles a viewer would also accept under these names; anything else under tiles/ with a
-# tileset.json is shown too, after them, in name order.
+# Tilesets listed first, in this order; any other folder of tiles/ with a tileset.json follows
+# in name order.
 PREFERRED_LAYERS = ("buildings", "pipes")
 
 # Endpoints (OpenAPI path templates) the viewer's tools call once their issue has landed.
