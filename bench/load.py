@@ -239,10 +239,11 @@ def tile_uris(tileset: dict[str, Any]) -> list[str]:
 def start_server(url: str, data_dir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIM_")}
-    env.update(CIM_DATABASE_URL=url, CIM_DATA_DIR=str(data_dir), CIM_LOG_LEVEL="warning")
+    env.update(CIM_DATABASE_URL=url, CIM_DATA_DIR=str(data_dir), CIM_LOG_LEVEL="info")
+    log = open(data_dir / "serve.log", "wb")  # noqa: SIM115 - lives as long as the server
     server = subprocess.Popen(
         [CIM, "serve", "--port", str(port), "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -272,6 +273,7 @@ def main() -> None:
     cluster = EmbeddedCluster(folder / "db")
     cluster.start()
     server = None
+    worker_restarts = 0
     try:
         url = cluster.url()
         engine = make_engine(url)
@@ -317,6 +319,11 @@ def main() -> None:
                 server.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 server.kill()
+            lines = (folder / "data" / "serve.log").read_text(errors="replace").splitlines()
+            restarts = [ln for ln in lines if "died" in ln or "unresponsive" in ln or "kill" in ln]
+            worker_restarts = len(restarts)
+            print(f"server log: {len(lines)} lines, {worker_restarts} worker restarts "
+                  f"{restarts[:3]}")  # fmt: skip
         cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -335,6 +342,7 @@ def main() -> None:
         "segments": segments, "buildings": buildings, "seconds": args.seconds,
         "connections": args.connections, "workers": args.workers,
         "req_per_s": figures["req_per_s"], "errors": error_count,
+        "worker_restarts": worker_restarts,
         **{f"{k}_p99_ms": figures[k]["p99_ms"] for k, _ in MIX},
         "items_p50_ms": figures["items"]["p50_ms"],
     }  # fmt: skip
