@@ -254,6 +254,16 @@ def _node_depth(row: tuple[Any, ...]) -> float | None:
     return None if ground is None or row[13] is None else float(ground - row[13])
 
 
+def _usable_axes(
+    start: npt.NDArray[np.float64], end: npt.NDArray[np.float64]
+) -> npt.NDArray[np.bool_]:
+    """Which start->end axes are finite and longer than 1 mm (a solid can be built around)."""
+    finite = np.asarray(np.isfinite(start).all(axis=1) & np.isfinite(end).all(axis=1))
+    axis = np.where(finite.reshape(-1, 1), end - start, 0.0)
+    long_enough: npt.NDArray[np.bool_] = np.linalg.norm(axis, axis=1) > 1e-3
+    return finite & long_enough
+
+
 def _segment_solids(
     parts: MeshParts, rows: list[tuple[Any, ...]], frame: TileFrame, leaf: bool
 ) -> None:
@@ -264,6 +274,10 @@ def _segment_solids(
     local = frame.to_local(coords)
     same = owner[1:] == owner[:-1]  # consecutive points of one line form a piece
     start, end, piece_owner = local[:-1][same], local[1:][same], owner[:-1][same]
+    # Zero-length pieces (coincident pump inlet/outlet, repeated vertices) have no axis to build
+    # a solid around: leave them out rather than write NaN positions.
+    usable = _usable_axes(start, end)
+    start, end, piece_owner = start[usable], end[usable], piece_owner[usable]
     half_w = np.empty(len(rows))
     half_h = np.empty(len(rows))
     sides = np.empty(len(rows), dtype=np.int64)
@@ -303,8 +317,9 @@ def _node_solids(
         np.concatenate([np.column_stack([x, y, low]), np.column_stack([x, y, high])])
     ).reshape(2, len(rows), 3)
     colours = np.array([class_colour(r[3], r[4]) for r in rows], dtype=np.uint8)
+    usable = _usable_axes(ends[0], ends[1])  # nodes without heights, wells of zero depth
     for is_well, radius, sides in ((True, WELL_RADIUS, 12), (False, half, 4)):
-        pick = np.flatnonzero(well == is_well)
+        pick = np.flatnonzero((well == is_well) & usable)
         if pick.size == 0:
             continue
         size = np.full(pick.size, radius)

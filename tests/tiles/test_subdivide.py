@@ -131,3 +131,59 @@ def test_fast_wkb_reader_equals_shapely_and_falls_back() -> None:
     assert _triangles_from_iso_wkb([*blobs, shapely.to_wkb(quad, flavor="iso")]) is None
     fan, fan_owner = triangles_from_wkb([shapely.to_wkb(quad, flavor="iso")])
     assert fan.shape == (2, 3, 3) and fan_owner.tolist() == [0, 0]
+
+
+def test_zero_length_pieces_and_heightless_nodes_write_no_nan() -> None:
+    """KY4's pump inlet and outlet coincide: such pieces are left out, never NaN positions."""
+    import shapely
+
+    from tiles.content import TileFrame
+    from tiles.pipes import MeshParts, _node_solids, _segment_solids
+
+    frame = TileFrame.at(32616, 684000.0, 4190000.0, 200.0)
+    zero = shapely.to_wkb(shapely.LineString([(684000, 4190000, 199), (684000, 4190000, 199)]))
+    real = shapely.to_wkb(shapely.LineString([(684000, 4190000, 199), (684010, 4190000, 199)]))
+    row = (1, zero, "P0", "JS", None, "pipe", "circular", 200.0, None, None, "PE", 2000, 1.0, "d")
+    parts = MeshParts()
+    _segment_solids(parts, [row, (2, real, *row[2:])], frame, True)
+    triangles = np.concatenate(parts.triangles)
+    assert np.isfinite(triangles).all()
+    assert set(np.concatenate(parts.feature_ids).tolist()) == {1.0}  # only the real pipe
+    # a well of zero depth and a device without a centre height
+    nodes = [
+        (
+            3,
+            None,
+            "W",
+            "PS",
+            None,
+            "manhole",
+            None,
+            684000.0,
+            4190000.0,
+            200.0,
+            200.0,
+            200.0,
+            True,
+            199.0,
+        ),
+        (
+            4,
+            None,
+            "V",
+            "JS",
+            None,
+            "valve",
+            None,
+            684001.0,
+            4190000.0,
+            200.0,
+            200.0,
+            None,
+            False,
+            None,
+        ),
+    ]
+    node_parts = MeshParts()
+    _node_solids(node_parts, nodes, frame, first_id=0)
+    assert not node_parts.triangles or np.isfinite(np.concatenate(node_parts.triangles)).all()
