@@ -322,8 +322,9 @@ def main() -> None:
             lines = (folder / "data" / "serve.log").read_text(errors="replace").splitlines()
             restarts = [ln for ln in lines if "died" in ln or "unresponsive" in ln or "kill" in ln]
             worker_restarts = len(restarts)
+            problems = [ln for ln in lines if "ERROR" in ln or "WARNING" in ln or "Error" in ln]
             print(f"server log: {len(lines)} lines, {worker_restarts} worker restarts "
-                  f"{restarts[:3]}")  # fmt: skip
+                  f"{restarts[:3]}, {len(problems)} warnings/errors {problems[:5]}")  # fmt: skip
         cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
