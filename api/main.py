@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,7 +22,11 @@ from api.routers import (
 from api.setup import apply_statement_timeout, configure, open_read_engine
 from cim import __version__
 from cim.config import CimSettings
-from cim.db.connect import open_database
+from cim.db.connect import database_url, open_database
+from cim.db.engine import make_engine
+from cim.errors import DatabaseUnavailable
+
+logger = logging.getLogger("cim.api")
 
 ROUTERS = [
     health.router,
@@ -41,7 +46,15 @@ def create_app(settings: CimSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = open_database(settings, pool_size=10)
+        try:
+            engine = open_database(settings, pool_size=10)
+        except DatabaseUnavailable as exc:
+            # A worker (re)started while the database is down must still come up and answer
+            # 503 + Retry-After until the database is back, not take the whole server down.
+            logger.warning(
+                "starting without the database (%s); answering 503 until it is back", exc
+            )
+            engine = make_engine(database_url(settings, start=False), pool_size=10)
         apply_statement_timeout(engine, settings.statement_timeout_ms)
         app.state.engine = engine
         app.state.read_engine = open_read_engine(settings, engine)

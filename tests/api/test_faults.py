@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -111,3 +112,14 @@ def test_statement_timeout_is_a_clear_problem(settings: CimSettings) -> None:
     assert response.status_code == 503
     assert response.json()["title"] == "QueryTimeout"
     assert "statement timeout" in response.json()["detail"]
+
+
+def test_app_starts_while_the_database_is_down(tmp_path: Path) -> None:
+    """A worker (re)started during an outage comes up and answers 503, not a crashed server."""
+    dead = CimSettings(
+        database_url=f"postgresql://cim@127.0.0.1:{_free_port()}/cim", data_dir=tmp_path
+    )
+    with TestClient(create_app(dead)) as client:
+        response = client.get("/health")
+    assert response.status_code == 503
+    assert response.headers["retry-after"]
