@@ -17,7 +17,7 @@ lint: bootstrap
 	$(VENV)/lint-imports
 
 pytest: bootstrap
-	$(VENV)/python -m pytest
+	$(VENV)/python -m pytest -n 2 --dist loadfile
 
 test: lint pytest
 
