@@ -25,6 +25,7 @@ TABLES = {
     "shelter_assignment",
     "shelter_zone",
     "tileset",
+    "road_segment",
 }
 
 
@@ -44,7 +45,7 @@ def test_upgrade_downgrade_upgrade_and_srid(server_url: str) -> None:
                     "AND confrelid = 'dataset'::regclass"
                 )
             ).scalar_one()
-            assert fks == 9  # every data table cascades from dataset
+            assert fks == 10  # every data table cascades from dataset
             unindexed = (
                 conn.execute(
                     text(

@@ -4,6 +4,7 @@ from cim.db.models.access import ApiKey, AuditLog, ImportJob
 from cim.db.models.building import Building, BuildingElement, BuildingStorey
 from cim.db.models.dataset import DATASET_KINDS, DATASET_STATUSES, CimSetting, Dataset
 from cim.db.models.pipe import PipeNode, PipeSegment
+from cim.db.models.road import RoadSegment
 from cim.db.models.shelter import (
     HazardZone,
     PopulationUnit,
@@ -30,6 +31,7 @@ __all__ = [
     "PipeNode",
     "PipeSegment",
     "PopulationUnit",
+    "RoadSegment",
     "Shelter",
     "ShelterAssignment",
     "ShelterPlan",

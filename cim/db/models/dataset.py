@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from cim.db.base import Base
 
-DATASET_KINDS = ("terrain", "ifc", "pipes", "shelters", "population", "hazards")
+DATASET_KINDS = ("terrain", "ifc", "pipes", "shelters", "population", "hazards", "roads")
 DATASET_STATUSES = ("loading", "ready", "failed")
 
 
