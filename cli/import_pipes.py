@@ -58,6 +58,13 @@ def command(
     replace: Annotated[
         bool, typer.Option("--replace", help="Re-import files already in (replaces them).")
     ] = False,
+    valves: Annotated[
+        Path | None,
+        typer.Option(
+            "--valves",
+            help="EPANET: isolation valve layer CSV (link,node[,state]; WNTR's valve layer).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Import underground pipe networks, one dataset per network, with a CJJ 61 QC report."""
@@ -65,7 +72,7 @@ def command(
 
     options = PipeImportOptions(
         format=format, utility=utility, crs=crs, origin=_origin(origin), mapping=mapping,
-        default_cover=default_cover, strict=strict, replace=replace,
+        default_cover=default_cover, strict=strict, replace=replace, valves=valves,
     )  # fmt: skip
     with engine_scope() as engine, console.status("importing pipes...") as status:
         results = import_pipes(engine, files, options, progress=status.update)

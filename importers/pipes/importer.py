@@ -22,7 +22,7 @@ from cim.errors import ImportFailed, InvalidInput
 from cim.faults import pause_point
 from cim.services.datasets import DatasetSource, file_sha256
 from importers.base import ImportResult, WriteOutcome, run_import
-from importers.pipes import cjj61, epanet, gis, qc, swmm
+from importers.pipes import cjj61, epanet, gis, qc, swmm, valve_layer
 from importers.pipes.mapping import Mapping, load_mapping
 from importers.pipes.network import Network, Placement
 from importers.pipes.topology import place, sample_terrain
@@ -45,6 +45,7 @@ class PipeImportOptions:
     default_cover: float = 1.0
     strict: bool = False
     replace: bool = False
+    valves: Path | None = None  # EPANET: WNTR valve layer CSV (link,node[,state])
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -111,6 +112,7 @@ def import_pipes(
     crs: CRS | None = parse_crs(options.crs) if options.crs else None
     placement = Placement(storage_srid=storage_srid(engine), crs=crs, origin=options.origin)
     groups = group_files(paths, options.format)
+    _check_valves(options.valves, groups)
     results = []
     for kind, files in groups:
         name = " + ".join(p.name for p in files)
@@ -120,8 +122,25 @@ def import_pipes(
         network = read_network(
             kind, files, placement=placement, mapping=mapping, utility=options.utility
         )
+        if options.valves is not None:
+            network = valve_layer.add_valve_layer(network, options.valves)
         results.append(_write(engine, kind, files, network, placement, options, progress))
     return results
+
+
+def _check_valves(valves: Path | None, groups: list[tuple[str, list[Path]]]) -> None:
+    """A valve layer goes with exactly one EPANET network."""
+    if valves is None:
+        return
+    if not valves.is_file():
+        raise InvalidInput(f"--valves {valves}: no such file")
+    kinds = [kind for kind, _ in groups]
+    if kinds != ["epanet"]:
+        given = " + ".join(f"{kind} ({', '.join(p.name for p in files)})" for kind, files in groups)
+        raise InvalidInput(
+            f"--valves {valves.name}: a valve layer goes with exactly one EPANET .inp network; "
+            f"given {given}"
+        )
 
 
 def _write(
@@ -175,11 +194,13 @@ def _write(
             source_crs=network.source_crs,
         )
 
+    valves = options.valves
     source = DatasetSource(
         kind="pipes",
         name=name,
         source_name=", ".join(str(p) for p in files),
-        source_sha256=file_sha256(*sorted(files)),
+        # the valve layer is part of the source: another layer is another dataset
+        source_sha256=file_sha256(*sorted(files), *([valves] if valves else [])),
         source_crs=network.source_crs,
         transform=_transform(placement, network),
         options={
@@ -190,6 +211,11 @@ def _write(
             "mapping": str(options.mapping) if options.mapping else None,
             "default_cover": options.default_cover,
             "strict": options.strict,
+            "valves": (
+                {"file": valves.name, "path": str(valves), "sha256": file_sha256(valves)}
+                if valves
+                else None
+            ),
         },
     )
     return run_import(engine, source=source, write=write, replace=options.replace)

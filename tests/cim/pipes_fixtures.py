@@ -1,8 +1,9 @@
 """Hand-made pipe networks written straight into the test database with ``copy_rows``.
 
-The analyses are tested against rows built here (and against WNTR models turned into rows),
-independently of the importers: a node is ``(code, x, y, ground_z, kind, valve_state)`` and a
-segment ``(code, start, end, coords, sizes, inverts)`` with everything else defaulted.
+The analyses are tested against rows built here, independently of the importers (the WNTR
+isolation oracles go through the real importer instead): a node is
+``(code, x, y, ground_z, kind, valve_state)`` and a segment
+``(code, start, end, coords, sizes, inverts)`` with everything else defaulted.
 """
 
 from __future__ import annotations
@@ -189,46 +190,3 @@ def write_network(
     )
     session.flush()
     return node_ids, seg_ids
-
-
-def wntr_rows(wn: Any, valve_layer: Any) -> tuple[list[N], list[S]]:
-    """A WNTR model as rows: each valve of the layer becomes a valve node on its link, 1/10 of
-    the link length from the node it protects (the link is split there)."""
-    nodes = [
-        N(name, float(node.coordinates[0]), float(node.coordinates[1]), 10.0, "JS")
-        for name, node in wn.nodes()
-    ]
-    by_link: dict[str, set[str]] = {}
-    for link_name, node_name in zip(valve_layer["link"], valve_layer["node"], strict=True):
-        by_link.setdefault(str(link_name), set()).add(str(node_name))
-    coord = {n.code: (n.x, n.y) for n in nodes}
-    segments: list[S] = []
-    for name, link in wn.links():
-        a, b = link.start_node_name, link.end_node_name
-        diameter = float(getattr(link, "diameter", 0.3) or 0.3) * 1000.0
-        valved = by_link.get(name, set())
-        chain = [a]
-        for end, fraction in ((a, 0.1), (b, 0.9)):
-            if end in valved:
-                (xa, ya), (xb, yb) = coord[a], coord[b]
-                code = f"V:{name}:{end}"
-                nodes.append(
-                    N(
-                        code,
-                        xa + (xb - xa) * fraction,
-                        ya + (yb - ya) * fraction,
-                        10.0,
-                        "JS",
-                        "valve",
-                        "open",
-                    )
-                )
-                coord[code] = (nodes[-1].x, nodes[-1].y)
-                chain.append(code)
-        chain.append(b)
-        # the piece between the valves (or the whole link) keeps the link's name
-        main = 1 if chain[1].startswith("V:") and chain[1].endswith(f":{a}") and a != b else 0
-        for k in range(len(chain) - 1):
-            code = name if k == main else f"{name}#{k}"
-            segments.append(S(code, chain[k], chain[k + 1], "JS", diameter_mm=diameter))
-    return nodes, segments

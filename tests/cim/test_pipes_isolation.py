@@ -1,94 +1,167 @@
-"""Burst-valve isolation against WNTR's valve_segments (the oracle) on Net3 and ky4."""
+"""Burst-valve isolation against WNTR's valve_segments (the oracle) on Net3 and ky4.
+
+The network and a valve layer from WNTR's ``generate_valve_layer`` go through the real importer
+(``cim import pipes NET.inp --valves layer.csv``), then every link's isolated set is compared
+with WNTR's segment of that link.
+"""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections import defaultdict
+from pathlib import Path
+from typing import Any
 
 import pytest
 import wntr
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
 from cim.services.pipes_graph import load_graph
 from cim.services.pipes_isolation import isolate, isolate_burst
-from tests.cim.pipes_fixtures import N, S, make_dataset, wntr_rows, write_network
-from tests.conftest import SHARED_SAMPLES
+from importers.pipes import PipeImportOptions, import_pipes
+from tests.cim.pipes_fixtures import N, S, make_dataset, write_network
+from tests.conftest import CIM, SHARED_SAMPLES, cli_env
+
+# how each sample is placed: Net3 has drawing coordinates, ky4 is in Kentucky South (US feet)
+PLACEMENT = {"Net3.inp": ["--origin", "500000,3400000"], "ky4.inp": ["--crs", "EPSG:3547"]}
 
 
-def groups(series: object) -> dict[int, set[str]]:
+def groups(series: Any) -> dict[int, set[str]]:
     out: dict[int, set[str]] = defaultdict(set)
-    for name, label in series.items():  # type: ignore[attr-defined]
+    for name, label in series.items():
         out[int(label)].add(str(name))
     return out
 
 
-def load_wntr(session: Session, name: str, seed: int) -> tuple[object, object, int, dict[str, int]]:
-    wn = wntr.network.WaterNetworkModel(str(SHARED_SAMPLES / "pipes" / name))
+def import_with_valves(
+    database_url: str, engine: Engine, tmp_path: Path, name: str, seed: int, *, via_cli: bool
+) -> tuple[Any, Any, int]:
+    """Import sample ``name`` with a strategic N-2 valve layer; (model, layer, dataset id)."""
+    path = SHARED_SAMPLES / "pipes" / name
+    wn = wntr.network.WaterNetworkModel(str(path))
     layer = wntr.network.generate_valve_layer(wn, placement_type="strategic", n=2, seed=seed)
-    nodes, segments = wntr_rows(wn, layer)
-    dataset = make_dataset(session, name)
-    node_ids, _ = write_network(session, dataset, nodes, segments)
-    return wn, layer, dataset, node_ids
+    valves = tmp_path / f"{path.stem}_valves.csv"
+    layer.to_csv(valves)  # WNTR's own format: an unnamed index column, then link,node
+    if via_cli:
+        done = subprocess.run(
+            [CIM, "import", "pipes", str(path), *PLACEMENT[name], "--valves", str(valves),
+             "--json"],
+            capture_output=True, text=True, env=cli_env(database_url), cwd="/", timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        [summary] = json.loads(done.stdout)
+        dataset = summary["dataset"]
+    else:
+        flag, value = PLACEMENT[name]
+        options = PipeImportOptions(
+            crs=value if flag == "--crs" else None,
+            origin=(500000.0, 3400000.0, 0.0) if flag == "--origin" else None,
+            valves=valves,
+        )
+        [result] = import_pipes(engine, [path], options)
+        dataset = result.dataset
+    assert dataset["counts"]["nodes_by_kind"]["valve"] == len(layer)
+    assert dataset["options"]["valves"]["file"] == valves.name
+    return wn, layer, int(dataset["id"])
 
 
-@pytest.mark.parametrize(("name", "seed"), [("Net3.inp", 1), ("ky4.inp", 7)])
-def test_isolation_equals_wntr_valve_segments(session: Session, name: str, seed: int) -> None:
-    wn, layer, dataset, _ = load_wntr(session, name, seed)
-    node_seg, link_seg, _ = wntr.metrics.topographic.valve_segments(wn.to_graph(), layer)  # type: ignore[attr-defined]
+def stored_valves(session: Session, dataset: int) -> dict[str, dict[str, Any]]:
+    """Valve node code -> its id and attrs (link, node it protects)."""
+    rows = session.execute(
+        text("SELECT code, id, attrs FROM pipe_node WHERE dataset_id = :d AND kind = 'valve'"),
+        {"d": dataset},
+    )
+    return {code: {"id": id_, **attrs} for code, id_, attrs in rows}
+
+
+def stubs(session: Session, dataset: int) -> dict[str, str]:
+    """Stub piece code (between a node and its valve) -> the node it touches."""
+    rows = session.execute(
+        text(
+            "SELECT s.code, a.code, b.code FROM pipe_segment s"
+            " JOIN pipe_node a ON a.id = s.start_node_id JOIN pipe_node b ON b.id = s.end_node_id"
+            " WHERE s.dataset_id = :d AND s.attrs->>'piece' = 'stub'"
+        ),
+        {"d": dataset},
+    )
+    return {code: (a if not a.startswith("V:") else b) for code, a, b in rows}
+
+
+@pytest.mark.parametrize(
+    ("name", "seed", "via_cli"), [("Net3.inp", 1, True), ("ky4.inp", 7, False)]
+)
+def test_isolation_equals_wntr_valve_segments(
+    database_url: str,
+    engine: Engine,
+    clean_tables: None,
+    tmp_path: Path,
+    name: str,
+    seed: int,
+    via_cli: bool,
+) -> None:
+    wn, layer, dataset = import_with_valves(
+        database_url, engine, tmp_path, name, seed, via_cli=via_cli
+    )
+    node_seg, link_seg, _ = wntr.metrics.topographic.valve_segments(wn.to_graph(), layer)
     links_by_label, nodes_by_label = groups(link_seg), groups(node_seg)
-    graph = load_graph(session, dataset)
+    with Session(engine) as session:
+        graph = load_graph(session, dataset)
+        valves = stored_valves(session, dataset)
+        stub_node = stubs(session, dataset)
     index = {code: i for i, code in enumerate(graph.segment_codes)}
     tested = 0
-    for link_name in wn.link_name_list:  # type: ignore[attr-defined]
+    for link_name in wn.link_name_list:
         result = isolate(graph, index[link_name], frozenset())
-        ours = {
-            graph.segment_codes[s] for s in result.segments if "#" not in graph.segment_codes[s]
-        }
+        codes = {graph.segment_codes[s] for s in result.segments}
+        ours = codes - set(stub_node)
         label = int(link_seg[link_name])
+        expected_nodes = nodes_by_label.get(label, set())
         assert ours == links_by_label[label], link_name
-        assert {graph.node_codes[n] for n in result.nodes} == nodes_by_label.get(label, set()), (
-            link_name
-        )
+        assert {graph.node_codes[n] for n in result.nodes} == expected_nodes, link_name
+        # a stub walked lies between a node of the segment and that node's valve
+        assert all(stub_node[c] in expected_nodes for c in codes & set(stub_node)), link_name
         # every ring valve sits on a link of the segment or protects one of its nodes
         for valve in result.valves_to_close:
-            _, valve_link, valve_node = graph.node_codes[valve].split(":")
-            assert valve_link in ours or valve_node in nodes_by_label.get(label, set())
+            stored = valves[graph.node_codes[valve]]
+            assert stored["link"] in ours or stored["node"] in expected_nodes, link_name
         tested += 1
-    assert tested == len(wn.link_name_list) > 100  # type: ignore[attr-defined]
+    assert tested == len(wn.link_name_list) > 100
 
 
-def test_failed_valve_extends_to_next_ring_like_wntr_without_it(session: Session) -> None:
-    wn, layer, dataset, node_ids = load_wntr(session, "Net3.inp", 3)
-    graph = load_graph(session, dataset)
-    checked = 0
-    for row in list(layer.itertuples())[:15]:  # type: ignore[attr-defined]
-        reduced = layer.drop(index=row.Index)  # type: ignore[attr-defined]
-        _, link_seg, _ = wntr.metrics.topographic.valve_segments(wn.to_graph(), reduced)  # type: ignore[attr-defined]
-        expected = groups(link_seg)[int(link_seg[row.link])]
-        valve_id = node_ids[f"V:{row.link}:{row.node}"]
-        first = isolate_burst(
-            session, segment_id=_segment_id(session, dataset, row.link), with_geojson=False
-        )
-        second = isolate_burst(
-            session,
-            segment_id=_segment_id(session, dataset, row.link),
-            failed_valve_ids=[valve_id],
-            with_geojson=False,
-        )
-        assert valve_id in {v["id"] for v in first["valves_to_close"]}
-        assert valve_id in {v["id"] for v in second["failed_valves_passed"]}
-        assert valve_id not in {v["id"] for v in second["valves_to_close"]}
-        ours = {s["code"] for s in second["isolated_segments"] if "#" not in s["code"]}
-        assert ours == expected
-        assert second["length_m"] >= first["length_m"]
-        checked += 1
+def test_failed_valve_extends_to_next_ring_like_wntr_without_it(
+    database_url: str, engine: Engine, clean_tables: None, tmp_path: Path
+) -> None:
+    wn, layer, dataset = import_with_valves(
+        database_url, engine, tmp_path, "Net3.inp", 3, via_cli=False
+    )
+    with Session(engine) as session:
+        valves = stored_valves(session, dataset)
+        stub_codes = set(stubs(session, dataset))
+        checked = 0
+        for row in list(layer.itertuples())[:15]:
+            reduced = layer.drop(index=row.Index)
+            _, link_seg, _ = wntr.metrics.topographic.valve_segments(wn.to_graph(), reduced)
+            expected = groups(link_seg)[int(link_seg[row.link])]
+            valve_id = valves[f"V:{row.link}:{row.node}"]["id"]
+            segment_id = _segment_id(session, dataset, row.link)
+            first = isolate_burst(session, segment_id=segment_id, with_geojson=False)
+            second = isolate_burst(
+                session, segment_id=segment_id, failed_valve_ids=[valve_id], with_geojson=False
+            )
+            assert valve_id in {v["id"] for v in first["valves_to_close"]}
+            assert valve_id in {v["id"] for v in second["failed_valves_passed"]}
+            assert valve_id not in {v["id"] for v in second["valves_to_close"]}
+            ours = {s["code"] for s in second["isolated_segments"]} - stub_codes
+            assert ours == expected
+            assert second["length_m"] >= first["length_m"]
+            checked += 1
     assert checked == 15
-    del graph
 
 
 def _segment_id(session: Session, dataset: int, code: str) -> int:
-    from sqlalchemy import text
-
     return int(
         session.execute(
             text("SELECT id FROM pipe_segment WHERE dataset_id = :d AND code = :c"),
