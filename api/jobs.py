@@ -71,12 +71,14 @@ def _pipes(
 ) -> list[dict[str, Any]]:
     from importers.pipes.importer import PipeImportOptions, import_pipes
 
+    valves = options.get("valves")  # saved next to the uploaded network file
     pipe_options = PipeImportOptions(
         format=options.get("format"),
         utility=options.get("utility"),
         crs=options.get("crs"),
         origin=_origin(options),
         replace=bool(options.get("replace")),
+        valves=paths[0].parent / valves if valves and paths else None,
     )
     results = import_pipes(
         engine, paths, pipe_options, progress=lambda message: progress(0.5, message)

@@ -138,6 +138,10 @@ def upload(
     ] = None,
     format: Annotated[str | None, Form(max_length=16, description="Pipe format (pipes).")] = None,
     replace: Annotated[bool, Form()] = False,
+    valves: Annotated[
+        UploadFile | None,
+        File(description="Isolation valve layer CSV, link,node[,state] (pipes, EPANET)."),
+    ] = None,
 ) -> JSONResponse:
     """Save the upload, queue the import, answer 202 with the job; poll ``GET /jobs/{id}``."""
     if kind not in RUNNERS:
@@ -154,6 +158,7 @@ def upload(
             with open(target, "wb") as out:
                 shutil.copyfileobj(upload_file.file, out, 1 << 20)
             paths.append(target)
+        valve_layer = _save_valve_layer(valves, folder, paths)
         options = {
             key: value
             for key, value in {
@@ -164,6 +169,7 @@ def upload(
                 "utility": utility,
                 "format": format,
                 "replace": replace,
+                "valves": valve_layer,
                 "files": [p.name for p in paths],
             }.items()
             if value not in (None, "")
@@ -193,6 +199,20 @@ def upload(
         raise
     body = job_json(job, _base(request))
     return JSONResponse(body, status_code=202, headers={"Location": body["links"][0]["href"]})
+
+
+def _save_valve_layer(
+    valves: UploadFile | None, folder: FilePath, paths: list[FilePath]
+) -> str | None:
+    """Save an uploaded valve layer next to the network file; its name, or None."""
+    if valves is None or not valves.filename:
+        return None
+    filename = SAFE_NAME.sub("_", FilePath(valves.filename).name).lstrip(".") or "valves.csv"
+    if filename in {p.name for p in paths}:
+        raise InvalidInput(f"the valve layer {filename} has the name of a network file")
+    with open(folder / filename, "wb") as out:
+        shutil.copyfileobj(valves.file, out, 1 << 20)
+    return filename
 
 
 @router.get("/jobs/{job_id}", summary="An import job (admin)", responses=OBJECT_RESPONSE)

@@ -144,3 +144,26 @@ def test_other_importers_run_as_jobs(
     assert done["status"] == "succeeded", done
     dataset = client.get(f"/datasets/{done['dataset_id']}").json()
     assert dataset["kind"] == kind and dataset["counts"][table] > 0
+
+
+def test_pipes_upload_with_a_valve_layer(client: TestClient, keys: dict[str, str]) -> None:
+    from tests.conftest import SHARED_SAMPLES
+
+    admin = {"X-API-Key": keys["admin"]}
+    net1 = (SHARED_SAMPLES / "pipes" / "Net1.inp").read_bytes()
+    form = {"kind": "pipes", "crs": "EPSG:4547", "origin": "534000,3380000"}
+    for layer, status in ((b",link,node\n0,10,10\n1,10,11\n", "succeeded"),
+                          (b"link,node\n10,12\n", "failed")):  # fmt: skip
+        files = {
+            "files": ("Net1.inp", net1, "application/octet-stream"),
+            "valves": ("net1_valves.csv", layer, "text/csv"),
+        }
+        started = client.post("/datasets", data=form, files=files, headers=admin)
+        assert started.status_code == 202, started.text
+        done = _wait(client, started.headers["location"], admin)
+        assert done["status"] == status, done
+    assert "net1_valves.csv" in done["error"] and "not an end of their link" in done["error"]
+    [listed] = client.get("/datasets").json()["datasets"]
+    dataset = client.get(f"/datasets/{listed['id']}").json()
+    assert dataset["counts"]["nodes_by_kind"]["valve"] == 2
+    assert dataset["options"]["valves"]["file"] == "net1_valves.csv"
