@@ -14,6 +14,7 @@ is written; identical rows are counted once (as WNTR's ``valve_segments`` does),
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,21 +96,23 @@ def add_valve_layer(network: Network, path: Path) -> Network:
     _check_rows(rows, segments, by_code, path)
     nodes = network.nodes
     node_row = {str(code): i for i, code in enumerate(nodes["code"])}
+    xy = nodes[["x", "y"]].to_numpy(dtype=np.float64)
+    ground = nodes["ground_z"].to_numpy(dtype=np.float64)
+
+    def ends(start: str, end: str) -> tuple[FloatArray, FloatArray, FloatArray]:
+        a, b = node_row[start], node_row[end]
+        return xy[a], xy[b], ground[[a, b]]
+
     valves_by_link: dict[str, dict[str, Any]] = {}
     for row in rows.itertuples(index=False):
         valves_by_link.setdefault(row.link, {})[row.node] = row
     new_nodes: list[dict[str, Any]] = []
-    pieces: list[dict[str, Any]] = []
-    replaced: set[int] = set()
+    pieces: dict[int, list[dict[str, Any]]] = {}  # segment row -> the pieces replacing it
     for link, valves in valves_by_link.items():
         i = by_code[link]
-        replaced.add(i)
-        link_nodes, link_pieces = _cut(
-            segments.iloc[i].to_dict(), valves, nodes, node_row, path.name
-        )
+        link_nodes, pieces[i] = _cut(segments.iloc[i].to_dict(), valves, ends, path.name)
         new_nodes += link_nodes
-        pieces.append({"at": i, "rows": link_pieces})
-    stubs = {p["code"] for g in pieces for p in g["rows"] if p["attrs"]["piece"] == "stub"}
+    stubs = {p["code"] for group in pieces.values() for p in group if p["attrs"]["piece"] == "stub"}
     clash = sorted((set(node_row) & {n["code"] for n in new_nodes}) | (set(by_code) & stubs))
     if clash:
         raise ImportFailed(
@@ -162,6 +165,17 @@ def _check_rows(
     rows: pd.DataFrame, segments: pd.DataFrame, by_code: dict[str, int], path: Path
 ) -> None:
     """Every row names a pipe (or pump) of the network and one of that link's two end nodes."""
+    is_valve = (segments["link_type"] == "valve").to_numpy()
+    # an EPANET valve link is stored as two halves (NAME:a, NAME:b) around its valve node
+    epanet_valves = {str(a.get("valve")) for a in segments["attrs"][is_valve] if a} | {
+        str(c) for c in segments["code"][is_valve]
+    }
+    on_valve = rows[rows["link"].isin(list(epanet_valves))]
+    if len(on_valve):
+        raise ImportFailed(
+            f"{path.name}: line {on_valve['line'].iloc[0]}: link {on_valve['link'].iloc[0]} is an "
+            "EPANET valve, already a valve node; isolation valves go on pipes and pumps"
+        )
     unknown = rows[~rows["link"].isin(list(by_code))]
     if len(unknown):
         names = ", ".join(unknown["link"].iloc[:5])
@@ -170,13 +184,6 @@ def _check_rows(
             f"(line(s) {_lines(unknown)})"
         )
     index = rows["link"].map(by_code).to_numpy()
-    link_type = segments["link_type"].to_numpy()[index]
-    on_valve = rows[link_type == "valve"]
-    if len(on_valve):
-        raise ImportFailed(
-            f"{path.name}: line {on_valve['line'].iloc[0]}: link {on_valve['link'].iloc[0]} is an "
-            "EPANET valve, already a valve node; isolation valves go on pipes and pumps"
-        )
     start = segments["start"].astype(str).to_numpy()[index]
     end = segments["end"].astype(str).to_numpy()[index]
     loops = rows[start == end]
@@ -200,25 +207,23 @@ def _check_rows(
 def _cut(
     link: dict[str, Any],
     valves: dict[str, Any],
-    nodes: pd.DataFrame,
-    node_row: dict[str, int],
+    ends: Callable[[str, str], tuple[FloatArray, FloatArray, FloatArray]],
     layer_name: str,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Valve node rows and the pieces replacing one link (in start-to-end order)."""
     start, end, code = str(link["start"]), str(link["end"]), str(link["code"])
-    a, b = node_row[start], node_row[end]
+    first_xy, last_xy, ground = ends(start, end)
     inner = link["vertices"]
     line = np.vstack(
         [
-            nodes.loc[a, ["x", "y"]].to_numpy(dtype=np.float64),
+            first_xy,
             *(np.asarray(inner, dtype=np.float64).reshape(-1, 2) if inner is not None else []),
-            nodes.loc[b, ["x", "y"]].to_numpy(dtype=np.float64),
+            last_xy,
         ]
     )
     chainage = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(line, axis=0).T))])
     length = float(chainage[-1])
     offset = min(VALVE_OFFSET_M, length / 10.0)
-    ground = nodes["ground_z"].to_numpy(dtype=np.float64)[[a, b]]
     valve_nodes: list[dict[str, Any]] = []
     # stations along the link: its start node, the valves, its end node
     stations: list[tuple[str, float]] = [(start, 0.0)]
@@ -290,10 +295,9 @@ def _ground_at(ground: FloatArray, fraction: float) -> float:
     return first + (last - first) * fraction
 
 
-def _splice(segments: pd.DataFrame, pieces: list[dict[str, Any]]) -> pd.DataFrame:
+def _splice(segments: pd.DataFrame, pieces: dict[int, list[dict[str, Any]]]) -> pd.DataFrame:
     """``segments`` with each cut link replaced, in place, by its pieces."""
-    by_position = {group["at"]: group["rows"] for group in pieces}
     records: list[dict[str, Any]] = []
     for i, row in enumerate(segments.to_dict("records")):
-        records.extend(by_position.get(i, [row]))
+        records.extend(pieces.get(i, [row]))
     return pd.DataFrame.from_records(records, columns=segments.columns)
