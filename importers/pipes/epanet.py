@@ -4,7 +4,8 @@ Junctions, reservoirs and tanks become nodes; pipes and pumps become segments (w
 vertices); every valve becomes a *valve node* at the middle of the valve link, joined to the
 link's two nodes by two short ``valve`` segments, so isolation analyses can stop at it. Node
 elevations are taken as ground level (in practice they are: KY4's match its DEM); pipes are laid
-``--default-cover`` below it.
+``--default-cover`` below it. Gate valves, which ``.inp`` files lack, come from a WNTR valve
+layer (``--valves``, :mod:`importers.pipes.valve_layer`).
 """
 
 from __future__ import annotations
