@@ -107,6 +107,23 @@ def _vector(function_name: str) -> Runner:
     return run
 
 
+def _roads(
+    engine: Engine, paths: list[Path], options: dict[str, Any], progress: Progress
+) -> list[dict[str, Any]]:
+    from importers.roads import import_roads
+
+    if len(paths) != 1:
+        raise InvalidInput("upload one vector file of road lines (GeoJSON, GeoPackage)")
+    result = import_roads(
+        engine,
+        paths[0],
+        crs=options.get("crs"),
+        name=options.get("name"),
+        replace=bool(options.get("replace")),
+    )
+    return [result.to_dict()]
+
+
 def _ifc(
     engine: Engine, paths: list[Path], options: dict[str, Any], progress: Progress
 ) -> list[dict[str, Any]]:
@@ -137,6 +154,7 @@ RUNNERS: dict[str, Runner] = {
     "shelters": _vector("import_shelters"),
     "population": _vector("import_population"),
     "hazards": _vector("import_hazards"),
+    "roads": _roads,
 }
 """Importer of each dataset kind, as the import job runs it."""
 

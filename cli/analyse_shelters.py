@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -13,6 +13,30 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+DistanceOption = Annotated[
+    str,
+    typer.Option(
+        help="'euclidean' (straight line) or 'network' (along the imported roads, "
+        "`cim import roads`)."
+    ),
+]
+RoadsOption = Annotated[
+    list[int] | None, typer.Option(help="Road dataset id for --distance network (repeat).")
+]
+AccessOption = Annotated[
+    float,
+    typer.Option(
+        help="--distance network: farther than this (m) from every road = off the network."
+    ),
+]
+
+
+def _metric(value: str) -> Literal["euclidean", "network"]:
+    from cim.errors import InvalidInput
+
+    if value not in ("euclidean", "network"):
+        raise InvalidInput(f"--distance is 'euclidean' or 'network', not {value!r}")
+    return "network" if value == "network" else "euclidean"
 
 
 def _level_values(values: list[str] | None, option: str) -> dict[str, float]:
@@ -40,7 +64,8 @@ def _plan_text(plan: dict[str, Any]) -> str:
         ),
         f"plan {plan['id']}: {stats['covered']:,.0f} of {stats['population']:,.0f} persons "
         f"covered ({(stats['coverage_ratio'] or 0):.1%}); uncovered: {reasons}; "
-        f"mean distance {stats['mean_distance_m'] or 0:,.0f} m; "
+        f"mean distance {stats['mean_distance_m'] or 0:,.0f} m "
+        f"({stats.get('distance', 'euclidean')}); "
         f"{stats['usable_shelters']}/{stats['shelters']} shelters usable; solver "
         f"{stats['solver']['method']} {stats['solver']['status']} in {stats['seconds']['total']} s",
     ]
@@ -70,6 +95,9 @@ def plan(
     ] = None,
     hazards: Annotated[list[int] | None, typer.Option(help="Hazard dataset id (repeat).")] = None,
     time_limit: Annotated[float, typer.Option(help="Solver time limit, s (whole units).")] = 60.0,
+    distance: DistanceOption = "euclidean",
+    roads: RoadsOption = None,
+    access_max: AccessOption = 500.0,
     as_json: JsonOption = False,
 ) -> None:
     """Compute and store a plan: every resident to a usable shelter in reach with room."""
@@ -85,6 +113,9 @@ def plan(
         population_datasets=population,
         hazard_datasets=hazards,
         time_limit_s=time_limit,
+        distance=_metric(distance),
+        road_datasets=roads,
+        access_max_m=access_max,
     )
     with session_scope() as session, console.status("planning...") as status:
         result = create_plan(session, params=params, progress=lambda m: status.update(m))
@@ -132,6 +163,9 @@ def suggest(
         int | None, typer.Option(help="Shelters dataset of candidate sites (default: grid).")
     ] = None,
     grid: Annotated[float | None, typer.Option(help="Grid spacing (m), default radius/2.")] = None,
+    distance: DistanceOption = "euclidean",
+    roads: RoadsOption = None,
+    access_max: AccessOption = 500.0,
     as_json: JsonOption = False,
 ) -> None:
     """Choose k new shelter sites maximising the newly covered population (MCLP)."""
@@ -145,6 +179,9 @@ def suggest(
         demand="all" if all_population else "uncovered",
         candidate_dataset=candidates,
         grid_spacing_m=grid,
+        distance=_metric(distance),
+        road_datasets=roads,
+        access_max_m=access_max,
     )
     with session_scope() as session, console.status("choosing sites..."):
         result = suggest_sites(session, params=params)

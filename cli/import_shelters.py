@@ -1,4 +1,4 @@
-"""``cim import shelters|population|hazards FILE``: the inputs of disaster-shelter zoning."""
+"""``cim import shelters|population|hazards|roads FILE``: the inputs of disaster-shelter zoning."""
 
 from __future__ import annotations
 
@@ -92,3 +92,28 @@ def hazards(
     from importers.shelters import import_hazards
 
     _import("hazards", import_hazards, file, mapping, crs, name, replace, as_json)
+
+
+def roads(
+    file: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage or Shapefile of road lines.")],
+    mapping: MappingOption = None,
+    crs: CrsOption = None,
+    name: NameOption = None,
+    replace: ReplaceOption = False,
+    noding: Annotated[
+        str,
+        typer.Option(
+            help="Where lines are cut into network edges: 'intersections' (wherever lines "
+            "touch or cross) or 'vertices' (only at shared vertices, OSM style)."
+        ),
+    ] = "intersections",
+    as_json: JsonOption = False,
+) -> None:
+    """Import a road network (LineStrings) for along-road distances in shelter plans."""
+    from functools import partial
+
+    from importers.roads import import_roads
+
+    _import(
+        "roads", partial(import_roads, noding=noding), file, mapping, crs, name, replace, as_json
+    )

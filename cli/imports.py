@@ -15,6 +15,7 @@ app = typer.Typer(
 app.command("shelters")(import_shelters.shelters)
 app.command("population")(import_shelters.population)
 app.command("hazards")(import_shelters.hazards)
+app.command("roads")(import_shelters.roads)
 app.command("terrain")(import_terrain.command)
 app.command("pipes")(import_pipes.command)
 app.command("ifc")(import_ifc.command)

@@ -61,7 +61,7 @@ def _source(kind: str, path: Path, name: str | None, options: dict[str, Any]) ->
     )
 
 
-def _run(
+def run_vector_import(
     engine: Engine,
     kind: str,
     path: Path,
@@ -71,7 +71,14 @@ def _run(
     name: str | None,
     replace: bool,
     build: Callable[[VectorTable, int], tuple[str, list[str], list[list[Any]], WriteOutcome]],
+    options: dict[str, Any] | None = None,
 ) -> ImportResult:
+    """Read a vector file, let ``build`` validate it into rows of one table, write them at once.
+
+    ``build(table, srid)`` returns the target table, its columns, the rows (without dataset_id)
+    and the outcome; it runs before the transaction opens, so bad input writes nothing.
+    ``options`` are stored on the dataset next to the mapping and CRS.
+    """
     path = Path(path)
     srid = storage_srid(engine)
     table = read_vector(path, storage_srid=srid, mapping=load_mapping(mapping), crs=crs)
@@ -80,7 +87,7 @@ def _run(
     # Validate and build every row before the transaction opens: bad input writes nothing.
     target, columns, rows, outcome = build(table, srid)
     outcome.source_crs = table.source_crs
-    options = {"mapping": str(mapping) if mapping else None, "crs": crs}
+    stored = {"mapping": str(mapping) if mapping else None, "crs": crs, **(options or {})}
 
     def write(session: Session, dataset: Dataset) -> WriteOutcome:
         copy_rows(
@@ -92,7 +99,7 @@ def _run(
         return outcome
 
     return run_import(
-        engine, source=_source(kind, path, name, options), write=write, replace=replace
+        engine, source=_source(kind, path, name, stored), write=write, replace=replace
     )
 
 
@@ -106,7 +113,7 @@ def import_shelters(
     replace: bool = False,
 ) -> ImportResult:
     """Import a shelter layer: name, level, site geometry, capacity or effective area."""
-    return _run(
+    return run_vector_import(
         engine,
         "shelters",
         path,
@@ -199,7 +206,7 @@ def import_population(
     replace: bool = False,
 ) -> ImportResult:
     """Import population units (polygons or points) with their resident count."""
-    return _run(
+    return run_vector_import(
         engine,
         "population",
         path,
@@ -263,7 +270,7 @@ def import_hazards(
     replace: bool = False,
 ) -> ImportResult:
     """Import hazard zones (polygons) with their kind (flood, fault, landslide, fire ...)."""
-    return _run(
+    return run_vector_import(
         engine,
         "hazards",
         path,

@@ -1,13 +1,16 @@
 """Inputs of a shelter plan: its parameters, the shelters (capacity, usability) and the pairs.
 
-Candidate unit-shelter pairs come from a GiST ``ST_DWithin`` join - unit points in an indexed
-temp table, one probe per shelter with its level's radius - never from all pairs; each
-shelter's units come back as one packed bytea, and distances are computed from the same
-coordinates (points by ``hypot``, site polygons by GEOS), equal to PostGIS's ``ST_Distance``.
+Straight-line pairs come from a GiST ``ST_DWithin`` join - unit points in an indexed temp table,
+one probe per shelter with its level's radius - never from all pairs; each shelter's units come
+back as one packed bytea, and distances are computed from the same coordinates (points by
+``hypot``, site polygons by GEOS), equal to PostGIS's ``ST_Distance``. Along-road pairs
+(``distance="network"``) come from one radius-limited Dijkstra per shelter on the road graph
+(``cim.services.shelter_network``).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 import numpy as np
@@ -17,7 +20,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.errors import NotFound
+from cim.services.road_graph import load_road_graph
 from cim.services.shelter_levels import level_table
+from cim.services.shelter_network import network_pairs
 
 
 class PlanParameters(BaseModel):
@@ -35,8 +40,19 @@ class PlanParameters(BaseModel):
         description="Per-level effective area per person overrides (m²); used for shelters "
         "whose capacity was derived from an effective area.",
     )
-    distance: Literal["euclidean"] = Field(
-        "euclidean", description="Straight-line distance in the storage CRS."
+    distance: Literal["euclidean", "network"] = Field(
+        "euclidean",
+        description="'euclidean': straight line in the storage CRS; 'network': along the "
+        "imported roads, with straight access legs to the nearest road counted in.",
+    )
+    road_datasets: list[int] | None = Field(
+        None, description="Road datasets for distance 'network'. Default: every one."
+    )
+    access_max_m: float = Field(
+        500.0,
+        gt=0,
+        description="Distance 'network': a unit or site farther than this from every road is "
+        "not on the network (such a unit is out_of_reach).",
     )
     exclude_hazards: list[str] | None = Field(
         None,
@@ -156,8 +172,9 @@ def load_pairs(
     params: PlanParameters,
     shelters: list[dict[str, Any]],
     radius: dict[str, float],
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Units (id, population, point) and the unit-shelter pairs within each level's radius.
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+    """Units (id, population, point), the unit-shelter pairs within each level's radius, and
+    figures of the road network used (empty for straight lines).
 
     Unit points go to an indexed temp table; each shelter then probes it with its level's
     radius (GiST ``ST_DWithin``); each shelter's units come back as one packed bytea.
@@ -187,6 +204,9 @@ def load_pairs(
         key: packed[key].astype(np.int64 if key == "id" else np.float64)
         for key in packed.dtype.names or ()
     }
+    if params.distance == "network":
+        pairs, network = _network_pairs(session, params, shelters, radius, units)
+        return units, pairs, network
     unit_chunks: list[np.ndarray] = []
     shelter_chunks: list[np.ndarray] = []
     for level in sorted({s["level"] for s in shelters}):
@@ -212,7 +232,52 @@ def load_pairs(
         "shelter": shelter,
         "distance": _distances(session, units, unit, shelter),
     }
-    return units, pairs
+    return units, pairs, {}
+
+
+def _network_pairs(
+    session: Session,
+    params: PlanParameters,
+    shelters: list[dict[str, Any]],
+    radius: dict[str, float],
+    units: dict[str, np.ndarray],
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Pairs within each level's radius along the roads (see ``cim.services.shelter_network``)."""
+    started = time.perf_counter()
+    graph, cached = load_road_graph(session, params.road_datasets)
+    loaded_s = time.perf_counter() - started
+    ids = [s["id"] for s in shelters]
+    rows = session.execute(
+        text("SELECT id, ST_AsBinary(geom) FROM shelter WHERE id = ANY(:ids) ORDER BY id"),
+        {"ids": ids},
+    ).all()
+    geometry = {int(r[0]): bytes(r[1]) for r in rows}
+    sites = np.asarray(shapely.from_wkb([geometry[i] for i in ids]), dtype=object).reshape(-1)
+    found = network_pairs(
+        graph,
+        np.column_stack([units["x"], units["y"]]),
+        sites,
+        np.array([radius[s["level"]] for s in shelters], dtype=np.float64),
+        access_max_m=params.access_max_m,
+        units_mask=units["population"] > 0,
+    )
+    pairs = {
+        "unit": found.unit,
+        "shelter": np.asarray(ids, dtype=np.int64)[found.site],
+        "distance": found.distance,
+    }
+    info = {
+        "road_datasets": [version[0] for version in graph.datasets],
+        "access_max_m": params.access_max_m,
+        "graph": {
+            "segments": graph.segment_count,
+            "nodes": graph.node_count,
+            "cached": cached,
+            "load_seconds": round(loaded_s, 3),
+        },
+        **found.stats,
+    }
+    return pairs, info
 
 
 def _distances(

@@ -8,7 +8,9 @@ when its site intersects a zone of an excluded hazard kind, or when its capacity
 Uncovered persons keep a reason: ``out_of_reach`` (no shelter within reach), ``in_hazard_zone``
 (only hazard-excluded or not-designated shelters within reach) or ``over_capacity`` (usable
 shelters within reach are full). Distances are straight lines in the (metric) storage CRS
-from a unit's point on surface to the shelter site (0 inside a site polygon).
+from a unit's point on surface to the shelter site (0 inside a site polygon), or with
+``distance="network"`` walks along the imported roads with straight access legs
+(``cim.services.shelter_network``); the stats say which metric was used.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from cim.db import migrate
 from cim.db.copy import copy_rows
 from cim.db.models import ShelterPlan
 from cim.errors import InvalidInput, NotFound
+from cim.services.road_graph import road_datasets
 from cim.services.shelter_inputs import PlanParameters as PlanParameters
 from cim.services.shelter_inputs import check_datasets, load_pairs, load_shelters
 from cim.services.shelter_solver import PairProblem, solve_split, solve_unsplit
@@ -56,6 +59,8 @@ def create_plan(
     check_datasets(session, "shelters", params.shelter_datasets)
     check_datasets(session, "population", params.population_datasets)
     check_datasets(session, "hazards", params.hazard_datasets)
+    if params.distance == "network":
+        road_datasets(session, params.road_datasets)  # fail before the work: none, or unknown
     note("loading shelters and hazards")
     loaded = load_shelters(session, params)
     shelters, levels = loaded["shelters"], loaded["levels"]
@@ -63,7 +68,7 @@ def create_plan(
         raise InvalidInput("no shelters to plan with: import some with `cim import shelters`")
     radius = {level: value.radius_m for level, value in levels.items()}
     note("finding unit-shelter pairs within reach")
-    units, all_pairs = load_pairs(session, params, shelters, radius)
+    units, all_pairs, network = load_pairs(session, params, shelters, radius)
     if len(units["id"]) == 0:
         raise InvalidInput("no population units: import some with `cim import population`")
     query_s = time.perf_counter() - started
@@ -185,6 +190,8 @@ def create_plan(
     by_reason = {r: float(uncovered[reason == r].sum()) for r in REASONS}
     covered_d = problem.pair_distance[used]
     plan.stats = {
+        "distance": params.distance,
+        **({"network": network} if network else {}),
         "population": total,
         "covered": solution.covered,
         "uncovered": float(uncovered.sum()),

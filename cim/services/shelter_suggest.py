@@ -5,7 +5,8 @@ plan) or every population unit (``demand="all"``). Candidate sites are either a 
 (a layer of possible sites) or a square grid over the demand (``grid_spacing_m``, default half the
 radius). Sites inside zones of excluded hazard kinds are dropped. A demand unit counts as covered
 when a chosen site lies within the radius of the new shelters' level; capacity is not modelled
-(classic MCLP, as in spopt). Pairs come from a GiST ``ST_DWithin`` join; the MCLP is solved
+(classic MCLP, as in spopt). Pairs come from a GiST ``ST_DWithin`` join, or with
+``distance="network"`` from radius-limited Dijkstras along the roads; the MCLP is solved
 exactly (HiGHS MIP) up to ``MCLP_EXACT_MAX_PAIRS`` pairs, else by greedy + swap with the LP bound
 reported (``cim.services.shelter_solver.solve_mclp``).
 """
@@ -16,6 +17,8 @@ import time
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
+import shapely
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -24,7 +27,9 @@ from cim.crs import transformer
 from cim.db import migrate
 from cim.db.copy import copy_rows
 from cim.errors import InvalidInput, NotFound
+from cim.services.road_graph import load_road_graph, road_datasets
 from cim.services.shelter_levels import level_table
+from cim.services.shelter_network import network_pairs
 from cim.services.shelter_plan import latest_plan_id
 from cim.services.shelter_solver import solve_mclp
 
@@ -48,6 +53,13 @@ class SuggestParameters(BaseModel):
     grid_spacing_m: float | None = Field(None, gt=0, description="Grid step; default radius/2.")
     exclude_hazards: list[str] | None = Field(
         None, description="Hazard kinds whose zones exclude a candidate; default: all kinds."
+    )
+    distance: Literal["euclidean", "network"] = Field(
+        "euclidean", description="'network': a site covers units within the radius along roads."
+    )
+    road_datasets: list[int] | None = Field(None, description="For 'network'; default: all.")
+    access_max_m: float = Field(
+        500.0, gt=0, description="For 'network': farther than this from every road = off it."
     )
     time_limit_s: float = Field(60.0, gt=0)
 
@@ -159,6 +171,34 @@ def _candidates(session: Session, params: SuggestParameters, radius: float, srid
     return int(session.execute(text("SELECT count(*) FROM suggest_site")).scalar_one())
 
 
+def _network_pairs(
+    session: Session, params: SuggestParameters, radius: float
+) -> npt.NDArray[np.int64]:
+    """(demand id, site id) pairs within ``radius`` along the roads (``shelter_network``)."""
+    graph, _ = load_road_graph(session, params.road_datasets)
+    demand = np.array(
+        session.execute(
+            text("SELECT id, weight, ST_X(pt), ST_Y(pt) FROM suggest_demand ORDER BY id")
+        ).all(),
+        dtype=np.float64,
+    ).reshape(-1, 4)
+    sites = np.array(
+        session.execute(text("SELECT id, ST_X(pt), ST_Y(pt) FROM suggest_site ORDER BY id")).all(),
+        dtype=np.float64,
+    ).reshape(-1, 3)
+    found = network_pairs(
+        graph,
+        demand[:, 2:4],
+        np.asarray(shapely.points(sites[:, 1], sites[:, 2]), dtype=object).reshape(-1),
+        np.full(len(sites), radius),
+        access_max_m=params.access_max_m,
+        units_mask=demand[:, 1] > 0,
+    )
+    return np.column_stack(
+        [demand[found.unit, 0].astype(np.int64), sites[found.site, 0].astype(np.int64)]
+    )
+
+
 def suggest_sites(session: Session, *, params: SuggestParameters) -> dict[str, Any]:
     """Choose ``k`` new shelter sites maximising the newly covered population."""
     started = time.perf_counter()
@@ -169,21 +209,27 @@ def suggest_sites(session: Session, *, params: SuggestParameters) -> dict[str, A
     if params.level not in levels:
         raise InvalidInput(f"unknown level {params.level!r}; one of {', '.join(levels)}")
     radius = levels[params.level].radius_m
+    if params.distance == "network":
+        road_datasets(session, params.road_datasets)  # fail before the work: none, or unknown
     plan_id, described = _demand(session, params)
     n_sites = _candidates(session, params, radius, srid)
     demand = session.execute(text("SELECT id, weight FROM suggest_demand ORDER BY id")).all()
     demand_ids = np.array([r[0] for r in demand], dtype=np.int64)
     weight = np.array([r[1] for r in demand], dtype=np.float64)
-    pairs = np.array(
-        session.execute(
-            text(
-                "SELECT d.id, c.id FROM suggest_demand d JOIN suggest_site c "
-                "ON ST_DWithin(d.pt, c.pt, :r)"
-            ),
-            {"r": radius},
-        ).all(),
-        dtype=np.int64,
-    ).reshape(-1, 2)
+    pairs = (
+        _network_pairs(session, params, radius)
+        if params.distance == "network"
+        else np.array(
+            session.execute(
+                text(
+                    "SELECT d.id, c.id FROM suggest_demand d JOIN suggest_site c "
+                    "ON ST_DWithin(d.pt, c.pt, :r)"
+                ),
+                {"r": radius},
+            ).all(),
+            dtype=np.int64,
+        ).reshape(-1, 2)
+    )
     pair_demand = np.searchsorted(demand_ids, pairs[:, 0])
     # Sites dropped for hazards leave gaps in the ids; the solver wants 0..n-1.
     site_ids = np.array(
@@ -220,6 +266,7 @@ def suggest_sites(session: Session, *, params: SuggestParameters) -> dict[str, A
         )
     total = float(weight.sum())
     return {
+        "distance": params.distance,
         "demand": described,
         "plan_id": plan_id,
         "level": params.level,
