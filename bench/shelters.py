@@ -10,7 +10,12 @@
    Objectives must be equal; the figure is the time ratio (median of ``--repeat`` runs).
    Goal: >= 10x faster.
 
-Usage: ``python bench/shelters.py [--units N] [--shelters M] [--database-url URL]``.
+3. ``--distance network``: the same city with a grid of straight roads every ``--road-spacing``
+   m (default 100; imported through ``importers.roads``, which nodes them), then the same plan
+   along the roads, twice (road graph built, then cached).
+
+Usage: ``python bench/shelters.py [--units N] [--shelters M] [--distance network]
+[--database-url URL]``.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "shelters
 LEVELS = ("emergency", "short", "medium", "long")
 
 
-def _load_city(engine: Any, units: int, shelters: int, spacing: float = 100.0) -> None:
+def _load_city(engine: Any, units: int, shelters: int, spacing: float = 100.0) -> SyntheticCity:
     side = max(1, round(units**0.5 * spacing / 140.0))  # blocks of 140 m; units `spacing` apart
     city = SyntheticCity(seed=7, blocks_x=side, blocks_y=side)
     per_side = round(units**0.5)
@@ -88,20 +93,55 @@ def _load_city(engine: Any, units: int, shelters: int, spacing: float = 100.0) -
         run_import(engine, source=source, write=write, replace=True)
     with engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE population_unit; ANALYZE shelter")
+    return city
 
 
-def _scale(url: str | None, units: int, shelters: int, spacing: float) -> dict[str, Any]:
+def _load_roads(engine: Any, city: SyntheticCity, road_spacing: float) -> dict[str, Any]:
+    """A grid of unnoded straight roads every ``road_spacing`` m over the city, via the importer."""
+    import tempfile
+
+    from importers.roads import import_roads
+
+    x0, y0 = city.origin
+    width, height = city.blocks_x * city.pitch, city.blocks_y * city.pitch
+    xs = np.arange(x0, x0 + width + 1e-6, road_spacing)
+    ys = np.arange(y0, y0 + height + 1e-6, road_spacing)
+    lines = [[[x0, y], [x0 + width, y]] for y in ys] + [[[x, y0], [x, y0 + height]] for x in xs]
+    features = [
+        {"type": "Feature", "properties": {}, "geometry": {"type": "LineString", "coordinates": c}}
+        for c in lines
+    ]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"grid_roads_{road_spacing:g}.geojson"
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+        started = time.perf_counter()
+        result = import_roads(engine, path, crs="EPSG:4547", replace=True)
+        seconds = time.perf_counter() - started
+    return {
+        "road_lines": len(lines),
+        "road_segments": result.dataset["counts"]["segments"],
+        "roads_import_s": round(seconds, 2),
+    }
+
+
+def _scale(
+    url: str | None, units: int, shelters: int, spacing: float, road_spacing: float | None
+) -> dict[str, Any]:
     from sqlalchemy.orm import Session
 
+    figures: dict[str, Any] = {}
     with bench_database(url, srid=4547) as engine:
-        _load_city(engine, units, shelters, spacing)
+        city = _load_city(engine, units, shelters, spacing)
         with Session(engine) as session:
             started = time.perf_counter()
             plan = create_plan(session, params=PlanParameters(name="bench"))
             seconds = time.perf_counter() - started
             session.rollback()
+        if road_spacing is not None:
+            figures.update(_load_roads(engine, city, road_spacing))
+            figures.update(_network_plan(engine))
     stats = plan["stats"]
-    return {
+    return figures | {
         "units": stats["units"],
         "shelters": stats["shelters"],
         "pairs": stats["pairs"],
@@ -113,6 +153,30 @@ def _scale(url: str | None, units: int, shelters: int, spacing: float) -> dict[s
         "pairs_and_solve_s": round(stats["seconds"]["query"] + stats["solver"]["seconds"], 2),
         "coverage": round(stats["coverage_ratio"], 4),
     }
+
+
+def _network_plan(engine: Any) -> dict[str, Any]:
+    """The same plan along the roads: first run (graph built) and second run (graph cached)."""
+    from sqlalchemy.orm import Session
+
+    figures: dict[str, Any] = {}
+    for run in ("network", "network_cached"):
+        with Session(engine) as session:
+            started = time.perf_counter()
+            plan = create_plan(session, params=PlanParameters(name="bench", distance="network"))
+            seconds = time.perf_counter() - started
+            session.rollback()
+        stats = plan["stats"]
+        figures |= {
+            f"{run}_plan_s": round(seconds, 2),
+            f"{run}_query_s": stats["seconds"]["query"],
+            f"{run}_graph_load_s": stats["network"]["graph"]["load_seconds"],
+            f"{run}_dijkstra_s": stats["network"]["seconds"]["dijkstra"],
+        }
+        figures["network_pairs"] = stats["pairs"]
+        figures["network_coverage"] = round(stats["coverage_ratio"], 4)
+        figures["network_mean_distance_m"] = round(stats["mean_distance_m"], 1)
+    return figures
 
 
 def _sf_instance() -> tuple[np.ndarray, np.ndarray]:
@@ -211,11 +275,19 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--spacing", type=float, default=100.0, help="m between units")
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--distance",
+        choices=("euclidean", "network"),
+        default="euclidean",
+        help="network: also plan along a generated grid of roads (--road-spacing m apart)",
+    )
+    parser.add_argument("--road-spacing", type=float, default=100.0)
     args = parser.parse_args()
     figures: dict[str, Any] = {"bench": "shelters"}
     figures.update(_sf(args.repeat))
     print(json.dumps(figures))
-    figures.update(_scale(args.database_url, args.units, args.shelters, args.spacing))
+    road_spacing = args.road_spacing if args.distance == "network" else None
+    figures.update(_scale(args.database_url, args.units, args.shelters, args.spacing, road_spacing))
     figures["goal"] = (
         "pairs + optimal solve <= 30 s (plan_s adds storage and zones); SF: equal objectives, "
         ">= 10x faster than spopt/PuLP"
