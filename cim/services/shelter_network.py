@@ -69,10 +69,12 @@ def snap(graph: RoadGraph, geoms: npt.NDArray[np.object_], access_max_m: float) 
     )
     if n == 0 or graph.segment_count == 0:
         return access
-    found, distance = graph.tree.query_nearest(
-        geoms, max_distance=access_max_m, return_distance=True, all_matches=False
-    )
-    which, segment = found[0].astype(np.int64), found[1].astype(np.int64)
+    # Without max_distance GEOS runs a plain nearest-neighbour search (faster than its bounded
+    # variant, which first collects every segment in the box); too-far ones are dropped after.
+    found, distance = graph.tree.query_nearest(geoms, return_distance=True, all_matches=False)
+    near = distance <= access_max_m
+    which, segment = found[0][near].astype(np.int64), found[1][near].astype(np.int64)
+    distance = distance[near]
     lines = graph.segments[segment]
     on_road = shapely.get_point(shapely.shortest_line(geoms[which], lines), 1)
     access.segment[which] = segment
