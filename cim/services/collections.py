@@ -34,6 +34,7 @@ from cim.db.models import (
     PipeNode,
     PipeSegment,
     PopulationUnit,
+    RoadSegment,
     Shelter,
     ShelterPlan,
     ShelterZone,
@@ -193,6 +194,7 @@ def base_specs() -> list[CollectionSpec]:
     unit = _table(PopulationUnit)
     hazard = _table(HazardZone)
     zone = _table(ShelterZone)
+    road = _table(RoadSegment)
     latest_plan = select(func.max(_table(ShelterPlan).c.id)).scalar_subquery()
     return [
         CollectionSpec(
@@ -247,6 +249,12 @@ def base_specs() -> list[CollectionSpec]:
             "hazard_zones", "Hazard zones", "Areas a shelter must not be in.",
             hazard, hazard.c.id, hazard.c.geom, "MultiPolygon",
             _props(hazard, ["dataset_id", "kind", "severity", "attrs"], {}),
+        ),
+        CollectionSpec(
+            "road_segments", "Road segments",
+            "The road network of along-road shelter distances, cut at every junction.",
+            road, road.c.id, road.c.geom, "LineString",
+            _props(road, ["dataset_id", "name", "kind", "length", "attrs"], {}),
         ),
         CollectionSpec(
             "shelter_zones", "Shelter zones (latest plan)",

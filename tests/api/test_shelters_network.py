@@ -96,6 +96,20 @@ def test_plan_and_suggest_along_roads(
     assert suggested.status_code == 200, suggested.text
     assert suggested.json()["gain"] == 50.0
 
+    # The roads are an OGC API Features collection too (CQL2 filter on one dataset).
+    items = http.get(
+        "/collections/road_segments/items",
+        params={"limit": 100, "filter": f"dataset_id = {ids['roads']}"},
+    )
+    assert items.status_code == 200, items.text
+    features = items.json()["features"]
+    assert len(features) == 6
+    assert sorted(f["properties"]["length"] for f in features) == [
+        200.0, 500.0, 1000.0, 1000.0, 1500.0, 2000.0,
+    ]  # fmt: skip
+    bridge = next(f for f in features if f["properties"]["kind"] == "bridge")
+    assert bridge["geometry"]["type"] == "LineString"
+
 
 def test_network_without_roads_is_a_400(engine: Engine, tmp_path: Path) -> None:
     """The default test database has no road dataset."""
