@@ -172,6 +172,7 @@ def _network_plan(engine: Any) -> dict[str, Any]:
             f"{run}_query_s": stats["seconds"]["query"],
             f"{run}_graph_load_s": stats["network"]["graph"]["load_seconds"],
             f"{run}_dijkstra_s": stats["network"]["seconds"]["dijkstra"],
+            f"{run}_solve_s": stats["solver"]["seconds"],
         }
         figures["network_pairs"] = stats["pairs"]
         figures["network_coverage"] = round(stats["coverage_ratio"], 4)

@@ -100,20 +100,19 @@ def _build_roads(
     pieces, piece_owner = node_lines(parts, owner, noding)
     graph = graph_from_lines(pieces)
     summary = graph.summary()
-    rows: list[list[Any]] = []
-    by_kind: Counter[str] = Counter()
-    for piece, row, length in zip(pieces, piece_owner.tolist(), graph.segment_length, strict=True):
-        kind = None if is_missing(kinds[row]) else str(kinds[row]).strip()
-        by_kind[kind or "(none)"] += 1
-        rows.append(
-            [
-                None if is_missing(names[row]) else str(names[row]),
-                kind,
-                str(shapely.to_wkb(shapely.set_srid(piece, srid), hex=True, include_srid=True)),
-                float(length),
-                json.dumps({**attrs[row], "feature": row + 1}, ensure_ascii=False),
-            ]
-        )
+    # Name, kind and attrs belong to the source row: worked out once per row, not per piece.
+    row_name = [None if is_missing(n) else str(n) for n in names]
+    row_kind = [None if is_missing(k) else str(k).strip() for k in kinds]
+    row_attrs = [
+        json.dumps({**a, "feature": i + 1}, ensure_ascii=False) for i, a in enumerate(attrs)
+    ]
+    wkb = shapely.to_wkb(shapely.set_srid(pieces, srid), hex=True, include_srid=True)
+    owners = piece_owner.tolist()
+    rows = [
+        [row_name[row], row_kind[row], str(hexwkb), float(length), row_attrs[row]]
+        for row, hexwkb, length in zip(owners, wkb, graph.segment_length.tolist(), strict=True)
+    ]
+    by_kind = Counter(row_kind[row] or "(none)" for row in owners)
     warnings = []
     if summary["components"] > 1:
         warnings.append(
@@ -168,11 +167,18 @@ def node_lines(
         )
     pieces = shapely.get_parts(noded)
     pieces = pieces[shapely.length(pieces) > 0]
-    # Noding forgets where a piece came from: its midpoint lies on its source line.
+    # Noding forgets where a piece came from: its midpoint lies on its source line (to within
+    # rounding; a nearest-line search is the fallback, slow among long overlapping envelopes).
     middle = shapely.line_interpolate_point(pieces, 0.5, normalized=True)
-    found = shapely.STRtree(parts).query_nearest(middle, all_matches=False)
-    source = np.zeros(len(pieces), dtype=np.int64)
-    source[found[0]] = owner[found[1]]
+    tree = shapely.STRtree(parts)
+    on_line = tree.query(middle, predicate="dwithin", distance=NODE_PRECISION_M)
+    source = np.full(len(pieces), -1, dtype=np.int64)
+    piece, first = np.unique(on_line[0], return_index=True)  # the first match of each piece
+    source[piece] = owner[on_line[1][first]]
+    lost = np.flatnonzero(source < 0)
+    if len(lost):
+        found = tree.query_nearest(middle[lost], all_matches=False)
+        source[lost[found[0]]] = owner[found[1]]
     return np.asarray(pieces, dtype=object), source
 
 
