@@ -8,7 +8,7 @@
    PostGIS (pgRouting is not part of the embedded PostGIS, so a recursive CTE is the
    database-side alternative). Cross-section p50/p95 ms on random 60 m lines across streets.
 2. A generated city with all four utilities (~``--clearance-segments`` segments): the
-   city-wide GB 50289 check (GiST candidate pairs), seconds.
+   city-wide GB 50289 check (R-tree candidate pairs, vectorised GEOS), seconds.
 
 Goals (issue 9): isolation p95 <= 200 ms, cross-section <= 50 ms, clearance on 1M segments
 <= 60 s. Usage: ``python bench/analysis.py [--segments N] [--clearance-segments N]

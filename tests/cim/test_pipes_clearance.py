@@ -185,3 +185,47 @@ def test_rule_file_names_a_source_for_every_rule() -> None:
         "H419-PS-TX": 1.0,
         "H419-PS-DL": 0.5,
     }
+
+
+def test_area_finds_a_pair_through_either_pipe(session: Session) -> None:
+    """An area touching only the later-written pipe of a pair still finds the pair, for a
+    parallel pair and for a crossing whose crossing point lies outside the area."""
+    dataset = build(session)
+    around_second = {
+        "type": "Polygon",
+        "coordinates": [[[1.0, 40], [2.0, 40], [2.0, 60], [1.0, 60], [1.0, 40]]],
+    }
+    answer = check_clearances(session, dataset_id=dataset, area=around_second)
+    assert [(v["a"]["code"], v["b"]["code"]) for v in answer["violations"]] == [
+        ("js_small_in1", "js_small_in2")
+    ]
+    crossing_x = 5000.0  # v_psjs_in: the upper (later) pipe runs north along x = 5000
+    south_end = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [crossing_x - 1, 1],
+                [crossing_x + 1, 1],
+                [crossing_x + 1, 3],
+                [crossing_x - 1, 3],
+                [crossing_x - 1, 1],
+            ]
+        ],
+    }
+    vertical = check_clearances(session, dataset_id=dataset, area=south_end, kinds=("vertical",))
+    assert [(v["a"]["code"], v["b"]["code"]) for v in vertical["violations"]] == [
+        ("v_psjs_inL", "v_psjs_inU")
+    ]
+    assert vertical["violations"][0]["location"][:2] == [crossing_x, 50.0]
+
+
+def test_worst_violations_come_first_when_truncated(session: Session) -> None:
+    dataset = build(session)
+    everything = check_clearances(session, dataset_id=dataset)
+    keys = [
+        (round(v["actual_m"] - v["required_m"], 6), v["a"]["id"]) for v in everything["violations"]
+    ]
+    assert keys == sorted(keys)
+    two = check_clearances(session, dataset_id=dataset, limit=2)
+    assert two["violation_count"] == everything["violation_count"] and two["truncated"]
+    assert two["violations"] == everything["violations"][:2]
