@@ -6,8 +6,9 @@ and becomes part of the ring to close; a valve that is broken or inaccessible (s
 named in ``failed_valves`` on a second call) is walked through, so the ring extends to the
 next valves. The segments walked are the isolated ones; their length and water volume
 (inner section area x length) and the non-valve nodes reached (hydrants, consumers, tees) are
-reported. With valves modelled as nodes on the pipes, the isolated set equals WNTR's
-``valve_segments`` segment of the burst pipe (tested on Net3 and ky4).
+reported. With valves modelled as nodes on the pipes (the EPANET importer's ``--valves`` layer
+puts them there), the isolated set equals WNTR's ``valve_segments`` segment of the burst pipe:
+tested on Net3 and ky4 imported with a ``generate_valve_layer`` layer.
 """
 
 from __future__ import annotations
