@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 from api.main import create_app
 from cim.config import CimSettings
 from cim.services.access import create_key
-from tests.road_fixtures import engine_of, river  # noqa: F401  (fixture)
+from tests.road_fixtures import engine_of, river, write_roads  # noqa: F401  (fixture)
 
 
 def _client(
@@ -109,6 +110,34 @@ def test_plan_and_suggest_along_roads(
     ]  # fmt: skip
     bridge = next(f for f in features if f["properties"]["kind"] == "bridge")
     assert bridge["geometry"]["type"] == "LineString"
+
+
+def test_roads_upload_runs_as_an_import_job(
+    town_api: tuple[TestClient, str],
+    river: dict[str, Any],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    http, secret = town_api
+    admin = {"X-API-Key": secret}
+    path = write_roads(tmp_path / "uploaded_roads.geojson", copy="upload")
+    files = {"files": (path.name, path.read_bytes(), "application/geo+json")}
+    started = http.post(
+        "/datasets", data={"kind": "roads", "crs": "EPSG:4547"}, files=files, headers=admin
+    )
+    assert started.status_code == 202, started.text
+    deadline = time.monotonic() + 60
+    job = started.json()
+    while job["status"] not in ("succeeded", "failed") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        job = http.get(started.headers["location"], headers=admin).json()
+    assert job["status"] == "succeeded", job
+    try:
+        dataset = http.get(f"/datasets/{job['dataset_id']}").json()
+        assert dataset["kind"] == "roads" and dataset["counts"]["segments"] == 6
+        assert dataset["qc"]["components"] == 1
+    finally:
+        with engine_of(river).begin() as conn:
+            conn.execute(text("DELETE FROM dataset WHERE id = :d"), {"d": job["dataset_id"]})
 
 
 def test_network_without_roads_is_a_400(engine: Engine, tmp_path: Path) -> None:
