@@ -1,7 +1,9 @@
-"""``cim analyse shelters plan|show|list|suggest``: disaster-shelter zoning on the command line."""
+"""``cim analyse shelters plan|show|list|zones|uncovered|suggest``: shelter zoning."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
@@ -196,3 +198,66 @@ def suggest(
         f"{result['method']} {result['status']}"
     )
     emit(result, as_json=as_json, text="\n".join(lines))
+
+
+OutputOption = Annotated[
+    Path | None,
+    typer.Option("--geojson", help="Write the GeoJSON FeatureCollection (WGS84) to this file."),
+]
+PlanArgument = Annotated[int | None, typer.Argument(help="Plan id (default: the latest).")]
+
+
+def _write_geojson(collection: dict[str, Any], path: Path | None) -> str:
+    if path is None:
+        return ""
+    path.write_text(json.dumps(collection, ensure_ascii=False), encoding="utf-8")
+    return f"\nwrote {len(collection['features'])} feature(s) to {path}"
+
+
+@app.command("zones")
+def zones(
+    plan_id: PlanArgument = None, geojson: OutputOption = None, as_json: JsonOption = False
+) -> None:
+    """A plan's service zones: per shelter its population, capacity and load ratio."""
+    from cim.services.shelter_plan import latest_plan_id
+    from cim.services.shelter_zones import zone_features
+
+    with session_scope() as session:
+        collection = zone_features(session, plan_id=plan_id or latest_plan_id(session))
+    rows = [f["properties"] for f in collection["features"]]
+    lines = [
+        f"{'shelter':>8}  {'population':>10} {'capacity':>9} {'load':>6}  name",
+        *(
+            f"{p['shelter_id']:>8}  {p['population'] or 0:>10,.0f} {p['capacity'] or 0:>9,.0f} "
+            f"{p['load_ratio'] or 0:>6.2f}  {p['name'] or ''}"
+            for p in rows
+        ),
+    ]
+    emit(collection, as_json=as_json, text="\n".join(lines) + _write_geojson(collection, geojson))
+
+
+@app.command("uncovered")
+def uncovered(
+    plan_id: PlanArgument = None, geojson: OutputOption = None, as_json: JsonOption = False
+) -> None:
+    """A plan's uncovered population: each unit with its uncovered persons and the reason."""
+    from cim.services.shelter_plan import latest_plan_id
+    from cim.services.shelter_zones import uncovered_features
+
+    with session_scope() as session:
+        collection = uncovered_features(session, plan_id=plan_id or latest_plan_id(session))
+    rows = [f["properties"] for f in collection["features"]]
+    by_reason: dict[str, float] = {}
+    for p in rows:
+        by_reason[p["reason"]] = by_reason.get(p["reason"], 0.0) + float(p["uncovered"] or 0)
+    lines = [
+        f"{'unit':>8}  {'code':<16} {'uncovered':>9}  reason",
+        *(
+            f"{p['unit_id']:>8}  {p['code'] or ''!s:<16} {p['uncovered'] or 0:>9,.0f}  "
+            f"{p['reason']}"
+            for p in rows
+        ),
+        f"{len(rows)} unit(s), {sum(by_reason.values()):,.0f} persons uncovered: "
+        + (", ".join(f"{k} {v:,.0f}" for k, v in sorted(by_reason.items())) or "none"),
+    ]
+    emit(collection, as_json=as_json, text="\n".join(lines) + _write_geojson(collection, geojson))
