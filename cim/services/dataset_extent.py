@@ -15,6 +15,7 @@ _GEOMETRY_SOURCES = (
     ("shelter", "geom"),
     ("population_unit", "geom"),
     ("hazard_zone", "geom"),
+    ("road_segment", "geom"),
 )
 
 # Tables whose geometries carry real heights (Z in metres, ellipsoidal - see cim.crs).
