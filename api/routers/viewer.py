@@ -64,7 +64,12 @@ TOOL_ENDPOINTS = {
     "collections": ("GET", "/collections"),
     "crossSection": ("POST", "/analysis/pipes/section"),
     "isolation": ("POST", "/analysis/pipes/isolation"),
+    "excavation": ("POST", "/analysis/pipes/excavation"),
     "shelterPlans": ("POST", "/analysis/shelters/plans"),
+    "shelterPlanList": ("GET", "/analysis/shelters/plans"),
+    "shelterZones": ("GET", "/analysis/shelters/plans/{plan_id}/zones"),
+    "shelterUncovered": ("GET", "/analysis/shelters/plans/{plan_id}/uncovered"),
+    "shelterSuggest": ("POST", "/analysis/shelters/suggest"),
     "elevation": ("GET", "/terrain/elevation"),
 }
 

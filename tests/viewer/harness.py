@@ -165,3 +165,17 @@ def look_down_at(page: Any, lon: float, lat: float, height: float) -> None:
         }""",
         [lon, lat, height],
     )
+
+
+def wait_for_tool(page: Any, result: str, *, timeout_ms: float = 120_000) -> Any:
+    """Until a tool has set ``cim.<result>`` or its hint reports a failure; returns the result.
+
+    A failure fails the test with the hint's message (the API's error)."""
+    page.wait_for_function(
+        "(name) => cim[name] || /failed/.test(document.getElementById('tool-hint').textContent)",
+        arg=result,
+        timeout=timeout_ms,
+    )
+    value = page.evaluate("(name) => cim[name]", result)
+    assert value, page.evaluate("() => document.getElementById('tool-hint').textContent")
+    return value

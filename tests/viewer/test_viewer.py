@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import subprocess
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,129 @@ def test_cross_section_tool_lists_the_pipe_its_line_crosses(
         " return img && img.complete && img.naturalWidth > 0; }",
         timeout=10_000,
     )
+
+
+def test_excavation_tool_lists_the_pipes_in_and_near_the_drawn_cut(
+    viewer: ViewerPage, demo_city: DemoCity
+) -> None:
+    """Draw a 24 m square cut just west of a busy junction with clicks on the ground: pipes
+    leaving the junction westwards cross the cut, the others pass within the margin."""
+    if "pipes" not in [t["layer"] for t in viewer.config["tilesets"]]:
+        pytest.skip("no pipe tiles")
+    assert "excavation" in viewer.config["endpoints"]
+    page = viewer.page
+    half, gap, margin, depth = 12.0, 2.0, 3.0, 3.0
+    with demo_city.engine.connect() as connection:
+        x, y, z = connection.execute(
+            text(
+                "SELECT ST_X(n.geom), ST_Y(n.geom), ST_Z(n.geom) FROM pipe_node n"
+                " JOIN pipe_segment s ON ST_Intersects(s.geom, ST_Expand(n.geom, :half))"
+                " GROUP BY n.id ORDER BY count(*) DESC, n.id LIMIT 1"
+            ),
+            {"half": half},
+        ).one()
+    west, east = x - gap - 2 * half, x - gap
+    planned = [(west, y - half), (east, y - half), (east, y + half), (west, y + half)]
+    corners = [list(lonlat(cx, cy)) for cx, cy in planned]
+    page.evaluate("() => { document.getElementById('properties').hidden = true; }")
+    harness.look_down_at(page, *lonlat(x - gap - half, y), z + 80)
+    harness.wait_settled(page)  # the clicks land on the terrain tiles of this view
+    screen = page.evaluate(
+        """(corners) => corners.map(([lon, lat]) => {
+            const scene = cim.viewer.scene;
+            const h = scene.globe.getHeight(Cesium.Cartographic.fromDegrees(lon, lat)) ?? 0;
+            const p = Cesium.SceneTransforms.worldToWindowCoordinates(
+                scene, Cesium.Cartesian3.fromDegrees(lon, lat, h));
+            return [p.x, p.y];
+        })""",
+        corners,
+    )
+    page.evaluate("() => { cim.lastExcavation = null; }")
+    page.click("#tool-excavation")
+    page.fill("#excavation-depth", str(depth))
+    page.fill("#excavation-margin", str(margin))
+    for sx, sy in screen[:-1]:
+        page.mouse.click(sx, sy)
+    page.mouse.dblclick(*screen[-1])  # closes the polygon
+    sent = harness.wait_for_tool(page, "lastExcavation", timeout_ms=30_000)["request"]
+    assert (sent["depth_m"], sent["margin_m"], sent["crs"]) == (depth, margin, "EPSG:4326")
+    ring = sent["polygon"]["coordinates"][0]
+    assert len(ring) == 5 and ring[0] == ring[-1]  # four corners: the double-click added none
+    to_storage = transformer(4326, DEMO_SRID)
+    for (lon, lat), (px, py) in zip(ring, planned, strict=False):
+        sx, sy = to_storage.transform(lon, lat)
+        assert float(np.hypot(sx - px, sy - py)) < 0.5  # each click landed on its corner
+
+    listed = page.evaluate(
+        """() => [...document.querySelectorAll('#excavation-pipes tbody tr')]
+            .map(r => [r.cells[0].textContent, r.cells[1].textContent.trim()])"""
+    )
+    request = urllib.request.Request(
+        f"{demo_city.base}/analysis/pipes/excavation",
+        data=json.dumps(sent).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        answer = json.load(response)
+    assert sorted(listed) == sorted([p["code"], p["status"]] for p in answer["pipes"])
+    # Independent: PostGIS on the drawn polygon - within the margin, and crossing the cut.
+    with demo_city.engine.connect() as connection:
+        within, crossing = (
+            {
+                str(c)
+                for (c,) in connection.execute(
+                    text(
+                        f"SELECT code FROM pipe_segment WHERE {condition}("
+                        " geom, ST_Transform(ST_SetSRID(ST_GeomFromGeoJSON(:cut), 4326),"
+                        f" ST_SRID(geom)){extra})"
+                    ),
+                    {"cut": json.dumps(sent["polygon"]), "margin": margin},
+                )
+            }
+            for condition, extra in (("ST_DWithin", ", :margin"), ("ST_Intersects", ""))
+        )
+    assert crossing and within - crossing  # pipes in the cut and pipes only near it
+    # the demo junction at 3 m depth has one of each: three colours to tell apart
+    assert {status for _, status in listed} == {"struck", "under", "near"}
+    assert {c for c, _ in listed} == within
+    assert {c for c, status in listed if status in ("struck", "under")} == crossing
+    title = page.evaluate("document.getElementById('properties-title').textContent")
+    assert title == f"Excavation: {answer['pipe_count']} pipe(s), {answer['struck_count']} struck"
+    owners = page.evaluate("() => document.querySelectorAll('#excavation-notify tbody tr').length")
+    assert owners == len(answer["notify"])
+    # The pipe tiles paint every listed pipe in its status colour once the style is applied.
+    colours = page.evaluate("() => cim.tools.excavationColours")
+    page.wait_for_function(
+        """(wanted) => {
+            cim.viewer.scene.requestRender();
+            const found = {};
+            const visit = (tile) => {
+                const content = tile.content;
+                for (let i = 0; content && i < content.featuresLength; i += 1) {
+                    const f = content.getFeature(i);
+                    const code = f.getProperty('code');
+                    if (code in wanted) (found[code] ??= []).push(f.color);
+                }
+                tile.children.forEach(visit);
+            };
+            visit(cim.tilesets.pipes.tileset.root);
+            return Object.entries(wanted).every(([code, colour]) => found[code] && found[code]
+                .every(c => c.equalsEpsilon(Cesium.Color.fromCssColorString(colour), 1e-3)));
+        }""",
+        arg={c: colours[status] for c, status in listed},
+        timeout=10_000,
+    )
+    # ... and drawn as wide lines through the ground, one per affected pipe
+    lines = page.evaluate(
+        "() => cim.viewer.entities.values.filter(e => e.polyline && e.polyline.depthFailMaterial)"
+        ".length"
+    )
+    assert lines == answer["pipe_count"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "viewer-excavation.png"))
+    page.click("#tool-excavation")  # a tool restarted: the highlight is reset
+    page.click("#tool-excavation")
+    assert page.evaluate("() => cim.tilesets.pipes.tileset.style") is None
 
 
 def topmost_element(meshes: list[tuple[str, bytes]], x: float, y: float) -> tuple[str, float]:

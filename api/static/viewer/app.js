@@ -26,7 +26,11 @@ const FEATURE_LAYERS = [
   { key: "population", label: "Population", ids: ["population_units", "population"], style: "population", hidden: true },
   { key: "shelters", label: "Shelters", ids: ["shelters"], style: "shelter" },
   { key: "shelter_zones", label: "Shelter zones", ids: ["shelter_zones"], style: "zone" },
+  // no collection: shown by the shelter-plan tool from /analysis/shelters/plans/{id}/uncovered
+  { key: "uncovered_units", label: "Uncovered units", ids: [], style: "uncovered" },
 ];
+// Units with residents no shelter can take: blue, far from every zone colour (green → red).
+const UNCOVERED_COLOUR = "#2f7bff";
 const UTILITY_PROPERTIES = ["utility", "utility_class", "utility_code", "class_code"];
 const LAYER_LABELS = { buildings: "Buildings (IFC)", pipes: "Pipes" };
 
@@ -104,6 +108,8 @@ function createViewer() {
     orderIndependentTranslucency: false,
   });
   viewer.scene.globe.depthTestAgainstTerrain = true;
+  // No fly-to-and-track on double-click: the excavation tool closes its polygon with one.
+  viewer.screenSpaceEventHandler.removeInputAction(Cesium.ScreenSpaceEventType.LEFT_DOUBLE_CLICK);
   // Cheaper frames (software WebGL in CI, modest laptops): no FXAA pass, no ground atmosphere.
   viewer.scene.postProcessStages.fxaa.enabled = false;
   viewer.scene.globe.showGroundAtmosphere = false;
@@ -178,6 +184,7 @@ function detectUtilityProperty(content) {
   applyClassStyle();
 }
 
+cim.applyClassStyle = () => applyClassStyle();
 function applyClassStyle() {
   if (cim.networkOverview) {
     for (let i = 0; i < cim.networkOverview.length; i += 1) {
@@ -231,6 +238,15 @@ function featureStyle(kind, properties) {
     const ratio = Number(properties.load_ratio ?? properties.loadRatio ?? 0);
     return { fill: loadRatioColour(ratio).withAlpha(0.45), outline: Cesium.Color.WHITE, zIndex: 3 };
   }
+  if (kind === "uncovered") {
+    // above the zones: a unit split between a shelter and "uncovered" lies in both
+    return {
+      fill: Cesium.Color.fromCssColorString(UNCOVERED_COLOUR).withAlpha(0.6),
+      outline: Cesium.Color.WHITE,
+      zIndex: 4,
+      name: `uncovered: ${properties.code ?? properties.unit_id}`,
+    };
+  }
   return { fill: Cesium.Color.fromCssColorString("#2ecc71"), outline: Cesium.Color.WHITE };
 }
 
@@ -240,6 +256,7 @@ function loadRatioColour(ratio) {
   return Cesium.Color.fromHsl((1 - t) * 0.33, 0.85, 0.5);
 }
 cim.loadRatioColour = loadRatioColour;
+cim.uncoveredColour = UNCOVERED_COLOUR;
 
 async function fetchFeatures(collectionId, query = "") {
   const url = `/collections/${collectionId}/items?limit=10000${query}`;
@@ -253,6 +270,7 @@ async function addFeatureLayer(viewer, layer, data, place) {
     for (const entity of source.entities.values) {
       const properties = entity.properties ? entity.properties.getValue(Cesium.JulianDate.now()) : {};
       const style = featureStyle(layer.style, properties || {});
+      if (style.name) entity.name = style.name;
       if (entity.polygon) {
         entity.polygon.material = style.fill;
         entity.polygon.outline = false;
@@ -280,6 +298,7 @@ async function addFeatureLayer(viewer, layer, data, place) {
   }
 }
 
+cim.renderUntilBuilt = () => renderUntilBuilt();
 function renderUntilBuilt() {
   // Entity geometry (polygons on the terrain) is built by web workers over many frames, and
   // request-render mode would stop after the first: render continuously until the data
@@ -300,7 +319,7 @@ function renderUntilBuilt() {
 }
 
 function addFeatureToggle(viewer, layer, place) {
-  addToggle("layers", layer.label, !layer.hidden, async (on) => {
+  layer.toggle = addToggle("layers", layer.label, !layer.hidden, async (on) => {
     layer.hidden = !on;
     if (on && !cim.geojson[layer.key]) await addFeatureLayer(viewer, layer, fetchFeatures(layer.collection));
     if (cim.geojson[layer.key]) cim.geojson[layer.key].show = on;
@@ -313,6 +332,16 @@ cim.addFeatureLayer = (key, query) => {
   const layer = FEATURE_LAYERS.find((l) => l.key === key);
   layer.hidden = false;
   return addFeatureLayer(cim.viewer, layer, fetchFeatures(layer.collection || layer.ids[0], query));
+};
+
+// A layer of one plan (its zones, its uncovered units) from an analysis endpoint: replaces the
+// layer's data and gets a toggle in the layer list the first time.
+cim.showPlanLayer = async (key, data) => {
+  const layer = FEATURE_LAYERS.find((l) => l.key === key);
+  layer.hidden = false;
+  await addFeatureLayer(cim.viewer, layer, data);
+  if (!layer.toggle) addFeatureToggle(cim.viewer, layer);
+  else layer.toggle.querySelector("input").checked = true;
 };
 
 // Tubes a few decimetres wide vanish from a few kilometres away, so the network is also drawn
@@ -592,7 +621,8 @@ async function main() {
     viewer.scene.requestRender();
   });
   const handler = new Cesium.ScreenSpaceEventHandler(viewer.scene.canvas);
-  handler.setInputAction((click) => pick(click.position), Cesium.ScreenSpaceEventType.LEFT_CLICK);
+  // A drawing tool (cim.toolHandler) owns the clicks while it is active.
+  handler.setInputAction((click) => cim.toolHandler || pick(click.position), Cesium.ScreenSpaceEventType.LEFT_CLICK);
 
   // Everything is requested side by side; list entries keep a fixed order.
   const terrainPlace = slot("layers");

@@ -1,18 +1,22 @@
-// cim viewer analysis tools: cross-section along a drawn line, burst-valve isolation of a picked
-// pipe, shelter plan with zones coloured by load ratio. A tool appears only when the API offers
-// its endpoint (config.endpoints), so the viewer works before the analyses exist.
+// cim viewer analysis tools: the toolkit every tool file uses (buttons, hints, legend, API calls
+// with the panel's key, drawing, pipe highlight), and the cross-section along a drawn line and
+// burst-valve isolation of a picked pipe. A tool appears only when the API offers its endpoint
+// (config.endpoints), so the viewer works before the analyses exist.
 "use strict";
 
 (function tools() {
   const cim = window.cim;
   let active = null;
-  const drawn = [];
+  let highlighted = false;
+  const drawn = []; // entities a tool drew: its line, its cut, its highlight lines
+  const onStop = []; // what other tool files reset when a tool stops
 
   function hint(text) {
     document.getElementById("tool-hint").textContent = text || "";
   }
 
-  function addTool(id, label, start) {
+  function addTool(id, label, start, options) {
+    // options: inputs shown under the button while the tool is active
     const button = document.createElement("button");
     button.id = `tool-${id}`;
     button.textContent = label;
@@ -22,22 +26,31 @@
       if (was !== id) {
         active = id;
         button.classList.add("active");
+        if (options) options.hidden = false;
         start();
       }
     });
     document.getElementById("tools").append(button);
+    if (options) {
+      options.hidden = true;
+      options.classList.add("tool-options");
+      document.getElementById("tools").append(options);
+    }
     document.getElementById("tools-section").hidden = false;
   }
 
   function stop() {
     active = null;
     cim.onPick = null;
+    for (const reset of onStop) reset();
     hint("");
     for (const b of document.querySelectorAll("#tools button")) b.classList.remove("active");
-    const pipes = cim.tilesets.pipes;
-    if (pipes && pipes.tileset && cim.lastIsolation) {
-      cim.lastIsolation = null;
-      pipes.tileset.style = undefined;
+    for (const o of document.querySelectorAll("#tools .tool-options")) o.hidden = true;
+    if (highlighted) {
+      highlighted = false;
+      clearDrawn(); // the cut and the lines drawn with the highlight
+      legend("pipes", null);
+      cim.applyClassStyle(); // back to the class colours (and hidden classes)
     }
     if (cim.toolHandler) {
       cim.toolHandler.destroy();
@@ -45,9 +58,42 @@
     }
   }
 
+  function legend(key, entries) {
+    // entries: [css background, label]; null removes this tool's part of the legend
+    const box = document.getElementById("tool-legend");
+    const old = box.querySelector(`[data-legend="${key}"]`);
+    if (old) old.remove();
+    if (entries) {
+      const list = document.createElement("ul");
+      list.dataset.legend = key;
+      for (const [background, label] of entries) {
+        const li = document.createElement("li");
+        const swatch = document.createElement("span");
+        swatch.className = "swatch";
+        swatch.style.background = background;
+        li.append(swatch, label);
+        list.append(li);
+      }
+      box.append(list);
+    }
+    box.hidden = box.children.length === 0;
+  }
+
+  function numberInput(id, label, value, attributes) {
+    const input = document.createElement("input");
+    Object.assign(input, { type: "number", id, value: String(value), ...attributes });
+    const wrap = document.createElement("label");
+    wrap.append(label, input);
+    return wrap;
+  }
+
   function groundPoint(position) {
+    // The terrain under the cursor (not a pipe or building in front of it), so drawn lines and
+    // cuts lie on the ground; the depth buffer or the ellipsoid when no globe tile is hit.
     const scene = cim.viewer.scene;
-    const cartesian = (scene.pickPositionSupported && scene.pickPosition(position))
+    const ray = cim.viewer.camera.getPickRay(position);
+    const cartesian = (ray && scene.globe.pick(ray, scene))
+      || (scene.pickPositionSupported && scene.pickPosition(position))
       || cim.viewer.camera.pickEllipsoid(position, scene.globe.ellipsoid);
     if (!cartesian) return null;
     const c = Cesium.Cartographic.fromCartesian(cartesian);
@@ -55,27 +101,105 @@
   }
 
   function headers(extra) {
-    // Writes (a stored shelter plan) need an API key; it stays in this browser tab only.
+    // Writes (a stored shelter plan) and sensitive pipe classes need an API key; it stays in
+    // this browser tab only.
     const key = sessionStorage.getItem("cim-api-key");
     return { "Content-Type": "application/json", ...(key ? { "X-API-Key": key } : {}), ...extra };
   }
 
-  async function post(url, body, accept = "application/json") {
-    const response = await fetch(url, { method: "POST", headers: headers({ Accept: accept }), body: JSON.stringify(body) });
+  async function request(method, url, body, accept = "application/json") {
+    const init = { method, headers: headers({ Accept: accept }) };
+    if (body !== undefined) init.body = JSON.stringify(body);
+    const response = await fetch(url, init);
     if (!response.ok) {
       const problem = await response.json().catch(() => ({}));
       const auth = response.status === 401 || response.status === 403 ? " — enter an API key with that role" : "";
-      throw new Error(`${problem.detail || `HTTP ${response.status}`}${auth}`);
+      const detail = typeof problem.detail === "string" ? problem.detail : `HTTP ${response.status}`;
+      throw new Error(`${detail}${auth}`);
     }
     return response;
   }
 
-  async function postJson(url, body) {
-    return (await post(url, body)).json();
-  }
+  const post = (url, body, accept) => request("POST", url, body, accept);
+  const postJson = async (url, body) => (await post(url, body)).json();
+  const getJson = async (url) => (await request("GET", url, undefined, "application/geo+json, application/json")).json();
 
   function clearDrawn() {
     while (drawn.length) cim.viewer.entities.remove(drawn.pop());
+    cim.viewer.scene.requestRender();
+  }
+
+  function dataTable(id, columns, rows) {
+    // rows of strings, numbers (rounded to the millimetre) or DOM nodes; never HTML strings
+    const table = document.createElement("table");
+    table.id = id;
+    table.className = "rows";
+    const head = table.createTHead().insertRow();
+    for (const column of columns) {
+      const th = document.createElement("th");
+      th.textContent = column;
+      head.append(th);
+    }
+    const body = table.createTBody();
+    for (const row of rows) {
+      const tr = body.insertRow();
+      for (const value of row) {
+        const cell = tr.insertCell();
+        if (value instanceof Node) cell.append(value);
+        else if (typeof value === "number" && !Number.isInteger(value)) cell.textContent = String(Number(value.toFixed(3)));
+        else cell.textContent = value === null || value === undefined ? "–" : String(value);
+      }
+    }
+    return table;
+  }
+
+  function swatchText(colour, text) {
+    const span = document.createElement("span");
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = colour;
+    span.append(swatch, ` ${text}`);
+    return span;
+  }
+
+  function note(text) {
+    const p = document.createElement("p");
+    p.className = "hint";
+    p.textContent = text;
+    return p;
+  }
+
+  function className(code) {
+    const cls = (cim.config.utilityClasses || []).find((c) => c.code === code);
+    return cls && cls.name;
+  }
+
+  function heading(text) {
+    const h = document.createElement("h3");
+    h.textContent = text;
+    return h;
+  }
+
+  function highlightCodes(colourByCode) {
+    // One style condition per colour: pipes not listed fade to translucent white.
+    const entry = cim.tilesets.pipes;
+    if (!entry || !entry.tileset) return;
+    const byColour = {};
+    for (const [code, colour] of Object.entries(colourByCode)) {
+      (byColour[colour] ??= []).push(`'${String(code).replace(/['\\]/g, "")}'`);
+    }
+    const conditions = Object.entries(byColour).map(([colour, codes]) => [
+      `\${code} === ${codes.join(" || ${code} === ")}`, `color('${colour}')`,
+    ]);
+    entry.tileset.style = conditions.length
+      ? new Cesium.Cesium3DTileStyle({ color: { conditions: [...conditions, ["true", "color('white', 0.35)"]] } })
+      : undefined;
+    highlighted = conditions.length > 0;
+    cim.viewer.scene.requestRender();
+  }
+
+  function highlightSegments(segments) {
+    highlightCodes(Object.fromEntries(segments.map((s) => [s.code ?? s, "magenta"])));
   }
 
   // ---- cross-section: two clicks draw a line, the API answers with the pipes it crosses ----
@@ -155,33 +279,6 @@
     };
   }
 
-  function highlightSegments(segments) {
-    const entry = cim.tilesets.pipes;
-    if (!entry || !entry.tileset) return;
-    const codes = segments.map((s) => `'${String(s.code ?? s).replace(/'/g, "")}'`);
-    entry.tileset.style = codes.length
-      ? new Cesium.Cesium3DTileStyle({
-        color: { conditions: [[`\${code} === ${codes.join(" || ${code} === ")}`, "color('magenta')"], ["true", "color('white', 0.35)"]] },
-      })
-      : undefined;
-    cim.viewer.scene.requestRender();
-  }
-
-  // ---- shelter plan: run a plan, show its zones coloured by load ratio ----------------------
-  async function shelterPlan() {
-    hint("Running a shelter plan…");
-    try {
-      const plan = await postJson(cim.config.endpoints.shelterPlans, {});
-      stop();
-      cim.lastPlan = plan;
-      hint(`plan ${plan.id ?? ""}: zones coloured by load ratio (green empty → red full)`);
-      await cim.addFeatureLayer("shelter_zones", ""); // the collection shows the newest plan
-    } catch (error) {
-      stop();
-      hint(`shelter plan failed: ${error.message}`);
-    }
-  }
-
   function install() {
     const endpoints = (cim.config && cim.config.endpoints) || {};
     const key = document.getElementById("api-key");
@@ -189,11 +286,21 @@
     key.addEventListener("change", () => sessionStorage.setItem("cim-api-key", key.value.trim()));
     if (endpoints.crossSection) addTool("cross-section", "Cross-section along a line", crossSection);
     if (endpoints.isolation) addTool("isolation", "Burst-valve isolation (pick a pipe)", isolation);
-    if (endpoints.shelterPlans) addTool("shelter-plan", "Run a shelter plan", shelterPlan);
+  }
+
+  function draw(options) {
+    const entity = cim.viewer.entities.add(options);
+    drawn.push(entity);
+    return entity;
   }
 
   // For scripts and the browser tests: the tools without the clicks.
   cim.tools = { crossSection: runCrossSection, highlightSegments };
+  // For the other tool files (excavation-tool.js, shelter-tools.js).
+  cim.toolkit = {
+    addTool, stop, onStop, hint, legend, numberInput, groundPoint, postJson, getJson,
+    draw, clearDrawn, highlightCodes, dataTable, swatchText, heading, note, className,
+  };
 
   if (cim.ready) install();
   else document.addEventListener("cim-ready", install, { once: true });
