@@ -47,6 +47,10 @@ def get_read_session(request: Request) -> Iterator[Session]:
 
 SettingsDep = Annotated[CimSettings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the transaction ends when the route returns, *before* the answer is sent.
+# FastAPI's default for yield dependencies ("request") runs the exit code after the response
+# has gone out, so a client could read a 201 and then not find what it created (or a failed
+# commit could follow a success answer). Streaming routes open their own connection.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReadEngineDep = Annotated[Engine, Depends(get_read_engine)]
-ReadSessionDep = Annotated[Session, Depends(get_read_session)]
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
