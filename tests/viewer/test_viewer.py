@@ -400,6 +400,24 @@ def test_shelter_plan_tool_shows_the_new_zones_by_load_ratio(
     assert all(a <= b + 1e-6 for a, b in itertools.pairwise(redness))
 
 
+def test_roads_layer_loads_when_ticked(viewer: ViewerPage, demo_city: DemoCity) -> None:
+    """The demo's streets are an OGC collection shown only when asked for: ticking the layer
+    draws every road segment of the collection as a line on the ground."""
+    if not demo_city.ran("import roads"):
+        pytest.skip("no roads imported")
+    with demo_city.engine.connect() as connection:
+        stored = connection.execute(text("SELECT count(*) FROM road_segment")).scalar_one()
+    assert viewer.page.evaluate("() => !cim.geojson.roads")  # hidden: not fetched up front
+    viewer.page.get_by_label("Roads", exact=True).check()
+    viewer.page.wait_for_function("() => cim.geojson.roads && cim.geojson.roads.show")
+    lines = viewer.page.evaluate(
+        "() => cim.geojson.roads.entities.values.filter(e => e.polyline).length"
+    )
+    assert lines == stored
+    viewer.page.get_by_label("Roads", exact=True).uncheck()
+    assert viewer.page.evaluate("() => cim.geojson.roads.show") is False
+
+
 def test_screenshot_of_the_demo_city(viewer: ViewerPage, demo_city: DemoCity) -> None:
     """test-artifacts/viewer.png (whole city) and viewer-building.png (the IFC building, pipes
     under translucent ground): look at them whenever the viewer changes."""

@@ -25,6 +25,8 @@ const FEATURE_LAYERS = [
   // hundreds of draped polygons: off until asked for, so the first view stays quick
   { key: "population", label: "Population", ids: ["population_units", "population"], style: "population", hidden: true },
   { key: "shelters", label: "Shelters", ids: ["shelters"], style: "shelter" },
+  // thousands of draped lines: off until asked for (plans along roads use them, not the view)
+  { key: "roads", label: "Roads", ids: ["road_segments"], style: "road", hidden: true },
   { key: "shelter_zones", label: "Shelter zones", ids: ["shelter_zones"], style: "zone" },
   // no collection: shown by the shelter-plan tool from /analysis/shelters/plans/{id}/uncovered
   { key: "uncovered_units", label: "Uncovered units", ids: [], style: "uncovered" },
@@ -238,6 +240,9 @@ function featureStyle(kind, properties) {
     const ratio = Number(properties.load_ratio ?? properties.loadRatio ?? 0);
     return { fill: loadRatioColour(ratio).withAlpha(0.45), outline: Cesium.Color.WHITE, zIndex: 3 };
   }
+  if (kind === "road") {
+    return { fill: Cesium.Color.fromCssColorString("#f5f0e1").withAlpha(0.85), outline: Cesium.Color.WHITE, zIndex: 0 };
+  }
   if (kind === "uncovered") {
     // above the zones: a unit split between a shelter and "uncovered" lies in both
     return {
@@ -276,6 +281,11 @@ async function addFeatureLayer(viewer, layer, data, place) {
         entity.polygon.outline = false;
         entity.polygon.classificationType = Cesium.ClassificationType.TERRAIN;
         entity.polygon.zIndex = style.zIndex || 0;
+      } else if (entity.polyline) {
+        entity.polyline.material = style.fill;
+        entity.polyline.width = 2;
+        entity.polyline.classificationType = Cesium.ClassificationType.TERRAIN;
+        entity.polyline.zIndex = style.zIndex || 0;
       } else if (entity.billboard || entity.point) {
         entity.billboard = undefined;
         entity.point = new Cesium.PointGraphics({

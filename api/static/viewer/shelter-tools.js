@@ -33,26 +33,13 @@
     ]);
   }
 
-  async function getFresh(url) {
-    // The API commits a request's transaction after sending its answer (FastAPI's default
-    // for dependencies with yield), so a plan just created may not be readable for a moment.
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        return await kit.getJson(url);
-      } catch (error) {
-        if (attempt === 5 || !/^no shelter plan/.test(error.message)) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
-      }
-    }
-  }
-
   // Zones and uncovered units of one plan, drawn; returns what was drawn.
   async function showPlanLayers(planId) {
     const zonesUrl = endpoint("shelterZones", planId);
     const uncoveredUrl = endpoint("shelterUncovered", planId);
     const [zones, uncovered] = await Promise.all([
-      zonesUrl ? getFresh(zonesUrl) : null,
-      uncoveredUrl ? getFresh(uncoveredUrl) : null,
+      zonesUrl ? kit.getJson(zonesUrl) : null,
+      uncoveredUrl ? kit.getJson(uncoveredUrl) : null,
     ]);
     await Promise.all([
       zones ? cim.showPlanLayer("shelter_zones", zones) : cim.addFeatureLayer("shelter_zones", ""),
