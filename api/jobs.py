@@ -9,6 +9,7 @@ reported ``failed`` when read (its import transaction was rolled back by the dat
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import queue
@@ -86,42 +87,28 @@ def _pipes(
     return [result.to_dict() for result in results]
 
 
-def _vector(function_name: str) -> Runner:
+def _vector(module: str, function_name: str, *extra: str) -> Runner:
+    """A runner for the one-file vector importers (shelters, population, hazards, roads):
+    ``importers.<module>.<function_name>`` with crs/name/replace and the ``extra`` options."""
+
     def run(
         engine: Engine, paths: list[Path], options: dict[str, Any], progress: Progress
     ) -> list[dict[str, Any]]:
-        from importers import shelters
-
         if len(paths) != 1:
             raise InvalidInput("upload one vector file (GeoJSON, GeoPackage, zipped Shapefile)")
-        function = getattr(shelters, function_name)
+        function = getattr(importlib.import_module(f"importers.{module}"), function_name)
+        keywords = {key: options[key] for key in extra if options.get(key) is not None}
         result = function(
             engine,
             paths[0],
             crs=options.get("crs"),
             name=options.get("name"),
             replace=bool(options.get("replace")),
+            **keywords,
         )
         return [result.to_dict()]
 
     return run
-
-
-def _roads(
-    engine: Engine, paths: list[Path], options: dict[str, Any], progress: Progress
-) -> list[dict[str, Any]]:
-    from importers.roads import import_roads
-
-    if len(paths) != 1:
-        raise InvalidInput("upload one vector file of road lines (GeoJSON, GeoPackage)")
-    result = import_roads(
-        engine,
-        paths[0],
-        crs=options.get("crs"),
-        name=options.get("name"),
-        replace=bool(options.get("replace")),
-    )
-    return [result.to_dict()]
 
 
 def _ifc(
@@ -151,10 +138,10 @@ RUNNERS: dict[str, Runner] = {
     "terrain": _terrain,
     "pipes": _pipes,
     "ifc": _ifc,
-    "shelters": _vector("import_shelters"),
-    "population": _vector("import_population"),
-    "hazards": _vector("import_hazards"),
-    "roads": _roads,
+    "shelters": _vector("shelters", "import_shelters"),
+    "population": _vector("shelters", "import_population"),
+    "hazards": _vector("shelters", "import_hazards"),
+    "roads": _vector("roads", "import_roads", "noding"),
 }
 """Importer of each dataset kind, as the import job runs it."""
 

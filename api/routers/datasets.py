@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path as FilePath
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
@@ -138,6 +138,10 @@ def upload(
     ] = None,
     format: Annotated[str | None, Form(max_length=16, description="Pipe format (pipes).")] = None,
     replace: Annotated[bool, Form()] = False,
+    noding: Annotated[
+        Literal["intersections", "vertices"] | None,
+        Form(description="Where road lines become network edges (roads): see cim import roads."),
+    ] = None,
     valves: Annotated[
         UploadFile | None,
         File(description="Isolation valve layer CSV, link,node[,state] (pipes, EPANET)."),
@@ -169,6 +173,7 @@ def upload(
                 "utility": utility,
                 "format": format,
                 "replace": replace,
+                "noding": noding,
                 "valves": valve_layer,
                 "files": [p.name for p in paths],
             }.items()
