@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import MutableMapping
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -51,7 +52,7 @@ def test_new_plan_is_visible_when_the_answer_starts(
             await asyncio.sleep(3600)
             return {"type": "http.disconnect"}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 seen["status"] = message["status"]
                 seen["visible"] = await asyncio.to_thread(plans_named)
@@ -77,8 +78,9 @@ def test_new_plan_is_visible_when_the_answer_starts(
         await app(scope, receive, send)
 
     try:
-        with TestClient(app):  # runs the lifespan (engines on app.state)
-            asyncio.run(drive())
+        with TestClient(app) as client:  # runs the lifespan (engines on app.state)
+            assert client.portal is not None
+            client.portal.call(drive)  # on the client's own event loop thread
         assert seen == {"status": 201, "visible": 1}
     finally:
         with cambridge_engine.begin() as conn:
