@@ -16,6 +16,14 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
     reload: Annotated[bool, typer.Option(help="Reload on code changes (development).")] = False,
+    healthcheck_timeout: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="With --workers: seconds a worker may take to answer the supervisor's ping "
+            "before it is killed and restarted.",
+        ),
+    ] = 60,
 ) -> None:
     """Serve the API on HOST:PORT; the database is started and migrated first when embedded."""
     import uvicorn
@@ -36,4 +44,8 @@ def serve(
         reload=reload,
         log_level=settings.log_level.lower(),
         proxy_headers=True,
+        # uvicorn's default (5 s) kills a worker that is merely busy: on a loaded 2-core machine
+        # a worker building a 1M-segment network graph misses the ping, is killed with the
+        # requests it holds, restarts and builds the graph again (bench/load.py saw it).
+        timeout_worker_healthcheck=healthcheck_timeout,
     )

@@ -107,6 +107,11 @@ def test_page_without_terrain_or_tiles_loads_clean_and_frames_the_data(
     assert cambridge_viewer.watch.page_errors == []
     assert cambridge_viewer.watch.external_requests == []
     assert page.evaluate("() => cim.errors") == []
+    # no pipes here: only the shelter tools are offered
+    tools = page.evaluate(
+        "() => [...document.querySelectorAll('button[id^=tool-]')].map(b => b.id)"
+    )
+    assert sorted(tools) == ["tool-shelter-plan", "tool-shelter-suggest"]
     with cambridge_city.engine.connect() as connection:
         lon, lat = connection.execute(
             text(

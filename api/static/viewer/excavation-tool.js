@@ -217,7 +217,7 @@
   }
 
   function install() {
-    if (cim.config.endpoints.excavation) {
+    if (cim.config.endpoints.excavation && kit.hasPipes()) {
       kit.addTool("excavation", "Excavation impact (draw the cut)", excavation, excavationOptions());
     }
   }

@@ -284,8 +284,15 @@
     const key = document.getElementById("api-key");
     key.value = sessionStorage.getItem("cim-api-key") || "";
     key.addEventListener("change", () => sessionStorage.setItem("cim-api-key", key.value.trim()));
+    // the pipe tools pick and highlight in the pipes tileset: none without it (e.g. a city
+    // with shelters only)
+    if (!hasPipes()) return;
     if (endpoints.crossSection) addTool("cross-section", "Cross-section along a line", crossSection);
     if (endpoints.isolation) addTool("isolation", "Burst-valve isolation (pick a pipe)", isolation);
+  }
+
+  function hasPipes() {
+    return ((cim.config && cim.config.tilesets) || []).some((t) => t.layer === "pipes");
   }
 
   function draw(options) {
@@ -298,7 +305,7 @@
   cim.tools = { crossSection: runCrossSection, highlightSegments };
   // For the other tool files (excavation-tool.js, shelter-tools.js).
   cim.toolkit = {
-    addTool, stop, onStop, hint, legend, numberInput, groundPoint, postJson, getJson,
+    addTool, hasPipes, stop, onStop, hint, legend, numberInput, groundPoint, postJson, getJson,
     draw, clearDrawn, highlightCodes, dataTable, swatchText, heading, note, className,
   };
 
