@@ -12,8 +12,6 @@ stale; the cache keeps the last few graphs.
 from __future__ import annotations
 
 import heapq
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput, NotFound
+from cim.services.graph_cache import GraphCache
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -128,8 +127,7 @@ class PipeGraph:
         return nodes[::-1], segments[::-1]
 
 
-_cache: OrderedDict[tuple[int, datetime | None], PipeGraph] = OrderedDict()
-_lock = threading.Lock()
+_cache: GraphCache[PipeGraph] = GraphCache(CACHE_SIZE)
 
 
 def dataset_version(session: Session, dataset_id: int) -> tuple[int, datetime | None]:
@@ -144,24 +142,15 @@ def dataset_version(session: Session, dataset_id: int) -> tuple[int, datetime | 
 
 
 def load_graph(session: Session, dataset_id: int) -> PipeGraph:
-    """The graph of a ready pipe dataset, from the cache or built from the database."""
+    """The graph of a ready pipe dataset, from the cache or built from the database (once,
+    however many requests ask for it at the same time)."""
     key = dataset_version(session, dataset_id)
-    with _lock:
-        graph = _cache.get(key)
-        if graph is not None:
-            _cache.move_to_end(key)
-            return graph
-    graph = build_graph(session, dataset_id)
-    with _lock:
-        _cache[key] = graph
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+    graph, _ = _cache.get_or_build(key, session, lambda: build_graph(session, dataset_id))
     return graph
 
 
 def clear_cache() -> None:
-    with _lock:
-        _cache.clear()
+    _cache.clear()
 
 
 def build_graph(session: Session, dataset_id: int) -> PipeGraph:

@@ -12,8 +12,6 @@ memory like ``cim.services.pipes_graph`` does for pipes.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput, NotFound
+from cim.services.graph_cache import GraphCache
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -181,40 +180,32 @@ def road_datasets(session: Session, ids: list[int] | None) -> DatasetVersions:
     return tuple((int(r[0]), r[1]) for r in rows)
 
 
-_cache: OrderedDict[DatasetVersions, RoadGraph] = OrderedDict()
-_lock = threading.Lock()
+_cache: GraphCache[RoadGraph] = GraphCache(CACHE_SIZE)
 
 
 def load_road_graph(session: Session, ids: list[int] | None) -> tuple[RoadGraph, bool]:
     """The graph of the chosen road datasets and whether it came from the cache."""
     key = road_datasets(session, ids)
-    with _lock:
-        graph = _cache.get(key)
-        if graph is not None:
-            _cache.move_to_end(key)
-            return graph, True
-    wkb = (
-        session.execute(
-            text(
-                "SELECT ST_AsBinary(geom) FROM road_segment WHERE dataset_id = ANY(:ids) "
-                "ORDER BY id"
-            ),
-            {"ids": [k[0] for k in key]},
+
+    def build() -> RoadGraph:
+        wkb = (
+            session.execute(
+                text(
+                    "SELECT ST_AsBinary(geom) FROM road_segment WHERE dataset_id = ANY(:ids) "
+                    "ORDER BY id"
+                ),
+                {"ids": [k[0] for k in key]},
+            )
+            .scalars()
+            .all()
         )
-        .scalars()
-        .all()
-    )
-    if not wkb:
-        raise InvalidInput("the road datasets hold no segments")
-    lines = np.asarray(shapely.from_wkb([bytes(b) for b in wkb]), dtype=object)
-    graph = graph_from_lines(lines, datasets=key)
-    with _lock:
-        _cache[key] = graph
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return graph, False
+        if not wkb:
+            raise InvalidInput("the road datasets hold no segments")
+        lines = np.asarray(shapely.from_wkb([bytes(b) for b in wkb]), dtype=object)
+        return graph_from_lines(lines, datasets=key)
+
+    return _cache.get_or_build(key, session, build)
 
 
 def clear_cache() -> None:
-    with _lock:
-        _cache.clear()
+    _cache.clear()
