@@ -323,16 +323,35 @@ def discover(session: Session) -> dict[str, CollectionInfo]:
     return found
 
 
+def data_signature(session: Session) -> str:
+    """A cheap fingerprint of everything the collection list depends on: the datasets (rows
+    never change once ready; imports and deletes change this list) and the shelter plans (the
+    ``shelter_zones`` collection shows the newest). Reading it costs a scan of two small tables,
+    where :func:`discover` scans every geometry (seconds on a million pipes)."""
+    return str(
+        session.execute(
+            text(
+                "SELECT md5(coalesce((SELECT string_agg(id || ':' || status || ':' ||"
+                " coalesce(ready_at::text, ''), ',' ORDER BY id) FROM dataset), '')"
+                " || '|' || (SELECT count(*) || ':' || coalesce(max(id), 0) FROM shelter_plan))"
+            )
+        ).scalar_one()
+    )
+
+
 @dataclass
 class CollectionCatalog:
-    """A time-limited cache of :func:`discover`, safe to share between request threads.
+    """A cache of :func:`discover`, safe to share between request threads.
 
-    When the cache expires one request refreshes it while the others keep using the previous
-    list (stale-while-revalidate), so a refresh never stalls every request at once.
+    Every ``ttl_seconds`` one request checks :func:`data_signature`; only when the data changed
+    does it run :func:`discover` again (extents are full scans: run every few seconds by every
+    worker, they kept a loaded server's database busy - ``bench/load.py``). While one request
+    refreshes, the others keep using the previous list (stale-while-revalidate).
     """
 
     ttl_seconds: float
     _value: dict[str, CollectionInfo] | None = None
+    _signature: str | None = None
     _at: float = 0.0
     _refreshing: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -353,11 +372,14 @@ class CollectionCatalog:
                     with self._lock:
                         if self._value is not None and self.ttl_seconds > 0:
                             return self._value
+                    signature = data_signature(session)
                     value = discover(session)
             else:
-                value = discover(session)
+                signature = data_signature(session)
+                if signature != self._signature:
+                    value = discover(session)
             with self._lock:
-                self._value, self._at = value, time.monotonic()
+                self._value, self._signature, self._at = value, signature, time.monotonic()
             return value
         finally:
             with self._lock:
