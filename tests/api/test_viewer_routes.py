@@ -35,6 +35,20 @@ def test_config_lists_only_layers_that_exist(settings: CimSettings) -> None:
         assert empty["storageSrid"] == 4547
         assert [c["code"] for c in empty["utilityClasses"]] == list(utility_codes())
         assert empty["endpoints"]["collections"] == "/collections"
+        # every tool's endpoint, as the OpenAPI document names it (the tools call these paths)
+        assert {k: v for k, v in empty["endpoints"].items() if k not in ("collections",)} == {
+            "datasets": "/datasets",
+            "dataset": "/datasets/{dataset_id}",
+            "crossSection": "/analysis/pipes/section",
+            "isolation": "/analysis/pipes/isolation",
+            "excavation": "/analysis/pipes/excavation",
+            "shelterPlans": "/analysis/shelters/plans",
+            "shelterPlanList": "/analysis/shelters/plans",
+            "shelterZones": "/analysis/shelters/plans/{plan_id}/zones",
+            "shelterUncovered": "/analysis/shelters/plans/{plan_id}/uncovered",
+            "shelterSuggest": "/analysis/shelters/suggest",
+            "elevation": "/terrain/elevation",
+        }
 
         for layer in ("pipes", "buildings", "zoning"):
             folder = settings.tiles_dir / layer
