@@ -12,8 +12,9 @@ distance plus the largest half-widths, never from all pairs:
   pair; two pipes crossing twice are checked at one of the crossings).
 
 Pipe-pipe pairs are found and measured in ``pipes_clearance_pairs`` (one read, an STRtree and
-vectorised GEOS - five times faster city-wide than the same self-join in PostGIS); pipe-building
-pairs stay in PostGIS (a GiST join from the few buildings), with the rules joined in SQL.
+vectorised GEOS - 13.6 s for 1M generated segments where the same self-join in PostGIS took
+204 s); pipe-building pairs stay in PostGIS (a GiST join from the few buildings), with the
+rules joined in SQL.
 """
 
 from __future__ import annotations
@@ -317,9 +318,11 @@ def _answer(
         [g.clear - np.array([by_id[r].required_m for r in g.rule]) for g in found] or [[]]
     )
     a_ids = np.concatenate([g.a for g in found] or [np.array([], dtype=np.int64)])
-    origin = [(g, k) for g in found for k in range(len(g.rule))]
     worst = np.lexsort((a_ids, np.round(margin, 6)))[:limit]
-    chosen = [origin[k] for k in worst]
+    # positions in the concatenation -> (group, row in group)
+    offsets = np.cumsum([0] + [len(g.rule) for g in found])
+    groups = np.searchsorted(offsets, worst, side="right") - 1
+    chosen = [(found[g], int(k - offsets[g])) for g, k in zip(groups, worst, strict=True)]
     ids = sorted(
         {int(g.a[k]) for g, k in chosen} | {int(g.b[k]) for g, k in chosen if g.b_label is None}
     )
