@@ -9,7 +9,6 @@ reported ``failed`` when read (its import transaction was rolled back by the dat
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import queue
@@ -94,9 +93,11 @@ def _vector(module: str, function_name: str, *extra: str) -> Runner:
     def run(
         engine: Engine, paths: list[Path], options: dict[str, Any], progress: Progress
     ) -> list[dict[str, Any]]:
+        from importers import roads, shelters
+
         if len(paths) != 1:
             raise InvalidInput("upload one vector file (GeoJSON, GeoPackage, zipped Shapefile)")
-        function = getattr(importlib.import_module(f"importers.{module}"), function_name)
+        function = getattr({"roads": roads, "shelters": shelters}[module], function_name)
         keywords = {key: options[key] for key in extra if options.get(key) is not None}
         result = function(
             engine,
