@@ -11,8 +11,8 @@ from cim.config import CimSettings
 from cim.db.connect import storage_srid
 from cim.errors import NotFound
 from cim.services.access import ReadPolicy
-from cim.services.collections import CollectionCatalog, CollectionInfo
-from cim.services.ogc_crs import CRS84, EPSG_URI, extent_to_crs84, offered_uris
+from cim.services.ogc.collections import CollectionCatalog, CollectionInfo
+from cim.services.ogc.crs import CRS84, EPSG_URI, extent_to_crs84, offered_uris
 
 GEOJSON = "application/geo+json"
 _PROBLEM_SCHEMA = {

@@ -25,8 +25,9 @@ from api.ogc import (
 from cim import __version__
 from cim.errors import InvalidInput
 from cim.services.access import audit
-from cim.services.cql import FILTER_LANGS
-from cim.services.features import (
+from cim.services.ogc.cql import FILTER_LANGS
+from cim.services.ogc.crs import offered_uris, parse_bbox, parse_ogc_crs
+from cim.services.ogc.features import (
     ItemsQuery,
     count_matched,
     iter_features,
@@ -35,7 +36,6 @@ from cim.services.features import (
     query_feature,
     query_items,
 )
-from cim.services.ogc_crs import offered_uris, parse_bbox, parse_ogc_crs
 
 router = APIRouter(tags=["features"], responses=PROBLEMS)
 

@@ -20,8 +20,8 @@ from starlette.types import Scope
 
 from api.deps import EngineDep, SessionDep, SettingsDep
 from cim.db.connect import storage_srid
-from cim.services.dataset_extent import dataset_extents, dataset_heights
 from cim.services.datasets import list_datasets
+from cim.services.ogc.extent import dataset_extents, dataset_heights
 from cim.utilities import utility_classes
 
 VIEWER_DIR = Path(__file__).resolve().parents[1] / "static" / "viewer"

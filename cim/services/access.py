@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from cim.db.models import ApiKey, AuditLog
 from cim.db.models.access import ROLES
 from cim.errors import AuthenticationRequired, InvalidInput, NotFound, PermissionDenied
-from cim.services.collections import CollectionSpec
+from cim.services.ogc.collections import CollectionSpec
 
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES, start=1)}
 KEY_PREFIX = "cim_"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session
 
-from cim.services import collections
-from cim.services.collections import CollectionCatalog, data_signature
+from cim.services.ogc import collections
+from cim.services.ogc.collections import CollectionCatalog, data_signature
 from tests.cim.pipes_fixtures import N, S, make_dataset, write_network
 
 

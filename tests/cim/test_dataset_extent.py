@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.db.models import Dataset
-from cim.services.dataset_extent import dataset_extents, dataset_heights
+from cim.services.ogc.extent import dataset_extents, dataset_heights
 from tests.conftest import TEST_SRID
 
 

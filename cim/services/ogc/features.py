@@ -32,9 +32,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput, NotFound
-from cim.services.collections import CollectionSpec
-from cim.services.cql import filter_clause
-from cim.services.ogc_crs import OgcCrs, bbox_to_storage
+from cim.services.ogc.collections import CollectionSpec
+from cim.services.ogc.cql import filter_clause
+from cim.services.ogc.crs import OgcCrs, bbox_to_storage
 
 GEOGRAPHIC_DIGITS = 9
 PROJECTED_DIGITS = 4
