@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import bench_database
 from bench.generator import SyntheticCity
 from cim.db.copy import copy_rows, reserve_ids
-from cim.services import pipes_graph
 from cim.services.datasets import DatasetSource
-from cim.services.pipes_clearance import check_clearances
-from cim.services.pipes_isolation import isolate, isolate_burst
-from cim.services.pipes_section import cross_section
+from cim.services.pipes import graph as pipes_graph
+from cim.services.pipes.clearance import check_clearances
+from cim.services.pipes.isolation import isolate, isolate_burst
+from cim.services.pipes.section import cross_section
 from importers.base import WriteOutcome, run_import
 
 SRID = 4547

@@ -40,7 +40,8 @@ def _geometry(value: str) -> Any:
 
 
 def _storage(session: Any, value: str | None, crs: str | None, what: str) -> Any:
-    from cim.services.pipes_common import geometry_to_storage, session_srid
+    from cim.services.pipes.inputs import geometry_to_storage
+    from cim.services.pipes.scope import session_srid
 
     if value is None:
         return None
@@ -68,7 +69,7 @@ def query(
 ) -> None:
     """Pipes within a bbox / polygon / buffer of a line, filtered; GeoJSON with --json."""
     from cim.errors import InvalidInput
-    from cim.services.pipes_query import query_pipes
+    from cim.services.pipes.query import query_pipes
 
     box = None
     if bbox is not None:
@@ -117,7 +118,7 @@ def section(
     as_json: JsonOption = False,
 ) -> None:
     """Cross-section (横断面): every pipe crossed by the line, depth, size, colour; ground."""
-    from cim.services.pipes_section import cross_section, section_svg
+    from cim.services.pipes.section import cross_section, section_svg
 
     with session_scope() as session:
         result = cross_section(
@@ -146,7 +147,7 @@ def profile(
     as_json: JsonOption = False,
 ) -> None:
     """Longitudinal profile (纵断面) along the network path between two nodes."""
-    from cim.services.pipes_profile import longitudinal_profile, profile_svg
+    from cim.services.pipes.profile import longitudinal_profile, profile_svg
 
     with session_scope() as session:
         result = longitudinal_profile(session, from_node_id=from_node, to_node_id=to_node)
@@ -191,7 +192,7 @@ def clearance(
     as_json: JsonOption = False,
 ) -> None:
     """GB 50289-2016 clearance check: pairs closer than the standard requires."""
-    from cim.services.pipes_clearance import check_clearances
+    from cim.services.pipes.clearance import check_clearances
 
     with session_scope() as session:
         console.print("checking clearances (GiST candidate pairs)...")
@@ -219,7 +220,7 @@ def clashes(
     as_json: JsonOption = False,
 ) -> None:
     """3D clashes: pipe-pipe and pipe-building element."""
-    from cim.services.pipes_clash import detect_clashes
+    from cim.services.pipes.clash import detect_clashes
 
     with session_scope() as session:
         result = detect_clashes(
@@ -247,8 +248,9 @@ def isolate(
 ) -> None:
     """Burst-valve isolation (爆管关阀): valves to close, what is cut off."""
     from cim.errors import InvalidInput
-    from cim.services.pipes_common import point_to_storage, session_srid
-    from cim.services.pipes_isolation import isolate_burst
+    from cim.services.pipes.inputs import point_to_storage
+    from cim.services.pipes.isolation import isolate_burst
+    from cim.services.pipes.scope import session_srid
 
     xy = None
     if point is not None:
@@ -288,7 +290,7 @@ def trace(
     as_json: JsonOption = False,
 ) -> None:
     """Trace downstream/upstream (gravity) or the connected component (pressure)."""
-    from cim.services.pipes_trace import trace as run_trace
+    from cim.services.pipes.trace import trace as run_trace
 
     with session_scope() as session:
         result = run_trace(
@@ -320,7 +322,7 @@ def excavation(
     as_json: JsonOption = False,
 ) -> None:
     """Excavation impact: pipes in or near the cut, cover, clearance, owners to notify."""
-    from cim.services.pipes_excavation import excavation_impact
+    from cim.services.pipes.excavation import excavation_impact
 
     with session_scope() as session:
         result = excavation_impact(
@@ -347,7 +349,7 @@ def qc(
     dataset: Annotated[int, typer.Argument(help="Pipe dataset id.")], as_json: JsonOption = False
 ) -> None:
     """The QC report stored by the import of a pipe dataset."""
-    from cim.services.pipes_query import dataset_qc
+    from cim.services.pipes.qc import dataset_qc
 
     with session_scope() as session:
         result = dataset_qc(session, dataset_id=dataset)

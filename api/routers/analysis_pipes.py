@@ -15,22 +15,18 @@ from pydantic import BaseModel, Field
 
 from api.auth import PrincipalDep
 from api.deps import ReadSessionDep, SettingsDep
-from cim.services import (
-    pipes_clash,
-    pipes_clearance,
-    pipes_excavation,
-    pipes_isolation,
-    pipes_profile,
-    pipes_query,
-    pipes_section,
-    pipes_trace,
-)
-from cim.services.pipes_common import (
-    geometry_to_storage,
-    point_to_storage,
-    reproject_features,
-    session_srid,
-)
+from cim.services.pipes import clash as pipes_clash
+from cim.services.pipes import clearance as pipes_clearance
+from cim.services.pipes import excavation as pipes_excavation
+from cim.services.pipes import isolation as pipes_isolation
+from cim.services.pipes import profile as pipes_profile
+from cim.services.pipes import qc as pipes_qc
+from cim.services.pipes import query as pipes_query
+from cim.services.pipes import section as pipes_section
+from cim.services.pipes import trace as pipes_trace
+from cim.services.pipes.geojson import reproject_features
+from cim.services.pipes.inputs import geometry_to_storage, point_to_storage
+from cim.services.pipes.scope import session_srid
 
 router = APIRouter(prefix="/analysis/pipes", tags=["pipe analyses"])
 
@@ -266,4 +262,4 @@ def excavation(
 @router.get("/qc/{dataset_id}", summary="QC report of a pipe dataset")
 def qc(dataset_id: int, session: ReadSessionDep) -> dict[str, Any]:
     """The quality-control findings stored by the import, with the dataset's counts."""
-    return pipes_query.dataset_qc(session, dataset_id=dataset_id)
+    return pipes_qc.dataset_qc(session, dataset_id=dataset_id)

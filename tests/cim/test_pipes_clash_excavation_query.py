@@ -8,9 +8,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
-from cim.services.pipes_clash import detect_clashes
-from cim.services.pipes_excavation import excavation_impact
-from cim.services.pipes_query import dataset_qc, query_pipes
+from cim.services.pipes.clash import detect_clashes
+from cim.services.pipes.excavation import excavation_impact
+from cim.services.pipes.qc import dataset_qc
+from cim.services.pipes.query import query_pipes
 from tests.cim.pipes_fixtures import N, S, hex_geom, make_dataset, write_network
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
-from cim.services.pipes_clearance import check_clearances, clearance_rules
+from cim.services.pipes.clearance import check_clearances, clearance_rules
 from tests.cim.pipes_fixtures import N, S, hex_geom, make_dataset, write_network
 
 EPS = 0.01

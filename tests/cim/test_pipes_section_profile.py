@@ -9,8 +9,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
-from cim.services.pipes_profile import longitudinal_profile, profile_svg
-from cim.services.pipes_section import cross_section, section_svg
+from cim.services.pipes.profile import longitudinal_profile, profile_svg
+from cim.services.pipes.section import cross_section, section_svg
 from tests.cim.pipes_fixtures import N, S, make_dataset, write_network
 from tests.conftest import TEST_SRID
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
-from cim.services.pipes_trace import trace
+from cim.services.pipes.trace import trace
 from tests.cim.pipes_fixtures import N, S, make_dataset, write_network
 from tests.conftest import SHARED_SAMPLES
 

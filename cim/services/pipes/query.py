@@ -1,4 +1,4 @@
-"""Pipe query (within a bbox, polygon or buffer of a line, with attribute filters) and QC report.
+"""Pipe query (within a bbox, polygon or buffer of a line, with attribute filters).
 
 The spatial part uses the GiST index (``&&`` / ``ST_Intersects`` / ``ST_DWithin``); the
 filters are utility class or sub-class, material, diameter range (mm; width for rectangular
@@ -17,15 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
-from cim.services.datasets import get_dataset
-from cim.services.pipes_common import (
-    ewkt,
-    no_jit,
-    parse_line,
-    parse_polygon,
-    pipe_dataset_ids,
-    session_srid,
-)
+from cim.services.pipes.inputs import ewkt, parse_line, parse_polygon
+from cim.services.pipes.scope import no_jit, pipe_dataset_ids, session_srid
 from cim.utilities import hex_colour_of, resolve_utility
 
 MAX_LIMIT = 10_000
@@ -164,18 +157,3 @@ def _colour(utility: str) -> str:
         return hex_colour_of(utility)
     except InvalidInput:
         return "#808080"
-
-
-def dataset_qc(session: Session, *, dataset_id: int) -> dict[str, Any]:
-    """The QC report the import stored for a pipe dataset, with its counts."""
-    dataset = get_dataset(session, dataset_id=dataset_id)
-    if dataset.kind != "pipes":
-        raise InvalidInput(f"dataset {dataset_id} is a {dataset.kind} dataset, not pipes")
-    return {
-        "dataset_id": dataset.id,
-        "name": dataset.name,
-        "source_name": dataset.source_name,
-        "status": dataset.status,
-        "counts": dataset.counts,
-        "qc": dataset.qc,
-    }

@@ -20,21 +20,15 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
-from cim.services.pipes_common import (
-    feature_collection,
-    node_features,
-    pipe_dataset_ids,
-    refuse_hidden,
-    segment_features,
-    session_srid,
-)
-from cim.services.pipes_graph import (
+from cim.services.pipes.geojson import feature_collection, node_features, segment_features
+from cim.services.pipes.graph import (
     FAILED_VALVE_STATES,
     PipeGraph,
     dataset_of_segment,
     load_graph,
     nearest_segment,
 )
+from cim.services.pipes.scope import pipe_dataset_ids, refuse_hidden, session_srid
 from cim.utilities import is_pressure
 
 PRESSURE_HINT = "isolation runs on pressure networks (JS water, RQ gas, RL heat)"

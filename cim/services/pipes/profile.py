@@ -15,17 +15,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
-from cim.services import pipes_svg as svg
-from cim.services.pipes_common import (
-    class_info,
-    has_terrain,
-    refuse_hidden,
-    round_or_none,
-    section_label,
-    session_srid,
-    terrain_heights,
-)
-from cim.services.pipes_graph import dataset_of_node, load_graph
+from cim.services.pipes import svg
+from cim.services.pipes.graph import dataset_of_node, load_graph
+from cim.services.pipes.ground import has_terrain, terrain_heights
+from cim.services.pipes.scope import refuse_hidden, session_srid
+from cim.services.pipes.sections import class_info, round_or_none, section_label
 from cim.utilities import is_gravity
 
 SLOPE_EPSILON = 1e-6

@@ -18,19 +18,14 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
-from cim.services.pipes_common import (
-    feature_collection,
-    node_features,
-    refuse_hidden,
-    segment_features,
-    session_srid,
-)
-from cim.services.pipes_graph import (
+from cim.services.pipes.geojson import feature_collection, node_features, segment_features
+from cim.services.pipes.graph import (
     PipeGraph,
     dataset_of_node,
     dataset_of_segment,
     load_graph,
 )
+from cim.services.pipes.scope import refuse_hidden, session_srid
 from cim.utilities import is_gravity
 
 Direction = Literal["downstream", "upstream", "both"]

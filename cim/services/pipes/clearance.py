@@ -11,7 +11,7 @@ distance plus the largest half-widths, never from all pairs:
   centreline heights interpolated along each 3D centreline at the crossing point (one point per
   pair; two pipes crossing twice are checked at one of the crossings).
 
-Pipe-pipe pairs are found and measured in ``pipes_clearance_pairs`` (one read, an STRtree and
+Pipe-pipe pairs are found and measured in ``clearance_pairs`` (one read, an STRtree and
 vectorised GEOS - 13.6 s for 1M generated segments where the same self-join in PostGIS took
 204 s); pipe-building pairs stay in PostGIS (a GiST join from the few buildings), with the
 rules joined in SQL.
@@ -30,15 +30,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
-from cim.services import pipes_clearance_pairs as pairs
-from cim.services.pipes_common import (
-    ewkt,
-    half_width_sql,
-    no_jit,
-    parse_polygon,
-    pipe_dataset_ids,
-    session_srid,
-)
+from cim.services.pipes import clearance_pairs as pairs
+from cim.services.pipes.inputs import ewkt, parse_polygon
+from cim.services.pipes.scope import no_jit, pipe_dataset_ids, session_srid
+from cim.services.pipes.sections import half_width_sql
 
 
 @dataclass(frozen=True)

@@ -21,19 +21,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
-from cim.services.pipes_common import (
-    class_info,
-    ewkt,
-    feature_collection,
-    has_terrain,
-    no_jit,
-    parse_polygon,
-    pipe_dataset_ids,
-    section_label,
-    segment_features,
-    session_srid,
-    terrain_heights,
-)
+from cim.services.pipes.geojson import feature_collection, segment_features
+from cim.services.pipes.ground import has_terrain, terrain_heights
+from cim.services.pipes.inputs import ewkt, parse_polygon
+from cim.services.pipes.scope import no_jit, pipe_dataset_ids, session_srid
+from cim.services.pipes.sections import class_info, section_label
 
 SAMPLE_STEP_M = 1.0
 MAX_SAMPLES_PER_PIPE = 200

@@ -17,7 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
-from cim.services.pipes_common import ewkt, no_jit, parse_polygon, pipe_dataset_ids, session_srid
+from cim.services.pipes.inputs import ewkt, parse_polygon
+from cim.services.pipes.scope import no_jit, pipe_dataset_ids, session_srid
 
 RADIUS_SQL = (
     "(GREATEST(COALESCE({t}.diameter_mm, 0), COALESCE({t}.width_mm, 0),"

@@ -16,19 +16,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
-from cim.services import pipes_svg as svg
-from cim.services.pipes_common import (
-    class_info,
-    ewkt,
-    has_terrain,
-    no_jit,
-    parse_line,
-    pipe_dataset_ids,
-    round_or_none,
-    section_label,
-    session_srid,
-    terrain_heights,
-)
+from cim.services.pipes import svg
+from cim.services.pipes.ground import has_terrain, terrain_heights
+from cim.services.pipes.inputs import ewkt, parse_line
+from cim.services.pipes.scope import no_jit, pipe_dataset_ids, session_srid
+from cim.services.pipes.sections import class_info, round_or_none, section_label
 
 MAX_LINE_M = 5000.0
 GROUND_SAMPLES = 100

@@ -6,7 +6,7 @@ row (about 200 s for 1M generated segments, see ``bench/analysis.py``). Here the
 read once (WKB), an STRtree answers every neighbour query in one call, and distances, crossing
 points and the rule table are evaluated over whole arrays (13.6 s for the same 1M segments).
 
-The semantics are those of GB 50289 as ``pipes_clearance`` states them: a candidate pair is two
+The semantics are those of GB 50289 as ``clearance`` states them: a candidate pair is two
 segments within ``radius`` in 2D that do not share a node; pairs that do not cross are checked
 horizontally (clear = axis distance - both half-widths), crossing pairs vertically at the 2D
 crossing point (clear = bottom of the upper pipe - top of the lower, centreline heights
@@ -24,7 +24,7 @@ import numpy as np
 import shapely
 from sqlalchemy.orm import Session
 
-from cim.services.pipes_common import half_height_sql, half_width_sql
+from cim.services.pipes.sections import half_height_sql, half_width_sql
 
 Array = np.ndarray[Any, Any]
 

@@ -1,0 +1,1 @@
+"""Underground pipe analyses: query, sections, clearances, clashes, isolation, trace, excavation."""

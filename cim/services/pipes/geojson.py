@@ -1,0 +1,106 @@
+"""GeoJSON highlights of pipe answers: segment and node features, collections, reprojection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import shapely
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from cim.services.pipes.sections import class_info
+
+
+def segment_features(session: Session, ids: list[int], *, role: str) -> list[dict[str, Any]]:
+    """GeoJSON features (storage CRS) of segments, for viewer highlights; ``role`` in properties."""
+    if not ids:
+        return []
+    rows = session.execute(
+        text(
+            """
+            SELECT id, code, utility, ST_AsGeoJSON(geom, 3)::json FROM pipe_segment
+            WHERE id = ANY(:ids) ORDER BY id
+            """
+        ),
+        {"ids": ids},
+    ).all()
+    return [
+        {
+            "type": "Feature",
+            "id": f"pipe_segment.{r[0]}",
+            "geometry": r[3],
+            "properties": {
+                "layer": "pipe_segment",
+                "id": r[0],
+                "code": r[1],
+                "utility": r[2],
+                "role": role,
+                **class_info(r[2]),
+            },
+        }
+        for r in rows
+    ]
+
+
+def node_features(session: Session, ids: list[int], *, role: str) -> list[dict[str, Any]]:
+    """GeoJSON features of nodes (valves to close, start points...) with ``role``."""
+    if not ids:
+        return []
+    rows = session.execute(
+        text(
+            """
+            SELECT id, code, utility, kind, valve_state, ST_AsGeoJSON(geom, 3)::json
+            FROM pipe_node WHERE id = ANY(:ids) ORDER BY id
+            """
+        ),
+        {"ids": ids},
+    ).all()
+    return [
+        {
+            "type": "Feature",
+            "id": f"pipe_node.{r[0]}",
+            "geometry": r[5],
+            "properties": {
+                "layer": "pipe_node",
+                "id": r[0],
+                "code": r[1],
+                "utility": r[2],
+                "kind": r[3],
+                "valve_state": r[4],
+                "role": role,
+            },
+        }
+        for r in rows
+    ]
+
+
+def feature_collection(features: list[dict[str, Any]], srid: int) -> dict[str, Any]:
+    """A GeoJSON FeatureCollection in the storage CRS (named with a ``crs`` member)."""
+    return {
+        "type": "FeatureCollection",
+        "crs": {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{srid}"}},
+        "features": features,
+    }
+
+
+def reproject_features(collection: dict[str, Any], srid: int, target: str) -> dict[str, Any]:
+    """A storage-CRS FeatureCollection in ``target`` (e.g. ``EPSG:4326`` for web maps); Z kept."""
+    from cim.crs import crs_label, parse_crs, transformer
+
+    move = transformer(srid, target)
+    features = []
+    for feature in collection.get("features", []):
+        geom = shapely.geometry.shape(feature["geometry"])
+        moved = shapely.transform(
+            geom,
+            lambda xyz: np.column_stack([*move.transform(xyz[:, 0], xyz[:, 1]), xyz[:, 2]]),
+            include_z=True,
+        )
+        features.append(feature | {"geometry": shapely.geometry.mapping(moved)})
+    label = crs_label(parse_crs(target))
+    code = label.split(":", 1)[1] if label.startswith("EPSG:") else label
+    return collection | {
+        "features": features,
+        "crs": {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{code}"}},
+    }

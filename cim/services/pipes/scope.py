@@ -1,0 +1,48 @@
+"""What a pipe analysis may look at: the storage SRID, the ready pipe datasets, hidden classes."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from cim.db.migrate import recorded_srid
+from cim.errors import AuthenticationRequired, ConfigError, InvalidInput, NotFound
+
+
+def session_srid(session: Session) -> int:
+    """The storage SRID recorded in the database of ``session``."""
+    srid = recorded_srid(session.connection())
+    if srid is None:
+        raise ConfigError("the database has no cim schema yet: run `cim db upgrade`")
+    return srid
+
+
+def pipe_dataset_ids(session: Session, dataset_id: int | None) -> list[int]:
+    """The ready pipe datasets an analysis looks at: the one asked for, or all of them."""
+    if dataset_id is not None:
+        kind = session.execute(
+            text("SELECT kind FROM dataset WHERE id = :id AND status = 'ready'"), {"id": dataset_id}
+        ).scalar_one_or_none()
+        if kind is None:
+            raise NotFound(f"dataset {dataset_id} does not exist or is not ready")
+        if kind != "pipes":
+            raise InvalidInput(f"dataset {dataset_id} is a {kind} dataset, not pipes")
+        return [dataset_id]
+    rows = session.execute(
+        text("SELECT id FROM dataset WHERE kind = 'pipes' AND status = 'ready' ORDER BY id")
+    ).scalars()
+    return [int(r) for r in rows]
+
+
+def refuse_hidden(utility: str, hidden: frozenset[str]) -> None:
+    """AuthenticationRequired when an anonymous caller asks about a sensitive class (gas, power)."""
+    if utility.upper() in hidden:
+        raise AuthenticationRequired(
+            f"{utility} pipes are sensitive: send an API key to analyse them"
+        )
+
+
+def no_jit(session: Session) -> None:
+    """Turn JIT off for this transaction: PostGIS cost estimates make PostgreSQL JIT-compile
+    these short queries, which costs seconds and saves nothing (measured in bench/analysis)."""
+    session.execute(text("SET LOCAL jit = off"))
