@@ -119,103 +119,113 @@ def encode_glb(
 ) -> bytes:
     """One glb of ``primitives``; feature ids as EXT_mesh_features, or ``_BATCHID`` (1.0)."""
     buffer = _Buffer()
-    accessors: list[dict[str, Any]] = []
-    gltf_primitives: list[dict[str, Any]] = []
-    materials: list[dict[str, Any]] = []
-    material_index: dict[bool, int] = {}
+    meshes = _Meshes(buffer)
+    for primitive in primitives:
+        if primitive.positions.shape[0]:
+            meshes.add(primitive, features=features, batch_ids=batch_ids)
+    document: dict[str, Any] = {
+        "asset": {"version": "2.0", "generator": "cim tiles"},
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"mesh": 0}] if meshes.primitives else [{}],
+    }
+    if meshes.primitives:
+        document["meshes"] = [{"primitives": meshes.primitives}]
+        document["materials"] = meshes.materials
+        document["accessors"] = meshes.accessors
+    if features is not None and not batch_ids:
+        document["extensionsUsed"] = ["EXT_mesh_features", "EXT_structural_metadata"]
+        document["extensions"] = {"EXT_structural_metadata": _structural_metadata(features, buffer)}
+    if buffer.views:
+        document["buffers"] = [{"byteLength": buffer.length}]
+        document["bufferViews"] = buffer.views
+    return _pack(document, b"".join(buffer.parts))
 
-    def accessor(array: npt.NDArray[Any], type_: str, component: int, **extra: Any) -> int:
-        view = buffer.add(np.ascontiguousarray(array).tobytes(), target=ARRAY_BUFFER)
+
+class _Meshes:
+    """The glTF primitives of one glb with their accessors and (opaque, blended) materials."""
+
+    def __init__(self, buffer: _Buffer) -> None:
+        self.buffer = buffer
+        self.accessors: list[dict[str, Any]] = []
+        self.primitives: list[dict[str, Any]] = []
+        self.materials: list[dict[str, Any]] = []
+        self.material_index: dict[bool, int] = {}
+
+    def accessor(self, array: npt.NDArray[Any], type_: str, component: int, **extra: Any) -> int:
+        view = self.buffer.add(np.ascontiguousarray(array).tobytes(), target=ARRAY_BUFFER)
         count = array.shape[0]
-        accessors.append(
+        self.accessors.append(
             {"bufferView": view, "componentType": component, "count": count, "type": type_} | extra
         )
-        return len(accessors) - 1
+        return len(self.accessors) - 1
 
-    for primitive in primitives:
-        if primitive.positions.shape[0] == 0:
-            continue
-        if primitive.blend not in material_index:
-            material_index[primitive.blend] = len(materials)
-            materials.append(
+    def material(self, blend: bool) -> int:
+        """The index of the opaque or the blended material, added on first use."""
+        if blend not in self.material_index:
+            self.material_index[blend] = len(self.materials)
+            self.materials.append(
                 {
-                    "name": "transparent" if primitive.blend else "opaque",
+                    "name": "transparent" if blend else "opaque",
                     "pbrMetallicRoughness": {
                         "baseColorFactor": [1.0, 1.0, 1.0, 1.0],
                         "metallicFactor": 0.0,
                         "roughnessFactor": 1.0,
                     },
-                    "alphaMode": "BLEND" if primitive.blend else "OPAQUE",
+                    "alphaMode": "BLEND" if blend else "OPAQUE",
                     "doubleSided": True,
                 }
             )
+        return self.material_index[blend]
+
+    def add(self, primitive: Primitive, *, features: FeatureTable | None, batch_ids: bool) -> None:
+        """Append ``primitive`` (not empty): its vertex accessors, material and feature ids."""
+        material = self.material(primitive.blend)
         positions = primitive.positions
         attributes = {
-            "POSITION": accessor(
+            "POSITION": self.accessor(
                 positions,
                 "VEC3",
                 FLOAT,
                 min=[float(v) for v in positions.min(axis=0)],
                 max=[float(v) for v in positions.max(axis=0)],
             ),
-            "NORMAL": accessor(primitive.normals, "VEC3", FLOAT),
-            "COLOR_0": accessor(primitive.colors, "VEC4", UNSIGNED_BYTE, normalized=True),
+            "NORMAL": self.accessor(primitive.normals, "VEC3", FLOAT),
+            "COLOR_0": self.accessor(primitive.colors, "VEC4", UNSIGNED_BYTE, normalized=True),
         }
-        entry: dict[str, Any] = {
-            "attributes": attributes,
-            "mode": TRIANGLES,
-            "material": material_index[primitive.blend],
-        }
+        entry: dict[str, Any] = {"attributes": attributes, "mode": TRIANGLES, "material": material}
         if batch_ids:
-            attributes["_BATCHID"] = accessor(primitive.feature_ids, "SCALAR", FLOAT)
+            attributes["_BATCHID"] = self.accessor(primitive.feature_ids, "SCALAR", FLOAT)
         elif features is not None:
-            attributes["_FEATURE_ID_0"] = accessor(primitive.feature_ids, "SCALAR", FLOAT)
+            attributes["_FEATURE_ID_0"] = self.accessor(primitive.feature_ids, "SCALAR", FLOAT)
+            feature_count = int(np.unique(primitive.feature_ids).size)
             entry["extensions"] = {
                 "EXT_mesh_features": {
                     "featureIds": [
-                        {
-                            "featureCount": int(np.unique(primitive.feature_ids).size),
-                            "attribute": 0,
-                            "propertyTable": 0,
-                        }
+                        {"featureCount": feature_count, "attribute": 0, "propertyTable": 0}
                     ]
                 }
             }
-        gltf_primitives.append(entry)
+        self.primitives.append(entry)
 
-    document: dict[str, Any] = {
-        "asset": {"version": "2.0", "generator": "cim tiles"},
-        "scene": 0,
-        "scenes": [{"nodes": [0]}],
-        "nodes": [{"mesh": 0}] if gltf_primitives else [{}],
+
+def _structural_metadata(features: FeatureTable, buffer: _Buffer) -> dict[str, Any]:
+    """The ``EXT_structural_metadata`` extension: schema class and one property table."""
+    classes: dict[str, Any] = {}
+    table: dict[str, Any] = {}
+    for column in features.columns:
+        classes[column.name], table_entry = _property_arrays(column, buffer)
+        if table_entry is not None:
+            table[column.name] = table_entry
+    return {
+        "schema": {
+            "id": features.schema_id,
+            "classes": {features.class_name: {"properties": classes}},
+        },
+        "propertyTables": [
+            {"class": features.class_name, "count": features.count, "properties": table}
+        ],
     }
-    if gltf_primitives:
-        document["meshes"] = [{"primitives": gltf_primitives}]
-        document["materials"] = materials
-        document["accessors"] = accessors
-    if features is not None and not batch_ids:
-        classes: dict[str, Any] = {}
-        table: dict[str, Any] = {}
-        for column in features.columns:
-            classes[column.name], table_entry = _property_arrays(column, buffer)
-            if table_entry is not None:
-                table[column.name] = table_entry
-        document["extensionsUsed"] = ["EXT_mesh_features", "EXT_structural_metadata"]
-        document["extensions"] = {
-            "EXT_structural_metadata": {
-                "schema": {
-                    "id": features.schema_id,
-                    "classes": {features.class_name: {"properties": classes}},
-                },
-                "propertyTables": [
-                    {"class": features.class_name, "count": features.count, "properties": table}
-                ],
-            }
-        }
-    if buffer.views:
-        document["buffers"] = [{"byteLength": buffer.length}]
-        document["bufferViews"] = buffer.views
-    return _pack(document, b"".join(buffer.parts))
 
 
 def _pack(document: dict[str, Any], binary: bytes) -> bytes:
