@@ -39,8 +39,8 @@ from bench.common import bench_database
 from bench.generator import SyntheticCity
 from cim.db.copy import copy_rows
 from cim.services.datasets import DatasetSource
-from cim.services.shelter_plan import PlanParameters, create_plan
-from cim.services.shelter_solver import PairProblem, solve_mclp, solve_split
+from cim.services.shelters.plan import PlanParameters, create_plan
+from cim.services.shelters.solver import PairProblem, solve_mclp, solve_split
 from importers.base import WriteOutcome, run_import
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "shelters"

@@ -103,7 +103,7 @@ def plan(
     as_json: JsonOption = False,
 ) -> None:
     """Compute and store a plan: every resident to a usable shelter in reach with room."""
-    from cim.services.shelter_plan import PlanParameters, create_plan
+    from cim.services.shelters.plan import PlanParameters, create_plan
 
     params = PlanParameters(
         name=name,
@@ -130,7 +130,7 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show a stored plan: statistics and per-shelter load."""
-    from cim.services.shelter_plan import latest_plan_id, plan_summary
+    from cim.services.shelters.plan import latest_plan_id, plan_summary
 
     with session_scope() as session:
         result = plan_summary(session, plan_id=plan_id or latest_plan_id(session))
@@ -140,7 +140,7 @@ def show(
 @app.command("list")
 def list_(as_json: JsonOption = False) -> None:
     """List stored plans, newest first."""
-    from cim.services.shelter_plan import list_plans
+    from cim.services.shelters.plan import list_plans
 
     with session_scope() as session:
         rows = list_plans(session)
@@ -171,7 +171,7 @@ def suggest(
     as_json: JsonOption = False,
 ) -> None:
     """Choose k new shelter sites maximising the newly covered population (MCLP)."""
-    from cim.services.shelter_suggest import SuggestParameters, suggest_sites
+    from cim.services.shelters.suggest import SuggestParameters, suggest_sites
 
     params = SuggestParameters(
         k=k,
@@ -219,8 +219,8 @@ def zones(
     plan_id: PlanArgument = None, geojson: OutputOption = None, as_json: JsonOption = False
 ) -> None:
     """A plan's service zones: per shelter its population, capacity and load ratio."""
-    from cim.services.shelter_plan import latest_plan_id
-    from cim.services.shelter_zones import zone_features
+    from cim.services.shelters.plan import latest_plan_id
+    from cim.services.shelters.zones import zone_features
 
     with session_scope() as session:
         collection = zone_features(session, plan_id=plan_id or latest_plan_id(session))
@@ -241,8 +241,8 @@ def uncovered(
     plan_id: PlanArgument = None, geojson: OutputOption = None, as_json: JsonOption = False
 ) -> None:
     """A plan's uncovered population: each unit with its uncovered persons and the reason."""
-    from cim.services.shelter_plan import latest_plan_id
-    from cim.services.shelter_zones import uncovered_features
+    from cim.services.shelters.plan import latest_plan_id
+    from cim.services.shelters.zones import uncovered_features
 
     with session_scope() as session:
         collection = uncovered_features(session, plan_id=plan_id or latest_plan_id(session))

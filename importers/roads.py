@@ -29,7 +29,7 @@ import shapely
 from sqlalchemy import Engine
 
 from cim.errors import InvalidInput
-from cim.services.road_graph import NODE_PRECISION_M, graph_from_lines
+from cim.services.roads.graph import NODE_PRECISION_M, graph_from_lines
 from importers.base import ImportResult, WriteOutcome
 from importers.shelters import run_vector_import
 from importers.vector_table import VectorTable, is_missing

@@ -3,7 +3,7 @@
 Each reader maps the file's fields with an optional YAML mapping (see ``importers.vector_table``),
 validates every row before anything is written, then COPYs the rows inside ``run_import``'s one
 transaction. Shelter capacity is the given capacity, else effective area / per-capita area of
-the shelter's level (``cim.services.shelter_levels``); a shelter with neither is kept with a NULL
+the shelter's level (``cim.services.shelters.levels``); a shelter with neither is kept with a NULL
 capacity and a warning (a plan cannot use it).
 """
 
@@ -25,7 +25,7 @@ from cim.db.copy import copy_rows
 from cim.db.models import Dataset
 from cim.errors import InvalidInput
 from cim.services.datasets import DatasetSource, file_sha256
-from cim.services.shelter_levels import DEFAULT_LEVELS, normalise_level
+from cim.services.shelters.levels import DEFAULT_LEVELS, normalise_level
 from importers.base import ImportResult, WriteOutcome, run_import
 from importers.vector_table import VectorTable, is_missing, load_mapping, read_vector, to_float
 

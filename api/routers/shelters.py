@@ -8,7 +8,9 @@ from fastapi import APIRouter, status
 
 from api.auth import AnalystDep
 from api.deps import SessionDep
-from cim.services import shelter_plan, shelter_suggest, shelter_zones
+from cim.services.shelters import plan as shelter_plan
+from cim.services.shelters import suggest as shelter_suggest
+from cim.services.shelters import zones as shelter_zones
 
 router = APIRouter(prefix="/analysis/shelters", tags=["shelters"])
 

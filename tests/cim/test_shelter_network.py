@@ -17,11 +17,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput, NotFound
-from cim.services.road_graph import graph_from_lines
-from cim.services.shelter_network import network_pairs
-from cim.services.shelter_plan import PlanParameters, create_plan
-from cim.services.shelter_solver import PairProblem, solve_split
-from cim.services.shelter_suggest import SuggestParameters, suggest_sites
+from cim.services.roads.graph import graph_from_lines
+from cim.services.shelters.network import network_pairs
+from cim.services.shelters.plan import PlanParameters, create_plan
+from cim.services.shelters.solver import PairProblem, solve_split
+from cim.services.shelters.suggest import SuggestParameters, suggest_sites
 from importers.roads import node_lines
 from tests.road_fixtures import engine_of, river  # noqa: F401  (fixture)
 

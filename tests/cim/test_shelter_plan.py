@@ -11,8 +11,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput, NotFound
-from cim.services.shelter_plan import PlanParameters, create_plan, latest_plan_id, plan_summary
-from cim.services.shelter_zones import uncovered_features, zone_features
+from cim.services.shelters.plan import PlanParameters, create_plan, latest_plan_id, plan_summary
+from cim.services.shelters.zones import uncovered_features, zone_features
 
 TOTAL_POPULATION = 101_355.0  # sum of POP_LAB over the 886 blocks
 

@@ -13,9 +13,9 @@ from spopt.locate import MCLP
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from cim.services.shelter_plan import PlanParameters, create_plan
-from cim.services.shelter_suggest import SuggestParameters, suggest_sites
-from cim.services.shelter_zones import zone_features
+from cim.services.shelters.plan import PlanParameters, create_plan
+from cim.services.shelters.suggest import SuggestParameters, suggest_sites
+from cim.services.shelters.zones import zone_features
 from tests.shelter_fixtures import SF_SRID, dataset_ids, sample
 
 

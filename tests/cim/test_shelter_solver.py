@@ -6,7 +6,7 @@ import numpy as np
 import pulp
 import pytest
 
-from cim.services.shelter_solver import PairProblem, solve_mclp, solve_split, solve_unsplit
+from cim.services.shelters.solver import PairProblem, solve_mclp, solve_split, solve_unsplit
 
 
 def _problem(

@@ -174,7 +174,7 @@ def test_generated_ky4_demo_files_import_and_plan(server_url: str) -> None:
     """The demo city's generated shelter files import without a mapping and plan in UTM 16N."""
     from sqlalchemy.orm import Session
 
-    from cim.services.shelter_plan import PlanParameters, create_plan
+    from cim.services.shelters.plan import PlanParameters, create_plan
     from importers.shelters import import_hazards
 
     engine = make_engine(create_database(server_url, "cim_test_ky4_shelters"))
@@ -201,7 +201,7 @@ def test_hazard_designations_decide_usability(tokyo_engine: Engine, tmp_path: Pa
     import yaml
     from sqlalchemy.orm import Session
 
-    from cim.services.shelter_plan import PlanParameters, create_plan
+    from cim.services.shelters.plan import PlanParameters, create_plan
 
     mapping = yaml.safe_load((MAPPINGS / "tokyo_emergency_shelters.yaml").read_text("utf-8"))
     mapping["capacity"] = {"value": 500}

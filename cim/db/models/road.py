@@ -2,7 +2,7 @@
 
 Rows are the edges of the network as imported: a source line is cut at every junction
 (``importers.roads`` nodes the layer), so two segments meet only at their end points and a graph
-can be built from the ends alone (``cim.services.shelter_network``).
+can be built from the ends alone (``cim.services.shelters.network``).
 """
 
 from __future__ import annotations

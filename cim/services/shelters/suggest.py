@@ -8,7 +8,7 @@ when a chosen site lies within the radius of the new shelters' level; capacity i
 (classic MCLP, as in spopt). Pairs come from a GiST ``ST_DWithin`` join, or with
 ``distance="network"`` from radius-limited Dijkstras along the roads; the MCLP is solved
 exactly (HiGHS MIP) up to ``MCLP_EXACT_MAX_PAIRS`` pairs, else by greedy + swap with the LP bound
-reported (``cim.services.shelter_solver.solve_mclp``).
+reported (``cim.services.shelters.solver.solve_mclp``).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from cim.crs import transformer
 from cim.db import migrate
 from cim.db.copy import copy_rows
 from cim.errors import InvalidInput, NotFound
-from cim.services.road_graph import load_road_graph, road_datasets
-from cim.services.shelter_levels import level_table
-from cim.services.shelter_network import network_pairs
-from cim.services.shelter_plan import latest_plan_id
-from cim.services.shelter_solver import solve_mclp
+from cim.services.roads.graph import load_road_graph, road_datasets
+from cim.services.shelters.levels import level_table
+from cim.services.shelters.network import network_pairs
+from cim.services.shelters.plan import latest_plan_id
+from cim.services.shelters.solver import solve_mclp
 
 MAX_GRID_SITES = 200_000
 
@@ -174,7 +174,7 @@ def _candidates(session: Session, params: SuggestParameters, radius: float, srid
 def _network_pairs(
     session: Session, params: SuggestParameters, radius: float
 ) -> npt.NDArray[np.int64]:
-    """(demand id, site id) pairs within ``radius`` along the roads (``shelter_network``)."""
+    """(demand id, site id) pairs within ``radius`` along the roads (``shelters.network``)."""
     graph, _ = load_road_graph(session, params.road_datasets)
     demand = np.array(
         session.execute(

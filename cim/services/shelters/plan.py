@@ -2,7 +2,7 @@
 
 A plan assigns every resident to a usable shelter within the service radius of its level that
 has room: first the covered population is maximised, then the total person-distance
-(``cim.services.shelter_solver``). Candidate unit-shelter pairs come from a GiST ``ST_DWithin``
+(``cim.services.shelters.solver``). Candidate unit-shelter pairs come from a GiST ``ST_DWithin``
 join, one query per level with that level's radius, never from all pairs. A shelter is unusable
 when its site intersects a zone of an excluded hazard kind, or when its capacity is unknown.
 Uncovered persons keep a reason: ``out_of_reach`` (no shelter within reach), ``in_hazard_zone``
@@ -10,7 +10,7 @@ Uncovered persons keep a reason: ``out_of_reach`` (no shelter within reach), ``i
 shelters within reach are full). Distances are straight lines in the (metric) storage CRS
 from a unit's point on surface to the shelter site (0 inside a site polygon), or with
 ``distance="network"`` walks along the imported roads with straight access legs
-(``cim.services.shelter_network``); the stats say which metric was used.
+(``cim.services.shelters.network``); the stats say which metric was used.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from cim.db import migrate
 from cim.db.copy import copy_rows
 from cim.db.models import ShelterPlan
 from cim.errors import InvalidInput, NotFound
-from cim.services.road_graph import road_datasets
-from cim.services.shelter_inputs import PlanParameters as PlanParameters
-from cim.services.shelter_inputs import check_datasets, load_pairs, load_shelters
-from cim.services.shelter_solver import PairProblem, solve_split, solve_unsplit
-from cim.services.shelter_zones import build_zones
+from cim.services.roads.graph import road_datasets
+from cim.services.shelters.inputs import PlanParameters as PlanParameters
+from cim.services.shelters.inputs import check_datasets, load_pairs, load_shelters
+from cim.services.shelters.solver import PairProblem, solve_split, solve_unsplit
+from cim.services.shelters.zones import build_zones
 
 Progress = Callable[[str], None]
 REASONS = ("out_of_reach", "in_hazard_zone", "over_capacity")

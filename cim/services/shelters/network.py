@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
-from cim.services.road_graph import FloatArray, IntArray, RoadGraph, min_edges
+from cim.services.roads.graph import FloatArray, IntArray, RoadGraph, min_edges
 
 BATCH_CELLS = 4_000_000  # distances held at once per Dijkstra batch (sites x nodes), 32 MB
 
@@ -55,7 +55,7 @@ def snap(graph: RoadGraph, geoms: npt.NDArray[np.object_], access_max_m: float) 
 
     Examples
     --------
-    >>> from cim.services.road_graph import graph_from_lines
+    >>> from cim.services.roads.graph import graph_from_lines
     >>> g = graph_from_lines(np.array([shapely.LineString([(0, 0), (100, 0)])]))
     >>> a = snap(g, np.array([shapely.Point(30, 40), shapely.Point(30, 400)]), 50.0)
     >>> a.segment.tolist(), a.offset.tolist(), a.leg.tolist()

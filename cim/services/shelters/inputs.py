@@ -5,7 +5,7 @@ one probe per shelter with its level's radius - never from all pairs; each shelt
 back as one packed bytea, and distances are computed from the same coordinates (points by
 ``hypot``, site polygons by GEOS), equal to PostGIS's ``ST_Distance``. Along-road pairs
 (``distance="network"``) come from one radius-limited Dijkstra per shelter on the road graph
-(``cim.services.shelter_network``).
+(``cim.services.shelters.network``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.errors import NotFound
-from cim.services.road_graph import load_road_graph
-from cim.services.shelter_levels import level_table
-from cim.services.shelter_network import network_pairs
+from cim.services.roads.graph import load_road_graph
+from cim.services.shelters.levels import level_table
+from cim.services.shelters.network import network_pairs
 
 
 class PlanParameters(BaseModel):
@@ -242,7 +242,7 @@ def _network_pairs(
     radius: dict[str, float],
     units: dict[str, np.ndarray],
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Pairs within each level's radius along the roads (see ``cim.services.shelter_network``)."""
+    """Pairs within each level's radius along the roads (see ``cim.services.shelters.network``)."""
     started = time.perf_counter()
     graph, cached = load_road_graph(session, params.road_datasets)
     loaded_s = time.perf_counter() - started

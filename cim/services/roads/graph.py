@@ -7,7 +7,7 @@ node (which also joins the ends of two road datasets). The weight of an edge is 
 foot). Parallel segments between the same two nodes keep the shorter length - a sparse matrix
 would otherwise add them up. Datasets never change once ready (a re-import is a new dataset), so
 a graph keyed by the (id, ready_at) of its datasets never goes stale; the last few are cached in
-memory like ``cim.services.pipes_graph`` does for pipes.
+memory like ``cim.services.pipes.graph`` does for pipes.
 """
 
 from __future__ import annotations
