@@ -22,17 +22,18 @@ import numpy as np
 import numpy.typing as npt
 
 from cim.errors import InvalidInput, TilingError
-from tiles.build import (
+from tiles.content import encode_tile
+from tiles.layers import MESH_LAYERS
+from tiles.render import (
     BATCH_TRIANGLES,
-    MESH_LAYERS,
     Progress,
     Renderer,
     RenderJob,
     TileOutput,
+    batches,
     frame_of,
     mesh_node,
 )
-from tiles.content import encode_tile
 from tiles.subdivide import TileNode
 
 TASKS_PER_WORKER = 4
@@ -91,7 +92,7 @@ def render_subtree(
     content = Path(folder) / "content"
     outputs: list[TileOutput] = []
     with psycopg.connect(conninfo, application_name="cim-tiles-worker") as connection:
-        for batch in _batches(tiles):
+        for batch in batches(tiles, [t.triangles for t in tiles], BATCH_TRIANGLES):
             rows = source.fetch_rows(connection, np.concatenate([t.ids for t in batch]))
             for tile in batch:
                 frame = frame_of(TileNode(tile.key, tile.ids, tile.box), srid)
@@ -106,20 +107,6 @@ def render_subtree(
     return outputs
 
 
-def _batches(tiles: list[TileWork]) -> Iterator[list[TileWork]]:
-    """Consecutive tiles of about ``BATCH_TRIANGLES``: one content query each, as locally."""
-    batch: list[TileWork] = []
-    weight = 0
-    for tile in tiles:
-        if batch and weight + tile.triangles > BATCH_TRIANGLES:
-            yield batch
-            batch, weight = [], 0
-        batch.append(tile)
-        weight += tile.triangles
-    if batch:
-        yield batch
-
-
 def _prepare_worker() -> None:
     """Import the tiling stack once per worker when the cluster starts, not in the first task."""
     import psycopg  # noqa: F401
@@ -129,7 +116,7 @@ def _prepare_worker() -> None:
 
 
 class DaskRenderer:
-    """A :data:`tiles.build.Renderer` that runs :func:`render_subtree` on a dask cluster."""
+    """A :data:`tiles.render.Renderer` that runs :func:`render_subtree` on a dask cluster."""
 
     def __init__(self, client: Any) -> None:
         self.client = client

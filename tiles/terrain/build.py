@@ -22,6 +22,7 @@ from sqlalchemy import Engine, text
 
 from cim.errors import TilingError
 from tiles.atomic import atomic_layer
+from tiles.record import save, version_of
 from tiles.terrain.grid import (
     level_max_error,
     max_zoom_for_resolution,
@@ -158,17 +159,5 @@ def _record(engine: Engine, summary: dict[str, Any], dataset_ids: list[int]) -> 
             text("SELECT id, source_sha256, ready_at FROM dataset WHERE id = ANY(:ids)"),
             {"ids": dataset_ids},
         ).all()
-        versions = {
-            str(r.id): f"{r.source_sha256}@{r.ready_at.isoformat() if r.ready_at else ''}"
-            for r in rows
-        }
-        connection.execute(
-            text(
-                "INSERT INTO tileset (layer, spec, dataset_versions, stats, built_at) "
-                "VALUES ('terrain', :spec, CAST(:versions AS jsonb), CAST(:stats AS jsonb), "
-                "now()) ON CONFLICT (layer) DO UPDATE SET spec = excluded.spec, "
-                "dataset_versions = excluded.dataset_versions, stats = excluded.stats, "
-                "built_at = excluded.built_at"
-            ),
-            {"spec": FORMAT, "versions": json.dumps(versions), "stats": json.dumps(stats)},
-        )
+        versions = {str(r.id): version_of(r) for r in rows}
+        save(connection, "terrain", FORMAT, versions, stats)

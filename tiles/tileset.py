@@ -1,0 +1,90 @@
+"""``tileset.json`` of a built layer: the quadtree as tiles with regions, transforms and content
+URIs tagged by a hash of every tile's bytes."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import numpy.typing as npt
+
+from cim.crs import transformer
+from tiles.content import TileFrame
+from tiles.model import Tile, Tileset
+from tiles.subdivide import FeatureIndex, TileNode
+
+REGION_MARGIN_RAD = 2e-9  # ~1 cm: regions are padded so that float rounding never clips a vertex
+HEIGHT_MARGIN_M = 0.01
+
+
+def content_tag(digests: dict[str, str]) -> str:
+    """A tag of the whole build from each tile's sha256.
+
+    Content URLs carry it so servers can mark them immutable and caches never mix tiles of two
+    builds (file names are tile keys and repeat from build to build). It hashes the content,
+    so equal builds (local or on dask) are equal bytes.
+    """
+    signature = "".join(f"{key}:{digests[key]}\n" for key in sorted(digests))
+    return hashlib.sha256(signature.encode()).hexdigest()[:12]
+
+
+def tileset_json(
+    root: TileNode,
+    index: FeatureIndex,
+    frames: dict[str, TileFrame],
+    *,
+    spec: str,
+    srid: int,
+    extension: str,
+    tag: str,
+) -> Tileset:
+    """The tileset of the tree under ``root``; ``frames`` are those of the content tiles."""
+    tileset: Tileset = {
+        "asset": {"version": spec, "generator": "cim tiles build"},
+        "geometricError": float(max(index.size.max(), root.geometric_error)),
+        "root": _tile_json(root, np.identity(4), frames, srid, f"{extension}?v={tag}"),
+    }
+    tileset["root"]["refine"] = "ADD"
+    return tileset
+
+
+def _region(box: npt.NDArray[np.float64], srid: int) -> list[float]:
+    west, south, east, north = transformer(srid, 4326).transform_bounds(
+        float(box[0]), float(box[1]), float(box[3]), float(box[4]), densify_pts=21
+    )
+    return [
+        float(np.radians(west)) - REGION_MARGIN_RAD,
+        float(np.radians(south)) - REGION_MARGIN_RAD,
+        float(np.radians(east)) + REGION_MARGIN_RAD,
+        float(np.radians(north)) + REGION_MARGIN_RAD,
+        float(box[2]) - HEIGHT_MARGIN_M,
+        float(box[5]) + HEIGHT_MARGIN_M,
+    ]
+
+
+def _tile_json(
+    node: TileNode,
+    parent_world: npt.NDArray[np.float64],
+    frames: dict[str, TileFrame],
+    srid: int,
+    extension: str,
+) -> Tile:
+    """The tile of ``node``; transforms are relative to the parent's (3D Tiles composes them)."""
+    frame = frames.get(node.key)
+    world = parent_world if frame is None else frame.matrix
+    children = [_tile_json(c, world, frames, srid, extension) for c in node.children]
+    region = _region(node.box, srid)
+    for child in children:  # a parent region always covers its children's, rounding included
+        child_region = child["boundingVolume"]["region"]
+        region[0:2] = np.minimum(region[0:2], child_region[0:2]).tolist()
+        region[2:4] = np.maximum(region[2:4], child_region[2:4]).tolist()
+        region[4] = min(region[4], child_region[4])
+        region[5] = max(region[5], child_region[5])
+    tile: Tile = {"boundingVolume": {"region": region}, "geometricError": node.geometric_error}
+    if frame is not None:
+        relative = np.linalg.solve(parent_world, frame.matrix)
+        tile["transform"] = [float(v) for v in relative.T.reshape(-1)]  # column-major
+        tile["content"] = {"uri": f"content/{node.key}.{extension}"}
+    if children:
+        tile["children"] = children
+    return tile
