@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cim.db.base import Base
+from cim.db.types import BigIntPK, DefaultNow, JsonAttrs
 
 ROLES = ("reader", "analyst", "admin")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed")
@@ -21,11 +22,11 @@ class ApiKey(Base):
     __tablename__ = "api_key"
     __table_args__ = (CheckConstraint(f"role IN {ROLES!r}", name="role"),)
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    id: Mapped[BigIntPK]
     name: Mapped[str] = mapped_column(Text)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[DefaultNow]
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -35,7 +36,7 @@ class AuditLog(Base):
 
     __tablename__ = "audit_log"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    id: Mapped[BigIntPK]
     at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), index=True
     )
@@ -44,9 +45,7 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(Text)
     resource: Mapped[str] = mapped_column(Text)
     client: Mapped[str | None] = mapped_column(Text)
-    detail: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, default=dict, server_default=text("'{}'::jsonb")
-    )
+    detail: Mapped[JsonAttrs]
 
 
 class ImportJob(Base):
@@ -59,11 +58,9 @@ class ImportJob(Base):
     kind: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="queued", server_default="queued")
     progress: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
-    options: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, default=dict, server_default=text("'{}'::jsonb")
-    )
+    options: Mapped[JsonAttrs]
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     error: Mapped[str | None] = mapped_column(Text)
     dataset_id: Mapped[int | None] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[DefaultNow]
+    updated_at: Mapped[DefaultNow]

@@ -6,10 +6,11 @@ from typing import Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, Text, text
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cim.db.base import Base, Box3D
+from cim.db.types import BigIntPK, DatasetFK, JsonAttrs, cascade_to
 
 
 class Building(Base):
@@ -17,10 +18,8 @@ class Building(Base):
 
     __tablename__ = "building"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("dataset.id", ondelete="CASCADE"), index=True
-    )
+    id: Mapped[BigIntPK]
+    dataset_id: Mapped[DatasetFK]
     guid: Mapped[str] = mapped_column(Text, index=True)
     name: Mapped[str | None] = mapped_column(Text)
     footprint: Mapped[Any] = mapped_column(
@@ -28,9 +27,7 @@ class Building(Base):
     )
     base_z: Mapped[float | None] = mapped_column(Float)
     top_z: Mapped[float | None] = mapped_column(Float)
-    attrs: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, default=dict, server_default=text("'{}'::jsonb")
-    )
+    attrs: Mapped[JsonAttrs]
 
 
 class BuildingStorey(Base):
@@ -38,13 +35,9 @@ class BuildingStorey(Base):
 
     __tablename__ = "building_storey"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("dataset.id", ondelete="CASCADE"), index=True
-    )
-    building_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("building.id", ondelete="CASCADE"), index=True
-    )
+    id: Mapped[BigIntPK]
+    dataset_id: Mapped[DatasetFK]
+    building_id: Mapped[int | None] = cascade_to("building")
     guid: Mapped[str] = mapped_column(Text, index=True)
     name: Mapped[str | None] = mapped_column(Text)
     elevation: Mapped[float | None] = mapped_column(Float)
@@ -55,13 +48,9 @@ class BuildingElement(Base):
 
     __tablename__ = "building_element"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("dataset.id", ondelete="CASCADE"), index=True
-    )
-    building_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("building.id", ondelete="CASCADE"), index=True
-    )
+    id: Mapped[BigIntPK]
+    dataset_id: Mapped[DatasetFK]
+    building_id: Mapped[int | None] = cascade_to("building")
     storey_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("building_storey.id", ondelete="SET NULL"), index=True
     )
@@ -69,9 +58,7 @@ class BuildingElement(Base):
     ifc_class: Mapped[str] = mapped_column(Text, index=True)
     name: Mapped[str | None] = mapped_column(Text)
     is_space: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
-    psets: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, default=dict, server_default=text("'{}'::jsonb")
-    )
+    psets: Mapped[JsonAttrs]
     material: Mapped[str | None] = mapped_column(Text)
     color: Mapped[list[float] | None] = mapped_column(ARRAY(Float))
     triangle_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, String, Text, func, text
+from sqlalchemy import CheckConstraint, DateTime, Index, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cim.db.base import Base
+from cim.db.types import BigIntPK, DefaultNow, JsonAttrs
 
 DATASET_KINDS = ("terrain", "ifc", "pipes", "shelters", "population", "hazards", "roads")
 DATASET_STATUSES = ("loading", "ready", "failed")
@@ -25,7 +26,7 @@ class Dataset(Base):
         Index("ix_dataset_kind_source_sha256", "kind", "source_sha256"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    id: Mapped[BigIntPK]
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(Text)
     source_name: Mapped[str] = mapped_column(Text)
@@ -33,18 +34,10 @@ class Dataset(Base):
     source_crs: Mapped[str | None] = mapped_column(Text)
     transform: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(String(16), default="loading", server_default="loading")
-    options: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, default=dict, server_default=text("'{}'::jsonb")
-    )
-    counts: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, default=dict, server_default=text("'{}'::jsonb")
-    )
-    qc: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, default=dict, server_default=text("'{}'::jsonb")
-    )
-    imported_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    options: Mapped[JsonAttrs]
+    counts: Mapped[JsonAttrs]
+    qc: Mapped[JsonAttrs]
+    imported_at: Mapped[DefaultNow]
     ready_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

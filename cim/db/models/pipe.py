@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from geoalchemy2 import Geometry
-from sqlalchemy import BigInteger, CheckConstraint, Float, ForeignKey, Integer, String, Text, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import CheckConstraint, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cim.db.base import Base
+from cim.db.types import BigIntPK, DatasetFK, JsonAttrs, cascade_to
 
 VALVE_STATES = ("open", "closed", "broken", "inaccessible")
 SECTION_SHAPES = ("circular", "rectangular", "other")
@@ -25,10 +25,8 @@ class PipeNode(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("dataset.id", ondelete="CASCADE"), index=True
-    )
+    id: Mapped[BigIntPK]
+    dataset_id: Mapped[DatasetFK]
     code: Mapped[str] = mapped_column(Text, index=True)
     utility: Mapped[str] = mapped_column(String(8), index=True)
     subclass: Mapped[str | None] = mapped_column(String(8))
@@ -39,9 +37,7 @@ class PipeNode(Base):
     ground_z: Mapped[float | None] = mapped_column(Float)
     bottom_z: Mapped[float | None] = mapped_column(Float)
     valve_state: Mapped[str | None] = mapped_column(String(16))
-    attrs: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, default=dict, server_default=text("'{}'::jsonb")
-    )
+    attrs: Mapped[JsonAttrs]
 
 
 class PipeSegment(Base):
@@ -52,20 +48,14 @@ class PipeSegment(Base):
         CheckConstraint(f"section_shape IN {SECTION_SHAPES!r}", name="section_shape"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("dataset.id", ondelete="CASCADE"), index=True
-    )
+    id: Mapped[BigIntPK]
+    dataset_id: Mapped[DatasetFK]
     code: Mapped[str] = mapped_column(Text, index=True)
     utility: Mapped[str] = mapped_column(String(8), index=True)
     subclass: Mapped[str | None] = mapped_column(String(8))
     link_type: Mapped[str] = mapped_column(Text, default="pipe", server_default="pipe")
-    start_node_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("pipe_node.id", ondelete="CASCADE"), index=True
-    )
-    end_node_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("pipe_node.id", ondelete="CASCADE"), index=True
-    )
+    start_node_id: Mapped[int] = cascade_to("pipe_node")
+    end_node_id: Mapped[int] = cascade_to("pipe_node")
     geom: Mapped[Any] = mapped_column(Geometry("LINESTRINGZ", spatial_index=True))
     start_invert_z: Mapped[float | None] = mapped_column(Float)
     end_invert_z: Mapped[float | None] = mapped_column(Float)
@@ -87,6 +77,4 @@ class PipeSegment(Base):
     owner: Mapped[str | None] = mapped_column(Text)
     year: Mapped[int | None] = mapped_column(Integer)
     length_m: Mapped[float | None] = mapped_column(Float)
-    attrs: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, default=dict, server_default=text("'{}'::jsonb")
-    )
+    attrs: Mapped[JsonAttrs]

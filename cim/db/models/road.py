@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from geoalchemy2 import Geometry
-from sqlalchemy import BigInteger, Float, ForeignKey, Text, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Float, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cim.db.base import Base
+from cim.db.types import BigIntPK, DatasetFK, JsonAttrs
 
 
 class RoadSegment(Base):
@@ -22,14 +22,10 @@ class RoadSegment(Base):
 
     __tablename__ = "road_segment"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("dataset.id", ondelete="CASCADE"), index=True
-    )
+    id: Mapped[BigIntPK]
+    dataset_id: Mapped[DatasetFK]
     name: Mapped[str | None] = mapped_column(Text)
     kind: Mapped[str | None] = mapped_column(Text)
     geom: Mapped[Any] = mapped_column(Geometry("LINESTRING", spatial_index=True))
     length: Mapped[float] = mapped_column(Float)
-    attrs: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, default=dict, server_default=text("'{}'::jsonb")
-    )
+    attrs: Mapped[JsonAttrs]

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from geoalchemy2 import Geometry
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    DateTime,
-    Float,
-    ForeignKey,
-    String,
-    Text,
-    func,
-    text,
-)
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import CheckConstraint, Float, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cim.db.base import Base
+from cim.db.types import BigIntPK, DatasetFK, DefaultNow, JsonAttrs, cascade_to
 
 SHELTER_LEVELS = ("emergency", "short", "medium", "long", "central")
 
@@ -31,10 +20,8 @@ class Shelter(Base):
     __tablename__ = "shelter"
     __table_args__ = (CheckConstraint(f"level IN {SHELTER_LEVELS!r}", name="level"),)
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("dataset.id", ondelete="CASCADE"), index=True
-    )
+    id: Mapped[BigIntPK]
+    dataset_id: Mapped[DatasetFK]
     name: Mapped[str | None] = mapped_column(Text)
     level: Mapped[str] = mapped_column(String(16))
     geom: Mapped[Any] = mapped_column(Geometry("GEOMETRY", spatial_index=True))
@@ -43,9 +30,7 @@ class Shelter(Base):
     )
     effective_area: Mapped[float | None] = mapped_column(Float)
     capacity: Mapped[float | None] = mapped_column(Float)
-    attrs: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, default=dict, server_default=text("'{}'::jsonb")
-    )
+    attrs: Mapped[JsonAttrs]
 
 
 class PopulationUnit(Base):
@@ -53,16 +38,12 @@ class PopulationUnit(Base):
 
     __tablename__ = "population_unit"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("dataset.id", ondelete="CASCADE"), index=True
-    )
+    id: Mapped[BigIntPK]
+    dataset_id: Mapped[DatasetFK]
     code: Mapped[str | None] = mapped_column(Text)
     geom: Mapped[Any] = mapped_column(Geometry("GEOMETRY", spatial_index=True))
     population: Mapped[float] = mapped_column(Float)
-    attrs: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, default=dict, server_default=text("'{}'::jsonb")
-    )
+    attrs: Mapped[JsonAttrs]
 
 
 class HazardZone(Base):
@@ -70,16 +51,12 @@ class HazardZone(Base):
 
     __tablename__ = "hazard_zone"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("dataset.id", ondelete="CASCADE"), index=True
-    )
+    id: Mapped[BigIntPK]
+    dataset_id: Mapped[DatasetFK]
     kind: Mapped[str] = mapped_column(Text, index=True)
     severity: Mapped[str | None] = mapped_column(Text)
     geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", spatial_index=True))
-    attrs: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, default=dict, server_default=text("'{}'::jsonb")
-    )
+    attrs: Mapped[JsonAttrs]
 
 
 class ShelterPlan(Base):
@@ -87,15 +64,11 @@ class ShelterPlan(Base):
 
     __tablename__ = "shelter_plan"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    id: Mapped[BigIntPK]
     name: Mapped[str | None] = mapped_column(Text)
-    parameters: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, default=dict, server_default=text("'{}'::jsonb")
-    )
-    stats: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, default=dict, server_default=text("'{}'::jsonb")
-    )
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    parameters: Mapped[JsonAttrs]
+    stats: Mapped[JsonAttrs]
+    created_at: Mapped[DefaultNow]
 
 
 class ShelterAssignment(Base):
@@ -103,16 +76,10 @@ class ShelterAssignment(Base):
 
     __tablename__ = "shelter_assignment"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    plan_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("shelter_plan.id", ondelete="CASCADE"), index=True
-    )
-    shelter_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("shelter.id", ondelete="CASCADE"), index=True
-    )
-    unit_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("population_unit.id", ondelete="CASCADE"), index=True
-    )
+    id: Mapped[BigIntPK]
+    plan_id: Mapped[int] = cascade_to("shelter_plan")
+    shelter_id: Mapped[int | None] = cascade_to("shelter")
+    unit_id: Mapped[int] = cascade_to("population_unit")
     persons: Mapped[float] = mapped_column(Float)
     distance_m: Mapped[float | None] = mapped_column(Float)
     reason: Mapped[str | None] = mapped_column(Text)
@@ -123,13 +90,9 @@ class ShelterZone(Base):
 
     __tablename__ = "shelter_zone"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    plan_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("shelter_plan.id", ondelete="CASCADE"), index=True
-    )
-    shelter_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("shelter.id", ondelete="CASCADE"), index=True
-    )
+    id: Mapped[BigIntPK]
+    plan_id: Mapped[int] = cascade_to("shelter_plan")
+    shelter_id: Mapped[int] = cascade_to("shelter")
     geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", spatial_index=True))
     population: Mapped[float] = mapped_column(Float)
     capacity: Mapped[float | None] = mapped_column(Float)

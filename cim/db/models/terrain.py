@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from geoalchemy2 import Raster
-from sqlalchemy import BigInteger, Float, ForeignKey
+from sqlalchemy import Float
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cim.db.base import Base
+from cim.db.types import BigIntPK, DatasetFK
 
 
 class TerrainRaster(Base):
@@ -14,9 +15,7 @@ class TerrainRaster(Base):
 
     __tablename__ = "terrain_raster"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("dataset.id", ondelete="CASCADE"), index=True
-    )
+    id: Mapped[BigIntPK]
+    dataset_id: Mapped[DatasetFK]
     resolution: Mapped[float] = mapped_column(Float)
     rast: Mapped[object] = mapped_column(Raster(spatial_index=False))
