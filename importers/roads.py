@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -31,8 +32,7 @@ from sqlalchemy import Engine
 from cim.errors import InvalidInput
 from cim.services.roads.graph import NODE_PRECISION_M, graph_from_lines
 from importers.base import ImportResult, WriteOutcome
-from importers.shelters import run_vector_import
-from importers.vector_table import VectorTable, is_missing
+from importers.vector_table import TableRows, VectorImport, VectorTable, is_missing
 
 Noding = Literal["intersections", "vertices"]
 NODING: tuple[Noding, ...] = ("intersections", "vertices")
@@ -57,28 +57,11 @@ def import_roads(
     if noding not in NODING:
         raise InvalidInput(f"unknown noding {noding!r}; one of {', '.join(NODING)}")
     chosen: Noding = "vertices" if noding == "vertices" else "intersections"
-
-    def build(
-        table: VectorTable, srid: int
-    ) -> tuple[str, list[str], list[list[Any]], WriteOutcome]:
-        return _build_roads(table, srid, chosen)
-
-    return run_vector_import(
-        engine,
-        "roads",
-        path,
-        mapping=mapping,
-        crs=crs,
-        name=name,
-        replace=replace,
-        build=build,
-        options={"noding": noding},
-    )
+    roads = VectorImport("roads", partial(_build_roads, noding=chosen), {"noding": noding})
+    return roads(engine, path, mapping=mapping, crs=crs, name=name, replace=replace)
 
 
-def _build_roads(
-    table: VectorTable, srid: int, noding: Noding
-) -> tuple[str, list[str], list[list[Any]], WriteOutcome]:
+def _build_roads(table: VectorTable, srid: int, noding: Noding) -> TableRows:
     types = shapely.get_type_id(table.geoms)
     bad = np.flatnonzero(~np.isin(types, [1, 5]))  # LineString, MultiLineString
     if len(bad):

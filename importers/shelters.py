@@ -10,24 +10,16 @@ capacity and a warning (a plan cannot use it).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import shapely
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
-from cim.db.connect import storage_srid
-from cim.db.copy import copy_rows
-from cim.db.models import Dataset
 from cim.errors import InvalidInput
-from cim.services.datasets import DatasetSource, file_sha256
 from cim.services.shelters.levels import DEFAULT_LEVELS, normalise_level
-from importers.base import ImportResult, WriteOutcome, run_import
-from importers.vector_table import VectorTable, is_missing, load_mapping, read_vector, to_float
+from importers.base import WriteOutcome
+from importers.vector_table import TableRows, VectorImport, VectorTable, is_missing, to_float
 
 SHELTER_FIELDS: dict[str, tuple[str, ...]] = {
     "name": ("名称", "施設・場所名", "title"),
@@ -50,84 +42,7 @@ def _ewkb(geom: Any, srid: int) -> str:
     return str(shapely.to_wkb(shapely.set_srid(geom, srid), hex=True, include_srid=True))
 
 
-def _source(kind: str, path: Path, name: str | None, options: dict[str, Any]) -> DatasetSource:
-    sha = file_sha256(path, *([Path(options["mapping"])] if options.get("mapping") else []))
-    return DatasetSource(
-        kind=kind,
-        name=name or path.stem,
-        source_name=path.name,
-        source_sha256=sha,
-        options=options,
-    )
-
-
-def run_vector_import(
-    engine: Engine,
-    kind: str,
-    path: Path,
-    *,
-    mapping: Path | None,
-    crs: str | None,
-    name: str | None,
-    replace: bool,
-    build: Callable[[VectorTable, int], tuple[str, list[str], list[list[Any]], WriteOutcome]],
-    options: dict[str, Any] | None = None,
-) -> ImportResult:
-    """Read a vector file, let ``build`` validate it into rows of one table, write them at once.
-
-    ``build(table, srid)`` returns the target table, its columns, the rows (without dataset_id)
-    and the outcome; it runs before the transaction opens, so bad input writes nothing.
-    ``options`` are stored on the dataset next to the mapping and CRS.
-    """
-    path = Path(path)
-    srid = storage_srid(engine)
-    table = read_vector(path, storage_srid=srid, mapping=load_mapping(mapping), crs=crs)
-    if len(table) == 0:
-        raise InvalidInput(f"{path.name}: no features to import")
-    # Validate and build every row before the transaction opens: bad input writes nothing.
-    target, columns, rows, outcome = build(table, srid)
-    outcome.source_crs = table.source_crs
-    stored = {"mapping": str(mapping) if mapping else None, "crs": crs, **(options or {})}
-
-    def write(session: Session, dataset: Dataset) -> WriteOutcome:
-        copy_rows(
-            session,
-            table=target,
-            columns=["dataset_id", *columns],
-            rows=([dataset.id, *row] for row in rows),
-        )
-        return outcome
-
-    return run_import(
-        engine, source=_source(kind, path, name, stored), write=write, replace=replace
-    )
-
-
-def import_shelters(
-    engine: Engine,
-    path: Path,
-    *,
-    mapping: Path | None = None,
-    crs: str | None = None,
-    name: str | None = None,
-    replace: bool = False,
-) -> ImportResult:
-    """Import a shelter layer: name, level, site geometry, capacity or effective area."""
-    return run_vector_import(
-        engine,
-        "shelters",
-        path,
-        mapping=mapping,
-        crs=crs,
-        name=name,
-        replace=replace,
-        build=_build_shelters,
-    )
-
-
-def _build_shelters(
-    table: VectorTable, srid: int
-) -> tuple[str, list[str], list[list[Any]], WriteOutcome]:
+def _build_shelters(table: VectorTable, srid: int) -> TableRows:
     if not table.has("level", SHELTER_FIELDS["level"]):
         raise InvalidInput(
             "the file has no shelter level field; map one (level: FIELD) or set a constant "
@@ -196,31 +111,7 @@ def _build_shelters(
     )
 
 
-def import_population(
-    engine: Engine,
-    path: Path,
-    *,
-    mapping: Path | None = None,
-    crs: str | None = None,
-    name: str | None = None,
-    replace: bool = False,
-) -> ImportResult:
-    """Import population units (polygons or points) with their resident count."""
-    return run_vector_import(
-        engine,
-        "population",
-        path,
-        mapping=mapping,
-        crs=crs,
-        name=name,
-        replace=replace,
-        build=_build_population,
-    )
-
-
-def _build_population(
-    table: VectorTable, srid: int
-) -> tuple[str, list[str], list[list[Any]], WriteOutcome]:
+def _build_population(table: VectorTable, srid: int) -> TableRows:
     if not table.has("population", POPULATION_FIELDS["population"]):
         raise InvalidInput(
             f"the file has no population field; map one with population: FIELD in --mapping "
@@ -260,31 +151,7 @@ def _build_population(
     return "population_unit", ["code", "geom", "population", "attrs"], rows, outcome
 
 
-def import_hazards(
-    engine: Engine,
-    path: Path,
-    *,
-    mapping: Path | None = None,
-    crs: str | None = None,
-    name: str | None = None,
-    replace: bool = False,
-) -> ImportResult:
-    """Import hazard zones (polygons) with their kind (flood, fault, landslide, fire ...)."""
-    return run_vector_import(
-        engine,
-        "hazards",
-        path,
-        mapping=mapping,
-        crs=crs,
-        name=name,
-        replace=replace,
-        build=_build_hazards,
-    )
-
-
-def _build_hazards(
-    table: VectorTable, srid: int
-) -> tuple[str, list[str], list[list[Any]], WriteOutcome]:
+def _build_hazards(table: VectorTable, srid: int) -> TableRows:
     if not table.has("kind", HAZARD_FIELDS["kind"]):
         raise InvalidInput(
             "the file has no hazard kind field; map one (kind: FIELD) or set a constant "
@@ -313,6 +180,14 @@ def _build_hazards(
         )
     outcome = WriteOutcome(counts={"zones": len(rows), "by_kind": by_kind})
     return "hazard_zone", ["kind", "severity", "geom", "attrs"], rows, outcome
+
+
+import_shelters = VectorImport("shelters", _build_shelters)
+"""Import a shelter layer: name, level, site geometry, capacity or effective area."""
+import_population = VectorImport("population", _build_population)
+"""Import population units (polygons or points) with their resident count."""
+import_hazards = VectorImport("hazards", _build_hazards)
+"""Import hazard zones (polygons) with their kind (flood, fault, landslide, fire ...)."""
 
 
 def _polygonal(geom: Any) -> Any:

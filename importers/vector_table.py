@@ -1,8 +1,9 @@
 """Read a vector layer (GeoJSON, GPKG, Shapefile via pyogrio; CSV with lon/lat) and a YAML mapping.
 
-The shelter, population and hazard importers share this: a file becomes a ``VectorTable`` of
-storage-CRS shapely geometries plus a column accessor that applies the mapping (source field
-name, constant value, value vocabulary). Mapping files look like::
+The shelter, population, hazard and road importers share this: a file becomes a ``VectorTable``
+of storage-CRS shapely geometries plus a column accessor that applies the mapping (source field
+name, constant value, value vocabulary), and a :class:`VectorImport` writes the rows its
+``build`` makes of it into one table. Mapping files look like::
 
     name: Name                      # target: source field
     capacity: Capacity
@@ -18,6 +19,7 @@ name, constant value, value vocabulary). Mapping files look like::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +29,16 @@ import numpy.typing as npt
 import shapely
 import yaml
 from pyproj import CRS
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from cim.crs import crs_label, parse_crs, to_storage
+from cim.db.connect import storage_srid
+from cim.db.copy import copy_rows
+from cim.db.models import Dataset
 from cim.errors import ImportFailed, InvalidInput
+from cim.services.datasets import DatasetSource, file_sha256
+from importers.base import ImportResult, WriteOutcome, run_import
 
 VECTOR_SUFFIXES = {".geojson", ".json", ".gpkg", ".shp", ".csv", ".fgb"}
 LON_NAMES = ("lon", "long", "longitude", "lng", "x")
@@ -305,3 +314,59 @@ def _transform(
         return np.column_stack([x, y])
 
     return np.asarray(shapely.transform(geoms, move), dtype=object)
+
+
+TableRows = tuple[str, list[str], list[list[Any]], WriteOutcome]
+"""The target table, its columns, the rows (without ``dataset_id``) and the import's outcome."""
+
+
+@dataclass(frozen=True)
+class VectorImport:
+    """An importer of one vector file into one table: read, ``build`` the rows, COPY them.
+
+    ``build(table, srid)`` validates the file into :data:`TableRows`; it runs before the
+    transaction opens, so bad input writes nothing. ``options`` are stored on the dataset
+    next to the mapping and CRS.
+    """
+
+    kind: str
+    build: Callable[[VectorTable, int], TableRows]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(
+        self,
+        engine: Engine,
+        path: Path,
+        *,
+        mapping: Path | None = None,
+        crs: str | None = None,
+        name: str | None = None,
+        replace: bool = False,
+    ) -> ImportResult:
+        path = Path(path)
+        srid = storage_srid(engine)
+        table = read_vector(path, storage_srid=srid, mapping=load_mapping(mapping), crs=crs)
+        if len(table) == 0:
+            raise InvalidInput(f"{path.name}: no features to import")
+        target, columns, rows, outcome = self.build(table, srid)
+        outcome.source_crs = table.source_crs
+        stored = {"mapping": str(mapping) if mapping else None, "crs": crs, **self.options}
+        sha = file_sha256(path, *([Path(mapping)] if mapping else []))
+        source = DatasetSource(
+            kind=self.kind,
+            name=name or path.stem,
+            source_name=path.name,
+            source_sha256=sha,
+            options=stored,
+        )
+
+        def write(session: Session, dataset: Dataset) -> WriteOutcome:
+            copy_rows(
+                session,
+                table=target,
+                columns=["dataset_id", *columns],
+                rows=([dataset.id, *row] for row in rows),
+            )
+            return outcome
+
+        return run_import(engine, source=source, write=write, replace=replace)

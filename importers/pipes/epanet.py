@@ -11,6 +11,7 @@ layer (``--valves``, :mod:`importers.pipes.valve_layer`).
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,34 +50,89 @@ def read_epanet(path: Path, *, placement: Placement, utility: str | None) -> Net
     """Read an EPANET network; coordinates need --crs (and --origin for drawing coordinates)."""
     wn = _load(path)
     cls, subclass = resolve_utility(utility or "JS")
-    node_names: list[str] = []
-    kinds: list[str] = []
-    ground: list[float] = []
-    attrs: list[dict[str, Any]] = []
-    coords: list[tuple[float, float]] = []
+    found = _read_nodes(wn)
+    xy = np.asarray(found.coords, dtype=np.float64).reshape(-1, 2)
+    require_finite_coordinates(found.names, xy[:, 0], xy[:, 1], what=path.name)
+    crs = placement.source_crs(None, what=path.name)
+
+    def to_storage(points: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], ...]:
+        return placement.to_storage(crs, points[:, 0], points[:, 1], what=path.name)
+
+    x, y = to_storage(xy)
+    index = {name: i for i, name in enumerate(found.names)}
+    seg = _pipes_and_pumps(wn, to_storage)
+    node_ground = np.asarray(found.ground, dtype=np.float64) + placement.height_offset
+    valve_nodes = _valves(wn, seg, index, x, y, node_ground, to_storage)
+    nodes = node_frame(
+        len(found.names) + len(valve_nodes["code"]),
+        code=found.names + valve_nodes["code"],
+        x=np.concatenate([x, np.asarray(valve_nodes["x"], dtype=np.float64)]),
+        y=np.concatenate([y, np.asarray(valve_nodes["y"], dtype=np.float64)]),
+        ground_z=np.concatenate([node_ground, valve_nodes["ground"]]),
+        kind=found.kinds + valve_nodes["kind"],
+        valve_state=[None] * len(found.names) + valve_nodes["state"],
+        utility=cls,
+        subclass=subclass,
+        attrs=found.attrs + valve_nodes["attrs"],
+    )
+    segments = segment_frame(
+        len(seg["code"]),
+        **seg,
+        depth_ref="top",
+        section_shape="circular",
+        utility=cls,
+        subclass=subclass,
+    )
+    description = wn.describe(level=1)
+    return Network(
+        nodes=nodes,
+        segments=segments,
+        source_format="epanet",
+        source_crs=crs_label(crs),
+        units={"source": str(wn.options.hydraulic.inpfile_units), "stored": "SI (m, mm)"},
+        counts_by_type={"nodes": description["Nodes"], "links": description["Links"]},
+    )
+
+
+@dataclass
+class _Nodes:
+    """Junctions, reservoirs and tanks in file order: name, kind, ground, attrs, drawing x/y."""
+
+    names: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    ground: list[float] = field(default_factory=list)
+    attrs: list[dict[str, Any]] = field(default_factory=list)
+    coords: list[tuple[float, float]] = field(default_factory=list)
+
+    def add(self, name: str, node: Any, ground: float, attrs: dict[str, Any]) -> None:
+        self.names.append(name)
+        self.kinds.append(attrs["epanet_type"])
+        self.ground.append(ground)
+        self.attrs.append(attrs)
+        self.coords.append(node.coordinates)
+
+
+def _read_nodes(wn: Any) -> _Nodes:
+    found = _Nodes()
     for name, node in wn.junctions():
-        node_names.append(name)
-        kinds.append("junction")
-        ground.append(node.elevation)
-        attrs.append(
+        found.add(
+            name,
+            node,
+            node.elevation,
             {
                 "epanet_type": "junction",
                 "elevation_m": node.elevation,
                 "base_demand_m3s": node.base_demand,
-            }
+            },
         )
-        coords.append(node.coordinates)
     for name, node in wn.reservoirs():
-        node_names.append(name)
-        kinds.append("reservoir")
-        ground.append(np.nan)  # a reservoir has a head, not a ground level
-        attrs.append({"epanet_type": "reservoir", "base_head_m": node.base_head})
-        coords.append(node.coordinates)
+        # A reservoir has a head, not a ground level.
+        found.add(name, node, np.nan, {"epanet_type": "reservoir", "base_head_m": node.base_head})
     for name, node in wn.tanks():
-        node_names.append(name)
-        kinds.append("tank")
-        ground.append(node.elevation)
-        attrs.append(
+        found.add(
+            name,
+            node,
+            node.elevation,
             {
                 "epanet_type": "tank",
                 "elevation_m": node.elevation,
@@ -84,19 +140,13 @@ def read_epanet(path: Path, *, placement: Placement, utility: str | None) -> Net
                 "min_level_m": node.min_level,
                 "max_level_m": node.max_level,
                 "init_level_m": node.init_level,
-            }
+            },
         )
-        coords.append(node.coordinates)
-    xy = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
-    require_finite_coordinates(node_names, xy[:, 0], xy[:, 1], what=path.name)
-    crs = placement.source_crs(None, what=path.name)
+    return found
 
-    def to_storage(points: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], ...]:
-        return placement.to_storage(crs, points[:, 0], points[:, 1], what=path.name)
 
-    x, y = to_storage(xy)
-    index = {name: i for i, name in enumerate(node_names)}
-    height = placement.height_offset
+def _pipes_and_pumps(wn: Any, to_storage: Any) -> dict[str, list[Any]]:
+    """The segment columns of every pipe and pump (valves are added by :func:`_valves`)."""
     seg: dict[str, list[Any]] = {
         k: [] for k in ("code", "start", "end", "link_type", "diameter_mm", "attrs", "vertices")
     }
@@ -136,37 +186,7 @@ def read_epanet(path: Path, *, placement: Placement, utility: str | None) -> Net
                 "status": str(link.initial_status).lower(),
             },
         )
-    node_ground = np.asarray(ground, dtype=np.float64) + height
-    valve_nodes = _valves(wn, seg, index, x, y, node_ground, to_storage)
-    nodes = node_frame(
-        len(node_names) + len(valve_nodes["code"]),
-        code=node_names + valve_nodes["code"],
-        x=np.concatenate([x, np.asarray(valve_nodes["x"], dtype=np.float64)]),
-        y=np.concatenate([y, np.asarray(valve_nodes["y"], dtype=np.float64)]),
-        ground_z=np.concatenate([node_ground, valve_nodes["ground"]]),
-        kind=kinds + valve_nodes["kind"],
-        valve_state=[None] * len(node_names) + valve_nodes["state"],
-        utility=cls,
-        subclass=subclass,
-        attrs=attrs + valve_nodes["attrs"],
-    )
-    segments = segment_frame(
-        len(seg["code"]),
-        **seg,
-        depth_ref="top",
-        section_shape="circular",
-        utility=cls,
-        subclass=subclass,
-    )
-    description = wn.describe(level=1)
-    return Network(
-        nodes=nodes,
-        segments=segments,
-        source_format="epanet",
-        source_crs=crs_label(crs),
-        units={"source": str(wn.options.hydraulic.inpfile_units), "stored": "SI (m, mm)"},
-        counts_by_type={"nodes": description["Nodes"], "links": description["Links"]},
-    )
+    return seg
 
 
 def _add_link(

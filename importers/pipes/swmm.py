@@ -11,6 +11,7 @@ Geom1 as height and their shape name in attrs. CFS/GPM/MGD models are in feet, o
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,57 +50,12 @@ def _num(frame: pd.DataFrame, column: str) -> np.ndarray[Any, Any]:
 
 def read_swmm(path: Path, *, placement: Placement, utility: str | None) -> Network:
     """Read a SWMM network; coordinates need --crs (and --origin for drawing coordinates)."""
-    import swmmio  # heavy: imported only when a SWMM file is read
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            inp = swmmio.Model(str(path)).inp
-            junctions = _frame(inp, "junctions")
-            storage = _frame(inp, "storage")
-            outfalls = _frame(inp, "outfalls")
-            conduits = _frame(inp, "conduits")
-            xsections = _frame(inp, "xsections")
-            coordinates = _frame(inp, "coordinates")
-            vertices = _frame(inp, "vertices")
-            options = _frame(inp, "options")
-            others = {kind: _frame(inp, attr) for attr, kind in OTHER_LINKS.items()}
-    except Exception as exc:  # swmmio surfaces parse problems as many exception types
-        raise ImportFailed(f"{path.name}: not a readable SWMM file: {exc}") from None
-    option = (
-        {str(k).upper(): str(v).upper() for k, v in options.iloc[:, 0].items()}
-        if len(options)
-        else {}
-    )
-    flow_units = option.get("FLOW_UNITS", "CFS")
-    scale = FOOT if flow_units in US_FLOW_UNITS else 1.0
-    offsets_are_elevations = option.get("LINK_OFFSETS", "DEPTH") == "ELEVATION"
+    inp = _read_sections(path)
+    units = _Units.of(inp.options)
     cls, subclass = resolve_utility(utility or "PS")
     height = placement.height_offset
-
-    parts = []
-    for kind, frame, depth_column in (
-        ("junction", junctions, "MaxDepth"),
-        ("storage", storage, "MaxD"),
-        ("outfall", outfalls, None),
-    ):
-        invert = _num(frame, "InvertElev") * scale
-        depth = _num(frame, depth_column) * scale if depth_column else np.full(len(frame), np.nan)
-        ground = np.where(depth > 0, invert + depth, np.nan)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "code": frame.index.astype(str),
-                    "kind": kind,
-                    "bottom_z": invert + height,
-                    "ground_z": ground + height,
-                    "depth": np.where(depth > 0, depth, np.nan),
-                    "attrs": [{"swmm_type": kind, "invert_elev_m": float(i)} for i in invert],
-                }
-            )
-        )
-    table = pd.concat(parts, ignore_index=True)
-    coords = coordinates.copy()
+    table = _node_table(inp, units.scale, height)
+    coords = inp.coordinates.copy()
     coords.index = coords.index.astype(str)
     xy = coords.reindex(table["code"])
     codes = table["code"].to_numpy()
@@ -120,16 +76,9 @@ def read_swmm(path: Path, *, placement: Placement, utility: str | None) -> Netwo
         attrs=table["attrs"].tolist(),
     )
     node_invert = dict(zip(codes, table["bottom_z"].to_numpy(), strict=True))
-
-    links = [_conduits(conduits, xsections, scale, node_invert, offsets_are_elevations, height)]
-    links += [_other(frame, kind) for kind, frame in others.items() if len(frame)]
-    segments_table = (
-        pd.concat([t for t in links if len(t)], ignore_index=True)
-        if any(len(t) for t in links)
-        else pd.DataFrame(columns=["code"])
-    )
+    segments_table = _segment_table(inp, units, node_invert, height)
     segments_table["vertices"] = _vertices(
-        vertices, segments_table["code"], placement, crs, path.name
+        inp.vertices, segments_table["code"], placement, crs, path.name
     )
     segments = segment_frame(
         len(segments_table),
@@ -144,21 +93,125 @@ def read_swmm(path: Path, *, placement: Placement, utility: str | None) -> Netwo
         source_format="swmm",
         source_crs=crs_label(crs),
         units={
-            "flow_units": flow_units,
-            "source_length": "ft" if scale != 1.0 else "m",
+            "flow_units": units.flow_units,
+            "source_length": "ft" if units.scale != 1.0 else "m",
             "stored": "m, mm",
         },
-        counts_by_type={
+        counts_by_type=inp.counts(),
+    )
+
+
+@dataclass
+class _Sections:
+    """The sections of a SWMM file that become nodes and segments (empty frames when absent)."""
+
+    junctions: pd.DataFrame
+    storage: pd.DataFrame
+    outfalls: pd.DataFrame
+    conduits: pd.DataFrame
+    xsections: pd.DataFrame
+    coordinates: pd.DataFrame
+    vertices: pd.DataFrame
+    options: pd.DataFrame
+    others: dict[str, pd.DataFrame]
+
+    def counts(self) -> dict[str, Any]:
+        return {
             "nodes": {
-                "junctions": len(junctions),
-                "storage": len(storage),
-                "outfalls": len(outfalls),
+                "junctions": len(self.junctions),
+                "storage": len(self.storage),
+                "outfalls": len(self.outfalls),
             },
             "links": {
-                "conduits": len(conduits),
-                **{attr: len(others[kind]) for attr, kind in OTHER_LINKS.items()},
+                "conduits": len(self.conduits),
+                **{attr: len(self.others[kind]) for attr, kind in OTHER_LINKS.items()},
             },
-        },
+        }
+
+
+def _read_sections(path: Path) -> _Sections:
+    import swmmio  # heavy: imported only when a SWMM file is read
+
+    names = ("junctions", "storage", "outfalls", "conduits", "xsections", "coordinates")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            inp = swmmio.Model(str(path)).inp
+            frames = {name: _frame(inp, name) for name in (*names, "vertices", "options")}
+            others = {kind: _frame(inp, attr) for attr, kind in OTHER_LINKS.items()}
+    except Exception as exc:  # swmmio surfaces parse problems as many exception types
+        raise ImportFailed(f"{path.name}: not a readable SWMM file: {exc}") from None
+    return _Sections(**frames, others=others)
+
+
+@dataclass(frozen=True)
+class _Units:
+    """Flow units, the length scale to metres, and how link offsets are given."""
+
+    flow_units: str
+    scale: float
+    offsets_are_elevations: bool
+
+    @classmethod
+    def of(cls, options: pd.DataFrame) -> _Units:
+        option = (
+            {str(k).upper(): str(v).upper() for k, v in options.iloc[:, 0].items()}
+            if len(options)
+            else {}
+        )
+        flow_units = option.get("FLOW_UNITS", "CFS")
+        return cls(
+            flow_units=flow_units,
+            scale=FOOT if flow_units in US_FLOW_UNITS else 1.0,
+            offsets_are_elevations=option.get("LINK_OFFSETS", "DEPTH") == "ELEVATION",
+        )
+
+
+def _node_table(inp: _Sections, scale: float, height: float) -> pd.DataFrame:
+    """Junctions, storage units and outfalls: code, kind, invert, ground, depth, attrs."""
+    parts = []
+    for kind, frame, depth_column in (
+        ("junction", inp.junctions, "MaxDepth"),
+        ("storage", inp.storage, "MaxD"),
+        ("outfall", inp.outfalls, None),
+    ):
+        invert = _num(frame, "InvertElev") * scale
+        depth = _num(frame, depth_column) * scale if depth_column else np.full(len(frame), np.nan)
+        ground = np.where(depth > 0, invert + depth, np.nan)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "code": frame.index.astype(str),
+                    "kind": kind,
+                    "bottom_z": invert + height,
+                    "ground_z": ground + height,
+                    "depth": np.where(depth > 0, depth, np.nan),
+                    "attrs": [{"swmm_type": kind, "invert_elev_m": float(i)} for i in invert],
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def _segment_table(
+    inp: _Sections, units: _Units, node_invert: dict[str, float], height: float
+) -> pd.DataFrame:
+    """Conduits and the other links (pumps, orifices, weirs, outlets), one row each."""
+    links = [
+        _conduits(
+            inp.conduits,
+            inp.xsections,
+            units.scale,
+            node_invert,
+            units.offsets_are_elevations,
+            height,
+        )
+    ]
+    links += [_other(frame, kind) for kind, frame in inp.others.items() if len(frame)]
+    return (
+        pd.concat([t for t in links if len(t)], ignore_index=True)
+        if any(len(t) for t in links)
+        else pd.DataFrame(columns=["code"])
     )
 
 
