@@ -2,8 +2,8 @@
 
 No request waits for an import: ``POST /datasets`` returns the ``queued`` job at once and one
 daemon worker per process runs jobs in order (imports are CPU- and IO-heavy; the machine is
-small), recording progress in ``import_job``. Importers are looked up by kind in
-:data:`RUNNERS` and imported only when a job needs them. A job whose worker process died is
+small), recording progress in ``import_job``. Importers are chosen by kind through
+``importers.registry`` and imported only when a job needs them. A job whose worker process died is
 reported ``failed`` when read (its import transaction was rolled back by the database).
 """
 
@@ -28,123 +28,28 @@ from sqlalchemy.orm import Session
 
 from cim.db.engine import make_engine
 from cim.db.models import ImportJob
-from cim.errors import CimError, InvalidInput, NotFound
+from cim.errors import CimError, NotFound
+from importers.registry import importer
 
 Progress = Callable[[float, str | None], None]
-Runner = Callable[[Engine, list[Path], dict[str, Any], Progress], list[dict[str, Any]]]
 logger = logging.getLogger("cim.api")
 
 
-def _origin(options: dict[str, Any]) -> tuple[float, float, float] | None:
-    value = options.get("origin")
-    if not value:
-        return None
-    try:
-        parts = [float(v) for v in str(value).split(",")]
-    except ValueError:
-        raise InvalidInput("origin must be E,N[,H]") from None
-    if len(parts) not in (2, 3):
-        raise InvalidInput("origin must be E,N[,H]")
-    return (parts[0], parts[1], parts[2] if len(parts) == 3 else 0.0)
-
-
-def _terrain(
-    engine: Engine, paths: list[Path], options: dict[str, Any], progress: Progress
+def run_import_job(
+    engine: Engine, kind: str, paths: list[Path], options: dict[str, Any], progress: Progress
 ) -> list[dict[str, Any]]:
-    from importers.terrain import import_terrain
-
-    if len(paths) != 1:
-        raise InvalidInput("terrain: upload one raster file")
-    result = import_terrain(
+    """Run the importer of ``kind`` (from the registry) on an upload; the summaries to store."""
+    entry = importer(kind)
+    values = dict(options)
+    if values.get("valves"):  # saved next to the uploaded network file
+        values["valves"] = paths[0].parent / values["valves"] if paths else None
+    results = entry.run(
         engine,
-        paths[0],
-        crs=options.get("crs"),
-        name=options.get("name"),
-        replace=bool(options.get("replace")),
-        progress=lambda done, total: progress(done / total if total else 0.0, "tiles"),
-    )
-    return [result.to_dict()]
-
-
-def _pipes(
-    engine: Engine, paths: list[Path], options: dict[str, Any], progress: Progress
-) -> list[dict[str, Any]]:
-    from importers.pipes.importer import PipeImportOptions, import_pipes
-
-    valves = options.get("valves")  # saved next to the uploaded network file
-    pipe_options = PipeImportOptions(
-        format=options.get("format"),
-        utility=options.get("utility"),
-        crs=options.get("crs"),
-        origin=_origin(options),
-        replace=bool(options.get("replace")),
-        valves=paths[0].parent / valves if valves and paths else None,
-    )
-    results = import_pipes(
-        engine, paths, pipe_options, progress=lambda message: progress(0.5, message)
+        paths,
+        entry.options.model_validate(values),
+        lambda stage, done, total: progress(done / total if total else 0.0, stage),
     )
     return [result.to_dict() for result in results]
-
-
-def _vector(module: str, function_name: str, *extra: str) -> Runner:
-    """A runner for the one-file vector importers (shelters, population, hazards, roads):
-    ``importers.<module>.<function_name>`` with crs/name/replace and the ``extra`` options."""
-
-    def run(
-        engine: Engine, paths: list[Path], options: dict[str, Any], progress: Progress
-    ) -> list[dict[str, Any]]:
-        from importers import roads, shelters
-
-        if len(paths) != 1:
-            raise InvalidInput("upload one vector file (GeoJSON, GeoPackage, zipped Shapefile)")
-        function = getattr({"roads": roads, "shelters": shelters}[module], function_name)
-        keywords = {key: options[key] for key in extra if options.get(key) is not None}
-        result = function(
-            engine,
-            paths[0],
-            crs=options.get("crs"),
-            name=options.get("name"),
-            replace=bool(options.get("replace")),
-            **keywords,
-        )
-        return [result.to_dict()]
-
-    return run
-
-
-def _ifc(
-    engine: Engine, paths: list[Path], options: dict[str, Any], progress: Progress
-) -> list[dict[str, Any]]:
-    from importers.ifc import Flags, import_ifc
-
-    if len(paths) != 1:
-        raise InvalidInput("ifc: upload one .ifc file")
-    rotation = options.get("rotation")
-    result = import_ifc(
-        engine,
-        paths[0],
-        flags=Flags(
-            crs=options.get("crs"),
-            origin=_origin(options),
-            rotation=float(rotation) if rotation not in (None, "") else None,
-        ),
-        name=options.get("name"),
-        replace=bool(options.get("replace")),
-        progress=lambda stage, done, total: progress(done / total if total else 0.0, stage),
-    )
-    return [result.to_dict()]
-
-
-RUNNERS: dict[str, Runner] = {
-    "terrain": _terrain,
-    "pipes": _pipes,
-    "ifc": _ifc,
-    "shelters": _vector("shelters", "import_shelters"),
-    "population": _vector("shelters", "import_population"),
-    "hazards": _vector("shelters", "import_hazards"),
-    "roads": _vector("roads", "import_roads", "noding"),
-}
-"""Importer of each dataset kind, as the import job runs it."""
 
 
 def job_json(job: ImportJob, base: str) -> dict[str, Any]:
@@ -238,8 +143,7 @@ class JobRunner:
         before_commit: Callable[[Session], None] = lambda session: None,
     ) -> ImportJob:
         """Commit the ``queued`` job row (so the worker sees it), then queue the import."""
-        if kind not in RUNNERS:
-            raise InvalidInput(f"unknown dataset kind {kind!r}; one of {', '.join(RUNNERS)}")
+        importer(kind)  # an unknown kind is refused before anything is written
         with Session(engine, expire_on_commit=False) as session, session.begin():
             job = ImportJob(
                 id=job_id,
@@ -298,7 +202,9 @@ class JobRunner:
                 )
 
         try:
-            results = RUNNERS[task.kind](self._engine_once(), task.paths, task.options, progress)
+            results = run_import_job(
+                self._engine_once(), task.kind, task.paths, task.options, progress
+            )
         except CimError as exc:
             self._set(task.job_id, status="failed", error=str(exc), result=None)
             return

@@ -9,11 +9,12 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from cli.context import console, emit, engine_scope
-from importers.ifc import Flags, import_ifc, parse_origin
+from importers.ifc import parse_origin
+from importers.registry import IFC, IfcOptions
 
 
 def command(
-    file: Annotated[Path, typer.Argument(help="An .ifc or .ifczip file (IFC2X3, IFC4, IFC4X3).")],
+    file: Annotated[Path, typer.Argument(help=IFC.files_help)],
     crs: Annotated[
         str | None,
         typer.Option(
@@ -42,7 +43,14 @@ def command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Import buildings, storeys and elements (meshes, property sets, colours) from IFC."""
-    flags = Flags(crs=crs, origin=parse_origin(origin) if origin else None, rotation=rotation)
+    options = IfcOptions(
+        crs=crs,
+        origin=parse_origin(origin) if origin else None,
+        rotation=rotation,
+        name=name,
+        replace=replace,
+        threads=threads,
+    )
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -63,15 +71,7 @@ def command(
 
     try:
         with engine_scope() as engine:
-            outcome = import_ifc(
-                engine,
-                file,
-                flags=flags,
-                name=name,
-                replace=replace,
-                threads=threads,
-                progress=progress,
-            )
+            [outcome] = IFC.run(engine, [file], options, progress)
     finally:
         if tasks:
             bar.stop()

@@ -9,6 +9,7 @@ import typer
 
 from cim.errors import InvalidInput
 from cli.context import console, emit, engine_scope
+from importers.registry import PIPES, PipeOptions
 
 
 def _origin(value: str | None) -> tuple[float, float, float] | None:
@@ -26,10 +27,7 @@ def _origin(value: str | None) -> tuple[float, float, float] | None:
 def command(
     files: Annotated[
         list[Path],
-        typer.Argument(
-            help="CJJ 61 tables (JS_POINT.csv JS_LINE.csv, .xlsx), GIS layers "
-            "(.geojson .gpkg .shp), EPANET or SWMM .inp files."
-        ),
+        typer.Argument(help=PIPES.files_help),
     ],
     format: Annotated[
         str | None, typer.Option("--format", help="cjj61 | gis | epanet | swmm (default: guess).")
@@ -68,14 +66,12 @@ def command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Import underground pipe networks, one dataset per network, with a CJJ 61 QC report."""
-    from importers.pipes import PipeImportOptions, import_pipes
-
-    options = PipeImportOptions(
+    options = PipeOptions(
         format=format, utility=utility, crs=crs, origin=_origin(origin), mapping=mapping,
         default_cover=default_cover, strict=strict, replace=replace, valves=valves,
     )  # fmt: skip
     with engine_scope() as engine, console.status("importing pipes...") as status:
-        results = import_pipes(engine, files, options, progress=status.update)
+        results = PIPES.run(engine, files, options, lambda stage, _, __: status.update(stage))
     summaries = [r.to_dict() for r in results]
     lines: list[str] = []
     for result, summary in zip(results, summaries, strict=True):

@@ -1,18 +1,21 @@
-"""``cim import shelters|population|hazards|roads FILE``: the inputs of disaster-shelter zoning."""
+"""``cim import shelters|population|hazards|roads FILE``: the inputs of disaster-shelter zoning.
+
+The four commands are made from their ``importers.registry`` entries by :func:`vector_command`:
+the file argument, the shared options below, then one option per field that the entry's
+options model adds to ``VectorOptions`` (roads: ``--noding``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from cli.context import console, emit, engine_scope
+from importers.registry import Importer, VectorOptions
 
-FileArgument = Annotated[
-    Path, typer.Argument(help="GeoJSON, GeoPackage, Shapefile or CSV with lon/lat columns.")
-]
 MappingOption = Annotated[
     Path | None,
     typer.Option("--mapping", help="YAML mapping of field names and value vocabularies."),
@@ -27,93 +30,57 @@ ReplaceOption = Annotated[
     bool, typer.Option("--replace", help="Re-import a file that is already in (replaces it).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+KIND = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 
-def _import(
-    kind: str,
-    runner: Callable[..., Any],
-    file: Path,
-    mapping: Path | None,
-    crs: str | None,
-    name: str | None,
-    replace: bool,
-    as_json: bool,
-) -> None:
-    with engine_scope() as engine, console.status(f"importing {kind} from {file.name}..."):
-        result = runner(engine, file, mapping=mapping, crs=crs, name=name, replace=replace)
+def vector_command(entry: Importer[Any, Any]) -> Any:
+    """The ``cim import <kind>`` command of a one-vector-file importer."""
+
+    def command(**values: Any) -> None:
+        file: Path = values.pop("file")
+        as_json: bool = values.pop("as_json")
+        _import(entry, file, entry.options(**values), as_json)
+
+    command.__doc__ = entry.summary
+    command.__signature__ = _signature(entry)  # type: ignore[attr-defined]
+    command.__annotations__ = {}  # typer reads the signature, whose annotations are objects
+    return command
+
+
+def _signature(entry: Importer[Any, Any]) -> inspect.Signature:
+    def option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+        return inspect.Parameter(name, KIND, default=default, annotation=annotation)
+
+    extra = [
+        option(
+            name, Annotated[field.annotation, typer.Option(help=field.description)], field.default
+        )
+        for name, field in entry.options.model_fields.items()
+        if name not in VectorOptions.model_fields
+    ]
+    file = Annotated[Path, typer.Argument(help=entry.files_help)]
+    return inspect.Signature(
+        [
+            inspect.Parameter("file", KIND, annotation=file),
+            option("mapping", MappingOption, None),
+            option("crs", CrsOption, None),
+            option("name", NameOption, None),
+            option("replace", ReplaceOption, False),
+            *extra,
+            option("as_json", JsonOption, False),
+        ]
+    )
+
+
+def _import(entry: Importer[Any, Any], file: Path, options: VectorOptions, as_json: bool) -> None:
+    with engine_scope() as engine, console.status(f"importing {entry.kind} from {file.name}..."):
+        [result] = entry.run(engine, [file], options, lambda stage, done, total: None)
     summary = result.to_dict()
     dataset = summary["dataset"]
     counts = ", ".join(
         f"{k}={v}" for k, v in (dataset.get("counts") or {}).items() if not isinstance(v, dict)
     )
     verb = "imported" if result.created else "already imported (use --replace)"
-    lines = [f"{verb}: dataset {dataset['id']} {dataset['name']} ({kind}; {counts})"]
+    lines = [f"{verb}: dataset {dataset['id']} {dataset['name']} ({entry.kind}; {counts})"]
     lines += [f"warning: {w}" for w in result.warnings]
     emit(summary, as_json=as_json, text="\n".join(lines))
-
-
-def shelters(
-    file: FileArgument,
-    mapping: MappingOption = None,
-    crs: CrsOption = None,
-    name: NameOption = None,
-    replace: ReplaceOption = False,
-    as_json: JsonOption = False,
-) -> None:
-    """Import shelters: name, level, site polygon or point, capacity or effective area."""
-    from importers.shelters import import_shelters
-
-    _import("shelters", import_shelters, file, mapping, crs, name, replace, as_json)
-
-
-def population(
-    file: FileArgument,
-    mapping: MappingOption = None,
-    crs: CrsOption = None,
-    name: NameOption = None,
-    replace: ReplaceOption = False,
-    as_json: JsonOption = False,
-) -> None:
-    """Import population units (polygons or points) with a population field."""
-    from importers.shelters import import_population
-
-    _import("population", import_population, file, mapping, crs, name, replace, as_json)
-
-
-def hazards(
-    file: FileArgument,
-    mapping: MappingOption = None,
-    crs: CrsOption = None,
-    name: NameOption = None,
-    replace: ReplaceOption = False,
-    as_json: JsonOption = False,
-) -> None:
-    """Import hazard zones (polygons) with a kind: flood, fault, landslide, fire ..."""
-    from importers.shelters import import_hazards
-
-    _import("hazards", import_hazards, file, mapping, crs, name, replace, as_json)
-
-
-def roads(
-    file: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage or Shapefile of road lines.")],
-    mapping: MappingOption = None,
-    crs: CrsOption = None,
-    name: NameOption = None,
-    replace: ReplaceOption = False,
-    noding: Annotated[
-        str,
-        typer.Option(
-            help="Where lines are cut into network edges: 'intersections' (wherever lines "
-            "touch or cross) or 'vertices' (only at shared vertices, OSM style)."
-        ),
-    ] = "intersections",
-    as_json: JsonOption = False,
-) -> None:
-    """Import a road network (LineStrings) for along-road distances in shelter plans."""
-    from functools import partial
-
-    from importers.roads import import_roads
-
-    _import(
-        "roads", partial(import_roads, noding=noding), file, mapping, crs, name, replace, as_json
-    )

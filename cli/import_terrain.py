@@ -9,10 +9,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.context import console, emit, engine_scope
+from importers.registry import TERRAIN, ImportOptions
 
 
 def command(
-    file: Annotated[Path, typer.Argument(help="DEM file (GeoTIFF, COG, any GDAL raster).")],
+    file: Annotated[Path, typer.Argument(help=TERRAIN.files_help)],
     crs: Annotated[
         str | None,
         typer.Option("--crs", help="Source CRS when the file has none or a wrong one (EPSG:x)."),
@@ -29,8 +30,6 @@ def command(
 
     Where several DEMs overlap, the finest resolution wins (see README, Terrain).
     """
-    from importers.terrain import import_terrain
-
     columns = (
         TextColumn("importing {task.description}"),
         BarColumn(),
@@ -41,12 +40,11 @@ def command(
     with engine_scope() as engine, Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(file.name, total=None)
 
-        def progress(done: int, total: int) -> None:
+        def progress(stage: str, done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = import_terrain(
-            engine, file, crs=crs, name=name, replace=replace, progress=progress
-        )
+        options = ImportOptions(crs=crs, name=name, replace=replace)
+        [result] = TERRAIN.run(engine, [file], options, progress)
     summary = result.to_dict()
     emit(summary, as_json=as_json, text=_summary_line(summary, result.created, result.warnings))
 

@@ -1,6 +1,7 @@
-"""``cim import <kind> ...``: one command per source kind, each in a module of its own.
+"""``cim import <kind> ...``: one command per dataset kind of ``importers.registry``.
 
-Register a command here with one line; the group is shown only when it has commands.
+The one-vector-file kinds (shelters, population, hazards, roads) get commands made from their
+registry entries; terrain, pipes and ifc have modules of their own (progress bars, many files).
 """
 
 from __future__ import annotations
@@ -8,14 +9,13 @@ from __future__ import annotations
 import typer
 
 from cli import import_ifc, import_pipes, import_shelters, import_terrain
+from importers.registry import VECTOR_IMPORTERS
 
 app = typer.Typer(
     help="Import source files into the database (one dataset per file).", no_args_is_help=True
 )
-app.command("shelters")(import_shelters.shelters)
-app.command("population")(import_shelters.population)
-app.command("hazards")(import_shelters.hazards)
-app.command("roads")(import_shelters.roads)
+for entry in VECTOR_IMPORTERS:
+    app.command(entry.kind)(import_shelters.vector_command(entry))
 app.command("terrain")(import_terrain.command)
 app.command("pipes")(import_pipes.command)
 app.command("ifc")(import_ifc.command)

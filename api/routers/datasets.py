@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from api.auth import AdminDep, client_address
 from api.deps import EngineDep, SessionDep, SettingsDep
-from api.jobs import RUNNERS, JobRunner, get_job, job_json
+from api.jobs import JobRunner, get_job, job_json
 from api.ogc import PROBLEMS
 from cim.config import CimSettings
 from cim.errors import InvalidInput
@@ -24,6 +24,7 @@ from cim.services.datasets import (
     get_dataset,
     list_datasets,
 )
+from importers.registry import IMPORTERS, importer
 
 router = APIRouter(tags=["datasets"], responses=PROBLEMS)
 
@@ -123,7 +124,7 @@ def upload(
     engine: EngineDep,
     settings: SettingsDep,
     principal: AdminDep,
-    kind: Annotated[str, Form(description=f"One of {', '.join(RUNNERS)}.")],
+    kind: Annotated[str, Form(description=f"One of {', '.join(IMPORTERS)}.")],
     files: Annotated[list[UploadFile], File(description="The source file(s).")],
     name: Annotated[str | None, Form(max_length=200)] = None,
     crs: Annotated[
@@ -148,8 +149,7 @@ def upload(
     ] = None,
 ) -> JSONResponse:
     """Save the upload, queue the import, answer 202 with the job; poll ``GET /jobs/{id}``."""
-    if kind not in RUNNERS:
-        raise InvalidInput(f"unknown dataset kind {kind!r}; one of {', '.join(RUNNERS)}")
+    importer(kind)  # an unknown kind is refused before the upload is saved
     if not files:
         raise InvalidInput("upload at least one file")
     runner = _runner(request, engine, settings)
