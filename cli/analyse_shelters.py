@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from cli.context import console, emit, session_scope
+
+if TYPE_CHECKING:
+    from cim.services.shelters.models import PlanSummary, UncoveredCollection, ZoneCollection
 
 app = typer.Typer(
     help="Shelter zoning: optimal capacitated zones, uncovered report, new-site suggestion.",
@@ -54,17 +57,17 @@ def _level_values(values: list[str] | None, option: str) -> dict[str, float]:
     return out
 
 
-def _plan_text(plan: dict[str, Any]) -> str:
-    stats = plan["stats"]
+def _plan_text(plan: PlanSummary) -> str:
+    stats = plan.stats
     reasons = ", ".join(f"{k} {v:,.0f}" for k, v in stats["uncovered_by_reason"].items())
     lines = [
         f"{'shelter':>8}  {'level':<9} {'population':>10} {'capacity':>9} {'load':>6}  name",
         *(
-            f"{s['shelter_id']:>8}  {s['level']:<9} {s['population']:>10,.0f} "
-            f"{s['capacity'] or 0:>9,.0f} {(s['load_ratio'] or 0):>6.2f}  {s['name'] or ''}"
-            for s in plan["shelters"]
+            f"{s.shelter_id:>8}  {s.level:<9} {s.population:>10,.0f} "
+            f"{s.capacity or 0:>9,.0f} {(s.load_ratio or 0):>6.2f}  {s.name or ''}"
+            for s in plan.shelters
         ),
-        f"plan {plan['id']}: {stats['covered']:,.0f} of {stats['population']:,.0f} persons "
+        f"plan {plan.id}: {stats['covered']:,.0f} of {stats['population']:,.0f} persons "
         f"covered ({(stats['coverage_ratio'] or 0):.1%}); uncovered: {reasons}; "
         f"mean distance {stats['mean_distance_m'] or 0:,.0f} m "
         f"({stats.get('distance', 'euclidean')}); "
@@ -121,7 +124,7 @@ def plan(
     )
     with session_scope() as session, console.status("planning...") as status:
         result = create_plan(session, params=params, progress=lambda m: status.update(m))
-    emit(result, as_json=as_json, text=_plan_text(result))
+    emit(result.model_dump(mode="json"), as_json=as_json, text=_plan_text(result))
 
 
 @app.command("show")
@@ -134,7 +137,7 @@ def show(
 
     with session_scope() as session:
         result = plan_summary(session, plan_id=plan_id or latest_plan_id(session))
-    emit(result, as_json=as_json, text=_plan_text(result))
+    emit(result.model_dump(mode="json"), as_json=as_json, text=_plan_text(result))
 
 
 @app.command("list")
@@ -145,11 +148,14 @@ def list_(as_json: JsonOption = False) -> None:
     with session_scope() as session:
         rows = list_plans(session)
     lines = [
-        f"{r['id']:>5}  {r['created_at'][:19]}  {(r['coverage_ratio'] or 0):>6.1%}  "
-        f"{r['name'] or ''}"
+        f"{r.id:>5}  {r.created_at[:19]}  {(r.coverage_ratio or 0):>6.1%}  {r.name or ''}"
         for r in rows
     ]
-    emit(rows, as_json=as_json, text="\n".join(lines) if lines else "no plans yet")
+    emit(
+        [r.model_dump(mode="json") for r in rows],
+        as_json=as_json,
+        text="\n".join(lines) if lines else "no plans yet",
+    )
 
 
 @app.command("suggest")
@@ -188,16 +194,16 @@ def suggest(
     with session_scope() as session, console.status("choosing sites..."):
         result = suggest_sites(session, params=params)
     lines = [
-        f"  site {s['site']}: {s['lon']:.6f}, {s['lat']:.6f}  covers {s['covers']:,.0f}"
-        + (f"  ({s['name']})" if s["name"] else "")
-        for s in result["sites"]
+        f"  site {s.site}: {s.lon:.6f}, {s.lat:.6f}  covers {s.covers:,.0f}"
+        + (f"  ({s.name})" if s.name else "")
+        for s in result.sites
     ]
     lines.append(
-        f"{len(result['sites'])} site(s) of {result['candidates']} candidates newly cover "
-        f"{result['gain']:,.0f} of {result['demand_total']:,.0f} persons ({result['demand']}); "
-        f"{result['method']} {result['status']}"
+        f"{len(result.sites)} site(s) of {result.candidates} candidates newly cover "
+        f"{result.gain:,.0f} of {result.demand_total:,.0f} persons ({result.demand}); "
+        f"{result.method} {result.status}"
     )
-    emit(result, as_json=as_json, text="\n".join(lines))
+    emit(result.model_dump(mode="json"), as_json=as_json, text="\n".join(lines))
 
 
 OutputOption = Annotated[
@@ -207,11 +213,19 @@ OutputOption = Annotated[
 PlanArgument = Annotated[int | None, typer.Argument(help="Plan id (default: the latest).")]
 
 
-def _write_geojson(collection: dict[str, Any], path: Path | None) -> str:
-    if path is None:
-        return ""
-    path.write_text(json.dumps(collection, ensure_ascii=False), encoding="utf-8")
-    return f"\nwrote {len(collection['features'])} feature(s) to {path}"
+def _emit_geojson(
+    collection: ZoneCollection | UncoveredCollection,
+    lines: list[str],
+    path: Path | None,
+    as_json: bool,
+) -> None:
+    """Print the collection (``--json``) or ``lines``; write it to ``path`` if given."""
+    data = collection.model_dump(mode="json")
+    text = "\n".join(lines)
+    if path is not None:
+        path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        text += f"\nwrote {len(collection.features)} feature(s) to {path}"
+    emit(data, as_json=as_json, text=text)
 
 
 @app.command("zones")
@@ -224,7 +238,7 @@ def zones(
 
     with session_scope() as session:
         collection = zone_features(session, plan_id=plan_id or latest_plan_id(session))
-    rows = [f["properties"] for f in collection["features"]]
+    rows = [f["properties"] for f in collection.features]
     lines = [
         f"{'shelter':>8}  {'population':>10} {'capacity':>9} {'load':>6}  name",
         *(
@@ -233,7 +247,7 @@ def zones(
             for p in rows
         ),
     ]
-    emit(collection, as_json=as_json, text="\n".join(lines) + _write_geojson(collection, geojson))
+    _emit_geojson(collection, lines, geojson, as_json)
 
 
 @app.command("uncovered")
@@ -246,7 +260,7 @@ def uncovered(
 
     with session_scope() as session:
         collection = uncovered_features(session, plan_id=plan_id or latest_plan_id(session))
-    rows = [f["properties"] for f in collection["features"]]
+    rows = [f["properties"] for f in collection.features]
     by_reason: dict[str, float] = {}
     for p in rows:
         by_reason[p["reason"]] = by_reason.get(p["reason"], 0.0) + float(p["uncovered"] or 0)
@@ -260,4 +274,4 @@ def uncovered(
         f"{len(rows)} unit(s), {sum(by_reason.values()):,.0f} persons uncovered: "
         + (", ".join(f"{k} {v:,.0f}" for k, v in sorted(by_reason.items())) or "none"),
     ]
-    emit(collection, as_json=as_json, text="\n".join(lines) + _write_geojson(collection, geojson))
+    _emit_geojson(collection, lines, geojson, as_json)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, status
 
 from api.auth import AnalystDep
@@ -11,6 +9,13 @@ from api.deps import SessionDep
 from cim.services.shelters import plan as shelter_plan
 from cim.services.shelters import suggest as shelter_suggest
 from cim.services.shelters import zones as shelter_zones
+from cim.services.shelters.models import (
+    PlanListing,
+    PlanSummary,
+    SiteSuggestion,
+    UncoveredCollection,
+    ZoneCollection,
+)
 
 router = APIRouter(prefix="/analysis/shelters", tags=["shelters"])
 
@@ -18,7 +23,7 @@ router = APIRouter(prefix="/analysis/shelters", tags=["shelters"])
 @router.post("/plans", status_code=status.HTTP_201_CREATED, summary="Compute a shelter plan")
 def create_plan(
     params: shelter_plan.PlanParameters, session: SessionDep, principal: AnalystDep
-) -> dict[str, Any]:
+) -> PlanSummary:
     """Assign residents to shelters optimally (max covered, then min person-distance) and store
     the plan: per-shelter load and zone, uncovered persons with their reason, statistics.
     Storing a plan writes analysis results, so it needs an analyst (or admin) key."""
@@ -26,38 +31,38 @@ def create_plan(
 
 
 @router.get("/plans", summary="List shelter plans")
-def list_plans(session: SessionDep) -> list[dict[str, Any]]:
+def list_plans(session: SessionDep) -> list[PlanListing]:
     """Every plan, newest first, with its coverage."""
     return shelter_plan.list_plans(session)
 
 
 @router.get("/plans/latest", summary="The newest shelter plan")
-def latest_plan(session: SessionDep) -> dict[str, Any]:
+def latest_plan(session: SessionDep) -> PlanSummary:
     """The newest plan's summary (404 when there is none)."""
     return shelter_plan.plan_summary(session, plan_id=shelter_plan.latest_plan_id(session))
 
 
 @router.get("/plans/{plan_id}", summary="One shelter plan")
-def get_plan(plan_id: int, session: SessionDep) -> dict[str, Any]:
+def get_plan(plan_id: int, session: SessionDep) -> PlanSummary:
     """Parameters, statistics (coverage, uncovered by reason, distances, solver) and, per
     shelter, assigned population, capacity, load ratio and zone area."""
     return shelter_plan.plan_summary(session, plan_id=plan_id)
 
 
 @router.get("/plans/{plan_id}/zones", summary="Service zones of a plan (GeoJSON)")
-def plan_zones(plan_id: int, session: SessionDep) -> dict[str, Any]:
+def plan_zones(plan_id: int, session: SessionDep) -> ZoneCollection:
     """One feature per usable shelter (WGS84) with population, capacity and load_ratio - what
     the viewer colours."""
     return shelter_zones.zone_features(session, plan_id=plan_id)
 
 
 @router.get("/plans/{plan_id}/uncovered", summary="Uncovered units of a plan (GeoJSON)")
-def plan_uncovered(plan_id: int, session: SessionDep) -> dict[str, Any]:
+def plan_uncovered(plan_id: int, session: SessionDep) -> UncoveredCollection:
     """Units with uncovered persons (WGS84), with the count and the reason."""
     return shelter_zones.uncovered_features(session, plan_id=plan_id)
 
 
 @router.post("/suggest", summary="Suggest new shelter sites (MCLP)")
-def suggest(params: shelter_suggest.SuggestParameters, session: SessionDep) -> dict[str, Any]:
+def suggest(params: shelter_suggest.SuggestParameters, session: SessionDep) -> SiteSuggestion:
     """Choose k candidate sites maximising the newly covered population; reports the gain."""
     return shelter_suggest.suggest_sites(session, params=params)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -95,3 +96,23 @@ def test_plan_zones_uncovered_and_suggest(client: tuple[TestClient, str, Engine]
         headers={"X-API-Key": secret},
     )
     assert bad.status_code in (400, 422)
+
+
+def test_api_documents_every_shelter_analysis_answer(database_url: str, tmp_path: Path) -> None:
+    """``/api`` (the OpenAPI document) gives every ``/analysis/shelters`` route the JSON shape of
+    its answer, down to the plan statistics and the zone features' properties."""
+    settings = CimSettings(database_url=database_url, data_dir=tmp_path / "data")
+    with TestClient(create_app(settings)) as http:
+        document = http.get("/api").json()
+    paths = {p: ops for p, ops in document["paths"].items() if p.startswith("/analysis/shelters")}
+    assert len(paths) == 6
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            status = "201" if method == "post" and path.endswith("/plans") else "200"
+            schema = operation["responses"][status]["content"]["application/json"]["schema"]
+            model = schema.get("$ref") or schema.get("items", {}).get("$ref")
+            assert model, f"{method.upper()} {path} has no response schema"
+    schemas = document["components"]["schemas"]
+    assert "coverage_ratio" in schemas["PlanStats"]["properties"]
+    assert "load_ratio" in schemas["ZoneProperties"]["properties"]
+    assert "gain" in schemas["SiteSuggestion"]["properties"]

@@ -93,7 +93,7 @@ def test_straight_line_and_along_road_plans_differ_as_worked_by_hand(
 ) -> None:
     session, ids = town
     scope = {"shelter_datasets": [ids["shelters_ab"]], "population_datasets": [ids["units_ns"]]}
-    straight = create_plan(session, params=PlanParameters(**scope))
+    straight = create_plan(session, params=PlanParameters(**scope)).model_dump()
     # U2 prefers A by 660 m, U1 by 300 m: U2 takes 50 of A's 100 places, U1 the other 50.
     u4_b = math.hypot(400, 550)
     assert _assignments(session, straight["id"]) == {
@@ -107,7 +107,7 @@ def test_straight_line_and_along_road_plans_differ_as_worked_by_hand(
 
     roads = create_plan(
         session, params=PlanParameters(**scope, distance="network", road_datasets=[ids["roads"]])
-    )
+    ).model_dump()
     # A is 2,300 m from U1 by the bridge (> 1,000); U4 is 600 m from every road (> 500).
     assert _assignments(session, roads["id"]) == {
         ("B", "U1", 100.0, 700.0, None),
@@ -133,7 +133,7 @@ def test_straight_line_and_along_road_plans_differ_as_worked_by_hand(
         params=PlanParameters(
             **scope, distance="network", access_max_m=700, radius_m={"short": 1050}
         ),
-    )
+    ).model_dump()
     assert ("B", "U4", 10.0, 1050.0, None) in _assignments(session, far["id"])
 
 
@@ -145,7 +145,9 @@ def test_noding_decides_whether_the_bridge_joins(town: tuple[Session, dict[str, 
         "radius_m": {"short": 2500.0},
         "distance": "network",
     }
-    bridged = create_plan(session, params=PlanParameters(**scope, road_datasets=[ids["roads"]]))
+    bridged = create_plan(
+        session, params=PlanParameters(**scope, road_datasets=[ids["roads"]])
+    ).model_dump()
     # 100 places: U2 (120 m) first, then 50 of U1 over the bridge (2,300 m).
     assert _assignments(session, bridged["id"]) == {
         ("A alone", "U2", 50.0, 120.0, None),
@@ -155,7 +157,7 @@ def test_noding_decides_whether_the_bridge_joins(town: tuple[Session, dict[str, 
     }
     apart = create_plan(
         session, params=PlanParameters(**scope, road_datasets=[ids["roads_vertices"]])
-    )
+    ).model_dump()
     assert _assignments(session, apart["id"]) == {
         ("A alone", "U2", 50.0, 120.0, None),
         (None, "U1", 100.0, None, "out_of_reach"),
@@ -170,13 +172,13 @@ def test_polygon_site_unit_inside_is_at_zero_and_never_shorter_than_straight(
     scope = {"shelter_datasets": [ids["shelter_c"]], "population_datasets": [ids["units_c"]]}
     roads = create_plan(
         session, params=PlanParameters(**scope, distance="network", road_datasets=[ids["roads"]])
-    )
+    ).model_dump()
     # C's access point is its south corner's road point (2600, 100), 50 m away.
     assert _assignments(session, roads["id"]) == {
         ("C", "U5", 20.0, 0.0, None),
         ("C", "U6", 30.0, 300.0, None),
     }
-    straight = create_plan(session, params=PlanParameters(**scope))
+    straight = create_plan(session, params=PlanParameters(**scope)).model_dump()
     assert _assignments(session, straight["id"]) == {
         ("C", "U5", 20.0, 0.0, None),
         ("C", "U6", 30.0, round(200 / math.sqrt(2), 6), None),
@@ -192,12 +194,12 @@ def test_suggest_counts_coverage_along_roads(town: tuple[Session, dict[str, int]
         "population_datasets": [ids["units_ns"]],
         "candidate_dataset": ids["shelters_ab"],
     }
-    straight = suggest_sites(session, params=SuggestParameters(**scope))
+    straight = suggest_sites(session, params=SuggestParameters(**scope)).model_dump()
     assert straight["gain"] == 150.0 and straight["sites"][0]["name"] == "A"  # U1 300, U2 20
     roads = suggest_sites(
         session,
         params=SuggestParameters(**scope, distance="network", road_datasets=[ids["roads"]]),
-    )
+    ).model_dump()
     # Along the roads A reaches only U2 (120 m) and B nobody (U1 is 700 m away).
     assert roads["distance"] == "network"
     assert roads["gain"] == 50.0 and roads["sites"][0]["name"] == "A"

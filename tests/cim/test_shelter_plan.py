@@ -35,7 +35,7 @@ def _rows(session: Session, sql: str, **bind: Any) -> list[Any]:
 
 
 def test_population_is_conserved_per_unit_and_in_sum(cambridge: Session) -> None:
-    plan = create_plan(cambridge, params=PlanParameters(name="default"))
+    plan = create_plan(cambridge, params=PlanParameters(name="default")).model_dump()
     stats = plan["stats"]
     assert stats["population"] == TOTAL_POPULATION
     assert stats["covered"] + stats["uncovered"] == pytest.approx(TOTAL_POPULATION, abs=1e-6)
@@ -53,7 +53,7 @@ def test_population_is_conserved_per_unit_and_in_sum(cambridge: Session) -> None
 
 
 def test_no_shelter_over_capacity_and_none_beyond_its_radius(cambridge: Session) -> None:
-    plan = create_plan(cambridge, params=PlanParameters(radius_m={"short": 800.0}))
+    plan = create_plan(cambridge, params=PlanParameters(radius_m={"short": 800.0})).model_dump()
     loads = _rows(
         cambridge,
         """SELECT s.id, s.capacity, sum(a.persons) FROM shelter_assignment a
@@ -92,7 +92,7 @@ def test_no_usable_shelter_inside_an_excluded_hazard(cambridge: Session) -> None
         {"id": moved},
     )
     in_flood.add(moved)
-    plan = create_plan(cambridge, params=PlanParameters())
+    plan = create_plan(cambridge, params=PlanParameters()).model_dump()
     used = {
         r[0]
         for r in _rows(
@@ -120,12 +120,12 @@ def test_no_usable_shelter_inside_an_excluded_hazard(cambridge: Session) -> None
     assert expected > 0
     assert plan["stats"]["uncovered_by_reason"]["in_hazard_zone"] == pytest.approx(expected)
     # Without exclusion the moved shelter is used again.
-    free = create_plan(cambridge, params=PlanParameters(exclude_hazards=[]))
+    free = create_plan(cambridge, params=PlanParameters(exclude_hazards=[])).model_dump()
     assert moved in {s["shelter_id"] for s in free["shelters"] if s["population"] > 0}
 
 
 def test_reasons_distinguish_reach_and_capacity(cambridge: Session) -> None:
-    plan = create_plan(cambridge, params=PlanParameters(radius_m={"short": 300.0}))
+    plan = create_plan(cambridge, params=PlanParameters(radius_m={"short": 300.0})).model_dump()
     reasons = plan["stats"]["uncovered_by_reason"]
     assert reasons["out_of_reach"] > 0 and reasons["over_capacity"] > 0
     # An out-of-reach unit really has no usable shelter within 300 m.
@@ -145,8 +145,8 @@ def test_reasons_distinguish_reach_and_capacity(cambridge: Session) -> None:
 
 
 def test_zones_are_disjoint_unions_of_assigned_units(cambridge: Session) -> None:
-    plan = create_plan(cambridge, params=PlanParameters())
-    zones = zone_features(cambridge, plan_id=plan["id"])
+    plan = create_plan(cambridge, params=PlanParameters()).model_dump()
+    zones = zone_features(cambridge, plan_id=plan["id"]).model_dump()
     geoms = [shapely.geometry.shape(f["geometry"]) for f in zones["features"]]
     assert len(geoms) == plan["stats"]["usable_shelters"]
     nonempty = [g for g in geoms if not g.is_empty]
@@ -166,7 +166,7 @@ def test_zones_are_disjoint_unions_of_assigned_units(cambridge: Session) -> None
             s=shelter["shelter_id"],
         )[0][0]
         assert shelter["zone_area_m2"] == pytest.approx(served, rel=1e-3, abs=1.0)
-    uncovered = uncovered_features(cambridge, plan_id=plan["id"])
+    uncovered = uncovered_features(cambridge, plan_id=plan["id"]).model_dump()
     assert sum(f["properties"]["uncovered"] for f in uncovered["features"]) == pytest.approx(
         plan["stats"]["uncovered"]
     )
@@ -174,7 +174,9 @@ def test_zones_are_disjoint_unions_of_assigned_units(cambridge: Session) -> None
 
 
 def test_whole_units_are_never_split(cambridge: Session) -> None:
-    plan = create_plan(cambridge, params=PlanParameters(split_units=False, time_limit_s=4))
+    plan = create_plan(
+        cambridge, params=PlanParameters(split_units=False, time_limit_s=4)
+    ).model_dump()
     assert plan["stats"]["split_units"] == 0
     split = _rows(
         cambridge,

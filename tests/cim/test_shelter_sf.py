@@ -60,7 +60,7 @@ def test_mclp_objective_equals_spopt(
                 exclude_hazards=[],
                 candidate_dataset=dataset_ids(sf_engine, "shelters")[0],
             ),
-        )
+        ).model_dump()
         session.rollback()
     assert result["status"] == "optimal"
     assert result["gain"] == pytest.approx(expected, abs=1e-6)
@@ -107,8 +107,8 @@ def test_capacitated_assignment_equals_pulp(
 ) -> None:
     covered, person_distance = _pulp_assignment(instance, 40_000.0, radius)
     with Session(sf_engine) as session:
-        plan = create_plan(session, params=PlanParameters(radius_m={"short": radius}))
-        zones = zone_features(session, plan_id=plan["id"])["features"]
+        plan = create_plan(session, params=PlanParameters(radius_m={"short": radius})).model_dump()
+        zones = zone_features(session, plan_id=plan["id"]).model_dump()["features"]
         valid, overlap = session.execute(
             text(
                 """SELECT bool_and(ST_IsValid(a.geom)),

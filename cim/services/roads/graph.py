@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput, NotFound
 from cim.services.graph_cache import GraphCache
+from cim.services.roads.models import RoadNetworkSummary
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -60,7 +61,7 @@ class RoadGraph:
             self._tree = shapely.STRtree(self.segments)
         return self._tree
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> RoadNetworkSummary:
         """Counts a user can check the network with: components, dead ends, total length."""
         from scipy.sparse.csgraph import connected_components
 
@@ -72,16 +73,16 @@ class RoadGraph:
         degree = np.bincount(
             np.concatenate([self.segment_start, self.segment_end]), minlength=self.node_count
         )
-        return {
-            "segments": self.segment_count,
-            "nodes": self.node_count,
-            "length_km": round(total / 1000.0, 3),
-            "components": int(count),
-            "largest_component_share": round(float(length_by_component.max()) / total, 4)
+        return RoadNetworkSummary(
+            segments=self.segment_count,
+            nodes=self.node_count,
+            length_km=round(total / 1000.0, 3),
+            components=int(count),
+            largest_component_share=round(float(length_by_component.max()) / total, 4)
             if total > 0
             else None,
-            "dead_ends": int((degree == 1).sum()),
-        }
+            dead_ends=int((degree == 1).sum()),
+        )
 
 
 def graph_from_lines(

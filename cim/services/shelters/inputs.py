@@ -11,7 +11,8 @@ back as one packed bytea, and distances are computed from the same coordinates (
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import shapely
@@ -20,8 +21,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.errors import NotFound
-from cim.services.roads.graph import load_road_graph
-from cim.services.shelters.levels import level_table
+from cim.services.roads.graph import FloatArray, IntArray, load_road_graph
+from cim.services.shelters.levels import LevelDefaults, level_table
+from cim.services.shelters.models import NetworkFigures, UnusableReason
 from cim.services.shelters.network import network_pairs
 
 
@@ -92,7 +94,47 @@ def check_datasets(session: Session, kind: str, ids: list[int] | None) -> None:
         raise NotFound(f"no {kind} dataset with id {', '.join(map(str, missing))}")
 
 
-def load_shelters(session: Session, params: PlanParameters) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ShelterInput:
+    """A shelter as a plan sees it: capacity for this plan, radius of its level, usability."""
+
+    id: int
+    name: str | None
+    level: str
+    capacity: float | None
+    radius_m: float
+    hazards: list[str]
+    """Hazard kinds whose zones it lies in, or the listed kinds it is not designated for."""
+    unusable: UnusableReason | None
+    xy: tuple[float, float]
+    """Its point on surface in the storage CRS."""
+
+
+class LoadedShelters(NamedTuple):
+    """The shelters of a plan (by id) and the level table with the plan's overrides."""
+
+    shelters: list[ShelterInput]
+    levels: dict[str, LevelDefaults]
+
+
+class UnitPoints(NamedTuple):
+    """Population units of a plan in id order: id, persons and point on surface."""
+
+    id: IntArray
+    population: FloatArray
+    x: FloatArray
+    y: FloatArray
+
+
+class Pairs(NamedTuple):
+    """Unit-shelter pairs within reach: unit index, shelter id, distance (m)."""
+
+    unit: IntArray
+    shelter: IntArray
+    distance: FloatArray
+
+
+def load_shelters(session: Session, params: PlanParameters) -> LoadedShelters:
     """Shelters with plan capacity and usability; hazard kinds that exclude them."""
     levels = level_table(params.radius_m, params.area_per_person_m2)
     bind: dict[str, Any] = {}
@@ -126,7 +168,7 @@ def load_shelters(session: Session, params: PlanParameters) -> dict[str, Any]:
             if isinstance(suitable, list) and params.exclude_hazards
             else []
         )
-        reason = None
+        reason: UnusableReason | None = None
         if hazards:
             reason = "in_hazard_zone"
         elif undesignated:
@@ -134,18 +176,18 @@ def load_shelters(session: Session, params: PlanParameters) -> dict[str, Any]:
         elif capacity is None:
             reason = "no_capacity"
         shelters.append(
-            {
-                "id": int(sid),
-                "name": name,
-                "level": level,
-                "capacity": capacity,
-                "radius_m": levels[level].radius_m,
-                "hazards": list(hazards or []) or undesignated,
-                "unusable": reason,
-                "xy": (float(x), float(y)),
-            }
+            ShelterInput(
+                id=int(sid),
+                name=name,
+                level=level,
+                capacity=capacity,
+                radius_m=levels[level].radius_m,
+                hazards=list(hazards or []) or undesignated,
+                unusable=reason,
+                xy=(float(x), float(y)),
+            )
         )
-    return {"shelters": shelters, "levels": levels}
+    return LoadedShelters(shelters, levels)
 
 
 def _ids_literal(column: str, ids: list[int] | None) -> str:
@@ -170,11 +212,11 @@ def fetch_packed(session: Session, sql: str, dtype: list[tuple[str, str]]) -> np
 def load_pairs(
     session: Session,
     params: PlanParameters,
-    shelters: list[dict[str, Any]],
+    shelters: list[ShelterInput],
     radius: dict[str, float],
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+) -> tuple[UnitPoints, Pairs, NetworkFigures | None]:
     """Units (id, population, point), the unit-shelter pairs within each level's radius, and
-    figures of the road network used (empty for straight lines).
+    figures of the road network used (None for straight lines).
 
     Unit points go to an indexed temp table; each shelter then probes it with its level's
     radius (GiST ``ST_DWithin``); each shelter's units come back as one packed bytea.
@@ -200,16 +242,18 @@ def load_pairs(
         " || float8send(ST_Y(pt)), ''::bytea ORDER BY idx) FROM shelter_plan_unit_point",
         [("id", ">i8"), ("population", ">f8"), ("x", ">f8"), ("y", ">f8")],
     )
-    units = {
-        key: packed[key].astype(np.int64 if key == "id" else np.float64)
-        for key in packed.dtype.names or ()
-    }
+    units = UnitPoints(
+        id=packed["id"].astype(np.int64),
+        population=packed["population"].astype(np.float64),
+        x=packed["x"].astype(np.float64),
+        y=packed["y"].astype(np.float64),
+    )
     if params.distance == "network":
         pairs, network = _network_pairs(session, params, shelters, radius, units)
         return units, pairs, network
     unit_chunks: list[np.ndarray] = []
     shelter_chunks: list[np.ndarray] = []
-    for level in sorted({s["level"] for s in shelters}):
+    for level in sorted({s.level for s in shelters}):
         rows = session.execute(
             text(
                 f"""
@@ -227,26 +271,21 @@ def load_pairs(
             shelter_chunks.append(np.full(len(members), int(shelter_id), dtype=np.int64))
     unit = np.concatenate(unit_chunks) if unit_chunks else np.zeros(0, dtype=np.int64)
     shelter = np.concatenate(shelter_chunks) if shelter_chunks else np.zeros(0, dtype=np.int64)
-    pairs = {
-        "unit": unit,
-        "shelter": shelter,
-        "distance": _distances(session, units, unit, shelter),
-    }
-    return units, pairs, {}
+    return units, Pairs(unit, shelter, _distances(session, units, unit, shelter)), None
 
 
 def _network_pairs(
     session: Session,
     params: PlanParameters,
-    shelters: list[dict[str, Any]],
+    shelters: list[ShelterInput],
     radius: dict[str, float],
-    units: dict[str, np.ndarray],
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    units: UnitPoints,
+) -> tuple[Pairs, NetworkFigures]:
     """Pairs within each level's radius along the roads (see ``cim.services.shelters.network``)."""
     started = time.perf_counter()
     graph, cached = load_road_graph(session, params.road_datasets)
     loaded_s = time.perf_counter() - started
-    ids = [s["id"] for s in shelters]
+    ids = [s.id for s in shelters]
     rows = session.execute(
         text("SELECT id, ST_AsBinary(geom) FROM shelter WHERE id = ANY(:ids) ORDER BY id"),
         {"ids": ids},
@@ -255,18 +294,14 @@ def _network_pairs(
     sites = np.asarray(shapely.from_wkb([geometry[i] for i in ids]), dtype=object).reshape(-1)
     found = network_pairs(
         graph,
-        np.column_stack([units["x"], units["y"]]),
+        np.column_stack([units.x, units.y]),
         sites,
-        np.array([radius[s["level"]] for s in shelters], dtype=np.float64),
+        np.array([radius[s.level] for s in shelters], dtype=np.float64),
         access_max_m=params.access_max_m,
-        units_mask=units["population"] > 0,
+        units_mask=units.population > 0,
     )
-    pairs = {
-        "unit": found.unit,
-        "shelter": np.asarray(ids, dtype=np.int64)[found.site],
-        "distance": found.distance,
-    }
-    info = {
+    pairs = Pairs(found.unit, np.asarray(ids, dtype=np.int64)[found.site], found.distance)
+    info: NetworkFigures = {
         "road_datasets": [version[0] for version in graph.datasets],
         "access_max_m": params.access_max_m,
         "graph": {
@@ -281,11 +316,8 @@ def _network_pairs(
 
 
 def _distances(
-    session: Session,
-    units: dict[str, np.ndarray],
-    unit: np.ndarray,
-    shelter: np.ndarray,
-) -> np.ndarray:
+    session: Session, units: UnitPoints, unit: IntArray, shelter: IntArray
+) -> FloatArray:
     """Straight-line distance of each pair, unit point to shelter site (0 inside a polygon).
 
     The same Euclidean distance PostGIS's ST_Distance gives, computed here from the fetched
@@ -306,13 +338,13 @@ def _distances(
     ys = np.where(is_point, shapely.get_y(geoms), np.nan)
     point_pairs = is_point[position]
     distance[point_pairs] = np.hypot(
-        units["x"][unit[point_pairs]] - xs[position[point_pairs]],
-        units["y"][unit[point_pairs]] - ys[position[point_pairs]],
+        units.x[unit[point_pairs]] - xs[position[point_pairs]],
+        units.y[unit[point_pairs]] - ys[position[point_pairs]],
     )
     other = ~point_pairs
     if other.any():
         distance[other] = shapely.distance(
-            shapely.points(units["x"][unit[other]], units["y"][unit[other]]),
+            shapely.points(units.x[unit[other]], units.y[unit[other]]),
             geoms[position[other]],
         )
     return distance

@@ -25,7 +25,7 @@ joined to the road across the water); keep ``access_max_m`` below the width of s
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ import numpy.typing as npt
 import shapely
 
 from cim.services.roads.graph import FloatArray, IntArray, RoadGraph, min_edges
+from cim.services.shelters.models import NetworkPairFigures
 
 BATCH_CELLS = 4_000_000  # distances held at once per Dijkstra batch (sites x nodes), 32 MB
 
@@ -92,7 +93,7 @@ class NetworkPairs:
     unit: IntArray
     site: IntArray
     distance: FloatArray
-    stats: dict[str, Any] = field(default_factory=dict)
+    stats: NetworkPairFigures
 
 
 def _members(pointer: IntArray, values: IntArray, keys: IntArray) -> IntArray:
@@ -114,6 +115,132 @@ def _index(keys: IntArray, values: IntArray, size: int) -> tuple[IntArray, IntAr
     return pointer, values[order]
 
 
+@dataclass
+class _Walk:
+    """Units and sites joined to the roads, ready for one Dijkstra per site.
+
+    Units are indexed by the nodes their segment touches (``node_ptr``/``node_units``) and by
+    their segment (``seg_ptr``/``seg_units``, a site on the same segment). ``augmented`` is the
+    road graph plus a virtual node ``node_count + j`` per site ``j`` in ``on`` (the sites whose
+    access leg is within their radius) with one-way edges to both ends of its segment.
+    """
+
+    unit: Access
+    site: Access
+    on: IntArray
+    node_ptr: IntArray
+    node_units: IntArray
+    seg_ptr: IntArray
+    seg_units: IntArray
+    augmented: Any
+    unit_start: IntArray
+    unit_end: IntArray
+    unit_length: FloatArray
+
+
+def _prepare(graph: RoadGraph, unit: Access, site: Access, site_radius: FloatArray) -> _Walk:
+    """Index the joined units and add the sites to the graph as virtual nodes."""
+    from scipy.sparse import csr_array
+
+    n_nodes = graph.node_count
+    joined = np.flatnonzero(unit.joined)
+    seg = unit.segment[joined]
+    node_ptr, node_units = _index(
+        np.concatenate([graph.segment_start[seg], graph.segment_end[seg]]),
+        np.concatenate([joined, joined]),
+        n_nodes,
+    )
+    seg_ptr, seg_units = _index(seg, joined, graph.segment_count)
+    on = np.flatnonzero(site.joined & (site.leg <= site_radius))
+    site_seg = site.segment[on]
+    to_start = site.leg[on] + site.offset[on]
+    to_end = site.leg[on] + graph.segment_length[site_seg] - site.offset[on]
+    road = graph.adjacency.tocoo()
+    rows, cols, weights = min_edges(
+        np.concatenate([road.row, n_nodes + on, n_nodes + on]).astype(np.int64),
+        np.concatenate(
+            [road.col, graph.segment_start[site_seg], graph.segment_end[site_seg]]
+        ).astype(np.int64),
+        np.concatenate([road.data, to_start, to_end]),
+    )
+    size = n_nodes + len(site.segment)
+    unit_seg = np.maximum(unit.segment, 0)
+    return _Walk(
+        unit=unit,
+        site=site,
+        on=on,
+        node_ptr=node_ptr,
+        node_units=node_units,
+        seg_ptr=seg_ptr,
+        seg_units=seg_units,
+        augmented=csr_array((weights, (rows, cols)), shape=(size, size), dtype=np.float64),
+        unit_start=graph.segment_start[unit_seg],
+        unit_end=graph.segment_end[unit_seg],
+        unit_length=graph.segment_length[unit_seg],
+    )
+
+
+def _site_pairs(
+    walk: _Walk, row: FloatArray, j: int, radius: float, n_nodes: int
+) -> tuple[IntArray, FloatArray]:
+    """Units within ``radius`` of site ``j`` given its Dijkstra distances ``row`` to the nodes."""
+    nodes = np.flatnonzero(np.isfinite(row[:n_nodes]))
+    s = int(walk.site.segment[j])
+    candidates = np.unique(
+        np.concatenate(
+            [
+                _members(walk.node_ptr, walk.node_units, nodes),
+                walk.seg_units[walk.seg_ptr[s] : walk.seg_ptr[s + 1]],
+            ]
+        )
+    )
+    if len(candidates) == 0:
+        return candidates, np.zeros(0, dtype=np.float64)
+    unit = walk.unit
+    t = unit.offset[candidates]
+    along = np.minimum(
+        t + row[walk.unit_start[candidates]],
+        walk.unit_length[candidates] - t + row[walk.unit_end[candidates]],
+    )
+    same = unit.segment[candidates] == s
+    along[same] = np.minimum(along[same], np.abs(t[same] - walk.site.offset[j]) + walk.site.leg[j])
+    distance = unit.leg[candidates] + along
+    keep = distance <= radius
+    return candidates[keep], distance[keep]
+
+
+def _walk_sites(
+    walk: _Walk, site_radius: FloatArray, n_nodes: int
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """One radius-limited Dijkstra per reachable site (batched by radius): the pairs found."""
+    from scipy.sparse.csgraph import dijkstra
+
+    out_unit: list[IntArray] = []
+    out_site: list[IntArray] = []
+    out_distance: list[FloatArray] = []
+    batch = max(1, BATCH_CELLS // max(walk.augmented.shape[0], 1))
+    on = walk.on
+    for radius in np.unique(site_radius[on]):
+        group = on[site_radius[on] == radius]
+        for first in range(0, len(group), batch):
+            chunk = group[first : first + batch]
+            reach = dijkstra(
+                walk.augmented, directed=True, indices=n_nodes + chunk, limit=float(radius)
+            )
+            for row, j in zip(np.atleast_2d(reach), chunk.tolist(), strict=True):
+                units, distance = _site_pairs(walk, row, j, float(radius), n_nodes)
+                if len(units) == 0:
+                    continue
+                out_unit.append(units)
+                out_site.append(np.full(len(units), j, dtype=np.int64))
+                out_distance.append(distance)
+    return (
+        np.concatenate(out_unit) if out_unit else np.zeros(0, dtype=np.int64),
+        np.concatenate(out_site) if out_site else np.zeros(0, dtype=np.int64),
+        np.concatenate(out_distance) if out_distance else np.zeros(0, dtype=np.float64),
+    )
+
+
 def network_pairs(
     graph: RoadGraph,
     unit_xy: FloatArray,
@@ -128,90 +255,18 @@ def network_pairs(
     ``unit_xy`` are unit points (n x 2), ``sites`` site geometries, ``site_radius`` per site;
     ``units_mask`` leaves units out (e.g. those without residents).
     """
-    from scipy.sparse import csr_array
-    from scipy.sparse.csgraph import dijkstra
-
     started = time.perf_counter()
-    n_units, n_sites, n_nodes = len(unit_xy), len(sites), graph.node_count
-    wanted = np.ones(n_units, dtype=bool) if units_mask is None else units_mask
+    wanted = np.ones(len(unit_xy), dtype=bool) if units_mask is None else units_mask
     points = np.asarray(shapely.points(unit_xy[:, 0], unit_xy[:, 1]), dtype=object).reshape(-1)
     unit = snap(graph, points, access_max_m)
     unit.segment[~wanted] = -1
     site = snap(graph, sites, access_max_m)
-    # Units by the nodes their segment touches, and by segment (a site on the same segment).
-    joined = np.flatnonzero(unit.joined)
-    seg = unit.segment[joined]
-    node_ptr, node_units = _index(
-        np.concatenate([graph.segment_start[seg], graph.segment_end[seg]]),
-        np.concatenate([joined, joined]),
-        n_nodes,
-    )
-    seg_ptr, seg_units = _index(seg, joined, graph.segment_count)
-    # Each site is a virtual node n_nodes + j with one-way edges to both ends of its segment.
-    on = np.flatnonzero(site.joined & (site.leg <= site_radius))
-    site_seg = site.segment[on]
-    to_start = site.leg[on] + site.offset[on]
-    to_end = site.leg[on] + graph.segment_length[site_seg] - site.offset[on]
-    road = graph.adjacency.tocoo()
-    rows, cols, weights = min_edges(
-        np.concatenate([road.row, n_nodes + on, n_nodes + on]).astype(np.int64),
-        np.concatenate(
-            [road.col, graph.segment_start[site_seg], graph.segment_end[site_seg]]
-        ).astype(np.int64),
-        np.concatenate([road.data, to_start, to_end]),
-    )
-    size = n_nodes + n_sites
-    augmented = csr_array((weights, (rows, cols)), shape=(size, size), dtype=np.float64)
-    u_start = graph.segment_start[np.maximum(unit.segment, 0)]
-    u_end = graph.segment_end[np.maximum(unit.segment, 0)]
-    u_length = graph.segment_length[np.maximum(unit.segment, 0)]
-    out_unit: list[IntArray] = []
-    out_site: list[IntArray] = []
-    out_distance: list[FloatArray] = []
-    batch = max(1, BATCH_CELLS // max(size, 1))
+    walk = _prepare(graph, unit, site, site_radius)
     graph_s = time.perf_counter() - started
-    for radius in np.unique(site_radius[on]):
-        group = on[site_radius[on] == radius]
-        for first in range(0, len(group), batch):
-            chunk = group[first : first + batch]
-            reach = dijkstra(augmented, directed=True, indices=n_nodes + chunk, limit=float(radius))
-            for row, j in zip(np.atleast_2d(reach), chunk.tolist(), strict=True):
-                nodes = np.flatnonzero(np.isfinite(row[:n_nodes]))
-                s = int(site.segment[j])
-                candidates = np.unique(
-                    np.concatenate(
-                        [
-                            _members(node_ptr, node_units, nodes),
-                            seg_units[seg_ptr[s] : seg_ptr[s + 1]],
-                        ]
-                    )
-                )
-                if len(candidates) == 0:
-                    continue
-                t = unit.offset[candidates]
-                along = np.minimum(
-                    t + row[u_start[candidates]], u_length[candidates] - t + row[u_end[candidates]]
-                )
-                same = unit.segment[candidates] == s
-                along[same] = np.minimum(
-                    along[same], np.abs(t[same] - site.offset[j]) + site.leg[j]
-                )
-                distance = unit.leg[candidates] + along
-                keep = distance <= radius
-                out_unit.append(candidates[keep])
-                out_site.append(np.full(int(keep.sum()), j, dtype=np.int64))
-                out_distance.append(distance[keep])
+    found = _walk_sites(walk, site_radius, graph.node_count)
     dijkstra_s = time.perf_counter() - started - graph_s
-    pairs = _merge_inside(
-        points,
-        wanted,
-        sites,
-        np.concatenate(out_unit) if out_unit else np.zeros(0, dtype=np.int64),
-        np.concatenate(out_site) if out_site else np.zeros(0, dtype=np.int64),
-        np.concatenate(out_distance) if out_distance else np.zeros(0, dtype=np.float64),
-    )
     legs = unit.leg[unit.joined]
-    pairs.stats = {
+    stats: NetworkPairFigures = {
         "units_joined": int(unit.joined.sum()),
         "units_without_road": int((wanted & ~unit.joined).sum()),
         "sites_without_road": int((~site.joined).sum()),
@@ -219,7 +274,7 @@ def network_pairs(
         "max_access_m": float(legs.max()) if len(legs) else None,
         "seconds": {"setup": round(graph_s, 3), "dijkstra": round(dijkstra_s, 3)},
     }
-    return pairs
+    return NetworkPairs(*_merge_inside(points, wanted, sites, *found), stats=stats)
 
 
 def _merge_inside(
@@ -229,7 +284,7 @@ def _merge_inside(
     unit: IntArray,
     site: IntArray,
     distance: FloatArray,
-) -> NetworkPairs:
+) -> tuple[IntArray, IntArray, FloatArray]:
     """Add units lying inside a site polygon at distance 0 (replacing any road distance)."""
     polygons = np.flatnonzero(shapely.get_type_id(sites) != 0)
     if len(polygons):
@@ -247,4 +302,4 @@ def _merge_inside(
             _, first = np.unique(unit * (len(sites) + 1) + site, return_index=True)
             first.sort()
             unit, site, distance = unit[first], site[first], distance[first]
-    return NetworkPairs(unit=unit, site=site, distance=distance)
+    return unit, site, distance

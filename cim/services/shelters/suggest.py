@@ -14,6 +14,7 @@ reported (``cim.services.shelters.solver.solve_mclp``).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -29,6 +30,7 @@ from cim.db.copy import copy_rows
 from cim.errors import InvalidInput, NotFound
 from cim.services.roads.graph import load_road_graph, road_datasets
 from cim.services.shelters.levels import level_table
+from cim.services.shelters.models import SiteSuggestion, SuggestedSite
 from cim.services.shelters.network import network_pairs
 from cim.services.shelters.plan import latest_plan_id
 from cim.services.shelters.solver import solve_mclp
@@ -199,16 +201,70 @@ def _network_pairs(
     )
 
 
-def suggest_sites(session: Session, *, params: SuggestParameters) -> dict[str, Any]:
+def _radius(params: SuggestParameters) -> float:
+    """The service radius of the new shelters: the level's, or the override."""
+    levels = level_table({params.level: params.radius_m} if params.radius_m else None)
+    if params.level not in levels:
+        raise InvalidInput(f"unknown level {params.level!r}; one of {', '.join(levels)}")
+    return levels[params.level].radius_m
+
+
+def _pairs(session: Session, params: SuggestParameters, radius: float) -> npt.NDArray[np.int64]:
+    """(demand id, site id) pairs within ``radius``: straight (GiST) or along the roads."""
+    if params.distance == "network":
+        return _network_pairs(session, params, radius)
+    return np.array(
+        session.execute(
+            text(
+                "SELECT d.id, c.id FROM suggest_demand d JOIN suggest_site c "
+                "ON ST_DWithin(d.pt, c.pt, :r)"
+            ),
+            {"r": radius},
+        ).all(),
+        dtype=np.int64,
+    ).reshape(-1, 2)
+
+
+def _chosen(
+    session: Session,
+    srid: int,
+    site_ids: npt.NDArray[np.int64],
+    covers: Callable[[int], float],
+) -> list[SuggestedSite]:
+    """The chosen sites with their coordinates (storage CRS and WGS84) and demand covered."""
+    sites = session.execute(
+        text(
+            "SELECT id, source_id, name, ST_X(pt), ST_Y(pt) FROM suggest_site "
+            "WHERE id = ANY(:ids) ORDER BY id"
+        ),
+        {"ids": site_ids.tolist()},
+    ).all()
+    to_wgs84 = transformer(srid, 4326)
+    chosen = []
+    for site_id, source_id, name, x, y in sites:
+        lon, lat = to_wgs84.transform(x, y)
+        chosen.append(
+            SuggestedSite(
+                site=int(site_id),
+                shelter_id=source_id,
+                name=name,
+                x=x,
+                y=y,
+                lon=lon,
+                lat=lat,
+                covers=covers(int(site_id)),
+            )
+        )
+    return chosen
+
+
+def suggest_sites(session: Session, *, params: SuggestParameters) -> SiteSuggestion:
     """Choose ``k`` new shelter sites maximising the newly covered population."""
     started = time.perf_counter()
     srid = migrate.recorded_srid(session.connection())
     if srid is None:
         raise InvalidInput("the database has no cim schema")
-    levels = level_table({params.level: params.radius_m} if params.radius_m else None)
-    if params.level not in levels:
-        raise InvalidInput(f"unknown level {params.level!r}; one of {', '.join(levels)}")
-    radius = levels[params.level].radius_m
+    radius = _radius(params)
     if params.distance == "network":
         road_datasets(session, params.road_datasets)  # fail before the work: none, or unknown
     plan_id, described = _demand(session, params)
@@ -216,20 +272,7 @@ def suggest_sites(session: Session, *, params: SuggestParameters) -> dict[str, A
     demand = session.execute(text("SELECT id, weight FROM suggest_demand ORDER BY id")).all()
     demand_ids = np.array([r[0] for r in demand], dtype=np.int64)
     weight = np.array([r[1] for r in demand], dtype=np.float64)
-    pairs = (
-        _network_pairs(session, params, radius)
-        if params.distance == "network"
-        else np.array(
-            session.execute(
-                text(
-                    "SELECT d.id, c.id FROM suggest_demand d JOIN suggest_site c "
-                    "ON ST_DWithin(d.pt, c.pt, :r)"
-                ),
-                {"r": radius},
-            ).all(),
-            dtype=np.int64,
-        ).reshape(-1, 2)
-    )
+    pairs = _pairs(session, params, radius)
     pair_demand = np.searchsorted(demand_ids, pairs[:, 0])
     # Sites dropped for hazards leave gaps in the ids; the solver wants 0..n-1.
     site_ids = np.array(
@@ -240,47 +283,28 @@ def suggest_sites(session: Session, *, params: SuggestParameters) -> dict[str, A
     solution = solve_mclp(
         weight, pair_demand, pair_site, n_sites, params.k, time_limit_s=params.time_limit_s
     )
-    sites = session.execute(
-        text(
-            "SELECT id, source_id, name, ST_X(pt), ST_Y(pt) FROM suggest_site "
-            "WHERE id = ANY(:ids) ORDER BY id"
-        ),
-        {"ids": site_ids[solution.chosen].tolist()},
-    ).all()
-    to_wgs84 = transformer(srid, 4326)
-    chosen = []
-    for site_id, source_id, name, x, y in sites:
-        lon, lat = to_wgs84.transform(x, y)
-        covers = float(weight[np.unique(pair_demand[pairs[:, 1] == site_id])].sum())
-        chosen.append(
-            {
-                "site": int(site_id),
-                "shelter_id": source_id,
-                "name": name,
-                "x": x,
-                "y": y,
-                "lon": lon,
-                "lat": lat,
-                "covers": covers,
-            }
-        )
+
+    def covers(site_id: int) -> float:
+        return float(weight[np.unique(pair_demand[pairs[:, 1] == site_id])].sum())
+
+    chosen = _chosen(session, srid, site_ids[solution.chosen], covers)
     total = float(weight.sum())
-    return {
-        "distance": params.distance,
-        "demand": described,
-        "plan_id": plan_id,
-        "level": params.level,
-        "radius_m": radius,
-        "k": params.k,
-        "candidates": n_sites,
-        "pairs": len(pairs),
-        "demand_total": total,
-        "gain": solution.covered,
-        "gain_ratio": solution.covered / total if total else None,
-        "upper_bound": solution.upper_bound,
-        "method": solution.method,
-        "status": solution.status,
-        "solve_seconds": round(solution.seconds, 3),
-        "seconds": round(time.perf_counter() - started, 3),
-        "sites": chosen,
-    }
+    return SiteSuggestion(
+        distance=params.distance,
+        demand=described,
+        plan_id=plan_id,
+        level=params.level,
+        radius_m=radius,
+        k=params.k,
+        candidates=n_sites,
+        pairs=len(pairs),
+        demand_total=total,
+        gain=solution.covered,
+        gain_ratio=solution.covered / total if total else None,
+        upper_bound=solution.upper_bound,
+        method=solution.method,
+        status=solution.status,
+        solve_seconds=round(solution.seconds, 3),
+        seconds=round(time.perf_counter() - started, 3),
+        sites=chosen,
+    )

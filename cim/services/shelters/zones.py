@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.errors import NotFound
+from cim.services.shelters.models import UncoveredCollection, ZoneCollection
 
 
 def unit_cells(geoms: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:
@@ -160,71 +161,55 @@ def build_zones(
     return zones
 
 
-def zone_features(session: Session, *, plan_id: int) -> dict[str, Any]:
+ZONES_SQL = """
+    SELECT z.shelter_id, s.name, s.level, z.population, z.capacity, z.load_ratio,
+           ST_AsGeoJSON(ST_Transform(z.geom, 4326), 7)
+    FROM shelter_zone z JOIN shelter s ON s.id = z.shelter_id
+    WHERE z.plan_id = :plan ORDER BY z.shelter_id
+"""
+UNCOVERED_SQL = """
+    SELECT u.id, u.code, u.population, a.persons, a.reason,
+           ST_AsGeoJSON(ST_Transform(u.geom, 4326), 7)
+    FROM shelter_assignment a JOIN population_unit u ON u.id = a.unit_id
+    WHERE a.plan_id = :plan AND a.shelter_id IS NULL ORDER BY u.id
+"""
+
+
+def _plan_features(
+    session: Session, plan_id: int, sql: str, id_key: str, names: tuple[str, ...]
+) -> dict[str, Any]:
+    """A FeatureCollection of the rows of ``sql`` (id, ``names``..., GeoJSON geometry last);
+    the properties are the plan id, the id as ``id_key`` and ``names``."""
+    _exists(session, plan_id)
+    rows = session.execute(text(sql), {"plan": plan_id}).all()
+    features = [
+        {
+            "type": "Feature",
+            "id": int(r[0]),
+            "geometry": json.loads(r[-1]),
+            "properties": {
+                "plan_id": plan_id,
+                id_key: int(r[0]),
+                **dict(zip(names, r[1:-1], strict=True)),
+            },
+        }
+        for r in rows
+    ]
+    return {"type": "FeatureCollection", "features": features}
+
+
+def zone_features(session: Session, *, plan_id: int) -> ZoneCollection:
     """The plan's zones as a GeoJSON FeatureCollection in WGS84, with load ratio per shelter."""
-    _exists(session, plan_id)
-    rows = session.execute(
-        text(
-            """
-            SELECT z.shelter_id, s.name, s.level, z.population, z.capacity, z.load_ratio,
-                   ST_AsGeoJSON(ST_Transform(z.geom, 4326), 7)
-            FROM shelter_zone z JOIN shelter s ON s.id = z.shelter_id
-            WHERE z.plan_id = :plan ORDER BY z.shelter_id
-            """
-        ),
-        {"plan": plan_id},
-    ).all()
-    features = [
-        {
-            "type": "Feature",
-            "id": int(r[0]),
-            "geometry": json.loads(r[6]),
-            "properties": {
-                "plan_id": plan_id,
-                "shelter_id": int(r[0]),
-                "name": r[1],
-                "level": r[2],
-                "population": r[3],
-                "capacity": r[4],
-                "load_ratio": r[5],
-            },
-        }
-        for r in rows
-    ]
-    return {"type": "FeatureCollection", "features": features}
+    names = ("name", "level", "population", "capacity", "load_ratio")
+    collection = _plan_features(session, plan_id, ZONES_SQL, "shelter_id", names)
+    return ZoneCollection.model_validate(collection)
 
 
-def uncovered_features(session: Session, *, plan_id: int) -> dict[str, Any]:
+def uncovered_features(session: Session, *, plan_id: int) -> UncoveredCollection:
     """The plan's uncovered units (persons and reason) as GeoJSON in WGS84."""
-    _exists(session, plan_id)
-    rows = session.execute(
-        text(
-            """
-            SELECT u.id, u.code, u.population, a.persons, a.reason,
-                   ST_AsGeoJSON(ST_Transform(u.geom, 4326), 7)
-            FROM shelter_assignment a JOIN population_unit u ON u.id = a.unit_id
-            WHERE a.plan_id = :plan AND a.shelter_id IS NULL ORDER BY u.id
-            """
-        ),
-        {"plan": plan_id},
-    ).all()
-    features = [
-        {
-            "type": "Feature",
-            "id": int(r[0]),
-            "geometry": json.loads(r[5]),
-            "properties": {
-                "plan_id": plan_id,
-                "unit_id": int(r[0]),
-                "code": r[1],
-                "population": r[2],
-                "uncovered": r[3],
-                "reason": r[4],
-            },
-        }
-        for r in rows
-    ]
-    return {"type": "FeatureCollection", "features": features}
+    names = ("code", "population", "uncovered", "reason")
+    collection = _plan_features(session, plan_id, UNCOVERED_SQL, "unit_id", names)
+    return UncoveredCollection.model_validate(collection)
 
 
 def _exists(session: Session, plan_id: int) -> None:
