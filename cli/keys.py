@@ -7,7 +7,15 @@ from typing import Annotated
 import typer
 
 from cim.db.models.access import ROLES
-from cim.services.access import Principal, audit, create_key, key_summary, list_keys, revoke_key
+from cim.services.access import (
+    NewKey,
+    Principal,
+    audit,
+    create_key,
+    key_summary,
+    list_keys,
+    revoke_key,
+)
 from cli.context import emit, session_scope
 
 app = typer.Typer(help="Manage API keys of the HTTP API.", no_args_is_help=True)
@@ -23,13 +31,13 @@ def create(
     """Create a key and print its secret - the only time it is shown (only a hash is stored)."""
     with session_scope() as session:
         key, secret = create_key(session, name=name, role=role)
-        summary = {**key_summary(key), "secret": secret}
+        created = NewKey(**key_summary(key).model_dump(), secret=secret)
         audit(session, principal=CLI, action="key-create", resource=f"api_key/{key.id}",
               client="cli", detail={"name": key.name, "role": key.role})  # fmt: skip
     emit(
-        summary,
+        created.model_dump(mode="json"),
         as_json=as_json,
-        text=f"key {summary['id']} ({summary['role']}) for {summary['name']}: {secret}\n"
+        text=f"key {created.id} ({created.role}) for {created.name}: {secret}\n"
         "store it now: it cannot be shown again",
     )
 
@@ -43,12 +51,16 @@ def list_(
     with session_scope() as session:
         rows = [key_summary(k) for k in list_keys(session, include_revoked=all_keys)]
     lines = [
-        f"{r['id']:>4}  {r['role']:<7} {r['name']}  created {r['created_at'][:19]}"
-        + (f"  last used {r['last_used_at'][:19]}" if r["last_used_at"] else "")
-        + (f"  REVOKED {r['revoked_at'][:19]}" if r["revoked_at"] else "")
+        f"{r.id:>4}  {r.role:<7} {r.name}  created {(r.created_at or '')[:19]}"
+        + (f"  last used {r.last_used_at[:19]}" if r.last_used_at else "")
+        + (f"  REVOKED {r.revoked_at[:19]}" if r.revoked_at else "")
         for r in rows
     ]
-    emit(rows, as_json=as_json, text="\n".join(lines) if lines else "no API keys")
+    emit(
+        [r.model_dump(mode="json") for r in rows],
+        as_json=as_json,
+        text="\n".join(lines) if lines else "no API keys",
+    )
 
 
 @app.command("revoke")
@@ -62,4 +74,8 @@ def revoke(
         summary = key_summary(key)
         audit(session, principal=CLI, action="key-revoke", resource=f"api_key/{key.id}",
               client="cli")  # fmt: skip
-    emit(summary, as_json=as_json, text=f"revoked key {key_id} ({summary['name']})")
+    emit(
+        summary.model_dump(mode="json"),
+        as_json=as_json,
+        text=f"revoked key {key_id} ({summary.name})",
+    )

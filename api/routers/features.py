@@ -6,36 +6,33 @@ import html
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from api.auth import PrincipalDep, client_address
-from api.deps import ReadSessionDep, SessionDep, SettingsDep
-from api.ogc import (
-    GEOJSON,
-    PROBLEMS,
-    catalog_of,
-    collection_json,
-    get_collection,
-    policy_of,
-    srid_of,
-)
+from api.deps import ReadEngineDep, ReadSessionDep, SessionDep, SettingsDep
+from api.ogc import PROBLEMS, catalog_of, policy_of, srid_of
+from api.ogc_deps import ItemsRequestDep, OutputCrs, ReadableCollectionDep
 from cim import __version__
-from cim.errors import InvalidInput
-from cim.services.access import audit
-from cim.services.ogc.cql import FILTER_LANGS
-from cim.services.ogc.crs import offered_uris, parse_bbox, parse_ogc_crs
-from cim.services.ogc.features import (
+from cim.config import CimSettings
+from cim.services.access import Principal, audit
+from cim.services.ogc.crs import OgcCrs, parse_ogc_crs
+from cim.services.ogc.documents import collection_document, collections_document
+from cim.services.ogc.features import count_matched, iter_features, query_feature, query_items
+from cim.services.ogc.models import (
+    GEOJSON,
+    Collection,
+    Collections,
+    Conformance,
     ItemsQuery,
-    count_matched,
-    iter_features,
-    parse_properties,
-    parse_sortby,
-    query_feature,
-    query_items,
+    LandingPage,
+    Link,
 )
+from cim.services.ogc.specs import CollectionSpec
 
 router = APIRouter(tags=["features"], responses=PROBLEMS)
 
@@ -62,9 +59,11 @@ CONFORMANCE = [
 
 STREAM_AT = 1000
 """Pages larger than this are streamed from a server-side cursor instead of built at once."""
-CollectionId = Annotated[str, Path(description="Collection id, e.g. pipes_JS")]
 FORMAT = Query(None, description="Response format: json or html.", pattern="^(json|html)$")
 OBJECT = {"type": "object", "additionalProperties": True}
+DESCRIPTION = (
+    "City Information Model: terrain, buildings and underground utilities as OGC API Features."
+)
 
 
 def _wants_html(request: Request, f: str | None) -> bool:
@@ -78,111 +77,81 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
+def _landing_links(base: str) -> list[Link]:
+    json_type = "application/json"
+    return [
+        Link(rel="self", type=json_type, title="This document", href=f"{base}/"),
+        Link(rel="alternate", type="text/html", title="As HTML", href=f"{base}/?f=html"),
+        Link(
+            rel="service-desc",
+            type="application/vnd.oai.openapi+json;version=3.0",
+            title="OpenAPI definition",
+            href=f"{base}/api",
+        ),
+        Link(rel="service-doc", type="text/html", title="API docs", href=f"{base}/api.html"),
+        Link(rel="conformance", type=json_type, href=f"{base}/conformance"),
+        Link(rel="data", type=json_type, href=f"{base}/collections"),
+        Link(rel="datasets", type=json_type, href=f"{base}/datasets"),
+    ]
+
+
+def _landing_html(links: list[Link]) -> HTMLResponse:
+    items = "".join(
+        f'<li><a href="{html.escape(link.href)}">{html.escape(link.title or link.rel)}</a></li>'
+        for link in links
+    )
+    return HTMLResponse(
+        "<!doctype html><html><head><meta charset='utf-8'><title>cim</title></head><body>"
+        f"<h1>cim {html.escape(__version__)}</h1><p>{html.escape(DESCRIPTION)}</p>"
+        f"<ul>{items}</ul></body></html>"
+    )
+
+
 @router.get(
     "/",
     summary="Landing page",
-    responses={200: {"content": {"application/json": {"schema": OBJECT}, "text/html": {}}}},
-    response_class=Response,
+    response_model=LandingPage,
+    response_model_exclude_none=True,
+    responses={200: {"content": {"text/html": {}}}},
 )
-def landing(request: Request, f: str | None = FORMAT) -> Response:
+def landing(request: Request, f: str | None = FORMAT) -> LandingPage | HTMLResponse:
     """Links to the API definition, conformance, collections, datasets and jobs."""
-    base = _base(request)
-    links = [
-        {"rel": "self", "type": "application/json", "title": "This document", "href": f"{base}/"},
-        {"rel": "alternate", "type": "text/html", "title": "As HTML", "href": f"{base}/?f=html"},
-        {
-            "rel": "service-desc",
-            "type": "application/vnd.oai.openapi+json;version=3.0",
-            "title": "OpenAPI definition",
-            "href": f"{base}/api",
-        },
-        {
-            "rel": "service-doc",
-            "type": "text/html",
-            "title": "API docs",
-            "href": f"{base}/api.html",
-        },
-        {"rel": "conformance", "type": "application/json", "href": f"{base}/conformance"},
-        {"rel": "data", "type": "application/json", "href": f"{base}/collections"},
-        {"rel": "datasets", "type": "application/json", "href": f"{base}/datasets"},
-    ]
-    description = (
-        "City Information Model: terrain, buildings and underground utilities as OGC API Features."
-    )
-    body = {
-        "title": "cim",
-        "description": description,
-        "version": __version__,
-        "links": links,
-    }
+    links = _landing_links(_base(request))
     if _wants_html(request, f):
-        items = "".join(
-            f'<li><a href="{html.escape(link["href"])}">'
-            f"{html.escape(link.get('title') or link['rel'])}</a></li>"
-            for link in links
-        )
-        page = (
-            "<!doctype html><html><head><meta charset='utf-8'><title>cim</title></head><body>"
-            f"<h1>cim {html.escape(__version__)}</h1><p>{html.escape(description)}</p>"
-            f"<ul>{items}</ul></body></html>"
-        )
-        return HTMLResponse(page)
-    return JSONResponse(body)
+        return _landing_html(links)
+    return LandingPage(title="cim", description=DESCRIPTION, version=__version__, links=links)
 
 
-@router.get("/conformance", summary="Conformance classes", response_model=dict[str, list[str]])
-def conformance() -> dict[str, list[str]]:
+@router.get("/conformance", summary="Conformance classes")
+def conformance() -> Conformance:
     """The OGC conformance classes this API implements."""
-    return {"conformsTo": CONFORMANCE}
+    return Conformance(conformsTo=CONFORMANCE)
 
 
-@router.get(
-    "/collections",
-    summary="Feature collections",
-    responses={200: {"content": {"application/json": {"schema": OBJECT}}}},
-    response_class=JSONResponse,
-)
+@router.get("/collections", summary="Feature collections", response_model_exclude_none=True)
 def collections(
     request: Request, session: ReadSessionDep, settings: SettingsDep, principal: PrincipalDep
-) -> JSONResponse:
+) -> Collections:
     """Every collection with data that the caller may read."""
-    base = _base(request)
-    srid = srid_of(request)
     policy = policy_of(settings)
     found = catalog_of(request, settings).get(session)
-    listed = [
-        collection_json(info, base, srid)
-        for info in found.values()
-        if policy.can_list(info.spec, principal)
-    ]
-    return JSONResponse(
-        {
-            "links": [
-                {"rel": "self", "type": "application/json", "href": f"{base}/collections"},
-            ],
-            "collections": listed,
-            "crs": offered_uris(srid),
-        }
+    return collections_document(
+        (info for info in found.values() if policy.can_list(info.spec, principal)),
+        base_url=_base(request),
+        storage_srid=srid_of(request),
     )
 
 
 @router.get(
     "/collections/{collection_id}",
     summary="One feature collection",
-    responses={200: {"content": {"application/json": {"schema": OBJECT}}}},
-    response_class=JSONResponse,
+    response_model_exclude_none=True,
 )
-def collection(
-    collection_id: CollectionId,
-    request: Request,
-    session: ReadSessionDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-) -> JSONResponse:
+def collection(request: Request, readable: ReadableCollectionDep) -> Collection:
     """Title, extent, offered CRSs and links of one collection."""
-    info = get_collection(request, session, settings, collection_id)
-    policy_of(settings).check_read(info.spec, principal)
-    return JSONResponse(collection_json(info, _base(request), srid_of(request)))
+    return collection_document(
+        readable.info, base_url=_base(request), storage_srid=srid_of(request)
+    )
 
 
 @router.get(
@@ -191,18 +160,10 @@ def collection(
     responses={200: {"content": {"application/schema+json": {"schema": OBJECT}}}},
     response_class=Response,
 )
-def queryables(
-    collection_id: CollectionId,
-    request: Request,
-    session: ReadSessionDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-) -> Response:
+def queryables(request: Request, readable: ReadableCollectionDep) -> Response:
     """JSON Schema of the properties usable in ``filter`` and ``sortby``."""
-    info = get_collection(request, session, settings, collection_id)
-    policy_of(settings).check_read(info.spec, principal)
-    spec = info.spec
-    properties: dict[str, Any] = {
+    spec = readable.spec
+    properties: dict[str, object] = {
         "geometry": {"$ref": f"https://geojson.org/schema/{spec.geometry_type}.json"},
         "id": {"type": "integer", "title": "Feature id"},
     }
@@ -220,6 +181,82 @@ def queryables(
     return Response(json.dumps(body), media_type="application/schema+json")
 
 
+def _audit_read(
+    primary: Session,
+    request: Request,
+    settings: CimSettings,
+    principal: Principal,
+    spec: CollectionSpec,
+    resource: str,
+    detail: dict[str, object] | None = None,
+) -> None:
+    """Record a keyed read of a collection that may show sensitive utility classes.
+
+    On the primary session: the read session may be on a read-only replica.
+    """
+    if principal.anonymous or not policy_of(settings).is_sensitive(spec):
+        return
+    audit(
+        primary,
+        principal=principal,
+        action="read",
+        resource=resource,
+        client=client_address(request),
+        detail=detail,
+    )
+
+
+def _content_crs(crs: OgcCrs) -> dict[str, str]:
+    return {"Content-Crs": f"<{crs.uri}>"}
+
+
+def _page_links(
+    request: Request, collection_id: str, query: ItemsQuery, matched: int, returned: int
+) -> list[Link]:
+    """self and collection, then next/prev when there are features after/before the page."""
+    limit, offset = query.limit, query.offset
+    links = [
+        Link(rel="self", type=GEOJSON, href=str(request.url)),
+        Link(
+            rel="collection",
+            type="application/json",
+            href=f"{_base(request)}/collections/{collection_id}",
+        ),
+    ]
+    if offset + returned < matched:
+        nxt = request.url.include_query_params(offset=offset + limit, limit=limit)
+        links.append(Link(rel="next", type=GEOJSON, href=str(nxt)))
+    if offset > 0:
+        prev = request.url.include_query_params(offset=max(0, offset - limit), limit=limit)
+        links.append(Link(rel="prev", type=GEOJSON, href=str(prev)))
+    return links
+
+
+def _links_json(links: list[Link]) -> str:
+    return json.dumps([link.model_dump(exclude_none=True) for link in links])
+
+
+def _page_tail(matched: int, links: list[Link]) -> str:
+    """The members after ``numberReturned``, closing the FeatureCollection."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f'"numberMatched":{matched},"timeStamp":"{stamp}","links":{_links_json(links)}}}'
+
+
+def _stream_features(
+    engine: Engine, spec: CollectionSpec, query: ItemsQuery, storage_srid: int, tail: str
+) -> Iterator[str]:
+    """A big page: features leave PostGIS through a server-side cursor, 500 at a time."""
+    yield '{"type":"FeatureCollection","features":['
+    sent = 0
+    with engine.connect() as connection:
+        chunks = iter_features(connection, spec=spec, query=query, storage_srid=storage_srid)
+        for count, text in chunks:
+            if count:
+                yield ("," if sent else "") + text
+                sent += count
+    yield f'],"numberReturned":{sent},' + tail
+
+
 @router.get(
     "/collections/{collection_id}/items",
     summary="Features of a collection",
@@ -227,105 +264,38 @@ def queryables(
     response_class=Response,
 )
 def items(
-    collection_id: CollectionId,
     request: Request,
     session: ReadSessionDep,
     primary: SessionDep,
     settings: SettingsDep,
     principal: PrincipalDep,
-    limit: Annotated[int, Query(ge=1, le=2**31, description="Page size (capped).")] = 10,
-    offset: Annotated[int, Query(ge=0, le=2**62, description="Features to skip.")] = 0,
-    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy[ in bbox-crs].")] = None,
-    bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
-    crs: Annotated[str | None, Query(description="Output CRS URI (default CRS84).")] = None,
-    sortby: Annotated[str | None, Query(description="e.g. +code,-diameter_mm")] = None,
-    properties: Annotated[str | None, Query(description="Properties to return.")] = None,
-    ids: Annotated[str | None, Query(description="Comma-separated feature ids.")] = None,
-    filter: Annotated[str | None, Query(description="CQL2 filter.")] = None,
-    filter_lang: Annotated[
-        str | None, Query(alias="filter-lang", pattern="^(cql2-text|cql2-json)$")
-    ] = None,
-    filter_crs: Annotated[str | None, Query(alias="filter-crs")] = None,
+    wanted: ItemsRequestDep,
+    engine: ReadEngineDep,
 ) -> Response:
     """A page of features as GeoJSON, with numberMatched/numberReturned and next/prev links."""
-    info = get_collection(request, session, settings, collection_id)
-    spec = info.spec
-    policy = policy_of(settings)
-    hidden = policy.check_read(spec, principal)
-    srid = srid_of(request)
-    out_crs = parse_ogc_crs(crs, srid)
-    limit = min(limit, settings.max_limit)
-    query = ItemsQuery(
-        limit=limit,
-        offset=offset,
-        bbox=parse_bbox(bbox) if bbox is not None else None,
-        bbox_crs=parse_ogc_crs(bbox_crs, srid),
-        crs=out_crs,
-        sortby=parse_sortby(sortby, spec),
-        properties=parse_properties(properties, spec),
-        ids=ids.split(",") if ids is not None else None,
-        filter=filter,
-        filter_lang=filter_lang,
-        filter_crs=parse_ogc_crs(filter_crs, srid),
-        hidden_utilities=hidden,
-    )
-    if filter_lang is not None and filter_lang not in FILTER_LANGS:
-        raise InvalidInput("unknown filter-lang")
-    streamed = limit > STREAM_AT
-    if streamed:
+    spec, query, srid = wanted.collection.spec, wanted.query, wanted.storage_srid
+    assert query.crs is not None
+    page = None
+    if query.limit > STREAM_AT:
         matched = count_matched(session, spec=spec, query=query, storage_srid=srid)
-        returned = max(0, min(limit, matched - offset))
+        returned = max(0, min(query.limit, matched - query.offset))
     else:
         page = query_items(session, spec=spec, query=query, storage_srid=srid)
         matched, returned = page.number_matched, page.number_returned
-    if not principal.anonymous and policy.is_sensitive(spec):
-        audit(  # on the primary: the read session may be on a read-only replica
-            primary,
-            principal=principal,
-            action="read",
-            resource=f"collections/{spec.id}/items",
-            client=client_address(request),
-            detail={"returned": returned, "query": str(request.url.query)[:500]},
-        )
-    links = [
-        {"rel": "self", "type": GEOJSON, "href": str(request.url)},
-        {
-            "rel": "collection",
-            "type": "application/json",
-            "href": f"{_base(request)}/collections/{spec.id}",
-        },
-    ]
-    if offset + returned < matched:
-        nxt = request.url.include_query_params(offset=offset + limit, limit=limit)
-        links.append({"rel": "next", "type": GEOJSON, "href": str(nxt)})
-    if offset > 0:
-        prev = request.url.include_query_params(offset=max(0, offset - limit), limit=limit)
-        links.append({"rel": "prev", "type": GEOJSON, "href": str(prev)})
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    tail = f'"numberMatched":{matched},"timeStamp":"{stamp}","links":{json.dumps(links)}}}'
-    headers = {"Content-Crs": f"<{out_crs.uri}>"}
-    if not streamed:
-        body = (
-            '{"type":"FeatureCollection","features":['
-            + page.features
-            + f'],"numberReturned":{returned},'
-            + tail
-        )
-        return Response(body, media_type=GEOJSON, headers=headers)
-    engine = request.app.state.read_engine
-
-    def chunks() -> Iterator[str]:
-        # Big pages: features leave PostGIS through a server-side cursor, 500 at a time.
-        yield '{"type":"FeatureCollection","features":['
-        sent = 0
-        with engine.connect() as connection:
-            for count, text in iter_features(connection, spec=spec, query=query, storage_srid=srid):
-                if count:
-                    yield ("," if sent else "") + text
-                    sent += count
-        yield f'],"numberReturned":{sent},' + tail
-
-    return StreamingResponse(chunks(), media_type=GEOJSON, headers=headers)
+    detail = {"returned": returned, "query": str(request.url.query)[:500]}
+    _audit_read(primary, request, settings, principal, spec, f"collections/{spec.id}/items", detail)
+    tail = _page_tail(matched, _page_links(request, spec.id, query, matched, returned))
+    headers = _content_crs(query.crs)
+    if page is None:
+        chunks = _stream_features(engine, spec, query, srid, tail)
+        return StreamingResponse(chunks, media_type=GEOJSON, headers=headers)
+    body = (
+        '{"type":"FeatureCollection","features":['
+        + page.features
+        + f'],"numberReturned":{returned},'
+        + tail
+    )
+    return Response(body, media_type=GEOJSON, headers=headers)
 
 
 @router.get(
@@ -335,41 +305,32 @@ def items(
     response_class=Response,
 )
 def item(
-    collection_id: CollectionId,
     feature_id: Annotated[str, Path(description="Feature id")],
     request: Request,
     session: ReadSessionDep,
     primary: SessionDep,
     settings: SettingsDep,
     principal: PrincipalDep,
-    crs: Annotated[str | None, Query(description="Output CRS URI (default CRS84).")] = None,
+    readable: ReadableCollectionDep,
+    crs: OutputCrs = None,
 ) -> Response:
     """One feature as GeoJSON."""
-    info = get_collection(request, session, settings, collection_id)
-    policy = policy_of(settings)
-    hidden = policy.check_read(info.spec, principal)
-    srid = srid_of(request)
-    out_crs = parse_ogc_crs(crs, srid)
+    spec = readable.spec
+    out_crs = parse_ogc_crs(crs, srid_of(request))
     feature = query_feature(
         session,
-        spec=info.spec,
+        spec=spec,
         fid=feature_id,
         crs=out_crs,
-        storage_srid=srid,
-        hidden_utilities=hidden,
+        storage_srid=srid_of(request),
+        hidden_utilities=readable.hidden,
     )
-    if not principal.anonymous and policy.is_sensitive(info.spec):
-        audit(  # on the primary: the read session may be on a read-only replica
-            primary,
-            principal=principal,
-            action="read",
-            resource=f"collections/{info.spec.id}/items/{feature_id}",
-            client=client_address(request),
-        )
-    base = f"{_base(request)}/collections/{info.spec.id}"
+    resource = f"collections/{spec.id}/items/{feature_id}"
+    _audit_read(primary, request, settings, principal, spec, resource)
+    url = f"{_base(request)}/collections/{spec.id}"
     links = [
-        {"rel": "self", "type": GEOJSON, "href": str(request.url)},
-        {"rel": "collection", "type": "application/json", "href": base},
+        Link(rel="self", type=GEOJSON, href=str(request.url)),
+        Link(rel="collection", type="application/json", href=url),
     ]
-    body = feature[:-1] + f',"links":{json.dumps(links)}}}'
-    return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{out_crs.uri}>"})
+    body = feature[:-1] + f',"links":{_links_json(links)}}}'
+    return Response(body, media_type=GEOJSON, headers=_content_crs(out_crs))

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 from cim.db.models import ApiKey, AuditLog
 from cim.db.models.access import ROLES
 from cim.errors import AuthenticationRequired, InvalidInput, NotFound, PermissionDenied
-from cim.services.ogc.collections import CollectionSpec
+from cim.services.ogc.specs import CollectionSpec
+from cim.services.results import Result
 
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES, start=1)}
 KEY_PREFIX = "cim_"
@@ -85,16 +86,33 @@ def revoke_key(session: Session, *, key_id: int) -> ApiKey:
     return key
 
 
-def key_summary(key: ApiKey) -> dict[str, Any]:
-    """The JSON shape of a key (never its hash)."""
-    return {
-        "id": key.id,
-        "name": key.name,
-        "role": key.role,
-        "created_at": key.created_at.isoformat() if key.created_at else None,
-        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
-        "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
-    }
+class KeySummary(Result):
+    """What may be shown of an API key (never its hash); times in ISO 8601."""
+
+    id: int
+    name: str
+    role: str
+    created_at: str | None
+    revoked_at: str | None
+    last_used_at: str | None
+
+
+class NewKey(KeySummary):
+    """A key just created, with its secret: shown this once, never stored."""
+
+    secret: str
+
+
+def key_summary(key: ApiKey) -> KeySummary:
+    """The summary of ``key`` (never its hash)."""
+    return KeySummary(
+        id=key.id,
+        name=key.name,
+        role=key.role,
+        created_at=key.created_at.isoformat() if key.created_at else None,
+        revoked_at=key.revoked_at.isoformat() if key.revoked_at else None,
+        last_used_at=key.last_used_at.isoformat() if key.last_used_at else None,
+    )
 
 
 def authenticate(session: Session, *, secret: str) -> Principal:

@@ -39,8 +39,8 @@ from sqlalchemy import (
 
 from cim.crs import transformer
 from cim.errors import InvalidInput
-from cim.services.ogc.collections import CollectionSpec
 from cim.services.ogc.crs import OgcCrs
+from cim.services.ogc.specs import CollectionSpec
 
 FILTER_LANGS = ("cql2-text", "cql2-json")
 GEOMETRY_NAMES = ("geometry", "geom")

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, TypedDict
 
 from sqlalchemy import (
     BigInteger,
@@ -32,42 +31,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput, NotFound
-from cim.services.ogc.collections import CollectionSpec
 from cim.services.ogc.cql import filter_clause
 from cim.services.ogc.crs import OgcCrs, bbox_to_storage
+from cim.services.ogc.models import ItemsPage, ItemsQuery
+from cim.services.ogc.specs import CollectionSpec
 
 GEOGRAPHIC_DIGITS = 9
 PROJECTED_DIGITS = 4
 MAX_OFFSET = 2**62
-
-
-@dataclass
-class ItemsQuery:
-    """What an items request asks for, already parsed; see :func:`query_items`."""
-
-    limit: int = 10
-    offset: int = 0
-    bbox: tuple[float, ...] | None = None
-    bbox_crs: OgcCrs | None = None
-    crs: OgcCrs | None = None
-    sortby: list[tuple[str, bool]] = field(default_factory=list)
-    """(property, descending) pairs."""
-    properties: list[str] | None = None
-    ids: list[str] | None = None
-    filter: str | None = None
-    filter_lang: str | None = None
-    filter_crs: OgcCrs | None = None
-    hidden_utilities: frozenset[str] = frozenset()
-    """Utility classes the caller may not see (rows are left out, not refused)."""
-
-
-@dataclass(frozen=True)
-class ItemsPage:
-    """One page: ``features`` is the JSON text of the features array's members."""
-
-    number_matched: int
-    number_returned: int
-    features: str
 
 
 def parse_sortby(value: str | None, spec: CollectionSpec) -> list[tuple[str, bool]]:
@@ -164,11 +135,24 @@ def _where(spec: CollectionSpec, query: ItemsQuery, storage_srid: int) -> list[C
     return clauses
 
 
-def _parameters(
-    spec: CollectionSpec, query: ItemsQuery, storage_srid: int
-) -> dict[str, Any] | None:
+class BindValues(TypedDict, total=False):
+    """Values of the named bind parameters of :func:`_where` and of the page's LIMIT/OFFSET."""
+
+    page_limit: int
+    page_offset: int
+    hidden_utilities: list[str]
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+    zmin: float
+    zmax: float
+    ids: list[int]
+
+
+def _parameters(spec: CollectionSpec, query: ItemsQuery, storage_srid: int) -> BindValues | None:
     """Values of the bind parameters of :func:`_where`; None when nothing can match."""
-    values: dict[str, Any] = {"page_limit": query.limit, "page_offset": query.offset}
+    values: BindValues = {"page_limit": query.limit, "page_offset": query.offset}
     if query.hidden_utilities:
         values["hidden_utilities"] = sorted(query.hidden_utilities)
     if query.bbox is not None:
@@ -180,15 +164,24 @@ def _parameters(
         )
         if storage_box is None:
             return None
-        values.update(zip(("xmin", "ymin", "xmax", "ymax"), storage_box, strict=True))
+        values["xmin"], values["ymin"], values["xmax"], values["ymax"] = storage_box
         if len(box) == 6:
-            values.update(zmin=box[2], zmax=box[5])
+            values["zmin"], values["zmax"] = box[2], box[5]
     if query.ids is not None:
         numeric = [int(i) for i in query.ids if i.strip().isdigit() and int(i) < 2**63]
         if not numeric:
             return None
         values["ids"] = numeric
     return values
+
+
+def _page_parameters(
+    spec: CollectionSpec, query: ItemsQuery, storage_srid: int
+) -> BindValues | None:
+    """:func:`_parameters` of a page, once its offset is known to be in range."""
+    if not 0 <= query.offset <= MAX_OFFSET:
+        raise InvalidInput("offset is out of range")
+    return _parameters(spec, query, storage_srid)
 
 
 def items_statement(spec: CollectionSpec, query: ItemsQuery, storage_srid: int) -> Select[Any]:
@@ -220,13 +213,20 @@ def items_statement(spec: CollectionSpec, query: ItemsQuery, storage_srid: int) 
     ).select_from(page)
 
 
-_COMPILED: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
+class CompiledItems(NamedTuple):
+    """SQL text of an items statement and the constants compiled into its parameters."""
+
+    sql: str
+    constants: dict[str, object]
+
+
+_COMPILED: dict[tuple[Any, ...], CompiledItems] = {}
 _COMPILED_LOCK = threading.Lock()
 
 
 def _compiled(
     session: Session, spec: CollectionSpec, query: ItemsQuery, storage_srid: int
-) -> tuple[str, dict[str, Any]]:
+) -> CompiledItems:
     """SQL text and constant parameters of the statement, cached per request shape.
 
     Items requests differ mostly in values (bbox, paging), so the SQL of each shape is built
@@ -248,7 +248,9 @@ def _compiled(
     compiled = items_statement(spec, query, storage_srid).compile(
         dialect=session.get_bind().dialect
     )
-    result = (str(compiled), {k: v for k, v in compiled.params.items() if v is not None})
+    result = CompiledItems(
+        str(compiled), {k: v for k, v in compiled.params.items() if v is not None}
+    )
     if not query.filter:
         with _COMPILED_LOCK:
             if len(_COMPILED) > 1024:
@@ -261,9 +263,7 @@ def query_items(
     session: Session, *, spec: CollectionSpec, query: ItemsQuery, storage_srid: int
 ) -> ItemsPage:
     """Run one items page (see :func:`items_statement`)."""
-    if not 0 <= query.offset <= MAX_OFFSET:
-        raise InvalidInput("offset is out of range")
-    values = _parameters(spec, query, storage_srid)
+    values = _page_parameters(spec, query, storage_srid)
     if values is None:
         # Nothing can match (bbox outside the storage CRS's area, no numeric id).
         return ItemsPage(0, 0, "")
@@ -298,9 +298,7 @@ def count_matched(
     session: Session, *, spec: CollectionSpec, query: ItemsQuery, storage_srid: int
 ) -> int:
     """numberMatched of ``query`` (for streamed pages, counted before the features)."""
-    if not 0 <= query.offset <= MAX_OFFSET:
-        raise InvalidInput("offset is out of range")
-    values = _parameters(spec, query, storage_srid)
+    values = _page_parameters(spec, query, storage_srid)
     if values is None:
         return 0
     statement = (
@@ -348,7 +346,7 @@ def query_feature(
         .select_from(spec.source)
         .where(and_(*_where(spec, query, storage_srid)))
     )
-    values = _parameters(spec, query, storage_srid) or {}
+    values: BindValues = _parameters(spec, query, storage_srid) or {}
     values.pop("page_limit", None)
     values.pop("page_offset", None)
     feature = session.scalar(statement, values)
