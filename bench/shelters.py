@@ -140,7 +140,7 @@ def _scale(
         if road_spacing is not None:
             figures.update(_load_roads(engine, city, road_spacing))
             figures.update(_network_plan(engine))
-    stats = plan["stats"]
+    stats = plan.stats
     return figures | {
         "units": stats["units"],
         "shelters": stats["shelters"],
@@ -166,7 +166,7 @@ def _network_plan(engine: Any) -> dict[str, Any]:
             plan = create_plan(session, params=PlanParameters(name="bench", distance="network"))
             seconds = time.perf_counter() - started
             session.rollback()
-        stats = plan["stats"]
+        stats = plan.stats
         figures |= {
             f"{run}_plan_s": round(seconds, 2),
             f"{run}_query_s": stats["seconds"]["query"],

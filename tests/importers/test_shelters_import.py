@@ -187,7 +187,7 @@ def test_generated_ky4_demo_files_import_and_plan(server_url: str) -> None:
         assert population.dataset["counts"]["units"] == 988
         assert hazards.dataset["counts"]["by_kind"] == {"flood": 1, "landslide": 1}
         with Session(engine) as session:
-            plan = create_plan(session, params=PlanParameters())
+            plan = create_plan(session, params=PlanParameters()).model_dump()
             session.rollback()
         unusable = plan["stats"]["unusable_shelters"]
         assert [u["name"] for u in unusable.values()] == ["Demo emergency shelter 3 (generated)"]
@@ -223,7 +223,7 @@ def test_hazard_designations_decide_usability(tokyo_engine: Engine, tmp_path: Pa
                     shelter_datasets=[shelters.dataset["id"]],
                     population_datasets=[population.dataset["id"]],
                 ),
-            )
+            ).model_dump()
             session.rollback()
         reasons = [u["reason"] for u in plan["stats"]["unusable_shelters"].values()]
         assert reasons == ["not_designated"] * (28 - designated)
