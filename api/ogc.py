@@ -1,4 +1,4 @@
-"""Shared plumbing of the OGC routes: per-app caches (catalog, SRID), problem responses, links."""
+"""Shared plumbing of the OGC routes: per-app caches (catalog, SRID), problem responses, lookups."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from cim.db.connect import storage_srid
 from cim.errors import NotFound
 from cim.services.access import ReadPolicy
 from cim.services.ogc.collections import CollectionCatalog, CollectionInfo
-from cim.services.ogc.crs import CRS84, EPSG_URI, extent_to_crs84, offered_uris
 
-GEOJSON = "application/geo+json"
 _PROBLEM_SCHEMA = {
     "type": "object",
     "properties": {
@@ -78,39 +76,3 @@ def get_collection(
     if info is None:
         raise NotFound(f"collection {collection_id!r} does not exist or has no data")
     return info
-
-
-def collection_json(info: CollectionInfo, base: str, srid: int) -> dict[str, Any]:
-    """The OGC collection document of ``info``."""
-    spec = info.spec
-    url = f"{base}/collections/{spec.id}"
-    extent: dict[str, Any] = {}
-    bbox = extent_to_crs84(info.extent, srid) if info.extent is not None else None
-    if bbox is not None:
-        spatial: dict[str, Any] = {"bbox": [bbox], "crs": CRS84}
-        if info.z_range is not None:
-            spatial["bbox"] = [
-                [bbox[0], bbox[1], info.z_range[0], bbox[2], bbox[3], info.z_range[1]]
-            ]
-        extent["spatial"] = spatial
-    document: dict[str, Any] = {
-        "id": spec.id,
-        "title": spec.title,
-        "description": spec.description,
-        "itemType": "feature",
-        "crs": offered_uris(srid),
-        "storageCrs": EPSG_URI.format(code=srid),
-        "links": [
-            {"rel": "self", "type": "application/json", "href": url},
-            {"rel": "items", "type": GEOJSON, "title": "Features", "href": f"{url}/items"},
-            {
-                "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
-                "type": "application/schema+json",
-                "title": "Queryables",
-                "href": f"{url}/queryables",
-            },
-        ],
-    }
-    if extent:
-        document["extent"] = extent
-    return document
