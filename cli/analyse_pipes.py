@@ -7,12 +7,30 @@ Geometries are WKT, GeoJSON text, or a path to a GeoJSON file, in the storage CR
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from cli.analyse_pipes_text import (
+    clashes_text,
+    clearance_text,
+    excavation_text,
+    isolation_text,
+    profile_text,
+    query_text,
+    section_text,
+    trace_text,
+)
 from cli.context import console, emit, session_scope
+
+if TYPE_CHECKING:
+    from cim.services.pipes.models import (
+        CrossSection,
+        LongitudinalProfile,
+    )
+    from cim.services.results import Result
 
 app = typer.Typer(
     help="Pipe network: query, cross-section, profile, GB 50289 clearances, clashes, "
@@ -24,7 +42,12 @@ DatasetOption = Annotated[
     int | None, typer.Option("--dataset", help="Pipe dataset id (default all).")
 ]
 CrsOption = Annotated[str | None, typer.Option(help="CRS of the given geometry (default storage).")]
+AreaOption = Annotated[
+    str | None, typer.Option(help="Only pipes in this polygon (default city-wide).")
+]
 SvgOption = Annotated[Path | None, typer.Option("--svg", help="Also write the chart as SVG here.")]
+ChartT = TypeVar("ChartT", "CrossSection", "LongitudinalProfile")
+ResultT = TypeVar("ResultT", bound="Result")
 
 
 def _geometry(value: str) -> Any:
@@ -37,6 +60,20 @@ def _geometry(value: str) -> Any:
             data = data["features"][0]
         return data.get("geometry", data)
     return text
+
+
+def _emit(result: Result, as_json: bool, text: str | None = None) -> None:
+    """Print a typed answer: as JSON with ``--json`` (the keys the API sends), else ``text``."""
+    emit(result.model_dump(), as_json=as_json, text=text)
+
+
+def _on_geometry(
+    service: Callable[..., ResultT], name: str, value: str | None, crs: str | None, **options: Any
+) -> ResultT:
+    """Run ``service`` with the geometry argument ``name`` (WKT, GeoJSON or file, in ``crs``)
+    moved into the storage CRS, and the other ``options`` as given."""
+    with session_scope() as session:
+        return service(session, **{name: _storage(session, value, crs, name)}, **options)
 
 
 def _storage(session: Any, value: str | None, crs: str | None, what: str) -> Any:
@@ -96,16 +133,7 @@ def query(
             depth_max_m=depth_max,
             limit=limit,
         )
-    lines = []
-    for p in (f["properties"] for f in result["features"]):
-        size = p["diameter_mm"] or p["width_mm"] or ""
-        depth = "" if p["depth_m"] is None else p["depth_m"]
-        lines.append(
-            f"{p['id']:>8}  {p['code']:<20} {p['utility']:<3} {p['material'] or '':<5} "
-            f"{size:>6} {depth}"
-        )
-    lines.append(f"{result['numberMatched']} pipes match, {result['numberReturned']} shown")
-    emit(result, as_json=as_json, text="\n".join(lines))
+    _emit(result, as_json, query_text(result))
 
 
 @app.command("section")
@@ -120,23 +148,16 @@ def section(
     """Cross-section (横断面): every pipe crossed by the line, depth, size, colour; ground."""
     from cim.services.pipes.section import cross_section, section_svg
 
-    with session_scope() as session:
-        result = cross_section(
-            session,
-            line=_storage(session, line, crs, "line"),
-            dataset_id=dataset,
-            utilities=utility,
-        )
-    if svg is not None:
-        svg.write_text(section_svg(result), encoding="utf-8")
-        console.print(f"wrote {svg}")
-    lines = [
-        f"{p['offset_m']:>8.2f} m  {p['code']:<16} {p['utility']:<3} {p['section']:<10} "
-        f"top {p['top_z']}  invert {p['invert_z']}  cover {p['cover_m']}"
-        for p in result["pipes"]
-    ]
-    lines.append(f"{result['pipe_count']} pipes crossed along {result['line_length_m']} m")
-    emit(result, as_json=as_json, text="\n".join(lines))
+    result = _on_geometry(cross_section, "line", line, crs, dataset_id=dataset, utilities=utility)
+    _write_svg(svg, section_svg, result)
+    _emit(result, as_json, section_text(result))
+
+
+def _write_svg(path: Path | None, draw: Callable[[ChartT], str], result: ChartT) -> None:
+    """Write the chart of ``result`` to ``path`` when --svg asked for one."""
+    if path is not None:
+        path.write_text(draw(result), encoding="utf-8")
+        console.print(f"wrote {path}")
 
 
 @app.command("profile")
@@ -151,90 +172,43 @@ def profile(
 
     with session_scope() as session:
         result = longitudinal_profile(session, from_node_id=from_node, to_node_id=to_node)
-    if svg is not None:
-        svg.write_text(profile_svg(result), encoding="utf-8")
-        console.print(f"wrote {svg}")
-    lines = [
-        f"{s['chainage_from_m']:>9.2f}  {s['code']:<16} {s['section']:<10} invert "
-        f"{s['invert_from_z']} -> {s['invert_to_z']}  slope {s['slope_permille']}‰  cover "
-        f"{s['cover_from_m']}/{s['cover_to_m']}{'  BACKWARD' if s['backward_slope'] else ''}"
-        for s in result["segments"]
-    ]
-    lines.append(
-        f"{len(result['segments'])} segments, {result['length_m']} m, "
-        f"{len(result['backward_segments'])} backward"
-    )
-    emit(result, as_json=as_json, text="\n".join(lines))
+    _write_svg(svg, profile_svg, result)
+    _emit(result, as_json, profile_text(result))
 
 
-def _pairs_text(rows: list[dict[str, Any]], total: int, noun: str) -> str:
-    lines = [
-        f"{r['a']['code']:<16} {r['b'].get('code') or r['b'].get('guid')!s:<16} "
-        + (
-            f"{r['rule']['id']:<16} required {r['required_m']} actual {r['actual_m']}"
-            if "rule" in r
-            else f"overlap {r['overlap_m']} m"
-        )
-        + f"  at {r['location']}"
-        for r in rows
-    ]
-    lines.append(f"{total} {noun}")
-    return "\n".join(lines)
-
-
-@app.command("clearance")
-def clearance(
-    area: Annotated[str | None, typer.Option(help="Only this polygon (default city-wide).")] = None,
-    kind: Annotated[list[str] | None, typer.Option(help="horizontal, building, vertical.")] = None,
-    limit: int = 1000,
+def pair_check(
+    ctx: typer.Context,
+    area: AreaOption = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(help="clearance: horizontal, building, vertical; clashes: pipe, building."),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="List at most this many (all are counted).")] = 1000,
     dataset: DatasetOption = None,
     crs: CrsOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """GB 50289-2016 clearance check: pairs closer than the standard requires."""
-    from cim.services.pipes.clearance import check_clearances
+    """The two pair checks, one command body: ``clearance`` and ``clashes`` (default all kinds)."""
+    options: dict[str, Any] = {"limit": limit, "dataset_id": dataset}
+    if kind:
+        options["kinds"] = tuple(kind)
+    if ctx.info_name == "clearance":
+        from cim.services.pipes.clearance import check_clearances
 
-    with session_scope() as session:
         console.print("checking clearances (GiST candidate pairs)...")
-        result = check_clearances(
-            session,
-            dataset_id=dataset,
-            area=_storage(session, area, crs, "area"),
-            kinds=tuple(kind or ("horizontal", "building", "vertical")),
-            limit=limit,
-        )
-    emit(
-        result,
-        as_json=as_json,
-        text=_pairs_text(result["violations"], result["violation_count"], "violations"),
-    )
+        report = _on_geometry(check_clearances, "area", area, crs, **options)
+        _emit(report, as_json, clearance_text(report))
+    else:
+        from cim.services.pipes.clash import detect_clashes
+
+        clashes = _on_geometry(detect_clashes, "area", area, crs, **options)
+        _emit(clashes, as_json, clashes_text(clashes))
 
 
-@app.command("clashes")
-def clashes(
-    area: Annotated[str | None, typer.Option(help="Only this polygon (default all).")] = None,
-    kind: Annotated[list[str] | None, typer.Option(help="pipe, building.")] = None,
-    limit: int = 1000,
-    dataset: DatasetOption = None,
-    crs: CrsOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """3D clashes: pipe-pipe and pipe-building element."""
-    from cim.services.pipes.clash import detect_clashes
-
-    with session_scope() as session:
-        result = detect_clashes(
-            session,
-            dataset_id=dataset,
-            area=_storage(session, area, crs, "area"),
-            kinds=tuple(kind or ("pipe", "building")),
-            limit=limit,
-        )
-    emit(
-        result,
-        as_json=as_json,
-        text=_pairs_text(result["clashes"], result["clash_count"], "clashes"),
-    )
+app.command(
+    "clearance", help="GB 50289-2016 clearance check: pairs closer than the standard requires."
+)(pair_check)
+app.command("clashes", help="3D clashes: pipe-pipe and pipe-building element.")(pair_check)
 
 
 @app.command("isolate")
@@ -268,14 +242,7 @@ def isolate(
             failed_valve_ids=failed,
             with_geojson=as_json,
         )
-    text = (
-        f"close {len(result['valves_to_close'])} valves: "
-        f"{', '.join(v['code'] for v in result['valves_to_close']) or '-'}; "
-        f"{result['segment_count']} segments, {result['length_m']} m, {result['volume_m3']} m3 "
-        f"isolated; {len(result['affected_nodes'])} nodes affected; "
-        f"{len(result['failed_valves_passed'])} failed valves passed"
-    )
-    emit(result, as_json=as_json, text=text)
+    _emit(result, as_json, isolation_text(result))
 
 
 @app.command("trace")
@@ -304,12 +271,7 @@ def trace(
             max_distance_m=max_distance,
             with_geojson=as_json,
         )
-    text = (
-        f"{result['mode']} {result['direction']}: {result['segment_count']} segments, "
-        f"{result['length_m']} m; ends at "
-        f"{', '.join(n['code'] for n in result['terminal_nodes'][:20]) or '-'}"
-    )
-    emit(result, as_json=as_json, text=text)
+    _emit(result, as_json, trace_text(result))
 
 
 @app.command("excavation")
@@ -324,24 +286,16 @@ def excavation(
     """Excavation impact: pipes in or near the cut, cover, clearance, owners to notify."""
     from cim.services.pipes.excavation import excavation_impact
 
-    with session_scope() as session:
-        result = excavation_impact(
-            session,
-            polygon=_storage(session, polygon, crs, "polygon"),
-            depth_m=depth,
-            margin_m=margin,
-            dataset_id=dataset,
-        )
-    lines = [
-        f"{p['status']:<7} {p['code']:<16} {p['utility']:<3} cover {p['min_cover_m']} "
-        f"h {p['horizontal_clearance_m']} v {p['vertical_clearance_m']} owner {p['owner'] or '-'}"
-        for p in result["pipes"]
-    ]
-    lines.append(
-        f"{result['pipe_count']} pipes affected, {result['struck_count']} struck; notify: "
-        + (", ".join(f"{n['utility']}/{n['owner'] or '?'}" for n in result["notify"]) or "nobody")
+    result = _on_geometry(
+        excavation_impact,
+        "polygon",
+        polygon,
+        crs,
+        depth_m=depth,
+        margin_m=margin,
+        dataset_id=dataset,
     )
-    emit(result, as_json=as_json, text="\n".join(lines))
+    _emit(result, as_json, excavation_text(result))
 
 
 @app.command("qc")
@@ -353,4 +307,4 @@ def qc(
 
     with session_scope() as session:
         result = dataset_qc(session, dataset_id=dataset)
-    emit(result, as_json=as_json)
+    _emit(result, as_json)

@@ -7,7 +7,8 @@ Charts come as JSON, or as SVG with ``format=svg``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
@@ -24,9 +25,20 @@ from cim.services.pipes import qc as pipes_qc
 from cim.services.pipes import query as pipes_query
 from cim.services.pipes import section as pipes_section
 from cim.services.pipes import trace as pipes_trace
-from cim.services.pipes.geojson import reproject_features
 from cim.services.pipes.inputs import geometry_to_storage, point_to_storage
+from cim.services.pipes.models import (
+    BurstIsolation,
+    ClashReport,
+    ClearanceReport,
+    CrossSection,
+    ExcavationImpact,
+    LongitudinalProfile,
+    NetworkTrace,
+    PipeCollection,
+    PipeDatasetQc,
+)
 from cim.services.pipes.scope import session_srid
+from cim.services.results import Result
 
 router = APIRouter(prefix="/analysis/pipes", tags=["pipe analyses"])
 
@@ -39,6 +51,8 @@ def hidden_utilities(principal: PrincipalDep, settings: SettingsDep) -> frozense
 
 HiddenDep = Annotated[frozenset[str], Depends(hidden_utilities)]
 SVG = "image/svg+xml"
+#: Charts answer JSON (the model) or, with ``format=svg``, an SVG drawing.
+SVG_ALTERNATIVE: dict[int | str, dict[str, Any]] = {200: {"content": {SVG: {}}}}
 Geometry = dict[str, Any]
 
 
@@ -112,42 +126,35 @@ class ExcavationRequest(PipeRequest):
     margin_m: float = Field(1.0, ge=0)
 
 
-def _out(session: ReadSessionDep, answer: dict[str, Any], target: str | None) -> dict[str, Any]:
-    """Reproject the answer's GeoJSON (the answer itself, or its ``geojson`` member)."""
-    if target is None:
-        return answer
-    srid = session_srid(session)
-    if answer.get("type") == "FeatureCollection":
-        return reproject_features(answer, srid, target)
-    if "geojson" in answer:
-        answer["geojson"] = reproject_features(answer["geojson"], srid, target)
-    return answer
-
-
 @router.post("/query", summary="Pipes in a bbox, polygon or along a line, with filters")
-def query(body: QueryRequest, session: ReadSessionDep, hidden: HiddenDep) -> dict[str, Any]:
+def query(body: QueryRequest, session: ReadSessionDep, hidden: HiddenDep) -> PipeCollection:
     """A GeoJSON FeatureCollection (``numberMatched``/``numberReturned``) of matching pipes."""
     srid = session_srid(session)
-    answer = pipes_query.query_pipes(
+    return pipes_query.query_pipes(
         session,
         bbox=body.bbox,
         polygon=geometry_to_storage(body.polygon, body.crs, srid, what="polygon"),
         line=geometry_to_storage(body.line, body.crs, srid, what="line"),
         hidden_utilities=hidden,
+        output_crs=body.geojson_crs,
         **body.model_dump(
             exclude={"bbox", "polygon", "line", "crs", "geojson_crs"}, exclude_none=False
         ),
     )
-    return _out(session, answer, body.geojson_crs)
 
 
-@router.post("/section", summary="Cross-section (横断面) along a line", response_model=None)
+@router.post(
+    "/section",
+    summary="Cross-section (横断面) along a line",
+    response_model=CrossSection,
+    responses=SVG_ALTERNATIVE,
+)
 def section(
     body: SectionRequest,
     session: ReadSessionDep,
     hidden: HiddenDep,
     format: Literal["json", "svg"] = Query("json", description="json or svg"),
-) -> dict[str, Any] | Response:
+) -> CrossSection | Response:
     """Every pipe crossed: offset, centre depth, top/invert elevation, size, colour; ground."""
     srid = session_srid(session)
     answer = pipes_section.cross_section(
@@ -163,7 +170,10 @@ def section(
 
 
 @router.get(
-    "/profile", summary="Longitudinal profile (纵断面) between two nodes", response_model=None
+    "/profile",
+    summary="Longitudinal profile (纵断面) between two nodes",
+    response_model=LongitudinalProfile,
+    responses=SVG_ALTERNATIVE,
 )
 def profile(
     session: ReadSessionDep,
@@ -171,7 +181,7 @@ def profile(
     from_node: int = Query(description="Start node id."),
     to_node: int = Query(description="End node id."),
     format: Literal["json", "svg"] = Query("json"),
-) -> dict[str, Any] | Response:
+) -> LongitudinalProfile | Response:
     """Ground line, top/invert per segment, cover, slope, backward slopes along the path."""
     answer = pipes_profile.longitudinal_profile(
         session, from_node_id=from_node, to_node_id=to_node, hidden_utilities=hidden
@@ -181,39 +191,46 @@ def profile(
     return answer
 
 
-@router.post("/clearance", summary="GB 50289 clearance check")
-def clearance(body: ClearanceRequest, session: ReadSessionDep, hidden: HiddenDep) -> dict[str, Any]:
-    """Pairs (pipe-pipe, pipe-building) closer than GB 50289-2016 requires, with the rule."""
-    srid = session_srid(session)
-    return pipes_clearance.check_clearances(
+ReportT = TypeVar("ReportT", bound=Result)
+
+
+def _area_check(
+    check: Callable[..., ReportT],
+    body: AreaRequest,
+    kinds: list[str],
+    session: ReadSessionDep,
+    hidden: frozenset[str],
+) -> ReportT:
+    """Run a city-wide or in-area pair check (clearances, clashes) for a request."""
+    return check(
         session,
         dataset_id=body.dataset_id,
-        area=geometry_to_storage(body.area, body.crs, srid, what="area"),
-        kinds=tuple(body.kinds),
+        area=geometry_to_storage(body.area, body.crs, session_srid(session), what="area"),
+        kinds=tuple(kinds),
         limit=body.limit,
         hidden_utilities=hidden,
     )
+
+
+@router.post("/clearance", summary="GB 50289 clearance check")
+def clearance(
+    body: ClearanceRequest, session: ReadSessionDep, hidden: HiddenDep
+) -> ClearanceReport:
+    """Pairs (pipe-pipe, pipe-building) closer than GB 50289-2016 requires, with the rule."""
+    return _area_check(pipes_clearance.check_clearances, body, list(body.kinds), session, hidden)
 
 
 @router.post("/clashes", summary="3D clash detection")
-def clashes(body: ClashRequest, session: ReadSessionDep, hidden: HiddenDep) -> dict[str, Any]:
+def clashes(body: ClashRequest, session: ReadSessionDep, hidden: HiddenDep) -> ClashReport:
     """Pipe-pipe and pipe-building-element clashes with location and overlap."""
-    srid = session_srid(session)
-    return pipes_clash.detect_clashes(
-        session,
-        dataset_id=body.dataset_id,
-        area=geometry_to_storage(body.area, body.crs, srid, what="area"),
-        kinds=tuple(body.kinds),
-        limit=body.limit,
-        hidden_utilities=hidden,
-    )
+    return _area_check(pipes_clash.detect_clashes, body, list(body.kinds), session, hidden)
 
 
 @router.post("/isolation", summary="Burst-valve isolation (爆管关阀)")
-def isolation(body: IsolationRequest, session: ReadSessionDep, hidden: HiddenDep) -> dict[str, Any]:
+def isolation(body: IsolationRequest, session: ReadSessionDep, hidden: HiddenDep) -> BurstIsolation:
     """Valves to close, isolated segments, length, volume, affected nodes; failed valves are
     passed and the ring extends to the next valves."""
-    answer = pipes_isolation.isolate_burst(
+    return pipes_isolation.isolate_burst(
         session,
         segment_id=body.segment_id,
         point=point_to_storage(body.point, body.crs, session_srid(session)),
@@ -221,14 +238,14 @@ def isolation(body: IsolationRequest, session: ReadSessionDep, hidden: HiddenDep
         failed_valve_ids=body.failed_valves,
         tolerance_m=body.tolerance_m,
         hidden_utilities=hidden,
+        output_crs=body.geojson_crs,
     )
-    return _out(session, answer, body.geojson_crs)
 
 
 @router.post("/trace", summary="Upstream/downstream trace or connected component")
-def trace(body: TraceRequest, session: ReadSessionDep, hidden: HiddenDep) -> dict[str, Any]:
+def trace(body: TraceRequest, session: ReadSessionDep, hidden: HiddenDep) -> NetworkTrace:
     """Directed on gravity networks, connected component on pressure networks."""
-    answer = pipes_trace.trace(
+    return pipes_trace.trace(
         session,
         node_id=body.node_id,
         segment_id=body.segment_id,
@@ -238,28 +255,28 @@ def trace(body: TraceRequest, session: ReadSessionDep, hidden: HiddenDep) -> dic
         stop_at_class_change=body.stop_at_class_change,
         max_distance_m=body.max_distance_m,
         hidden_utilities=hidden,
+        output_crs=body.geojson_crs,
     )
-    return _out(session, answer, body.geojson_crs)
 
 
 @router.post("/excavation", summary="Excavation impact")
 def excavation(
     body: ExcavationRequest, session: ReadSessionDep, hidden: HiddenDep
-) -> dict[str, Any]:
+) -> ExcavationImpact:
     """Pipes inside the cut or within the margin: cover, clearances, owners to notify."""
     srid = session_srid(session)
-    answer = pipes_excavation.excavation_impact(
+    return pipes_excavation.excavation_impact(
         session,
         polygon=geometry_to_storage(body.polygon, body.crs, srid, what="polygon"),
         depth_m=body.depth_m,
         margin_m=body.margin_m,
         dataset_id=body.dataset_id,
         hidden_utilities=hidden,
+        output_crs=body.geojson_crs,
     )
-    return _out(session, answer, body.geojson_crs)
 
 
 @router.get("/qc/{dataset_id}", summary="QC report of a pipe dataset")
-def qc(dataset_id: int, session: ReadSessionDep) -> dict[str, Any]:
+def qc(dataset_id: int, session: ReadSessionDep) -> PipeDatasetQc:
     """The quality-control findings stored by the import, with the dataset's counts."""
     return pipes_qc.dataset_qc(session, dataset_id=dataset_id)

@@ -189,3 +189,18 @@ def _check_sensitive(client: TestClient, secret: str, gas_node: int, gas_segment
         headers={"X-API-Key": secret},
     )
     assert allowed.status_code == 200 and allowed.json()["length_m"] == 100.0
+
+
+def test_openapi_documents_every_pipe_analysis_answer(database_url: str, tmp_path: Path) -> None:
+    """Every ``/analysis/pipes`` route publishes the JSON shape of its answer (charts: also SVG)."""
+    app = create_app(CimSettings(database_url=database_url, data_dir=tmp_path / "d"))
+    paths = {p: ops for p, ops in app.openapi()["paths"].items() if p.startswith("/analysis/pipes")}
+    assert len(paths) == 9
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            content = operation["responses"]["200"]["content"]
+            schema = content["application/json"]["schema"]
+            assert "$ref" in schema, f"{method.upper()} {path} has no response schema"
+    for chart in ("/analysis/pipes/section", "/analysis/pipes/profile"):
+        (operation,) = paths[chart].values()
+        assert "image/svg+xml" in operation["responses"]["200"]["content"]

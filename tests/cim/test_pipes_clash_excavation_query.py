@@ -77,7 +77,7 @@ def test_pipe_pipe_and_pipe_element_clashes(session: Session) -> None:
         ),
         {"d": ifc, "m": hex_geom(box_mesh(300, -50, 0, 300.3, 50, 10))},
     )
-    answer = detect_clashes(session, dataset_id=dataset)
+    answer = detect_clashes(session, dataset_id=dataset).model_dump()
     found = {(c["a"]["code"], c["b"].get("code") or c["b"]["guid"]): c for c in answer["clashes"]}
     assert set(found) == {("A", "B"), ("W1", "WALL1"), ("W2", "WALL1")}
     assert found[("A", "B")]["overlap_m"] == pytest.approx(0.01, abs=1e-6)
@@ -87,7 +87,7 @@ def test_pipe_pipe_and_pipe_element_clashes(session: Session) -> None:
         and found[("W1", "WALL1")]["b"]["ifc_class"] == "IfcWall"
     )
     assert found[("W2", "WALL1")]["overlap_m"] == pytest.approx(0.05, abs=1e-6)
-    only_pipes = detect_clashes(session, dataset_id=dataset, kinds=("pipe",))
+    only_pipes = detect_clashes(session, dataset_id=dataset, kinds=("pipe",)).model_dump()
     assert only_pipes["clash_count"] == 1
 
 
@@ -112,7 +112,9 @@ CUT = {"type": "Polygon", "coordinates": [[[0, 0], [10, 0], [10, 10], [0, 10], [
 
 def test_excavation_known_answers(session: Session) -> None:
     dataset = excavation_site(session)
-    answer = excavation_impact(session, polygon=CUT, depth_m=2.0, margin_m=1.0, dataset_id=dataset)
+    answer = excavation_impact(
+        session, polygon=CUT, depth_m=2.0, margin_m=1.0, dataset_id=dataset
+    ).model_dump()
     pipes = {p["code"]: p for p in answer["pipes"]}
     assert set(pipes) == {"P1", "P2", "P3"}
     p1, p2, p3 = pipes["P1"], pipes["P2"], pipes["P3"]
@@ -143,7 +145,9 @@ def test_excavation_known_answers(session: Session) -> None:
         "under",
         "near",
     }
-    tight = excavation_impact(session, polygon=CUT, depth_m=2.0, margin_m=0.0, dataset_id=dataset)
+    tight = excavation_impact(
+        session, polygon=CUT, depth_m=2.0, margin_m=0.0, dataset_id=dataset
+    ).model_dump()
     assert {p["code"] for p in tight["pipes"]} == {"P1", "P2"}
     with pytest.raises(InvalidInput):
         excavation_impact(session, polygon=CUT, depth_m=0)
@@ -177,14 +181,19 @@ def test_query_filters(session: Session) -> None:
             straight("Q4", "JS", (500, 0, 8.5), (600, 0, 8.5), 100, material="PE", year=2001),
         ],
     )
-    everything = query_pipes(session, bbox=(-1, -1, 101, 21), dataset_id=dataset)
+    everything = query_pipes(session, bbox=(-1, -1, 101, 21), dataset_id=dataset).model_dump()
     assert [f["properties"]["code"] for f in everything["features"]] == ["Q1", "Q2", "Q3"]
     assert everything["numberMatched"] == 3
     q1 = everything["features"][0]["properties"]
     assert q1["depth_m"] == pytest.approx(10.0 - 8.65) and q1["colour"] == "#00FFFF"
 
     def codes(**kw: object) -> list[str]:
-        result = query_pipes(session, dataset_id=dataset, bbox=(-1, -1, 700, 21), **kw)  # type: ignore[arg-type]
+        result = query_pipes(
+            session,
+            dataset_id=dataset,
+            bbox=(-1, -1, 700, 21),
+            **kw,  # type: ignore[arg-type]
+        ).model_dump()
         return [f["properties"]["code"] for f in result["features"]]
 
     assert codes(utilities=["JS"]) == ["Q1", "Q4"]
@@ -199,13 +208,13 @@ def test_query_filters(session: Session) -> None:
     line = {"type": "LineString", "coordinates": [[50, 14], [60, 14]]}
     assert [
         f["properties"]["code"]
-        for f in query_pipes(session, line=line, buffer_m=5, dataset_id=dataset)["features"]
+        for f in query_pipes(session, line=line, buffer_m=5, dataset_id=dataset).features
     ] == ["Q2"]
     polygon = {
         "type": "Polygon",
         "coordinates": [[[490, -5], [610, -5], [610, 5], [490, 5], [490, -5]]],
     }
-    assert [f["properties"]["code"] for f in query_pipes(session, polygon=polygon)["features"]][
+    assert [f["properties"]["code"] for f in query_pipes(session, polygon=polygon).features][
         -1
     ] == "Q4"
     with pytest.raises(InvalidInput):
@@ -217,7 +226,7 @@ def test_query_filters(session: Session) -> None:
 def test_qc_report(session: Session) -> None:
     qc = {"orphan_nodes": ["J9"], "elevation_mismatches": 2}
     dataset = make_dataset(session, "with qc", qc=qc)
-    assert dataset_qc(session, dataset_id=dataset)["qc"] == qc
+    assert dataset_qc(session, dataset_id=dataset).qc == qc
     terrain = make_dataset(session, "dem", kind="terrain")
     with pytest.raises(InvalidInput):
         dataset_qc(session, dataset_id=terrain)

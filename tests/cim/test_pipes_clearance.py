@@ -125,7 +125,7 @@ def build(session: Session) -> int:
 
 def test_each_rule_flags_the_pair_just_inside_only(session: Session) -> None:
     dataset = build(session)
-    answer = check_clearances(session, dataset_id=dataset)
+    answer = check_clearances(session, dataset_id=dataset).model_dump()
     found = {(v["a"]["code"], v["b"]["code"]): v for v in answer["violations"]}
     expected = {
         ("js_small_in1", "js_small_in2"): ("H419-PS-JS-S", 1.0),
@@ -158,11 +158,13 @@ def test_area_and_kind_filters(session: Session) -> None:
         "type": "Polygon",
         "coordinates": [[[-10, -10], [10, -10], [10, 110], [-10, 110], [-10, -10]]],
     }
-    answer = check_clearances(session, dataset_id=dataset, area=area)
+    answer = check_clearances(session, dataset_id=dataset, area=area).model_dump()
     assert [(v["a"]["code"], v["b"]["code"]) for v in answer["violations"]] == [
         ("js_small_in1", "js_small_in2")
     ]
-    vertical = check_clearances(session, dataset_id=dataset, kinds=("vertical",), limit=1)
+    vertical = check_clearances(
+        session, dataset_id=dataset, kinds=("vertical",), limit=1
+    ).model_dump()
     assert vertical["violation_count"] == 2 and vertical["returned"] == 1 and vertical["truncated"]
     with pytest.raises(InvalidInput):
         check_clearances(session, dataset_id=dataset, kinds=("diagonal",))
@@ -195,7 +197,7 @@ def test_area_finds_a_pair_through_either_pipe(session: Session) -> None:
         "type": "Polygon",
         "coordinates": [[[1.0, 40], [2.0, 40], [2.0, 60], [1.0, 60], [1.0, 40]]],
     }
-    answer = check_clearances(session, dataset_id=dataset, area=around_second)
+    answer = check_clearances(session, dataset_id=dataset, area=around_second).model_dump()
     assert [(v["a"]["code"], v["b"]["code"]) for v in answer["violations"]] == [
         ("js_small_in1", "js_small_in2")
     ]
@@ -212,7 +214,9 @@ def test_area_finds_a_pair_through_either_pipe(session: Session) -> None:
             ]
         ],
     }
-    vertical = check_clearances(session, dataset_id=dataset, area=south_end, kinds=("vertical",))
+    vertical = check_clearances(
+        session, dataset_id=dataset, area=south_end, kinds=("vertical",)
+    ).model_dump()
     assert [(v["a"]["code"], v["b"]["code"]) for v in vertical["violations"]] == [
         ("v_psjs_inL", "v_psjs_inU")
     ]
@@ -221,11 +225,11 @@ def test_area_finds_a_pair_through_either_pipe(session: Session) -> None:
 
 def test_worst_violations_come_first_when_truncated(session: Session) -> None:
     dataset = build(session)
-    everything = check_clearances(session, dataset_id=dataset)
+    everything = check_clearances(session, dataset_id=dataset).model_dump()
     keys = [
         (round(v["actual_m"] - v["required_m"], 6), v["a"]["id"]) for v in everything["violations"]
     ]
     assert keys == sorted(keys)
-    two = check_clearances(session, dataset_id=dataset, limit=2)
+    two = check_clearances(session, dataset_id=dataset, limit=2).model_dump()
     assert two["violation_count"] == everything["violation_count"] and two["truncated"]
     assert two["violations"] == everything["violations"][:2]

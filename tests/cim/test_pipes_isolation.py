@@ -62,7 +62,7 @@ def import_with_valves(
             valves=valves,
         )
         [result] = import_pipes(engine, [path], options)
-        dataset = result.dataset
+        dataset = result.dataset.model_dump()
     assert dataset["counts"]["nodes_by_kind"]["valve"] == len(layer)
     assert dataset["options"]["valves"]["file"] == valves.name
     return wn, layer, int(dataset["id"])
@@ -147,10 +147,10 @@ def test_failed_valve_extends_to_next_ring_like_wntr_without_it(
             expected = groups(link_seg)[int(link_seg[row.link])]
             valve_id = valves[f"V:{row.link}:{row.node}"]["id"]
             segment_id = _segment_id(session, dataset, row.link)
-            first = isolate_burst(session, segment_id=segment_id, with_geojson=False)
+            first = isolate_burst(session, segment_id=segment_id, with_geojson=False).model_dump()
             second = isolate_burst(
                 session, segment_id=segment_id, failed_valve_ids=[valve_id], with_geojson=False
-            )
+            ).model_dump()
             assert valve_id in {v["id"] for v in first["valves_to_close"]}
             assert valve_id in {v["id"] for v in second["failed_valves_passed"]}
             assert valve_id not in {v["id"] for v in second["valves_to_close"]}
@@ -204,7 +204,7 @@ def small_network(session: Session) -> tuple[int, dict[str, int], dict[str, int]
 
 def test_hand_made_ring_length_volume_and_point_pick(session: Session) -> None:
     dataset, node_ids, seg_ids = small_network(session)
-    answer = isolate_burst(session, point=(250.0, 3.0), dataset_id=dataset)
+    answer = isolate_burst(session, point=(250.0, 3.0), dataset_id=dataset).model_dump()
     assert answer["burst_segment"]["code"] == "cd"
     assert [v["code"] for v in answer["valves_to_close"]] == ["V1"]
     assert [v["code"] for v in answer["valves_already_closed"]] == ["V3"]
@@ -218,7 +218,9 @@ def test_hand_made_ring_length_volume_and_point_pick(session: Session) -> None:
     roles = {f["properties"]["role"] for f in answer["geojson"]["features"]}
     assert roles == {"isolated", "close", "failed"}
     # V1 found stuck on site: the second call extends past it to the a-b side
-    again = isolate_burst(session, segment_id=seg_ids["cd"], failed_valve_ids=[node_ids["V1"]])
+    again = isolate_burst(
+        session, segment_id=seg_ids["cd"], failed_valve_ids=[node_ids["V1"]]
+    ).model_dump()
     assert {s["code"] for s in again["isolated_segments"]} == codes | {"ab", "bV1"}
     assert again["valves_to_close"] == []
 

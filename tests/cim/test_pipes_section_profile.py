@@ -61,7 +61,8 @@ LINE = {"type": "LineString", "coordinates": [[-20.0, 0.0], [20.0, 0.0]]}
 
 def test_cross_section_known_answers_without_terrain(session: Session) -> None:
     street(session)
-    answer = cross_section(session, line=LINE)
+    section = cross_section(session, line=LINE)
+    answer = section.model_dump()
     assert answer["ground_source"] == "nodes"
     pipes = {p["code"]: p for p in answer["pipes"]}
     assert [p["code"] for p in answer["pipes"]] == ["JS1", "PS1", "DL1"]
@@ -74,7 +75,7 @@ def test_cross_section_known_answers_without_terrain(session: Session) -> None:
     assert (ps["invert_z"], ps["top_z"], ps["centre_z"]) == pytest.approx((6.5, 7.3, 6.9))
     assert ps["cover_m"] == pytest.approx(2.7) and ps["section"] == "1000x800"
     assert dl["offset_m"] == pytest.approx(35.0) and dl["ground_z"] == pytest.approx(10.0)
-    drawing = ET.fromstring(section_svg(answer))
+    drawing = ET.fromstring(section_svg(section))
     assert drawing.tag.endswith("svg")
     assert len([e for e in drawing.iter() if e.tag.endswith(("ellipse", "rect"))]) == 4  # 3 + bg
 
@@ -90,7 +91,7 @@ def test_cross_section_uses_terrain_when_present(session: Session) -> None:
         ),
         {"d": terrain, "srid": TEST_SRID},
     )
-    answer = cross_section(session, line=LINE, utilities=["JS", "PS"])
+    answer = cross_section(session, line=LINE, utilities=["JS", "PS"]).model_dump()
     assert answer["ground_source"] == "terrain"
     assert [p["code"] for p in answer["pipes"]] == ["JS1", "PS1"]
     assert answer["pipes"][0]["cover_m"] == pytest.approx(12.5 - 8.65)
@@ -122,7 +123,8 @@ def sewer(session: Session) -> dict[str, int]:
 
 def test_profile_known_answers_and_backward_slope(session: Session) -> None:
     node_ids = sewer(session)
-    profile = longitudinal_profile(session, from_node_id=node_ids["m1"], to_node_id=node_ids["m4"])
+    typed = longitudinal_profile(session, from_node_id=node_ids["m1"], to_node_id=node_ids["m4"])
+    profile = typed.model_dump()
     assert profile["length_m"] == pytest.approx(150.0)
     assert [n["code"] for n in profile["nodes"]] == ["m1", "m2", "m3", "m4"]
     assert [n["chainage_m"] for n in profile["nodes"]] == [0.0, 50.0, 100.0, 150.0]
@@ -137,7 +139,7 @@ def test_profile_known_answers_and_backward_slope(session: Session) -> None:
     assert s3["backward_slope"] is True  # rises from its inlet m4 to its outlet m3
     assert s1["backward_slope"] is False
     assert profile["backward_segments"] == ["s2", "s3"]
-    drawing = ET.fromstring(profile_svg(profile))
+    drawing = ET.fromstring(profile_svg(typed))
     assert sum(1 for e in drawing.iter() if e.tag.endswith("polygon")) == 3
 
 

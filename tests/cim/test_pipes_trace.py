@@ -73,20 +73,20 @@ def test_trace_matches_swmm_example1_outfall_structure(
             session,
             node_id=node_id,
             direction="downstream",
-            direction_from=direction_from,
+            direction_from=direction_from,  # type: ignore[arg-type]
             with_geojson=False,
-        )  # type: ignore[arg-type]
+        ).model_dump()
         assert {n["code"] for n in down["nodes"]} == {name} | nx.descendants(oracle, name)
         assert [n["code"] for n in down["terminal_nodes"]] == ["18"]
         up = trace(
             session,
             node_id=node_id,
             direction="upstream",
-            direction_from=direction_from,
+            direction_from=direction_from,  # type: ignore[arg-type]
             with_geojson=False,
-        )  # type: ignore[arg-type]
+        ).model_dump()
         assert {n["code"] for n in up["nodes"]} == {name} | nx.ancestors(oracle, name)
-    everything = trace(session, node_id=node_ids["18"], direction="upstream")
+    everything = trace(session, node_id=node_ids["18"], direction="upstream").model_dump()
     assert everything["segment_count"] == oracle.number_of_edges()
     assert {n["code"] for n in everything["terminal_nodes"]} == {
         n for n in oracle if oracle.in_degree(n) == 0
@@ -104,12 +104,16 @@ def test_invert_direction_overrides_a_link_stored_backwards(session: Session) ->
         ),  # stored against the flow
     ]
     node_ids, _ = write_network(session, dataset, nodes, segments)
-    by_invert = trace(session, node_id=node_ids["a"], direction="downstream")
+    by_invert = trace(session, node_id=node_ids["a"], direction="downstream").model_dump()
     assert [n["code"] for n in by_invert["nodes"]] == ["a", "b", "c"]
     assert [n["distance_m"] for n in by_invert["nodes"]] == [0.0, 50.0, 100.0]
-    by_link = trace(session, node_id=node_ids["a"], direction="downstream", direction_from="link")
+    by_link = trace(
+        session, node_id=node_ids["a"], direction="downstream", direction_from="link"
+    ).model_dump()
     assert [n["code"] for n in by_link["nodes"]] == ["a", "b"]
-    limited = trace(session, node_id=node_ids["a"], direction="downstream", max_distance_m=60)
+    limited = trace(
+        session, node_id=node_ids["a"], direction="downstream", max_distance_m=60
+    ).model_dump()
     assert [n["code"] for n in limited["nodes"]] == ["a", "b"]
 
 
@@ -131,7 +135,7 @@ def test_pressure_component_stops_at_valves_and_class_changes(session: Session) 
         S("wd", "w", "d"),
     ]
     node_ids, _ = write_network(session, dataset, nodes, segments)
-    full = trace(session, node_id=node_ids["a"], direction="downstream")
+    full = trace(session, node_id=node_ids["a"], direction="downstream").model_dump()
     assert full["mode"] == "connected_component"
     assert {n["code"] for n in full["nodes"]} == {
         "a",
@@ -140,9 +144,9 @@ def test_pressure_component_stops_at_valves_and_class_changes(session: Session) 
         "c",
         "w",
     }  # closed valve w stops it
-    at_valves = trace(session, node_id=node_ids["a"], stop_at_valves=True)
+    at_valves = trace(session, node_id=node_ids["a"], stop_at_valves=True).model_dump()
     assert {n["code"] for n in at_valves["nodes"]} == {"a", "v", "c", "w"}
-    same_class = trace(session, node_id=node_ids["b"], stop_at_class_change=True)
+    same_class = trace(session, node_id=node_ids["b"], stop_at_class_change=True).model_dump()
     assert {n["code"] for n in same_class["nodes"]} == {"a", "v", "b"}
     with pytest.raises(InvalidInput):
         trace(session, node_id=node_ids["a"], segment_id=1)

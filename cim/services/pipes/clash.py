@@ -11,6 +11,7 @@ mesh (MULTIPOLYGONZ surfaces) is within the pipe's outer half-size of its centre
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import text
@@ -18,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
 from cim.services.pipes.inputs import ewkt, parse_polygon
-from cim.services.pipes.scope import no_jit, pipe_dataset_ids, session_srid
+from cim.services.pipes.models import Clash, ClashReport, ElementSide, PairSide
+from cim.services.pipes.scope import AnyRow, no_jit, pipe_dataset_ids, session_srid
 
 RADIUS_SQL = (
     "(GREATEST(COALESCE({t}.diameter_mm, 0), COALESCE({t}.width_mm, 0),"
@@ -84,7 +86,7 @@ def detect_clashes(
     kinds: tuple[str, ...] = ("pipe", "building"),
     limit: int = 1000,
     hidden_utilities: frozenset[str] = frozenset(),
-) -> dict[str, Any]:
+) -> ClashReport:
     """Pipe-pipe and pipe-building-element clashes with location and overlap (m)."""
     unknown = set(kinds) - {"pipe", "building"}
     if unknown:
@@ -111,47 +113,59 @@ def detect_clashes(
         "radius": 2 * widest + 0.001,
         "hidden": sorted(hidden_utilities),
     }
-    clashes: list[dict[str, Any]] = []
+    clashes: list[Clash] = []
     total = 0
     if "pipe" in kinds and datasets:
-        for r in session.execute(text(PIPE_PIPE_SQL), params):
-            total += 1
-            if len(clashes) < limit:
-                clashes.append(
-                    {
-                        "kind": "pipe",
-                        "a": {"layer": "pipe_segment", "id": r[0], "code": r[1], "utility": r[2]},
-                        "b": {"layer": "pipe_segment", "id": r[3], "code": r[4], "utility": r[5]},
-                        "overlap_m": round(float(r[6]), 3),
-                        "distance_m": round(float(r[7]), 3),
-                        "location": [round(float(v), 3) for v in r[8:11]],
-                    }
-                )
+        total += _keep(session.execute(text(PIPE_PIPE_SQL), params), _pipe_clash, clashes, limit)
     if "building" in kinds and datasets:
-        for r in session.execute(text(PIPE_ELEMENT_SQL), params):
-            total += 1
-            if len(clashes) < limit:
-                clashes.append(
-                    {
-                        "kind": "building",
-                        "a": {"layer": "pipe_segment", "id": r[0], "code": r[1], "utility": r[2]},
-                        "b": {
-                            "layer": "building_element",
-                            "id": r[3],
-                            "guid": r[4],
-                            "ifc_class": r[5],
-                            "name": r[6],
-                        },
-                        "overlap_m": round(float(r[7]), 3),
-                        "distance_m": round(float(r[8]), 3),
-                        "location": [round(float(v), 3) for v in r[9:12]],
-                    }
-                )
-    return {
-        "srid": srid,
-        "datasets": datasets,
-        "clash_count": total,
-        "returned": len(clashes),
-        "truncated": total > len(clashes),
-        "clashes": clashes,
-    }
+        rows = session.execute(text(PIPE_ELEMENT_SQL), params)
+        total += _keep(rows, _element_clash, clashes, limit)
+    return ClashReport(
+        srid=srid,
+        datasets=datasets,
+        clash_count=total,
+        returned=len(clashes),
+        truncated=total > len(clashes),
+        clashes=clashes,
+    )
+
+
+def _keep(
+    rows: Iterable[AnyRow],
+    make: Callable[[AnyRow], Clash],
+    kept: list[Clash],
+    limit: int,
+) -> int:
+    """Append clashes made from ``rows`` to ``kept`` up to ``limit`` in all; count every row."""
+    count = 0
+    for r in rows:
+        count += 1
+        if len(kept) < limit:
+            kept.append(make(r))
+    return count
+
+
+def _pipe_side(r: AnyRow) -> PairSide:
+    return PairSide(layer="pipe_segment", id=r[0], code=r[1], utility=r[2])
+
+
+def _pipe_clash(r: AnyRow) -> Clash:
+    return Clash(
+        kind="pipe",
+        a=_pipe_side(r),
+        b=PairSide(layer="pipe_segment", id=r[3], code=r[4], utility=r[5]),
+        overlap_m=round(float(r[6]), 3),
+        distance_m=round(float(r[7]), 3),
+        location=[round(float(v), 3) for v in r[8:11]],
+    )
+
+
+def _element_clash(r: AnyRow) -> Clash:
+    return Clash(
+        kind="building",
+        a=_pipe_side(r),
+        b=ElementSide(id=r[3], guid=r[4], ifc_class=r[5], name=r[6]),
+        overlap_m=round(float(r[7]), 3),
+        distance_m=round(float(r[8]), 3),
+        location=[round(float(v), 3) for v in r[9:12]],
+    )

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import yaml
@@ -32,8 +32,18 @@ from sqlalchemy.orm import Session
 from cim.errors import InvalidInput
 from cim.services.pipes import clearance_pairs as pairs
 from cim.services.pipes.inputs import ewkt, parse_polygon
+from cim.services.pipes.models import (
+    ClearanceKind,
+    ClearanceReport,
+    PairSide,
+    RuleRef,
+    Violation,
+)
 from cim.services.pipes.scope import no_jit, pipe_dataset_ids, session_srid
 from cim.services.pipes.sections import half_width_sql
+
+PipeKind = Literal["horizontal", "vertical"]
+PIPE_KINDS: tuple[PipeKind, ...] = ("horizontal", "vertical")
 
 
 @dataclass(frozen=True)
@@ -164,7 +174,7 @@ def check_clearances(
     kinds: tuple[str, ...] = ("horizontal", "building", "vertical"),
     limit: int = 1000,
     hidden_utilities: frozenset[str] = frozenset(),
-) -> dict[str, Any]:
+) -> ClearanceReport:
     """Every pair that breaks a GB 50289 rule, city-wide or within ``area`` (a polygon).
 
     All violations are counted; the ``limit`` worst (smallest clear distance minus required
@@ -194,7 +204,7 @@ def check_clearances(
                 {"ds": datasets},
             ).scalar_one()
         )
-        pipe_kinds: list[str] = [k for k in ("horizontal", "vertical") if k in kinds]
+        pipe_kinds = [k for k in PIPE_KINDS if k in kinds]
         if pipe_kinds:
             found += _pipe_pairs(session, pipe_kinds, datasets, area_ewkt, widest, hidden_utilities)
         if "building" in kinds:
@@ -206,7 +216,7 @@ def check_clearances(
 class _Violations:
     """Violations of one kind by segment id: sides, rule ids, clear distances, locations."""
 
-    kind: str
+    kind: ClearanceKind
     a: np.ndarray[Any, Any]
     b: np.ndarray[Any, Any]
     b_label: list[str] | None  # building name/guid (pipe codes are looked up at the end)
@@ -222,7 +232,7 @@ def _radius(kind: str, hidden: frozenset[str], widest: float) -> tuple[dict[str,
 
 def _pipe_pairs(
     session: Session,
-    kinds: list[str],
+    kinds: list[PipeKind],
     datasets: list[int],
     area_ewkt: str | None,
     widest: float,
@@ -303,21 +313,13 @@ def _answer(
     found: list[_Violations],
     by_id: dict[str, Rule],
     limit: int,
-) -> dict[str, Any]:
+) -> ClearanceReport:
     per_rule: dict[str, int] = {}
     for group in found:
         for rid in group.rule:
             per_rule[rid] = per_rule.get(rid, 0) + 1
     total = sum(per_rule.values())
-    margin = np.concatenate(
-        [g.clear - np.array([by_id[r].required_m for r in g.rule]) for g in found] or [[]]
-    )
-    a_ids = np.concatenate([g.a for g in found] or [np.array([], dtype=np.int64)])
-    worst = np.lexsort((a_ids, np.round(margin, 6)))[:limit]
-    # positions in the concatenation -> (group, row in group)
-    offsets = np.cumsum([0] + [len(g.rule) for g in found])
-    groups = np.searchsorted(offsets, worst, side="right") - 1
-    chosen = [(found[g], int(k - offsets[g])) for g, k in zip(groups, worst, strict=True)]
+    chosen = _worst(found, by_id, limit)
     ids = sorted(
         {int(g.a[k]) for g, k in chosen} | {int(g.b[k]) for g, k in chosen if g.b_label is None}
     )
@@ -327,48 +329,54 @@ def _answer(
             text("SELECT id, code, utility FROM pipe_segment WHERE id = ANY(:ids)"), {"ids": ids}
         )
     }
-    violations = []
-    for group, k in chosen:
-        rule = by_id[group.rule[k]]
-        a_id, b_id = int(group.a[k]), int(group.b[k])
-        if group.b_label is None:
-            b = {
-                "layer": "pipe_segment",
-                "id": b_id,
-                "code": info[b_id][0],
-                "utility": info[b_id][1],
-            }
-        else:
-            b = {"layer": "building", "id": b_id, "code": group.b_label[k], "utility": None}
-        violations.append(
-            {
-                "kind": group.kind,
-                "a": {
-                    "layer": "pipe_segment",
-                    "id": a_id,
-                    "code": info[a_id][0],
-                    "utility": info[a_id][1],
-                },
-                "b": b,
-                "rule": {
-                    "id": rule.id,
-                    "description": rule.description,
-                    "confirmed": rule.confirmed,
-                    "source": rule.source,
-                },
-                "required_m": rule.required_m,
-                "actual_m": round(float(group.clear[k]), 3),
-                "location": [round(float(v), 3) for v in group.location[k]],
-            }
-        )
-    return {
-        "standard": "GB 50289-2016",
-        "srid": srid,
-        "datasets": datasets,
-        "violation_count": total,
-        "returned": len(violations),
-        "truncated": total > len(violations),
-        "per_rule": per_rule,
-        "unconfirmed_rules_used": sorted(r for r in per_rule if not by_id[r].confirmed),
-        "violations": violations,
-    }
+    violations = [_violation(group, k, by_id[group.rule[k]], info) for group, k in chosen]
+    return ClearanceReport(
+        standard="GB 50289-2016",
+        srid=srid,
+        datasets=datasets,
+        violation_count=total,
+        returned=len(violations),
+        truncated=total > len(violations),
+        per_rule=per_rule,
+        unconfirmed_rules_used=sorted(r for r in per_rule if not by_id[r].confirmed),
+        violations=violations,
+    )
+
+
+def _worst(
+    found: list[_Violations], by_id: dict[str, Rule], limit: int
+) -> list[tuple[_Violations, int]]:
+    """The ``limit`` worst violations (clear minus required, then lowest id) as (group, row)."""
+    margin = np.concatenate(
+        [g.clear - np.array([by_id[r].required_m for r in g.rule]) for g in found] or [[]]
+    )
+    a_ids = np.concatenate([g.a for g in found] or [np.array([], dtype=np.int64)])
+    worst = np.lexsort((a_ids, np.round(margin, 6)))[:limit]
+    # positions in the concatenation -> (group, row in group)
+    offsets = np.cumsum([0] + [len(g.rule) for g in found])
+    groups = np.searchsorted(offsets, worst, side="right") - 1
+    return [(found[g], int(k - offsets[g])) for g, k in zip(groups, worst, strict=True)]
+
+
+def _violation(
+    group: _Violations, k: int, rule: Rule, info: dict[int, tuple[str, str]]
+) -> Violation:
+    a_id, b_id = int(group.a[k]), int(group.b[k])
+    if group.b_label is None:
+        b = PairSide(layer="pipe_segment", id=b_id, code=info[b_id][0], utility=info[b_id][1])
+    else:
+        b = PairSide(layer="building", id=b_id, code=group.b_label[k], utility=None)
+    return Violation(
+        kind=group.kind,
+        a=PairSide(layer="pipe_segment", id=a_id, code=info[a_id][0], utility=info[a_id][1]),
+        b=b,
+        rule=RuleRef(
+            id=rule.id,
+            description=rule.description,
+            confirmed=rule.confirmed,
+            source=rule.source,
+        ),
+        required_m=rule.required_m,
+        actual_m=round(float(group.clear[k]), 3),
+        location=[round(float(v), 3) for v in group.location[k]],
+    )

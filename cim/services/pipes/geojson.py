@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.services.pipes.sections import class_info
+from cim.services.results import Feature, FeatureCollection, named_crs
 
 
-def segment_features(session: Session, ids: list[int], *, role: str) -> list[dict[str, Any]]:
+def segment_features(session: Session, ids: list[int], *, role: str) -> list[Feature]:
     """GeoJSON features (storage CRS) of segments, for viewer highlights; ``role`` in properties."""
     if not ids:
         return []
@@ -43,7 +42,7 @@ def segment_features(session: Session, ids: list[int], *, role: str) -> list[dic
     ]
 
 
-def node_features(session: Session, ids: list[int], *, role: str) -> list[dict[str, Any]]:
+def node_features(session: Session, ids: list[int], *, role: str) -> list[Feature]:
     """GeoJSON features of nodes (valves to close, start points...) with ``role``."""
     if not ids:
         return []
@@ -75,22 +74,26 @@ def node_features(session: Session, ids: list[int], *, role: str) -> list[dict[s
     ]
 
 
-def feature_collection(features: list[dict[str, Any]], srid: int) -> dict[str, Any]:
-    """A GeoJSON FeatureCollection in the storage CRS (named with a ``crs`` member)."""
-    return {
+def feature_collection(
+    features: list[Feature], srid: int, output_crs: str | None = None
+) -> FeatureCollection:
+    """A GeoJSON FeatureCollection of storage-CRS ``features``, named with a ``crs`` member;
+    moved to ``output_crs`` when one is given."""
+    collection: FeatureCollection = {
         "type": "FeatureCollection",
-        "crs": {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{srid}"}},
+        "crs": named_crs(srid),
         "features": features,
     }
+    return collection if output_crs is None else reproject_features(collection, srid, output_crs)
 
 
-def reproject_features(collection: dict[str, Any], srid: int, target: str) -> dict[str, Any]:
+def reproject_features(collection: FeatureCollection, srid: int, target: str) -> FeatureCollection:
     """A storage-CRS FeatureCollection in ``target`` (e.g. ``EPSG:4326`` for web maps); Z kept."""
     from cim.crs import crs_label, parse_crs, transformer
 
     move = transformer(srid, target)
-    features = []
-    for feature in collection.get("features", []):
+    features: list[Feature] = []
+    for feature in collection["features"]:
         geom = shapely.geometry.shape(feature["geometry"])
         moved = shapely.transform(
             geom,
@@ -100,7 +103,4 @@ def reproject_features(collection: dict[str, Any], srid: int, target: str) -> di
         features.append(feature | {"geometry": shapely.geometry.mapping(moved)})
     label = crs_label(parse_crs(target))
     code = label.split(":", 1)[1] if label.startswith("EPSG:") else label
-    return collection | {
-        "features": features,
-        "crs": {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{code}"}},
-    }
+    return collection | {"features": features, "crs": named_crs(code)}

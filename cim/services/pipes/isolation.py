@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -28,7 +27,9 @@ from cim.services.pipes.graph import (
     load_graph,
     nearest_segment,
 )
+from cim.services.pipes.models import BurstIsolation, Ref, ValveNode
 from cim.services.pipes.scope import pipe_dataset_ids, refuse_hidden, session_srid
+from cim.services.results import FeatureCollection
 from cim.utilities import is_pressure
 
 PRESSURE_HINT = "isolation runs on pressure networks (JS water, RQ gas, RL heat)"
@@ -91,8 +92,12 @@ def isolate_burst(
     tolerance_m: float = 50.0,
     with_geojson: bool = True,
     hidden_utilities: frozenset[str] = frozenset(),
-) -> dict[str, Any]:
-    """Valves to close for a burst on ``segment_id`` (or the pressure pipe nearest ``point``)."""
+    output_crs: str | None = None,
+) -> BurstIsolation:
+    """Valves to close for a burst on ``segment_id`` (or the pressure pipe nearest ``point``).
+
+    ``point`` is in the storage CRS; the GeoJSON highlight is in ``output_crs`` (default storage).
+    """
     srid = session_srid(session)
     if (segment_id is None) == (point is None):
         raise InvalidInput("give exactly one of segment_id or point")
@@ -123,7 +128,15 @@ def isolate_burst(
             raise InvalidInput(f"node {valve_id} is not a valve")
         failed.add(index)
     result = isolate(graph, start, frozenset(failed))
-    return isolation_summary(session, graph, result, segment_id, srid, with_geojson=with_geojson)
+    return isolation_summary(
+        session,
+        graph,
+        result,
+        segment_id,
+        srid,
+        with_geojson=with_geojson,
+        output_crs=output_crs,
+    )
 
 
 def isolation_summary(
@@ -134,57 +147,58 @@ def isolation_summary(
     srid: int,
     *,
     with_geojson: bool,
-) -> dict[str, Any]:
-    """The JSON answer: valves, segments, length, volume, affected nodes, GeoJSON highlight."""
-
-    def node_rows(indices: list[int]) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": int(graph.node_ids[i]),
-                "code": graph.node_codes[i],
-                "kind": graph.node_kind[i],
-                "valve_state": graph.node_valve_state[i],
-            }
-            for i in indices
-        ]
-
+    output_crs: str | None = None,
+) -> BurstIsolation:
+    """The answer: valves, segments, length, volume, affected nodes, GeoJSON highlight."""
     lengths = graph.segment_length[result.segments]
     volume = float((lengths * graph.segment_area[result.segments]).sum())
     kinds: dict[str, int] = {}
     for i in result.nodes:
         kinds[graph.node_kind[i] or "junction"] = kinds.get(graph.node_kind[i] or "junction", 0) + 1
-    answer: dict[str, Any] = {
-        "dataset_id": graph.dataset_id,
-        "burst_segment": {
-            "id": segment_id,
-            "code": graph.segment_codes[graph.segment_index(segment_id)],
-        },
-        "valves_to_close": node_rows(result.valves_to_close),
-        "valves_already_closed": node_rows(result.valves_already_closed),
-        "failed_valves_passed": node_rows(result.failed_valves_passed),
-        "isolated_segments": [
-            {"id": int(graph.segment_ids[s]), "code": graph.segment_codes[s]}
-            for s in result.segments
+    return BurstIsolation(
+        dataset_id=graph.dataset_id,
+        burst_segment=Ref(id=segment_id, code=graph.segment_codes[graph.segment_index(segment_id)]),
+        valves_to_close=_valve_nodes(graph, result.valves_to_close),
+        valves_already_closed=_valve_nodes(graph, result.valves_already_closed),
+        failed_valves_passed=_valve_nodes(graph, result.failed_valves_passed),
+        isolated_segments=[
+            Ref(id=int(graph.segment_ids[s]), code=graph.segment_codes[s]) for s in result.segments
         ],
-        "segment_count": len(result.segments),
-        "length_m": round(float(lengths.sum()), 3),
-        "volume_m3": round(volume, 3),
-        "affected_nodes": node_rows(result.nodes),
-        "affected_node_kinds": kinds,
-    }
-    if with_geojson:
-        answer["geojson"] = feature_collection(
-            segment_features(
-                session, [int(graph.segment_ids[s]) for s in result.segments], role="isolated"
-            )
-            + node_features(
-                session, [int(graph.node_ids[v]) for v in result.valves_to_close], role="close"
-            )
-            + node_features(
-                session,
-                [int(graph.node_ids[v]) for v in result.failed_valves_passed],
-                role="failed",
-            ),
-            srid,
+        segment_count=len(result.segments),
+        length_m=round(float(lengths.sum()), 3),
+        volume_m3=round(volume, 3),
+        affected_nodes=_valve_nodes(graph, result.nodes),
+        affected_node_kinds=kinds,
+        geojson=(_highlight(session, graph, result, srid, output_crs) if with_geojson else None),
+    )
+
+
+def _valve_nodes(graph: PipeGraph, indices: list[int]) -> list[ValveNode]:
+    return [
+        ValveNode(
+            id=int(graph.node_ids[i]),
+            code=graph.node_codes[i],
+            kind=graph.node_kind[i],
+            valve_state=graph.node_valve_state[i],
         )
-    return answer
+        for i in indices
+    ]
+
+
+def _highlight(
+    session: Session, graph: PipeGraph, result: Isolation, srid: int, output_crs: str | None
+) -> FeatureCollection:
+    """Isolated segments, valves to close and failed valves passed, for the map."""
+    return feature_collection(
+        segment_features(
+            session, [int(graph.segment_ids[s]) for s in result.segments], role="isolated"
+        )
+        + node_features(
+            session, [int(graph.node_ids[v]) for v in result.valves_to_close], role="close"
+        )
+        + node_features(
+            session, [int(graph.node_ids[v]) for v in result.failed_valves_passed], role="failed"
+        ),
+        srid,
+        output_crs,
+    )

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
 from cim.services.datasets import get_dataset
+from cim.services.pipes.models import PipeDatasetQc
 
 
-def dataset_qc(session: Session, *, dataset_id: int) -> dict[str, Any]:
+def dataset_qc(session: Session, *, dataset_id: int) -> PipeDatasetQc:
     """The QC report the import stored for a pipe dataset, with its counts."""
     dataset = get_dataset(session, dataset_id=dataset_id)
     if dataset.kind != "pipes":
         raise InvalidInput(f"dataset {dataset_id} is a {dataset.kind} dataset, not pipes")
-    return {
-        "dataset_id": dataset.id,
-        "name": dataset.name,
-        "source_name": dataset.source_name,
-        "status": dataset.status,
-        "counts": dataset.counts,
-        "qc": dataset.qc,
-    }
+    return PipeDatasetQc(
+        dataset_id=dataset.id,
+        name=dataset.name,
+        source_name=dataset.source_name,
+        status=dataset.status,
+        counts=dataset.counts,
+        qc=dataset.qc,
+    )

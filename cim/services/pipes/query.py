@@ -13,12 +13,16 @@ import json
 from typing import Any
 
 import shapely
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
+from cim.services.pipes.geojson import feature_collection
 from cim.services.pipes.inputs import ewkt, parse_line, parse_polygon
-from cim.services.pipes.scope import no_jit, pipe_dataset_ids, session_srid
+from cim.services.pipes.models import PipeCollection
+from cim.services.pipes.scope import AnyRow, no_jit, pipe_dataset_ids, session_srid
+from cim.services.results import Feature
 from cim.utilities import hex_colour_of, resolve_utility
 
 MAX_LIMIT = 10_000
@@ -69,26 +73,18 @@ def query_pipes(
     limit: int = 1000,
     offset: int = 0,
     hidden_utilities: frozenset[str] = frozenset(),
-) -> dict[str, Any]:
-    """A GeoJSON FeatureCollection of the pipes matching every given condition."""
+    output_crs: str | None = None,
+) -> PipeCollection:
+    """A GeoJSON FeatureCollection of the pipes matching every given condition.
+
+    Geometries come in the storage CRS; the features go out in ``output_crs`` (default storage).
+    """
     if sum(x is not None for x in (bbox, polygon, line)) != 1:
         raise InvalidInput("give exactly one of bbox, polygon or line")
     if not 1 <= limit <= MAX_LIMIT or offset < 0:
         raise InvalidInput(f"limit must be 1..{MAX_LIMIT} and offset >= 0")
     srid = session_srid(session)
-    if bbox is not None:
-        if len(bbox) != 4 or bbox[0] >= bbox[2] or bbox[1] >= bbox[3]:
-            raise InvalidInput("bbox must be minx,miny,maxx,maxy with min < max")
-        area = shapely.box(*bbox)
-        spatial = "ST_Intersects(s.geom, ST_GeomFromEWKT(:area))"
-    elif polygon is not None:
-        area = parse_polygon(polygon)
-        spatial = "ST_Intersects(s.geom, ST_GeomFromEWKT(:area))"
-    else:
-        if buffer_m < 0:
-            raise InvalidInput("buffer_m must not be negative")
-        area = parse_line(line)
-        spatial = "ST_DWithin(s.geom, ST_GeomFromEWKT(:area), :buffer)"
+    area, spatial = _search_area(bbox, polygon, line, buffer_m)
     # a class code matches its class, a sub-class code (YS, WS...) only that sub-class
     classes = [_code(u) for u in utilities] if utilities else None
     no_jit(session)
@@ -111,39 +107,56 @@ def query_pipes(
             "hidden": sorted(hidden_utilities),
         },
     ).all()
-    features = [
-        {
-            "type": "Feature",
-            "id": f"pipe_segment.{r.id}",
-            "geometry": json.loads(r.geometry),
-            "properties": {
-                "id": r.id,
-                "code": r.code,
-                "utility": r.utility,
-                "subclass": r.subclass,
-                "colour": _colour(r.utility),
-                "material": r.material,
-                "section_shape": r.section_shape,
-                "diameter_mm": r.diameter_mm,
-                "width_mm": r.width_mm,
-                "height_mm": r.height_mm,
-                "year": r.year,
-                "owner": r.owner,
-                "pressure": r.pressure,
-                "burial": r.burial,
-                "length_m": r.length_m,
-                "depth_m": None if r.depth is None else round(float(r.depth), 3),
-            },
-        }
-        for r in rows
-    ]
-    matched = int(rows[0].matched) if rows else 0
+    collection = feature_collection([_pipe_feature(r) for r in rows], srid, output_crs)
+    return PipeCollection(
+        crs=collection["crs"],
+        numberMatched=int(rows[0].matched) if rows else 0,
+        numberReturned=len(rows),
+        features=collection["features"],
+    )
+
+
+def _search_area(
+    bbox: tuple[float, float, float, float] | None,
+    polygon: Any | None,
+    line: Any | None,
+    buffer_m: float,
+) -> tuple[BaseGeometry, str]:
+    """The search geometry given and the SQL condition that tests a segment against it."""
+    if bbox is not None:
+        if len(bbox) != 4 or bbox[0] >= bbox[2] or bbox[1] >= bbox[3]:
+            raise InvalidInput("bbox must be minx,miny,maxx,maxy with min < max")
+        return shapely.box(*bbox), "ST_Intersects(s.geom, ST_GeomFromEWKT(:area))"
+    if polygon is not None:
+        return parse_polygon(polygon), "ST_Intersects(s.geom, ST_GeomFromEWKT(:area))"
+    if buffer_m < 0:
+        raise InvalidInput("buffer_m must not be negative")
+    return parse_line(line), "ST_DWithin(s.geom, ST_GeomFromEWKT(:area), :buffer)"
+
+
+def _pipe_feature(r: AnyRow) -> Feature:
     return {
-        "type": "FeatureCollection",
-        "crs": {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{srid}"}},
-        "numberMatched": matched,
-        "numberReturned": len(features),
-        "features": features,
+        "type": "Feature",
+        "id": f"pipe_segment.{r.id}",
+        "geometry": json.loads(r.geometry),
+        "properties": {
+            "id": r.id,
+            "code": r.code,
+            "utility": r.utility,
+            "subclass": r.subclass,
+            "colour": _colour(r.utility),
+            "material": r.material,
+            "section_shape": r.section_shape,
+            "diameter_mm": r.diameter_mm,
+            "width_mm": r.width_mm,
+            "height_mm": r.height_mm,
+            "year": r.year,
+            "owner": r.owner,
+            "pressure": r.pressure,
+            "burial": r.burial,
+            "length_m": r.length_m,
+            "depth_m": None if r.depth is None else round(float(r.depth), 3),
+        },
     }
 
 

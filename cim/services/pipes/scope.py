@@ -1,12 +1,18 @@
-"""What a pipe analysis may look at: the storage SRID, the ready pipe datasets, hidden classes."""
+"""What a pipe analysis may look at: the storage SRID, the ready pipe datasets, hidden classes;
+and the database plumbing the analyses share (rows of text queries, JIT off)."""
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from typing import Any
+
+from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 from cim.db.migrate import recorded_srid
 from cim.errors import AuthenticationRequired, ConfigError, InvalidInput, NotFound
+
+#: A row of a text query, any number of columns.
+AnyRow = Row[*tuple[Any, ...]]
 
 
 def session_srid(session: Session) -> int:

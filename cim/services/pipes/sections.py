@@ -7,6 +7,7 @@ Half-sizes are what clearances subtract from axis distances.
 from __future__ import annotations
 
 import math
+from typing import TypedDict
 
 from cim.errors import InvalidInput
 from cim.utilities import hex_colour_of, utility_class
@@ -55,7 +56,14 @@ def section_area_m2(
     return 0.0
 
 
-def class_info(utility: str | None) -> dict[str, str]:
+class ClassStyle(TypedDict):
+    """How a utility class is named and drawn."""
+
+    utility_name: str
+    colour: str
+
+
+def class_info(utility: str | None) -> ClassStyle:
     """Name and standard CJJ 61 colour of a class code (unknown codes get grey)."""
     if not utility:
         return {"utility_name": "", "colour": "#808080"}

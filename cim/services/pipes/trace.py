@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 from sqlalchemy.orm import Session
 
@@ -25,7 +26,9 @@ from cim.services.pipes.graph import (
     dataset_of_segment,
     load_graph,
 )
+from cim.services.pipes.models import NetworkTrace, NodeRef, Ref, TracedNode
 from cim.services.pipes.scope import refuse_hidden, session_srid
+from cim.services.results import FeatureCollection
 from cim.utilities import is_gravity
 
 Direction = Literal["downstream", "upstream", "both"]
@@ -103,8 +106,12 @@ def trace(
     max_distance_m: float | None = None,
     with_geojson: bool = True,
     hidden_utilities: frozenset[str] = frozenset(),
-) -> dict[str, Any]:
-    """Trace from a node or a segment (both its ends); gravity networks directed, others not."""
+    output_crs: str | None = None,
+) -> NetworkTrace:
+    """Trace from a node or a segment (both its ends); gravity networks directed, others not.
+
+    The GeoJSON highlight is in ``output_crs`` (default the storage CRS).
+    """
     if (node_id is None) == (segment_id is None):
         raise InvalidInput("give exactly one of node_id or segment_id")
     if direction not in ("downstream", "upstream", "both"):
@@ -114,70 +121,97 @@ def trace(
     if max_distance_m is not None and max_distance_m <= 0:
         raise InvalidInput("max_distance_m must be positive")
     srid = session_srid(session)
-    if segment_id is not None:
-        graph = load_graph(session, dataset_of_segment(session, segment_id))
-        segment = graph.segment_index(segment_id)
-        starts, ends = graph.ends()
-        start_nodes = [starts[segment], ends[segment]]
-        utility = graph.segment_utility[segment]
-        start_class = (utility, graph.segment_subclass[segment])
-    else:
-        assert node_id is not None
-        graph = load_graph(session, dataset_of_node(session, node_id))
-        node = graph.node_index(node_id)
-        start_nodes = [node]
-        incident = graph.incident(node)
-        utility = graph.segment_utility[incident[0]] if incident else graph.node_utility[node]
-        start_class = (
-            (utility, graph.segment_subclass[incident[0]]) if incident else (utility, None)
-        )
-    refuse_hidden(utility, hidden_utilities)
-    gravity = is_gravity(utility)
+    start = _start(session, node_id, segment_id)
+    refuse_hidden(start.utility, hidden_utilities)
+    gravity = is_gravity(start.utility)
     mode: Direction = direction if gravity else "both"
+    graph = start.graph
     segments, nodes, distance = trace_indices(
         graph,
-        start_nodes,
+        start.nodes,
         direction=mode,
         direction_from=direction_from,
         stop_at_valves=stop_at_valves,
         stop_at_class_change=stop_at_class_change,
         max_distance_m=max_distance_m,
-        start_class=start_class,
+        start_class=start.start_class,
     )
-    if segment_id is not None:
-        segments = sorted(set(segments) | {graph.segment_index(segment_id)})
+    if start.segment is not None:
+        segments = sorted(set(segments) | {start.segment})
     terminals = _terminals(graph, nodes, segments, mode, direction_from)
-    answer: dict[str, Any] = {
-        "dataset_id": graph.dataset_id,
-        "mode": "directed" if gravity else "connected_component",
-        "direction": mode,
-        "direction_from": direction_from if gravity else None,
-        "segments": [
-            {"id": int(graph.segment_ids[s]), "code": graph.segment_codes[s]} for s in segments
-        ],
-        "nodes": [
-            {
-                "id": int(graph.node_ids[n]),
-                "code": graph.node_codes[n],
-                "kind": graph.node_kind[n],
-                "distance_m": round(distance[n], 3),
-            }
+    return NetworkTrace(
+        dataset_id=graph.dataset_id,
+        mode="directed" if gravity else "connected_component",
+        direction=mode,
+        direction_from=direction_from if gravity else None,
+        segments=[Ref(id=int(graph.segment_ids[s]), code=graph.segment_codes[s]) for s in segments],
+        nodes=[
+            TracedNode(
+                id=int(graph.node_ids[n]),
+                code=graph.node_codes[n],
+                kind=graph.node_kind[n],
+                distance_m=round(distance[n], 3),
+            )
             for n in nodes
         ],
-        "terminal_nodes": [
-            {"id": int(graph.node_ids[n]), "code": graph.node_codes[n], "kind": graph.node_kind[n]}
+        terminal_nodes=[
+            NodeRef(id=int(graph.node_ids[n]), code=graph.node_codes[n], kind=graph.node_kind[n])
             for n in terminals
         ],
-        "segment_count": len(segments),
-        "length_m": round(float(graph.segment_length[segments].sum()) if segments else 0.0, 3),
-    }
-    if with_geojson:
-        answer["geojson"] = feature_collection(
-            segment_features(session, [int(graph.segment_ids[s]) for s in segments], role="traced")
-            + node_features(session, [int(graph.node_ids[n]) for n in terminals], role="terminal"),
-            srid,
-        )
-    return answer
+        segment_count=len(segments),
+        length_m=round(float(graph.segment_length[segments].sum()) if segments else 0.0, 3),
+        geojson=(
+            _highlight(session, graph, segments, terminals, srid, output_crs)
+            if with_geojson
+            else None
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _Start:
+    """Where a trace starts: the graph, start node indices, the class walked."""
+
+    graph: PipeGraph
+    nodes: list[int]
+    segment: int | None  # the start segment's index when tracing from a segment
+    utility: str
+    start_class: tuple[str, str | None]
+
+
+def _start(session: Session, node_id: int | None, segment_id: int | None) -> _Start:
+    """A segment starts at both its ends; a node alone, with the class of its first segment."""
+    if segment_id is not None:
+        graph = load_graph(session, dataset_of_segment(session, segment_id))
+        segment = graph.segment_index(segment_id)
+        starts, ends = graph.ends()
+        utility = graph.segment_utility[segment]
+        start_class = (utility, graph.segment_subclass[segment])
+        return _Start(graph, [starts[segment], ends[segment]], segment, utility, start_class)
+    assert node_id is not None
+    graph = load_graph(session, dataset_of_node(session, node_id))
+    node = graph.node_index(node_id)
+    incident = graph.incident(node)
+    utility = graph.segment_utility[incident[0]] if incident else graph.node_utility[node]
+    start_class = (utility, graph.segment_subclass[incident[0]]) if incident else (utility, None)
+    return _Start(graph, [node], None, utility, start_class)
+
+
+def _highlight(
+    session: Session,
+    graph: PipeGraph,
+    segments: list[int],
+    terminals: list[int],
+    srid: int,
+    output_crs: str | None,
+) -> FeatureCollection:
+    """Traced segments and terminal nodes, for the map."""
+    return feature_collection(
+        segment_features(session, [int(graph.segment_ids[s]) for s in segments], role="traced")
+        + node_features(session, [int(graph.node_ids[n]) for n in terminals], role="terminal"),
+        srid,
+        output_crs,
+    )
 
 
 def _terminals(
