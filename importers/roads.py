@@ -97,10 +97,10 @@ def _build_roads(table: VectorTable, srid: int, noding: Noding) -> TableRows:
     ]
     by_kind = Counter(row_kind[row] or "(none)" for row in owners)
     warnings = []
-    if summary["components"] > 1:
+    if summary.components > 1:
         warnings.append(
-            f"the network falls into {summary['components']} separate parts (the largest holds "
-            f"{summary['largest_component_share']:.1%} of the length): people near a small part "
+            f"the network falls into {summary.components} separate parts (the largest holds "
+            f"{summary.largest_component_share:.1%} of the length): people near a small part "
             "reach only shelters on it; check the noding (--noding) and gaps in the data"
         )
     if degenerate:
@@ -108,16 +108,16 @@ def _build_roads(table: VectorTable, srid: int, noding: Noding) -> TableRows:
     outcome = WriteOutcome(
         counts={
             "features": len(table),
-            "segments": summary["segments"],
-            "nodes": summary["nodes"],
-            "length_km": summary["length_km"],
+            "segments": summary.segments,
+            "nodes": summary.nodes,
+            "length_km": summary.length_km,
             "by_kind": dict(by_kind),
         },
         qc={
             "noding": noding,
-            "components": summary["components"],
-            "largest_component_share": summary["largest_component_share"],
-            "dead_ends": summary["dead_ends"],
+            "components": summary.components,
+            "largest_component_share": summary.largest_component_share,
+            "dead_ends": summary.dead_ends,
             "zero_length_lines": degenerate,
         },
         warnings=warnings,
