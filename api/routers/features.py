@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,7 @@ from cim.services.ogc.models import (
     Link,
 )
 from cim.services.ogc.specs import CollectionSpec
+from cim.services.results import Feature, FeatureCollection
 
 router = APIRouter(tags=["features"], responses=PROBLEMS)
 
@@ -64,6 +65,13 @@ OBJECT = {"type": "object", "additionalProperties": True}
 DESCRIPTION = (
     "City Information Model: terrain, buildings and underground utilities as OGC API Features."
 )
+
+
+class GeoJSONResponse(JSONResponse):
+    """GeoJSON: the items routes' class, so ``/api`` gives their answers a JSON schema (they
+    return PostGIS's JSON text in a plain :class:`Response` of this media type)."""
+
+    media_type = GEOJSON
 
 
 def _wants_html(request: Request, f: str | None) -> bool:
@@ -260,8 +268,8 @@ def _stream_features(
 @router.get(
     "/collections/{collection_id}/items",
     summary="Features of a collection",
-    responses={200: {"content": {GEOJSON: {"schema": OBJECT}}}},
-    response_class=Response,
+    responses={200: {"model": FeatureCollection}},
+    response_class=GeoJSONResponse,
 )
 def items(
     request: Request,
@@ -301,8 +309,8 @@ def items(
 @router.get(
     "/collections/{collection_id}/items/{feature_id}",
     summary="One feature",
-    responses={200: {"content": {GEOJSON: {"schema": OBJECT}}}},
-    response_class=Response,
+    responses={200: {"model": Feature}},
+    response_class=GeoJSONResponse,
 )
 def item(
     feature_id: Annotated[str, Path(description="Feature id")],
