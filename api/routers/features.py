@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from api.auth import PrincipalDep, client_address
 from api.deps import ReadEngineDep, ReadSessionDep, SessionDep, SettingsDep
 from api.ogc import PROBLEMS, catalog_of, policy_of, srid_of
-from api.ogc_deps import ItemsRequestDep, OutputCrs, ReadableCollectionDep
+from api.ogc_deps import CollectionId, ItemsRequestDep, OutputCrs, ReadableCollectionDep
 from cim import __version__
 from cim.config import CimSettings
 from cim.services.access import Principal, audit
@@ -313,6 +313,7 @@ def items(
     response_class=GeoJSONResponse,
 )
 def item(
+    collection_id: CollectionId,
     feature_id: Annotated[str, Path(description="Feature id")],
     request: Request,
     session: ReadSessionDep,
@@ -323,19 +324,19 @@ def item(
     crs: OutputCrs = None,
 ) -> Response:
     """One feature as GeoJSON."""
-    spec = readable.spec
-    out_crs = parse_ogc_crs(crs, srid_of(request))
+    srid = srid_of(request)
+    out_crs = parse_ogc_crs(crs, srid)
     feature = query_feature(
         session,
-        spec=spec,
+        spec=readable.spec,
         fid=feature_id,
         crs=out_crs,
-        storage_srid=srid_of(request),
+        storage_srid=srid,
         hidden_utilities=readable.hidden,
     )
-    resource = f"collections/{spec.id}/items/{feature_id}"
-    _audit_read(primary, request, settings, principal, spec, resource)
-    url = f"{_base(request)}/collections/{spec.id}"
+    resource = f"collections/{collection_id}/items/{feature_id}"
+    _audit_read(primary, request, settings, principal, readable.spec, resource)
+    url = f"{_base(request)}/collections/{collection_id}"
     links = [
         Link(rel="self", type=GEOJSON, href=str(request.url)),
         Link(rel="collection", type="application/json", href=url),
