@@ -1,4 +1,4 @@
-"""Request dependencies: settings and a database session per request (annotated types)."""
+"""Request dependencies: settings, a database session per request and the app's shared state."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from api.jobs import JobRunner
 from cim.config import CimSettings
+from cim.services.ogc.collections import CollectionCatalog
 
 
 def get_settings(request: Request) -> CimSettings:
@@ -27,6 +29,18 @@ def get_read_engine(request: Request) -> Engine:
     else the primary (see ``api.main``)."""
     engine: Engine = request.app.state.read_engine
     return engine
+
+
+def get_catalog(request: Request) -> CollectionCatalog:
+    """The collection catalog made in the lifespan (``api.main.open_state``)."""
+    catalog: CollectionCatalog = request.app.state.catalog
+    return catalog
+
+
+def get_job_runner(request: Request) -> JobRunner:
+    """The import job runner made in the lifespan (``api.main.open_state``)."""
+    runner: JobRunner = request.app.state.job_runner
+    return runner
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -54,3 +68,5 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReadEngineDep = Annotated[Engine, Depends(get_read_engine)]
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
+CatalogDep = Annotated[CollectionCatalog, Depends(get_catalog)]
+JobRunnerDep = Annotated[JobRunner, Depends(get_job_runner)]

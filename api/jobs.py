@@ -114,16 +114,37 @@ class _Task:
 
 
 class JobRunner:
-    """One daemon worker thread per process that runs queued imports in order."""
+    """One daemon worker thread per process that runs queued imports in order.
 
-    def __init__(self, database_url: str, uploads_dir: Path) -> None:
-        self.database_url = database_url
+    Made in the app's lifespan (``api.main``) with an engine of its own, disposed by
+    :meth:`close` on shutdown; ``on_finished`` runs after every job (the catalog's refresh).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        uploads_dir: Path,
+        *,
+        on_finished: Callable[[], None] = lambda: None,
+    ) -> None:
         self.uploads_dir = uploads_dir
+        self.on_finished = on_finished
+        self._engine = engine
         self._queue: queue.Queue[_Task] = queue.Queue()
         self._thread: threading.Thread | None = None
-        self._engine: Engine | None = None
         self._lock = threading.Lock()
-        self.on_finished: Callable[[], None] = lambda: None
+
+    @classmethod
+    def for_database(
+        cls, database_url: str, uploads_dir: Path, *, on_finished: Callable[[], None]
+    ) -> JobRunner:
+        """A runner with its own small pool and no statement timeout: imports take as long as
+        they take."""
+        return cls(make_engine(database_url, pool_size=2), uploads_dir, on_finished=on_finished)
+
+    def close(self) -> None:
+        """Dispose the runner's engine (a job still running keeps its connection to the end)."""
+        self._engine.dispose()
 
     def new_upload_folder(self) -> tuple[str, Path]:
         job_id = str(uuid.uuid4())
@@ -165,12 +186,6 @@ class JobRunner:
                 self._thread.start()
         return job
 
-    def _engine_once(self) -> Engine:
-        if self._engine is None:
-            # Its own small pool and no statement timeout: imports take as long as they take.
-            self._engine = make_engine(self.database_url, pool_size=2)
-        return self._engine
-
     def _work(self) -> None:
         while True:
             task = self._queue.get()
@@ -182,7 +197,7 @@ class JobRunner:
                 self.on_finished()
 
     def _set(self, job_id: str, **values: Any) -> None:
-        with Session(self._engine_once()) as session, session.begin():
+        with Session(self._engine) as session, session.begin():
             session.execute(
                 update(ImportJob)
                 .where(ImportJob.id == job_id)
@@ -202,9 +217,7 @@ class JobRunner:
                 )
 
         try:
-            results = run_import_job(
-                self._engine_once(), task.kind, task.paths, task.options, progress
-            )
+            results = run_import_job(self._engine, task.kind, task.paths, task.options, progress)
         except CimError as exc:
             self._set(task.job_id, status="failed", error=str(exc), result=None)
             return

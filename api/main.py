@@ -1,4 +1,4 @@
-"""``create_app(settings)``: the FastAPI application, its lifespan-managed engine and routers."""
+"""``create_app(settings)``: the FastAPI application, its lifespan-managed state and routers."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import add_exception_handlers
+from api.jobs import JobRunner
 from api.routers import (
     analysis_pipes,
     datasets,
@@ -22,9 +23,10 @@ from api.routers import (
 from api.setup import apply_statement_timeout, configure, open_read_engine
 from cim import __version__
 from cim.config import CimSettings
-from cim.db.connect import database_url, open_database
+from cim.db.connect import database_url, open_database, storage_srid
 from cim.db.engine import make_engine
 from cim.errors import DatabaseUnavailable
+from cim.services.ogc.collections import CollectionCatalog
 
 logger = logging.getLogger("cim.api")
 
@@ -42,28 +44,15 @@ ROUTERS = [
 
 
 def create_app(settings: CimSettings) -> FastAPI:
-    """Build the app; the engine is made in the lifespan and disposed on shutdown."""
+    """Build the app; its state is made in the lifespan and disposed on shutdown."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            engine = open_database(settings, pool_size=10)
-        except DatabaseUnavailable as exc:
-            # A worker (re)started while the database is down must still come up and answer
-            # 503 + Retry-After until the database is back, not take the whole server down.
-            logger.warning(
-                "starting without the database (%s); answering 503 until it is back", exc
-            )
-            engine = make_engine(database_url(settings, start=False), pool_size=10)
-        apply_statement_timeout(engine, settings.statement_timeout_ms)
-        app.state.engine = engine
-        app.state.read_engine = open_read_engine(settings, engine)
+        open_state(app, settings)
         try:
             yield
         finally:
-            if app.state.read_engine is not engine:
-                app.state.read_engine.dispose()
-            engine.dispose()
+            close_state(app)
 
     app = FastAPI(
         title="cim",
@@ -85,3 +74,37 @@ def create_app(settings: CimSettings) -> FastAPI:
 def create_app_from_env() -> FastAPI:
     """uvicorn factory (``cim serve``): settings from ``CIM_*`` environment variables."""
     return create_app(CimSettings())
+
+
+def open_state(app: FastAPI, settings: CimSettings) -> None:
+    """Everything requests share, on ``app.state``: the engines (primary and read), the storage
+    SRID, the collection catalog and the import job runner (with its own engine)."""
+    try:
+        engine = open_database(settings, pool_size=10)
+        srid: int | None = storage_srid(engine)
+    except DatabaseUnavailable as exc:
+        # A worker (re)started while the database is down must still come up and answer
+        # 503 + Retry-After until the database is back, not take the whole server down.
+        logger.warning("starting without the database (%s); answering 503 until it is back", exc)
+        engine = make_engine(database_url(settings, start=False), pool_size=10)
+        srid = None  # read by the first request that needs it (``api.ogc.srid_of``)
+    apply_statement_timeout(engine, settings.statement_timeout_ms)
+    catalog = CollectionCatalog(ttl_seconds=settings.collection_cache_seconds)
+    app.state.engine = engine
+    app.state.read_engine = open_read_engine(settings, engine)
+    app.state.storage_srid = srid
+    app.state.catalog = catalog
+    app.state.job_runner = JobRunner.for_database(
+        engine.url.render_as_string(hide_password=False),
+        settings.data_dir / "uploads",
+        on_finished=catalog.invalidate,
+    )
+
+
+def close_state(app: FastAPI) -> None:
+    """Dispose what :func:`open_state` opened: the job runner's engine, then the pools."""
+    state = app.state
+    state.job_runner.close()
+    if state.read_engine is not state.engine:
+        state.read_engine.dispose()
+    state.engine.dispose()

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy.orm import Session
 
+from api.deps import get_catalog
 from cim.config import CimSettings
 from cim.db.connect import storage_srid
 from cim.errors import NotFound
@@ -41,23 +42,21 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 
 
 def srid_of(request: Request) -> int:
-    """The storage SRID, read once per app (it never changes for a database)."""
+    """The storage SRID, read at start-up (it never changes for a database).
+
+    An app that started while the database was down reads it on the first request that needs
+    it once the database is back (until then that request fails like any other: 503).
+    """
     state = request.app.state
-    srid: int | None = getattr(state, "storage_srid", None)
+    srid: int | None = state.storage_srid
     if srid is None:
-        srid = storage_srid(state.engine)
-        state.storage_srid = srid
+        srid = state.storage_srid = storage_srid(state.engine)
     return srid
 
 
 def catalog_of(request: Request, settings: CimSettings) -> CollectionCatalog:
-    """The app's cached collection catalog."""
-    state = request.app.state
-    catalog: CollectionCatalog | None = getattr(state, "catalog", None)
-    if catalog is None:
-        catalog = CollectionCatalog(ttl_seconds=settings.collection_cache_seconds)
-        state.catalog = catalog
-    return catalog
+    """The app's cached collection catalog (made in the lifespan with ``settings``' TTL)."""
+    return get_catalog(request)
 
 
 def policy_of(settings: CimSettings) -> ReadPolicy:

@@ -79,10 +79,10 @@ def measure_import(engine: Any, path: Path, threads: int | None) -> dict[str, An
     )
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
-    counts = result.result.dataset["counts"]
+    counts = result.result.dataset.counts
     geometry_end = marks.get("write", time.perf_counter())
     return {
-        "dataset_id": result.result.dataset["id"],
+        "dataset_id": result.result.dataset.id,
         "seconds": seconds,
         "cpu_seconds": cpu,
         "geometry_seconds": geometry_end - started,

@@ -119,7 +119,7 @@ def _load_roads(engine: Any, city: SyntheticCity, road_spacing: float) -> dict[s
         seconds = time.perf_counter() - started
     return {
         "road_lines": len(lines),
-        "road_segments": result.dataset["counts"]["segments"],
+        "road_segments": result.dataset.counts["segments"],
         "roads_import_s": round(seconds, 2),
     }
 

@@ -26,8 +26,12 @@ def list_(
             dataset_service.dataset_summary(d)
             for d in dataset_service.list_datasets(session, kind=kind)
         ]
-    lines = [f"{r['id']:>5}  {r['kind']:<10} {r['name']:<40} {r['source_name']}" for r in rows]
-    emit(rows, as_json=as_json, text="\n".join(lines) if lines else "no datasets yet")
+    lines = [f"{r.id:>5}  {r.kind:<10} {r.name:<40} {r.source_name}" for r in rows]
+    emit(
+        [r.model_dump(mode="json") for r in rows],
+        as_json=as_json,
+        text="\n".join(lines) if lines else "no datasets yet",
+    )
 
 
 @app.command()
@@ -39,7 +43,7 @@ def show(
         summary = dataset_service.dataset_summary(
             dataset_service.get_dataset(session, dataset_id=dataset_id)
         )
-    emit(summary, as_json=as_json)
+    emit(summary.model_dump(mode="json"), as_json=as_json)
 
 
 @app.command()

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from cli.context import console, emit, engine_scope
-from importers.ifc import parse_origin
+from importers.ifc import IfcImport, parse_origin
 from importers.registry import IFC, IfcOptions
 
 
@@ -75,21 +75,20 @@ def command(
     finally:
         if tasks:
             bar.stop()
-    data = outcome.to_dict()
-    for warning in data["warnings"]:
+    for warning in outcome.result.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
-    emit(data, as_json=as_json, text=_summary(data))
+    emit(outcome.to_dict(), as_json=as_json, text=_summary(outcome))
 
 
-def _summary(data: dict[str, Any]) -> str:
-    dataset = data["dataset"]
-    counts = dataset.get("counts") or {}
-    if not data["created"]:
-        return f"{dataset['source_name']} is already dataset {dataset['id']} (use --replace)"
+def _summary(outcome: IfcImport) -> str:
+    dataset = outcome.result.dataset
+    counts = dataset.counts
+    if not outcome.result.created:
+        return f"{dataset.source_name} is already dataset {dataset.id} (use --replace)"
     return (
-        f"dataset {dataset['id']} ({dataset['name']}): {counts.get('building', 0)} buildings, "
+        f"dataset {dataset.id} ({dataset.name}): {counts.get('building', 0)} buildings, "
         f"{counts.get('building_storey', 0)} storeys, {counts.get('building_element', 0)} "
         f"elements ({counts.get('spaces', 0)} spaces), {counts.get('triangles', 0)} triangles, "
-        f"{counts.get('skipped', 0)} skipped; placed by {data['georef_source']} in "
-        f"{dataset.get('source_crs')}"
+        f"{counts.get('skipped', 0)} skipped; placed by {outcome.georef_source} in "
+        f"{dataset.source_crs}"
     )

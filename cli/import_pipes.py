@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -72,18 +72,15 @@ def command(
     )  # fmt: skip
     with engine_scope() as engine, console.status("importing pipes...") as status:
         results = PIPES.run(engine, files, options, lambda stage, _, __: status.update(stage))
-    summaries = [r.to_dict() for r in results]
     lines: list[str] = []
-    for result, summary in zip(results, summaries, strict=True):
-        dataset: dict[str, Any] = summary["dataset"]
-        counts = dataset.get("counts") or {}
-        qc = dataset.get("qc") or {}
+    for result in results:
+        dataset, counts, qc = result.dataset, result.dataset.counts, result.dataset.qc
         verb = "imported" if result.created else "already imported (use --replace)"
         lines.append(
-            f"{verb}: dataset {dataset['id']} {dataset['name']}: "
+            f"{verb}: dataset {dataset.id} {dataset.name}: "
             f"{counts.get('pipe_node', 0)} nodes, {counts.get('pipe_segment', 0)} segments, "
             f"QC {qc.get('errors', 0)} error(s)"
             + "".join(f", {rule} {n}" for rule, n in (qc.get("by_rule") or {}).items() if n)
         )
         lines += [f"warning: {w}" for w in result.warnings]
-    emit(summaries, as_json=as_json, text="\n".join(lines))
+    emit([r.to_dict() for r in results], as_json=as_json, text="\n".join(lines))

@@ -75,12 +75,9 @@ def _signature(entry: Importer[Any, Any]) -> inspect.Signature:
 def _import(entry: Importer[Any, Any], file: Path, options: VectorOptions, as_json: bool) -> None:
     with engine_scope() as engine, console.status(f"importing {entry.kind} from {file.name}..."):
         [result] = entry.run(engine, [file], options, lambda stage, done, total: None)
-    summary = result.to_dict()
-    dataset = summary["dataset"]
-    counts = ", ".join(
-        f"{k}={v}" for k, v in (dataset.get("counts") or {}).items() if not isinstance(v, dict)
-    )
+    dataset = result.dataset
+    counts = ", ".join(f"{k}={v}" for k, v in dataset.counts.items() if not isinstance(v, dict))
     verb = "imported" if result.created else "already imported (use --replace)"
-    lines = [f"{verb}: dataset {dataset['id']} {dataset['name']} ({entry.kind}; {counts})"]
+    lines = [f"{verb}: dataset {dataset.id} {dataset.name} ({entry.kind}; {counts})"]
     lines += [f"warning: {w}" for w in result.warnings]
-    emit(summary, as_json=as_json, text="\n".join(lines))
+    emit(result.to_dict(), as_json=as_json, text="\n".join(lines))

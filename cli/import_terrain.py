@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.context import console, emit, engine_scope
+from importers.base import ImportResult
 from importers.registry import TERRAIN, ImportOptions
 
 
@@ -45,22 +46,20 @@ def command(
 
         options = ImportOptions(crs=crs, name=name, replace=replace)
         [result] = TERRAIN.run(engine, [file], options, progress)
-    summary = result.to_dict()
-    emit(summary, as_json=as_json, text=_summary_line(summary, result.created, result.warnings))
+    emit(result.to_dict(), as_json=as_json, text=_summary_line(result))
 
 
-def _summary_line(summary: dict[str, Any], created: bool, warnings: list[str]) -> str:
-    dataset = summary["dataset"]
-    qc = dataset.get("qc") or {}
-    if not created:
-        return f"already imported: dataset {dataset['id']} {dataset['name']} (use --replace)"
+def _summary_line(result: ImportResult) -> str:
+    dataset, qc = result.dataset, result.dataset.qc
+    if not result.created:
+        return f"already imported: dataset {dataset.id} {dataset.name} (use --replace)"
     extent = ", ".join(f"{v:.1f}" for v in qc.get("extent", []))
-    tiles = (dataset.get("counts") or {}).get("terrain_raster")
+    tiles = dataset.counts.get("terrain_raster")
     lines = [
-        f"imported terrain: dataset {dataset['id']} {dataset['name']}: {tiles} tiles, "
+        f"imported terrain: dataset {dataset.id} {dataset.name}: {tiles} tiles, "
         f"{qc.get('width')}x{qc.get('height')} px at {qc.get('resolution', 0):.3f} m, "
         f"extent [{extent}] (EPSG:{qc.get('storage_srid')}), "
         f"heights {qc.get('min_height', 0):.2f}..{qc.get('max_height', 0):.2f} m"
     ]
-    lines += [f"warning: {w}" for w in warnings]
+    lines += [f"warning: {w}" for w in result.warnings]
     return "\n".join(lines)

@@ -22,6 +22,7 @@ from cim.errors import ImportFailed
 from cim.faults import pause_point
 from cim.services.datasets import (
     DatasetSource,
+    DatasetSummary,
     begin_dataset,
     complete_dataset,
     dataset_summary,
@@ -43,14 +44,14 @@ class WriteOutcome:
 class ImportResult:
     """The summary an import prints (``--json``) and an import job stores."""
 
-    dataset: dict[str, Any]
+    dataset: DatasetSummary
     created: bool
     replaced_id: int | None = None
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "dataset": self.dataset,
+            "dataset": self.dataset.model_dump(mode="json"),
             "created": self.created,
             "replaced_id": self.replaced_id,
             "warnings": self.warnings,

@@ -117,7 +117,7 @@ def river(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     crs = f"EPSG:{SRID}"
 
     def dataset(result: Any) -> int:
-        return int(result.dataset["id"])
+        return int(result.dataset.id)
 
     ids = {
         "roads": dataset(import_roads(engine, write_roads(folder / "roads.geojson"), crs=crs)),

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from api.auth import AdminDep, client_address
-from api.deps import EngineDep, SessionDep, SettingsDep
-from api.jobs import JobRunner, get_job, job_json
+from api.deps import CatalogDep, EngineDep, JobRunnerDep, SessionDep
+from api.jobs import get_job, job_json
 from api.ogc import PROBLEMS
-from cim.config import CimSettings
 from cim.errors import InvalidInput
-from cim.services.access import audit
+from cim.services.access import Principal, audit
 from cim.services.datasets import (
+    DatasetSummary,
     dataset_summary,
     delete_dataset,
     get_dataset,
@@ -39,29 +40,9 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _runner(request: Request, engine: Engine, settings: CimSettings) -> JobRunner:
-    state = request.app.state
-    runner: JobRunner | None = getattr(state, "job_runner", None)
-    if runner is None:
-        runner = JobRunner(
-            engine.url.render_as_string(hide_password=False), settings.data_dir / "uploads"
-        )
-
-        def refresh_catalog() -> None:
-            catalog = getattr(state, "catalog", None)
-            if catalog is not None:
-                catalog.invalidate()
-
-        runner.on_finished = refresh_catalog
-        state.job_runner = runner
-    return runner
-
-
-def _with_links(summary: dict[str, Any], base: str) -> dict[str, Any]:
-    summary["links"] = [
-        {"rel": "self", "type": "application/json", "href": f"{base}/datasets/{summary['id']}"}
-    ]
-    return summary
+def _with_links(summary: DatasetSummary, base: str) -> dict[str, Any]:
+    link = {"rel": "self", "type": "application/json", "href": f"{base}/datasets/{summary.id}"}
+    return {**summary.model_dump(mode="json"), "links": [link]}
 
 
 @router.get("/datasets", summary="Imported datasets", responses=OBJECT_RESPONSE)
@@ -97,6 +78,7 @@ def remove_dataset(
     request: Request,
     session: SessionDep,
     principal: AdminDep,
+    catalog: CatalogDep,
 ) -> None:
     """Delete the dataset and every row of it (cascade)."""
     deleted = delete_dataset(session, dataset_id=dataset_id)
@@ -108,9 +90,7 @@ def remove_dataset(
         client=client_address(request),
         detail={"kind": deleted.kind, "name": deleted.name},
     )
-    catalog = getattr(request.app.state, "catalog", None)
-    if catalog is not None:
-        catalog.invalidate()
+    catalog.invalidate()
 
 
 @router.post(
@@ -122,7 +102,7 @@ def remove_dataset(
 def upload(
     request: Request,
     engine: EngineDep,
-    settings: SettingsDep,
+    runner: JobRunnerDep,
     principal: AdminDep,
     kind: Annotated[str, Form(description=f"One of {', '.join(IMPORTERS)}.")],
     files: Annotated[list[UploadFile], File(description="The source file(s).")],
@@ -152,44 +132,13 @@ def upload(
     importer(kind)  # an unknown kind is refused before the upload is saved
     if not files:
         raise InvalidInput("upload at least one file")
-    runner = _runner(request, engine, settings)
     job_id, folder = runner.new_upload_folder()
-    paths = []
     try:
-        for upload_file in files:
-            filename = SAFE_NAME.sub("_", FilePath(upload_file.filename or "upload").name)
-            target = folder / (filename.lstrip(".") or "upload")
-            with open(target, "wb") as out:
-                shutil.copyfileobj(upload_file.file, out, 1 << 20)
-            paths.append(target)
-        valve_layer = _save_valve_layer(valves, folder, paths)
-        options = {
-            key: value
-            for key, value in {
-                "name": name,
-                "crs": crs,
-                "origin": origin,
-                "rotation": rotation,
-                "utility": utility,
-                "format": format,
-                "replace": replace,
-                "noding": noding,
-                "valves": valve_layer,
-                "files": [p.name for p in paths],
-            }.items()
-            if value not in (None, "")
-        }
-
-        def log(session: Any) -> None:
-            audit(
-                session,
-                principal=principal,
-                action="import",
-                resource=f"jobs/{job_id}",
-                client=client_address(request),
-                detail={"kind": kind, "files": options["files"]},
-            )
-
+        paths = [_save(upload_file, folder, "upload") for upload_file in files]
+        given = {"name": name, "crs": crs, "origin": origin, "rotation": rotation}
+        given |= {"utility": utility, "format": format, "replace": replace, "noding": noding}
+        given |= {"valves": _save_valve_layer(valves, folder, paths)}
+        options = _job_options(given, paths)
         job = runner.submit(
             engine,
             job_id=job_id,
@@ -197,7 +146,7 @@ def upload(
             paths=paths,
             options=options,
             folder=folder,
-            before_commit=log,
+            before_commit=_audit_import(request, principal, job_id, kind, options["files"]),
         )
     except Exception:
         shutil.rmtree(folder, ignore_errors=True)
@@ -206,18 +155,53 @@ def upload(
     return JSONResponse(body, status_code=202, headers={"Location": body["links"][0]["href"]})
 
 
+def _safe_name(filename: str | None, default: str) -> str:
+    """A file name safe to save in the upload folder (no path, no leading dot)."""
+    return SAFE_NAME.sub("_", FilePath(filename or default).name).lstrip(".") or default
+
+
+def _save(upload_file: UploadFile, folder: FilePath, default: str) -> FilePath:
+    """Write an uploaded file into ``folder`` under its safe name; its path."""
+    target = folder / _safe_name(upload_file.filename, default)
+    with open(target, "wb") as out:
+        shutil.copyfileobj(upload_file.file, out, 1 << 20)
+    return target
+
+
+def _job_options(given: dict[str, Any], paths: list[FilePath]) -> dict[str, Any]:
+    """The options a job stores: the form values given (not empty) and the saved file names."""
+    options = {**given, "files": [p.name for p in paths]}
+    return {key: value for key, value in options.items() if value not in (None, "")}
+
+
+def _audit_import(
+    request: Request, principal: Principal, job_id: str, kind: str, files: list[str]
+) -> Callable[[Session], None]:
+    """The audit record of an upload, written in the transaction that queues its job."""
+
+    def log(session: Session) -> None:
+        audit(
+            session,
+            principal=principal,
+            action="import",
+            resource=f"jobs/{job_id}",
+            client=client_address(request),
+            detail={"kind": kind, "files": files},
+        )
+
+    return log
+
+
 def _save_valve_layer(
     valves: UploadFile | None, folder: FilePath, paths: list[FilePath]
 ) -> str | None:
     """Save an uploaded valve layer next to the network file; its name, or None."""
     if valves is None or not valves.filename:
         return None
-    filename = SAFE_NAME.sub("_", FilePath(valves.filename).name).lstrip(".") or "valves.csv"
+    filename = _safe_name(valves.filename, "valves.csv")
     if filename in {p.name for p in paths}:
         raise InvalidInput(f"the valve layer {filename} has the name of a network file")
-    with open(folder / filename, "wb") as out:
-        shutil.copyfileobj(valves.file, out, 1 << 20)
-    return filename
+    return _save(valves, folder, "valves.csv").name
 
 
 @router.get("/jobs/{job_id}", summary="An import job (admin)", responses=OBJECT_RESPONSE)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from cim.db.models import DATASET_KINDS, Dataset
 from cim.errors import InvalidInput, NotFound
+from cim.services.results import Result
 
 
 def file_sha256(*paths: Path) -> str:
@@ -147,20 +148,39 @@ def count_datasets(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(Dataset)) or 0)
 
 
-def dataset_summary(dataset: Dataset) -> dict[str, Any]:
-    """The JSON shape of a dataset in the CLI and the API."""
-    return {
-        "id": dataset.id,
-        "kind": dataset.kind,
-        "name": dataset.name,
-        "status": dataset.status,
-        "source_name": dataset.source_name,
-        "source_sha256": dataset.source_sha256,
-        "source_crs": dataset.source_crs,
-        "transform": dataset.transform,
-        "options": dataset.options,
-        "counts": dataset.counts,
-        "qc": dataset.qc,
-        "imported_at": dataset.imported_at.isoformat() if dataset.imported_at else None,
-        "ready_at": dataset.ready_at.isoformat() if dataset.ready_at else None,
-    }
+class DatasetSummary(Result):
+    """A dataset as the CLI and the API show it: source, CRS, counts and QC report."""
+
+    id: int
+    kind: str
+    name: str
+    status: str
+    source_name: str
+    source_sha256: str
+    source_crs: str | None
+    transform: dict[str, Any] | None
+    options: dict[str, Any]
+    counts: dict[str, Any]
+    qc: dict[str, Any]
+    imported_at: str | None
+    """ISO 8601, as stored (``+00:00``)."""
+    ready_at: str | None
+
+
+def dataset_summary(dataset: Dataset) -> DatasetSummary:
+    """The summary of ``dataset`` shown by the CLI and the API."""
+    return DatasetSummary(
+        id=dataset.id,
+        kind=dataset.kind,
+        name=dataset.name,
+        status=dataset.status,
+        source_name=dataset.source_name,
+        source_sha256=dataset.source_sha256,
+        source_crs=dataset.source_crs,
+        transform=dataset.transform,
+        options=dataset.options,
+        counts=dataset.counts,
+        qc=dataset.qc,
+        imported_at=dataset.imported_at.isoformat() if dataset.imported_at else None,
+        ready_at=dataset.ready_at.isoformat() if dataset.ready_at else None,
+    )

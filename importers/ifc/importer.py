@@ -21,7 +21,7 @@ from cim.crs import crs_label, to_storage
 from cim.db.connect import storage_srid
 from cim.db.models import Dataset
 from cim.errors import ImportFailed, InvalidInput, NotFound
-from cim.services.datasets import DatasetSource, dataset_summary, file_sha256
+from cim.services.datasets import DatasetSource, DatasetSummary, dataset_summary, file_sha256
 from importers.base import ImportResult, WriteOutcome, run_import
 from importers.ifc.facts import ProductFacts
 from importers.ifc.geometry import ElementMesh, body_candidates, iterate_meshes
@@ -45,11 +45,16 @@ class IfcImport:
     result: ImportResult
     georef: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def georef_source(self) -> str | None:
+        """How the model was placed (the ``source`` of the dataset's transform)."""
+        source = (self.result.dataset.transform or {}).get("source")
+        return None if source is None else str(source)
+
     def to_dict(self) -> dict[str, Any]:
         data = self.result.to_dict()
-        qc = data["dataset"].get("qc") or {}
-        counts = data["dataset"].get("counts") or {}
-        data["georef_source"] = (data["dataset"].get("transform") or {}).get("source")
+        qc, counts = self.result.dataset.qc, self.result.dataset.counts
+        data["georef_source"] = self.georef_source
         data["elements_by_class"] = counts.get("elements_by_class", {})
         data["skipped_guids"] = qc.get("skipped_guids", [])
         return data
@@ -141,7 +146,7 @@ def import_ifc(
     return IfcImport(result, georef=placement.record())
 
 
-def _existing(engine: Engine, sha256: str) -> dict[str, Any] | None:
+def _existing(engine: Engine, sha256: str) -> DatasetSummary | None:
     with Session(engine) as session:
         dataset = session.scalars(
             select(Dataset).where(

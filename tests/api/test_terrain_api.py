@@ -161,13 +161,13 @@ def test_finer_dem_wins_and_its_nodata_falls_through(
         inside, hole, beyond = (620105.0, 4210895.0), (620505.0, 4210505.0), (625000.25, 4212000.75)
         points = ";".join(f"{x},{y}" for x, y in (inside, hole, beyond))
         body = client.get("/terrain/elevation", params={"points": points}).json()["points"]
-        assert body[0]["z"] == 500.0 and body[0]["dataset_id"] == fine.dataset["id"]
+        assert body[0]["z"] == 500.0 and body[0]["dataset_id"] == fine.dataset.id
         assert body[1]["z"] == pytest.approx(_st_value_coarse(engine, *hole), abs=1e-6)
-        assert body[1]["dataset_id"] != fine.dataset["id"]
+        assert body[1]["dataset_id"] != fine.dataset.id
         assert body[2]["z"] == pytest.approx(_st_value_coarse(engine, *beyond), abs=1e-6)
     finally:
         with engine.begin() as conn:
-            conn.execute(text("DELETE FROM dataset WHERE id = :id"), {"id": fine.dataset["id"]})
+            conn.execute(text("DELETE FROM dataset WHERE id = :id"), {"id": fine.dataset.id})
 
 
 def _st_value_coarse(engine: Engine, x: float, y: float) -> float:

@@ -93,7 +93,7 @@ def pipe_grid(engine: Engine) -> Iterator[int]:
         ),
         write=_write_grid(60),
     )
-    yield int(result.dataset["id"])
+    yield int(result.dataset.id)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM dataset"))
         conn.execute(text("DELETE FROM tileset"))

@@ -150,6 +150,6 @@ def test_same_file_twice_is_a_noop(engine: Engine, clean_tables: None) -> None:
     second = run_import(engine, source=source, write=write)
     third = run_import(engine, source=source, write=write, replace=True)
     assert first.created and not second.created and third.created
-    assert second.dataset["id"] == first.dataset["id"]
-    assert third.replaced_id == first.dataset["id"]
-    assert len(calls) == 2 and first.dataset["status"] == "ready"
+    assert second.dataset.id == first.dataset.id
+    assert third.replaced_id == first.dataset.id
+    assert len(calls) == 2 and first.dataset.status == "ready"

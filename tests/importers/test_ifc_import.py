@@ -44,7 +44,7 @@ def imported(engine: Engine) -> Iterator[Callable[[str], IfcImport]]:
         return cache[name]
 
     yield load
-    delete_dataset_rows(engine, [r.result.dataset["id"] for r in cache.values()])
+    delete_dataset_rows(engine, [r.result.dataset.id for r in cache.values()])
 
 
 def _params() -> list[object]:
@@ -60,7 +60,7 @@ def test_element_counts_match_the_iterator(
 ) -> None:
     by_class, triangles, guids = iterator_oracle(IFC / name)
     result = imported(name)
-    dataset_id = result.result.dataset["id"]
+    dataset_id = result.result.dataset.id
     with engine.connect() as conn:
         stored = dict(
             conn.execute(
@@ -96,7 +96,7 @@ def test_element_counts_match_the_iterator(
         len(ifc.by_type("IfcBuilding")),
         len(ifc.by_type("IfcBuildingStorey")),
     )
-    counts = result.result.dataset["counts"]
+    counts = result.result.dataset.counts
     assert counts["elements_by_class"] == dict(by_class)
     assert result.to_dict()["georef_source"] == "--origin"
 
@@ -125,7 +125,7 @@ def test_failed_geometry_is_skipped_and_named(imported: Callable[[str], IfcImpor
 def test_mesh_area_and_volume_match_ifcopenshell(
     name: str, guid: str, engine: Engine, imported: Callable[[str], IfcImport]
 ) -> None:
-    dataset_id = imported(name).result.dataset["id"]
+    dataset_id = imported(name).result.dataset.id
     _, geometry = world_vertices(ifcopenshell.open(str(IFC / name)), guid)
     expected_area = ifcopenshell.util.shape.get_area(geometry)
     expected_volume = ifcopenshell.util.shape.get_volume(geometry)
@@ -137,7 +137,7 @@ def test_mesh_area_and_volume_match_ifcopenshell(
 def test_slab_area_and_volume(engine: Engine, imported: Callable[[str], IfcImport]) -> None:
     ifc = ifcopenshell.open(str(IFC / "AC20-FZK-Haus.ifc"))
     slab = ifc.by_type("IfcSlab")[0]
-    dataset_id = imported("AC20-FZK-Haus.ifc").result.dataset["id"]
+    dataset_id = imported("AC20-FZK-Haus.ifc").result.dataset.id
     _, geometry = world_vertices(ifc, slab.GlobalId)
     area, volume = mesh_area_volume(stored_triangles(engine, dataset_id, slab.GlobalId))
     assert area == pytest.approx(ifcopenshell.util.shape.get_area(geometry), rel=1e-3)
@@ -148,7 +148,7 @@ def test_psets_material_colour_and_parents(
     engine: Engine, imported: Callable[[str], IfcImport]
 ) -> None:
     guid = "2XPyKWY018sA1ygZKgQPtU"
-    dataset_id = imported("AC20-FZK-Haus.ifc").result.dataset["id"]
+    dataset_id = imported("AC20-FZK-Haus.ifc").result.dataset.id
     ifc = ifcopenshell.open(str(IFC / "AC20-FZK-Haus.ifc"))
     wall = ifc.by_guid(guid)
     psets = ifcopenshell.util.element.get_psets(wall)
@@ -175,7 +175,7 @@ def test_psets_material_colour_and_parents(
 
 
 def test_spaces_are_flagged(engine: Engine, imported: Callable[[str], IfcImport]) -> None:
-    dataset_id = imported("AC20-FZK-Haus.ifc").result.dataset["id"]
+    dataset_id = imported("AC20-FZK-Haus.ifc").result.dataset.id
     with engine.connect() as conn:
         flagged = conn.execute(
             text("SELECT count(*) FROM building_element WHERE dataset_id = :d AND is_space"),
@@ -185,7 +185,7 @@ def test_spaces_are_flagged(engine: Engine, imported: Callable[[str], IfcImport]
 
 
 def test_building_outline_and_heights(engine: Engine, imported: Callable[[str], IfcImport]) -> None:
-    dataset_id = imported("AC20-FZK-Haus.ifc").result.dataset["id"]
+    dataset_id = imported("AC20-FZK-Haus.ifc").result.dataset.id
     with engine.connect() as conn:
         building = conn.execute(
             text(
@@ -212,7 +212,7 @@ def test_same_file_again_is_a_noop(engine: Engine, imported: Callable[[str], Ifc
     first = imported("IfcOpenHouse_IFC4.ifc")
     again = import_ifc(engine, IFC / "IfcOpenHouse_IFC4.ifc", flags=ORIGIN)
     assert again.result.created is False
-    assert again.result.dataset["id"] == first.result.dataset["id"]
+    assert again.result.dataset.id == first.result.dataset.id
 
 
 @pytest.mark.parametrize(
@@ -247,7 +247,7 @@ def test_outside_the_storage_crs_leaves_nothing(engine: Engine, tmp_path: Path) 
 def test_psets_with_type_sets_round_trip(
     name: str, guid: str | None, engine: Engine, imported: Callable[[str], IfcImport]
 ) -> None:
-    dataset_id = imported(name).result.dataset["id"]
+    dataset_id = imported(name).result.dataset.id
     ifc = ifcopenshell.open(str(IFC / name))
     with engine.connect() as conn:
         guid = (

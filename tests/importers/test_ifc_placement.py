@@ -55,7 +55,7 @@ def test_utm_map_conversion_with_millimetres(utm32: Engine) -> None:
     path = IFC / "geographic-referencing-utm.ifc"
     result = import_ifc(utm32, path, threads=1)
     assert result.to_dict()["georef_source"] == "IfcMapConversion"
-    assert result.result.dataset["source_crs"] == "EPSG:25832"
+    assert result.result.dataset.source_crs == "EPSG:25832"
     ifc = ifcopenshell.open(str(path))
     proxy = ifc.by_type("IfcBuildingElementProxy")[0]
     # Known points: the tessellation's own vertices (millimetres, identity placements).
@@ -69,7 +69,7 @@ def test_utm_map_conversion_with_millimetres(utm32: Engine) -> None:
     x, y = Transformer.from_crs(25832, 25832, always_xy=True).transform(enh[:, 0], enh[:, 1])
     expected = np.column_stack([x, y, enh[:, 2]])
     _assert_same_points(
-        stored_triangles(utm32, result.result.dataset["id"], proxy.GlobalId), expected
+        stored_triangles(utm32, result.result.dataset.id, proxy.GlobalId), expected
     )
     # The apex (0,0,0) is exactly the map conversion's false origin.
     assert expected[0] == pytest.approx([458657.30, 5438232.25, 113.7])
@@ -79,7 +79,7 @@ def test_rotated_map_conversion_with_crs_flag(engine: Engine) -> None:
     path = IFC / "geolocation-mapconversion-angle.ifc"
     result = import_ifc(engine, path, flags=Flags(crs="EPSG:4547"), threads=1, replace=True)
     try:
-        dataset_id = result.result.dataset["id"]
+        dataset_id = result.result.dataset.id
         assert result.to_dict()["georef_source"] == "IfcMapConversion"
         ifc = ifcopenshell.open(str(path))
         to_storage = Transformer.from_crs(4547, 4547, always_xy=True)
@@ -94,7 +94,7 @@ def test_rotated_map_conversion_with_crs_flag(engine: Engine) -> None:
             expected = np.column_stack([x, y, enh_mm[:, 2] / 1000.0])
             _assert_same_points(stored_triangles(engine, dataset_id, product.GlobalId), expected)
     finally:
-        delete_dataset_rows(engine, [result.result.dataset["id"]])
+        delete_dataset_rows(engine, [result.result.dataset.id])
 
 
 def test_site_lat_lon_with_true_north(utm32: Engine) -> None:
@@ -122,7 +122,7 @@ def test_site_lat_lon_with_true_north(utm32: Engine) -> None:
         )  # fmt: skip
         x, y = to_utm.transform(lon, lat)
         expected = np.column_stack([x, y, world_m[:, 2] + site.RefElevation])
-        stored = stored_triangles(utm32, result.result.dataset["id"], guid)
+        stored = stored_triangles(utm32, result.result.dataset.id, guid)
         _assert_same_points(stored, expected)
 
 

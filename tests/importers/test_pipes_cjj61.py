@@ -59,11 +59,11 @@ def _fixture(folder: Path, points: list[list[str]] = POINTS) -> list[Path]:
 
 def test_known_qc_errors_exactly(engine: Engine, clean_tables: None, tmp_path: Path) -> None:
     result = run(engine, *_fixture(tmp_path), crs="EPSG:4547")
-    qc = result.dataset["qc"]
+    qc = result.dataset.qc
     assert {(i["rule"], i["code"]) for i in qc["issues"]} == EXPECTED
     assert qc["errors"] == len(EXPECTED)
-    stored = nodes(engine, result.dataset["id"])
-    links = segments(engine, result.dataset["id"])
+    stored = nodes(engine, result.dataset.id)
+    links = segments(engine, result.dataset.id)
     assert sorted(stored) == ["W1", "W2", "W3", "W4", "W5", "W6"]
     assert sorted(links) == ["W1-W2", "W2-W3", "W3-W4", "W4-W6"]
     # PS: plain 起点高程 is the invert; CJJ 61 X is the northing
@@ -74,7 +74,7 @@ def test_known_qc_errors_exactly(engine: Engine, clean_tables: None, tmp_path: P
     assert stored["W2"]["ground_z"] == pytest.approx(19.9, abs=1e-3)
     assert stored["W2"]["bottom_z"] == pytest.approx(17.5, abs=1e-3)
     assert stored["W1"]["kind"] == "manhole" and stored["W3"]["kind"] == "tee"
-    assert result.dataset["counts"]["skipped_segments"] == 1
+    assert result.dataset.counts["skipped_segments"] == 1
 
 
 def test_strict_refuses_and_stores_nothing(engine: Engine, tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_xlsx_workbook_reads_the_same(engine: Engine, clean_tables: None, tmp_pa
         for name, rows in (("PS_POINT", POINTS), ("PS_LINE", LINES)):
             pd.DataFrame(rows[1:], columns=rows[0]).to_excel(writer, sheet_name=name, index=False)
     result = run(engine, path, crs="EPSG:4547")
-    assert {(i["rule"], i["code"]) for i in result.dataset["qc"]["issues"]} == EXPECTED
+    assert {(i["rule"], i["code"]) for i in result.dataset.qc["issues"]} == EXPECTED
 
 
 def test_unknown_headers_point_to_mapping(engine: Engine, tmp_path: Path) -> None:
@@ -126,10 +126,10 @@ def test_mapping_file_headers_and_values(
         _write(tmp_path, "a_line.csv", lines, "utf-8"),
     ]
     result = run(engine, *paths, crs="EPSG:4547", mapping=mapping)
-    stored = nodes(engine, result.dataset["id"])
+    stored = nodes(engine, result.dataset.id)
     assert stored["A"]["kind"] == "manhole" and stored["B"]["kind"] == "valve"
     assert stored["A"]["attrs"] == {"CoverType": "ductile"}
-    link = segments(engine, result.dataset["id"])["A-B"]
+    link = segments(engine, result.dataset.id)["A-B"]
     assert (link["section_shape"], link["width_mm"], link["height_mm"]) == ("rectangular", 600, 400)
     # JS without depths or elevations: top at the default cover (1 m) below the ground
     assert link["start_top_z"] == pytest.approx(19.0, abs=1e-3)
@@ -159,9 +159,9 @@ def test_ky4_sample_imports_with_real_ground(engine: Engine, clean_tables: None)
     point_csv = pd.read_csv(SAMPLE / "JS_POINT.csv", encoding="utf-8-sig", dtype=str)
     line_csv = pd.read_csv(SAMPLE / "JS_LINE.csv", encoding="utf-8-sig", dtype=str)
     result = run(engine, SAMPLE / "JS_POINT.csv", SAMPLE / "JS_LINE.csv", crs="EPSG:32616")
-    assert result.dataset["source_crs"] == "EPSG:32616"
-    stored = nodes(engine, result.dataset["id"])
-    links = segments(engine, result.dataset["id"])
+    assert result.dataset.source_crs == "EPSG:32616"
+    stored = nodes(engine, result.dataset.id)
+    links = segments(engine, result.dataset.id)
     assert len(stored) == len(point_csv) and len(links) == len(line_csv)
     to_storage = Transformer.from_crs("EPSG:32616", "EPSG:4547", always_xy=True)
     xs, ys = to_storage.transform(point_csv["Y"].astype(float), point_csv["X"].astype(float))
@@ -177,7 +177,7 @@ def test_ky4_sample_imports_with_real_ground(engine: Engine, clean_tables: None)
             assert link["start_invert_z"] == pytest.approx(
                 float(row.起点高程) - float(row.管径) / 1000, abs=1e-3
             )
-    qc = result.dataset["qc"]
+    qc = result.dataset.qc
     assert qc["by_rule"]["missing_node"] == 0 and qc["by_rule"]["duplicate_code"] == 0
 
 
@@ -206,10 +206,10 @@ def test_ground_from_terrain_when_the_table_has_none(
     ]
     paths = [_write(tmp_path, "JS_POINT.csv", points), _write(tmp_path, "JS_LINE.csv", lines)]
     result = run(engine, *paths, crs="EPSG:4547")
-    stored = nodes(engine, result.dataset["id"])
+    stored = nodes(engine, result.dataset.id)
     assert stored["J1"]["ground_z"] == pytest.approx(25.5, abs=1e-3)
-    link = segments(engine, result.dataset["id"])["J1-J2"]
+    link = segments(engine, result.dataset.id)["J1-J2"]
     # JS depths are to the pipe top: invert = ground - depth - D
     assert link["start_invert_z"] == pytest.approx(25.5 - 1.2 - 0.2, abs=1e-3)
     assert link["end_top_z"] == pytest.approx(25.5 - 1.4, abs=1e-3)
-    assert result.dataset["counts"]["z_source"] == {"depth": 2}
+    assert result.dataset.counts["z_source"] == {"depth": 2}

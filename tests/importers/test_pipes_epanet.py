@@ -28,8 +28,8 @@ def test_counts_and_values_equal_wntr(engine: Engine, clean_tables: None, name: 
     path = PIPES / name
     wn = _model(path)
     result = run(engine, path, origin=ORIGIN)
-    stored = nodes(engine, result.dataset["id"])
-    links = segments(engine, result.dataset["id"])
+    stored = nodes(engine, result.dataset.id)
+    links = segments(engine, result.dataset.id)
     kinds = [n["kind"] for n in stored.values()]
     assert kinds.count("junction") == wn.num_junctions
     assert kinds.count("tank") == wn.num_tanks
@@ -37,7 +37,7 @@ def test_counts_and_values_equal_wntr(engine: Engine, clean_tables: None, name: 
     types = [s["link_type"] for s in links.values()]
     assert types.count("pipe") == wn.num_pipes
     assert types.count("pump") == wn.num_pumps
-    assert result.dataset["counts"]["pipe_segment"] == wn.num_links
+    assert result.dataset.counts["pipe_segment"] == wn.num_links
     for name_, junction in wn.junctions():
         node = stored[name_]
         assert node["ground_z"] == pytest.approx(junction.elevation, abs=1e-3)
@@ -49,18 +49,18 @@ def test_counts_and_values_equal_wntr(engine: Engine, clean_tables: None, name: 
         assert (link["start"], link["end"]) == (pipe.start_node_name, pipe.end_node_name)
         assert link["diameter_mm"] == pytest.approx(pipe.diameter * 1000, abs=1e-3)
         assert link["npoints"] == 2 + len(pipe.vertices)
-    assert result.dataset["qc"]["by_rule"]["missing_node"] == 0
+    assert result.dataset.qc["by_rule"]["missing_node"] == 0
 
 
 def test_ky4_in_kentucky_feet_transformed_by_pyproj(engine: Engine, clean_tables: None) -> None:
     path = PIPES / "ky4.inp"
     wn = _model(path)
     result = run(engine, path, crs="EPSG:3547", replace=True)
-    assert result.dataset["source_crs"] == "EPSG:3547"
+    assert result.dataset.source_crs == "EPSG:3547"
     # the reservoir has a head, not a ground: its pipe borrows the neighbours' ground
-    assert set(result.dataset["counts"]["z_source"]) == {"default_cover", "neighbour_ground"}
-    stored = nodes(engine, result.dataset["id"])
-    links = segments(engine, result.dataset["id"])
+    assert set(result.dataset.counts["z_source"]) == {"default_cover", "neighbour_ground"}
+    stored = nodes(engine, result.dataset.id)
+    links = segments(engine, result.dataset.id)
     assert len(stored) == wn.num_nodes
     assert [s["link_type"] for s in links.values()].count("pipe") == wn.num_pipes
     assert [s["link_type"] for s in links.values()].count("pump") == wn.num_pumps
@@ -97,15 +97,15 @@ def test_valves_become_valve_nodes(engine: Engine, clean_tables: None, tmp_path:
     wn = _model(path)
     assert wn.num_valves == 1
     result = run(engine, path, origin=ORIGIN)
-    stored = nodes(engine, result.dataset["id"])
-    links = segments(engine, result.dataset["id"])
+    stored = nodes(engine, result.dataset.id)
+    links = segments(engine, result.dataset.id)
     valve = stored["V1"]
     assert valve["kind"] == "valve"
     assert valve["valve_state"] == "closed"
     assert valve["attrs"]["valve_type"] == "TCV"
     assert (links["V1:a"]["start"], links["V1:a"]["end"]) == ("10", "V1")
     assert (links["V1:b"]["start"], links["V1:b"]["end"]) == ("V1", "11")
-    assert result.dataset["counts"]["nodes_by_kind"]["valve"] == 1
+    assert result.dataset.counts["nodes_by_kind"]["valve"] == 1
 
 
 def test_bad_syntax_names_the_line_and_stores_nothing(engine: Engine) -> None:

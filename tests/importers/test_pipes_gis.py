@@ -30,8 +30,8 @@ def test_aalto_shapefiles_codes_and_elevations(engine: Engine, clean_tables: Non
     files = [AALTO / f"{n}.shp" for n in ("conduits", "junctions", "outfalls")]
     # The .prj says EPSG:3879 but the coordinates are local metres: place them with --origin.
     result = run(engine, *files, crs="EPSG:4547", origin=ORIGIN, utility="YS")
-    stored = nodes(engine, result.dataset["id"])
-    links = segments(engine, result.dataset["id"])
+    stored = nodes(engine, result.dataset.id)
+    links = segments(engine, result.dataset.id)
     assert len(links) == len(conduits)  # type: ignore[arg-type]
     assert len(stored) == len(junctions) + len(outfalls)  # type: ignore[arg-type]
     assert [n["kind"] for n in stored.values()].count("outfall") == len(outfalls)  # type: ignore[arg-type]
@@ -48,7 +48,7 @@ def test_aalto_shapefiles_codes_and_elevations(engine: Engine, clean_tables: Non
         assert link["end_invert_z"] == pytest.approx(row.elev_out, abs=1e-3)
         assert link["diameter_mm"] == pytest.approx(row.Geom1 * 1000, abs=1e-3)
         assert link["utility"] == "PS"
-    assert result.dataset["qc"]["by_rule"]["missing_node"] == 0
+    assert result.dataset.qc["by_rule"]["missing_node"] == 0
 
 
 def test_ky4_lines_snap_to_point_layers(engine: Engine, clean_tables: None) -> None:
@@ -56,10 +56,10 @@ def test_ky4_lines_snap_to_point_layers(engine: Engine, clean_tables: None) -> N
     layers = ["ky4_pipes", "ky4_junctions", "ky4_tanks", "ky4_reservoirs"]
     points = sum(pyogrio.read_info(PIPES / f"{n}.geojson")["features"] for n in layers[1:])
     result = run(engine, *(PIPES / f"{n}.geojson" for n in layers), utility="JS")
-    stored = nodes(engine, result.dataset["id"])
-    links = segments(engine, result.dataset["id"])
+    stored = nodes(engine, result.dataset.id)
+    links = segments(engine, result.dataset.id)
     assert len(stored) == points and len(links) == len(pipes)
-    assert "derived" not in result.dataset["counts"]["nodes_by_kind"]
+    assert "derived" not in result.dataset.counts["nodes_by_kind"]
     # every pipe joins the junctions WNTR names for it
     for row in pipes.itertuples():
         assert (links[row.name]["start"], links[row.name]["end"]) == (
@@ -91,9 +91,9 @@ def test_ky4_lines_without_names_snap_to_points(
         utility="JS",
         mapping=_ignore_names(tmp_path),
     )
-    stored = nodes(engine, result.dataset["id"])
-    links = segments(engine, result.dataset["id"])
-    assert "derived" not in result.dataset["counts"]["nodes_by_kind"]
+    stored = nodes(engine, result.dataset.id)
+    links = segments(engine, result.dataset.id)
+    assert "derived" not in result.dataset.counts["nodes_by_kind"]
     for row in pipes.itertuples():  # snapped to a point at the very place WNTR names
         for end, name in (("start", row.start_node_name), ("end", row.end_node_name)):
             got = stored[links[row.name][end]]
@@ -107,7 +107,7 @@ def test_line_ends_alone_become_shared_nodes(
 ) -> None:
     pipes = pyogrio.read_dataframe(PIPES / "ky4_pipes.geojson")
     result = run(engine, PIPES / "ky4_pipes.geojson", utility="JS", mapping=_ignore_names(tmp_path))
-    stored = nodes(engine, result.dataset["id"])
+    stored = nodes(engine, result.dataset.id)
     lines = pipes.geometry.values
     ends = np.vstack(
         [
@@ -117,5 +117,5 @@ def test_line_ends_alone_become_shared_nodes(
     )
     distinct = len(np.unique(np.round(ends, 6), axis=0))
     assert len(stored) == distinct  # one node per place, never one per line end
-    assert set(result.dataset["counts"]["nodes_by_kind"]) == {"derived"}
-    assert result.dataset["qc"]["by_rule"]["orphan_point"] == 0
+    assert set(result.dataset.counts["nodes_by_kind"]) == {"derived"}
+    assert result.dataset.qc["by_rule"]["orphan_point"] == 0

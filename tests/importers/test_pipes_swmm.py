@@ -66,8 +66,8 @@ def test_example1_cfs_feet(engine: Engine, clean_tables: None) -> None:
     inp = _inp("swmm_Example1.inp")
     origin = (500_000.0, 3_400_000.0, 0.0)
     result = run(engine, PIPES / "swmm_Example1.inp", origin=origin)
-    stored = nodes(engine, result.dataset["id"])
-    links = segments(engine, result.dataset["id"])
+    stored = nodes(engine, result.dataset.id)
+    links = segments(engine, result.dataset.id)
     _check_network(inp, stored, links, FOOT)
     for name, row in inp.coordinates.iterrows():
         assert stored[str(name)]["x"] == pytest.approx(origin[0] + row["X"], abs=1e-3)
@@ -83,8 +83,8 @@ def test_example1_cfs_feet(engine: Engine, clean_tables: None) -> None:
 def test_bellinge_storage_manholes_utm(engine: Engine, clean_tables: None) -> None:
     inp = _inp("swmm_bellinge_small.inp")
     result = run(engine, PIPES / "swmm_bellinge_small.inp", crs="EPSG:32632", utility="WS")
-    stored = nodes(engine, result.dataset["id"])
-    links = segments(engine, result.dataset["id"])
+    stored = nodes(engine, result.dataset.id)
+    links = segments(engine, result.dataset.id)
     assert len(inp.storage) == 15
     _check_network(inp, stored, links, 1.0)
     assert {n["utility"] for n in stored.values()} == {"PS"}
@@ -93,4 +93,4 @@ def test_bellinge_storage_manholes_utm(engine: Engine, clean_tables: None) -> No
     xs, ys = to_storage.transform(inp.coordinates["X"].to_numpy(), inp.coordinates["Y"].to_numpy())
     got = np.array([[stored[n]["x"], stored[n]["y"]] for n in names])
     assert np.abs(got - np.column_stack([xs, ys])).max() < 1e-3
-    assert result.dataset["qc"]["by_rule"]["orphan_point"] == 0
+    assert result.dataset.qc["by_rule"]["orphan_point"] == 0

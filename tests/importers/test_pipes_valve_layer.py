@@ -80,8 +80,8 @@ def test_valves_cut_the_pipes_at_the_offset_along_the_polyline(
     # WNTR's to_csv format: an unnamed index column first
     layer = _layer(tmp_path, ",link,node\n0,P3,J2\n1,P3,J3\n2,P2,J2\n")
     result = run(engine, tiny, origin=ORIGIN, valves=layer)
-    stored = nodes(engine, result.dataset["id"])
-    links = segments(engine, result.dataset["id"])
+    stored = nodes(engine, result.dataset.id)
+    links = segments(engine, result.dataset.id)
     x0, y0 = ORIGIN[:2]
     # P3 is 60 m long: valves 1 m from each end, the J3 one on the northward leg
     assert VALVE_OFFSET_M == 1.0
@@ -123,7 +123,7 @@ def test_valves_cut_the_pipes_at_the_offset_along_the_polyline(
     assert links["P3#J3"]["attrs"]["piece"] == "stub"
     assert links["P3#J3"]["attrs"]["epanet_type"] == "pipe"  # the link's attrs on every piece
     assert links["P3#J3"]["diameter_mm"] == pytest.approx(8 * 25.4, abs=1e-6)
-    counts = result.dataset["counts"]
+    counts = result.dataset.counts
     assert counts["nodes_by_kind"]["valve"] == 4  # 3 from the layer + the PRV V1
     assert counts["source_types"]["valve_layer"] == {"valves": 3, "duplicate_rows": 0}
 
@@ -133,10 +133,10 @@ def test_layer_without_index_with_states_and_duplicates(
 ) -> None:
     layer = _layer(tmp_path, "link,node,state\nP5,J1,Closed\nP5,J5,\nP5,J1,closed\n")
     result = run(engine, tiny, origin=ORIGIN, valves=layer)
-    stored = nodes(engine, result.dataset["id"])
+    stored = nodes(engine, result.dataset.id)
     assert stored["V:P5:J1"]["valve_state"] == "closed"
     assert stored["V:P5:J5"]["valve_state"] == "open"  # empty state: open
-    assert result.dataset["counts"]["source_types"]["valve_layer"] == {
+    assert result.dataset.counts["source_types"]["valve_layer"] == {
         "valves": 2,
         "duplicate_rows": 1,
     }
@@ -149,17 +149,17 @@ def test_the_valve_layer_is_part_of_the_source_hash(
     bare = run(engine, tiny, origin=ORIGIN)
     layer = _layer(tmp_path, "link,node\nP2,J1\n")
     first = run(engine, tiny, origin=ORIGIN, valves=layer)
-    assert first.created and first.dataset["id"] != bare.dataset["id"]
-    assert first.dataset["options"]["valves"]["file"] == "valves.csv"
+    assert first.created and first.dataset.id != bare.dataset.id
+    assert first.dataset.options["valves"]["file"] == "valves.csv"
     again = run(engine, tiny, origin=ORIGIN, valves=layer)
-    assert not again.created and again.dataset["id"] == first.dataset["id"]
+    assert not again.created and again.dataset.id == first.dataset.id
     layer.write_text("link,node\nP2,J2\n")  # another valve layer: another dataset
     changed = run(engine, tiny, origin=ORIGIN, valves=layer)
     assert changed.created
-    assert changed.dataset["source_sha256"] != first.dataset["source_sha256"]
+    assert changed.dataset.source_sha256 != first.dataset.source_sha256
     assert (
-        changed.dataset["options"]["valves"]["sha256"]
-        != (first.dataset["options"]["valves"]["sha256"])
+        changed.dataset.options["valves"]["sha256"]
+        != (first.dataset.options["valves"]["sha256"])
     )
     assert dataset_count(engine) == 3
 

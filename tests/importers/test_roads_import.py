@@ -66,13 +66,13 @@ def test_gpkg_with_mapping_is_noded_and_measured_in_storage_metres(
         "name: NAME\nkind: {field: TYPE, values: {'1': primary, '2': secondary}}\n", "utf-8"
     )
     result = import_roads(roads_engine, path, mapping=mapping)
-    counts, qc = result.dataset["counts"], result.dataset["qc"]
+    counts, qc = result.dataset.counts, result.dataset.qc
     # Main St cut at Cross St and at the flyover, Cross St and the flyover at Main St; the side
     # streets end on Cross St's end points and stay whole: 3 + 2 + 2 + 2 = 9 pieces.
     assert counts["features"] == 4 and counts["segments"] == 9
     assert counts["by_kind"] == {"primary": 5, "secondary": 2, "3": 2}  # 3 is not in values
     assert qc["components"] == 1 and qc["noding"] == "intersections"
-    assert result.dataset["options"]["noding"] == "intersections"
+    assert result.dataset.options["noding"] == "intersections"
     # Lengths are planar metres in EPSG:4547: the projected source lines, measured by shapely.
     project = Transformer.from_crs(4326, 4547, always_xy=True)
     expected = sum(
@@ -84,7 +84,7 @@ def test_gpkg_with_mapping_is_noded_and_measured_in_storage_metres(
     stored = _count(
         roads_engine,
         "SELECT round(sum(length) * 1000) FROM road_segment WHERE dataset_id = :d",
-        d=result.dataset["id"],
+        d=result.dataset.id,
     )
     assert stored == round(expected * 1000)
     with roads_engine.connect() as conn:
@@ -93,7 +93,7 @@ def test_gpkg_with_mapping_is_noded_and_measured_in_storage_metres(
                 "SELECT kind, attrs FROM road_segment WHERE dataset_id = :d "
                 "AND name = 'Flyover' LIMIT 1"
             ),
-            {"d": result.dataset["id"]},
+            {"d": result.dataset.id},
         ).one()
     assert (kind, attrs) == ("primary", {"ref": "F1", "feature": 3})
 
@@ -102,7 +102,7 @@ def test_vertices_noding_keeps_a_flyover_apart(roads_engine: Engine, tmp_path: P
     path = tmp_path / "osm.shp"
     _frame().to_file(path)  # Shapefile with a .prj
     result = import_roads(roads_engine, path, noding="vertices")
-    counts, qc = result.dataset["counts"], result.dataset["qc"]
+    counts, qc = result.dataset.counts, result.dataset.qc
     # Only Main St x Cross St share a vertex: 2 + 2 pieces, the flyover and the two side
     # street parts stay whole (the side streets end on Cross St's end points, so they join it).
     assert counts["segments"] == 7

@@ -66,7 +66,7 @@ def test_tokyo_japanese_fields_and_hazard_flags(tokyo_engine: Engine) -> None:
         sample("jp_chiyoda_131016_emergency.geojson"),
         mapping=MAPPINGS / "tokyo_emergency_shelters.yaml",
     )
-    assert result.dataset["counts"]["shelters"] == 28
+    assert result.dataset.counts["shelters"] == 28
     assert result.warnings and "neither capacity nor effective area" in result.warnings[0]
     with tokyo_engine.connect() as conn:
         level, attrs = conn.execute(
@@ -80,7 +80,7 @@ def test_tokyo_japanese_fields_and_hazard_flags(tokyo_engine: Engine) -> None:
         sample("jp_shinjuku_131041_evacuation.geojson"),
         mapping=MAPPINGS / "tokyo_evacuation_shelters.yaml",
     )
-    assert evacuation.dataset["counts"]["by_level"] == {"short": 129}
+    assert evacuation.dataset.counts["by_level"] == {"short": 129}
 
 
 def test_gpkg_effective_area_gives_capacity(tokyo_engine: Engine, tmp_path: Path) -> None:
@@ -96,12 +96,12 @@ def test_gpkg_effective_area_gives_capacity(tokyo_engine: Engine, tmp_path: Path
     path = tmp_path / "sites.gpkg"
     frame.to_file(path, driver="GPKG")
     result = import_shelters(tokyo_engine, path)
-    assert result.dataset["counts"]["by_level"] == {"medium": 1, "emergency": 1}
+    assert result.dataset.counts["by_level"] == {"medium": 1, "emergency": 1}
     with tokyo_engine.connect() as conn:
         rows = dict(
             conn.execute(
                 text("SELECT name, capacity FROM shelter WHERE dataset_id = :d"),
-                {"d": result.dataset["id"]},
+                {"d": result.dataset.id},
             ).all()
         )
     assert rows == {"公园A": 3000.0, "广场B": 1000.0}  # 9000 / 3.0 and 500 / 0.5 m² per person
@@ -183,9 +183,9 @@ def test_generated_ky4_demo_files_import_and_plan(server_url: str) -> None:
         shelters = import_shelters(engine, MAPPINGS / "demo_ky4_shelters.geojson")
         population = import_population(engine, MAPPINGS / "demo_ky4_population.geojson")
         hazards = import_hazards(engine, MAPPINGS / "demo_ky4_hazards.geojson")
-        assert shelters.dataset["counts"]["shelters"] == 21 and not shelters.warnings
-        assert population.dataset["counts"]["units"] == 988
-        assert hazards.dataset["counts"]["by_kind"] == {"flood": 1, "landslide": 1}
+        assert shelters.dataset.counts["shelters"] == 21 and not shelters.warnings
+        assert population.dataset.counts["units"] == 988
+        assert hazards.dataset.counts["by_kind"] == {"flood": 1, "landslide": 1}
         with Session(engine) as session:
             plan = create_plan(session, params=PlanParameters()).model_dump()
             session.rollback()
@@ -220,8 +220,8 @@ def test_hazard_designations_decide_usability(tokyo_engine: Engine, tmp_path: Pa
                 session,
                 params=PlanParameters(
                     exclude_hazards=[kind],
-                    shelter_datasets=[shelters.dataset["id"]],
-                    population_datasets=[population.dataset["id"]],
+                    shelter_datasets=[shelters.dataset.id],
+                    population_datasets=[population.dataset.id],
                 ),
             ).model_dump()
             session.rollback()

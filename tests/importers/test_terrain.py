@@ -106,7 +106,7 @@ def _check_reprojected_oracle(engine: Engine, name: str, srid: int) -> int:
 
 def test_ky4_us_feet_crs_reprojects_to_utm_with_bilinear_heights(utm16: Engine) -> None:
     result = import_terrain(utm16, TERRAIN / "ky4_elevation.tif")
-    dataset = result.dataset
+    dataset = result.dataset.model_dump()
     assert result.created and dataset["status"] == "ready"
     assert dataset["source_crs"] == "EPSG:3547"
     assert dataset["transform"]["reprojected"] is True
@@ -120,15 +120,15 @@ def test_ky4_us_feet_crs_reprojects_to_utm_with_bilinear_heights(utm16: Engine) 
 
 def test_srtm_zion_geographic_reprojects(utm12: Engine) -> None:
     result = import_terrain(utm12, TERRAIN / "geocompy_srtm_zion.tif", name="zion")
-    assert result.dataset["name"] == "zion"
-    assert result.dataset["qc"]["pixel_type"] == "32BF"
+    assert result.dataset.name == "zion"
+    assert result.dataset.qc["pixel_type"] == "32BF"
     assert _check_reprojected_oracle(utm12, "geocompy_srtm_zion.tif", 32612) == 50
 
 
 def test_aalto_same_crs_equals_rasterio_sample(gk25: Engine) -> None:
     result = import_terrain(gk25, TERRAIN / "aalto_raster_dem.tif")
-    assert result.dataset["transform"]["reprojected"] is False
-    assert result.dataset["qc"]["pixel_type"] == "64BF"
+    assert result.dataset.transform["reprojected"] is False
+    assert result.dataset.qc["pixel_type"] == "64BF"
     assert any("cannot be located on the Earth" in w for w in result.warnings)
     rng = np.random.default_rng(3)
     with rasterio.open(TERRAIN / "aalto_raster_dem.tif") as src:
@@ -149,9 +149,9 @@ def test_aalto_same_crs_equals_rasterio_sample(gk25: Engine) -> None:
 def test_same_file_again_is_a_no_op_unless_replace(utm16: Engine) -> None:
     first = import_terrain(utm16, TERRAIN / "ky4_elevation.tif")
     again = import_terrain(utm16, TERRAIN / "ky4_elevation.tif")
-    assert not again.created and again.dataset["id"] == first.dataset["id"]
+    assert not again.created and again.dataset.id == first.dataset.id
     replaced = import_terrain(utm16, TERRAIN / "ky4_elevation.tif", replace=True)
-    assert replaced.created and replaced.replaced_id == first.dataset["id"]
+    assert replaced.created and replaced.replaced_id == first.dataset.id
     assert _table_counts(utm16) == (1, 6)
 
 
@@ -249,8 +249,8 @@ def test_nan_and_missing_nodata_are_respected(utm16: Engine, tmp_path: Path) -> 
         tmp_path / "nan.tif", nan_values, "EPSG:32616", from_origin(620000, 4210000, 10, 10)
     )
     result = import_terrain(utm16, nan_dem)
-    assert float(result.dataset["qc"]["nodata"]) == float(np.finfo("float32").min)
-    assert result.dataset["qc"]["valid_pixels"] == 20 * 30 - 25
+    assert float(result.dataset.qc["nodata"]) == float(np.finfo("float32").min)
+    assert result.dataset.qc["valid_pixels"] == 20 * 30 - 25
     # No nodata at all (int16): every pixel is a height.
     plain = _write_dem(
         tmp_path / "int16.tif",
@@ -258,7 +258,7 @@ def test_nan_and_missing_nodata_are_respected(utm16: Engine, tmp_path: Path) -> 
         "EPSG:32616",
         from_origin(621000, 4210000, 5, 5),
     )
-    assert import_terrain(utm16, plain).dataset["qc"]["nodata_pixels"] == 0
+    assert import_terrain(utm16, plain).dataset.qc["nodata_pixels"] == 0
     with Session(utm16) as session:
         got = heights_in_storage(
             session,
@@ -275,9 +275,9 @@ def test_nan_pixels_stay_out_of_the_bilinear_warp(utm16: Engine, tmp_path: Path)
         tmp_path / "geo.tif", values, "EPSG:4326", from_origin(-85.6, 38.05, 0.0005, 0.0005)
     )
     result = import_terrain(utm16, dem)
-    assert result.dataset["transform"]["reprojected"] is True
+    assert result.dataset.transform["reprojected"] is True
     # No NaN leaks into the warped heights: every stored height is exactly the constant.
-    assert result.dataset["qc"]["min_height"] == result.dataset["qc"]["max_height"] == 100.0
+    assert result.dataset.qc["min_height"] == result.dataset.qc["max_height"] == 100.0
 
 
 def test_crs_option_overrides_the_file(utm16: Engine) -> None:
@@ -298,7 +298,7 @@ def test_south_up_grid_is_stored_north_up(utm16: Engine, tmp_path: Path) -> None
         nodata=-1.0,
     )
     result = import_terrain(utm16, dem)
-    assert result.dataset["transform"]["reprojected"] is True
+    assert result.dataset.transform["reprojected"] is True
     xs = 620000 + np.array([5.0, 155.0, 295.0])
     ys = 4210000 + np.array([5.0, 105.0, 195.0])
     with rasterio.open(dem) as src:

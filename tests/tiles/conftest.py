@@ -289,7 +289,7 @@ def import_city(engine: Engine, tag: str = "") -> City:
         write=_write_pipes,
     )
     # features: 26 non-space elements; 3 segments + MH1 (well) + V1 (valve)
-    return City(buildings.dataset["id"], pipes.dataset["id"], 26, 5)
+    return City(buildings.dataset.id, pipes.dataset.id, 26, 5)
 
 
 @pytest.fixture(scope="module")

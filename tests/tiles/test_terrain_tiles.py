@@ -140,7 +140,7 @@ def built(
     engine = make_engine(srid_database_url(server_url, 32616))
     delete_datasets(engine)
     result = import_terrain(engine, warped_dem)
-    assert result.dataset["transform"]["reprojected"] is False
+    assert result.dataset.transform["reprojected"] is False
     out = tmp_path_factory.mktemp("tiles") / "terrain"
     summary = build_terrain(engine, out, max_zoom=MAX_ZOOM)
     yield summary, out
