@@ -92,8 +92,8 @@ class PipeDatasetQc(Result):
 # --- cross-section and profile --------------------------------------------------------------
 
 
-class SectionPipe(Result):
-    """One crossing of the section line with a pipe."""
+class SegmentOfClass(Result):
+    """A segment with its utility class and sub-class, the class's name and CJJ 61 colour."""
 
     segment_id: int
     code: str
@@ -101,6 +101,11 @@ class SectionPipe(Result):
     subclass: str | None
     utility_name: str
     colour: str
+
+
+class SectionPipe(SegmentOfClass):
+    """One crossing of the section line with a pipe."""
+
     offset_m: float
     x: float
     y: float
@@ -295,15 +300,9 @@ class NetworkTrace(Result):
 # --- excavation -----------------------------------------------------------------------------
 
 
-class ExcavatedPipe(Result):
+class ExcavatedPipe(SegmentOfClass):
     """A pipe in or near a planned cut: how it is hit, its cover and clearances."""
 
-    segment_id: int
-    code: str
-    utility: str
-    subclass: str | None
-    utility_name: str
-    colour: str
     owner: str | None
     material: str | None
     section: str
