@@ -32,17 +32,13 @@ from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.cities import SRID, load_pipe_network
 from bench.common import bench_database
 from bench.generator import SyntheticCity
-from cim.db.copy import copy_rows, reserve_ids
-from cim.services.datasets import DatasetSource
 from cim.services.pipes import graph as pipes_graph
 from cim.services.pipes.clearance import check_clearances
 from cim.services.pipes.isolation import isolate, isolate_burst
 from cim.services.pipes.section import cross_section
-from importers.base import WriteOutcome, run_import
-
-SRID = 4547
 
 CTE_ISOLATION = """
 WITH RECURSIVE walk(node) AS (
@@ -58,153 +54,6 @@ SELECT count(*) FROM walk
 """
 
 
-def ewkb(geom: shapely.Geometry) -> str:
-    return str(shapely.to_wkb(shapely.set_srid(geom, SRID), hex=True, include_srid=True))
-
-
-def load_city(
-    engine: Engine, city: SyntheticCity, *, tie_streets: bool, name: str
-) -> tuple[int, int]:
-    """Write the city's pipes as one dataset; returns (dataset id, segment count)."""
-    nodes, segments = city.pipes()
-    ties: list[tuple[str, str, str]] = []
-    if tie_streets:
-        by_xy: dict[tuple[str, int, int], str] = {}
-        step = city.pitch / city.nodes_per_street
-        for n in nodes:
-            street = n.code[len(n.utility)]
-            by_xy[
-                (
-                    n.utility + street,
-                    round((n.x - city.origin[0]) / step),
-                    round((n.y - city.origin[1]) / step),
-                )
-            ] = n.code
-        for (key, i, j), code in by_xy.items():
-            if key.endswith("V") and (key[:-1] + "H", i, j) in by_xy:
-                ties.append((f"{code}T", code, by_xy[(key[:-1] + "H", i, j)]))
-    started = time.perf_counter()
-
-    def write(session: Session, dataset: Any) -> WriteOutcome:
-        node_id = dict(
-            zip(
-                [n.code for n in nodes],
-                reserve_ids(session, table="pipe_node", count=len(nodes)),
-                strict=True,
-            )
-        )
-        xy = {n.code: (n.x, n.y, n.ground_z) for n in nodes}
-        copy_rows(
-            session,
-            table="pipe_node",
-            columns=[
-                "id",
-                "dataset_id",
-                "code",
-                "utility",
-                "kind",
-                "geom",
-                "ground_z",
-                "valve_state",
-                "attrs",
-            ],
-            rows=(
-                [
-                    node_id[n.code],
-                    dataset.id,
-                    n.code,
-                    n.utility,
-                    n.kind,
-                    ewkb(shapely.Point(n.x, n.y, n.ground_z)),
-                    n.ground_z,
-                    "open" if n.kind == "valve" else None,
-                    "{}",
-                ]
-                for n in nodes
-            ),
-        )
-        columns = [
-            "dataset_id",
-            "code",
-            "utility",
-            "start_node_id",
-            "end_node_id",
-            "geom",
-            "start_invert_z",
-            "end_invert_z",
-            "start_top_z",
-            "end_top_z",
-            "diameter_mm",
-            "material",
-            "year",
-            "length_m",
-            "attrs",
-        ]
-
-        def rows() -> Any:
-            for s in segments:
-                (xa, ya, za), (xb, yb, zb) = s.coords
-                h = s.diameter_mm / 1000
-                line = shapely.LineString([(xa, ya, za + h / 2), (xb, yb, zb + h / 2)])
-                yield [
-                    dataset.id,
-                    s.code,
-                    s.utility,
-                    node_id[s.start],
-                    node_id[s.end],
-                    ewkb(line),
-                    za,
-                    zb,
-                    za + h,
-                    zb + h,
-                    s.diameter_mm,
-                    s.material,
-                    s.year,
-                    line.length,
-                    "{}",
-                ]
-            for code, a, b in ties:
-                (xa, ya, ga), (xb, yb, gb) = xy[a], xy[b]
-                za, zb = ga - 1.5, gb - 1.5
-                line = shapely.LineString([(xa, ya, za + 0.1), (xb, yb, zb + 0.1)])
-                yield [
-                    dataset.id,
-                    code,
-                    "JS",
-                    node_id[a],
-                    node_id[b],
-                    ewkb(line),
-                    za,
-                    zb,
-                    za + 0.2,
-                    zb + 0.2,
-                    200,
-                    "DI",
-                    2000,
-                    line.length,
-                    "{}",
-                ]
-
-        count = copy_rows(session, table="pipe_segment", columns=columns, rows=rows())
-        return WriteOutcome(counts={"pipe_node": len(nodes), "pipe_segment": count})
-
-    result = run_import(
-        engine,
-        source=DatasetSource(
-            kind="pipes",
-            name=name,
-            source_name="generated",
-            source_sha256=f"{name}-{time.time_ns()}",
-        ),
-        write=write,
-    )
-    with engine.begin() as conn:
-        conn.execute(text("ANALYZE pipe_node; ANALYZE pipe_segment"))
-    total = len(segments) + len(ties)
-    print(f"loaded {name}: {total:,} segments in {time.perf_counter() - started:.1f} s", flush=True)
-    return int(result.dataset["id"]), total
-
-
 def percentile(values: list[float], q: float) -> float:
     return round(float(np.percentile(np.array(values), q)), 2)
 
@@ -212,7 +61,7 @@ def percentile(values: list[float], q: float) -> float:
 def water_bench(engine: Engine, segments: int, requests: int) -> dict[str, Any]:
     side = max(2, int(math.sqrt(segments / 8)))
     city = SyntheticCity(seed=7, blocks_x=side, blocks_y=side, utilities=("JS",))
-    dataset, total = load_city(engine, city, tie_streets=True, name="bench-water")
+    dataset, total = load_pipe_network(engine, city, tie_streets=True, name="bench-water")
     rng = np.random.default_rng(11)
     with Session(engine) as session:
         ids = [
@@ -237,7 +86,7 @@ def water_bench(engine: Engine, segments: int, requests: int) -> dict[str, Any]:
             t = time.perf_counter()
             answer = isolate_burst(session, segment_id=seg)
             iso_ms.append((time.perf_counter() - t) * 1000)
-            sizes.append(answer["segment_count"])
+            sizes.append(answer.segment_count)
         cte_ms = []
         session.execute(text("SET jit = off"))
         for seg in picks[: max(10, requests // 10)]:
@@ -273,7 +122,7 @@ def water_bench(engine: Engine, segments: int, requests: int) -> dict[str, Any]:
 def clearance_bench(engine: Engine, segments: int) -> dict[str, Any]:
     side = max(2, int(math.sqrt(segments / 32)))
     city = SyntheticCity(seed=5, blocks_x=side, blocks_y=side)
-    dataset, total = load_city(engine, city, tie_streets=False, name="bench-city")
+    dataset, total = load_pipe_network(engine, city, tie_streets=False, name="bench-city")
     with Session(engine) as session:
         started = time.perf_counter()
         answer = check_clearances(session, dataset_id=dataset, limit=100)
@@ -281,7 +130,7 @@ def clearance_bench(engine: Engine, segments: int) -> dict[str, Any]:
     return {
         "clearance_segments": total,
         "clearance_s": round(seconds, 1),
-        "clearance_violations": answer["violation_count"],
+        "clearance_violations": answer.violation_count,
     }
 
 

@@ -1,4 +1,5 @@
-"""Helpers shared by benches: a database to measure on (embedded, throwaway, or given)."""
+"""Helpers shared by benches: a database to measure on (embedded, throwaway, or given), and
+where the shared sample files are."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from sqlalchemy import Engine
 from cim.db import migrate
 from cim.db.embedded import EmbeddedCluster
 from cim.db.engine import make_engine
+
+SHARED_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+"""``../shared/samples`` next to the checkout (the same folder the tests read)."""
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """Bench: ``cim serve`` under load - 64 connections for 60 s on a mix of real requests.
 
 A generated city (bench/generator.py): ``--segments`` pipe segments (all four utilities, meshed
-water grid with valves, written by bench/analysis.py's COPY loader) and ``--buildings``
+water grid with valves, written by bench/cities.py's COPY loader) and ``--buildings``
 buildings (footprint rows plus five wall/roof elements each, tiled as the buildings 3D Tiles
 layer). ``cim serve --workers W`` runs on it and an asyncio/httpx client on loopback keeps
 ``--connections`` requests in flight for ``--seconds`` on this mix:
@@ -38,9 +38,9 @@ from sqlalchemy import Engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.analysis import load_city as load_pipes
+from bench.cities import SRID, load_pipe_network
 from bench.generator import SyntheticCity, city_for_segments
-from bench.tiles import _box, _hex
+from bench.rows import copy_elements, ewkb
 from cim.crs import transformer
 from cim.db import migrate
 from cim.db.copy import copy_rows
@@ -49,7 +49,6 @@ from cim.db.engine import make_engine
 from cim.services.datasets import DatasetSource
 from importers.base import WriteOutcome, run_import
 
-SRID = 4547
 CIM = str(Path(sys.executable).with_name("cim"))
 MIX = (("items", 50), ("tiles", 30), ("section", 10), ("isolation", 10))
 GOAL_ITEMS_P99_MS = 100.0
@@ -65,28 +64,12 @@ def load_buildings(engine: Engine, count: int) -> int:
         copy_rows(
             session, table="building",
             columns=["dataset_id", "guid", "name", "footprint", "base_z", "top_z"],
-            rows=([dataset.id, b.code, b.code, _hex(shapely.MultiPolygon([shapely.Polygon(
-                b.footprint)])), b.base_z, b.base_z + b.height] for b in chosen),
+            rows=([dataset.id, b.code, b.code, ewkb(shapely.MultiPolygon([shapely.Polygon(
+                b.footprint)]), SRID), b.base_z, b.base_z + b.height] for b in chosen),
         )  # fmt: skip
-
-        def elements() -> Any:
-            for b in chosen:
-                (x0, y0), _, (x1, y1) = b.footprint[0], b.footprint[1], b.footprint[2]
-                z0, z1, t = b.base_z, b.base_z + b.height, 0.3
-                for k, (cls, box) in enumerate([
-                    ("IfcWall", (x0, y0, z0, x1, y0 + t, z1)),
-                    ("IfcWall", (x0, y1 - t, z0, x1, y1, z1)),
-                    ("IfcWall", (x0, y0 + t, z0, x0 + t, y1 - t, z1)),
-                    ("IfcWall", (x1 - t, y0 + t, z0, x1, y1 - t, z1)),
-                    ("IfcRoof", (x0, y0, z1, x1, y1, z1 + t)),
-                ]):  # fmt: skip
-                    yield [dataset.id, f"{b.code}-{k}", cls, cls, _box(*box), 12]
-
-        copy_rows(
-            session, table="building_element",
-            columns=["dataset_id", "guid", "ifc_class", "name", "mesh", "triangle_count"],
-            rows=elements(),
-        )  # fmt: skip
+        copy_elements(
+            session, dataset_id=dataset.id, srid=SRID, buildings=chosen, name=lambda b, cls: cls
+        )
         return WriteOutcome(counts={"building": len(chosen)})
 
     source = DatasetSource(kind="ifc", name="bench buildings", source_name="generated",
@@ -276,58 +259,90 @@ def main() -> None:
     worker_restarts = 0
     try:
         url = cluster.url()
-        engine = make_engine(url)
-        migrate.upgrade(engine, srid=SRID, default_srid=SRID)
-        started = time.perf_counter()
-        city = city_for_segments(args.segments)
-        dataset_id, segments = load_pipes(engine, city, tie_streets=True, name="load")
-        buildings = load_buildings(engine, args.buildings)
-        with engine.begin() as conn:
-            conn.exec_driver_sql("ANALYZE")
-        print(f"loaded {segments:,} segments, {buildings:,} buildings in "
-              f"{time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
-        from tiles.build import build_mesh_layer
-
         data_dir = folder / "data"
-        built = build_mesh_layer(engine, data_dir / "tiles", "buildings", force=True)
-        tileset = json.loads((data_dir / "tiles" / "buildings" / "tileset.json").read_text())
-        tiles = tile_uris(tileset)
-        print(f"buildings layer: {built.tiles} tiles in {built.seconds} s", flush=True)
-        requests = Requests(engine, dataset_id, city, tiles)
-        engine.dispose()
-
+        requests, segments, buildings = load(url, data_dir, args.segments, args.buildings)
         server, base = start_server(url, data_dir, args.workers)
-        warm = asyncio.run(warm_up(base, requests, args.workers))
-        print(f"warm-up (network graph in every worker): {warm:.1f} s", flush=True)
-        asyncio.run(drive(base, requests, 3.0, args.connections))  # warm-up, not counted
-        stopped_at: list[float] = []
-
-        async def fault() -> None:
-            await asyncio.sleep(args.seconds / 3)
-            await asyncio.to_thread(cluster.stop)
-            await asyncio.sleep(5)
-            await asyncio.to_thread(cluster.start)
-            stopped_at.append(time.monotonic())
-
-        figures = asyncio.run(
-            drive(base, requests, args.seconds, args.connections, fault if args.fault else None)
-        )
+        figures, stopped_at = measure(base, requests, cluster, args)
     finally:
         if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-            lines = (folder / "data" / "serve.log").read_text(errors="replace").splitlines()
-            restarts = [ln for ln in lines if "died" in ln or "unresponsive" in ln or "kill" in ln]
-            worker_restarts = len(restarts)
-            problems = [ln for ln in lines if "ERROR" in ln or "WARNING" in ln or "Error" in ln]
-            print(f"server log: {len(lines)} lines, {worker_restarts} worker restarts "
-                  f"{restarts[:3]}, {len(problems)} warnings/errors {problems[:5]}")  # fmt: skip
+            worker_restarts = stop_server(server, folder / "data" / "serve.log")
         cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)
+    sizes = {"segments": segments, "buildings": buildings}
+    print("BENCH " + json.dumps(report(figures, stopped_at, worker_restarts, sizes, args)))
 
+
+def load(
+    url: str, data_dir: Path, segments_wanted: int, buildings_wanted: int
+) -> tuple[Requests, int, int]:
+    """Migrate, load the city, build its buildings layer; the requests to draw from it."""
+    engine = make_engine(url)
+    migrate.upgrade(engine, srid=SRID, default_srid=SRID)
+    started = time.perf_counter()
+    city = city_for_segments(segments_wanted)
+    dataset_id, segments = load_pipe_network(engine, city, tie_streets=True, name="load")
+    buildings = load_buildings(engine, buildings_wanted)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    print(f"loaded {segments:,} segments, {buildings:,} buildings in "
+          f"{time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
+    from tiles.build import build_mesh_layer
+
+    built = build_mesh_layer(engine, data_dir / "tiles", "buildings", force=True)
+    tileset = json.loads((data_dir / "tiles" / "buildings" / "tileset.json").read_text())
+    tiles = tile_uris(tileset)
+    print(f"buildings layer: {built.tiles} tiles in {built.seconds} s", flush=True)
+    requests = Requests(engine, dataset_id, city, tiles)
+    engine.dispose()
+    return requests, segments, buildings
+
+
+def measure(
+    base: str, requests: Requests, cluster: EmbeddedCluster, args: argparse.Namespace
+) -> tuple[dict[str, Any], list[float]]:
+    """Warm the workers up, then drive the mix (stopping the database meanwhile if asked);
+    the figures and when the database was back."""
+    warm = asyncio.run(warm_up(base, requests, args.workers))
+    print(f"warm-up (network graph in every worker): {warm:.1f} s", flush=True)
+    asyncio.run(drive(base, requests, 3.0, args.connections))  # warm-up, not counted
+    stopped_at: list[float] = []
+
+    async def fault() -> None:
+        await asyncio.sleep(args.seconds / 3)
+        await asyncio.to_thread(cluster.stop)
+        await asyncio.sleep(5)
+        await asyncio.to_thread(cluster.start)
+        stopped_at.append(time.monotonic())
+
+    figures = asyncio.run(
+        drive(base, requests, args.seconds, args.connections, fault if args.fault else None)
+    )
+    return figures, stopped_at
+
+
+def stop_server(server: subprocess.Popen[bytes], log: Path) -> int:
+    """Stop ``cim serve``; print what its log says; the number of worker restarts."""
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    lines = log.read_text(errors="replace").splitlines()
+    restarts = [ln for ln in lines if "died" in ln or "unresponsive" in ln or "kill" in ln]
+    problems = [ln for ln in lines if "ERROR" in ln or "WARNING" in ln or "Error" in ln]
+    print(f"server log: {len(lines)} lines, {len(restarts)} worker restarts "
+          f"{restarts[:3]}, {len(problems)} warnings/errors {problems[:5]}")  # fmt: skip
+    return len(restarts)
+
+
+def report(
+    figures: dict[str, Any],
+    stopped_at: list[float],
+    worker_restarts: int,
+    sizes: dict[str, int],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Print the figures per endpoint; the BENCH result with its goal and verdict."""
     last_503 = figures.pop("_last_503")
     print(f"\n{figures['requests']:,} requests in {args.seconds:.0f} s = "
           f"{figures['req_per_s']} req/s, {args.connections} connections, "
@@ -340,7 +355,7 @@ def main() -> None:
     print(f"errors: {error_count} {figures['errors'] or ''}")
     result: dict[str, Any] = {
         "bench": "load_fault" if args.fault else "load",
-        "segments": segments, "buildings": buildings, "seconds": args.seconds,
+        **sizes, "seconds": args.seconds,
         "connections": args.connections, "workers": args.workers,
         "req_per_s": figures["req_per_s"], "errors": error_count,
         "worker_restarts": worker_restarts,
@@ -359,7 +374,7 @@ def main() -> None:
     else:
         result["goal"] = f"0 errors, items p99 <= {GOAL_ITEMS_P99_MS:.0f} ms"
         result["pass"] = error_count == 0 and items_ok
-    print("BENCH " + json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":

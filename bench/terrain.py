@@ -21,9 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import bench_database
+from bench.common import SHARED_SAMPLES, bench_database
 from importers.terrain import import_terrain
-from tests.conftest import SHARED_SAMPLES
 from tiles.terrain import build_terrain
 
 GOAL_IMPORT_S = 3.0
@@ -79,17 +78,17 @@ def main() -> None:
             build_seconds = time.perf_counter() - started
             build_cpu_seconds = time.process_time() - cpu_started
         with engine.begin() as conn:
-            conn.exec_driver_sql(f"DELETE FROM dataset WHERE id = {int(result.dataset['id'])}")
+            conn.exec_driver_sql(f"DELETE FROM dataset WHERE id = {int(result.dataset.id)}")
             conn.exec_driver_sql("DELETE FROM tileset WHERE layer = 'terrain'")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     tiles_per_s = summary["tiles"] / build_seconds
     tiles_per_cpu_s = summary["tiles"] / build_cpu_seconds
-    qc = result.dataset["qc"]
+    qc = result.dataset.qc
     figures = {
         "bench": "terrain",
         "dem": args.dem.name,
         "pixels": qc["width"] * qc["height"],
-        "raster_tiles": result.dataset["counts"]["terrain_raster"],
+        "raster_tiles": result.dataset.counts["terrain_raster"],
         "import_s": round(import_seconds, 2),
         "baseline_warp_s": round(baseline, 3),
         "ratio_import_vs_warp": round(import_seconds / baseline, 1),

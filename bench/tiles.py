@@ -23,135 +23,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import shapely
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.cities import SRID, load_tiles_city
 from bench.common import bench_database
-from bench.generator import DEPTHS, SyntheticCity
-from cim.db.copy import copy_rows, reserve_ids
-from cim.services.datasets import DatasetSource
-from importers.base import WriteOutcome, run_import
+from bench.generator import SyntheticCity
 
-SRID = 4547
 BASELINE_FEATURES_PER_S = 3_800  # pg2b3dm on IGN France, its best published figure
 GOAL = 5_000
-
-
-def _hex(geometry: shapely.Geometry) -> str:
-    return str(shapely.to_wkb(shapely.set_srid(geometry, SRID), hex=True, include_srid=True))
-
-
-def _box(x0: float, y0: float, z0: float, x1: float, y1: float, z1: float) -> str:
-    p = [(x, y, z) for z in (z0, z1) for y in (y0, y1) for x in (x0, x1)]
-    quads = [(0, 2, 3, 1), (4, 5, 7, 6), (0, 1, 5, 4), (2, 6, 7, 3), (0, 4, 6, 2), (1, 3, 7, 5)]
-    triangles = []
-    for a, b, c, d in quads:
-        triangles += [shapely.Polygon([p[a], p[b], p[c]]), shapely.Polygon([p[a], p[c], p[d]])]
-    return _hex(shapely.MultiPolygon(triangles))
-
-
-def load_city(engine: Any, city: SyntheticCity) -> tuple[int, int]:
-    """Write the city's buildings (as elements) and pipes; returns (elements, pipe rows)."""
-
-    def buildings(session: Any, dataset: Any) -> WriteOutcome:
-        def rows() -> Any:
-            for b in city.buildings():
-                (x0, y0), _, (x1, y1) = b.footprint[0], b.footprint[1], b.footprint[2]
-                z0, z1 = b.base_z, b.base_z + b.height
-                t = 0.3
-                parts = [
-                    ("IfcWall", (x0, y0, z0, x1, y0 + t, z1)),
-                    ("IfcWall", (x0, y1 - t, z0, x1, y1, z1)),
-                    ("IfcWall", (x0, y0 + t, z0, x0 + t, y1 - t, z1)),
-                    ("IfcWall", (x1 - t, y0 + t, z0, x1, y1 - t, z1)),
-                    ("IfcRoof", (x0, y0, z1, x1, y1, z1 + t)),
-                ]
-                for k, (cls, bounds) in enumerate(parts):
-                    yield [dataset.id, f"{b.code}-{k}", cls, f"{b.code} {cls}", _box(*bounds), 12]
-
-        count = copy_rows(
-            session,
-            table="building_element",
-            columns=["dataset_id", "guid", "ifc_class", "name", "mesh", "triangle_count"],
-            rows=rows(),
-        )
-        return WriteOutcome(counts={"building_element": count})
-
-    def pipes(session: Any, dataset: Any) -> WriteOutcome:
-        nodes, segments = city.pipes()
-        ids = dict(
-            zip(
-                (n.code for n in nodes),
-                reserve_ids(session, table="pipe_node", count=len(nodes)),
-                strict=True,
-            )
-        )
-        copy_rows(
-            session,
-            table="pipe_node",
-            columns=["id", "dataset_id", "code", "utility", "kind", "geom", "ground_z", "bottom_z"],
-            rows=(
-                [
-                    ids[n.code],
-                    dataset.id,
-                    n.code,
-                    n.utility,
-                    n.kind,
-                    _hex(shapely.Point(n.x, n.y, n.ground_z)),
-                    n.ground_z,
-                    n.ground_z - DEPTHS["PS"] - 1.5 if n.kind == "manhole" else None,
-                ]
-                for n in nodes
-            ),
-        )
-        copy_rows(
-            session,
-            table="pipe_segment",
-            columns=[
-                "dataset_id",
-                "code",
-                "utility",
-                "start_node_id",
-                "end_node_id",
-                "geom",
-                "diameter_mm",
-                "material",
-                "year",
-            ],
-            rows=(
-                [
-                    dataset.id,
-                    s.code,
-                    s.utility,
-                    ids[s.start],
-                    ids[s.end],
-                    _hex(shapely.LineString(s.coords)),
-                    s.diameter_mm,
-                    s.material,
-                    s.year,
-                ]
-                for s in segments
-            ),
-        )
-        return WriteOutcome(counts={"pipe_node": len(nodes), "pipe_segment": len(segments)})
-
-    stamp = str(time.time_ns())
-    run_import(
-        engine,
-        source=DatasetSource(
-            kind="ifc", name="bench city", source_name="gen", source_sha256="b" + stamp
-        ),
-        write=buildings,
-    )
-    run_import(
-        engine,
-        source=DatasetSource(
-            kind="pipes", name="bench pipes", source_name="gen", source_sha256="p" + stamp
-        ),
-        write=pipes,
-    )
-    return city.building_count * 5, 0
 
 
 def _build(url: str, out: str, spec: str, queue: Any) -> None:
@@ -174,7 +53,7 @@ def _build(url: str, out: str, spec: str, queue: Any) -> None:
 def measure(engine: Any, blocks: int, spec: str) -> dict[str, Any]:
     with engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM dataset")
-    load_city(engine, SyntheticCity(seed=7, blocks_x=blocks, blocks_y=blocks))
+    load_tiles_city(engine, SyntheticCity(seed=7, blocks_x=blocks, blocks_y=blocks))
     with engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
     context = multiprocessing.get_context("spawn")

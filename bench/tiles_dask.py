@@ -1,10 +1,11 @@
 """Bench: tile throughput on dask.distributed with 1 and 2 workers (``bench/tiles.py --dask``).
 
-The synthetic city of ``bench/tiles.py`` is built three times: in this process (the local
-build), then with a LocalCluster of 1 and of 2 single-threaded worker processes. Each build's
-files are hashed, so the bench also checks that the dask output is byte-identical to the
-local one. Goal: identical output, and 2 workers >= 1.5x the features/s of 1 worker when two
-cores are free (on a shared, loaded machine the ratio says more about the load than about dask).
+The synthetic city of ``bench/tiles.py`` (``bench.cities.load_tiles_city``) is built three
+times: in this process (the local build), then with a LocalCluster of 1 and of 2
+single-threaded worker processes. Each build's files are hashed, so the bench also checks that
+the dask output is byte-identical to the local one. Goal: identical output, and 2 workers
+>= 1.5x the features/s of 1 worker when two cores are free (on a shared, loaded machine the
+ratio says more about the load than about dask).
 Usage: ``python bench/tiles_dask.py [--blocks 20] [--database-url URL]``.
 """
 
@@ -21,9 +22,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.cities import SRID, load_tiles_city
 from bench.common import bench_database
 from bench.generator import SyntheticCity
-from bench.tiles import SRID, load_city
 from tiles.build import build_mesh_layer
 from tiles.distributed import dask_renderer
 
@@ -67,7 +68,7 @@ def run(blocks: int, database_url: str | None) -> dict[str, Any]:
     with bench_database(database_url, srid=SRID) as engine:
         with engine.begin() as conn:
             conn.exec_driver_sql("DELETE FROM dataset")
-        load_city(engine, SyntheticCity(seed=7, blocks_x=blocks, blocks_y=blocks))
+        load_tiles_city(engine, SyntheticCity(seed=7, blocks_x=blocks, blocks_y=blocks))
         with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
         local = _build(engine, None)

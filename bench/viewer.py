@@ -25,8 +25,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.browser import SETTLED_JS, VIEWPORT, launch, served  # noqa: E402
 from bench.common import bench_database  # noqa: E402
-from tests.viewer import harness  # noqa: E402
 
 GOAL_SECONDS = 3.0
 BASELINE_HTML = """<!doctype html><html><head><meta charset="utf-8">
@@ -51,7 +51,7 @@ viewer.scene.postRender.addEventListener(function f() {
 
 def measure(browser: Any, base: str, *, baseline: bool) -> dict[str, float]:
     """Seconds from navigation to the first frame and to every tile of the view loaded."""
-    context = browser.new_context(viewport=harness.VIEWPORT)
+    context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     if baseline:
         page.route(
@@ -61,7 +61,7 @@ def measure(browser: Any, base: str, *, baseline: bool) -> dict[str, float]:
         page.goto(f"{base}/bench-baseline.html")
     else:
         page.goto(f"{base}/viewer/")
-    page.wait_for_function(harness.SETTLED_JS, timeout=300_000, polling=50)
+    page.wait_for_function(SETTLED_JS, timeout=300_000, polling=50)
     loaded_ms = page.evaluate("() => performance.now()")
     first_ms = page.evaluate("() => cim.firstFrameMs")
     errors = page.evaluate("() => cim.errors.length")
@@ -77,7 +77,7 @@ def run(base: str, runs: int) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = harness.launch(playwright)
+        browser = launch(playwright)
         measure(browser, base, baseline=False)  # warm the server's caches and the disk
         viewer = [measure(browser, base, baseline=False) for _ in range(runs)]
         bare = [measure(browser, base, baseline=True) for _ in range(runs)]
@@ -137,7 +137,7 @@ def main() -> None:
 
 def serve_and_run(cim: str, url: str, data_dir: Path, runs: int) -> dict[str, Any]:
     env = {**os.environ, "CIM_DATABASE_URL": url, "CIM_DATA_DIR": str(data_dir)}
-    with harness.served(cim, env) as base:
+    with served(cim, env) as base:
         return run(base, runs)
 
 

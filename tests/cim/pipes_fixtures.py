@@ -1,4 +1,4 @@
-"""Hand-made pipe networks written straight into the test database with ``copy_rows``.
+"""Hand-made pipe networks written straight into the test database with COPY (``bench.rows``).
 
 The analyses are tested against rows built here, independently of the importers (the WNTR
 isolation oracles go through the real importer instead): a node is
@@ -17,7 +17,8 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from cim.db.copy import copy_rows, reserve_ids
+from bench.rows import NodeRow, SegmentRow, copy_nodes, copy_segments, ewkb
+from cim.db.copy import reserve_ids
 from tests.conftest import TEST_SRID
 
 
@@ -70,20 +71,21 @@ def make_dataset(
 
 
 def hex_geom(geom: shapely.Geometry) -> str:
-    return str(shapely.to_wkb(shapely.set_srid(geom, TEST_SRID), hex=True, include_srid=True))
+    return ewkb(geom, TEST_SRID)
 
 
 def write_network(
     session: Session, dataset_id: int, nodes: list[N], segments: list[S]
 ) -> tuple[dict[str, int], dict[str, int]]:
     """COPY the nodes and segments; returns code -> id maps for nodes and segments."""
-    node_ids = dict(
-        zip(
-            [n.code for n in nodes],
-            reserve_ids(session, table="pipe_node", count=len(nodes)),
-            strict=True,
+    node_rows = [
+        NodeRow(
+            n.code, n.x, n.y, n.ground_z, utility=n.utility, kind=n.kind, ground_z=n.ground_z,
+            valve_state=n.valve_state,
         )
-    )
+        for n in nodes
+    ]  # fmt: skip
+    node_ids = copy_nodes(session, dataset_id=dataset_id, srid=TEST_SRID, nodes=node_rows)
     seg_ids = dict(
         zip(
             [s.code for s in segments],
@@ -92,101 +94,32 @@ def write_network(
         )
     )
     by_code = {n.code: n for n in nodes}
-    copy_rows(
+    copy_segments(
         session,
-        table="pipe_node",
-        columns=[
-            "id",
-            "dataset_id",
-            "code",
-            "utility",
-            "kind",
-            "geom",
-            "ground_z",
-            "valve_state",
-            "attrs",
-        ],
-        rows=(
-            [
-                node_ids[n.code],
-                dataset_id,
-                n.code,
-                n.utility,
-                n.kind,
-                hex_geom(shapely.Point(n.x, n.y, n.ground_z)),
-                n.ground_z,
-                n.valve_state,
-                "{}",
-            ]
-            for n in nodes
-        ),
-    )
-
-    def row(s: S) -> list[Any]:
-        a, b = by_code[s.start], by_code[s.end]
-        height = (s.diameter_mm or s.height_mm or 0.0) / 1000.0
-        # inverts: as given, else from the given centreline, else 1 m of cover
-        first = s.coords[0][2] - height / 2 if s.coords else a.ground_z - 1.0 - height
-        last = s.coords[-1][2] - height / 2 if s.coords else b.ground_z - 1.0 - height
-        inv_a = s.start_invert_z if s.start_invert_z is not None else first
-        inv_b = s.end_invert_z if s.end_invert_z is not None else last
-        coords = s.coords or [(a.x, a.y, inv_a + height / 2), (b.x, b.y, inv_b + height / 2)]
-        line = shapely.LineString(coords)
-        return [
-            seg_ids[s.code],
-            dataset_id,
-            s.code,
-            s.utility,
-            s.subclass,
-            s.link_type,
-            node_ids[s.start],
-            node_ids[s.end],
-            hex_geom(line),
-            inv_a,
-            inv_b,
-            inv_a + height,
-            inv_b + height,
-            s.section_shape,
-            s.diameter_mm,
-            s.width_mm,
-            s.height_mm,
-            s.pressure,
-            s.material,
-            s.owner,
-            s.year,
-            line.length,
-            json.dumps(s.attrs),
-        ]
-
-    copy_rows(
-        session,
-        table="pipe_segment",
-        columns=[
-            "id",
-            "dataset_id",
-            "code",
-            "utility",
-            "subclass",
-            "link_type",
-            "start_node_id",
-            "end_node_id",
-            "geom",
-            "start_invert_z",
-            "end_invert_z",
-            "start_top_z",
-            "end_top_z",
-            "section_shape",
-            "diameter_mm",
-            "width_mm",
-            "height_mm",
-            "pressure",
-            "material",
-            "owner",
-            "year",
-            "length_m",
-            "attrs",
-        ],
-        rows=(row(s) for s in segments),
+        dataset_id=dataset_id,
+        srid=TEST_SRID,
+        segments=[_segment_row(s, by_code[s.start], by_code[s.end]) for s in segments],
+        node_ids=node_ids,
+        ids=list(seg_ids.values()),
     )
     session.flush()
     return node_ids, seg_ids
+
+
+def _segment_row(s: S, a: N, b: N) -> SegmentRow:
+    height = (s.diameter_mm or s.height_mm or 0.0) / 1000.0
+    # inverts: as given, else from the given centreline, else 1 m of cover
+    first = s.coords[0][2] - height / 2 if s.coords else a.ground_z - 1.0 - height
+    last = s.coords[-1][2] - height / 2 if s.coords else b.ground_z - 1.0 - height
+    inv_a = s.start_invert_z if s.start_invert_z is not None else first
+    inv_b = s.end_invert_z if s.end_invert_z is not None else last
+    coords = s.coords or [(a.x, a.y, inv_a + height / 2), (b.x, b.y, inv_b + height / 2)]
+    line = shapely.LineString(coords)
+    return SegmentRow(
+        s.code, s.start, s.end, line, utility=s.utility, subclass=s.subclass,
+        link_type=s.link_type, start_invert_z=inv_a, end_invert_z=inv_b,
+        start_top_z=inv_a + height, end_top_z=inv_b + height, section_shape=s.section_shape,
+        diameter_mm=s.diameter_mm, width_mm=s.width_mm, height_mm=s.height_mm,
+        pressure=s.pressure, material=s.material, owner=s.owner, year=s.year,
+        length_m=line.length, attrs=s.attrs,
+    )  # fmt: skip

@@ -7,7 +7,7 @@ import shapely
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cim.db.copy import copy_rows, reserve_ids
+from bench.rows import NodeRow, SegmentRow, copy_nodes, copy_segments
 from cim.db.models import Dataset, PipeNode, PipeSegment
 from cim.errors import InvalidInput, NotFound
 from cim.services import datasets as svc
@@ -18,52 +18,11 @@ def _source(sha: str = "a" * 64) -> svc.DatasetSource:
 
 
 def _write_two_nodes_and_a_segment(session: Session, dataset: Dataset) -> None:
-    ids = reserve_ids(session, table="pipe_node", count=2)
-    points = [shapely.Point(500000, 3000000, 10), shapely.Point(500010, 3000000, 10)]
-    copy_rows(
-        session,
-        table="pipe_node",
-        columns=["id", "dataset_id", "code", "utility", "kind", "geom", "attrs"],
-        rows=[
-            [
-                ids[i],
-                dataset.id,
-                f"J{i}",
-                "JS",
-                "junction",
-                shapely.to_wkb(shapely.set_srid(p, 4547), hex=True, include_srid=True),
-                "{}",
-            ]
-            for i, p in enumerate(points)
-        ],
-    )
-    line = shapely.set_srid(shapely.LineString([(500000, 3000000, 9), (500010, 3000000, 9)]), 4547)
-    copy_rows(
-        session,
-        table="pipe_segment",
-        columns=[
-            "dataset_id",
-            "code",
-            "utility",
-            "start_node_id",
-            "end_node_id",
-            "geom",
-            "section_shape",
-            "attrs",
-        ],
-        rows=[
-            [
-                dataset.id,
-                "P1",
-                "JS",
-                ids[0],
-                ids[1],
-                shapely.to_wkb(line, hex=True, include_srid=True),
-                "circular",
-                "{}",
-            ]
-        ],
-    )
+    nodes = [NodeRow("J0", 500000, 3000000, 10), NodeRow("J1", 500010, 3000000, 10)]
+    node_ids = copy_nodes(session, dataset_id=dataset.id, srid=4547, nodes=nodes)
+    line = shapely.LineString([(500000, 3000000, 9), (500010, 3000000, 9)])
+    segment = SegmentRow("P1", "J0", "J1", line)
+    copy_segments(session, dataset_id=dataset.id, srid=4547, segments=[segment], node_ids=node_ids)
 
 
 def test_lifecycle_noop_replace_and_cascade(session: Session) -> None:
