@@ -68,9 +68,7 @@ def test_utm_map_conversion_with_millimetres(utm32: Engine) -> None:
     enh = np.array([geolocation.xyz2enh(*p, *fixed) for p in local_mm])
     x, y = Transformer.from_crs(25832, 25832, always_xy=True).transform(enh[:, 0], enh[:, 1])
     expected = np.column_stack([x, y, enh[:, 2]])
-    _assert_same_points(
-        stored_triangles(utm32, result.result.dataset.id, proxy.GlobalId), expected
-    )
+    _assert_same_points(stored_triangles(utm32, result.result.dataset.id, proxy.GlobalId), expected)
     # The apex (0,0,0) is exactly the map conversion's false origin.
     assert expected[0] == pytest.approx([458657.30, 5438232.25, 113.7])
 

@@ -158,8 +158,7 @@ def test_the_valve_layer_is_part_of_the_source_hash(
     assert changed.created
     assert changed.dataset.source_sha256 != first.dataset.source_sha256
     assert (
-        changed.dataset.options["valves"]["sha256"]
-        != (first.dataset.options["valves"]["sha256"])
+        changed.dataset.options["valves"]["sha256"] != (first.dataset.options["valves"]["sha256"])
     )
     assert dataset_count(engine) == 3
 
