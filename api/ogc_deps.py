@@ -22,6 +22,7 @@ from api.ogc import get_collection, policy_of, srid_of
 from cim.errors import InvalidInput
 from cim.services.ogc.collections import CollectionInfo
 from cim.services.ogc.cql import FILTER_LANGS
+from cim.services.ogc.cql_bounds import CqlLimits
 from cim.services.ogc.crs import OgcCrs, parse_bbox, parse_ogc_crs
 from cim.services.ogc.features import parse_properties, parse_sortby
 from cim.services.ogc.models import ItemsQuery
@@ -191,6 +192,12 @@ def items_request(
         filter=cql.text,
         filter_lang=cql.lang,
         filter_crs=parse_ogc_crs(cql.crs, srid),
+        filter_limits=CqlLimits(
+            max_length=settings.cql_max_length,
+            max_depth=settings.cql_max_depth,
+            max_conditions=settings.cql_max_conditions,
+            max_in_values=settings.cql_max_in_values,
+        ),
         hidden_utilities=collection.hidden,
     )
     if cql.lang is not None and cql.lang not in FILTER_LANGS:

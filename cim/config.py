@@ -86,6 +86,23 @@ class CimSettings(BaseSettings):
     collection_cache_seconds: float = Field(
         default=5.0, ge=0, description="How long the list of non-empty collections is cached."
     )
+    cql_max_length: int = Field(
+        default=16_384, ge=64, description="Most characters of a CQL2 filter (text or JSON)."
+    )
+    cql_max_depth: int = Field(
+        default=20, ge=2, description="How deeply a CQL2 filter's operators (or brackets) nest."
+    )
+    cql_max_conditions: int = Field(
+        default=200, ge=1, description="Most conditions (comparisons, predicates) in one filter."
+    )
+    cql_max_in_values: int = Field(
+        default=1_000, ge=1, description="Most values in one CQL2 IN (...) list."
+    )
+    terrain_max_points: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most points of one elevation request (GET or POST) or profile samples.",
+    )
 
     @field_validator("database_url", "read_database_url")
     @classmethod

@@ -39,6 +39,7 @@ from sqlalchemy import (
 
 from cim.crs import transformer
 from cim.errors import InvalidInput
+from cim.services.ogc.cql_bounds import CqlLimits, chain_operands, check_text, check_tree, too_deep
 from cim.services.ogc.crs import OgcCrs
 from cim.services.ogc.specs import CollectionSpec
 
@@ -59,24 +60,35 @@ RELATE_PATTERN = re.compile(r"^[012TF*]{9}$")
 UNITS_TO_METRES = {None: 1.0, "meters": 1.0, "metres": 1.0, "kilometers": 1000.0, "miles": 1609.344}
 
 
-def parse_filter(text: str, lang: str | None) -> ast.Node:
-    """Parse a CQL2 filter; ``lang`` is ``cql2-text`` (default) or ``cql2-json``."""
+def parse_filter(text: str, lang: str | None, limits: CqlLimits | None = None) -> ast.Node:
+    """Parse a CQL2 filter; ``lang`` is ``cql2-text`` (default) or ``cql2-json``.
+
+    The size ``limits`` are checked before parsing (length, bracket nesting) and on the parsed
+    tree (operator nesting, conditions, IN lists), so no parser step recurses without bound.
+    """
     lang = lang or "cql2-text"
+    limits = limits or CqlLimits()
     if lang not in FILTER_LANGS:
         raise InvalidInput(f"filter-lang must be one of {', '.join(FILTER_LANGS)}")
+    check_text(text, lang, limits)
     try:
         if lang == "cql2-json":
             from pygeofilter.parsers.cql2_json import parse as parse_json
 
-            return parse_json(json.loads(text))
-        from pygeofilter.parsers.cql2_text import parse as parse_text
+            node = parse_json(json.loads(text))
+        else:
+            from pygeofilter.parsers.cql2_text import parse as parse_text
 
-        return parse_text(text)
+            node = parse_text(text)
     except InvalidInput:
         raise
+    except RecursionError:  # a shape the checks above did not foresee: still the caller's
+        raise too_deep(limits) from None
     except Exception as exc:  # lark/json/pygeofilter raise many unrelated types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InvalidInput(f"invalid {lang} filter: {first}") from None
+    check_tree(node, limits)
+    return node
 
 
 @dataclass(frozen=True)
@@ -105,7 +117,7 @@ class CqlTranslator:
         if isinstance(node, ast.Not):
             return Typed(not_(self.condition(node.sub_node)), "boolean")
         if isinstance(node, ast.Combination):
-            parts = [self.condition(node.lhs), self.condition(node.rhs)]
+            parts = [self.condition(operand) for operand in chain_operands(node)]
             return Typed((and_ if node.op.value == "AND" else or_)(*parts), "boolean")
         if isinstance(node, ast.Include):
             return Typed(false() if node.not_ else true(), "boolean")
@@ -291,8 +303,14 @@ class CqlTranslator:
 
 
 def filter_clause(
-    text: str, lang: str | None, spec: CollectionSpec, filter_crs: OgcCrs, storage_srid: int
+    text: str,
+    lang: str | None,
+    spec: CollectionSpec,
+    filter_crs: OgcCrs,
+    storage_srid: int,
+    limits: CqlLimits | None = None,
 ) -> ColumnElement[bool]:
-    """The SQL condition of CQL2 ``text`` over ``spec``; InvalidInput for anything unknown."""
-    node = parse_filter(text, lang)
+    """The SQL condition of CQL2 ``text`` over ``spec``; InvalidInput for anything unknown or
+    larger than ``limits`` (default :class:`CqlLimits`)."""
+    node = parse_filter(text, lang, limits)
     return CqlTranslator(spec, filter_crs, storage_srid).condition(node)

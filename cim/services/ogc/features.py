@@ -130,7 +130,14 @@ def _where(spec: CollectionSpec, query: ItemsQuery, storage_srid: int) -> list[C
     if query.filter:
         assert query.filter_crs is not None
         clauses.append(
-            filter_clause(query.filter, query.filter_lang, spec, query.filter_crs, storage_srid)
+            filter_clause(
+                query.filter,
+                query.filter_lang,
+                spec,
+                query.filter_crs,
+                storage_srid,
+                query.filter_limits,
+            )
         )
     return clauses
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cim.services.ogc.cql_bounds import CqlLimits
 from cim.services.ogc.crs import OgcCrs
 from cim.services.results import Result
 
@@ -34,6 +35,8 @@ class ItemsQuery:
     filter: str | None = None
     filter_lang: str | None = None
     filter_crs: OgcCrs | None = None
+    filter_limits: CqlLimits = field(default_factory=CqlLimits)
+    """How large the filter may be (``CIM_CQL_MAX_*``)."""
     hidden_utilities: frozenset[str] = frozenset()
     """Utility classes the caller may not see (rows are left out, not refused)."""
 

@@ -1,0 +1,208 @@
+"""Hostile input: huge CQL2 filters, non-finite and out-of-range numbers, control bytes in paths.
+
+Each answer is a 4xx problem naming what was wrong (never a 500, never a false "database
+unavailable"), and database errors that are not an outage are not reported as one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from api.deps import SessionDep
+from api.main import create_app
+from cim.config import CimSettings
+from tests.api.features_fixtures import X0, Y0, City
+
+ITEMS = "/collections/pipe_segments/items"
+
+
+@pytest.fixture(scope="module")
+def client(
+    database_url: str, city: City, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    settings = CimSettings(
+        database_url=database_url,
+        data_dir=tmp_path_factory.mktemp("hostile-data"),
+        collection_cache_seconds=0,
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def _problem(response: Any, status: int, *words: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    detail = response.json()["detail"]
+    for word in words:
+        assert word in detail, detail
+
+
+def _json_and(count: int) -> str:
+    term = {"op": ">", "args": [{"property": "id"}, 0]}
+    return json.dumps({"op": "and", "args": [term] * count})
+
+
+def _json_nested_not(depth: int) -> str:
+    node: dict[str, Any] = {"op": ">", "args": [{"property": "id"}, 0]}
+    for _ in range(depth):
+        node = {"op": "not", "args": [node]}
+    return json.dumps(node)
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"filter": " AND ".join(["id > 0"] * 600)}, ("at most 200 conditions",)),
+        (
+            {"filter": _json_and(300), "filter-lang": "cql2-json"},
+            ("at most 200 conditions",),
+        ),
+        (
+            {"filter": _json_nested_not(400), "filter-lang": "cql2-json"},
+            ("nested", "at most 20"),
+        ),
+        ({"filter": "(" * 300 + "id > 0" + ")" * 300}, ("nested", "at most 20")),
+        ({"filter": "NOT (" * 300 + "id > 0" + ")" * 300}, ("nested", "at most 20")),
+        ({"filter": "id " + "+ 1 " * 300 + "> 0"}, ("nested", "at most 20")),
+        ({"filter": "id IN (" + ",".join(["1"] * 1500) + ")"}, ("at most 1000 values",)),
+        ({"filter": "code = '" + "x" * 20_000 + "'"}, ("at most 16384 characters",)),
+        (
+            {"filter": "[" * 5000 + "]" * 5000, "filter-lang": "cql2-json"},
+            ("nested", "at most 20"),
+        ),
+    ],
+    ids=[
+        "text-600-and",
+        "json-300-and",
+        "json-deep-not",
+        "text-deep-parentheses",
+        "text-deep-not",
+        "text-arithmetic-chain",
+        "text-long-in-list",
+        "text-too-long",
+        "json-deep-brackets",
+    ],
+)
+def test_huge_cql2_filters_are_400_naming_the_limit(
+    client: TestClient,
+    params: dict[str, str],
+    words: tuple[str, ...],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="cim"):
+        response = client.get(ITEMS, params=params)
+    _problem(response, 400, *words)
+    server_log = [r for r in caplog.records if r.name.startswith("cim")]
+    assert not [r for r in server_log if r.exc_info or r.levelno >= logging.WARNING]
+
+
+def test_filters_within_the_limits_still_work(client: TestClient, city: City) -> None:
+    total = sum(city.segments[c] for c in ("JS", "PS"))
+    for params in (
+        {"filter": " AND ".join(["id > 0"] * 200)},
+        {"filter": _json_and(200), "filter-lang": "cql2-json"},
+        {"filter": " OR ".join(["id < 0"] * 199 + ["id > 0"])},
+        {"filter": "id IN (" + ",".join(str(k) for k in range(1000)) + ")"},
+    ):
+        response = client.get(ITEMS, params={**params, "limit": 1})
+        assert response.status_code == 200, response.text
+        assert response.json()["numberMatched"] <= total
+
+
+def _nan_body(key: str, value: str) -> str:
+    return '{"%s": %s}' % (key, value)  # noqa: UP031 - literal NaN/Infinity tokens
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "where"),
+    [
+        ("/analysis/pipes/query", '{"bbox": [NaN, 0, 1, 1]}', "bbox"),
+        ("/analysis/pipes/query", '{"bbox": [-Infinity, 0, Infinity, 1]}', "bbox"),
+        ("/analysis/pipes/query", '{"bbox": [0, 0, 1e309, 1]}', "bbox"),
+        ("/analysis/pipes/query", '{"buffer_m": -5, "bbox": [0, 0, 1, 1]}', "buffer_m"),
+        ("/analysis/pipes/query", '{"diameter_min_mm": NaN}', "diameter_min_mm"),
+        ("/analysis/pipes/query", '{"limit": -1}', "limit"),
+        ("/analysis/pipes/query", '{"offset": -1}', "offset"),
+        (
+            "/analysis/pipes/isolation",
+            f'{{"point": [{X0}, {Y0}], "tolerance_m": -1}}',
+            "tolerance_m",
+        ),
+        ("/analysis/pipes/isolation", '{"point": [Infinity, 0]}', "point"),
+        ("/analysis/pipes/isolation", '{"point": [NaN, 0]}', "point"),
+        ("/analysis/pipes/trace", '{"node_id": 1, "max_distance_m": -3}', "max_distance_m"),
+        ("/analysis/pipes/trace", '{"node_id": 1, "max_distance_m": NaN}', "max_distance_m"),
+        (
+            "/analysis/pipes/excavation",
+            '{"polygon": {"type": "Polygon", "coordinates": [[[0,0],[1,0],[1,1],[0,0]]]},'
+            ' "depth_m": 2, "margin_m": 1e308}',
+            "margin_m",
+        ),
+        (
+            "/analysis/pipes/excavation",
+            '{"polygon": {"type": "Polygon", "coordinates": [[[0,0],[1,0],[1,1],[0,0]]]},'
+            ' "depth_m": Infinity}',
+            "depth_m",
+        ),
+        ("/analysis/pipes/clearance", '{"limit": -5}', "limit"),
+    ],
+)
+def test_non_finite_and_out_of_range_numbers_are_400(
+    client: TestClient, path: str, body: str, where: str
+) -> None:
+    response = client.post(path, content=body, headers={"Content-Type": "application/json"})
+    _problem(response, 400, where)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/tiles/pipes/tileset.json%00",
+        "/tiles/pipes/%00/tileset.json",
+        "/tiles/pipes/a%01b.glb",
+        "/tiles/pipes/x%7F.json",
+        "/tiles/restricted/pipes/tileset.json%00",
+        "/terrain/layer.json%00",
+    ],
+)
+def test_control_bytes_in_tile_paths_are_not_found(client: TestClient, path: str) -> None:
+    response = client.get(path, headers={"X-API-Key": "nobody"})
+    assert response.status_code in (400, 401, 404), response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def _app_with_route(settings: CimSettings, sql: str) -> TestClient:
+    app = create_app(settings)
+
+    @app.get("/probe")
+    def probe(session: SessionDep) -> dict[str, str]:
+        session.execute(text(sql))
+        return {"done": "yes"}
+
+    return TestClient(app, raise_server_exceptions=False)
+
+
+@pytest.mark.parametrize(
+    ("sql", "status"),
+    [
+        ("SELECT 1 / 0", 400),  # DataError: a value the caller sent
+        ("SELECT CAST('1e400' AS float8)", 400),  # NumericValueOutOfRange
+        ("SELECT ST_DWithin('POINT(0 0)'::geometry, 'POINT(0 0)'::geometry, -1)", 500),
+        ("SELECT * FROM no_such_table_anywhere", 500),  # ProgrammingError: our bug
+    ],
+)
+def test_database_errors_that_are_not_an_outage_do_not_claim_one(
+    settings: CimSettings, sql: str, status: int
+) -> None:
+    with _app_with_route(settings, sql) as client:
+        response = client.get("/probe")
+    assert response.status_code == status, response.text
+    assert response.json()["title"] != "DatabaseUnavailable"
+    assert "retry-after" not in response.headers
