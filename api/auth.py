@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import SessionDep
+from api.deps import SessionDep, SettingsDep
 from cim.errors import AuthenticationRequired
 from cim.services.access import ANONYMOUS, Principal, authenticate, require_role
 
@@ -32,6 +32,16 @@ def get_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def hidden_utilities(principal: PrincipalDep, settings: SettingsDep) -> frozenset[str]:
+    """Classes an anonymous caller may not see (CIM_SENSITIVE_UTILITIES, gas and power by
+    default): left out of area answers, and the datasets holding them are not listed; analyses
+    starting from them answer 401. Empty for callers with a key."""
+    return frozenset() if not principal.anonymous else settings.sensitive_utility_set
+
+
+HiddenDep = Annotated[frozenset[str], Depends(hidden_utilities)]
 
 
 def require_admin(principal: PrincipalDep) -> Principal:

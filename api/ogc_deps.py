@@ -53,7 +53,8 @@ def find_readable(
 ) -> ReadableCollection:
     """The collection ``collection_id``: 404 without data, 401/403 if the caller may not read it."""
     info = get_collection(request, session, settings, collection_id)
-    return ReadableCollection(info, policy_of(settings).check_read(info.spec, principal))
+    hidden = policy_of(settings).check_read(info.spec, principal)
+    return ReadableCollection(info.without(hidden), hidden)
 
 
 def readable_collection(

@@ -8,14 +8,15 @@ Charts come as JSON, or as SVG with ``format=svg``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.auth import PrincipalDep
-from api.deps import ReadSessionDep, SettingsDep
+from api.audit import ReadAuditDep
+from api.auth import HiddenDep
+from api.deps import ReadSessionDep
 from cim.services.pipes import clash as pipes_clash
 from cim.services.pipes import clearance as pipes_clearance
 from cim.services.pipes import excavation as pipes_excavation
@@ -43,13 +44,6 @@ from cim.services.results import Result
 router = APIRouter(prefix="/analysis/pipes", tags=["pipe analyses"])
 
 
-def hidden_utilities(principal: PrincipalDep, settings: SettingsDep) -> frozenset[str]:
-    """Classes an anonymous caller may not see (CIM_SENSITIVE_UTILITIES, gas and power by
-    default): left out of area answers; analyses starting from them answer 401."""
-    return frozenset() if not principal.anonymous else settings.sensitive_utility_set
-
-
-HiddenDep = Annotated[frozenset[str], Depends(hidden_utilities)]
 SVG = "image/svg+xml"
 #: Charts answer JSON (the model) or, with ``format=svg``, an SVG drawing.
 SVG_ALTERNATIVE: dict[int | str, dict[str, Any]] = {200: {"content": {SVG: {}}}}
@@ -127,10 +121,12 @@ class ExcavationRequest(PipeRequest):
 
 
 @router.post("/query", summary="Pipes in a bbox, polygon or along a line, with filters")
-def query(body: QueryRequest, session: ReadSessionDep, hidden: HiddenDep) -> PipeCollection:
+def query(
+    body: QueryRequest, session: ReadSessionDep, hidden: HiddenDep, audit: ReadAuditDep
+) -> PipeCollection:
     """A GeoJSON FeatureCollection (``numberMatched``/``numberReturned``) of matching pipes."""
     srid = session_srid(session)
-    return pipes_query.query_pipes(
+    found = pipes_query.query_pipes(
         session,
         bbox=body.bbox,
         polygon=geometry_to_storage(body.polygon, body.crs, srid, what="polygon"),
@@ -141,6 +137,7 @@ def query(body: QueryRequest, session: ReadSessionDep, hidden: HiddenDep) -> Pip
             exclude={"bbox", "polygon", "line", "crs", "geojson_crs"}, exclude_none=False
         ),
     )
+    return audit.answer("analysis/pipes/query", found)
 
 
 @router.post(
@@ -153,6 +150,7 @@ def section(
     body: SectionRequest,
     session: ReadSessionDep,
     hidden: HiddenDep,
+    audit: ReadAuditDep,
     format: Literal["json", "svg"] = Query("json", description="json or svg"),
 ) -> CrossSection | Response:
     """Every pipe crossed: offset, centre depth, top/invert elevation, size, colour; ground."""
@@ -164,6 +162,7 @@ def section(
         utilities=body.utilities,
         hidden_utilities=hidden,
     )
+    audit.answer("analysis/pipes/section", answer)
     if format == "svg":
         return Response(pipes_section.section_svg(answer), media_type=SVG)
     return answer
@@ -178,6 +177,7 @@ def section(
 def profile(
     session: ReadSessionDep,
     hidden: HiddenDep,
+    audit: ReadAuditDep,
     from_node: int = Query(description="Start node id."),
     to_node: int = Query(description="End node id."),
     format: Literal["json", "svg"] = Query("json"),
@@ -186,6 +186,7 @@ def profile(
     answer = pipes_profile.longitudinal_profile(
         session, from_node_id=from_node, to_node_id=to_node, hidden_utilities=hidden
     )
+    audit.answer("analysis/pipes/profile", answer)
     if format == "svg":
         return Response(pipes_profile.profile_svg(answer), media_type=SVG)
     return answer
@@ -214,23 +215,30 @@ def _area_check(
 
 @router.post("/clearance", summary="GB 50289 clearance check")
 def clearance(
-    body: ClearanceRequest, session: ReadSessionDep, hidden: HiddenDep
+    body: ClearanceRequest, session: ReadSessionDep, hidden: HiddenDep, audit: ReadAuditDep
 ) -> ClearanceReport:
     """Pairs (pipe-pipe, pipe-building) closer than GB 50289-2016 requires, with the rule."""
-    return _area_check(pipes_clearance.check_clearances, body, list(body.kinds), session, hidden)
+    check = pipes_clearance.check_clearances
+    found = _area_check(check, body, list(body.kinds), session, hidden)
+    return audit.answer("analysis/pipes/clearance", found)
 
 
 @router.post("/clashes", summary="3D clash detection")
-def clashes(body: ClashRequest, session: ReadSessionDep, hidden: HiddenDep) -> ClashReport:
+def clashes(
+    body: ClashRequest, session: ReadSessionDep, hidden: HiddenDep, audit: ReadAuditDep
+) -> ClashReport:
     """Pipe-pipe and pipe-building-element clashes with location and overlap."""
-    return _area_check(pipes_clash.detect_clashes, body, list(body.kinds), session, hidden)
+    found = _area_check(pipes_clash.detect_clashes, body, list(body.kinds), session, hidden)
+    return audit.answer("analysis/pipes/clashes", found)
 
 
 @router.post("/isolation", summary="Burst-valve isolation (爆管关阀)")
-def isolation(body: IsolationRequest, session: ReadSessionDep, hidden: HiddenDep) -> BurstIsolation:
+def isolation(
+    body: IsolationRequest, session: ReadSessionDep, hidden: HiddenDep, audit: ReadAuditDep
+) -> BurstIsolation:
     """Valves to close, isolated segments, length, volume, affected nodes; failed valves are
     passed and the ring extends to the next valves."""
-    return pipes_isolation.isolate_burst(
+    found = pipes_isolation.isolate_burst(
         session,
         segment_id=body.segment_id,
         point=point_to_storage(body.point, body.crs, session_srid(session)),
@@ -240,12 +248,15 @@ def isolation(body: IsolationRequest, session: ReadSessionDep, hidden: HiddenDep
         hidden_utilities=hidden,
         output_crs=body.geojson_crs,
     )
+    return audit.answer("analysis/pipes/isolation", found)
 
 
 @router.post("/trace", summary="Upstream/downstream trace or connected component")
-def trace(body: TraceRequest, session: ReadSessionDep, hidden: HiddenDep) -> NetworkTrace:
+def trace(
+    body: TraceRequest, session: ReadSessionDep, hidden: HiddenDep, audit: ReadAuditDep
+) -> NetworkTrace:
     """Directed on gravity networks, connected component on pressure networks."""
-    return pipes_trace.trace(
+    found = pipes_trace.trace(
         session,
         node_id=body.node_id,
         segment_id=body.segment_id,
@@ -257,15 +268,16 @@ def trace(body: TraceRequest, session: ReadSessionDep, hidden: HiddenDep) -> Net
         hidden_utilities=hidden,
         output_crs=body.geojson_crs,
     )
+    return audit.answer("analysis/pipes/trace", found)
 
 
 @router.post("/excavation", summary="Excavation impact")
 def excavation(
-    body: ExcavationRequest, session: ReadSessionDep, hidden: HiddenDep
+    body: ExcavationRequest, session: ReadSessionDep, hidden: HiddenDep, audit: ReadAuditDep
 ) -> ExcavationImpact:
     """Pipes inside the cut or within the margin: cover, clearances, owners to notify."""
     srid = session_srid(session)
-    return pipes_excavation.excavation_impact(
+    found = pipes_excavation.excavation_impact(
         session,
         polygon=geometry_to_storage(body.polygon, body.crs, srid, what="polygon"),
         depth_m=body.depth_m,
@@ -274,9 +286,15 @@ def excavation(
         hidden_utilities=hidden,
         output_crs=body.geojson_crs,
     )
+    return audit.answer("analysis/pipes/excavation", found)
 
 
 @router.get("/qc/{dataset_id}", summary="QC report of a pipe dataset")
-def qc(dataset_id: int, session: ReadSessionDep) -> PipeDatasetQc:
-    """The quality-control findings stored by the import, with the dataset's counts."""
-    return pipes_qc.dataset_qc(session, dataset_id=dataset_id)
+def qc(
+    dataset_id: int, session: ReadSessionDep, hidden: HiddenDep, audit: ReadAuditDep
+) -> PipeDatasetQc:
+    """The quality-control findings stored by the import, with the dataset's counts; a
+    dataset holding sensitive classes is not found without a key (its reading is audited)."""
+    found = pipes_qc.dataset_qc(session, dataset_id=dataset_id, hidden_utilities=hidden)
+    audit.dataset(f"analysis/pipes/qc/{dataset_id}", dataset_id)
+    return found

@@ -12,7 +12,7 @@ from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from api.auth import AdminDep, client_address
+from api.auth import AdminDep, HiddenDep, client_address
 from api.deps import CatalogDep, EngineDep, JobRunnerDep, SessionDep
 from api.jobs import get_job, job_json
 from api.ogc import PROBLEMS
@@ -49,22 +49,26 @@ def _with_links(summary: DatasetSummary, base: str) -> dict[str, Any]:
 def datasets(
     request: Request,
     session: SessionDep,
+    hidden: HiddenDep,
     kind: Annotated[str | None, Query(max_length=16, description="Only this kind.")] = None,
 ) -> JSONResponse:
-    """Every ready dataset, newest first, with counts and QC summary."""
+    """Every ready dataset, newest first, with counts and QC summary; without a key, not the
+    pipe datasets holding sensitive classes (gas, power)."""
     base = _base(request)
-    rows = [_with_links(dataset_summary(d), base) for d in list_datasets(session, kind=kind)]
-    return JSONResponse({"datasets": rows})
+    found = list_datasets(session, kind=kind, hidden_utilities=hidden)
+    return JSONResponse({"datasets": [_with_links(dataset_summary(d), base) for d in found]})
 
 
 @router.get("/datasets/{dataset_id}", summary="One dataset", responses=OBJECT_RESPONSE)
 def dataset(
-    dataset_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request, session: SessionDep
+    dataset_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    request: Request,
+    session: SessionDep,
+    hidden: HiddenDep,
 ) -> JSONResponse:
-    """A dataset's summary and full QC report."""
-    return JSONResponse(
-        _with_links(dataset_summary(get_dataset(session, dataset_id=dataset_id)), _base(request))
-    )
+    """A dataset's summary and full QC report (404 without a key for a restricted one)."""
+    found = get_dataset(session, dataset_id=dataset_id, hidden_utilities=hidden)
+    return JSONResponse(_with_links(dataset_summary(found), _base(request)))
 
 
 @router.delete(

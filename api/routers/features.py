@@ -13,13 +13,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from api.auth import PrincipalDep, client_address
+from api.audit import audit_read
+from api.auth import PrincipalDep
 from api.deps import ReadEngineDep, ReadSessionDep, SessionDep, SettingsDep
 from api.ogc import PROBLEMS, catalog_of, policy_of, srid_of
 from api.ogc_deps import CollectionId, ItemsRequestDep, OutputCrs, ReadableCollectionDep
 from cim import __version__
 from cim.config import CimSettings
-from cim.services.access import Principal, audit
+from cim.services.access import Principal
 from cim.services.ogc.crs import OgcCrs, parse_ogc_crs
 from cim.services.ogc.documents import collection_document, collections_document
 from cim.services.ogc.features import count_matched, iter_features, query_feature, query_items
@@ -143,8 +144,9 @@ def collections(
     """Every collection with data that the caller may read."""
     policy = policy_of(settings)
     found = catalog_of(request, settings).get(session)
+    hidden = policy.hidden_for(principal)
     return collections_document(
-        (info for info in found.values() if policy.can_list(info.spec, principal)),
+        (info.without(hidden) for info in found.values() if policy.can_list(info.spec, principal)),
         base_url=_base(request),
         storage_srid=srid_of(request),
     )
@@ -204,14 +206,7 @@ def _audit_read(
     """
     if principal.anonymous or not policy_of(settings).is_sensitive(spec):
         return
-    audit(
-        primary,
-        principal=principal,
-        action="read",
-        resource=resource,
-        client=client_address(request),
-        detail=detail,
-    )
+    audit_read(primary, request, principal, resource, detail)
 
 
 def _content_crs(crs: OgcCrs) -> dict[str, str]:

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Scope
 
+from api.auth import HiddenDep
 from api.deps import EngineDep, SessionDep, SettingsDep
 from cim.db.connect import storage_srid
 from cim.services.datasets import list_datasets
@@ -124,9 +125,12 @@ def viewer_config(request: Request, settings: SettingsDep, engine: EngineDep) ->
 
 
 @router.get("/viewer/datasets.json", summary="Datasets with their extent, for fly-to")
-def viewer_datasets(session: SessionDep, engine: EngineDep) -> list[dict[str, Any]]:
+def viewer_datasets(
+    session: SessionDep, engine: EngineDep, hidden: HiddenDep
+) -> list[dict[str, Any]]:
     """Every dataset (id, kind, name, status) with its CRS84 extent ``[w, s, e, n]`` or null,
-    and ``heights`` ``[lowest, highest]`` (metres) when its geometries are 3D."""
+    and ``heights`` ``[lowest, highest]`` (metres) when its geometries are 3D; without a key,
+    not the pipe datasets holding sensitive classes (gas, power)."""
     extents = dataset_extents(session, storage_srid=storage_srid(engine))
     heights = dataset_heights(session)
     return [
@@ -138,7 +142,7 @@ def viewer_datasets(session: SessionDep, engine: EngineDep) -> list[dict[str, An
             "bbox": list(extents[dataset.id]) if dataset.id in extents else None,
             "heights": list(heights[dataset.id]) if dataset.id in heights else None,
         }
-        for dataset in list_datasets(session)
+        for dataset in list_datasets(session, hidden_utilities=hidden)
     ]
 
 

@@ -150,6 +150,10 @@ class ReadPolicy:
             return spec.utility.upper() in self.sensitive_utilities
         return spec.utility_column is not None and bool(self.sensitive_utilities)
 
+    def hidden_for(self, principal: Principal) -> frozenset[str]:
+        """The utility classes ``principal`` may not see: the sensitive ones when anonymous."""
+        return self.sensitive_utilities if principal.anonymous else frozenset()
+
     def can_list(self, spec: CollectionSpec, principal: Principal) -> bool:
         if not principal.anonymous:
             return True

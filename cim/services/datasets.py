@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -119,20 +119,70 @@ def complete_dataset(
     return dataset
 
 
-def list_datasets(session: Session, *, kind: str | None = None) -> list[Dataset]:
-    """Every ready dataset, newest first, optionally of one kind."""
+def list_datasets(
+    session: Session, *, kind: str | None = None, hidden_utilities: frozenset[str] = frozenset()
+) -> list[Dataset]:
+    """Every ready dataset, newest first, optionally of one kind; without the datasets holding
+    pipes of a ``hidden_utilities`` class (what anonymous callers may not see)."""
     query = select(Dataset).where(Dataset.status == "ready").order_by(Dataset.id.desc())
     if kind is not None:
         query = query.where(Dataset.kind == kind)
-    return list(session.scalars(query))
+    found = list(session.scalars(query))
+    restricted = restricted_dataset_ids(session, classes=hidden_utilities)
+    return [dataset for dataset in found if dataset.id not in restricted]
 
 
-def get_dataset(session: Session, *, dataset_id: int) -> Dataset:
-    """One dataset by id, or :class:`NotFound`."""
+def get_dataset(
+    session: Session, *, dataset_id: int, hidden_utilities: frozenset[str] = frozenset()
+) -> Dataset:
+    """One dataset by id, or :class:`NotFound` - also when it holds pipes of a
+    ``hidden_utilities`` class, so anonymous callers cannot tell it exists."""
     dataset = session.get(Dataset, dataset_id)
-    if dataset is None:
+    if dataset is None or dataset.id in restricted_dataset_ids(
+        session, classes=hidden_utilities, dataset_id=dataset_id
+    ):
         raise NotFound(f"dataset {dataset_id} does not exist")
     return dataset
+
+
+def restricted_dataset_ids(
+    session: Session, *, classes: frozenset[str], dataset_id: int | None = None
+) -> set[int]:
+    """Datasets (all, or just ``dataset_id``) holding a pipe segment or node of ``classes``.
+
+    A pipe dataset is restricted as a whole when it holds any sensitive class, even beside
+    public ones: its name, extent and counts describe the sensitive network too.
+    """
+    if not classes:
+        return set()
+    rows = session.execute(
+        text(
+            "SELECT d.id FROM dataset d WHERE d.kind = 'pipes'"
+            " AND (CAST(:id AS bigint) IS NULL OR d.id = :id) AND ("
+            " EXISTS (SELECT 1 FROM pipe_segment s WHERE s.dataset_id = d.id"
+            " AND upper(s.utility) = ANY(:classes))"
+            " OR EXISTS (SELECT 1 FROM pipe_node n WHERE n.dataset_id = d.id"
+            " AND upper(n.utility) = ANY(:classes)))"
+        ),
+        {"id": dataset_id, "classes": sorted(classes)},
+    ).scalars()
+    return {int(found) for found in rows}
+
+
+def sensitive_class_counts(
+    session: Session, *, dataset_id: int, classes: frozenset[str]
+) -> dict[str, int]:
+    """Pipe segments of each of ``classes`` in a dataset (classes with none left out)."""
+    if not classes:
+        return {}
+    rows = session.execute(
+        text(
+            "SELECT upper(utility), count(*) FROM pipe_segment"
+            " WHERE dataset_id = :id AND upper(utility) = ANY(:classes) GROUP BY 1 ORDER BY 1"
+        ),
+        {"id": dataset_id, "classes": sorted(classes)},
+    ).all()
+    return {str(row[0]): int(row[1]) for row in rows}
 
 
 def delete_dataset(session: Session, *, dataset_id: int) -> Dataset:
@@ -167,18 +217,43 @@ class DatasetSummary(Result):
     ready_at: str | None
 
 
+#: Option keys that hold file paths (importers store where the source was): shown as names.
+PATH_OPTIONS = frozenset({"mapping", "path", "file", "files"})
+
+
+def file_name(path: str) -> str:
+    """The last part of a POSIX or Windows path: the server's folders are never shown."""
+    return PureWindowsPath(path).name or path
+
+
+def source_names(source_name: str) -> str:
+    """``source_name`` (one path, or several joined by ``, ``) as file names only."""
+    return ", ".join(file_name(part) for part in source_name.split(", "))
+
+
+def _names_only(value: Any, key: str | None = None) -> Any:
+    """Options with every path of a :data:`PATH_OPTIONS` key cut to its file name."""
+    if isinstance(value, dict):
+        return {k: _names_only(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_names_only(v, key) for v in value]
+    if isinstance(value, str) and key in PATH_OPTIONS:
+        return file_name(value)
+    return value
+
+
 def dataset_summary(dataset: Dataset) -> DatasetSummary:
-    """The summary of ``dataset`` shown by the CLI and the API."""
+    """The summary of ``dataset`` shown by the CLI and the API (file names, never paths)."""
     return DatasetSummary(
         id=dataset.id,
         kind=dataset.kind,
         name=dataset.name,
         status=dataset.status,
-        source_name=dataset.source_name,
+        source_name=source_names(dataset.source_name),
         source_sha256=dataset.source_sha256,
         source_crs=dataset.source_crs,
         transform=dataset.transform,
-        options=dataset.options,
+        options=_names_only(dataset.options),
         counts=dataset.counts,
         qc=dataset.qc,
         imported_at=dataset.imported_at.isoformat() if dataset.imported_at else None,

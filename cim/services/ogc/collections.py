@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import exists, func, literal_column, select, text
 from sqlalchemy.orm import Session
@@ -21,13 +21,55 @@ from cim.services.ogc.specs import CollectionSpec, collection_specs
 UTILITY_PATTERN = re.compile(r"^[A-Z0-9]{1,8}$")
 
 
+Box = tuple[float, float, float, float]
+"""(xmin, ymin, xmax, ymax) in the storage CRS."""
+
+
+@dataclass(frozen=True)
+class ClassExtent:
+    """The extent of one utility class's rows in a collection of every class."""
+
+    utility: str
+    box: Box
+    z_range: tuple[float, float] | None
+
+
 @dataclass(frozen=True)
 class CollectionInfo:
-    """A collection present in the database, with its extent in the storage CRS."""
+    """A collection present in the database, with its extent in the storage CRS.
+
+    Collections of every utility class (``pipe_nodes``, ``pipe_segments``) also keep the extent
+    of each class, so the extent without the hidden classes (what anonymous callers are shown:
+    a gas network's extent is sensitive too) needs no other scan.
+    """
 
     spec: CollectionSpec
-    extent: tuple[float, float, float, float] | None
+    extent: Box | None
     z_range: tuple[float, float] | None = None
+    class_extents: tuple[ClassExtent, ...] = ()
+
+    def without(self, hidden: frozenset[str]) -> CollectionInfo:
+        """This collection as seen by a caller who may not see the ``hidden`` classes."""
+        if not hidden or not self.class_extents:
+            return self
+        kept = tuple(c for c in self.class_extents if c.utility.upper() not in hidden)
+        box, z = _union(kept)
+        return replace(self, extent=box, z_range=z, class_extents=kept)
+
+
+def _union(parts: tuple[ClassExtent, ...]) -> tuple[Box | None, tuple[float, float] | None]:
+    """The box (and height range) around the extents of ``parts``."""
+    if not parts:
+        return None, None
+    box = (
+        min(p.box[0] for p in parts),
+        min(p.box[1] for p in parts),
+        max(p.box[2] for p in parts),
+        max(p.box[3] for p in parts),
+    )
+    lows = [p.z_range for p in parts if p.z_range is not None]
+    z = (min(r[0] for r in lows), max(r[1] for r in lows)) if lows else None
+    return box, z
 
 
 def present_utilities(session: Session) -> list[str]:
@@ -45,25 +87,34 @@ def present_utilities(session: Session) -> list[str]:
     return [str(v) for (v,) in rows if UTILITY_PATTERN.match(str(v))]
 
 
-def _extent(
-    session: Session, spec: CollectionSpec
-) -> tuple[tuple[float, float, float, float] | None, tuple[float, float] | None]:
+def _class_extents(session: Session, spec: CollectionSpec) -> tuple[ClassExtent, ...]:
+    """The extent of each utility class of ``spec`` (one class for ``pipes_<code>``, one row
+    for a collection without classes), in one grouped scan."""
+    extent = func.ST_3DExtent(spec.geom)
+    group = spec.utility_column if spec.utility_column is not None else literal_column("''")
     query = select(
-        func.ST_XMin(func.ST_3DExtent(spec.geom)),
-        func.ST_YMin(func.ST_3DExtent(spec.geom)),
-        func.ST_XMax(func.ST_3DExtent(spec.geom)),
-        func.ST_YMax(func.ST_3DExtent(spec.geom)),
-        func.ST_ZMin(func.ST_3DExtent(spec.geom)),
-        func.ST_ZMax(func.ST_3DExtent(spec.geom)),
+        group,
+        func.ST_XMin(extent),
+        func.ST_YMin(extent),
+        func.ST_XMax(extent),
+        func.ST_YMax(extent),
+        func.ST_ZMin(extent),
+        func.ST_ZMax(extent),
     ).select_from(spec.source)
     if spec.base_filter is not None:
         query = query.where(spec.base_filter)
-    row = session.execute(query).one()
-    if row[0] is None:
-        return None, None
-    box = (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
-    z = (float(row[4]), float(row[5])) if spec.is_3d and row[4] is not None else None
-    return box, z
+    if spec.utility_column is not None:
+        query = query.group_by(spec.utility_column)
+    rows = session.execute(query).all()
+    return tuple(
+        ClassExtent(
+            utility=str(row[0] or ""),
+            box=(float(row[1]), float(row[2]), float(row[3]), float(row[4])),
+            z_range=(float(row[5]), float(row[6])) if spec.is_3d and row[5] is not None else None,
+        )
+        for row in rows
+        if row[1] is not None
+    )
 
 
 def discover(session: Session) -> dict[str, CollectionInfo]:
@@ -78,8 +129,10 @@ def discover(session: Session) -> dict[str, CollectionInfo]:
         )
         if not session.scalar(select(probe)):
             continue
-        box, z = _extent(session, spec)
-        found[spec.id] = CollectionInfo(spec=spec, extent=box, z_range=z)
+        per_class = _class_extents(session, spec)
+        box, z = _union(per_class)
+        classes = per_class if spec.utility_column is not None else ()
+        found[spec.id] = CollectionInfo(spec=spec, extent=box, z_range=z, class_extents=classes)
     return found
 
 
