@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STORAGE_SRID = 4547
 """CGCS2000 / 3-degree Gauss-Kruger CM 114E: the default storage CRS of a new database."""
+DEFAULT_IFCZIP_MAX_EXPANDED_BYTES = 2 << 30
+"""2 GiB: the largest .ifc an .ifczip may expand to (``CIM_IFCZIP_MAX_EXPANDED_BYTES``)."""
 
 
 def normalise_database_url(url: str) -> str:
@@ -82,6 +84,12 @@ class CimSettings(BaseSettings):
     max_limit: int = Field(default=10_000, ge=1, description="Cap on items per page.")
     max_body_bytes: int = Field(
         default=1 << 30, ge=1024, description="Largest request body accepted (uploads)."
+    )
+    ifczip_max_expanded_bytes: int = Field(
+        default=DEFAULT_IFCZIP_MAX_EXPANDED_BYTES,
+        ge=1024,
+        description="Largest size the .ifc inside an .ifczip may expand to; beyond it the "
+        "import is refused (checked on the header and while streaming).",
     )
     collection_cache_seconds: float = Field(
         default=5.0, ge=0, description="How long the list of non-empty collections is cached."

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from cli.context import console, emit, engine_scope
+from cli.context import console, emit, engine_scope, load_settings
 from importers.ifc import IfcImport, parse_origin
 from importers.registry import IFC, IfcOptions
 
@@ -50,6 +50,7 @@ def command(
         name=name,
         replace=replace,
         threads=threads,
+        max_expanded_bytes=load_settings().ifczip_max_expanded_bytes,
     )
     bar = Progress(
         TextColumn("{task.description}"),

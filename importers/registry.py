@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy import Engine
 
+from cim.config import DEFAULT_IFCZIP_MAX_EXPANDED_BYTES
 from cim.errors import InvalidInput
 from importers.base import ImportResult
 from importers.roads import import_roads
@@ -97,6 +98,11 @@ class IfcOptions(ImportOptions):
     origin: Annotated[tuple[float, ...] | None, BeforeValidator(origin_from_text)] = None
     rotation: float | None = None
     threads: int | None = None
+    max_expanded_bytes: int = Field(
+        DEFAULT_IFCZIP_MAX_EXPANDED_BYTES,
+        description="Largest size the .ifc of an .ifczip may expand to "
+        "(CimSettings.ifczip_max_expanded_bytes).",
+    )
 
 
 class Summary(Protocol):
@@ -169,6 +175,7 @@ def _ifc(
         replace=options.replace,
         threads=options.threads,
         progress=progress,
+        max_expanded_bytes=options.max_expanded_bytes,
     )
     return [result]
 

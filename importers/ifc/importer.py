@@ -9,6 +9,7 @@ transaction. Everything that can fail on the file happens before the transaction
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,14 @@ import numpy as np
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from cim.config import DEFAULT_IFCZIP_MAX_EXPANDED_BYTES
 from cim.crs import crs_label, to_storage
 from cim.db.connect import storage_srid
 from cim.db.models import Dataset
 from cim.errors import ImportFailed, InvalidInput, NotFound
 from cim.services.datasets import DatasetSource, DatasetSummary, dataset_summary, file_sha256
 from importers.base import ImportResult, WriteOutcome, run_import
+from importers.ifc.archive import ARCHIVE_SUFFIXES, extract_ifc_member, open_step
 from importers.ifc.facts import ProductFacts
 from importers.ifc.geometry import ElementMesh, body_candidates, iterate_meshes
 from importers.ifc.georef import (
@@ -60,17 +63,16 @@ class IfcImport:
         return data
 
 
-def open_ifc(path: Path) -> Any:
-    """The parsed file; ImportFailed with ifcopenshell's reason when it cannot be read."""
-    import ifcopenshell
-
+def open_ifc(path: Path, *, max_expanded_bytes: int = DEFAULT_IFCZIP_MAX_EXPANDED_BYTES) -> Any:
+    """The parsed file (``.ifc``, or the one ``.ifc`` of an ``.ifczip``); ImportFailed when it
+    cannot be read whole (truncated, parse errors, an unsafe or too large archive)."""
     if not path.is_file():
         raise NotFound(f"{path}: no such file")
-    try:
-        return ifcopenshell.open(str(path))
-    except Exception as exc:  # ifcopenshell raises bare RuntimeError/IOError subclasses
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ImportFailed(f"{path.name}: ifcopenshell cannot open it: {reason}") from None
+    if path.suffix.lower() not in ARCHIVE_SUFFIXES:
+        return open_step(path, path.name)
+    with tempfile.TemporaryDirectory(prefix="cim-ifczip-") as folder:
+        member = extract_ifc_member(path, Path(folder), max_expanded_bytes)
+        return open_step(member, path.name)
 
 
 def import_ifc(
@@ -82,8 +84,12 @@ def import_ifc(
     replace: bool = False,
     threads: int | None = None,
     progress: Progress | None = None,
+    max_expanded_bytes: int = DEFAULT_IFCZIP_MAX_EXPANDED_BYTES,
 ) -> IfcImport:
-    """Import one IFC file as a dataset of kind ``ifc`` (all or nothing)."""
+    """Import one IFC file as a dataset of kind ``ifc`` (all or nothing).
+
+    An ``.ifczip`` whose ``.ifc`` expands past ``max_expanded_bytes`` is refused.
+    """
     flags = flags or Flags()
     path = Path(path)
     if not path.is_file():
@@ -93,7 +99,7 @@ def import_ifc(
     if existing is not None:
         return IfcImport(ImportResult(dataset=existing, created=False))
     srid = storage_srid(engine)
-    ifc = open_ifc(path)
+    ifc = open_ifc(path, max_expanded_bytes=max_expanded_bytes)
     _require_content(ifc, path)
     placement = resolve_placement(ifc, flags=flags, storage_srid=srid)
     facts = ProductFacts(ifc)
