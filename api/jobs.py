@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
+from api.upload_sweep import OWNER_FILE, process_alive, sweep_orphaned_uploads, this_worker
 from cim.db.engine import make_engine
 from cim.db.models import ImportJob
 from cim.errors import CimError, NotFound
@@ -86,22 +87,12 @@ def get_job(session: Session, job_id: str) -> ImportJob:
     worker = str(job.options.get("worker", ""))
     host, _, pid = worker.partition(":")
     stale = job.status in ("queued", "running") and host == socket.gethostname()
-    if stale and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+    if stale and pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
         job.status = "failed"
         job.error = "the server stopped before the import finished; nothing was imported"
         job.updated_at = datetime.now(UTC)
         session.flush()
     return job
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
@@ -126,9 +117,12 @@ class JobRunner:
         uploads_dir: Path,
         *,
         on_finished: Callable[[], None] = lambda: None,
+        import_options: dict[str, Any] | None = None,
     ) -> None:
         self.uploads_dir = uploads_dir
         self.on_finished = on_finished
+        self.import_options = dict(import_options or {})
+        """Options every job's importer gets from the server's settings (limits), not stored."""
         self._engine = engine
         self._queue: queue.Queue[_Task] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -136,11 +130,17 @@ class JobRunner:
 
     @classmethod
     def for_database(
-        cls, database_url: str, uploads_dir: Path, *, on_finished: Callable[[], None]
+        cls,
+        database_url: str,
+        uploads_dir: Path,
+        *,
+        on_finished: Callable[[], None],
+        import_options: dict[str, Any] | None = None,
     ) -> JobRunner:
         """A runner with its own small pool and no statement timeout: imports take as long as
         they take."""
-        return cls(make_engine(database_url, pool_size=2), uploads_dir, on_finished=on_finished)
+        engine = make_engine(database_url, pool_size=2)
+        return cls(engine, uploads_dir, on_finished=on_finished, import_options=import_options)
 
     def close(self) -> None:
         """Dispose the runner's engine (a job still running keeps its connection to the end)."""
@@ -150,7 +150,12 @@ class JobRunner:
         job_id = str(uuid.uuid4())
         folder = self.uploads_dir / job_id
         folder.mkdir(parents=True, exist_ok=False)
+        (folder / OWNER_FILE).write_text(this_worker())
         return job_id, folder
+
+    def sweep_orphaned_uploads(self) -> list[str]:
+        """Remove upload folders left by a server that died (see :mod:`api.upload_sweep`)."""
+        return sweep_orphaned_uploads(self._engine, self.uploads_dir)
 
     def submit(
         self,
@@ -171,7 +176,7 @@ class JobRunner:
                 kind=kind,
                 status="queued",
                 progress=0.0,
-                options={**options, "worker": f"{socket.gethostname()}:{os.getpid()}"},
+                options={**options, "worker": this_worker()},
             )
             session.add(job)
             before_commit(session)
@@ -217,7 +222,8 @@ class JobRunner:
                 )
 
         try:
-            results = run_import_job(self._engine, task.kind, task.paths, task.options, progress)
+            options = {**task.options, **self.import_options}
+            results = run_import_job(self._engine, task.kind, task.paths, options, progress)
         except CimError as exc:
             self._set(task.job_id, status="failed", error=str(exc), result=None)
             return

@@ -98,7 +98,9 @@ def open_state(app: FastAPI, settings: CimSettings) -> None:
         engine.url.render_as_string(hide_password=False),
         settings.data_dir / "uploads",
         on_finished=catalog.invalidate,
+        import_options={"max_expanded_bytes": settings.ifczip_max_expanded_bytes},
     )
+    app.state.job_runner.sweep_orphaned_uploads()
 
 
 def close_state(app: FastAPI) -> None:
