@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import text
 from starlette.responses import Response
 
+from api.audit import ReadAudit, ReadAuditDep
 from api.auth import PrincipalDep
 from api.deps import ReadSessionDep, SettingsDep
 from api.tilefiles import IMMUTABLE, REVALIDATE, SHORT, file_response, layer_file
@@ -62,19 +63,44 @@ def list_layers(
     response_class=Response,
 )
 def restricted_tile_file(
-    layer: str, path: str, request: Request, settings: SettingsDep, principal: PrincipalDep
+    layer: str,
+    path: str,
+    request: Request,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    audit: ReadAuditDep,
 ) -> Response:
     """Like ``/tiles/<layer>/...`` for the gas/power (``CIM_SENSITIVE_UTILITIES``) tiles; 401
-    without a key. Answers are ``private`` so shared caches never keep them."""
+    without a key. Answers are ``private`` so shared caches never keep them. Every file served
+    (304 included) is audited: tileset.json with the layer's feature count, content files with
+    the bytes sent."""
     require_role(principal, "reader")
     if not LAYER_NAME.match(layer):
         raise NotFound(f"no tile layer {layer!r}")
-    response = _serve(request, layer_file(settings.tiles_dir / RESTRICTED / layer, path))
+    file = layer_file(settings.tiles_dir / RESTRICTED / layer, path)
+    response = _serve(request, file)
     response.headers["Cache-Control"] = response.headers["Cache-Control"].replace(
         "public", "private"
     )
     response.headers["Vary"] = "X-API-Key, Authorization"
+    audit.record(f"tiles/{RESTRICTED}/{layer}/{path}", _audit_detail(audit, layer, file, response))
     return response
+
+
+def _audit_detail(
+    audit: ReadAudit, layer: str, file: Path, response: Response
+) -> dict[str, object]:
+    """What a restricted file showed: the layer's classes; for the entry document, its feature
+    count (from the build record); for content, the bytes sent (0 for a 304 or a HEAD)."""
+    classes = sorted(audit.sensitive)
+    if file.name in ENTRY_DOCUMENTS:
+        features = audit.read.execute(
+            text("SELECT (stats->>'features')::bigint FROM tileset WHERE layer = :layer"),
+            {"layer": f"{layer}_restricted"},
+        ).scalar_one_or_none()
+        return {"classes": classes, "features": int(features or 0)}
+    sent = audit.request.method == "GET" and response.status_code == 200
+    return {"classes": classes, "bytes": file.stat().st_size if sent else 0}
 
 
 @router.api_route(

@@ -18,6 +18,7 @@ from api.main import create_app
 from cim.config import CimSettings
 from cim.services.access import create_key
 from cim.services.ogc.crs import extent_to_crs84
+from tests.audit_rows import last_audit_id, reads_since
 from tests.cim.pipes_fixtures import N, S, make_dataset, write_network
 from tests.conftest import TEST_SRID
 
@@ -94,23 +95,6 @@ def client(database_url: str, tmp_path: Path, networks: Networks) -> Iterator[Te
         yield test_client
 
 
-def _last_audit_id(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(text("SELECT coalesce(max(id), 0) FROM audit_log")).scalar_one())
-
-
-def _reads_since(engine: Engine, after: int) -> list[tuple[int | None, str, dict[str, Any]]]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT api_key_id, resource, detail FROM audit_log"
-                " WHERE id > :after AND action = 'read' ORDER BY id"
-            ),
-            {"after": after},
-        ).all()
-    return [(row[0], row[1], row[2]) for row in rows]
-
-
 def _gas_shown(answer: Any, codes: set[str]) -> set[str]:
     """The gas segments (by code) an answer shows, wherever they are in it."""
     found: set[str] = set()
@@ -173,45 +157,45 @@ def test_keyed_analyses_showing_gas_are_audited_with_their_counts(
 ) -> None:
     key = {"X-API-Key": networks.secret}
     gas_codes = set(networks.gas_segments)
-    start = _last_audit_id(engine)
+    start = last_audit_id(engine)
     for method, url, payload, resource, expected in _requests(networks):
         answer = _send(client, method, url, payload, headers=key)
         assert answer.status_code == 200, (url, answer.text)
         if "svg" not in url:
             assert len(_gas_shown(answer.json(), gas_codes)) == expected, url
-        rows = _reads_since(engine, start)
+        rows = reads_since(engine, start)
         assert len(rows) == 1, (url, rows)
         key_id, logged, detail = rows[0]
         assert (key_id, logged) == (networks.key_id, resource)
         assert detail == {"classes": ["RQ"], "features": expected, "per_class": {"RQ": expected}}
-        start = _last_audit_id(engine)
+        start = last_audit_id(engine)
     qc = client.get(f"/analysis/pipes/qc/{networks.gas}", headers=key)
     assert qc.status_code == 200
-    [(key_id, logged, detail)] = _reads_since(engine, start)
+    [(key_id, logged, detail)] = reads_since(engine, start)
     assert logged == f"analysis/pipes/qc/{networks.gas}"
     assert detail == {"classes": ["RQ"], "features": 6, "per_class": {"RQ": 6}}
     # the same key reading only water leaves no row
-    start = _last_audit_id(engine)
+    start = last_audit_id(engine)
     water_only = client.post(
         "/analysis/pipes/query", json={**BOX, "utilities": ["JS"]}, headers=key
     )
     assert water_only.json()["numberReturned"] == 5
     assert client.get(f"/analysis/pipes/qc/{networks.water}", headers=key).status_code == 200
-    assert _reads_since(engine, start) == []
+    assert reads_since(engine, start) == []
 
 
 def test_anonymous_analyses_show_no_gas_and_leave_no_rows(
     client: TestClient, networks: Networks, engine: Engine
 ) -> None:
     gas_codes = set(networks.gas_segments)
-    start = _last_audit_id(engine)
+    start = last_audit_id(engine)
     for method, url, payload, _, _ in _requests(networks):
         answer = _send(client, method, url, payload)
         if answer.status_code == 200 and "svg" not in url:
             assert _gas_shown(answer.json(), gas_codes) == set(), url
         else:
             assert answer.status_code in (200, 401), (url, answer.text)
-    assert _reads_since(engine, start) == []
+    assert reads_since(engine, start) == []
 
 
 def _water_box(engine: Engine, table: str) -> list[float]:
