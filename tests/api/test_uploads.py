@@ -17,6 +17,8 @@ from sqlalchemy import Engine, text
 
 from api.main import create_app
 from cim.config import CimSettings
+from tests.api.server import cim_serve
+from tests.api.test_datasets import _wait
 
 MAX_BODY = 8 * 1024 * 1024
 BOUNDARY = "cimtestboundary"
@@ -158,16 +160,6 @@ def test_the_upload_form_is_documented(client: TestClient) -> None:
     assert schema["properties"]["rotation"]["maximum"] == 360
 
 
-def _wait(client: TestClient, url: str, headers: dict[str, str]) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = client.get(url, headers=headers).json()
-        if job["status"] in ("succeeded", "failed"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job did not finish: {job}")
-
-
 def test_ifczip_bomb_upload_fails_its_job_at_the_configured_limit(
     client: TestClient, keys: dict[str, str], tmp_path: Path
 ) -> None:
@@ -217,3 +209,21 @@ def test_orphaned_upload_folders_are_swept_on_start(
                 text("DELETE FROM import_job WHERE id = ANY(:ids)"),
                 {"ids": [dead_worker, finished, running]},
             )
+
+
+def test_live_server_answers_401_before_the_body_is_sent(
+    database_url: str, tmp_path: Path, clean_tables: None
+) -> None:
+    """Headers only, a 300 MB Content-Length and no body: the 401 must come without it."""
+    head = (
+        "POST /datasets HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+        f"Content-Length: {300 * 1024 * 1024}\r\n\r\n"
+    )
+    with cim_serve(database_url, tmp_path) as base:
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(head.encode())
+            answer = connection.recv(4096).decode(errors="replace")
+    assert answer.startswith("HTTP/1.1 401"), answer
+    assert not (tmp_path / "uploads").exists() or not any((tmp_path / "uploads").iterdir())
