@@ -242,3 +242,31 @@ def test_anonymous_callers_see_no_restricted_dataset_and_nobody_sees_server_path
         assert listed[collection]["extent"]["spatial"]["bbox"][0] == public
         full = client.get(f"/collections/{collection}", headers=key).json()
         assert full["extent"]["spatial"]["bbox"][0][4] > public[4] + 0.004  # the far gas pipe
+
+
+def test_walks_of_anonymous_callers_stop_at_hidden_classes(
+    client: TestClient, networks: Networks, engine: Engine
+) -> None:
+    """A water pipe and a gas pipe meeting at one node of a mixed dataset: an anonymous trace or
+    isolation from the water side must not walk into the gas pipe; a key's does, audited."""
+    y = Y0 - 200.0
+    with Session(engine) as session, session.begin():
+        mixed = make_dataset(session, "mixed")
+        nodes = [N("w1", X0, y), N("j", X0 + 50, y), N("g1", X0 + 100, y, utility="RQ")]
+        ids, segments = write_network(
+            session, mixed, nodes, [S("W", "w1", "j"), S("G", "j", "g1", "RQ", pressure="low")]
+        )
+    key = {"X-API-Key": networks.secret}
+    trace = {"node_id": ids["w1"]}
+    isolation = {"segment_id": segments["W"]}
+    start = last_audit_id(engine)
+    for url, body in (("/analysis/pipes/trace", trace), ("/analysis/pipes/isolation", isolation)):
+        anonymous = client.post(url, json=body)
+        assert anonymous.status_code == 200 and _gas_shown(anonymous.json(), {"G"}) == set(), url
+        assert reads_since(engine, start) == []
+        keyed = client.post(url, json=body, headers=key)
+        assert _gas_shown(keyed.json(), {"G"}) == {"G"}, url
+        [(key_id, resource, detail)] = reads_since(engine, start)
+        assert (key_id, resource) == (networks.key_id, url.lstrip("/"))
+        assert detail == {"classes": ["RQ"], "features": 1, "per_class": {"RQ": 1}}
+        start = last_audit_id(engine)

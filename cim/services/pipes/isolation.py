@@ -46,8 +46,14 @@ class Isolation:
     failed_valves_passed: list[int]
 
 
-def isolate(graph: PipeGraph, start_segment: int, failed_valves: frozenset[int]) -> Isolation:
-    """Graph search from one segment bounded by operable valves (indices; pure, no database)."""
+def isolate(
+    graph: PipeGraph,
+    start_segment: int,
+    failed_valves: frozenset[int],
+    hidden: frozenset[str] = frozenset(),
+) -> Isolation:
+    """Graph search from one segment bounded by operable valves (indices; pure, no database);
+    segments of a ``hidden`` class (what an anonymous caller may not see) are never entered."""
     starts, ends = graph.ends()
     seen_segments = {start_segment}
     seen_nodes: set[int] = set()
@@ -70,6 +76,8 @@ def isolate(graph: PipeGraph, start_segment: int, failed_valves: frozenset[int])
         else:
             nodes.append(node)
         for segment in graph.incident(node):
+            if hidden and graph.segment_utility[segment].upper() in hidden:
+                continue
             if segment not in seen_segments:
                 seen_segments.add(segment)
                 queue.append(starts[segment] if ends[segment] == node else ends[segment])
@@ -127,7 +135,7 @@ def isolate_burst(
         if not graph.is_valve(index):
             raise InvalidInput(f"node {valve_id} is not a valve")
         failed.add(index)
-    result = isolate(graph, start, frozenset(failed))
+    result = isolate(graph, start, frozenset(failed), hidden_utilities)
     return isolation_summary(
         session,
         graph,

@@ -55,6 +55,7 @@ def trace_indices(
     stop_at_class_change: bool = False,
     max_distance_m: float | None = None,
     start_class: tuple[str, str | None] | None = None,
+    hidden: frozenset[str] = frozenset(),
 ) -> tuple[list[int], list[int], dict[int, float]]:
     """Segments and nodes reached from ``start_nodes`` and each node's path distance."""
     starts, ends = graph.ends()
@@ -73,6 +74,8 @@ def trace_indices(
             if stop_at_valves or state == "closed":
                 continue
         for segment in graph.incident(node):
+            if hidden and graph.segment_utility[segment].upper() in hidden:
+                continue  # an anonymous walk never enters a sensitive class (gas, power)
             forward = starts[segment] == node
             other = ends[segment] if forward else starts[segment]
             if direction != "both":
@@ -135,6 +138,7 @@ def trace(
         stop_at_class_change=stop_at_class_change,
         max_distance_m=max_distance_m,
         start_class=start.start_class,
+        hidden=hidden_utilities,
     )
     if start.segment is not None:
         segments = sorted(set(segments) | {start.segment})
