@@ -12,12 +12,14 @@ pipes by utility class and owner: who has to be notified before digging.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import shapely
+from shapely import Point
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -82,9 +84,14 @@ def excavation_impact(
         },
     ).all()
     zone = cut.buffer(margin_m) if margin_m > 0 else cut
+    samples = [_samples(r, zone) for r in rows]
     terrain = has_terrain(session)
-    ground_at = (lambda points: terrain_heights(session, points, srid)) if terrain else None
-    pipes = [_excavated_pipe(r, cut, zone, depth_m, ground_at) for r in rows]
+    dem = _dem_heights(session, samples, srid) if terrain else [None] * len(samples)
+    shapely.prepare(cut)
+    pipes = [
+        _excavated_pipe(r, sampled, cut, depth_m, heights)
+        for r, sampled, heights in zip(rows, samples, dem, strict=True)
+    ]
     return ExcavationImpact(
         srid=srid,
         depth_m=depth_m,
@@ -99,8 +106,32 @@ def excavation_impact(
     )
 
 
-#: Ground heights from the DEM at (x, y) points; None where there is no DEM at all.
-GroundLookup = Callable[[list[tuple[float, float]]], list[float | None]] | None
+@dataclass(frozen=True)
+class PipeSamples:
+    """Where one pipe is examined: its line, the length in the zone and the sample points."""
+
+    line: BaseGeometry
+    length_in_zone: float
+    fractions: FloatArray
+    points: list[Point]
+
+
+def _samples(r: AnyRow, zone: BaseGeometry) -> PipeSamples:
+    """The sample points of one pipe inside the zone (every metre, at most 200)."""
+    line = shapely.from_wkb(r.wkb)
+    length_in_zone, fractions = _sample_fractions(line, zone)
+    points = [line.interpolate(f, normalized=True) for f in fractions]
+    return PipeSamples(line, length_in_zone, fractions, points)
+
+
+def _dem_heights(
+    session: Session, samples: list[PipeSamples], srid: int
+) -> list[list[float | None]]:
+    """DEM heights at every pipe's samples, looked up in one statement for all the pipes
+    (one per pipe kept a big cut outside the statement timeout and took minutes)."""
+    heights = terrain_heights(session, [(p.x, p.y) for s in samples for p in s.points], srid)
+    bounds = [0, *itertools.accumulate(len(s.points) for s in samples)]
+    return [heights[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def _sample_fractions(line: BaseGeometry, zone: BaseGeometry) -> tuple[float, FloatArray]:
@@ -125,17 +156,16 @@ def _sample_fractions(line: BaseGeometry, zone: BaseGeometry) -> tuple[float, Fl
 
 def _excavated_pipe(
     r: AnyRow,
+    sampled: PipeSamples,
     cut: BaseGeometry,
-    zone: BaseGeometry,
     depth_m: float,
-    ground_at: GroundLookup,
+    dem: list[float | None] | None,
 ) -> ExcavatedPipe:
-    """One pipe near the cut: top/invert/ground sampled in the zone, status and clearances."""
-    line = shapely.from_wkb(r.wkb)
-    length_in_zone, fractions = _sample_fractions(line, zone)
+    """One pipe near the cut: top/invert/ground sampled in the zone, status and clearances;
+    ``dem`` the DEM heights at the samples (None without a DEM)."""
+    line, fractions, points = sampled.line, sampled.fractions, sampled.points
     height = float(r.diameter_mm or r.height_mm or 0.0) / 1000.0
     half_width = float(r.diameter_mm or r.width_mm or 0.0) / 2000.0
-    points = [line.interpolate(f, normalized=True) for f in fractions]
     centre = np.array([p.z if p.has_z else np.nan for p in points])
     top = _lerp(r.start_top_z, r.end_top_z, fractions)
     if top is None:
@@ -143,9 +173,8 @@ def _excavated_pipe(
     invert = _lerp(r.start_invert_z, r.end_invert_z, fractions)
     if invert is None:
         invert = top - height
-    dem = None if ground_at is None else ground_at([(p.x, p.y) for p in points])
     ground = _ground(r, fractions, dem)
-    inside = np.array([cut.intersects(shapely.Point(p.x, p.y)) for p in points])
+    inside = shapely.intersects(cut, shapely.points([(p.x, p.y) for p in points]))
     axis_distance = shapely.force_2d(line).distance(cut)
     cover = None if ground is None else float(np.nanmin(ground - top))
     floor = None if ground is None else ground - depth_m
@@ -167,7 +196,7 @@ def _excavated_pipe(
         section=section_label(r.section_shape, r.diameter_mm, r.width_mm, r.height_mm),
         status=status,
         inside_cut=bool(inside.any() or axis_distance == 0),
-        length_in_zone_m=round(length_in_zone, 3),
+        length_in_zone_m=round(sampled.length_in_zone, 3),
         min_cover_m=None if cover is None else round(cover, 3),
         top_z_max=round(float(np.nanmax(top)), 3),
         invert_z_min=round(float(np.nanmin(invert)), 3),
