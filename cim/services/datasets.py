@@ -160,9 +160,9 @@ def restricted_dataset_ids(
             "SELECT d.id FROM dataset d WHERE d.kind = 'pipes'"
             " AND (CAST(:id AS bigint) IS NULL OR d.id = :id) AND ("
             " EXISTS (SELECT 1 FROM pipe_segment s WHERE s.dataset_id = d.id"
-            " AND upper(s.utility) = ANY(:classes))"
+            " AND s.utility = ANY(:classes))"
             " OR EXISTS (SELECT 1 FROM pipe_node n WHERE n.dataset_id = d.id"
-            " AND upper(n.utility) = ANY(:classes)))"
+            " AND n.utility = ANY(:classes)))"
         ),
         {"id": dataset_id, "classes": sorted(classes)},
     ).scalars()
@@ -178,7 +178,7 @@ def sensitive_class_counts(
     rows = session.execute(
         text(
             "SELECT upper(utility), count(*) FROM pipe_segment"
-            " WHERE dataset_id = :id AND upper(utility) = ANY(:classes) GROUP BY 1 ORDER BY 1"
+            " WHERE dataset_id = :id AND utility = ANY(:classes) GROUP BY 1 ORDER BY 1"
         ),
         {"id": dataset_id, "classes": sorted(classes)},
     ).all()

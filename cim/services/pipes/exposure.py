@@ -75,7 +75,7 @@ def sensitive_segments(
     rows = session.execute(
         text(
             "SELECT upper(utility), count(*) FROM pipe_segment"
-            " WHERE id = ANY(:ids) AND upper(utility) = ANY(:classes)"
+            " WHERE id = ANY(:ids) AND utility = ANY(:classes)"
             " GROUP BY 1 ORDER BY 1"
         ),
         {"ids": ids, "classes": sorted(sensitive)},
