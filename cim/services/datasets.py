@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from cim.db.models import DATASET_KINDS, Dataset
 from cim.errors import InvalidInput, NotFound
+from cim.services.graph_cache import GraphCache
 from cim.services.results import Result
 
 
@@ -128,8 +129,7 @@ def list_datasets(
     if kind is not None:
         query = query.where(Dataset.kind == kind)
     found = list(session.scalars(query))
-    restricted = restricted_dataset_ids(session, classes=hidden_utilities)
-    return [dataset for dataset in found if dataset.id not in restricted]
+    return [d for d in found if not held_classes(session, d) & hidden_utilities]
 
 
 def get_dataset(
@@ -138,35 +138,40 @@ def get_dataset(
     """One dataset by id, or :class:`NotFound` - also when it holds pipes of a
     ``hidden_utilities`` class, so anonymous callers cannot tell it exists."""
     dataset = session.get(Dataset, dataset_id)
-    if dataset is None or dataset.id in restricted_dataset_ids(
-        session, classes=hidden_utilities, dataset_id=dataset_id
-    ):
+    if dataset is None or held_classes(session, dataset) & hidden_utilities:
         raise NotFound(f"dataset {dataset_id} does not exist")
     return dataset
 
 
-def restricted_dataset_ids(
-    session: Session, *, classes: frozenset[str], dataset_id: int | None = None
-) -> set[int]:
-    """Datasets (all, or just ``dataset_id``) holding a pipe segment or node of ``classes``.
+_held: GraphCache[frozenset[str]] = GraphCache(size=1024)
+"""Utility classes per ready pipe dataset: ready rows never change, so neither does this."""
 
-    A pipe dataset is restricted as a whole when it holds any sensitive class, even beside
-    public ones: its name, extent and counts describe the sensitive network too.
+
+def held_classes(session: Session, dataset: Dataset) -> frozenset[str]:
+    """The utility classes of a pipe dataset's segments and nodes (empty for other kinds).
+
+    A pipe dataset holding a sensitive class is restricted as a whole, even beside public
+    classes: its name, extent and counts describe the sensitive network too. Read once per
+    ready dataset and process (a scan of the dataset's rows), then cached.
     """
-    if not classes:
-        return set()
+    if dataset.kind != "pipes":
+        return frozenset()
+    if dataset.status != "ready" or dataset.ready_at is None:
+        return _read_classes(session, dataset.id)
+    key = ("held_classes", dataset.id, dataset.ready_at)
+    held, _ = _held.get_or_build(key, session, lambda: _read_classes(session, dataset.id))
+    return held
+
+
+def _read_classes(session: Session, dataset_id: int) -> frozenset[str]:
     rows = session.execute(
         text(
-            "SELECT d.id FROM dataset d WHERE d.kind = 'pipes'"
-            " AND (CAST(:id AS bigint) IS NULL OR d.id = :id) AND ("
-            " EXISTS (SELECT 1 FROM pipe_segment s WHERE s.dataset_id = d.id"
-            " AND s.utility = ANY(:classes))"
-            " OR EXISTS (SELECT 1 FROM pipe_node n WHERE n.dataset_id = d.id"
-            " AND n.utility = ANY(:classes)))"
+            "SELECT DISTINCT utility FROM pipe_segment WHERE dataset_id = :id"
+            " UNION SELECT DISTINCT utility FROM pipe_node WHERE dataset_id = :id"
         ),
-        {"id": dataset_id, "classes": sorted(classes)},
+        {"id": dataset_id},
     ).scalars()
-    return {int(found) for found in rows}
+    return frozenset(str(utility).upper() for utility in rows)
 
 
 def sensitive_class_counts(
