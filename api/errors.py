@@ -11,7 +11,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg.errors import QueryCanceled
-from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cim.errors import (
@@ -70,28 +71,66 @@ async def _cim_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(status, type(exc).__name__, str(exc), headers)
 
 
-async def _database_down(request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(getattr(exc, "orig", None), QueryCanceled):
+OUTAGE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+"""Admin shutdown, crash shutdown, cannot connect now: the server is going or not yet up."""
+
+
+def is_outage(exc: DBAPIError) -> bool:
+    """Whether a database error means the database cannot be reached (not a bad statement):
+    the connection broke or was refused (no SQLSTATE: libpq's own error), a connection
+    exception (class 08), a shutting-down server or exhausted resources (class 53)."""
+    state = getattr(exc.orig, "sqlstate", None)
+    if exc.connection_invalidated:
+        return True
+    if state is None:
+        return isinstance(exc, OperationalError | InterfaceError)
+    return state.startswith(("08", "53")) or state in OUTAGE_SQLSTATES
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """Only an outage claims one; a timeout says so; the caller's bad value is a 400."""
+    assert isinstance(exc, DBAPIError)
+    where = f"{request.method} {request.url.path}"
+    state = getattr(exc.orig, "sqlstate", None) or ""
+    if isinstance(exc.orig, QueryCanceled):
         # The per-request statement timeout fired: the database is up, the request too heavy.
-        logger.warning("statement timeout on %s %s", request.method, request.url.path)
+        logger.warning("statement timeout on %s", where)
         return problem(
             503,
             "QueryTimeout",
             "the query took longer than the statement timeout; narrow the request "
             "(a smaller bbox, a lower limit, a more selective filter)",
         )
-    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    if is_outage(exc):
+        logger.warning("database unavailable on %s: %s", where, exc.orig)
+        return problem(
+            503,
+            "DatabaseUnavailable",
+            "the database is unavailable; retry shortly",
+            {"Retry-After": "2"},
+        )
+    if state.startswith("40"):  # serialization failure, deadlock: retrying succeeds
+        logger.warning("transaction conflict on %s: %s", where, exc.orig)
+        return problem(
+            503, "DatabaseConflict", "a concurrent change conflicted; retry", {"Retry-After": "1"}
+        )
+    if state.startswith("22"):
+        # Data exception: the database refused a value the caller sent (a NUL byte, an
+        # out-of-range number, a division by zero in a filter).
+        return problem(400, "InvalidInput", "a value in the request cannot be used (invalid data)")
+    logger.error("%s failed", where, exc_info=exc)
+    return problem(500, "InternalError", "internal error; the server log has the details")
+
+
+async def _pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
+    # Every pooled connection stayed busy for the pool timeout: overloaded, not down.
+    logger.warning("no database connection free on %s %s", request.method, request.url.path)
     return problem(
         503,
-        "DatabaseUnavailable",
-        "the database is unavailable; retry shortly",
+        "DatabaseBusy",
+        "every database connection is busy; retry shortly",
         {"Retry-After": "2"},
     )
-
-
-async def _bad_data(request: Request, exc: Exception) -> JSONResponse:
-    # The database refused a value the caller sent (a NUL byte, an out-of-range number).
-    return problem(400, "InvalidInput", "a value in the request cannot be used (invalid data)")
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -114,9 +153,8 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def add_exception_handlers(app: FastAPI) -> None:
     """Install every handler on ``app``."""
     app.add_exception_handler(CimError, _cim_error)
-    app.add_exception_handler(DataError, _bad_data)
-    app.add_exception_handler(OperationalError, _database_down)
-    app.add_exception_handler(DBAPIError, _database_down)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PoolTimeout, _pool_exhausted)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -37,13 +37,22 @@ SHORT = "public, max-age=60"
 
 
 def layer_file(root: Path, relative: str) -> Path:
-    """The file ``relative`` inside the layer folder ``root``; NotFound if absent or outside."""
+    """The file ``relative`` inside the layer folder ``root``; NotFound if absent or outside.
+
+    A path with a control character (a NUL byte makes the OS calls raise) names no file.
+    """
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in relative):
+        raise NotFound("no such tile file (control characters in the path)")
     parts = Path(relative).parts
     if not parts or any(p in ("..", "") or p.startswith(".") for p in parts):
         raise NotFound(f"no tile file {relative!r}")
-    path = (root / relative).resolve()
-    base = root.resolve()
-    if base not in path.parents or not path.is_file():
+    try:
+        path = (root / relative).resolve()
+        base = root.resolve()
+        found = base in path.parents and path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, say
+        found = False
+    if not found:
         raise NotFound(f"no tile file {relative!r}")
     return path
 

@@ -17,6 +17,17 @@ from pydantic import BaseModel, Field
 from api.audit import ReadAuditDep
 from api.auth import HiddenDep
 from api.deps import ReadSessionDep
+from api.requests import (
+    Bbox,
+    Count,
+    DatabaseId,
+    Depth,
+    Distance,
+    Geometry,
+    Point,
+    SizeMm,
+    Year,
+)
 from cim.services.pipes import clash as pipes_clash
 from cim.services.pipes import clearance as pipes_clearance
 from cim.services.pipes import excavation as pipes_excavation
@@ -47,30 +58,31 @@ router = APIRouter(prefix="/analysis/pipes", tags=["pipe analyses"])
 SVG = "image/svg+xml"
 #: Charts answer JSON (the model) or, with ``format=svg``, an SVG drawing.
 SVG_ALTERNATIVE: dict[int | str, dict[str, Any]] = {200: {"content": {SVG: {}}}}
-Geometry = dict[str, Any]
 
 
 class PipeRequest(BaseModel):
-    dataset_id: int | None = Field(None, description="One pipe dataset; default all of them.")
+    dataset_id: DatabaseId | None = Field(
+        None, description="One pipe dataset; default all of them."
+    )
     crs: str | None = Field(None, description="CRS of the request geometries (default storage).")
     geojson_crs: str | None = Field(None, description="CRS of returned GeoJSON (default storage).")
 
 
 class QueryRequest(PipeRequest):
-    bbox: tuple[float, float, float, float] | None = None
+    bbox: Bbox | None = None
     polygon: Geometry | None = None
     line: Geometry | None = None
-    buffer_m: float = 0.0
+    buffer_m: Distance = 0.0
     utilities: list[str] | None = Field(None, examples=[["JS", "YS"]])
     materials: list[str] | None = None
-    diameter_min_mm: float | None = None
-    diameter_max_mm: float | None = None
-    year_min: int | None = None
-    year_max: int | None = None
-    depth_min_m: float | None = None
-    depth_max_m: float | None = None
-    limit: int = 1000
-    offset: int = 0
+    diameter_min_mm: SizeMm | None = None
+    diameter_max_mm: SizeMm | None = None
+    year_min: Year | None = None
+    year_max: Year | None = None
+    depth_min_m: Depth | None = None
+    depth_max_m: Depth | None = None
+    limit: Count = 1000
+    offset: Count = 0
 
 
 class SectionRequest(PipeRequest):
@@ -80,7 +92,7 @@ class SectionRequest(PipeRequest):
 
 class AreaRequest(PipeRequest):
     area: Geometry | None = Field(None, description="Only pipes in this polygon; default all.")
-    limit: int = 1000
+    limit: Count = 1000
 
 
 class ClearanceRequest(AreaRequest):
@@ -96,28 +108,28 @@ class ClashRequest(AreaRequest):
 
 
 class IsolationRequest(PipeRequest):
-    segment_id: int | None = None
-    point: tuple[float, float] | None = Field(None, description="Burst location (x, y).")
-    failed_valves: list[int] = Field(
+    segment_id: DatabaseId | None = None
+    point: Point | None = Field(None, description="Burst location (x, y).")
+    failed_valves: list[DatabaseId] = Field(
         default_factory=list, description="Valve node ids found stuck."
     )
-    tolerance_m: float = 50.0
+    tolerance_m: Distance = 50.0
 
 
 class TraceRequest(PipeRequest):
-    node_id: int | None = None
-    segment_id: int | None = None
+    node_id: DatabaseId | None = None
+    segment_id: DatabaseId | None = None
     direction: Literal["downstream", "upstream", "both"] = "downstream"
     direction_from: Literal["invert", "link"] = "invert"
     stop_at_valves: bool = False
     stop_at_class_change: bool = False
-    max_distance_m: float | None = None
+    max_distance_m: Distance | None = None
 
 
 class ExcavationRequest(PipeRequest):
     polygon: Geometry
-    depth_m: float = Field(gt=0)
-    margin_m: float = Field(1.0, ge=0)
+    depth_m: Depth = Field(gt=0)
+    margin_m: Distance = 1.0
 
 
 @router.post("/query", summary="Pipes in a bbox, polygon or along a line, with filters")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, status
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import AnalystDep
 from api.deps import SessionDep
+from api.requests import AreaPerPerson, GridSpacing, PositiveDistance, SolverSeconds
 from cim.services.shelters import plan as shelter_plan
 from cim.services.shelters import suggest as shelter_suggest
 from cim.services.shelters import zones as shelter_zones
@@ -20,10 +22,50 @@ from cim.services.shelters.models import (
 router = APIRouter(prefix="/analysis/shelters", tags=["shelters"])
 
 
+def _described(model: type[BaseModel], name: str) -> str | None:
+    """The description of a field of the service's parameters (kept in one place)."""
+    return model.model_fields[name].description
+
+
+class PlanRequest(shelter_plan.PlanParameters):
+    """The plan parameters of a request: numbers finite, distances and times in range."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    radius_m: dict[str, PositiveDistance] = Field(
+        default_factory=dict, description=_described(shelter_plan.PlanParameters, "radius_m")
+    )
+    area_per_person_m2: dict[str, AreaPerPerson] = Field(
+        default_factory=dict,
+        description=_described(shelter_plan.PlanParameters, "area_per_person_m2"),
+    )
+    access_max_m: PositiveDistance = Field(
+        500.0, description=_described(shelter_plan.PlanParameters, "access_max_m")
+    )
+    time_limit_s: SolverSeconds = Field(
+        60.0, description=_described(shelter_plan.PlanParameters, "time_limit_s")
+    )
+
+
+class SuggestRequest(shelter_suggest.SuggestParameters):
+    """The suggestion parameters of a request: numbers finite, distances and times in range."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    radius_m: PositiveDistance | None = Field(
+        None, description=_described(shelter_suggest.SuggestParameters, "radius_m")
+    )
+    grid_spacing_m: GridSpacing | None = Field(
+        None, description=_described(shelter_suggest.SuggestParameters, "grid_spacing_m")
+    )
+    access_max_m: PositiveDistance = Field(
+        500.0, description=_described(shelter_suggest.SuggestParameters, "access_max_m")
+    )
+    time_limit_s: SolverSeconds = 60.0
+
+
 @router.post("/plans", status_code=status.HTTP_201_CREATED, summary="Compute a shelter plan")
-def create_plan(
-    params: shelter_plan.PlanParameters, session: SessionDep, principal: AnalystDep
-) -> PlanSummary:
+def create_plan(params: PlanRequest, session: SessionDep, principal: AnalystDep) -> PlanSummary:
     """Assign residents to shelters optimally (max covered, then min person-distance) and store
     the plan: per-shelter load and zone, uncovered persons with their reason, statistics.
     Storing a plan writes analysis results, so it needs an analyst (or admin) key."""
@@ -63,6 +105,6 @@ def plan_uncovered(plan_id: int, session: SessionDep) -> UncoveredCollection:
 
 
 @router.post("/suggest", summary="Suggest new shelter sites (MCLP)")
-def suggest(params: shelter_suggest.SuggestParameters, session: SessionDep) -> SiteSuggestion:
+def suggest(params: SuggestRequest, session: SessionDep) -> SiteSuggestion:
     """Choose k candidate sites maximising the newly covered population; reports the gain."""
     return shelter_suggest.suggest_sites(session, params=params)

@@ -19,7 +19,7 @@ from cim.services.access import require_role
 
 router = APIRouter(tags=["tiles"])
 
-LAYER_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
+LAYER_NAME = re.compile(r"^[a-z0-9_-]{1,64}\Z")  # \Z: no trailing newline either
 ENTRY_DOCUMENTS = {"tileset.json", "layer.json"}
 RESTRICTED = "restricted"
 """Folder of the layers holding sensitive utility classes (gas, power): a key is needed."""

@@ -27,11 +27,11 @@ ITEMS = "/collections/pipe_segments/items"
 def client(
     database_url: str, city: City, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient]:
-    settings = CimSettings(
-        database_url=database_url,
-        data_dir=tmp_path_factory.mktemp("hostile-data"),
-        collection_cache_seconds=0,
-    )
+    data_dir = tmp_path_factory.mktemp("hostile-data")
+    layer = data_dir / "tiles" / "pipes"
+    layer.mkdir(parents=True)
+    (layer / "tileset.json").write_text('{"asset": {"version": "1.1"}}')
+    settings = CimSettings(database_url=database_url, data_dir=data_dir, collection_cache_seconds=0)
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
 
@@ -170,9 +170,13 @@ def test_non_finite_and_out_of_range_numbers_are_400(
         "/tiles/pipes/x%7F.json",
         "/tiles/restricted/pipes/tileset.json%00",
         "/terrain/layer.json%00",
+        "/tiles/pipes/" + "a" * 5000 + ".glb",
+        "/tiles/pipes%0A/tileset.json",
     ],
+    ids=["nul-end", "nul-folder", "soh", "del", "restricted-nul", "terrain-nul", "long", "newline"],
 )
 def test_control_bytes_in_tile_paths_are_not_found(client: TestClient, path: str) -> None:
+    assert client.get("/tiles/pipes/tileset.json").status_code == 200
     response = client.get(path, headers={"X-API-Key": "nobody"})
     assert response.status_code in (400, 401, 404), response.text
     assert response.headers["content-type"] == "application/problem+json"
@@ -206,3 +210,48 @@ def test_database_errors_that_are_not_an_outage_do_not_claim_one(
     assert response.status_code == status, response.text
     assert response.json()["title"] != "DatabaseUnavailable"
     assert "retry-after" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "where"),
+    [
+        ("/analysis/shelters/plans", '{"radius_m": {"short": NaN}}', "radius_m"),
+        ("/analysis/shelters/plans", '{"time_limit_s": Infinity}', "time_limit_s"),
+        ("/analysis/shelters/plans", '{"area_per_person_m2": {"short": -1}}', "area_per_person"),
+        ("/analysis/shelters/suggest", '{"radius_m": Infinity}', "radius_m"),
+        ("/analysis/shelters/suggest", '{"grid_spacing_m": 1e-9}', "grid_spacing_m"),
+        ("/analysis/shelters/suggest", '{"access_max_m": NaN}', "access_max_m"),
+    ],
+)
+def test_shelter_parameters_are_finite_and_in_range(
+    client: TestClient, keys: dict[str, str], path: str, body: str, where: str
+) -> None:
+    response = client.post(
+        path,
+        content=body,
+        headers={"Content-Type": "application/json", "X-API-Key": keys["analyst"]},
+    )
+    _problem(response, 400, where)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/analysis/pipes/isolation", '{"point": [0, 95], "crs": "EPSG:4326"}'),
+        (
+            "/analysis/pipes/query",
+            '{"polygon": {"type": "Polygon", "coordinates": [[[0,89],[1,95],[2,89],[0,89]]]},'
+            ' "crs": "EPSG:4326"}',
+        ),
+        (
+            "/analysis/pipes/section",
+            '{"line": {"type": "LineString", "coordinates": [[0, 0], [1e8, 1e8]]},'
+            ' "crs": "EPSG:4326"}',
+        ),
+    ],
+)
+def test_geometries_that_cannot_be_moved_to_the_storage_crs_are_400(
+    client: TestClient, path: str, body: str
+) -> None:
+    response = client.post(path, content=body, headers={"Content-Type": "application/json"})
+    _problem(response, 400)
