@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from api.jobs import JobRunner
+from cim.bounds import statements_bounded
 from cim.config import CimSettings
 from cim.services.ogc.collections import CollectionCatalog
 
@@ -45,7 +46,7 @@ def get_job_runner(request: Request) -> JobRunner:
 
 def get_session(request: Request) -> Iterator[Session]:
     """A session whose transaction commits when the route returns and rolls back on error."""
-    with Session(get_engine(request)) as session, session.begin():
+    with Session(get_engine(request)) as session, session.begin(), statements_bounded(session):
         yield session
 
 
@@ -55,7 +56,11 @@ def get_read_session(request: Request) -> Iterator[Session]:
     Writes through it fail on a replica; routes that also write (the audit log) take a
     :data:`SessionDep` beside it. Reads may lag the primary by the replica's delay.
     """
-    with Session(get_read_engine(request)) as session, session.begin():
+    with (
+        Session(get_read_engine(request)) as session,
+        session.begin(),
+        statements_bounded(session),  # an analysis' deadline cancels its statement in flight
+    ):
         yield session
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cim.errors import (
+    AnalysisTimeout,
     AuthenticationRequired,
     CimError,
     ConfigError,
@@ -38,6 +39,7 @@ STATUS_CODES: dict[type[CimError], int] = {
     TilingError: 500,
     ConfigError: 500,
     DatabaseUnavailable: 503,
+    AnalysisTimeout: 503,  # the request's deadline passed (or its client left): retry, narrower
 }
 PROBLEM_JSON = "application/problem+json"
 
@@ -65,7 +67,9 @@ def problem(
 async def _cim_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CimError)
     status = status_for(exc)
-    if status >= 500:
+    if isinstance(exc, AnalysisTimeout):  # load, not a fault: one line, no traceback
+        logger.warning("%s %s: %s", request.method, request.url.path, exc)
+    elif status >= 500:
         logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     headers = {"Retry-After": "2"} if status == 503 else None
     return problem(status, type(exc).__name__, str(exc), headers)

@@ -82,6 +82,28 @@ class CimSettings(BaseSettings):
         description="Utility classes whose pipes need an API key (reader or above) to read.",
     )
     max_limit: int = Field(default=10_000, ge=1, description="Cap on items per page.")
+    max_analysis_limit: int = Field(
+        default=10_000,
+        ge=1,
+        description="Largest `limit` of an analysis (pipe query, clearance, clashes); more -> 400.",
+    )
+    max_analysis_area_m2: float = Field(
+        default=1_000_000.0,
+        gt=0,
+        description="Largest area (m²) an excavation examines (the cut grown by its margin).",
+    )
+    max_highlight_features: int = Field(
+        default=5_000,
+        ge=1,
+        description="Most GeoJSON features in an analysis highlight; beyond, it is truncated "
+        "(`truncated: true`, `numberMatched` exact) while the answer's counts stay exact.",
+    )
+    analysis_timeout_ms: int | None = Field(
+        default=None,
+        ge=1,
+        description="Deadline of one analysis request, SQL and Python work together; "
+        "unset = statement_timeout_ms. Past it: 503 with Retry-After.",
+    )
     max_body_bytes: int = Field(
         default=1 << 30, ge=1024, description="Largest request body accepted (uploads)."
     )

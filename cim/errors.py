@@ -43,3 +43,11 @@ class PermissionDenied(CimError):
 
 class AuthenticationRequired(CimError):
     """The caller must identify itself (an API key) to do this."""
+
+
+class AnalysisTimeout(CimError):
+    """An analysis ran past its request's deadline; a narrower request (or a retry) may pass."""
+
+
+class AnalysisCancelled(AnalysisTimeout):
+    """An analysis was stopped because its client went away."""

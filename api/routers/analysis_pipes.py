@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from api.audit import ReadAuditDep
 from api.auth import HiddenDep
+from api.bounds import BOUNDED
 from api.deps import ReadSessionDep
 from api.requests import (
     Bbox,
@@ -52,7 +53,7 @@ from cim.services.pipes.models import (
 from cim.services.pipes.scope import session_srid
 from cim.services.results import Result
 
-router = APIRouter(prefix="/analysis/pipes", tags=["pipe analyses"])
+router = APIRouter(prefix="/analysis/pipes", tags=["pipe analyses"], dependencies=BOUNDED)
 
 
 SVG = "image/svg+xml"

@@ -45,14 +45,15 @@ class Feature(TypedDict):
 
 @with_config(ConfigDict(extra="allow"))
 class FeatureCollection(TypedDict):
-    """A GeoJSON FeatureCollection, with OGC API's counts where the answer is a page; other
-    members (``links``, ``timeStamp``...) pass through."""
+    """A GeoJSON FeatureCollection, with OGC API's counts where the answer is a page (or a
+    highlight cut at its cap, ``truncated``); other members (``links``...) pass through."""
 
     type: Literal["FeatureCollection"]
     features: list[Feature]
     crs: NotRequired[NamedCrs]
     numberMatched: NotRequired[int]
     numberReturned: NotRequired[int]
+    truncated: NotRequired[bool]
 
 
 def named_crs(code: int | str) -> NamedCrs:

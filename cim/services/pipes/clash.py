@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from cim import bounds
 from cim.errors import InvalidInput
 from cim.services.pipes.inputs import ewkt, parse_polygon
 from cim.services.pipes.models import Clash, ClashReport, ElementSide, PairSide
@@ -93,6 +94,7 @@ def detect_clashes(
         raise InvalidInput(f"unknown clash kinds {sorted(unknown)}; use pipe, building")
     if limit < 1:
         raise InvalidInput("limit must be at least 1")
+    bounds.current().check_limit(limit)
     srid = session_srid(session)
     datasets = pipe_dataset_ids(session, dataset_id)
     area_ewkt = ewkt(parse_polygon(area, what="area"), srid) if area is not None else None

@@ -29,6 +29,7 @@ import yaml
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from cim import bounds
 from cim.errors import InvalidInput
 from cim.services.pipes import clearance_pairs as pairs
 from cim.services.pipes.inputs import ewkt, parse_polygon
@@ -187,6 +188,7 @@ def check_clearances(
         )
     if limit < 1:
         raise InvalidInput("limit must be at least 1")
+    bounds.current().check_limit(limit)
     srid = session_srid(session)
     datasets = pipe_dataset_ids(session, dataset_id)
     area_ewkt = ewkt(parse_polygon(area, what="area"), srid) if area is not None else None

@@ -24,8 +24,9 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from cim import bounds
 from cim.errors import InvalidInput
-from cim.services.pipes.geojson import feature_collection, segment_features
+from cim.services.pipes.geojson import highlight
 from cim.services.pipes.ground import has_terrain, terrain_heights
 from cim.services.pipes.inputs import ewkt, parse_polygon
 from cim.services.pipes.models import ExcavatedPipe, ExcavationImpact, OwnerToNotify
@@ -72,6 +73,8 @@ def excavation_impact(
     if margin_m < 0:
         raise InvalidInput("margin_m must not be negative")
     cut = parse_polygon(polygon)
+    zone = cut.buffer(margin_m) if margin_m > 0 else cut
+    bounds.current().check_area(zone.area, "the excavation zone (cut grown by the margin)")
     srid = session_srid(session)
     no_jit(session)
     rows = session.execute(
@@ -83,7 +86,6 @@ def excavation_impact(
             "hidden": sorted(hidden_utilities),
         },
     ).all()
-    zone = cut.buffer(margin_m) if margin_m > 0 else cut
     samples = [_samples(r, zone) for r in rows]
     terrain = has_terrain(session)
     dem = _dem_heights(session, samples, srid) if terrain else [None] * len(samples)
@@ -118,6 +120,7 @@ class PipeSamples:
 
 def _samples(r: AnyRow, zone: BaseGeometry) -> PipeSamples:
     """The sample points of one pipe inside the zone (every metre, at most 200)."""
+    bounds.check_deadline("excavation: sampling the pipes")
     line = shapely.from_wkb(r.wkb)
     length_in_zone, fractions = _sample_fractions(line, zone)
     points = [line.interpolate(f, normalized=True) for f in fractions]
@@ -163,6 +166,7 @@ def _excavated_pipe(
 ) -> ExcavatedPipe:
     """One pipe near the cut: top/invert/ground sampled in the zone, status and clearances;
     ``dem`` the DEM heights at the samples (None without a DEM)."""
+    bounds.check_deadline("excavation: cover and clearances")
     line, fractions, points = sampled.line, sampled.fractions, sampled.points
     height = float(r.diameter_mm or r.height_mm or 0.0) / 1000.0
     half_width = float(r.diameter_mm or r.width_mm or 0.0) / 2000.0
@@ -237,12 +241,13 @@ def _owners_to_notify(pipes: list[ExcavatedPipe]) -> list[OwnerToNotify]:
 def _highlight(
     session: Session, pipes: list[ExcavatedPipe], srid: int, output_crs: str | None
 ) -> FeatureCollection:
-    """The affected segments for the map, each with its status as ``role``."""
+    """The affected segments for the map (capped), each with its status as ``role``."""
+    bounds.check_deadline("excavation: highlight")
     status_of = {p.segment_id: p.status for p in pipes}
-    features = segment_features(session, list(status_of), role="affected")
-    for feature in features:
+    collection = highlight(session, [("segment", list(status_of), "affected")], srid, output_crs)
+    for feature in collection["features"]:
         feature["properties"]["role"] = status_of[feature["properties"]["id"]]
-    return feature_collection(features, srid, output_crs)
+    return collection
 
 
 def _lerp(a: float | None, b: float | None, t: FloatArray) -> FloatArray | None:

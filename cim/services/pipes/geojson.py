@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from cim import bounds
 from cim.services.pipes.sections import class_info
 from cim.services.results import Feature, FeatureCollection, named_crs
 
@@ -72,6 +75,33 @@ def node_features(session: Session, ids: list[int], *, role: str) -> list[Featur
         }
         for r in rows
     ]
+
+
+#: One part of a highlight: segments or nodes, their ids (in the order to keep) and their role.
+HighlightPart = tuple[Literal["segment", "node"], list[int], str]
+
+
+def highlight(
+    session: Session, parts: list[HighlightPart], srid: int, output_crs: str | None = None
+) -> FeatureCollection:
+    """The map highlight of an analysis: the parts' features in order, at most the request's
+    cap (``CIM_MAX_HIGHLIGHT_FEATURES``); beyond it the first ones only, with ``truncated``,
+    ``numberMatched`` (all of them) and ``numberReturned`` - the answer's counts stay exact."""
+    matched = sum(len(ids) for _, ids, _ in parts)
+    room = bounds.current().highlight_room(matched)
+    features: list[Feature] = []
+    taken = 0
+    for kind, ids, role in parts:
+        chosen = ids[: room - taken]
+        taken += len(chosen)
+        build = segment_features if kind == "segment" else node_features
+        features += build(session, chosen, role=role)
+    collection = feature_collection(features, srid, output_crs)
+    if room < matched:
+        collection["truncated"] = True
+        collection["numberMatched"] = matched
+        collection["numberReturned"] = len(features)
+    return collection
 
 
 def feature_collection(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
-from cim.services.pipes.geojson import feature_collection, node_features, segment_features
+from cim.services.pipes.geojson import highlight
 from cim.services.pipes.graph import (
     FAILED_VALVE_STATES,
     PipeGraph,
@@ -196,17 +196,14 @@ def _valve_nodes(graph: PipeGraph, indices: list[int]) -> list[ValveNode]:
 def _highlight(
     session: Session, graph: PipeGraph, result: Isolation, srid: int, output_crs: str | None
 ) -> FeatureCollection:
-    """Isolated segments, valves to close and failed valves passed, for the map."""
-    return feature_collection(
-        segment_features(
-            session, [int(graph.segment_ids[s]) for s in result.segments], role="isolated"
-        )
-        + node_features(
-            session, [int(graph.node_ids[v]) for v in result.valves_to_close], role="close"
-        )
-        + node_features(
-            session, [int(graph.node_ids[v]) for v in result.failed_valves_passed], role="failed"
-        ),
+    """Isolated segments, valves to close and failed valves passed, for the map (capped)."""
+    return highlight(
+        session,
+        [
+            ("segment", [int(graph.segment_ids[s]) for s in result.segments], "isolated"),
+            ("node", [int(graph.node_ids[v]) for v in result.valves_to_close], "close"),
+            ("node", [int(graph.node_ids[v]) for v in result.failed_valves_passed], "failed"),
+        ],
         srid,
         output_crs,
     )

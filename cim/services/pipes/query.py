@@ -17,6 +17,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from cim import bounds
 from cim.errors import InvalidInput
 from cim.services.pipes.geojson import feature_collection
 from cim.services.pipes.inputs import ewkt, parse_line, parse_polygon
@@ -81,6 +82,7 @@ def query_pipes(
     """
     if sum(x is not None for x in (bbox, polygon, line)) != 1:
         raise InvalidInput("give exactly one of bbox, polygon or line")
+    bounds.current().check_limit(limit)
     if not 1 <= limit <= MAX_LIMIT or offset < 0:
         raise InvalidInput(f"limit must be 1..{MAX_LIMIT} and offset >= 0")
     srid = session_srid(session)

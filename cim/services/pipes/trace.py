@@ -19,7 +19,7 @@ from typing import Literal
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
-from cim.services.pipes.geojson import feature_collection, node_features, segment_features
+from cim.services.pipes.geojson import highlight
 from cim.services.pipes.graph import (
     PipeGraph,
     dataset_of_node,
@@ -209,10 +209,13 @@ def _highlight(
     srid: int,
     output_crs: str | None,
 ) -> FeatureCollection:
-    """Traced segments and terminal nodes, for the map."""
-    return feature_collection(
-        segment_features(session, [int(graph.segment_ids[s]) for s in segments], role="traced")
-        + node_features(session, [int(graph.node_ids[n]) for n in terminals], role="terminal"),
+    """Traced segments and terminal nodes, for the map (capped)."""
+    return highlight(
+        session,
+        [
+            ("segment", [int(graph.segment_ids[s]) for s in segments], "traced"),
+            ("node", [int(graph.node_ids[n]) for n in terminals], "terminal"),
+        ],
         srid,
         output_crs,
     )
