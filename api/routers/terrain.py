@@ -7,13 +7,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Body, Query, Request
+from pydantic import BaseModel, Discriminator, Field, Tag
 from starlette.responses import Response
 
 from api.deps import ReadSessionDep, SettingsDep
+from api.requests import Coordinate, Point
 from api.tilefiles import (
     IMMUTABLE,
     REVALIDATE,
@@ -22,7 +23,6 @@ from api.tilefiles import (
     gzipped_file_response,
     layer_file,
 )
-from cim.crs import crs_label, parse_crs
 from cim.errors import InvalidInput
 from cim.services import terrain as terrain_service
 
@@ -43,19 +43,15 @@ def _parse_points(points: str) -> list[tuple[float, float]]:
     return out
 
 
-def _crs_name(session: ReadSessionDep, crs: str | None) -> str:
-    if crs is not None:
-        return crs_label(parse_crs(crs))
-    return f"EPSG:{terrain_service.session_srid(session)}"
-
-
 @router.get("/terrain/elevation", summary="Ground elevation at points")
 def elevation(
     session: ReadSessionDep,
+    settings: SettingsDep,
     points: Annotated[
         str,
         Query(
-            description="x,y pairs separated by ';' (x = easting or longitude)",
+            description="x,y pairs separated by ';' (x = easting or longitude). A URL holds "
+            "about 2,000 points; POST /terrain/elevation takes up to CIM_TERRAIN_MAX_POINTS.",
             examples=["-85.6,38.05;-85.55,38.02"],
             max_length=400_000,
         ),
@@ -63,13 +59,62 @@ def elevation(
     crs: Annotated[
         str | None, Query(description="CRS of the points, e.g. EPSG:4326; default storage")
     ] = None,
-) -> dict[str, Any]:
+) -> terrain_service.Elevations:
     """Height (m) of the finest DEM with a value at each point; ``z`` is null elsewhere."""
-    results = terrain_service.elevations(session, points=_parse_points(points), crs=crs)
-    return {
-        "crs": _crs_name(session, crs),
-        "points": [{"x": r.x, "y": r.y, "z": r.z, "dataset_id": r.dataset_id} for r in results],
-    }
+    return terrain_service.elevations_in_crs(
+        session, points=_parse_points(points), crs=crs, max_points=settings.terrain_max_points
+    )
+
+
+class ElevationPoints(BaseModel):
+    """Points as ``[x, y]`` pairs, in ``crs`` (default the storage CRS)."""
+
+    points: list[Point] = Field(
+        description="[x, y] pairs (x = easting or longitude)",
+        examples=[[[-85.6, 38.05], [-85.55, 38.02]]],
+    )
+    crs: str | None = Field(default=None, description="CRS of the points; default storage")
+
+
+class ElevationMultiPoint(BaseModel):
+    """A GeoJSON MultiPoint (a third coordinate is ignored), in ``crs`` (default storage)."""
+
+    type: Literal["MultiPoint"]
+    coordinates: list[Annotated[list[Coordinate], Field(min_length=2, max_length=3)]]
+    crs: str | None = Field(default=None, description="CRS of the points; default storage")
+
+
+def _body_form(value: Any) -> str:
+    """Which form an elevation body has: a GeoJSON object carries ``type``."""
+    has_type = isinstance(value, dict) and "type" in value
+    return "geojson" if has_type or isinstance(value, ElevationMultiPoint) else "points"
+
+
+ElevationBody = Annotated[
+    Annotated[ElevationPoints, Tag("points")] | Annotated[ElevationMultiPoint, Tag("geojson")],
+    Discriminator(_body_form),
+]
+
+
+@router.post("/terrain/elevation", summary="Ground elevation at many points (JSON body)")
+def elevation_of_many(
+    session: ReadSessionDep,
+    settings: SettingsDep,
+    body: Annotated[
+        ElevationBody,
+        Body(examples=[{"points": [[-85.6, 38.05], [-85.55, 38.02]], "crs": "EPSG:4326"}]),
+    ],
+) -> terrain_service.Elevations:
+    """Like ``GET /terrain/elevation`` for as many points as ``CIM_TERRAIN_MAX_POINTS``
+    (10,000 by default), which no URL holds: ``{"points": [[x, y], ...], "crs": ...}`` or a
+    GeoJSON MultiPoint with an optional ``crs`` member. Same answer as the GET."""
+    if isinstance(body, ElevationPoints):
+        pairs = [(x, y) for x, y in body.points]
+    else:
+        pairs = [(position[0], position[1]) for position in body.coordinates]
+    return terrain_service.elevations_in_crs(
+        session, points=pairs, crs=body.crs, max_points=settings.terrain_max_points
+    )
 
 
 class ProfileRequest(BaseModel):
@@ -86,7 +131,7 @@ class ProfileRequest(BaseModel):
 
 
 @router.post("/terrain/profile", summary="Elevation profile along a polyline")
-def profile(session: ReadSessionDep, body: ProfileRequest) -> dict[str, Any]:
+def profile(session: ReadSessionDep, settings: SettingsDep, body: ProfileRequest) -> dict[str, Any]:
     """Distance (m, in the storage CRS), x, y (in the request's CRS) and z (null = no DEM)."""
     for vertex in body.line:
         if len(vertex) < 2:
@@ -97,6 +142,7 @@ def profile(session: ReadSessionDep, body: ProfileRequest) -> dict[str, Any]:
         crs=body.crs,
         step=body.step,
         samples=body.samples,
+        max_points=settings.terrain_max_points,
     )
     return {
         "crs": result.crs,

@@ -26,9 +26,11 @@ from sqlalchemy.orm import Session
 from cim.crs import crs_label, parse_crs, to_storage, transformer
 from cim.db.migrate import recorded_srid
 from cim.errors import ConfigError, InvalidInput, UnsupportedCRS
+from cim.services.results import Result
 
 MAX_POINTS = 10_000
-"""Most points one elevation or profile request may ask for."""
+"""Most points one elevation or profile request may ask for, unless the caller passes another
+``max_points`` (the API passes ``CIM_TERRAIN_MAX_POINTS``)."""
 
 _HEIGHTS_SQL = text(
     """
@@ -77,6 +79,13 @@ class Elevation:
     dataset_id: int | None
 
 
+class Elevations(Result):
+    """Heights at points, reported in the points' CRS (``crs``)."""
+
+    crs: str
+    points: list[Elevation]
+
+
 @dataclass
 class ProfilePoint:
     """One sample of a profile: distance along the line (m), position and ground height."""
@@ -115,11 +124,11 @@ def heights_in_storage(
     ]
 
 
-def _check_count(count: int, what: str) -> None:
+def _check_count(count: int, what: str, limit: int) -> None:
     if count < 1:
         raise InvalidInput(f"give at least one {what}")
-    if count > MAX_POINTS:
-        raise InvalidInput(f"at most {MAX_POINTS} {what}s per request, got {count}")
+    if count > limit:
+        raise InvalidInput(f"at most {limit} {what}s per request, got {count}")
 
 
 def elevations(
@@ -127,15 +136,17 @@ def elevations(
     *,
     points: Sequence[tuple[float, float]],
     crs: str | int | None = None,
+    max_points: int = MAX_POINTS,
 ) -> list[Elevation]:
-    """Ground height at each point (given in ``crs``, default the storage CRS).
+    """Ground height at each point (given in ``crs``, default the storage CRS); at most
+    ``max_points`` points.
 
     Examples
     --------
     ``elevations(session, points=[(-85.6, 38.05)], crs="EPSG:4326")`` ->
     ``[Elevation(x=-85.6, y=38.05, z=189.34, dataset_id=1)]`` (ky4, reprojected)
     """
-    _check_count(len(points), "point")
+    _check_count(len(points), "point", max_points)
     coords = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if not np.all(np.isfinite(coords)):
         raise InvalidInput("coordinates must be finite numbers")
@@ -149,21 +160,34 @@ def elevations(
     ]
 
 
+def elevations_in_crs(
+    session: Session,
+    *,
+    points: Sequence[tuple[float, float]],
+    crs: str | int | None = None,
+    max_points: int = MAX_POINTS,
+) -> Elevations:
+    """:func:`elevations` with the name of the points' CRS: the answer of ``/terrain/elevation``."""
+    heights = elevations(session, points=points, crs=crs, max_points=max_points)
+    name = f"EPSG:{session_srid(session)}" if crs is None else crs_label(parse_crs(crs))
+    return Elevations(crs=name, points=heights)
+
+
 def _sample_distances(
-    length: float, step: float | None, samples: int | None
+    length: float, step: float | None, samples: int | None, limit: int
 ) -> npt.NDArray[np.float64]:
     if (step is None) == (samples is None):
         raise InvalidInput("give exactly one of step (metres) or samples (count)")
     if samples is not None:
         if samples < 2:
             raise InvalidInput("samples must be at least 2 (both ends of the line)")
-        _check_count(samples, "sample")
+        _check_count(samples, "sample", limit)
         return np.linspace(0.0, length, samples)
     assert step is not None
     if not (np.isfinite(step) and step > 0):
         raise InvalidInput("step must be a positive number of metres")
     count = int(np.floor(length / step)) + 1
-    _check_count(count + 1, "sample")
+    _check_count(count + 1, "sample", limit)
     distances = np.arange(count, dtype=np.float64) * step
     if length - distances[-1] > 1e-9 * max(1.0, length):
         distances = np.append(distances, length)  # always end at the last vertex
@@ -177,6 +201,7 @@ def profile(
     crs: str | int | None = None,
     step: float | None = None,
     samples: int | None = None,
+    max_points: int = MAX_POINTS,
 ) -> Profile:
     """Ground heights along ``line`` every ``step`` metres, or at ``samples`` even spacings.
 
@@ -198,7 +223,7 @@ def profile(
         raise InvalidInput("the profile line is too long to sample")
     if length == 0.0:
         raise InvalidInput("the profile line has zero length")
-    distances = _sample_distances(length, step, samples)
+    distances = _sample_distances(length, step, samples, max_points)
     sx = np.interp(distances, cumulative, vx)
     sy = np.interp(distances, cumulative, vy)
     heights = heights_in_storage(session, sx, sy)

@@ -107,6 +107,84 @@ def test_elevation_rejects_bad_input(
     assert message in response.json()["detail"]
 
 
+def _grid(count: int) -> list[list[float]]:
+    """``count`` points on a 100 x n grid inside the DEM (and not all on one pixel)."""
+    return [[620000.5 + 37.0 * (k % 100), 4210000.5 + 41.0 * (k // 100)] for k in range(count)]
+
+
+def test_post_elevation_takes_the_documented_10000_points(
+    client: TestClient, engine: Engine
+) -> None:
+    points = _grid(10_000)
+    response = client.post("/terrain/elevation", json={"points": points})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["crs"] == "EPSG:32616" and len(body["points"]) == 10_000
+    head = ";".join(f"{x},{y}" for x, y in points[:5])
+    assert (
+        body["points"][:5]
+        == client.get("/terrain/elevation", params={"points": head}).json()["points"]
+    )
+    last = body["points"][-1]
+    assert last["z"] == pytest.approx(_st_value(engine, last["x"], last["y"]), abs=1e-6)
+
+
+def test_post_elevation_takes_a_geojson_multipoint_in_any_crs(client: TestClient) -> None:
+    lon, lat = Transformer.from_crs(32616, 4326, always_xy=True).transform(
+        *zip(*INSIDE, strict=True)
+    )
+    pairs = [[a, b] for a, b in zip(lon, lat, strict=True)]
+    multipoint = {"type": "MultiPoint", "coordinates": pairs, "crs": "EPSG:4326"}
+    posted = client.post("/terrain/elevation", json=multipoint)
+    assert posted.status_code == 200, posted.text
+    query = ";".join(f"{a!r},{b!r}" for a, b in pairs)
+    got = client.get("/terrain/elevation", params={"points": query, "crs": "EPSG:4326"})
+    assert posted.json() == got.json()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"points": _grid(10_001)}, "at most 10000 points"),
+        ({"points": []}, "at least one point"),
+        ({"type": "MultiPoint", "coordinates": []}, "at least one point"),
+        ({"points": [[1, 2, 3]]}, "points"),
+        ({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}, "type"),
+    ],
+)
+def test_post_elevation_rejects_bad_input(
+    client: TestClient, body: dict[str, object], message: str
+) -> None:
+    response = client.post("/terrain/elevation", json=body)
+    assert response.status_code == 400, response.text
+    assert message in response.json()["detail"]
+
+
+def test_post_elevation_refuses_non_finite_numbers(client: TestClient) -> None:
+    response = client.post(
+        "/terrain/elevation",
+        content='{"points": [[NaN, 1], [Infinity, 2]]}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+
+
+def test_the_point_limit_is_a_setting(engine: Engine, server_url: str, tmp_path: Path) -> None:
+    settings = CimSettings(
+        database_url=srid_database_url(server_url, 32616), data_dir=tmp_path, terrain_max_points=3
+    )
+    with TestClient(create_app(settings)) as limited:
+        four = _grid(4)
+        posted = limited.post("/terrain/elevation", json={"points": four})
+        got = limited.get(
+            "/terrain/elevation", params={"points": ";".join(f"{x},{y}" for x, y in four)}
+        )
+        fine = limited.post("/terrain/elevation", json={"points": four[:3]})
+    for response in (posted, got):
+        assert response.status_code == 400 and "at most 3 points" in response.json()["detail"]
+    assert fine.status_code == 200
+
+
 def test_profile_by_step_and_by_samples(client: TestClient, engine: Engine) -> None:
     line = [[620000.0, 4210000.0], [623000.0, 4214000.0], [626000.0, 4214000.0]]
     by_step = client.post("/terrain/profile", json={"line": line, "step": 100}).json()
