@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from api.deps import SessionDep
@@ -255,3 +258,63 @@ def test_geometries_that_cannot_be_moved_to_the_storage_crs_are_400(
 ) -> None:
     response = client.post(path, content=body, headers={"Content-Type": "application/json"})
     _problem(response, 400)
+
+
+HOSTILE_NUMBERS = st.one_of(
+    st.sampled_from(
+        [math.nan, math.inf, -math.inf, -1, -0.0, 0, 1e308, -1e308, 2**63, -(2**63) - 1, 10**400]
+    ),
+    st.floats(),
+    st.integers(),
+)
+SQUARE = {
+    "type": "Polygon",
+    "coordinates": [[[X0, Y0], [X0 + 50, Y0], [X0 + 50, Y0 + 50], [X0, Y0]]],
+}
+
+
+@st.composite
+def hostile_requests(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    """A route and a body whose every numeric field is drawn from ``HOSTILE_NUMBERS``."""
+
+    def n() -> Any:
+        return draw(HOSTILE_NUMBERS)
+
+    choice = draw(st.integers(0, 7))
+    if choice == 0:
+        return "/analysis/pipes/query", {"bbox": [n(), n(), n(), n()]}
+    if choice == 1:
+        ring = [[n(), n()], [n(), n()], [n(), n()], [n(), n()]]
+        fields = ("buffer_m", "diameter_min_mm", "depth_max_m", "year_min", "limit", "offset")
+        body = {"polygon": {"type": "Polygon", "coordinates": [ring]}}
+        return "/analysis/pipes/query", body | {name: n() for name in fields}
+    if choice == 2:
+        return "/analysis/pipes/isolation", {"point": [n(), n()], "tolerance_m": n()}
+    if choice == 3:
+        return "/analysis/pipes/isolation", {"segment_id": n()}
+    if choice == 4:
+        return "/analysis/pipes/trace", {"node_id": n(), "max_distance_m": n()}
+    if choice == 5:
+        return "/analysis/pipes/excavation", {"polygon": SQUARE, "depth_m": n(), "margin_m": n()}
+    if choice == 6:
+        return "/analysis/pipes/clearance", {"limit": n(), "dataset_id": n()}
+    return "/terrain/elevation", {"points": [[n(), n()], [n(), n()]]}
+
+
+def test_hostile_numbers_never_give_a_server_error(client: TestClient) -> None:
+    """Negative, non-finite and huge numbers in every numeric field: a 2xx or a 4xx, never 5xx."""
+
+    sent: list[int] = []
+
+    @given(request=hostile_requests())
+    @settings(max_examples=200, deadline=None, database=None, derandomize=True)
+    def run(request: tuple[str, dict[str, Any]]) -> None:
+        path, body = request
+        response = client.post(
+            path, content=json.dumps(body), headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code < 500, (path, body, response.text)
+        sent.append(response.status_code)
+
+    run()
+    assert len(sent) >= 150 and 200 in sent
