@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -82,10 +83,14 @@ class Deadline:
 
         return unregister
 
+    @property
+    def is_shielded(self) -> bool:
+        return self._shields > 0
+
     @contextmanager
     def shielded(self) -> Iterator[None]:
         """Work the deadline must not interrupt (a shared cache fill that the next request
-        would only start over); the next check after it still raises when the time is up."""
+        would only start over); the next check or statement after it raises if time is up."""
         with self._lock:
             self._shields += 1
         try:
@@ -123,6 +128,9 @@ class Bounds:
         """How many of ``wanted`` highlighted features may be sent."""
         return wanted if self.max_highlight is None else min(wanted, self.max_highlight)
 
+
+CHECK_EVERY = 4096
+"""Hot loops (graph walks) check the deadline once per this many steps."""
 
 UNBOUNDED = Bounds()
 _current: ContextVar[Bounds] = ContextVar("cim_bounds", default=UNBOUNDED)
@@ -163,8 +171,15 @@ def statements_bounded(session: Session) -> Iterator[None]:
     if deadline is None:
         yield
         return
-    driver = session.connection().connection.driver_connection
+    connection = session.connection()
+    driver = connection.connection.driver_connection
     unregister = deadline.on_cancel(driver.cancel_safe)  # type: ignore[union-attr]
+
+    def before_statement(*_: object) -> None:  # none starts once the deadline is over
+        if not deadline.is_shielded:
+            deadline.check("a database query")
+
+    event.listen(connection, "before_cursor_execute", before_statement)
     try:
         yield
     except DBAPIError as exc:
@@ -172,7 +187,15 @@ def statements_bounded(session: Session) -> Iterator[None]:
             deadline.check("a database query")
         raise
     finally:
+        event.remove(connection, "before_cursor_execute", before_statement)
         unregister()
+
+
+def time_left(seconds: float) -> float:
+    """``seconds``, or less when the current request's deadline comes sooner (a solver's time
+    limit must end before the request's deadline)."""
+    deadline = _current.get().deadline
+    return seconds if deadline is None else max(0.0, min(seconds, deadline.remaining()))
 
 
 def activate(bounds: Bounds) -> None:

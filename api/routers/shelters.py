@@ -6,6 +6,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import AnalystDep
+from api.bounds import BOUNDED
 from api.deps import SessionDep
 from api.requests import AreaPerPerson, GridSpacing, PositiveDistance, SolverSeconds
 from cim.services.shelters import plan as shelter_plan
@@ -64,7 +65,12 @@ class SuggestRequest(shelter_suggest.SuggestParameters):
     time_limit_s: SolverSeconds = 60.0
 
 
-@router.post("/plans", status_code=status.HTTP_201_CREATED, summary="Compute a shelter plan")
+@router.post(
+    "/plans",
+    status_code=status.HTTP_201_CREATED,
+    summary="Compute a shelter plan",
+    dependencies=BOUNDED,
+)
 def create_plan(params: PlanRequest, session: SessionDep, principal: AnalystDep) -> PlanSummary:
     """Assign residents to shelters optimally (max covered, then min person-distance) and store
     the plan: per-shelter load and zone, uncovered persons with their reason, statistics.
@@ -104,7 +110,7 @@ def plan_uncovered(plan_id: int, session: SessionDep) -> UncoveredCollection:
     return shelter_zones.uncovered_features(session, plan_id=plan_id)
 
 
-@router.post("/suggest", summary="Suggest new shelter sites (MCLP)")
+@router.post("/suggest", summary="Suggest new shelter sites (MCLP)", dependencies=BOUNDED)
 def suggest(params: SuggestRequest, session: SessionDep) -> SiteSuggestion:
     """Choose k candidate sites maximising the newly covered population; reports the gain."""
     return shelter_suggest.suggest_sites(session, params=params)

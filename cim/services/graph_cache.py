@@ -25,6 +25,8 @@ from typing import Generic, TypeVar
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from cim import bounds
+
 Graph = TypeVar("Graph")
 
 BUILD_TIMEOUT = "10min"
@@ -59,12 +61,14 @@ class GraphCache(Generic[Graph]):
             graph = self.get(key)
             if graph is not None:
                 return graph, True
-            previous = session.execute(text("SHOW statement_timeout")).scalar_one()
-            session.execute(text(f"SET LOCAL statement_timeout = '{BUILD_TIMEOUT}'"))
-            graph = build()  # on an error the transaction rolls back, and the SET LOCAL with it
-            session.execute(
-                text("SELECT set_config('statement_timeout', :value, true)"), {"value": previous}
-            )
+            with bounds.shielded():  # nor does the request's deadline cut it short
+                previous = session.execute(text("SHOW statement_timeout")).scalar_one()
+                session.execute(text(f"SET LOCAL statement_timeout = '{BUILD_TIMEOUT}'"))
+                graph = build()  # on an error the transaction rolls back, and the SET LOCAL too
+                session.execute(
+                    text("SELECT set_config('statement_timeout', :value, true)"),
+                    {"value": previous},
+                )
             with self._lock:
                 self._graphs[key] = graph
                 while len(self._graphs) > self.size:

@@ -1,4 +1,5 @@
-"""Bounded analyses (issue 16, defect 2): set-based SQL, so the statement timeout applies."""
+"""Bounded analyses (issue 16, defect 2): set-based SQL, so the statement timeout applies;
+the deadline of a request stops loops and statements, not shared graph builds."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
+from cim.bounds import Bounds, Deadline, bounded, statements_bounded
+from cim.errors import AnalysisTimeout
+from cim.services.graph_cache import GraphCache
 from cim.services.pipes.excavation import excavation_impact
 from tests.cim.pipes_fixtures import N, S, make_dataset, write_network
 from tests.conftest import TEST_SRID
@@ -76,3 +80,24 @@ def test_excavation_sends_the_same_statements_for_few_or_many_pipes(session: Ses
             assert covers["C30"] == pytest.approx(11.0 - 9.05)
         sent[count] = len(statements)
     assert sent[40] == sent[3]
+
+
+def test_past_the_deadline_no_statement_starts_but_a_graph_build_finishes(
+    session: Session,
+) -> None:
+    """A shared cache fill is shielded (the next request would only start it over); the
+    request's next statement is refused with the deadline's error."""
+    cache: GraphCache[int] = GraphCache(2)
+    with bounded(Bounds(deadline=Deadline(0.0))), statements_bounded(session):
+        built, _ = cache.get_or_build(
+            "key", session, lambda: int(session.execute(text("SELECT 41 + 1")).scalar_one())
+        )
+        assert built == 42 and cache.get("key") == 42
+        with pytest.raises(AnalysisTimeout, match="CIM_ANALYSIS_TIMEOUT_MS"):
+            session.execute(text("SELECT 1"))
+
+
+def test_an_expired_deadline_stops_the_excavation_loop(session: Session) -> None:
+    dataset = crossing_pipes(session, 3)
+    with bounded(Bounds(deadline=Deadline(0.0))), pytest.raises(AnalysisTimeout, match="excav"):
+        excavation_impact(session, polygon=CUT, depth_m=2.0, dataset_id=dataset)

@@ -142,6 +142,8 @@ def _keep(
     count = 0
     for r in rows:
         count += 1
+        if count % bounds.CHECK_EVERY == 0:
+            bounds.check_deadline("clashes: reading the pairs")
         if len(kept) < limit:
             kept.append(make(r))
     return count

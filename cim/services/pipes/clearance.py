@@ -211,6 +211,7 @@ def check_clearances(
             found += _pipe_pairs(session, pipe_kinds, datasets, area_ewkt, widest, hidden_utilities)
         if "building" in kinds:
             found.append(_buildings(session, datasets, area_ewkt, widest, hidden_utilities))
+    bounds.check_deadline("clearance: ranking the violations")
     return _answer(session, srid, datasets, found, by_id, limit)
 
 
@@ -255,9 +256,11 @@ def _pipe_pairs(
         radius=reach,
     )
     merged = {k: [v for table, _ in rows.values() for v in table[k]] for k in ("au", "bu")}
+    bounds.check_deadline("clearance: candidate pairs")
     a, b, crossing = pairs.candidate_pairs(seg, reach, pairs.allowed_classes(seg, merged))
     out = []
     for kind, (table, radius) in rows.items():
+        bounds.check_deadline(f"clearance: {kind} rules")
         if kind == "horizontal":
             hit = pairs.horizontal(seg, a[~crossing], b[~crossing], table)
             location = np.column_stack([hit.x, hit.y])

@@ -21,6 +21,7 @@ import numpy.typing as npt
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from cim import bounds
 from cim.errors import InvalidInput, NotFound
 from cim.services.graph_cache import GraphCache
 
@@ -104,6 +105,8 @@ class PipeGraph:
             distance, node = heapq.heappop(heap)
             if node == target:
                 break
+            if len(previous) % bounds.CHECK_EVERY == 0:
+                bounds.check_deadline("profile: finding the path")
             if distance > best.get(node, float("inf")):
                 continue
             for segment in self.incident(node):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from cim import bounds
 from cim.errors import InvalidInput
 from cim.services.pipes.geojson import highlight
 from cim.services.pipes.graph import (
@@ -67,6 +68,8 @@ def isolate(
         if node in seen_nodes:
             continue
         seen_nodes.add(node)
+        if len(seen_nodes) % bounds.CHECK_EVERY == 0:
+            bounds.check_deadline("isolation: walking to the valves")
         if graph.is_valve(node):
             state = graph.node_valve_state[node]
             if node not in failed_valves and state not in FAILED_VALVE_STATES:

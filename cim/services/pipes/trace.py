@@ -18,6 +18,7 @@ from typing import Literal
 
 from sqlalchemy.orm import Session
 
+from cim import bounds
 from cim.errors import InvalidInput
 from cim.services.pipes.geojson import highlight
 from cim.services.pipes.graph import (
@@ -65,8 +66,12 @@ def trace_indices(
     heap = [(0.0, node) for node in start_nodes]
     heapq.heapify(heap)
     reached_segments: set[int] = set()
+    steps = 0
     while heap:
         distance, node = heapq.heappop(heap)
+        steps += 1
+        if steps % bounds.CHECK_EVERY == 0:
+            bounds.check_deadline("trace: walking the network")
         if distance > best.get(node, math.inf):
             continue
         if node not in start_nodes and graph.is_valve(node):

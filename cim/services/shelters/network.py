@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
+from cim.bounds import check_deadline
 from cim.services.roads.graph import FloatArray, IntArray, RoadGraph, min_edges
 from cim.services.shelters.models import NetworkPairFigures
 
@@ -224,6 +225,7 @@ def _walk_sites(
         group = on[site_radius[on] == radius]
         for first in range(0, len(group), batch):
             chunk = group[first : first + batch]
+            check_deadline("shelters: road distances from the sites")
             reach = dijkstra(
                 walk.augmented, directed=True, indices=n_nodes + chunk, limit=float(radius)
             )

@@ -26,6 +26,7 @@ from itertools import islice
 import numpy as np
 import numpy.typing as npt
 
+from cim.bounds import check_deadline, time_left
 from cim.errors import InvalidInput
 
 PERSON_SCALE = 100  # flow units per person: hundredths of a person
@@ -117,6 +118,8 @@ def solve_unsplit(problem: PairProblem, *, time_limit_s: float = 60.0) -> Assign
     from scipy.sparse import csr_array
 
     problem.check()
+    check_deadline("shelters: solving the assignment")
+    time_limit_s = time_left(time_limit_s)
     started = time.perf_counter()
     n, m, p = len(problem.demand), len(problem.capacity), len(problem.pair_unit)
     if p == 0:
@@ -142,6 +145,7 @@ def solve_unsplit(problem: PairProblem, *, time_limit_s: float = 60.0) -> Assign
     gap = 0.0 if first.status == 0 else float(abs(first.mip_gap or 0.0))
     # Phase 2: keep the coverage (half a person of slack against float noise), cut distance.
     coverage = LinearConstraint(weight.reshape(1, -1), covered - 0.5, np.inf)
+    check_deadline("shelters: shortening the distances")
     remaining = max(1.0, time_limit_s - (time.perf_counter() - started))
     second = milp(
         weight * problem.pair_distance,
@@ -241,6 +245,7 @@ def _mclp_enumerate(
     subsets = combinations(range(n_sites), k)
     while True:
         chunk = np.array(list(islice(subsets, 4096)), dtype=np.int64).reshape(-1, k)
+        check_deadline("shelters: choosing sites")
         if len(chunk) == 0:
             break
         values = cover[chunk].any(axis=1) @ weights
@@ -297,6 +302,8 @@ def _mclp_mip(
     pick = LinearConstraint(pick.A, k, k)
     c = np.concatenate([np.zeros(n_sites), -weight[demands]])
     integrality = np.concatenate([np.ones(n_sites), np.zeros(len(demands))])
+    check_deadline("shelters: choosing sites")
+    time_limit_s = time_left(time_limit_s)
     result = milp(
         c,
         constraints=[cover, pick],
