@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
+from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
-from api.bounds import _watch
+from api.bounds import BOUNDED, _watch
+from api.deps import ReadSessionDep
 from api.main import create_app
 from cim.bounds import Bounds, Deadline, bounded, statements_bounded
 from cim.config import CimSettings
@@ -138,3 +142,57 @@ def test_the_watcher_cancels_the_deadline_when_the_client_disconnects() -> None:
     deadline.on_cancel(lambda: cancelled.append(True))
     asyncio.run(asyncio.wait_for(_watch(request, deadline), 5))
     assert deadline.cancelled == "the client disconnected" and cancelled == [True]
+
+
+def test_a_client_that_leaves_stops_its_analysis_query(
+    database_url: str, tmp_path: Path, engine: Engine
+) -> None:
+    """A real server and a real socket: the client sends an analysis and goes; the server's
+    statement is cancelled within a second or so, not left running for minutes."""
+    slow = APIRouter(dependencies=BOUNDED)
+
+    @slow.post("/slow-analysis")
+    def slow_analysis(session: ReadSessionDep) -> dict[str, str]:
+        session.execute(text("SELECT pg_sleep(30) /* bounded-disconnect-test */"))
+        return {"done": "yes"}
+
+    app = create_app(CimSettings(database_url=database_url, data_dir=tmp_path / "d"))
+    app.include_router(slow)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        client = socket.create_connection(("127.0.0.1", port))
+        client.sendall(b"POST /slow-analysis HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        assert _waits_for(lambda: _sleeping(engine) == 1)
+        client.close()
+        assert _waits_for(lambda: _sleeping(engine) == 0, seconds=5)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def _sleeping(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(
+            connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+                    " AND query LIKE '%bounded-disconnect-test%' AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        )
+
+
+def _waits_for(condition: Any, seconds: float = 10) -> bool:
+    ends = time.monotonic() + seconds
+    while time.monotonic() < ends:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
