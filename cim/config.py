@@ -88,7 +88,7 @@ class CimSettings(BaseSettings):
         description="Largest `limit` of an analysis (pipe query, clearance, clashes); more -> 400.",
     )
     max_analysis_area_m2: float = Field(
-        default=1_000_000.0,
+        default=4_000_000.0,
         gt=0,
         description="Largest area (m²) an excavation examines (the cut grown by its margin).",
     )
