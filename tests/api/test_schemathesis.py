@@ -1,7 +1,8 @@
 """Property-based API tests: schemathesis generates requests from the OpenAPI 3.0 at ``/api``.
 
-Runs against a real ``cim serve`` on the fixture city; every generated case must get a
-response that is not a 5xx and that conforms to the document (status code, content type,
+Runs against a real ``cim serve`` on the fixture city; a quarter of the query values are
+replaced by negative, non-finite or out-of-range numbers; every case must get a response that
+is not a 5xx and that conforms to the document (status code, content type,
 schema). At least 500 cases run over the OGC, dataset and job endpoints.
 """
 
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -24,6 +26,11 @@ from tests.api.server import cim_serve
 
 MINE = r"^/($|conformance|collections|datasets|jobs)"
 MIN_CASES = 500
+HOSTILE_NUMBERS = st.sampled_from(
+    ["-1", "-0", "NaN", "Infinity", "-Infinity", "1e309", "-1e309", "9223372036854775808",
+     "-9223372036854775809", "0,NaN,1,Infinity", "-1,-1,-1,-1"]
+)  # fmt: skip
+"""Replacements for query values: negative, non-finite and out-of-range numbers (and bboxes)."""
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +60,11 @@ CHECKS = [
 def test_generated_requests_conform(api_schema: schemathesis.BaseSchema) -> None:
     """Each operation gets up to 70 generated cases (fewer when its inputs are exhausted)."""
     labels: list[str] = []
+    hostile: list[str] = []
     for result in api_schema.get_all_operations():
         operation = result.ok()
 
-        @given(case=operation.as_strategy())
+        @given(case=operation.as_strategy(), data=st.data())
         @settings(
             max_examples=50,
             deadline=None,
@@ -64,13 +72,18 @@ def test_generated_requests_conform(api_schema: schemathesis.BaseSchema) -> None
             database=None,
             phases=[Phase.explicit, Phase.generate],
         )
-        def run(case: schemathesis.Case) -> None:
+        def run(case: schemathesis.Case, data: st.DataObject) -> None:
             labels.append(case.operation.label)
+            for name in list(case.query or {}):
+                if data.draw(st.integers(0, 3)) == 0:  # a quarter of the values turn hostile
+                    case.query[name] = data.draw(HOSTILE_NUMBERS)
+                    hostile.append(name)
             case.call_and_validate(checks=CHECKS, timeout=30)
 
         run()
     print(f"{len(labels)} generated cases")
     assert len(labels) >= MIN_CASES, f"only {len(labels)} generated cases ran"
+    assert {"limit", "bbox"} <= set(hostile), "no hostile numbers were sent"
     assert {label.split()[1] for label in labels} >= {
         "/collections/{collection_id}/items",
         "/collections/{collection_id}/items/{feature_id}",
