@@ -95,8 +95,8 @@ class CimSettings(BaseSettings):
     max_highlight_features: int = Field(
         default=5_000,
         ge=1,
-        description="Most GeoJSON features in an analysis highlight; beyond, it is truncated "
-        "(`truncated: true`, `numberMatched` exact) while the answer's counts stay exact.",
+        description="Most GeoJSON features in an analysis highlight, and most items in the "
+        "lists of a trace or isolation; beyond, they are cut (`truncated: true`), counts exact.",
     )
     analysis_timeout_ms: int | None = Field(
         default=None,

@@ -94,16 +94,24 @@ def test_highlights_beyond_the_cap_are_truncated_counts_stay_exact(
 ) -> None:
     answer = capped.post("/analysis/pipes/isolation", json={"segment_id": network["bc"]}).json()
     assert answer["segment_count"] == 3 and len(answer["valves_to_close"]) == 2
+    assert len(answer["isolated_segments"]) == 2 and answer["truncated"] is True
+    traced = capped.post("/analysis/pipes/trace", json={"segment_id": network["bc"]}).json()
+    assert (traced["segment_count"], len(traced["segments"])) == (5, 2)
+    assert (traced["node_count"], len(traced["nodes"]), traced["truncated"]) == (6, 2, True)
     highlight = answer["geojson"]
     assert len(highlight["features"]) == 2 and highlight["truncated"] is True
     assert (highlight["numberMatched"], highlight["numberReturned"]) == (5, 2)
 
 
-def test_below_the_caps_answers_are_unchanged(database_url: str, tmp_path: Path) -> None:
+def test_below_the_caps_answers_are_unchanged(
+    database_url: str, tmp_path: Path, network: dict[str, int]
+) -> None:
     """No ``truncated`` member while the highlight fits (default caps)."""
     with app_client(database_url, tmp_path) as client:
         answer = client.post("/analysis/pipes/excavation", json={"polygon": CUT, "depth_m": 2.0})
+        traced = client.post("/analysis/pipes/trace", json={"segment_id": network["bc"]}).json()
     assert answer.status_code == 200 and "truncated" not in answer.json()["geojson"]
+    assert "truncated" not in traced and "node_count" not in traced and len(traced["nodes"]) == 6
 
 
 def test_a_deadline_set_very_low_answers_503_with_retry_after(

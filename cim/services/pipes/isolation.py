@@ -166,6 +166,7 @@ def isolation_summary(
     kinds: dict[str, int] = {}
     for i in result.nodes:
         kinds[graph.node_kind[i] or "junction"] = kinds.get(graph.node_kind[i] or "junction", 0) + 1
+    room = bounds.current().highlight_room(max(len(result.segments), len(result.nodes)))
     return BurstIsolation(
         dataset_id=graph.dataset_id,
         burst_segment=Ref(id=segment_id, code=graph.segment_codes[graph.segment_index(segment_id)]),
@@ -173,14 +174,16 @@ def isolation_summary(
         valves_already_closed=_valve_nodes(graph, result.valves_already_closed),
         failed_valves_passed=_valve_nodes(graph, result.failed_valves_passed),
         isolated_segments=[
-            Ref(id=int(graph.segment_ids[s]), code=graph.segment_codes[s]) for s in result.segments
+            Ref(id=int(graph.segment_ids[s]), code=graph.segment_codes[s])
+            for s in result.segments[:room]
         ],
         segment_count=len(result.segments),
         length_m=round(float(lengths.sum()), 3),
         volume_m3=round(volume, 3),
-        affected_nodes=_valve_nodes(graph, result.nodes),
-        affected_node_kinds=kinds,
+        affected_nodes=_valve_nodes(graph, result.nodes[:room]),
+        affected_node_kinds=kinds,  # exact: the number of affected nodes of each kind
         geojson=(_highlight(session, graph, result, srid, output_crs) if with_geojson else None),
+        truncated=room < max(len(result.segments), len(result.nodes)),
     )
 
 

@@ -33,6 +33,17 @@ OptionalGeojson = Annotated[
 ]
 
 
+def _absent_if_false(value: object) -> bool:
+    return value is False
+
+
+#: ``true`` when a walk's lists were cut at the request's cap (``CIM_MAX_HIGHLIGHT_FEATURES``);
+#: absent otherwise. Counts (``segment_count``, ``node_count``...) stay exact.
+ListsTruncated = Annotated[bool, Field(default=False, exclude_if=_absent_if_false)]
+#: An exact count sent only beside truncated lists (the full list says it otherwise).
+CountIfTruncated = Annotated[int | None, Field(default=None, exclude_if=_absent_if_none)]
+
+
 class Ref(Result):
     """A segment or node by id and code."""
 
@@ -280,6 +291,7 @@ class BurstIsolation(Result):
     affected_nodes: list[ValveNode]
     affected_node_kinds: dict[str, int]
     geojson: OptionalGeojson
+    truncated: ListsTruncated
 
 
 class NetworkTrace(Result):
@@ -295,6 +307,8 @@ class NetworkTrace(Result):
     segment_count: int
     length_m: float
     geojson: OptionalGeojson
+    node_count: CountIfTruncated
+    truncated: ListsTruncated
 
 
 # --- excavation -----------------------------------------------------------------------------

@@ -148,12 +148,16 @@ def trace(
     if start.segment is not None:
         segments = sorted(set(segments) | {start.segment})
     terminals = _terminals(graph, nodes, segments, mode, direction_from)
+    room = bounds.current().highlight_room(max(len(segments), len(nodes)))
+    truncated = room < max(len(segments), len(nodes))
     return NetworkTrace(
         dataset_id=graph.dataset_id,
         mode="directed" if gravity else "connected_component",
         direction=mode,
         direction_from=direction_from if gravity else None,
-        segments=[Ref(id=int(graph.segment_ids[s]), code=graph.segment_codes[s]) for s in segments],
+        segments=[
+            Ref(id=int(graph.segment_ids[s]), code=graph.segment_codes[s]) for s in segments[:room]
+        ],
         nodes=[
             TracedNode(
                 id=int(graph.node_ids[n]),
@@ -161,11 +165,11 @@ def trace(
                 kind=graph.node_kind[n],
                 distance_m=round(distance[n], 3),
             )
-            for n in nodes
+            for n in nodes[:room]
         ],
         terminal_nodes=[
             NodeRef(id=int(graph.node_ids[n]), code=graph.node_codes[n], kind=graph.node_kind[n])
-            for n in terminals
+            for n in terminals[:room]
         ],
         segment_count=len(segments),
         length_m=round(float(graph.segment_length[segments].sum()) if segments else 0.0, 3),
@@ -174,6 +178,8 @@ def trace(
             if with_geojson
             else None
         ),
+        node_count=len(nodes) if truncated else None,
+        truncated=truncated,
     )
 
 
