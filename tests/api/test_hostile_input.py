@@ -12,11 +12,14 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api.deps import SessionDep
 from api.main import create_app
@@ -318,3 +321,30 @@ def test_hostile_numbers_never_give_a_server_error(client: TestClient) -> None:
 
     run()
     assert len(sent) >= 150 and 200 in sent
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "title"),
+    [
+        (
+            OperationalError("SELECT 1", {}, psycopg.OperationalError("connection refused")),
+            503,
+            "DatabaseUnavailable",
+        ),
+        (PoolTimeout("QueuePool limit reached"), 503, "DatabaseBusy"),
+    ],
+    ids=["connection-refused", "pool-exhausted"],
+)
+def test_outages_and_overload_still_say_retry(
+    settings: CimSettings, error: Exception, status: int, title: str
+) -> None:
+    app = create_app(settings)
+
+    @app.get("/probe")
+    def probe() -> None:
+        raise error
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/probe")
+    assert (response.status_code, response.json()["title"]) == (status, title)
+    assert response.headers["retry-after"]
