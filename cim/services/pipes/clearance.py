@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import yaml
@@ -59,9 +59,16 @@ class Rule:
     description: str
 
 
+class RuleBook(NamedTuple):
+    """The rule file read: gas pressure-class synonyms (class -> names) and every rule."""
+
+    pressure_classes: dict[str, list[str]]
+    rules: tuple[Rule, ...]
+
+
 @cache
-def clearance_rules() -> tuple[dict[str, Any], tuple[Rule, ...]]:
-    """The rule file: its header (sources, pressure classes) and every rule."""
+def clearance_rules() -> RuleBook:
+    """The rule file ``cim/data/gb50289_clearances.yaml``: pressure classes and every rule."""
     raw = yaml.safe_load(
         resources.files("cim").joinpath("data/gb50289_clearances.yaml").read_text("utf-8")
     )
@@ -81,7 +88,8 @@ def clearance_rules() -> tuple[dict[str, Any], tuple[Rule, ...]]:
                     description=entry["description"],
                 )
             )
-    return raw, tuple(rules)
+    classes = {str(k): [str(n) for n in v] for k, v in raw["pressure_classes"].items()}
+    return RuleBook(pressure_classes=classes, rules=tuple(rules))
 
 
 def _rule_rows(kind: str, hidden: frozenset[str] = frozenset()) -> dict[str, list[Any]]:
@@ -89,7 +97,7 @@ def _rule_rows(kind: str, hidden: frozenset[str] = frozenset()) -> dict[str, lis
     columns: dict[str, list[Any]] = {
         k: [] for k in ("rid", "au", "ap", "amin", "amax", "bu", "bp", "bmin", "bmax", "req")
     }
-    for rule in clearance_rules()[1]:
+    for rule in clearance_rules().rules:
         if rule.kind != kind or rule.a["utility"] in hidden:
             continue
         if rule.b is not None and rule.b["utility"] in hidden:
@@ -116,10 +124,9 @@ def _rule_rows(kind: str, hidden: frozenset[str] = frozenset()) -> dict[str, lis
 
 
 def _synonyms() -> tuple[list[str], list[str]]:
-    raw, _ = clearance_rules()
     pairs = [
         (str(s).lower().replace(" ", ""), cls)
-        for cls, names in raw["pressure_classes"].items()
+        for cls, names in clearance_rules().pressure_classes.items()
         for s in names
     ]
     return [p[0] for p in pairs], [p[1] for p in pairs]
@@ -192,7 +199,7 @@ def check_clearances(
     srid = session_srid(session)
     datasets = pipe_dataset_ids(session, dataset_id)
     area_ewkt = ewkt(parse_polygon(area, what="area"), srid) if area is not None else None
-    _, rules = clearance_rules()
+    rules = clearance_rules().rules
     by_id = {r.id: r for r in rules}
     found: list[_Violations] = []
     if datasets:
