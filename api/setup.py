@@ -1,4 +1,4 @@
-"""App-wide concerns from settings: OpenAPI 3.0, CORS, body limit, timeouts, the read engine."""
+"""App-wide concerns from settings: OpenAPI 3.0, CORS, request guards, timeouts, the read engine."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, event
 from starlette.middleware.cors import CORSMiddleware
 
+from api.bulkhead import Bulkhead
 from api.middleware import BodySizeLimit
 from api.openapi import install_openapi30
 from cim.config import CimSettings
@@ -15,7 +16,8 @@ from cim.db.engine import make_engine
 
 
 def configure(app: FastAPI, settings: CimSettings) -> None:
-    """Install the OpenAPI 3.0 document, CORS (when origins are set) and the body size limit."""
+    """Install the OpenAPI 3.0 document, CORS (when origins are set), the body size limit and
+    the bulkhead of heavy analyses."""
     install_openapi30(app)
     origins = settings.cors_origin_list
     if origins:
@@ -28,6 +30,12 @@ def configure(app: FastAPI, settings: CimSettings) -> None:
             max_age=600,
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        Bulkhead,
+        concurrency=settings.heavy_concurrency,
+        queue=settings.heavy_queue,
+        queue_seconds=settings.heavy_queue_seconds,
+    )
 
 
 def apply_statement_timeout(engine: Engine, timeout_ms: int) -> None:

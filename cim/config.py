@@ -116,6 +116,23 @@ class CimSettings(BaseSettings):
     collection_cache_seconds: float = Field(
         default=5.0, ge=0, description="How long the list of non-empty collections is cached."
     )
+    heavy_concurrency: int = Field(
+        default=2, ge=1, description="Heavy analyses running at once per server process."
+    )
+    heavy_queue: int = Field(
+        default=8, ge=0, description="Heavy analyses waiting for a slot; beyond: 503 at once."
+    )
+    heavy_queue_seconds: float = Field(
+        default=2.0, ge=0, description="Longest wait for a heavy-analysis slot; then 503."
+    )
+    anonymous_rate_per_minute: int = Field(
+        default=600, ge=0, description="Requests per minute of one anonymous address; 0 = off."
+    )
+    api_key_cache_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long a key's validity is remembered by the rate limiter (not access).",
+    )
     cql_max_length: int = Field(
         default=16_384, ge=64, description="Most characters of a CQL2 filter (text or JSON)."
     )

@@ -1,0 +1,137 @@
+"""A bulkhead for heavy analyses: a few run at once per process, a few wait briefly, the rest get
+503 + ``Retry-After`` at once, so fast routes (items, tiles, health) never queue behind them.
+
+Pure ASGI, in front of the routes: the heavy routes are named by method and path template
+(:data:`HEAVY_ROUTES`), no route is edited. A request waiting for a slot holds no worker thread
+and no database connection; a slot is held until the answer has been sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.errors import problem
+
+HEAVY_ROUTES = (
+    ("POST", "/analysis/pipes/isolation"),
+    ("POST", "/analysis/pipes/clearance"),
+    ("POST", "/analysis/pipes/clashes"),
+    ("POST", "/analysis/pipes/excavation"),
+    ("POST", "/analysis/pipes/trace"),
+    ("GET", "/analysis/pipes/profile"),
+    ("POST", "/analysis/shelters/plans"),
+    ("POST", "/analysis/shelters/suggest"),
+)
+"""The analyses that may hold a worker for seconds: graph walks, pair checks, solvers."""
+
+
+@dataclass(eq=False)
+class _Waiter:
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[None]
+    granted: bool = False
+
+
+@dataclass
+class Slots:
+    """``size`` slots and a queue of at most ``queue`` waiters, each waiting ``wait_s`` at most.
+
+    Thread-safe (a lock guards the counters), so requests on different event loops (test
+    clients) share it like the requests of one uvicorn process do.
+    """
+
+    size: int
+    queue: int
+    wait_s: float
+    running: int = 0
+    _waiting: deque[_Waiter] = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def acquire(self) -> bool:
+        """Take a slot (waiting in the queue if there is room); False when refused."""
+        with self._lock:
+            if self.running < self.size:
+                self.running += 1
+                return True
+            if len(self._waiting) >= self.queue:
+                return False
+            loop = asyncio.get_running_loop()
+            waiter = _Waiter(loop, loop.create_future())
+            self._waiting.append(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter.future), self.wait_s)
+        except TimeoutError:
+            return not self._abandon(waiter)  # granted just as the wait ended: run
+        except asyncio.CancelledError:  # the client left while waiting
+            if not self._abandon(waiter):
+                self.release()
+            raise
+        return True
+
+    def _abandon(self, waiter: _Waiter) -> bool:
+        """Leave the queue; False when the slot was already handed to ``waiter``."""
+        with self._lock:
+            if waiter.granted:
+                return False
+            self._waiting.remove(waiter)
+            return True
+
+    def release(self) -> None:
+        """Give the slot to the first waiter, or free it."""
+        with self._lock:
+            if self._waiting:
+                waiter = self._waiting.popleft()
+                waiter.granted = True  # the slot passes on: ``running`` stays the same
+                waiter.loop.call_soon_threadsafe(_wake, waiter.future)
+            else:
+                self.running -= 1
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Bulkhead:
+    """Run :data:`HEAVY_ROUTES` within :class:`Slots`; refuse with 503 + Retry-After beyond."""
+
+    def __init__(self, app: ASGIApp, concurrency: int, queue: int, queue_seconds: float) -> None:
+        self.app = app
+        self.slots = Slots(concurrency, queue, queue_seconds)
+        self.routes = [(method, compile_path(path)[0]) for method, path in HEAVY_ROUTES]
+
+    def is_heavy(self, scope: Scope) -> bool:
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):  # mounted under a prefix: match the app's own path
+            path = path[len(root) :]
+        return any(scope["method"] == method and regex.match(path) for method, regex in self.routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.is_heavy(scope):
+            await self.app(scope, receive, send)
+            return
+        if not await self.slots.acquire():
+            await self._refuse(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.slots.release()
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        slots = self.slots
+        response = problem(
+            503,
+            "Overloaded",
+            f"{slots.size} heavy analyses are running and {slots.queue} waiting "
+            "(CIM_HEAVY_CONCURRENCY, CIM_HEAVY_QUEUE); retry shortly",
+            {"Retry-After": str(max(1, round(slots.wait_s)))},
+        )
+        await response(scope, receive, send)

@@ -1,0 +1,117 @@
+"""Overload (issue 16): heavy analyses are bulkheaded (503 + Retry-After at once beyond a short
+queue), anonymous callers are rate limited (429), and fast routes keep answering meanwhile."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api.bulkhead import HEAVY_ROUTES
+from api.main import create_app
+from api.routers import analysis_pipes
+from cim.config import CimSettings
+
+ISOLATION = {"segment_id": 999_999_999}
+
+
+def make_client(database_url: str, tmp_path: Path, **settings: Any) -> TestClient:
+    app = create_app(CimSettings(database_url=database_url, data_dir=tmp_path / "d", **settings))
+    return TestClient(app)
+
+
+@pytest.fixture
+def held_isolation(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event, ...]]:
+    """The isolation service waits until ``release`` is set (``entered`` tells it started)."""
+    entered, release = threading.Event(), threading.Event()
+    original = analysis_pipes.pipes_isolation.isolate_burst
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        release.wait(30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(analysis_pipes.pipes_isolation, "isolate_burst", held)
+    yield entered, release
+    release.set()
+
+
+def test_every_heavy_route_exists(database_url: str, tmp_path: Path) -> None:
+    """The bulkhead names routes by template: each must be a real route of the app."""
+    paths = make_client(database_url, tmp_path).app.openapi()["paths"]  # type: ignore[attr-defined]
+    routes = {(method.upper(), path) for path, item in paths.items() for method in item}
+    assert set(HEAVY_ROUTES) <= routes
+
+
+def test_a_heavy_request_beyond_the_bulkhead_is_refused_at_once(
+    database_url: str, tmp_path: Path, held_isolation: tuple[threading.Event, ...]
+) -> None:
+    """Concurrency 1, queue 0: while one isolation runs, a second answers 503 + Retry-After at
+    once (problem+json) and fast routes still answer; the first one completes."""
+    entered, release = held_isolation
+    limits = {"heavy_concurrency": 1, "heavy_queue": 0}
+    with make_client(database_url, tmp_path, **limits) as client, ThreadPoolExecutor(4) as pool:
+        post: Callable[[], httpx.Response] = lambda: client.post(  # noqa: E731
+            "/analysis/pipes/isolation", json=ISOLATION
+        )
+        first: Future[httpx.Response] = pool.submit(post)
+        assert entered.wait(10), "the first isolation never started"
+        started = time.monotonic()
+        second = pool.submit(post).result(timeout=5)
+        assert time.monotonic() - started < 2
+        assert second.status_code == 503
+        assert second.headers["content-type"] == "application/problem+json"
+        assert int(second.headers["Retry-After"]) >= 1
+        assert "CIM_HEAVY_CONCURRENCY" in second.json()["detail"]
+        for fast in ("/health", "/conformance", "/collections"):
+            assert pool.submit(client.get, fast).result(timeout=5).status_code == 200, fast
+        release.set()
+        assert first.result(timeout=10).status_code == 404  # no such segment: it did run
+        # the slot is free again
+        assert client.post("/analysis/pipes/isolation", json=ISOLATION).status_code == 404
+
+
+def test_a_queued_heavy_request_runs_when_a_slot_frees(
+    database_url: str, tmp_path: Path, held_isolation: tuple[threading.Event, ...]
+) -> None:
+    """Queue 1: the second request waits (no 503) and runs once the first has finished; a
+    third, with the queue full, is refused at once."""
+    entered, release = held_isolation
+    limits = {"heavy_concurrency": 1, "heavy_queue": 1, "heavy_queue_seconds": 20}
+    with make_client(database_url, tmp_path, **limits) as client, ThreadPoolExecutor(4) as pool:
+
+        def post() -> httpx.Response:
+            return client.post("/analysis/pipes/isolation", json=ISOLATION)
+
+        first = pool.submit(post)
+        assert entered.wait(10)
+        second = pool.submit(post)
+        time.sleep(0.3)  # let the second take its place in the queue
+        assert pool.submit(post).result(timeout=5).status_code == 503
+        release.set()
+        assert first.result(timeout=10).status_code == 404
+        assert second.result(timeout=10).status_code == 404
+
+
+def test_a_queued_heavy_request_gives_up_after_the_wait(
+    database_url: str, tmp_path: Path, held_isolation: tuple[threading.Event, ...]
+) -> None:
+    """A waiter that gets no slot within CIM_HEAVY_QUEUE_SECONDS answers 503, not a timeout."""
+    entered, release = held_isolation
+    limits = {"heavy_concurrency": 1, "heavy_queue": 4, "heavy_queue_seconds": 0.5}
+    with make_client(database_url, tmp_path, **limits) as client, ThreadPoolExecutor(4) as pool:
+        first = pool.submit(client.post, "/analysis/pipes/isolation", json=ISOLATION)
+        assert entered.wait(10)
+        started = time.monotonic()
+        waited = client.post("/analysis/pipes/isolation", json=ISOLATION)
+        assert waited.status_code == 503
+        assert 0.4 < time.monotonic() - started < 3
+        release.set()
+        assert first.result(timeout=10).status_code == 404
