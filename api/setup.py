@@ -11,13 +11,14 @@ from starlette.middleware.cors import CORSMiddleware
 from api.bulkhead import Bulkhead
 from api.middleware import BodySizeLimit
 from api.openapi import install_openapi30
+from api.ratelimit import AnonymousRateLimit
 from cim.config import CimSettings
 from cim.db.engine import make_engine
 
 
 def configure(app: FastAPI, settings: CimSettings) -> None:
-    """Install the OpenAPI 3.0 document, CORS (when origins are set), the body size limit and
-    the bulkhead of heavy analyses."""
+    """Install the OpenAPI 3.0 document, CORS (when origins are set), the body size limit,
+    the bulkhead of heavy analyses and the anonymous rate limit."""
     install_openapi30(app)
     origins = settings.cors_origin_list
     if origins:
@@ -35,6 +36,11 @@ def configure(app: FastAPI, settings: CimSettings) -> None:
         concurrency=settings.heavy_concurrency,
         queue=settings.heavy_queue,
         queue_seconds=settings.heavy_queue_seconds,
+    )
+    app.add_middleware(  # outermost: a refused caller costs the least
+        AnonymousRateLimit,
+        per_minute=settings.anonymous_rate_per_minute,
+        key_cache_seconds=settings.api_key_cache_seconds,
     )
 
 

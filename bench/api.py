@@ -189,6 +189,7 @@ def main() -> None:
             if name == "cim":
                 env = {**base_env, "CIM_DATABASE_URL": url, "CIM_DATA_DIR": str(folder),
                        "CIM_LOG_LEVEL": "WARNING",
+                       "CIM_ANONYMOUS_RATE_PER_MINUTE": "0",  # one address, many clients
                        # tipg has no access control: serve every class, as it does
                        "CIM_SENSITIVE_UTILITIES": ""}  # fmt: skip
                 command = [str(ROOT / ".venv" / "bin" / "cim"), "serve", "--port", str(port)]

@@ -27,6 +27,9 @@ from cim.db.engine import make_engine
 REPO = Path(__file__).resolve().parents[1]
 SHARED_SAMPLES = (REPO / ".." / "shared" / "samples").resolve()
 TEST_SRID = 4547
+# The suite sends hundreds of anonymous requests a minute from one address; tests of the rate
+# limit (tests/api/test_overload.py) set it explicitly.
+os.environ.setdefault("CIM_ANONYMOUS_RATE_PER_MINUTE", "0")
 
 # Session fixtures of the shelter-zoning tests (metric databases for Cambridge MA and SF).
 pytest_plugins = ["tests.shelter_fixtures"]
@@ -128,6 +131,7 @@ def cli_env(database_url: str, **extra: str) -> dict[str, str]:
     """Environment for running ``cim`` in a subprocess against the test database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIM_")}
     env["CIM_DATABASE_URL"] = database_url
+    env["CIM_ANONYMOUS_RATE_PER_MINUTE"] = "0"  # one test address sends many requests
     env.update(extra)
     return env
 

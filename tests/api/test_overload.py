@@ -115,3 +115,31 @@ def test_a_queued_heavy_request_gives_up_after_the_wait(
         assert 0.4 < time.monotonic() - started < 3
         release.set()
         assert first.result(timeout=10).status_code == 404
+
+
+def test_anonymous_callers_are_rate_limited_keyed_ones_are_not(
+    database_url: str, tmp_path: Path, keys: dict[str, str]
+) -> None:
+    """CIM_ANONYMOUS_RATE_PER_MINUTE=3: the 4th anonymous request of a minute is a 429
+    problem+json with Retry-After; a valid key is not limited; an invented key counts as
+    anonymous."""
+    with make_client(database_url, tmp_path, anonymous_rate_per_minute=3) as client:
+        for _ in range(3):
+            assert client.get("/conformance").status_code == 200
+        refused = client.get("/conformance")
+        assert refused.status_code == 429
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert 1 <= int(refused.headers["Retry-After"]) <= 20
+        assert "CIM_ANONYMOUS_RATE_PER_MINUTE" in refused.json()["detail"]
+        reader = {"X-API-Key": keys["reader"]}
+        for _ in range(10):
+            assert client.get("/conformance", headers=reader).status_code == 200
+        bearer = {"Authorization": f"Bearer {keys['analyst']}"}
+        assert client.get("/conformance", headers=bearer).status_code == 200
+        invented = {"X-API-Key": "not-a-key"}
+        assert client.get("/conformance", headers=invented).status_code == 429
+
+
+def test_the_rate_limit_is_off_at_zero(database_url: str, tmp_path: Path) -> None:
+    with make_client(database_url, tmp_path, anonymous_rate_per_minute=0) as client:
+        assert all(client.get("/conformance").status_code == 200 for _ in range(20))
