@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg.errors import QueryCanceled
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -118,10 +118,19 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         return problem(
             503, "DatabaseConflict", "a concurrent change conflicted; retry", {"Retry-After": "1"}
         )
-    if state.startswith("22"):
-        # Data exception: the database refused a value the caller sent (a NUL byte, an
-        # out-of-range number, a division by zero in a filter).
+    if state.startswith("22") or isinstance(exc, DataError):
+        # Data exception: the database (or the driver, for a NUL byte, before sending) refused
+        # a value the caller sent (an out-of-range number, a division by zero in a filter).
         return problem(400, "InvalidInput", "a value in the request cannot be used (invalid data)")
+    if state == "42501":
+        # The server's own role lacks a privilege (e.g. SELECT on a read replica): a deployment
+        # fault an operator must fix, not the caller's; the service cannot answer until then.
+        logger.error("database refused this server's role on %s: %s", where, exc.orig)
+        return problem(
+            503,
+            "DatabaseRefused",
+            "the database refused this server access; an operator must fix it",
+        )
     logger.error("%s failed", where, exc_info=exc)
     return problem(500, "InternalError", "internal error; the server log has the details")
 
