@@ -10,12 +10,14 @@ validator changes), ``Last-Modified`` and ``Cache-Control``; ``If-None-Match`` a
 from __future__ import annotations
 
 import gzip
+import os
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 
 from fastapi import Request
 from starlette.responses import FileResponse, Response
 
+from cim.config import CimSettings
 from cim.errors import NotFound
 
 CONTENT_TYPES = {
@@ -34,6 +36,16 @@ REVALIDATE = "no-cache"
 IMMUTABLE = "public, max-age=31536000, immutable"
 """Content referenced with a build tag in its URL (``?v=...``) never changes under that URL."""
 SHORT = "public, max-age=60"
+INLINE_MAX_BYTES = 16 << 20
+"""Files up to 16 MiB (every tile in practice) are read on the event loop: from the page cache
+that takes about a millisecond, less than a hop to a worker thread. Bigger ones stream from one."""
+
+
+def tiles_dir(request: Request) -> Path:
+    """``CIM_DATA_DIR/tiles``, from the app's settings without a dependency: FastAPI runs sync
+    dependencies on a worker thread, which the static file routes must not wait for."""
+    settings: CimSettings = request.app.state.settings
+    return settings.tiles_dir
 
 
 def layer_file(root: Path, relative: str) -> Path:
@@ -60,15 +72,27 @@ def layer_file(root: Path, relative: str) -> Path:
 def file_response(
     request: Request, path: Path, *, cache_control: str, content_type: str | None = None
 ) -> Response:
-    """The file with ETag/Last-Modified/Cache-Control, or 304 when the client's copy is current."""
-    stat = path.stat()
-    etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}-{stat.st_ino:x}"'
-    last_modified = formatdate(stat.st_mtime, usegmt=True)
-    headers = {"ETag": etag, "Last-Modified": last_modified, "Cache-Control": cache_control}
-    if _not_modified(request, etag, stat.st_mtime):
-        return Response(status_code=304, headers=headers)
-    media_type = content_type or CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
-    return FileResponse(path, media_type=media_type, headers=headers, stat_result=stat)
+    """The file with ETag/Last-Modified/Cache-Control, or 304 when the client's copy is current.
+
+    Files up to :data:`INLINE_MAX_BYTES` are read right here, on the event loop, so an ``async``
+    route serves them without a worker thread (those may all be busy with analyses); the
+    validators come from the open file, so they always describe the bytes sent.
+    """
+    with path.open("rb") as file:
+        stat = os.fstat(file.fileno())
+        etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}-{stat.st_ino:x}"'
+        last_modified = formatdate(stat.st_mtime, usegmt=True)
+        headers = {"ETag": etag, "Last-Modified": last_modified, "Cache-Control": cache_control}
+        if _not_modified(request, etag, stat.st_mtime):
+            return Response(status_code=304, headers=headers)
+        media_type = content_type or CONTENT_TYPES.get(
+            path.suffix.lower(), "application/octet-stream"
+        )
+        if stat.st_size > INLINE_MAX_BYTES:
+            return FileResponse(path, media_type=media_type, headers=headers, stat_result=stat)
+        body = b"" if request.method == "HEAD" else file.read()
+    headers["Content-Length"] = str(len(body) if body else stat.st_size)
+    return Response(body, media_type=media_type, headers=headers)
 
 
 def _not_modified(request: Request, etag: str, mtime: float) -> bool:

@@ -22,6 +22,7 @@ from api.tilefiles import (
     file_response,
     gzipped_file_response,
     layer_file,
+    tiles_dir,
 )
 from cim.errors import InvalidInput
 from cim.services import terrain as terrain_service
@@ -157,9 +158,9 @@ def profile(session: ReadSessionDep, settings: SettingsDep, body: ProfileRequest
     summary="Quantized-mesh layer description (CesiumTerrainProvider)",
     response_class=Response,
 )
-def layer_json(request: Request, settings: SettingsDep) -> Response:
+async def layer_json(request: Request) -> Response:
     """Revalidated on every use: a rebuild replaces it (and its tile version tag)."""
-    file = layer_file(settings.tiles_dir / "terrain", "layer.json")
+    file = layer_file(tiles_dir(request) / "terrain", "layer.json")
     return file_response(request, file, cache_control=REVALIDATE)
 
 
@@ -169,10 +170,11 @@ def layer_json(request: Request, settings: SettingsDep) -> Response:
     summary="One quantized-mesh-1.0 terrain tile (TMS)",
     response_class=Response,
 )
-def terrain_tile(z: int, x: int, y: int, request: Request, settings: SettingsDep) -> Response:
-    """Stored gzip-compressed; cached as immutable when requested with the build tag (``?v=``)."""
+async def terrain_tile(z: int, x: int, y: int, request: Request) -> Response:
+    """Stored gzip-compressed; cached as immutable when requested with the build tag (``?v=``).
+    Like ``layer.json``, ``async`` with no dependency: no worker thread, no database."""
     if min(z, x, y) < 0:
         raise InvalidInput("z, x and y must not be negative")
-    file = layer_file(settings.tiles_dir / "terrain", f"{z}/{x}/{y}.terrain")
+    file = layer_file(tiles_dir(request) / "terrain", f"{z}/{x}/{y}.terrain")
     cache = IMMUTABLE if "v" in request.query_params else SHORT
     return gzipped_file_response(request, file, cache_control=cache, content_type=QUANTIZED_MESH)

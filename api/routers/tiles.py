@@ -13,7 +13,7 @@ from starlette.responses import Response
 from api.audit import ReadAudit, ReadAuditDep
 from api.auth import PrincipalDep
 from api.deps import ReadSessionDep, SettingsDep
-from api.tilefiles import IMMUTABLE, REVALIDATE, SHORT, file_response, layer_file
+from api.tilefiles import IMMUTABLE, REVALIDATE, SHORT, file_response, layer_file, tiles_dir
 from cim.errors import NotFound
 from cim.services.access import require_role
 
@@ -109,12 +109,15 @@ def _audit_detail(
     summary="A file of a tile layer (tileset.json, glb, b3dm)",
     response_class=Response,
 )
-def tile_file(layer: str, path: str, request: Request, settings: SettingsDep) -> Response:
+async def tile_file(layer: str, path: str, request: Request) -> Response:
     """``tileset.json`` is revalidated on every use (a rebuild replaces it); content URLs carry
-    the build tag (``?v=``) and are cached as immutable. 304 on a matching ETag."""
+    the build tag (``?v=``) and are cached as immutable. 304 on a matching ETag.
+
+    A cheap static path: ``async`` with no dependency, so it needs neither a worker thread nor
+    the database, and answers while analyses occupy both (see ``api.tilefiles``)."""
     if not LAYER_NAME.match(layer) or layer == RESTRICTED:
         raise NotFound(f"no tile layer {layer!r}")
-    return _serve(request, layer_file(settings.tiles_dir / layer, path))
+    return _serve(request, layer_file(tiles_dir(request) / layer, path))
 
 
 def _serve(request: Request, file: Path) -> Response:

@@ -3,6 +3,8 @@ queue), anonymous callers are rate limited (429), and fast routes keep answering
 
 from __future__ import annotations
 
+import gzip
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -10,6 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import httpx
 import pytest
 from fastapi.testclient import TestClient
@@ -143,3 +146,67 @@ def test_anonymous_callers_are_rate_limited_keyed_ones_are_not(
 def test_the_rate_limit_is_off_at_zero(database_url: str, tmp_path: Path) -> None:
     with make_client(database_url, tmp_path, anonymous_rate_per_minute=0) as client:
         assert all(client.get("/conformance").status_code == 200 for _ in range(20))
+
+
+def _tile_folder(tmp_path: Path) -> Path:
+    """A data dir with a pipes layer (tileset.json, a content file) and a terrain layer."""
+    data_dir = tmp_path / "d"
+    pipes = data_dir / "tiles" / "pipes"
+    (pipes / "content").mkdir(parents=True)
+    (pipes / "tileset.json").write_text('{"asset": {"version": "1.1"}}')
+    (pipes / "content" / "0.glb").write_bytes(b"glTF" + bytes(5000))
+    terrain = data_dir / "tiles" / "terrain"
+    (terrain / "0" / "0").mkdir(parents=True)
+    (terrain / "layer.json").write_text('{"tilejson": "2.1.0"}')
+    (terrain / "0" / "0" / "0.terrain").write_bytes(gzip.compress(bytes(300)))
+    return data_dir
+
+
+FILES = (
+    "/tiles/pipes/tileset.json",
+    "/tiles/pipes/content/0.glb?v=1",
+    "/terrain/layer.json",
+    "/terrain/0/0/0.terrain",
+)
+
+
+def _check_files(client: TestClient) -> None:
+    """Every file answers 200 with its ETag, 304 on revalidation, and HEAD without a body."""
+    for url in FILES:
+        answer = client.get(url)
+        assert answer.status_code == 200, (url, answer.text)
+        assert answer.content, url
+        again = client.get(url, headers={"If-None-Match": answer.headers["ETag"]})
+        assert again.status_code == 304, url
+        head = client.head(url)
+        assert head.status_code == 200 and head.headers["ETag"] == answer.headers["ETag"], url
+    glb = client.get("/tiles/pipes/content/0.glb?v=1")
+    assert glb.content == b"glTF" + bytes(5000)
+    assert glb.headers["content-type"] == "model/gltf-binary"
+    assert glb.headers["cache-control"] == "public, max-age=31536000, immutable"
+
+
+def test_tile_files_are_served_while_every_worker_thread_is_busy(tmp_path: Path) -> None:
+    """Tile and terrain files take no worker thread: with the thread pool held by slow work
+    (analyses, requests waiting for a database connection), they still answer at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dead = CimSettings(  # no database either: tile files do not touch it
+        database_url=f"postgresql://cim@127.0.0.1:{port}/cim", data_dir=_tile_folder(tmp_path)
+    )
+    blocker = threading.Event()
+    with TestClient(create_app(dead)) as client:
+        portal = client.portal
+        assert portal is not None
+        limiter = portal.call(anyio.to_thread.current_default_thread_limiter)
+        tokens = limiter.total_tokens
+        limiter.total_tokens = 1
+        portal.start_task_soon(anyio.to_thread.run_sync, blocker.wait)
+        pool = ThreadPoolExecutor(1)
+        try:
+            pool.submit(_check_files, client).result(timeout=10)
+        finally:
+            blocker.set()  # before waiting for the pool: a request stuck on a thread ends
+            limiter.total_tokens = tokens
+            pool.shutdown()
