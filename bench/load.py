@@ -152,20 +152,29 @@ async def warm_up(base: str, requests: Requests, workers: int) -> float:
     return time.perf_counter() - started
 
 
+def refused_by_bulkhead(response: httpx.Response) -> bool:
+    """A heavy analysis refused at once by the API's bulkhead (503 Overloaded + Retry-After)."""
+    return (
+        "retry-after" in response.headers
+        and response.headers.get("content-type") == "application/problem+json"
+        and response.json().get("title") == "Overloaded"
+    )
+
+
 async def drive(
     base: str, requests: Requests, seconds: float, connections: int, fault: Any = None
 ) -> dict[str, Any]:
     kinds = [k for k, w in MIX for _ in range(w)]
     latencies: dict[str, list[float]] = {k: [] for k, _ in MIX}
     errors: dict[str, int] = {}
-    unavailable = 0
+    unavailable = overloaded = 0
     last_503 = 0.0
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
         deadline = time.monotonic() + seconds
 
         async def worker() -> None:
-            nonlocal unavailable, last_503
+            nonlocal unavailable, overloaded, last_503
             while time.monotonic() < deadline:
                 kind = requests.rng.choice(kinds)
                 method, url, body = requests.make(kind)
@@ -179,6 +188,9 @@ async def drive(
                 elapsed = (time.perf_counter() - started) * 1000
                 if status == 200:
                     latencies[kind].append(elapsed)
+                elif status == 503 and refused_by_bulkhead(response):
+                    overloaded += 1  # counted apart: an answer that says when to retry
+                    await asyncio.sleep(0.05)
                 elif status == 503 and fault is not None and response.headers.get("retry-after"):
                     unavailable += 1
                     last_503 = time.monotonic()
@@ -194,7 +206,7 @@ async def drive(
     total = sum(len(v) for v in latencies.values())
     out: dict[str, Any] = {
         "requests": total, "req_per_s": round(total / seconds, 1), "errors": errors,
-        "unavailable_503": unavailable,
+        "unavailable_503": unavailable, "overloaded_503": overloaded,
     }  # fmt: skip
     for kind, values in latencies.items():
         out[kind] = {
@@ -353,13 +365,14 @@ def report(
         f = figures[kind]
         print(f"{kind:>10} {f['count']:>8} {f['p50_ms']:>8} {f['p95_ms']:>8} {f['p99_ms']:>8}")
     error_count = sum(figures["errors"].values())
-    print(f"errors: {error_count} {figures['errors'] or ''}")
+    print(f"errors: {error_count} {figures['errors'] or ''}; heavy analyses refused "
+          f"(503 Overloaded + Retry-After, not errors): {figures['overloaded_503']}")  # fmt: skip
     result: dict[str, Any] = {
         "bench": "load_fault" if args.fault else "load",
         **sizes, "seconds": args.seconds,
         "connections": args.connections, "workers": args.workers,
         "req_per_s": figures["req_per_s"], "errors": error_count,
-        "worker_restarts": worker_restarts,
+        "worker_restarts": worker_restarts, "overloaded_503": figures["overloaded_503"],
         **{f"{k}_p99_ms": figures[k]["p99_ms"] for k, _ in MIX},
         "items_p50_ms": figures["items"]["p50_ms"],
     }  # fmt: skip
