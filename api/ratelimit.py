@@ -1,5 +1,6 @@
 """Per-address rate limit of anonymous callers: a token bucket per client address in process
-memory; beyond it 429 problem+json with ``Retry-After``. Callers with a valid API key are exempt.
+memory; beyond it 429 problem+json with ``Retry-After``. Callers with a valid API key, and the
+static tile, terrain and Cesium files, are exempt.
 
 Pure ASGI, in front of every route. A presented key is looked up once (one indexed read of
 ``api_key``; its validity, valid or not, is then remembered ``CIM_API_KEY_CACHE_SECONDS``, so a
@@ -11,6 +12,7 @@ it asks is still decided by the route, on every request.
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +27,11 @@ from api.errors import problem
 from cim.errors import AuthenticationRequired
 from cim.services.access import authenticate, hash_secret
 
+STATIC_FILES = re.compile(
+    r"/(tiles/(?!restricted/)[^/]+/.+|terrain/(layer\.json|\d+/\d+/\d+\.terrain)|viewer/cesium/.+)"
+)
+"""Built files a 3D viewer fetches by the hundred (tiles, terrain, the Cesium build): served
+without the database or a worker thread, so they are not charged (restricted tiles are)."""
 MAX_TRACKED = 100_000
 """Addresses (and keys) remembered at most; past it the idle entries are dropped."""
 
@@ -97,6 +104,11 @@ def presented_key(scope: Scope) -> str | None:
     return None
 
 
+def is_static_file(scope: Scope) -> bool:
+    """Whether the request reads one of the :data:`STATIC_FILES`."""
+    return scope["method"] in ("GET", "HEAD") and STATIC_FILES.fullmatch(scope["path"]) is not None
+
+
 class AnonymousRateLimit:
     """Charge anonymous requests to their address's bucket; 429 + Retry-After when empty."""
 
@@ -106,7 +118,7 @@ class AnonymousRateLimit:
         self.keys = KeyValidity(key_cache_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.buckets.per_minute == 0:
+        if scope["type"] != "http" or self.buckets.per_minute == 0 or is_static_file(scope):
             await self.app(scope, receive, send)
             return
         secret = presented_key(scope)

@@ -186,15 +186,20 @@ def _check_files(client: TestClient) -> None:
     assert glb.headers["cache-control"] == "public, max-age=31536000, immutable"
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+DEAD = f"postgresql://cim@127.0.0.1:{_free_port()}/cim"
+"""A database URL nobody answers: tile files must not need the database."""
+
+
 def test_tile_files_are_served_while_every_worker_thread_is_busy(tmp_path: Path) -> None:
     """Tile and terrain files take no worker thread: with the thread pool held by slow work
     (analyses, requests waiting for a database connection), they still answer at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    dead = CimSettings(  # no database either: tile files do not touch it
-        database_url=f"postgresql://cim@127.0.0.1:{port}/cim", data_dir=_tile_folder(tmp_path)
-    )
+    dead = CimSettings(database_url=DEAD, data_dir=_tile_folder(tmp_path))
     blocker = threading.Event()
     with TestClient(create_app(dead)) as client:
         portal = client.portal
@@ -210,3 +215,18 @@ def test_tile_files_are_served_while_every_worker_thread_is_busy(tmp_path: Path)
             blocker.set()  # before waiting for the pool: a request stuck on a thread ends
             limiter.total_tokens = tokens
             pool.shutdown()
+
+
+def test_static_files_are_not_charged_to_the_rate_limit(tmp_path: Path) -> None:
+    """A 3D viewer fetches tiles by the hundred: tile and terrain files answer past the
+    anonymous budget (they cost no database and no thread); other routes are refused."""
+    data_dir = _tile_folder(tmp_path)
+    limited = CimSettings(data_dir=data_dir, anonymous_rate_per_minute=2, database_url=DEAD)
+    with TestClient(create_app(limited)) as client:
+        for _ in range(2):
+            client.get("/conformance")
+        assert client.get("/conformance").status_code == 429
+        for _ in range(5):
+            for url in FILES:
+                assert client.get(url).status_code == 200, url
+        assert client.get("/tiles/restricted/pipes/tileset.json").status_code == 429
