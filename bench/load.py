@@ -51,7 +51,9 @@ from importers.base import WriteOutcome, run_import
 
 CIM = str(Path(sys.executable).with_name("cim"))
 MIX = (("items", 50), ("tiles", 30), ("section", 10), ("isolation", 10))
-GOAL_ITEMS_P99_MS = 100.0
+GOAL_ITEMS_P99_MS = 250.0
+GOAL_TILES_P99_MS = 100.0
+"""Issue 16: under the mixed load, items p99 <= 250 ms and static tile files p99 <= 100 ms."""
 
 
 def load_buildings(engine: Engine, count: int) -> int:
@@ -377,6 +379,7 @@ def report(
         "items_p50_ms": figures["items"]["p50_ms"],
     }  # fmt: skip
     items_ok = figures["items"]["p99_ms"] <= GOAL_ITEMS_P99_MS
+    tiles_ok = figures["tiles"]["p99_ms"] <= GOAL_TILES_P99_MS
     if args.fault:
         # How long the API still answered 503 after the database accepted connections again.
         recovery = round(max(0.0, last_503 - stopped_at[0]), 2) if stopped_at else None
@@ -386,8 +389,11 @@ def report(
         result["goal"] = "0 errors (only 503 + Retry-After while down), recovery <= 2 s"
         result["pass"] = error_count == 0 and recovery is not None and recovery <= 2.0
     else:
-        result["goal"] = f"0 errors, items p99 <= {GOAL_ITEMS_P99_MS:.0f} ms"
-        result["pass"] = error_count == 0 and items_ok
+        result["goal"] = (
+            f"0 errors, items p99 <= {GOAL_ITEMS_P99_MS:.0f} ms, "
+            f"tiles p99 <= {GOAL_TILES_P99_MS:.0f} ms"
+        )
+        result["pass"] = error_count == 0 and items_ok and tiles_ok
     return result
 
 
