@@ -19,9 +19,8 @@ from sqlalchemy.orm import Session
 
 from cim import bounds
 from cim.errors import InvalidInput
-from cim.services.pipes.inputs import ewkt, parse_polygon
 from cim.services.pipes.models import Clash, ClashReport, ElementSide, PairSide
-from cim.services.pipes.scope import AnyRow, no_jit, pipe_dataset_ids, session_srid
+from cim.services.pipes.scope import AnyRow, area_scope, no_jit
 
 RADIUS_SQL = (
     "(GREATEST(COALESCE({t}.diameter_mm, 0), COALESCE({t}.width_mm, 0),"
@@ -92,12 +91,7 @@ def detect_clashes(
     unknown = set(kinds) - {"pipe", "building"}
     if unknown:
         raise InvalidInput(f"unknown clash kinds {sorted(unknown)}; use pipe, building")
-    if limit < 1:
-        raise InvalidInput("limit must be at least 1")
-    bounds.current().check_limit(limit)
-    srid = session_srid(session)
-    datasets = pipe_dataset_ids(session, dataset_id)
-    area_ewkt = ewkt(parse_polygon(area, what="area"), srid) if area is not None else None
+    srid, datasets, area_ewkt = area_scope(session, dataset_id, area, limit)
     widest = float(
         session.execute(
             text(

@@ -32,7 +32,6 @@ from sqlalchemy.orm import Session
 from cim import bounds
 from cim.errors import InvalidInput
 from cim.services.pipes import clearance_pairs as pairs
-from cim.services.pipes.inputs import ewkt, parse_polygon
 from cim.services.pipes.models import (
     ClearanceKind,
     ClearanceReport,
@@ -40,7 +39,7 @@ from cim.services.pipes.models import (
     RuleRef,
     Violation,
 )
-from cim.services.pipes.scope import no_jit, pipe_dataset_ids, session_srid
+from cim.services.pipes.scope import area_scope, no_jit
 from cim.services.pipes.sections import half_width_sql
 
 PipeKind = Literal["horizontal", "vertical"]
@@ -193,12 +192,7 @@ def check_clearances(
         raise InvalidInput(
             f"unknown clearance kinds {sorted(unknown)}; use horizontal, building, vertical"
         )
-    if limit < 1:
-        raise InvalidInput("limit must be at least 1")
-    bounds.current().check_limit(limit)
-    srid = session_srid(session)
-    datasets = pipe_dataset_ids(session, dataset_id)
-    area_ewkt = ewkt(parse_polygon(area, what="area"), srid) if area is not None else None
+    srid, datasets, area_ewkt = area_scope(session, dataset_id, area, limit)
     rules = clearance_rules().rules
     by_id = {r.id: r for r in rules}
     found: list[_Violations] = []

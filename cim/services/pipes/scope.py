@@ -3,13 +3,15 @@ and the database plumbing the analyses share (rows of text queries, JIT off)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
+from cim import bounds
 from cim.db.migrate import recorded_srid
 from cim.errors import AuthenticationRequired, ConfigError, InvalidInput, NotFound
+from cim.services.pipes.inputs import ewkt, parse_polygon
 
 #: A row of a text query, any number of columns.
 AnyRow = Row[*tuple[Any, ...]]
@@ -52,3 +54,22 @@ def no_jit(session: Session) -> None:
     """Turn JIT off for this transaction: PostGIS cost estimates make PostgreSQL JIT-compile
     these short queries, which costs seconds and saves nothing (measured in bench/analysis)."""
     session.execute(text("SET LOCAL jit = off"))
+
+
+class AreaScope(NamedTuple):
+    """What a city-wide check (clearance, clashes) looks at: storage SRID, datasets, area."""
+
+    srid: int
+    datasets: list[int]
+    area_ewkt: str | None
+
+
+def area_scope(session: Session, dataset_id: int | None, area: Any, limit: int) -> AreaScope:
+    """Check ``limit`` (at least 1, within the analysis cap) and resolve the scope of a check."""
+    if limit < 1:
+        raise InvalidInput("limit must be at least 1")
+    bounds.current().check_limit(limit)
+    srid = session_srid(session)
+    datasets = pipe_dataset_ids(session, dataset_id)
+    area_ewkt = ewkt(parse_polygon(area, what="area"), srid) if area is not None else None
+    return AreaScope(srid, datasets, area_ewkt)
