@@ -15,30 +15,30 @@ from cim.config import CimSettings
 from cim.services.ogc.collections import CollectionCatalog
 
 
-def get_settings(request: Request) -> CimSettings:
+async def get_settings(request: Request) -> CimSettings:
     settings: CimSettings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_read_engine(request: Request) -> Engine:
+async def get_read_engine(request: Request) -> Engine:
     """The engine of read-only queries: the read replica when ``CIM_READ_DATABASE_URL`` is set,
     else the primary (see ``api.main``)."""
     engine: Engine = request.app.state.read_engine
     return engine
 
 
-def get_catalog(request: Request) -> CollectionCatalog:
+async def get_catalog(request: Request) -> CollectionCatalog:
     """The collection catalog made in the lifespan (``api.main.open_state``)."""
     catalog: CollectionCatalog = request.app.state.catalog
     return catalog
 
 
-def get_job_runner(request: Request) -> JobRunner:
+async def get_job_runner(request: Request) -> JobRunner:
     """The import job runner made in the lifespan (``api.main.open_state``)."""
     runner: JobRunner = request.app.state.job_runner
     return runner
@@ -46,7 +46,7 @@ def get_job_runner(request: Request) -> JobRunner:
 
 def get_session(request: Request) -> Iterator[Session]:
     """A session whose transaction commits when the route returns and rolls back on error."""
-    with Session(get_engine(request)) as session, session.begin(), statements_bounded(session):
+    with Session(request.app.state.engine) as session, session.begin(), statements_bounded(session):
         yield session
 
 
@@ -57,7 +57,7 @@ def get_read_session(request: Request) -> Iterator[Session]:
     :data:`SessionDep` beside it. Reads may lag the primary by the replica's delay.
     """
     with (
-        Session(get_read_engine(request)) as session,
+        Session(request.app.state.read_engine) as session,
         session.begin(),
         statements_bounded(session),  # an analysis' deadline cancels its statement in flight
     ):

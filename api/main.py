@@ -20,7 +20,13 @@ from api.routers import (
     tiles,
     viewer,
 )
-from api.setup import apply_statement_timeout, configure, open_read_engine
+from api.setup import (
+    apply_statement_timeout,
+    configure,
+    open_read_engine,
+    size_thread_pool,
+    warm_pool,
+)
 from cim import __version__
 from cim.config import CimSettings
 from cim.db.connect import database_url, open_database, storage_srid
@@ -49,6 +55,8 @@ def create_app(settings: CimSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         open_state(app, settings)
+        size_thread_pool(settings)
+        warm_pool(app.state.read_engine, settings.request_threads)
         try:
             yield
         finally:

@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy.orm import Session
 
-from api.deps import get_catalog
 from cim.config import CimSettings
 from cim.db.connect import storage_srid
 from cim.errors import NotFound
@@ -56,7 +55,8 @@ def srid_of(request: Request) -> int:
 
 def catalog_of(request: Request, settings: CimSettings) -> CollectionCatalog:
     """The app's cached collection catalog (made in the lifespan with ``settings``' TTL)."""
-    return get_catalog(request)
+    catalog: CollectionCatalog = request.app.state.catalog
+    return catalog
 
 
 def policy_of(settings: CimSettings) -> ReadPolicy:

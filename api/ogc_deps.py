@@ -79,7 +79,7 @@ class Paging:
     offset: int
 
 
-def paging_query(
+async def paging_query(
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=2**31, description="Page size (capped).")] = 10,
     offset: Annotated[int, Query(ge=0, le=2**62, description="Features to skip.")] = 0,
@@ -101,7 +101,7 @@ class BboxParams:
         return box, parse_ogc_crs(self.crs, storage_srid)
 
 
-def bbox_query(
+async def bbox_query(
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy[ in bbox-crs].")] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
 ) -> BboxParams:
@@ -118,7 +118,7 @@ class OutputParams:
     properties: str | None
 
 
-def output_query(
+async def output_query(
     crs: OutputCrs = None,
     sortby: Annotated[str | None, Query(description="e.g. +code,-diameter_mm")] = None,
     properties: Annotated[str | None, Query(description="Properties to return.")] = None,
@@ -127,7 +127,7 @@ def output_query(
     return OutputParams(crs=crs, sortby=sortby, properties=properties)
 
 
-def ids_query(
+async def ids_query(
     ids: Annotated[str | None, Query(description="Comma-separated feature ids.")] = None,
 ) -> list[str] | None:
     """The feature ids asked for (None = any)."""
@@ -143,7 +143,7 @@ class FilterParams:
     crs: str | None
 
 
-def filter_query(
+async def filter_query(
     filter: Annotated[str | None, Query(description="CQL2 filter.")] = None,
     filter_lang: Annotated[
         str | None, Query(alias="filter-lang", pattern="^(cql2-text|cql2-json)$")

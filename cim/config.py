@@ -119,6 +119,13 @@ class CimSettings(BaseSettings):
     heavy_concurrency: int = Field(
         default=2, ge=1, description="Heavy analyses running at once per server process."
     )
+    request_threads: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Threads of the synchronous request path per server process, beside one per "
+        "running heavy analysis. Few threads answer fastest: more only fight over the GIL.",
+    )
     heavy_queue: int = Field(
         default=8, ge=0, description="Heavy analyses waiting for a slot; beyond: 503 at once."
     )
