@@ -3,7 +3,7 @@
 A generated city (bench/generator.py): ``--segments`` pipe segments (all four utilities, meshed
 water grid with valves, written by bench/cities.py's COPY loader) and ``--buildings``
 buildings (footprint rows plus five wall/roof elements each, tiled as the buildings 3D Tiles
-layer). ``cim serve --workers W`` runs on it and an asyncio/httpx client on loopback keeps
+layer). ``cim serve --workers W`` runs on it and an asyncio/aiohttp client on loopback keeps
 ``--connections`` requests in flight for ``--seconds`` on this mix:
 50 % OGC items (random 300 m bbox, limit 100), 30 % 3D Tiles content (random tile of the
 buildings layer), 10 % cross-sections (random 60 m line across a street), 10 % burst isolation
@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import shapely
 from sqlalchemy import Engine, text
@@ -142,24 +143,32 @@ async def warm_up(base: str, requests: Requests, workers: int) -> float:
     after a restart or an import, so it is not part of the steady-state figures.
     """
     started = time.perf_counter()
-    async with httpx.AsyncClient(base_url=base, timeout=600) as client:
-        calls = []
-        for _ in range(4 * workers):  # the kernel spreads connections over the workers
+    timeout = aiohttp.ClientTimeout(total=600)
+    async with aiohttp.ClientSession(base, timeout=timeout) as client:
+
+        async def call() -> int | str:
             method, url, body = requests.make("isolation")
-            calls.append(client.request(method, url, json=body))
-        answers = await asyncio.gather(*calls, return_exceptions=True)
-    failed = [a for a in answers if not isinstance(a, httpx.Response) or a.status_code != 200]
+            try:
+                async with client.request(method, url, json=body) as response:
+                    await response.read()
+                    return response.status
+            except aiohttp.ClientError as exc:
+                return type(exc).__name__
+
+        # the kernel spreads connections over the workers
+        answers = await asyncio.gather(*(call() for _ in range(4 * workers)))
+    failed = [a for a in answers if a != 200]
     if failed:
         print(f"warm-up: {len(failed)} of {len(answers)} isolation requests failed: {failed[:3]}")
     return time.perf_counter() - started
 
 
-def refused_by_bulkhead(response: httpx.Response) -> bool:
+def refused_by_bulkhead(headers: Any, body: bytes) -> bool:
     """A heavy analysis refused at once by the API's bulkhead (503 Overloaded + Retry-After)."""
     return (
-        "retry-after" in response.headers
-        and response.headers.get("content-type") == "application/problem+json"
-        and response.json().get("title") == "Overloaded"
+        "retry-after" in headers
+        and headers.get("content-type") == "application/problem+json"
+        and json.loads(body).get("title") == "Overloaded"
     )
 
 
@@ -171,8 +180,11 @@ async def drive(
     errors: dict[str, int] = {}
     unavailable = overloaded = 0
     last_503 = 0.0
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+    # aiohttp, not httpx: with 64 connections httpx's pool is the bottleneck (a trivial ASGI app
+    # behind it measured 412 req/s, p99 1 s; behind aiohttp 13,000 req/s, p99 7 ms).
+    connector = aiohttp.TCPConnector(limit=connections)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as client:
         deadline = time.monotonic() + seconds
 
         async def worker() -> None:
@@ -182,18 +194,19 @@ async def drive(
                 method, url, body = requests.make(kind)
                 started = time.perf_counter()
                 try:
-                    response = await client.request(method, url, json=body)
-                    status = response.status_code
-                except httpx.HTTPError as exc:
+                    async with client.request(method, url, json=body) as response:
+                        content = await response.read()
+                        status, headers = response.status, response.headers
+                except (aiohttp.ClientError, TimeoutError) as exc:
                     errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
                     continue
                 elapsed = (time.perf_counter() - started) * 1000
                 if status == 200:
                     latencies[kind].append(elapsed)
-                elif status == 503 and refused_by_bulkhead(response):
+                elif status == 503 and refused_by_bulkhead(headers, content):
                     overloaded += 1  # counted apart: an answer that says when to retry
                     await asyncio.sleep(0.05)
-                elif status == 503 and fault is not None and response.headers.get("retry-after"):
+                elif status == 503 and fault is not None and headers.get("retry-after"):
                     unavailable += 1
                     last_503 = time.monotonic()
                     await asyncio.sleep(0.05)

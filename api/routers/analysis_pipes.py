@@ -18,6 +18,7 @@ from api.audit import ReadAuditDep
 from api.auth import HiddenDep
 from api.bounds import BOUNDED
 from api.deps import ReadSessionDep
+from api.ogc import PROBLEMS
 from api.requests import (
     Bbox,
     Count,
@@ -53,7 +54,9 @@ from cim.services.pipes.models import (
 from cim.services.pipes.scope import session_srid
 from cim.services.results import Result
 
-router = APIRouter(prefix="/analysis/pipes", tags=["pipe analyses"], dependencies=BOUNDED)
+router = APIRouter(
+    prefix="/analysis/pipes", tags=["pipe analyses"], dependencies=BOUNDED, responses=PROBLEMS
+)
 
 
 SVG = "image/svg+xml"

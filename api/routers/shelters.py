@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import AnalystDep
 from api.bounds import BOUNDED
 from api.deps import SessionDep
+from api.ogc import PROBLEMS
 from api.requests import AreaPerPerson, GridSpacing, PositiveDistance, SolverSeconds
 from cim.services.shelters import plan as shelter_plan
 from cim.services.shelters import suggest as shelter_suggest
@@ -20,7 +21,7 @@ from cim.services.shelters.models import (
     ZoneCollection,
 )
 
-router = APIRouter(prefix="/analysis/shelters", tags=["shelters"])
+router = APIRouter(prefix="/analysis/shelters", tags=["shelters"], responses=PROBLEMS)
 
 
 def _described(model: type[BaseModel], name: str) -> str | None:

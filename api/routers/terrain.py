@@ -14,6 +14,7 @@ from pydantic import BaseModel, Discriminator, Field, Tag
 from starlette.responses import Response
 
 from api.deps import ReadSessionDep, SettingsDep
+from api.ogc import PROBLEMS
 from api.requests import Coordinate, Point
 from api.tilefiles import (
     IMMUTABLE,
@@ -27,7 +28,7 @@ from api.tilefiles import (
 from cim.errors import InvalidInput
 from cim.services import terrain as terrain_service
 
-router = APIRouter(tags=["terrain"])
+router = APIRouter(tags=["terrain"], responses=PROBLEMS)
 QUANTIZED_MESH = "application/vnd.quantized-mesh"
 
 

@@ -1,9 +1,9 @@
-"""Property-based API tests: schemathesis generates requests from the OpenAPI 3.0 at ``/api``.
+"""Property-based API tests, anonymous: schemathesis generates requests from ``/api``.
 
-Runs against a real ``cim serve`` on the fixture city; a quarter of the query values are
-replaced by negative, non-finite or out-of-range numbers; every case must get a response that
-is not a 5xx and that conforms to the document (status code, content type,
-schema). At least 500 cases run over the OGC, dataset and job endpoints.
+Runs against a real ``cim serve`` on the fixture city, over the OGC, dataset, job, analysis
+and terrain operations, with hostile numbers in query values and JSON bodies
+(:mod:`tests.api.fuzzing`). At least 500 cases; none may get a 5xx or an answer the document
+does not describe. ``test_schemathesis_reader.py`` runs the same with a reader key.
 """
 
 from __future__ import annotations
@@ -12,26 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
-from schemathesis.checks import (
-    content_type_conformance,
-    not_a_server_error,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from tests.api.features_fixtures import City
+from tests.api.fuzzing import MIN_CASES, OPERATIONS, fuzz
 from tests.api.server import cim_serve
-
-MINE = r"^/($|conformance|collections|datasets|jobs)"
-MIN_CASES = 500
-HOSTILE_NUMBERS = st.sampled_from(
-    ["-1", "-0", "NaN", "Infinity", "-Infinity", "1e309", "-1e309", "9223372036854775808",
-     "-9223372036854775809", "0,NaN,1,Infinity", "-1,-1,-1,-1"]
-)  # fmt: skip
-"""Replacements for query values: negative, non-finite and out-of-range numbers (and bboxes)."""
-NUMERIC = {"limit", "offset", "bbox"}
 
 
 @pytest.fixture(scope="module")
@@ -45,58 +29,20 @@ def served(
         yield base
 
 
-@pytest.fixture(scope="module")
-def api_schema(served: str) -> schemathesis.BaseSchema:
-    return schemathesis.openapi.from_url(f"{served}/api").include(path_regex=MINE)
-
-
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
-
-
-def test_generated_requests_conform(api_schema: schemathesis.BaseSchema) -> None:
-    """Each operation gets up to 70 generated cases (fewer when its inputs are exhausted)."""
-    labels: list[str] = []
-    hostile: list[str] = []
-    for result in api_schema.get_all_operations():
-        operation = result.ok()
-
-        @given(case=operation.as_strategy(), data=st.data())
-        @settings(
-            max_examples=50,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            database=None,
-            phases=[Phase.explicit, Phase.generate],
-        )
-        def run(case: schemathesis.Case, data: st.DataObject) -> None:
-            labels.append(case.operation.label)
-            if case.query is None:
-                case.query = {}
-            # Declared numeric parameters the generator left out may turn hostile too, so
-            # every run sends them (the assertion below), whatever the random seed.
-            declared = {p.name for p in case.operation.iter_parameters() if p.location == "query"}
-            for name in sorted(NUMERIC & declared - set(case.query)):
-                if data.draw(st.integers(0, 3)) == 0:
-                    case.query[name] = data.draw(HOSTILE_NUMBERS)
-                    hostile.append(name)
-            for name in list(case.query):
-                if data.draw(st.integers(0, 3)) == 0:  # a quarter of the values turn hostile
-                    case.query[name] = data.draw(HOSTILE_NUMBERS)
-                    hostile.append(name)
-            case.call_and_validate(checks=CHECKS, timeout=30)
-
-        run()
-    print(f"{len(labels)} generated cases")
-    assert len(labels) >= MIN_CASES, f"only {len(labels)} generated cases ran"
-    assert {"limit", "bbox"} <= set(hostile), "no hostile numbers were sent"
-    assert {label.split()[1] for label in labels} >= {
+@pytest.mark.slow
+def test_generated_requests_conform_anonymous(served: str) -> None:
+    schema = schemathesis.openapi.from_url(f"{served}/api").include(path_regex=OPERATIONS)
+    run = fuzz(schema, headers={}, per_operation=30)
+    assert len(run.labels) >= MIN_CASES, f"only {len(run.labels)} generated cases ran"
+    assert {"limit", "bbox"} <= run.hostile_query, "no hostile numbers were sent in queries"
+    assert run.hostile_body, "no hostile numbers were sent in bodies"
+    assert run.paths >= {
         "/collections/{collection_id}/items",
         "/collections/{collection_id}/items/{feature_id}",
         "/datasets",
         "/jobs/{job_id}",
+        "/analysis/pipes/isolation",
+        "/analysis/pipes/excavation",
+        "/analysis/pipes/clearance",
+        "/terrain/elevation",
     }
