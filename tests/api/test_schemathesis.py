@@ -12,9 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
+from sqlalchemy import Engine
 
 from tests.api.features_fixtures import City
-from tests.api.fuzzing import MIN_CASES, OPERATIONS, fuzz
+from tests.api.fuzzing import MIN_CASES, OPERATIONS, fuzz, seed_bodies
 from tests.api.server import cim_serve
 
 
@@ -30,12 +31,14 @@ def served(
 
 
 @pytest.mark.slow
-def test_generated_requests_conform_anonymous(served: str) -> None:
+def test_generated_requests_conform_anonymous(served: str, engine: Engine, city: City) -> None:
     schema = schemathesis.openapi.from_url(f"{served}/api").include(path_regex=OPERATIONS)
-    run = fuzz(schema, headers={}, per_operation=30)
+    seeds = seed_bodies(engine, city.dataset_id)
+    run = fuzz(schema, headers={}, per_operation=30, seeds=seeds)
     assert len(run.labels) >= MIN_CASES, f"only {len(run.labels)} generated cases ran"
     assert {"limit", "bbox"} <= run.hostile_query, "no hostile numbers were sent in queries"
-    assert run.hostile_body, "no hostile numbers were sent in bodies"
+    assert {"tolerance_m", "depth_m", "step"} <= run.hostile_body, "no hostile body numbers"
+    assert run.seeded == set(seeds), "some operations never started from a valid body"
     assert run.paths >= {
         "/collections/{collection_id}/items",
         "/collections/{collection_id}/items/{feature_id}",

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
+from sqlalchemy import Engine
 
 from tests.api.features_fixtures import City
-from tests.api.fuzzing import MIN_CASES, OPERATIONS, fuzz
+from tests.api.fuzzing import MIN_CASES, OPERATIONS, fuzz, seed_bodies
 from tests.api.server import cim_serve
 
 
@@ -26,10 +27,12 @@ def served(
 
 @pytest.mark.slow
 def test_generated_requests_conform_with_a_reader_key(
-    served: str, keys: dict[str, str]
+    served: str, keys: dict[str, str], engine: Engine, city: City
 ) -> None:
     schema = schemathesis.openapi.from_url(f"{served}/api").include(path_regex=OPERATIONS)
-    run = fuzz(schema, headers={"X-API-Key": keys["reader"]}, per_operation=30)
+    seeds = seed_bodies(engine, city.dataset_id)
+    headers = {"X-API-Key": keys["reader"]}
+    run = fuzz(schema, headers=headers, per_operation=30, seeds=seeds)
     assert len(run.labels) >= MIN_CASES, f"only {len(run.labels)} generated cases ran"
     assert run.hostile_query and run.hostile_body, "no hostile numbers were sent"
-    assert "/analysis/pipes/isolation" in run.paths
+    assert run.seeded == set(seeds), "some operations never started from a valid body"
