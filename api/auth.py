@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import SettingsDep
 from cim.errors import AuthenticationRequired
 from cim.services.access import ANONYMOUS, Principal, authenticate, require_role
 
@@ -16,25 +19,34 @@ _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_principal(
-    session: SessionDep,
+async def get_principal(
+    request: Request,
     api_key: Annotated[str | None, Depends(_api_key_header)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller; a key that is given but unknown or revoked is a 401, never anonymous."""
+    """The caller; a key that is given but unknown or revoked is a 401, never anonymous.
+
+    Anonymous callers cost no thread and no connection; a key is looked up on a worker thread
+    in its own short transaction (which also records when the key was last used).
+    """
     secret = api_key or (bearer.credentials if bearer is not None else None)
     if secret is None:
         return ANONYMOUS
     secret = secret.strip()
     if not secret or len(secret) > 256:
         raise AuthenticationRequired("the API key is unknown or revoked")
-    return authenticate(session, secret=secret)
+    return await run_in_threadpool(_authenticate, request.app.state.engine, secret)
+
+
+def _authenticate(engine: Engine, secret: str) -> Principal:
+    with Session(engine) as session, session.begin():
+        return authenticate(session, secret=secret)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def hidden_utilities(principal: PrincipalDep, settings: SettingsDep) -> frozenset[str]:
+async def hidden_utilities(principal: PrincipalDep, settings: SettingsDep) -> frozenset[str]:
     """Classes an anonymous caller may not see (CIM_SENSITIVE_UTILITIES, gas and power by
     default): left out of area answers, and the datasets holding them are not listed; analyses
     starting from them answer 401. Empty for callers with a key."""
@@ -44,7 +56,7 @@ def hidden_utilities(principal: PrincipalDep, settings: SettingsDep) -> frozense
 HiddenDep = Annotated[frozenset[str], Depends(hidden_utilities)]
 
 
-def require_admin(principal: PrincipalDep) -> Principal:
+async def require_admin(principal: PrincipalDep) -> Principal:
     """Dependency of every write: the caller must hold the admin role."""
     require_role(principal, "admin")
     return principal
@@ -53,7 +65,7 @@ def require_admin(principal: PrincipalDep) -> Principal:
 AdminDep = Annotated[Principal, Depends(require_admin)]
 
 
-def require_analyst(principal: PrincipalDep) -> Principal:
+async def require_analyst(principal: PrincipalDep) -> Principal:
     """Dependency of analyses that store results (shelter plans): analyst or admin."""
     require_role(principal, "analyst")
     return principal

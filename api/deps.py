@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from api.jobs import JobRunner
+from api.sessions import track
 from cim.bounds import statements_bounded
 from cim.config import CimSettings
 from cim.services.ogc.collections import CollectionCatalog
@@ -47,6 +48,7 @@ async def get_job_runner(request: Request) -> JobRunner:
 def get_session(request: Request) -> Iterator[Session]:
     """A session whose transaction commits when the route returns and rolls back on error."""
     with Session(request.app.state.engine) as session, session.begin(), statements_bounded(session):
+        track(session)  # committed on the route's thread when it returns (api.sessions)
         yield session
 
 
@@ -61,6 +63,7 @@ def get_read_session(request: Request) -> Iterator[Session]:
         session.begin(),
         statements_bounded(session),  # an analysis' deadline cancels its statement in flight
     ):
+        track(session)
         yield session
 
 

@@ -1,7 +1,7 @@
 """Dependencies of the OGC routes: the readable collection and the items query parameters.
 
 As in tipg's ``dependencies.py``, each group of query parameters is a small dependency that
-declares them with their validation and hands them on typed; :func:`items_request` composes
+declares them with their validation and hands them on typed; :func:`resolve_items` composes
 them into the service's :class:`~cim.services.ogc.models.ItemsQuery`. Values that need the
 collection or the storage CRS are parsed there, in a fixed order, so a request with several
 faults gets the answer it always got: parameter validation first (400), then the collection
@@ -15,11 +15,14 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
+from sqlalchemy.orm import Session
 
 from api.auth import PrincipalDep
 from api.deps import ReadSessionDep, SettingsDep
 from api.ogc import get_collection, policy_of, srid_of
+from cim.config import CimSettings
 from cim.errors import InvalidInput
+from cim.services.access import Principal
 from cim.services.ogc.collections import CollectionInfo
 from cim.services.ogc.cql import FILTER_LANGS
 from cim.services.ogc.cql_bounds import CqlLimits
@@ -123,7 +126,7 @@ async def output_query(
     sortby: Annotated[str | None, Query(description="e.g. +code,-diameter_mm")] = None,
     properties: Annotated[str | None, Query(description="Properties to return.")] = None,
 ) -> OutputParams:
-    """The shape of the answer (parsed against the collection in :func:`items_request`)."""
+    """The shape of the answer (parsed against the collection in :func:`resolve_items`)."""
     return OutputParams(crs=crs, sortby=sortby, properties=properties)
 
 
@@ -163,20 +166,43 @@ class ItemsRequest:
     storage_srid: int
 
 
-def items_request(
+@dataclass(frozen=True)
+class ItemsParams:
+    """The query parameters of an items request, validated but not yet resolved against the
+    collection (that needs the database: :func:`resolve_items`)."""
+
+    collection_id: str
+    paging: Paging
+    bbox: BboxParams
+    output: OutputParams
+    ids: list[str] | None
+    cql: FilterParams
+
+
+async def items_params(
     collection_id: CollectionId,
-    request: Request,
-    session: ReadSessionDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
     paging: Annotated[Paging, Depends(paging_query)],
     bbox: Annotated[BboxParams, Depends(bbox_query)],
     output: Annotated[OutputParams, Depends(output_query)],
     ids: Annotated[list[str] | None, Depends(ids_query)],
     cql: Annotated[FilterParams, Depends(filter_query)],
+) -> ItemsParams:
+    """The parameters as given (async: parsing them costs no worker thread)."""
+    return ItemsParams(collection_id, paging, bbox, output, ids, cql)
+
+
+def resolve_items(
+    request: Request,
+    session: Session,
+    settings: CimSettings,
+    principal: Principal,
+    params: ItemsParams,
 ) -> ItemsRequest:
     """The collection looked up, then every parameter parsed in the order of the module doc."""
-    collection = find_readable(request, session, settings, principal, collection_id)
+    paging, bbox, output, ids, cql = (
+        params.paging, params.bbox, params.output, params.ids, params.cql
+    )  # fmt: skip
+    collection = find_readable(request, session, settings, principal, params.collection_id)
     srid = srid_of(request)
     spec = collection.spec
     output_crs = parse_ogc_crs(output.crs, srid)
@@ -206,4 +232,4 @@ def items_request(
     return ItemsRequest(collection=collection, query=query, storage_srid=srid)
 
 
-ItemsRequestDep = Annotated[ItemsRequest, Depends(items_request)]
+ItemsParamsDep = Annotated[ItemsParams, Depends(items_params)]

@@ -15,6 +15,7 @@ from api.bulkhead import Bulkhead
 from api.middleware import BodySizeLimit
 from api.openapi import install_openapi30
 from api.ratelimit import AnonymousRateLimit
+from api.sessions import RequestSessions
 from cim.config import CimSettings
 from cim.db.engine import make_engine
 
@@ -33,6 +34,7 @@ def configure(app: FastAPI, settings: CimSettings) -> None:
             expose_headers=["ETag", "Last-Modified", "Content-Crs", "Location"],
             max_age=600,
         )
+    app.add_middleware(RequestSessions)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         Bulkhead,

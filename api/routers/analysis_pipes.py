@@ -30,6 +30,7 @@ from api.requests import (
     SizeMm,
     Year,
 )
+from api.sessions import ReleasingRoute
 from cim.services.pipes import clash as pipes_clash
 from cim.services.pipes import clearance as pipes_clearance
 from cim.services.pipes import excavation as pipes_excavation
@@ -55,7 +56,11 @@ from cim.services.pipes.scope import session_srid
 from cim.services.results import Result
 
 router = APIRouter(
-    prefix="/analysis/pipes", tags=["pipe analyses"], dependencies=BOUNDED, responses=PROBLEMS
+    route_class=ReleasingRoute,
+    prefix="/analysis/pipes",
+    tags=["pipe analyses"],
+    dependencies=BOUNDED,
+    responses=PROBLEMS,
 )
 
 

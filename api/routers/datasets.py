@@ -12,6 +12,7 @@ from api.auth import AdminDep, HiddenDep, client_address
 from api.deps import CatalogDep, EngineDep, JobRunnerDep, SessionDep
 from api.jobs import get_job, job_json
 from api.ogc import PROBLEMS
+from api.sessions import ReleasingRoute
 from api.uploads import UPLOAD_REQUEST_BODY, queue_upload, read_upload
 from cim.services.access import audit
 from cim.services.datasets import (
@@ -23,7 +24,7 @@ from cim.services.datasets import (
 )
 from importers.registry import importer
 
-router = APIRouter(tags=["datasets"], responses=PROBLEMS)
+router = APIRouter(route_class=ReleasingRoute, tags=["datasets"], responses=PROBLEMS)
 
 OBJECT = {"type": "object", "additionalProperties": True}
 OBJECT_RESPONSE: dict[int | str, dict[str, Any]] = {

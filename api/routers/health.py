@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import EngineDep
+from api.sessions import ReleasingRoute
 from cim import __version__
 from cim.db.connect import server_versions, storage_srid
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=ReleasingRoute, tags=["health"])
 
 
 @router.get("/health", summary="Service health")

@@ -10,6 +10,7 @@ from api.bounds import BOUNDED
 from api.deps import SessionDep
 from api.ogc import PROBLEMS
 from api.requests import AreaPerPerson, GridSpacing, PositiveDistance, SolverSeconds
+from api.sessions import ReleasingRoute
 from cim.services.shelters import plan as shelter_plan
 from cim.services.shelters import suggest as shelter_suggest
 from cim.services.shelters import zones as shelter_zones
@@ -21,7 +22,9 @@ from cim.services.shelters.models import (
     ZoneCollection,
 )
 
-router = APIRouter(prefix="/analysis/shelters", tags=["shelters"], responses=PROBLEMS)
+router = APIRouter(
+    route_class=ReleasingRoute, prefix="/analysis/shelters", tags=["shelters"], responses=PROBLEMS
+)
 
 
 def _described(model: type[BaseModel], name: str) -> str | None:

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from api.deps import ReadSessionDep, SettingsDep
 from api.ogc import PROBLEMS
 from api.requests import Coordinate, Point
+from api.sessions import ReleasingRoute
 from api.tilefiles import (
     IMMUTABLE,
     REVALIDATE,
@@ -28,7 +29,7 @@ from api.tilefiles import (
 from cim.errors import InvalidInput
 from cim.services import terrain as terrain_service
 
-router = APIRouter(tags=["terrain"], responses=PROBLEMS)
+router = APIRouter(route_class=ReleasingRoute, tags=["terrain"], responses=PROBLEMS)
 QUANTIZED_MESH = "application/vnd.quantized-mesh"
 
 

@@ -13,11 +13,12 @@ from starlette.responses import Response
 from api.audit import ReadAudit, ReadAuditDep
 from api.auth import PrincipalDep
 from api.deps import ReadSessionDep, SettingsDep
+from api.sessions import ReleasingRoute
 from api.tilefiles import IMMUTABLE, REVALIDATE, SHORT, file_response, layer_file, tiles_dir
 from cim.errors import NotFound
 from cim.services.access import require_role
 
-router = APIRouter(tags=["tiles"])
+router = APIRouter(route_class=ReleasingRoute, tags=["tiles"])
 
 LAYER_NAME = re.compile(r"^[a-z0-9_-]{1,64}\Z")  # \Z: no trailing newline either
 ENTRY_DOCUMENTS = {"tileset.json", "layer.json"}

@@ -20,6 +20,7 @@ from starlette.types import Scope
 
 from api.auth import HiddenDep
 from api.deps import EngineDep, SessionDep, SettingsDep
+from api.sessions import ReleasingRoute
 from cim.db.connect import storage_srid
 from cim.services.datasets import list_datasets
 from cim.services.ogc.extent import dataset_extents, dataset_heights
@@ -52,7 +53,7 @@ class CachedStaticFiles(StaticFiles):
         return response
 
 
-router = APIRouter(tags=["viewer"])
+router = APIRouter(route_class=ReleasingRoute, tags=["viewer"])
 
 # Tilesets listed first, in this order; any other folder of tiles/ with a tileset.json follows
 # in name order.
