@@ -1,9 +1,16 @@
-"""A bulkhead for heavy analyses: a few run at once per process, a few wait briefly, the rest get
+"""Bulkheads for analyses: a few run at once per process, a few wait briefly, the rest get
 503 + ``Retry-After`` at once, so fast routes (items, tiles, health) never queue behind them.
 
-Pure ASGI, in front of the routes: the heavy routes are named by method and path template
-(:data:`HEAVY_ROUTES`), no route is edited. A request waiting for a slot holds no worker thread
-and no database connection; a slot is held until the answer has been sent.
+Two lanes. Heavy analyses (:data:`HEAVY_ROUTES`: graph walks, pair checks, solvers) may hold a
+worker for seconds and get their own threads (``api.setup.size_thread_pool``). Every other
+request under ``/analysis/`` (query, section, QC) is lighter but still several queries and
+some geometry: on a loaded server with no bound the waiting requests piled up in front of the
+worker threads, and items waited behind them (``bench/load.py``: items p99 0.8 s); bounded,
+they take at most ``CIM_ANALYSIS_CONCURRENCY`` of the request threads.
+
+Pure ASGI, in front of the routes: the lanes are named by method and path, no route is edited.
+A request waiting for a slot holds no worker thread and no database connection; a slot is held
+until the answer has been sent.
 """
 
 from __future__ import annotations
@@ -98,40 +105,74 @@ def _wake(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-class Bulkhead:
-    """Run :data:`HEAVY_ROUTES` within :class:`Slots`; refuse with 503 + Retry-After beyond."""
+@dataclass(frozen=True)
+class Lane:
+    """The slots of one kind of request and how a refusal names them."""
 
-    def __init__(self, app: ASGIApp, concurrency: int, queue: int, queue_seconds: float) -> None:
+    what: str
+    settings: str
+    slots: Slots
+
+
+class Bulkhead:
+    """Run :data:`HEAVY_ROUTES` in the heavy lane and the other ``/analysis/`` requests in the
+    analysis lane; refuse with 503 + Retry-After beyond."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        concurrency: int,
+        queue: int,
+        queue_seconds: float,
+        analysis_concurrency: int,
+        analysis_queue: int,
+    ) -> None:
         self.app = app
-        self.slots = Slots(concurrency, queue, queue_seconds)
+        self.heavy = Lane(
+            "heavy analyses",
+            "CIM_HEAVY_CONCURRENCY, CIM_HEAVY_QUEUE",
+            Slots(concurrency, queue, queue_seconds),
+        )
+        self.analyses = Lane(
+            "analyses",
+            "CIM_ANALYSIS_CONCURRENCY, CIM_ANALYSIS_QUEUE",
+            Slots(analysis_concurrency, analysis_queue, queue_seconds),
+        )
         self.routes = [(method, compile_path(path)[0]) for method, path in HEAVY_ROUTES]
 
-    def is_heavy(self, scope: Scope) -> bool:
+    def lane(self, scope: Scope) -> Lane | None:
+        """The lane of a request; None for every route outside ``/analysis/``."""
         path: str = scope["path"]
         root: str = scope.get("root_path", "")
         if root and path.startswith(root):  # mounted under a prefix: match the app's own path
             path = path[len(root) :]
-        return any(scope["method"] == method and regex.match(path) for method, regex in self.routes)
+        if not path.startswith("/analysis/"):
+            return None
+        method = scope["method"]
+        if any(method == heavy and regex.match(path) for heavy, regex in self.routes):
+            return self.heavy
+        return self.analyses
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.is_heavy(scope):
+        lane = self.lane(scope) if scope["type"] == "http" else None
+        if lane is None:
             await self.app(scope, receive, send)
             return
-        if not await self.slots.acquire():
-            await self._refuse(scope, receive, send)
+        if not await lane.slots.acquire():
+            await self._refuse(lane, scope, receive, send)
             return
         try:
             await self.app(scope, receive, send)
         finally:
-            self.slots.release()
+            lane.slots.release()
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        slots = self.slots
+    async def _refuse(self, lane: Lane, scope: Scope, receive: Receive, send: Send) -> None:
+        slots = lane.slots
         response = problem(
             503,
             "Overloaded",
-            f"{slots.size} heavy analyses are running and {slots.queue} waiting "
-            "(CIM_HEAVY_CONCURRENCY, CIM_HEAVY_QUEUE); retry shortly",
+            f"{slots.size} {lane.what} are running and {slots.queue} waiting "
+            f"({lane.settings}); retry shortly",
             {"Retry-After": str(max(1, round(slots.wait_s)))},
         )
         await response(scope, receive, send)

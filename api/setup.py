@@ -41,6 +41,8 @@ def configure(app: FastAPI, settings: CimSettings) -> None:
         concurrency=settings.heavy_concurrency,
         queue=settings.heavy_queue,
         queue_seconds=settings.heavy_queue_seconds,
+        analysis_concurrency=settings.analysis_concurrency,
+        analysis_queue=settings.analysis_queue,
     )
     app.add_middleware(  # outermost: a refused caller costs the least
         AnonymousRateLimit,

@@ -246,10 +246,13 @@ def tile_uris(tileset: dict[str, Any]) -> list[str]:
     return out
 
 
-def start_server(url: str, data_dir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    url: str, data_dir: Path, workers: int, settings: list[str]
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIM_")}
     env.update(CIM_DATABASE_URL=url, CIM_DATA_DIR=str(data_dir), CIM_LOG_LEVEL="info")
+    env.update(setting.split("=", 1) for setting in settings)
     env["CIM_ANONYMOUS_RATE_PER_MINUTE"] = "0"  # one address stands for a whole city of clients
     log = open(data_dir / "serve.log", "wb")  # noqa: SIM115 - lives as long as the server
     server = subprocess.Popen(
@@ -277,6 +280,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=4, help="uvicorn worker processes")
     parser.add_argument("--fault", action="store_true", help="stop the database for 5 s")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="CIM_X=V", help="a server setting"
+    )
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="cim-bench-load-", dir="/tmp"))
@@ -289,7 +295,7 @@ def main() -> None:
         url = cluster.url()
         data_dir = folder / "data"
         requests, segments, buildings = load(url, data_dir, args.segments, args.buildings)
-        server, base = start_server(url, data_dir, args.workers)
+        server, base = start_server(url, data_dir, args.workers, args.set)
         figures, stopped_at = measure(base, requests, cluster, args)
     finally:
         if server is not None:

@@ -117,7 +117,18 @@ class CimSettings(BaseSettings):
         default=5.0, ge=0, description="How long the list of non-empty collections is cached."
     )
     heavy_concurrency: int = Field(
-        default=2, ge=1, description="Heavy analyses running at once per server process."
+        default=1,
+        ge=1,
+        description="Heavy analyses running at once per server process (run one process per "
+        "core: each heavy analysis keeps a core busy).",
+    )
+    analysis_concurrency: int = Field(
+        default=1,
+        ge=1,
+        description="Other analyses (query, section, QC) running at once per server process.",
+    )
+    analysis_queue: int = Field(
+        default=16, ge=0, description="Other analyses waiting for a slot; beyond: 503 at once."
     )
     request_threads: int = Field(
         default=4,

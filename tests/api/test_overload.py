@@ -81,6 +81,41 @@ def test_a_heavy_request_beyond_the_bulkhead_is_refused_at_once(
         assert client.post("/analysis/pipes/isolation", json=ISOLATION).status_code == 404
 
 
+def test_other_analyses_have_their_own_lane(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A section is not heavy, but other analyses are bounded too (CIM_ANALYSIS_CONCURRENCY):
+    while one section runs, a second is refused at once, and a heavy analysis and items still
+    answer (the lanes do not share slots)."""
+    entered, release = threading.Event(), threading.Event()
+    original = analysis_pipes.pipes_section.cross_section
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        release.wait(30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(analysis_pipes.pipes_section, "cross_section", held)
+    line = {"type": "LineString", "coordinates": [[0, 0], [30, 0]]}
+    limits = {"analysis_concurrency": 1, "analysis_queue": 0, "heavy_concurrency": 1}
+    with make_client(database_url, tmp_path, **limits) as client, ThreadPoolExecutor(4) as pool:
+
+        def post() -> httpx.Response:
+            return client.post("/analysis/pipes/section", json={"line": line})
+
+        first = pool.submit(post)
+        assert entered.wait(10), "the first section never started"
+        second = pool.submit(post).result(timeout=5)
+        assert second.status_code == 503
+        assert "CIM_ANALYSIS_CONCURRENCY" in second.json()["detail"]
+        heavy = pool.submit(client.post, "/analysis/pipes/isolation", json=ISOLATION)
+        assert heavy.result(timeout=10).status_code == 404
+        items = pool.submit(client.get, "/collections/pipe_segments/items")
+        assert items.result(timeout=10).status_code in (200, 404)
+        release.set()
+        assert first.result(timeout=10).status_code == 200
+
+
 def test_a_queued_heavy_request_runs_when_a_slot_frees(
     database_url: str, tmp_path: Path, held_isolation: tuple[threading.Event, ...]
 ) -> None:
