@@ -7,6 +7,7 @@ Nothing here is instantiated at import time: the composition roots (``cli``, ``a
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,6 +71,20 @@ class CimSettings(BaseSettings):
     )
     statement_timeout_ms: int = Field(default=30_000, ge=100)
     log_level: str = Field(default="INFO")
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="Log lines as JSON objects, as text, or auto: text on a terminal, else JSON.",
+    )
+    metrics_public: bool = Field(
+        default=False,
+        description="Serve GET /metrics to any caller; by default only to loopback callers and "
+        "admin keys.",
+    )
+    wal_archive: Path | None = Field(
+        default=None,
+        description="WAL archive folder of the embedded cluster (point-in-time recovery); unset: "
+        "no archiving.",
+    )
     cors_origins: str = Field(
         default="", description="Comma-separated origins allowed by CORS; '*' for any, '' none."
     )
