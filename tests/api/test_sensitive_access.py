@@ -198,6 +198,18 @@ def test_anonymous_analyses_show_no_gas_and_leave_no_rows(
     assert reads_since(engine, start) == []
 
 
+def test_area_answers_name_restricted_datasets_only_to_keys(
+    client: TestClient, networks: Networks
+) -> None:
+    """Clearance and clash reports list the datasets they looked at: an anonymous caller's
+    leaves out the gas dataset (its id tells that it exists), a key's names both."""
+    key = {"X-API-Key": networks.secret}
+    for url in ("/analysis/pipes/clearance", "/analysis/pipes/clashes"):
+        assert client.post(url, json={}).json()["datasets"] == [networks.water], url
+        keyed = client.post(url, json={}, headers=key).json()["datasets"]
+        assert keyed == sorted([networks.water, networks.gas]), url
+
+
 def _water_box(engine: Engine, table: str) -> list[float]:
     with engine.connect() as conn:
         box = conn.execute(

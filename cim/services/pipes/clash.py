@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from cim import bounds
 from cim.errors import InvalidInput
 from cim.services.pipes.models import Clash, ClashReport, ElementSide, PairSide
-from cim.services.pipes.scope import AnyRow, area_scope, no_jit
+from cim.services.pipes.scope import AnyRow, area_scope, listed_datasets, no_jit
 
 RADIUS_SQL = (
     "(GREATEST(COALESCE({t}.diameter_mm, 0), COALESCE({t}.width_mm, 0),"
@@ -118,7 +118,7 @@ def detect_clashes(
         total += _keep(rows, _element_clash, clashes, limit)
     return ClashReport(
         srid=srid,
-        datasets=datasets,
+        datasets=listed_datasets(session, datasets, hidden_utilities),
         clash_count=total,
         returned=len(clashes),
         truncated=total > len(clashes),

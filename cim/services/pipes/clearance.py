@@ -39,7 +39,7 @@ from cim.services.pipes.models import (
     RuleRef,
     Violation,
 )
-from cim.services.pipes.scope import area_scope, no_jit
+from cim.services.pipes.scope import area_scope, listed_datasets, no_jit
 from cim.services.pipes.sections import half_width_sql
 
 PipeKind = Literal["horizontal", "vertical"]
@@ -213,7 +213,8 @@ def check_clearances(
         if "building" in kinds:
             found.append(_buildings(session, datasets, area_ewkt, widest, hidden_utilities))
     bounds.check_deadline("clearance: ranking the violations")
-    return _answer(session, srid, datasets, found, by_id, limit)
+    listed = listed_datasets(session, datasets, hidden_utilities)
+    return _answer(session, srid, listed, found, by_id, limit)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ from sqlalchemy.orm import Session
 
 from cim import bounds
 from cim.db.migrate import recorded_srid
+from cim.db.models import Dataset
 from cim.errors import AuthenticationRequired, ConfigError, InvalidInput, NotFound
+from cim.services.datasets import held_classes
 from cim.services.pipes.inputs import ewkt, parse_polygon
 
 #: A row of a text query, any number of columns.
@@ -40,6 +42,20 @@ def pipe_dataset_ids(session: Session, dataset_id: int | None) -> list[int]:
         text("SELECT id FROM dataset WHERE kind = 'pipes' AND status = 'ready' ORDER BY id")
     ).scalars()
     return [int(r) for r in rows]
+
+
+def listed_datasets(session: Session, datasets: list[int], hidden: frozenset[str]) -> list[int]:
+    """The datasets an answer may name to a caller who may not see ``hidden`` classes: a pipe
+    dataset holding one is restricted as a whole (its id tells that it exists), though the
+    analysis still looks at its public classes."""
+    if not hidden:
+        return datasets
+    shown = []
+    for dataset_id in datasets:
+        dataset = session.get(Dataset, dataset_id)
+        if dataset is not None and not held_classes(session, dataset) & hidden:
+            shown.append(dataset_id)
+    return shown
 
 
 def refuse_hidden(utility: str, hidden: frozenset[str]) -> None:
