@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
 from cim.services.pipes.graph import load_graph
+from cim.services.pipes import isolation
 from cim.services.pipes.isolation import isolate, isolate_burst
 from importers.pipes import PipeImportOptions, import_pipes
 from tests.cim.pipes_fixtures import N, S, make_dataset, write_network
@@ -115,6 +116,8 @@ def test_isolation_equals_wntr_valve_segments(
     tested = 0
     for link_name in wn.link_name_list:
         result = isolate(graph, index[link_name], frozenset())
+        # the precomputed valve zone and the walk give the same sets, segment by segment
+        assert result == isolation._walk(graph, index[link_name], frozenset(), frozenset())
         codes = {graph.segment_codes[s] for s in result.segments}
         ours = codes - set(stub_node)
         label = int(link_seg[link_name])

@@ -13,9 +13,10 @@ tested on Net3 and ky4 imported with a ``generate_valve_layer`` layer.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from cim import bounds
@@ -30,6 +31,7 @@ from cim.services.pipes.graph import (
 )
 from cim.services.pipes.models import BurstIsolation, Ref, ValveNode
 from cim.services.pipes.scope import pipe_dataset_ids, refuse_hidden, session_srid
+from cim.services.pipes.valve_zones import CLOSED, PASSED, TO_CLOSE, WALKED, valve_zones
 from cim.services.results import FeatureCollection
 from cim.utilities import is_pressure
 
@@ -54,7 +56,43 @@ def isolate(
     hidden: frozenset[str] = frozenset(),
 ) -> Isolation:
     """Graph search from one segment bounded by operable valves (indices; pure, no database);
-    segments of a ``hidden`` class (what an anonymous caller may not see) are never entered."""
+    segments of a ``hidden`` class (what an anonymous caller may not see) are never entered.
+
+    Without failed valves or hidden classes in the graph the answer is the segment's
+    precomputed valve zone (:mod:`cim.services.pipes.valve_zones`), the same sets as the walk.
+    """
+    if not failed_valves and not hidden & utilities_of(graph):
+        return _from_zone(graph, start_segment)
+    return _walk(graph, start_segment, failed_valves, hidden)
+
+
+def utilities_of(graph: PipeGraph) -> frozenset[str]:
+    """The utility classes of a graph's segments (upper case; computed once per graph)."""
+    known = graph._lists.get("utilities")
+    if not isinstance(known, frozenset):
+        known = graph._lists["utilities"] = frozenset(u.upper() for u in graph.segment_utility)
+    return known
+
+
+def _from_zone(graph: PipeGraph, start_segment: int) -> Isolation:
+    zones = valve_zones(graph)
+    segments = zones.segments(start_segment)
+    reached = np.unique(
+        np.concatenate([graph.segment_start[segments], graph.segment_end[segments]])
+    )
+    role = zones.node_role[reached]
+    return Isolation(
+        segments=segments.tolist(),
+        nodes=reached[role == WALKED].tolist(),
+        valves_to_close=reached[role == TO_CLOSE].tolist(),
+        valves_already_closed=reached[role == CLOSED].tolist(),
+        failed_valves_passed=reached[role == PASSED].tolist(),
+    )
+
+
+def _walk(
+    graph: PipeGraph, start_segment: int, failed_valves: frozenset[int], hidden: frozenset[str]
+) -> Isolation:
     starts, ends = graph.ends()
     seen_segments = {start_segment}
     seen_nodes: set[int] = set()
@@ -163,9 +201,8 @@ def isolation_summary(
     """The answer: valves, segments, length, volume, affected nodes, GeoJSON highlight."""
     lengths = graph.segment_length[result.segments]
     volume = float((lengths * graph.segment_area[result.segments]).sum())
-    kinds: dict[str, int] = {}
-    for i in result.nodes:
-        kinds[graph.node_kind[i] or "junction"] = kinds.get(graph.node_kind[i] or "junction", 0) + 1
+    node_kind = graph.node_kind
+    kinds = dict(Counter(node_kind[i] or "junction" for i in result.nodes))
     room = bounds.current().highlight_room(max(len(result.segments), len(result.nodes)))
     return BurstIsolation(
         dataset_id=graph.dataset_id,
