@@ -1,4 +1,4 @@
-"""``cim db start|stop|status|url|upgrade|downgrade``: the embedded cluster and the schema."""
+"""``cim db start|stop|status|url|upgrade|downgrade|backup|restore``: cluster, schema, backups."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from cim.db.embedded import ClusterStatus
 from cim.db.engine import make_engine
 from cim.errors import ConfigError
 from cli.context import emit, load_settings
+from cli.db_backup import backup, restore
 
 app = typer.Typer(
-    help="The database: embedded PostGIS cluster and schema migrations.", no_args_is_help=True
+    help="The database: embedded PostGIS cluster, schema migrations, backups.", no_args_is_help=True
 )
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON object for scripts.")]
 
@@ -127,3 +128,7 @@ def downgrade(
     finally:
         engine.dispose()
     emit(result, as_json=as_json, text=f"schema at {result['revision'] or 'base (empty)'}")
+
+
+app.command()(backup)
+app.command()(restore)

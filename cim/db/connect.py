@@ -13,8 +13,8 @@ from cim.errors import ConfigError, DatabaseUnavailable
 
 
 def embedded_cluster(settings: CimSettings) -> EmbeddedCluster:
-    """The embedded cluster of ``settings.data_dir``."""
-    return EmbeddedCluster(settings.data_dir, settings.pg_bindir)
+    """The embedded cluster of ``settings.data_dir`` (archiving WAL to ``CIM_WAL_ARCHIVE``)."""
+    return EmbeddedCluster(settings.data_dir, settings.pg_bindir, settings.wal_archive)
 
 
 def database_url(settings: CimSettings, *, start: bool = True) -> str:

@@ -5,7 +5,8 @@ cluster lives in ``<data_dir>/pg``, listens on a unix socket in ``<data_dir>/run
 folder under /tmp when that path is too long for a socket) and on a free port of 127.0.0.1 only,
 and trusts local connections (no password). PostgreSQL refuses to run as root, so under root
 the server runs as the unprivileged ``postgres`` system user (or a ``cim-postgres`` user that is
-created). Starting a running cluster is harmless; data survives stop/start.
+created). Starting a running cluster is harmless; data survives stop/start. With a
+``wal_archive`` folder the server archives its WAL there (see :mod:`cim.db.wal_archive`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from cim.db.wal_archive import configure_archiving, prepare_archive, wait_for_recovery
 from cim.errors import ConfigError
 
 SUPERUSER = "cim"
@@ -93,8 +95,11 @@ def _port_is_free(port: int) -> bool:
 class EmbeddedCluster:
     """Manage the cluster in ``data_dir/pg``; every method is safe to call more than once."""
 
-    def __init__(self, data_dir: Path, bindir: Path | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, bindir: Path | None = None, wal_archive: Path | None = None
+    ) -> None:
         self.data_dir = data_dir.resolve()
+        self.wal_archive = wal_archive.resolve() if wal_archive is not None else None
         self.pgdata = self.data_dir / "pg"
         self.state_file = self.data_dir / "pg-state.json"
         self.log_file = self.data_dir / "postgresql.log"
@@ -174,16 +179,24 @@ class EmbeddedCluster:
     def _prepare_folders(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         account = self._server_account()
-        for folder in (self.pgdata, self.socket_dir):
+        archive = [prepare_archive(self.wal_archive)] if self.wal_archive is not None else []
+        for folder in (self.pgdata, self.socket_dir, *archive):
             folder.mkdir(mode=0o700, exist_ok=True)
             if account is not None:
                 os.chown(folder, account.pw_uid, account.pw_gid)
         if account is not None:
-            self._check_traversable(account)
+            for folder in (self.pgdata, *archive):
+                self._check_traversable(account, folder)
 
-    def _check_traversable(self, account: pwd.struct_passwd) -> None:
+    def prepare_empty(self) -> Path:
+        """Create the cluster folder (owned by the server account) for a restore to fill."""
+        with self._lock():
+            self._prepare_folders()
+        return self.pgdata
+
+    def _check_traversable(self, account: pwd.struct_passwd, folder: Path) -> None:
         probe = subprocess.run(
-            ["test", "-w", str(self.pgdata)],
+            ["test", "-w", str(folder)],
             user=account.pw_uid,
             group=account.pw_gid,
             extra_groups=[],
@@ -192,8 +205,8 @@ class EmbeddedCluster:
         if probe.returncode != 0:
             raise ConfigError(
                 f"the database server runs as user '{account.pw_name}' (PostgreSQL refuses root), "
-                f"which cannot reach {self.pgdata}: choose a CIM_DATA_DIR outside private folders "
-                "such as /root"
+                f"which cannot reach {folder}: choose a CIM_DATA_DIR (and CIM_WAL_ARCHIVE) "
+                "outside private folders such as /root"
             )
 
     @contextlib.contextmanager
@@ -247,6 +260,7 @@ class EmbeddedCluster:
                 self._initdb()
             if not self.is_running():
                 self._start_server()
+                wait_for_recovery(self.pgdata, self.is_running, self.log_file)
             self._ensure_database()
         return self.status()
 
@@ -260,6 +274,7 @@ class EmbeddedCluster:
             "-c shared_buffers=256MB -c max_connections=200 -c fsync=on "
             "-c max_wal_size=2GB -c maintenance_work_mem=256MB"
         )
+        configure_archiving(self.pgdata, self.wal_archive)
         log = self.log_file
         log.touch(exist_ok=True)
         account = self._server_account()
