@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from api.deps import SettingsDep
+from api.telemetry import note_key
 from cim.errors import AuthenticationRequired
 from cim.services.access import ANONYMOUS, Principal, authenticate, require_role
 
@@ -35,7 +36,9 @@ async def get_principal(
     secret = secret.strip()
     if not secret or len(secret) > 256:
         raise AuthenticationRequired("the API key is unknown or revoked")
-    return await run_in_threadpool(_authenticate, request.app.state.engine, secret)
+    principal = await run_in_threadpool(_authenticate, request.app.state.engine, secret)
+    note_key(principal.key_id)  # the access log line names the key (never the secret)
+    return principal
 
 
 def _authenticate(engine: Engine, secret: str) -> Principal:

@@ -24,6 +24,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import problem
+from api.metrics import count_shed
 
 HEAVY_ROUTES = (
     ("POST", "/analysis/pipes/isolation"),
@@ -168,6 +169,7 @@ class Bulkhead:
 
     async def _refuse(self, lane: Lane, scope: Scope, receive: Receive, send: Send) -> None:
         slots = lane.slots
+        count_shed("heavy" if lane is self.heavy else "analysis")
         response = problem(
             503,
             "Overloaded",

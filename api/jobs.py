@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
+from api import metrics
 from api.upload_sweep import OWNER_FILE, process_alive, sweep_orphaned_uploads, this_worker
 from cim.db.engine import make_engine
 from cim.db.models import ImportJob
@@ -183,6 +184,7 @@ class JobRunner:
             session.flush()
             session.refresh(job)
         self._queue.put(_Task(job_id, kind, paths, options, folder))
+        metrics.job_queued()
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
@@ -194,9 +196,11 @@ class JobRunner:
     def _work(self) -> None:
         while True:
             task = self._queue.get()
+            metrics.job_started()
             try:
                 self._run(task)
             finally:
+                metrics.job_ended()
                 shutil.rmtree(task.folder, ignore_errors=True)
                 self._queue.task_done()
                 self.on_finished()
@@ -211,6 +215,7 @@ class JobRunner:
 
     def _run(self, task: _Task) -> None:
         self._set(task.job_id, status="running", progress=0.0)
+        started = time.monotonic()
         last = [0.0]
 
         def progress(fraction: float, stage: str | None) -> None:
@@ -226,6 +231,7 @@ class JobRunner:
             results = run_import_job(self._engine, task.kind, task.paths, options, progress)
         except CimError as exc:
             self._set(task.job_id, status="failed", error=str(exc), result=None)
+            metrics.job_finished(task.kind, "failed", time.monotonic() - started)
             return
         except Exception as exc:  # the job must end failed, whatever the importer raised
             self._set(
@@ -235,7 +241,9 @@ class JobRunner:
                 result=None,
             )
             logger.error("import job %s failed", task.job_id, exc_info=exc)
+            metrics.job_finished(task.kind, "failed", time.monotonic() - started)
             return
+        seconds = time.monotonic() - started
         datasets = [r["dataset"]["id"] for r in results if r.get("dataset")]
         self._set(
             task.job_id,
@@ -244,3 +252,4 @@ class JobRunner:
             result={"imports": results},
             dataset_id=datasets[0] if datasets else None,
         )
+        metrics.job_finished(task.kind, "succeeded", seconds, results)

@@ -15,6 +15,7 @@ from api.routers import (
     datasets,
     features,
     health,
+    metrics,
     shelters,
     terrain,
     tiles,
@@ -38,6 +39,7 @@ logger = logging.getLogger("cim.api")
 
 ROUTERS = [
     health.router,
+    metrics.router,
     viewer.router,
     features.router,
     datasets.router,

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import problem
+from api.metrics import count_shed
 from cim.errors import AuthenticationRequired
 from cim.services.access import authenticate, hash_secret
 
@@ -109,6 +110,12 @@ def is_static_file(scope: Scope) -> bool:
     return scope["method"] in ("GET", "HEAD") and STATIC_FILES.fullmatch(scope["path"]) is not None
 
 
+def is_exempt(scope: Scope) -> bool:
+    """Static files, and ``/metrics`` (a scraper polls it; it answers only loopback callers and
+    admin keys, and refuses anonymous others at no database cost)."""
+    return scope["path"] == "/metrics" or is_static_file(scope)
+
+
 class AnonymousRateLimit:
     """Charge anonymous requests to their address's bucket; 429 + Retry-After when empty."""
 
@@ -118,7 +125,7 @@ class AnonymousRateLimit:
         self.keys = KeyValidity(key_cache_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.buckets.per_minute == 0 or is_static_file(scope):
+        if scope["type"] != "http" or self.buckets.per_minute == 0 or is_exempt(scope):
             await self.app(scope, receive, send)
             return
         secret = presented_key(scope)
@@ -147,6 +154,7 @@ class AnonymousRateLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, wait: float) -> None:
         per_minute = self.buckets.per_minute
+        count_shed("rate_limit")
         response = problem(
             429,
             "TooManyRequests",

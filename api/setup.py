@@ -16,13 +16,15 @@ from api.middleware import BodySizeLimit
 from api.openapi import install_openapi30
 from api.ratelimit import AnonymousRateLimit
 from api.sessions import RequestSessions
+from api.telemetry import RequestTelemetry
 from cim.config import CimSettings
 from cim.db.engine import make_engine
 
 
 def configure(app: FastAPI, settings: CimSettings) -> None:
     """Install the OpenAPI 3.0 document, CORS (when origins are set), the body size limit,
-    the bulkhead of heavy analyses and the anonymous rate limit."""
+    the bulkhead of heavy analyses, the anonymous rate limit and, outermost, the request
+    telemetry (request id, access log line, metrics)."""
     install_openapi30(app)
     origins = settings.cors_origin_list
     if origins:
@@ -30,8 +32,14 @@ def configure(app: FastAPI, settings: CimSettings) -> None:
             CORSMiddleware,
             allow_origins=origins,
             allow_methods=["GET", "HEAD", "POST", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type", "If-None-Match"],
-            expose_headers=["ETag", "Last-Modified", "Content-Crs", "Location"],
+            allow_headers=[
+                "Authorization",
+                "X-API-Key",
+                "Content-Type",
+                "If-None-Match",
+                "X-Request-ID",
+            ],
+            expose_headers=["ETag", "Last-Modified", "Content-Crs", "Location", "X-Request-ID"],
             max_age=600,
         )
     app.add_middleware(RequestSessions)
@@ -44,11 +52,12 @@ def configure(app: FastAPI, settings: CimSettings) -> None:
         analysis_concurrency=settings.analysis_concurrency,
         analysis_queue=settings.analysis_queue,
     )
-    app.add_middleware(  # outermost: a refused caller costs the least
+    app.add_middleware(  # a refused caller costs the least
         AnonymousRateLimit,
         per_minute=settings.anonymous_rate_per_minute,
         key_cache_seconds=settings.api_key_cache_seconds,
     )
+    app.add_middleware(RequestTelemetry)  # outermost: sees (and times) every answer
 
 
 def apply_statement_timeout(engine: Engine, timeout_ms: int) -> None:

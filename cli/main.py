@@ -6,7 +6,10 @@ A group appears once it has commands that work; each group lives in a module of 
 from __future__ import annotations
 
 import typer
+from pydantic import ValidationError
 
+from cim.config import CimSettings
+from cim.logs import configure_logging
 from cli import analyse, datasets, db, imports, keys, tiles
 from cli.demo import demo
 from cli.errors import run_guarded
@@ -32,4 +35,15 @@ app.command("demo")(demo)
 
 def main() -> None:
     """Console-script entry: run the app, mapping cim errors to one line and an exit code."""
+    setup_logging()
     run_guarded(lambda: app(standalone_mode=True))
+
+
+def setup_logging() -> None:
+    """Log lines as the server writes them (``CIM_LOG_FORMAT``, ``CIM_LOG_LEVEL``); with a bad
+    setting, the defaults (the command that loads the settings reports it in one line)."""
+    try:
+        settings = CimSettings()
+    except ValidationError:
+        settings = CimSettings.model_construct()
+    configure_logging(settings.log_level, settings.log_format)

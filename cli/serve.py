@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cim.db.connect import database_url
+from cim.logs import log_config
 from cli.context import console, engine_scope, load_settings
+
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def fresh_metrics_dir(data_dir: Path, port: int) -> Path:
+    """An empty folder for the workers' metric files (``api.metrics``: one scrape sums every
+    worker). Per port, so two servers on one data dir keep apart; emptied at each start, so
+    counters start from zero with the server."""
+    folder = (data_dir / "metrics" / str(port)).resolve()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
 
 
 def serve(
@@ -34,6 +49,8 @@ def serve(
     # Workers reach the same database without each managing the cluster.
     os.environ["CIM_DATABASE_URL"] = database_url(settings, start=False)
     os.environ["CIM_DATA_DIR"] = str(settings.data_dir)
+    # Before uvicorn imports the app: prometheus-client picks its mode when first imported.
+    os.environ[METRICS_DIR_ENV] = str(fresh_metrics_dir(settings.data_dir, port))
     console.print(f"cim API on http://{host}:{port}/ (health: /health)")
     uvicorn.run(
         "api.main:create_app_from_env",
@@ -43,6 +60,10 @@ def serve(
         workers=workers if not reload else None,
         reload=reload,
         log_level=settings.log_level.lower(),
+        # Our formatter (JSON lines or text, CIM_LOG_FORMAT) in every worker; the access line
+        # is the app's own (api.telemetry: request id, route, duration, key id), not uvicorn's.
+        log_config=log_config(settings.log_level, settings.log_format),
+        access_log=False,
         proxy_headers=True,
         # uvicorn's default (5 s) kills a worker that is merely busy: on a loaded 2-core machine
         # a worker building a 1M-segment network graph misses the ping, is killed with the

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from cim.db.base import Base
 from cim.db.types import BigIntPK, DefaultNow, JsonAttrs
+from cim.logs import current_request_id
 
 ROLES = ("reader", "analyst", "admin")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed")
@@ -32,7 +33,12 @@ class ApiKey(Base):
 
 
 class AuditLog(Base):
-    """Who read a sensitive layer or changed data, and when."""
+    """Who read a sensitive layer or changed data, and when.
+
+    ``request_id`` is the id of the HTTP request that wrote the row (the ``X-Request-ID`` of
+    its answer and the ``request_id`` of its log lines), filled in by default from the request
+    being served, whoever writes the row; NULL for rows of the CLI.
+    """
 
     __tablename__ = "audit_log"
 
@@ -46,6 +52,7 @@ class AuditLog(Base):
     resource: Mapped[str] = mapped_column(Text)
     client: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[JsonAttrs]
+    request_id: Mapped[str | None] = mapped_column(Text, default=current_request_id)
 
 
 class ImportJob(Base):
