@@ -25,7 +25,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cim.db.wal_archive import configure_archiving, prepare_archive, wait_for_recovery
+from cim.db.wal_archive import (
+    archive_setting,
+    configure_archiving,
+    prepare_archive,
+    wait_for_recovery,
+)
 from cim.errors import ConfigError
 
 SUPERUSER = "cim"
@@ -99,7 +104,7 @@ class EmbeddedCluster:
         self, data_dir: Path, bindir: Path | None = None, wal_archive: Path | None = None
     ) -> None:
         self.data_dir = data_dir.resolve()
-        self.wal_archive = wal_archive.resolve() if wal_archive is not None else None
+        self.wal_archive = archive_setting(wal_archive)
         self.pgdata = self.data_dir / "pg"
         self.state_file = self.data_dir / "pg-state.json"
         self.log_file = self.data_dir / "postgresql.log"
@@ -179,11 +184,13 @@ class EmbeddedCluster:
     def _prepare_folders(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         account = self._server_account()
-        archive = [prepare_archive(self.wal_archive)] if self.wal_archive is not None else []
-        for folder in (self.pgdata, self.socket_dir, *archive):
+        for folder in (self.pgdata, self.socket_dir):
             folder.mkdir(mode=0o700, exist_ok=True)
             if account is not None:
                 os.chown(folder, account.pw_uid, account.pw_gid)
+        archive = [self.wal_archive] if self.wal_archive is not None else []
+        if archive and prepare_archive(archive[0], self.data_dir) and account is not None:
+            os.chown(archive[0], account.pw_uid, account.pw_gid)  # only a folder cim created
         if account is not None:
             for folder in (self.pgdata, *archive):
                 self._check_traversable(account, folder)

@@ -41,15 +41,16 @@ def base_backup_wanted(settings: CimSettings, connection: Connection, progress: 
     """
     if not settings.uses_embedded_database:
         return False
+    archive = embedded_cluster(settings).wal_archive
     running = archiving(connection)
-    if settings.wal_archive is not None and not running:
+    if archive is not None and not running:
         progress(
             "note: CIM_WAL_ARCHIVE is set but the running cluster does not archive yet; "
             "restart it (cim db stop; cim db start) - no base backup this time"
         )
-    elif settings.wal_archive is None and running:
+    elif archive is None and running:
         progress("note: the cluster archives WAL but CIM_WAL_ARCHIVE is unset: no base backup")
-    return settings.wal_archive is not None and running
+    return archive is not None and running
 
 
 def take_base_backup(settings: CimSettings, folder: Path, *, progress: Progress) -> BaseBackupEntry:
@@ -59,7 +60,7 @@ def take_base_backup(settings: CimSettings, folder: Path, *, progress: Progress)
     needs are in the archive, which the replay reads anyway.
     """
     cluster = embedded_cluster(settings)
-    assert settings.wal_archive is not None
+    assert cluster.wal_archive is not None
     target = folder / BASE_FOLDER
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     started = datetime.now(UTC)
@@ -83,7 +84,7 @@ def take_base_backup(settings: CimSettings, folder: Path, *, progress: Progress)
         folder=BASE_FOLDER,
         started_at=started.isoformat(),
         finished_at=datetime.now(UTC).isoformat(),
-        wal_archive=str(settings.wal_archive),
+        wal_archive=str(cluster.wal_archive),
     )
 
 
@@ -102,7 +103,8 @@ def check_recoverable(
             "this backup holds no base backup (the cluster did not archive WAL when it was "
             "taken): it restores only as it was, without --until"
         )
-    if settings.wal_archive is None or not settings.wal_archive.is_dir():
+    cluster = embedded_cluster(settings)
+    if cluster.wal_archive is None or not cluster.wal_archive.is_dir():
         raise ConfigError(
             f"set CIM_WAL_ARCHIVE to the WAL archive folder (it was {base['wal_archive']})"
         )
@@ -112,7 +114,6 @@ def check_recoverable(
             f"--until {until.isoformat()} is before this base backup ended "
             f"({finished.isoformat()}): choose a later time or an older backup"
         )
-    cluster = embedded_cluster(settings)
     if cluster.pgdata.exists() and any(cluster.pgdata.iterdir()):
         raise InvalidInput(
             f"{cluster.pgdata} already holds a cluster: recover into an empty CIM_DATA_DIR"
@@ -145,4 +146,17 @@ def recover(
     write_recovery(pgdata, cluster.wal_archive, until)
     target = until.isoformat() if until is not None else "the end of the archive"
     progress(f"replaying WAL from {cluster.wal_archive} up to {target}")
-    cluster.start()
+    try:
+        cluster.start()
+    except ConfigError as exc:
+        raise ConfigError(
+            f"the point-in-time recovery failed: {_server_fatal(cluster.log_file) or exc}; "
+            f"remove {cluster.pgdata} before another restore"
+        ) from None
+
+
+def _server_fatal(log_file: Path) -> str | None:
+    """The server's last FATAL message (e.g. the target lies beyond the archive), if any."""
+    lines = log_file.read_text(errors="replace").splitlines() if log_file.exists() else []
+    fatal = [line.split("FATAL:", 1)[1].strip() for line in lines if "FATAL:" in line]
+    return fatal[-1] if fatal else None

@@ -57,11 +57,27 @@ def archive_command(folder: Path) -> str:
     )
 
 
-def prepare_archive(folder: Path) -> Path:
-    """Check the archive path and create its parent; the cluster creates and owns the folder."""
+def archive_setting(value: Path | None) -> Path | None:
+    """``CIM_WAL_ARCHIVE`` as an absolute folder, or None when unset or empty (pydantic reads
+    ``CIM_WAL_ARCHIVE=`` as ``.``, which must not turn the current folder into an archive)."""
+    if value is None or value == Path(""):
+        return None
+    return value.expanduser().resolve()
+
+
+def prepare_archive(folder: Path, data_dir: Path) -> bool:
+    """Check the archive folder and create it when missing; True when it was created.
+
+    A folder that exists is used as it is (never re-owned): the server account must be able
+    to write to it. The archive may not hold, or lie inside, the cluster's data dir.
+    """
     archive_folder(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    return folder
+    if folder == data_dir or folder in data_dir.parents or data_dir in folder.parents:
+        raise ConfigError(f"CIM_WAL_ARCHIVE={folder} overlaps CIM_DATA_DIR={data_dir}: use another")
+    if folder.exists():
+        return False
+    folder.mkdir(mode=0o700, parents=True)
+    return True
 
 
 def _ensure_lines(path: Path, marker: str, addition: str) -> None:

@@ -20,7 +20,13 @@ from sqlalchemy import Engine, text
 from cim.db import migrate
 from cim.db.embedded import EmbeddedCluster
 from cim.db.engine import make_engine
-from cim.db.wal_archive import ARCHIVE_CONF, archive_command, configure_archiving
+from cim.db.wal_archive import (
+    ARCHIVE_CONF,
+    archive_command,
+    archive_setting,
+    configure_archiving,
+    prepare_archive,
+)
 from cim.errors import ConfigError, InvalidInput
 from cli.db_backup import parse_until
 from tests.cim.backup_support import add_dataset, dataset_names, embedded_env, run_cim, run_json
@@ -59,6 +65,17 @@ def test_archive_settings_follow_the_setting(tmp_path: Path) -> None:
     assert not (tmp_path / ARCHIVE_CONF).exists()
     with pytest.raises(ConfigError, match="absolute path"):
         configure_archiving(tmp_path, Path("/tmp/it's here"))
+
+
+def test_archive_folder_is_never_the_data_dir_nor_taken_over(tmp_path: Path) -> None:
+    assert archive_setting(None) is None
+    assert archive_setting(Path("")) is None  # CIM_WAL_ARCHIVE= must not archive into "."
+    data = tmp_path / "data"
+    for overlapping in (data, tmp_path, data / "wal"):
+        with pytest.raises(ConfigError, match="overlaps"):
+            prepare_archive(overlapping, data)
+    assert prepare_archive(tmp_path / "wal", data) is True  # created: the server may own it
+    assert prepare_archive(tmp_path / "wal", data) is False  # existing: used as it is
 
 
 def test_until_parsing() -> None:
@@ -118,6 +135,14 @@ def test_restore_until_a_time_keeps_earlier_changes_only(
         ["db", "restore", str(folder / "backup"), "--until", noted.isoformat()], source_env
     )
     assert refused.returncode == 2 and "already holds a cluster" in refused.stderr
+
+    beyond = run_cim(
+        ["db", "restore", str(folder / "backup"), "--until", "2100-01-01T00:00:00Z"],
+        embedded_env(folder / "too-far", CIM_WAL_ARCHIVE=str(archive)),
+    )
+    assert beyond.returncode == 6
+    assert "recovery ended before configured recovery target was reached" in beyond.stderr
+    EmbeddedCluster(folder / "too-far").stop()
 
     target = EmbeddedCluster(folder / "recovered", wal_archive=archive)
     try:
