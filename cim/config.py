@@ -184,6 +184,12 @@ class CimSettings(BaseSettings):
         description="Most points of one elevation request (GET or POST) or profile samples.",
     )
 
+    @field_validator("wal_archive", mode="before")
+    @classmethod
+    def _no_empty_archive(cls, value: object) -> object:
+        """``CIM_WAL_ARCHIVE=`` (empty) means no archive, not the current folder."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("database_url", "read_database_url")
     @classmethod
     def _normalise_driver(cls, value: str | None) -> str | None:
