@@ -1,7 +1,7 @@
 """ORM models of every cim table, one module per domain; importing this fills ``Base.metadata``."""
 
 from cim.db.models.access import ApiKey, AuditLog, ImportJob
-from cim.db.models.building import Building, BuildingElement, BuildingStorey
+from cim.db.models.building import Building, BuildingElement, BuildingStorey, BuildingSurface
 from cim.db.models.dataset import DATASET_KINDS, DATASET_STATUSES, CimSetting, Dataset
 from cim.db.models.pipe import PipeNode, PipeSegment
 from cim.db.models.road import RoadSegment
@@ -24,6 +24,7 @@ __all__ = [
     "Building",
     "BuildingElement",
     "BuildingStorey",
+    "BuildingSurface",
     "CimSetting",
     "Dataset",
     "HazardZone",

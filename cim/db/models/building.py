@@ -1,4 +1,6 @@
-"""Buildings from IFC: ``building``, ``building_storey`` and ``building_element``."""
+"""Buildings: ``building`` (IFC and city models), ``building_storey``, ``building_element``
+and ``building_surface`` (the triangulated faces of city-model buildings, per LoD and semantic
+class)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,11 @@ from cim.db.types import BigIntPK, DatasetFK, JsonAttrs, cascade_to
 
 
 class Building(Base):
-    """An IfcBuilding: 2D footprint and base/top heights in the storage CRS."""
+    """An IfcBuilding or a city-model building: 2D footprint and base/top heights (storage CRS).
+
+    City-model rows (CityJSON) also fill ``source_id`` (the object id), ``lods`` and the facts
+    the source states (``height``, ``storeys``, ``function``, ``year``); IFC rows leave them NULL.
+    """
 
     __tablename__ = "building"
 
@@ -28,6 +34,30 @@ class Building(Base):
     base_z: Mapped[float | None] = mapped_column(Float)
     top_z: Mapped[float | None] = mapped_column(Float)
     attrs: Mapped[JsonAttrs]
+    source_id: Mapped[str | None] = mapped_column(Text)
+    lods: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    height: Mapped[float | None] = mapped_column(Float)
+    storeys: Mapped[int | None] = mapped_column(Integer)
+    function: Mapped[str | None] = mapped_column(Text)
+    year: Mapped[int | None] = mapped_column(Integer)
+
+
+class BuildingSurface(Base):
+    """Triangulated faces of one city-model building, one row per (LoD, semantic class).
+
+    ``semantic`` is the CityJSON/CityGML surface type (RoofSurface, WallSurface, GroundSurface…)
+    or NULL for faces without semantics; ``geom`` holds the triangles as a MULTIPOLYGONZ.
+    """
+
+    __tablename__ = "building_surface"
+
+    id: Mapped[BigIntPK]
+    dataset_id: Mapped[DatasetFK]
+    building_id: Mapped[int] = cascade_to("building")
+    lod: Mapped[str] = mapped_column(Text)
+    semantic: Mapped[str | None] = mapped_column(Text)
+    triangle_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGONZ", spatial_index=True))
 
 
 class BuildingStorey(Base):

@@ -12,7 +12,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 from cim.db.base import Base
 from cim.db.types import BigIntPK, DefaultNow, JsonAttrs
 
-DATASET_KINDS = ("terrain", "ifc", "pipes", "shelters", "population", "hazards", "roads")
+DATASET_KINDS = (
+    "terrain",
+    "ifc",
+    "pipes",
+    "shelters",
+    "population",
+    "hazards",
+    "roads",
+    "buildings",
+)
 DATASET_STATUSES = ("loading", "ready", "failed")
 
 
