@@ -180,6 +180,22 @@ def _ifc(
     return [result]
 
 
+def _buildings(
+    engine: Engine, paths: list[Path], options: ImportOptions, progress: Progress
+) -> list[ImportResult]:
+    from importers.citymodel import import_buildings
+
+    result = import_buildings(
+        engine,
+        paths,
+        crs=options.crs,
+        name=options.name,
+        replace=options.replace,
+        progress=lambda done: progress("buildings", done, 0),
+    )
+    return [result]
+
+
 def _vector(
     function: Callable[..., ImportResult],
 ) -> Callable[[Engine, list[Path], VectorOptions, Progress], list[ImportResult]]:
@@ -243,9 +259,18 @@ ROADS = Importer(
     RoadOptions,
     _vector(import_roads),
 )
+BUILDINGS = Importer(
+    "buildings",
+    "Import city-model buildings (CityJSON, CityJSONSeq): footprints, heights, LoD surfaces.",
+    "CityJSON 1.0/1.1/2.0 files (.city.json, .json) or CityJSONSeq (.city.jsonl); one dataset "
+    "for all the files given.",
+    ImportOptions,
+    _buildings,
+)
 
 IMPORTERS: dict[str, Importer[Any, Any]] = {
-    entry.kind: entry for entry in (TERRAIN, PIPES, IFC, SHELTERS, POPULATION, HAZARDS, ROADS)
+    entry.kind: entry
+    for entry in (TERRAIN, PIPES, IFC, SHELTERS, POPULATION, HAZARDS, ROADS, BUILDINGS)
 }
 """Every importer by dataset kind, in the order the API lists them."""
 VECTOR_IMPORTERS: tuple[Importer[Any, ImportResult], ...] = (SHELTERS, POPULATION, HAZARDS, ROADS)

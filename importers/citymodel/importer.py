@@ -1,0 +1,121 @@
+"""``import_buildings``: CityJSON / CityJSONSeq files -> one ``buildings`` dataset, all or nothing.
+
+Each file is read chunk by chunk (:mod:`importers.citymodel.cityjson`), its Building and
+BuildingPart objects triangulated (:mod:`~importers.citymodel.buildings`), moved to the storage
+CRS (:mod:`~importers.citymodel.placement`) and copied (:mod:`~importers.citymodel.writer`),
+all inside ``run_import``'s transaction: any bad file leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from cim.crs import crs_label
+from cim.db.connect import storage_srid
+from cim.db.models import Dataset
+from cim.errors import InvalidInput
+from cim.services.datasets import DatasetSource, file_sha256, source_names
+from importers.base import ImportResult, WriteOutcome, run_import
+from importers.citymodel.buildings import Tally, chunk_buildings
+from importers.citymodel.cityjson import read_citymodel
+from importers.citymodel.placement import check_area_of_use, source_crs
+from importers.citymodel.rows import place_buildings
+from importers.citymodel.writer import BuildingWriter
+
+BuildingProgress = Callable[[int], None]
+"""Called with the number of buildings read so far."""
+
+
+def import_buildings(
+    engine: Engine,
+    paths: list[Path],
+    *,
+    crs: str | None = None,
+    name: str | None = None,
+    replace: bool = False,
+    progress: BuildingProgress | None = None,
+) -> ImportResult:
+    """Import the buildings of CityJSON (``.city.json``) / CityJSONSeq (``.city.jsonl``) files."""
+    if not paths:
+        raise InvalidInput("buildings: give at least one CityJSON file")
+    for path in paths:
+        if not path.is_file():
+            raise InvalidInput(f"{path}: no such file")
+    srid = storage_srid(engine)
+    joined = ", ".join(path.name for path in paths)
+    source = DatasetSource(
+        kind="buildings",
+        name=name or paths[0].name,
+        source_name=joined,
+        source_sha256=file_sha256(*paths),
+        options={"crs": crs},
+    )
+
+    def write(session: Session, dataset: Dataset) -> WriteOutcome:
+        writer = BuildingWriter(session, dataset.id, srid)
+        tally = Tally()
+        labels = []
+        for path in paths:
+            labels.append(_write_file(path, crs, srid, writer, tally, progress))
+        writer.flush()
+        if writer.buildings == 0:
+            raise InvalidInput(f"{source_names(joined)}: no Building or BuildingPart objects")
+        return _outcome(writer, tally, sorted(set(labels)))
+
+    return run_import(engine, source=source, write=write, replace=replace)
+
+
+def _write_file(
+    path: Path,
+    crs: str | None,
+    srid: int,
+    writer: BuildingWriter,
+    tally: Tally,
+    progress: BuildingProgress | None,
+) -> str:
+    header, chunks = read_citymodel(path)
+    horizontal = source_crs(header.reference_system, crs, path.name)
+    checked = False
+    for chunk in chunks:
+        if not checked and len(chunk.vertices):
+            check_area_of_use(horizontal, srid, chunk.vertices[:, :2])
+            checked = True
+        writer.add(place_buildings(chunk_buildings(header, chunk, tally), horizontal, srid))
+        if progress is not None:
+            progress(tally.buildings + tally.building_parts)
+    return crs_label(horizontal)
+
+
+def _outcome(writer: BuildingWriter, tally: Tally, labels: list[str]) -> WriteOutcome:
+    rejected = sum(tally.rejected.values())
+    warnings = []
+    if rejected:
+        warnings.append(
+            f"{rejected} of {tally.faces} faces left out ({tally.rejected['degenerate']} "
+            f"degenerate, {tally.rejected['non_planar']} non-planar)"
+        )
+    if tally.skipped_geometries:
+        warnings.append(
+            f"geometries of unsupported types left out: {dict(tally.skipped_geometries)}"
+        )
+    return WriteOutcome(
+        counts={
+            "buildings": tally.buildings,
+            "building_parts": tally.building_parts,
+            "surfaces": writer.surfaces,
+            "triangles": writer.triangles,
+        },
+        qc={
+            "faces": tally.faces,
+            "degenerate_faces": tally.rejected["degenerate"],
+            "non_planar_faces": tally.rejected["non_planar"],
+            "other_objects": dict(tally.skipped_objects),
+            "unsupported_geometries": dict(tally.skipped_geometries),
+        },
+        warnings=warnings,
+        source_crs=", ".join(labels),
+    )

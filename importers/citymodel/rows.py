@@ -1,0 +1,135 @@
+"""Buildings in the storage CRS and the facts of their rows: footprint, base/top, height…
+
+Footprint choice (documented in the README): the union, projected to 2D, of the GroundSurface
+faces of the building's lowest LoD; when that LoD has no ground faces, the union of all its faces
+projected to 2D (walls project to nothing, roofs cover the ground plan). Unions are snapped to a
+1 mm grid so slivers between neighbouring triangles vanish. A parent Building without geometry
+of its own takes the union of its parts' footprints, their lowest base and highest top.
+``height`` is the ``measuredHeight`` attribute when given, else top - base.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import shapely
+from pyproj import CRS
+
+from importers.citymodel.buildings import CityBuilding, SurfaceKey
+from importers.citymodel.placement import triangles_to_storage
+from importers.citymodel.triangulate import Triangles
+
+FOOTPRINT_GRID_M = 0.001
+MIN_FOOTPRINT_TRIANGLE_M2 = 1e-6
+
+
+@dataclass
+class PlacedBuilding:
+    """A building with its triangles in the storage CRS and the facts derived from them."""
+
+    source: CityBuilding
+    surfaces: dict[SurfaceKey, Triangles]
+    footprint: shapely.Geometry | None = None
+    base_z: float | None = None
+    top_z: float | None = None
+    lods: set[str] = field(default_factory=set)
+
+
+def place_buildings(buildings: list[CityBuilding], crs: CRS, srid: int) -> list[PlacedBuilding]:
+    """Move every triangle of ``buildings`` to the storage CRS (one pyproj call) and sum up."""
+    keys = [(i, key) for i, b in enumerate(buildings) for key in b.surfaces]
+    blocks = [np.concatenate(buildings[i].surfaces[key]) for i, key in keys]
+    sizes = [len(block) for block in blocks]
+    placed = [PlacedBuilding(source=b, surfaces={}) for b in buildings]
+    if blocks:
+        moved = triangles_to_storage(crs, srid, np.concatenate(blocks))
+        for (i, key), part in zip(keys, np.split(moved, np.cumsum(sizes)[:-1]), strict=True):
+            placed[i].surfaces[key] = part
+    for building in placed:
+        _summarise(building)
+    _parents_from_parts(placed)
+    return placed
+
+
+def _summarise(building: PlacedBuilding) -> None:
+    if not building.surfaces:
+        return
+    building.lods = {lod for lod, _ in building.surfaces}
+    points = np.concatenate(list(building.surfaces.values())).reshape(-1, 3)
+    building.base_z = float(points[:, 2].min())
+    building.top_z = float(points[:, 2].max())
+    lowest = min(building.lods, key=_lod_order)
+    ground = [
+        t
+        for (lod, sem), t in building.surfaces.items()
+        if lod == lowest and sem and "Ground" in sem
+    ]
+    if not ground:
+        ground = [t for (lod, _), t in building.surfaces.items() if lod == lowest]
+    building.footprint = _union_2d(np.concatenate(ground))
+
+
+def _lod_order(lod: str) -> float:
+    try:
+        return float(lod)
+    except ValueError:
+        return float("inf")
+
+
+def _union_2d(triangles: Triangles) -> shapely.Geometry | None:
+    polygons = shapely.polygons(np.ascontiguousarray(triangles[:, :, :2]))
+    polygons = polygons[shapely.area(polygons) > MIN_FOOTPRINT_TRIANGLE_M2]
+    if len(polygons) == 0:
+        return None
+    return _multipolygon(shapely.union_all(polygons, grid_size=FOOTPRINT_GRID_M))
+
+
+def _multipolygon(geometry: shapely.Geometry) -> shapely.Geometry | None:
+    parts = shapely.get_parts(geometry)
+    parts = parts[shapely.get_type_id(parts) == 3]  # Polygon
+    return shapely.multipolygons(parts) if len(parts) else None
+
+
+def _parents_from_parts(placed: list[PlacedBuilding]) -> None:
+    """A parent without geometry takes its parts' footprint union, base, top and LoDs."""
+    parts: dict[str, list[PlacedBuilding]] = {}
+    for building in placed:
+        if building.source.parent is not None:
+            parts.setdefault(building.source.parent, []).append(building)
+    for building in placed:
+        children = [c for c in parts.get(building.source.source_id, []) if c.top_z is not None]
+        if building.surfaces or not children:
+            continue
+        building.base_z = min(c.base_z for c in children if c.base_z is not None)
+        building.top_z = max(c.top_z for c in children if c.top_z is not None)
+        building.lods = set().union(*(c.lods for c in children))
+        footprints = [c.footprint for c in children if c.footprint is not None]
+        if footprints:
+            union = shapely.union_all(footprints, grid_size=FOOTPRINT_GRID_M)
+            building.footprint = _multipolygon(union)
+
+
+def _number(value: Any, kind: type[int] | type[float]) -> Any:
+    try:
+        return kind(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+def building_facts(building: PlacedBuilding) -> dict[str, Any]:
+    """Height, storeys, function and year of a building, from its attributes and geometry."""
+    attributes = building.source.attributes
+    height = _number(attributes.get("measuredHeight"), float)
+    if height is None and building.top_z is not None and building.base_z is not None:
+        height = building.top_z - building.base_z
+    function = attributes.get("function")
+    if isinstance(function, list):
+        function = ",".join(str(f) for f in function)
+    return {
+        "height": height,
+        "storeys": _number(attributes.get("storeysAboveGround"), int),
+        "function": None if function is None else str(function),
+        "year": _number(attributes.get("yearOfConstruction"), int),
+    }
