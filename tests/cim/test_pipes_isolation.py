@@ -19,8 +19,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
-from cim.services.pipes.graph import load_graph
 from cim.services.pipes import isolation
+from cim.services.pipes.graph import load_graph
 from cim.services.pipes.isolation import isolate, isolate_burst
 from importers.pipes import PipeImportOptions, import_pipes
 from tests.cim.pipes_fixtures import N, S, make_dataset, write_network
