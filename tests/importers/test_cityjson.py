@@ -262,3 +262,57 @@ def test_outside_the_storage_crs_area_is_refused(engine: Engine) -> None:
         import_buildings(engine, [SAMPLES / "zurich_subset_lod2.city.json"])
     assert _scalar(engine, "SELECT count(*) FROM building") == before
     assert _scalar(engine, "SELECT count(*) FROM dataset WHERE kind = 'buildings'") == 0
+
+
+def test_cli_command_prints_its_summary(
+    city_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cli.import_buildings.command`` (to be mounted as ``cim import buildings``)."""
+    import typer
+    from typer.testing import CliRunner
+
+    from cli.import_buildings import command
+
+    app = typer.Typer()
+    app.command("buildings")(command)
+    monkeypatch.setenv("CIM_DATABASE_URL", city_engine.url.render_as_string(hide_password=False))
+    path = tmp_path / "dh.city.json"
+    path.write_text((SAMPLES / "DH_01_subs.city.json").read_text() + " ")
+    done = CliRunner().invoke(app, [str(path), "--crs", "EPSG:7415"])
+    assert done.exit_code == 0, done.output
+    assert "4 buildings + 8 parts" in done.output and "EPSG:28992" in done.output
+
+
+def test_cityjson_1_0_with_a_urn_and_bad_faces_counted(city_engine: Engine, tmp_path: Path) -> None:
+    """1.0: numeric LoD, URN CRS, a Solid; a non-planar and a degenerate face are counted."""
+    vertices = [[0, 0, 0], [10, 0, 0], [10, 10, 0], [0, 10, 0], [0, 0, 5], [10, 0, 5]]
+    vertices += [[10, 10, 6], [0, 10, 5]]  # the roof corner 6 lifts the roof out of plane
+    shell = [[[0, 3, 2, 1]], [[4, 5, 6, 7]], [[0, 1, 5, 4]], [[1, 1, 2]]]
+    document = {
+        "type": "CityJSON",
+        "version": "1.0",
+        "metadata": {"referenceSystem": "urn:ogc:def:crs:EPSG::28992"},
+        "CityObjects": {
+            "b": {
+                "type": "Building",
+                "attributes": {
+                    "measuredHeight": 5.5,
+                    "function": "1000",
+                    "yearOfConstruction": 1930,
+                    "storeysAboveGround": 2,
+                },
+                "geometry": [{"type": "Solid", "lod": 2, "boundaries": [shell]}],
+            },
+        },
+        "vertices": [[85000 + x, 446000 + y, z] for x, y, z in vertices],
+    }
+    path = tmp_path / "v10.json"
+    path.write_text(json.dumps(document))
+    result = import_buildings(city_engine, [path])
+    qc = result.dataset.qc
+    assert (qc["faces"], qc["non_planar_faces"], qc["degenerate_faces"]) == (4, 1, 1)
+    assert "2 of 4 faces left out" in result.warnings[0]
+    sql = "SELECT lods, height, storeys, function, year FROM building WHERE dataset_id = :d"
+    with city_engine.connect() as conn:
+        row = conn.execute(text(sql), {"d": result.dataset.id}).one()
+    assert tuple(row) == (["2"], 5.5, 2, "1000", 1930)
