@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -79,15 +81,29 @@ def _write_file(
 ) -> str:
     header, chunks = read_citymodel(path)
     horizontal = source_crs(header.reference_system, crs, path.name)
-    checked = False
+    # The first chunk is checked at once (fail early); the whole extent once at the end.
+    extent: npt.NDArray[np.float64] | None = None
     for chunk in chunks:
-        if not checked and len(chunk.vertices):
-            check_area_of_use(horizontal, srid, chunk.vertices[:, :2])
-            checked = True
+        if len(chunk.vertices):
+            if extent is None:
+                check_area_of_use(horizontal, srid, chunk.vertices[:, :2])
+            extent = _grown(extent, chunk.vertices[:, :2])
         writer.add(place_buildings(chunk_buildings(header, chunk, tally), horizontal, srid))
         if progress is not None:
             progress(tally.buildings + tally.building_parts)
+    if extent is not None:
+        check_area_of_use(horizontal, srid, extent)
     return crs_label(horizontal)
+
+
+def _grown(
+    extent: npt.NDArray[np.float64] | None, xy: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """``extent`` ([[min x, min y], [max x, max y]]) grown to cover ``xy``."""
+    low, high = xy.min(axis=0), xy.max(axis=0)
+    if extent is not None:
+        low, high = np.minimum(extent[0], low), np.maximum(extent[1], high)
+    return np.vstack([low, high])
 
 
 def _outcome(writer: BuildingWriter, tally: Tally, labels: list[str]) -> WriteOutcome:

@@ -317,3 +317,14 @@ def test_cityjson_1_0_with_a_urn_and_bad_faces_counted(city_engine: Engine, tmp_
     with city_engine.connect() as conn:
         row = conn.execute(text(sql), {"d": result.dataset.id}).one()
     assert tuple(row) == (["2"], 5.5, 2, "1000", 1930)
+
+
+def test_a_bad_line_in_a_sequence_stores_nothing(city_engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "broken.city.jsonl"
+    write_sequence(_load("DH_01_subs.city.json"), path, "EPSG:7415")
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines[:2], '{"type": "CityJSONFeature", ', *lines[2:]]) + "\n")
+    before = _scalar(city_engine, "SELECT count(*) FROM building")
+    with pytest.raises(InvalidInput, match="line 3: invalid JSON"):
+        import_buildings(city_engine, [path])
+    assert _scalar(city_engine, "SELECT count(*) FROM building") == before
