@@ -2,8 +2,9 @@
 
 Footprint choice (documented in the README): the union, projected to 2D, of the GroundSurface
 faces of the building's lowest LoD; when that LoD has no ground faces, the union of all its faces
-projected to 2D (walls project to nothing, roofs cover the ground plan). Unions are snapped to a
-1 mm grid so slivers between neighbouring triangles vanish. A parent Building without geometry
+projected to 2D (walls project to nothing, roofs cover the ground plan). Triangles of one face
+share their vertices exactly, so a plain GEOS union closes them (snapping to a grid was slower
+and left slivers and false holes on the Zürich sample). A parent Building without geometry
 of its own takes the union of its parts' footprints, their lowest base and highest top.
 ``height`` is the ``measuredHeight`` attribute when given, else top - base.
 """
@@ -21,7 +22,6 @@ from importers.citymodel.buildings import CityBuilding, SurfaceKey
 from importers.citymodel.placement import triangles_to_storage
 from importers.citymodel.triangulate import Triangles
 
-FOOTPRINT_GRID_M = 0.001
 MIN_FOOTPRINT_TRIANGLE_M2 = 1e-6
 
 
@@ -83,7 +83,7 @@ def _union_2d(triangles: Triangles) -> shapely.Geometry | None:
     polygons = polygons[shapely.area(polygons) > MIN_FOOTPRINT_TRIANGLE_M2]
     if len(polygons) == 0:
         return None
-    return _multipolygon(shapely.union_all(polygons, grid_size=FOOTPRINT_GRID_M))
+    return _multipolygon(shapely.union_all(polygons))
 
 
 def _multipolygon(geometry: shapely.Geometry) -> shapely.Geometry | None:
@@ -107,7 +107,7 @@ def _parents_from_parts(placed: list[PlacedBuilding]) -> None:
         building.lods = set().union(*(c.lods for c in children))
         footprints = [c.footprint for c in children if c.footprint is not None]
         if footprints:
-            union = shapely.union_all(footprints, grid_size=FOOTPRINT_GRID_M)
+            union = shapely.union_all(footprints)
             building.footprint = _multipolygon(union)
 
 

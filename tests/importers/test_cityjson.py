@@ -75,7 +75,8 @@ def test_every_sample_imports_with_its_counts_and_vertices(city_engine: Engine, 
     missing = _scalar(
         city_engine,
         "SELECT count(*) FROM building WHERE dataset_id = :d AND "
-        "(footprint IS NULL OR base_z IS NULL OR height IS NULL OR lods IS NULL)",
+        "(footprint IS NULL OR NOT ST_IsValid(footprint) OR base_z IS NULL OR height IS NULL "
+        "OR lods IS NULL)",
         d=dataset,
     )
     assert missing == 0
