@@ -12,6 +12,7 @@ from tests.conftest import create_database
 
 TABLES = {
     "dataset",
+    "building_surface",
     "terrain_raster",
     "building",
     "building_storey",
@@ -45,7 +46,7 @@ def test_upgrade_downgrade_upgrade_and_srid(server_url: str) -> None:
                     "AND confrelid = 'dataset'::regclass"
                 )
             ).scalar_one()
-            assert fks == 10  # every data table cascades from dataset
+            assert fks == 11  # every data table cascades from dataset
             unindexed = (
                 conn.execute(
                     text(
