@@ -79,11 +79,14 @@ def make_formatter(log_format: str = "auto") -> logging.Formatter:
     """The formatter of ``CIM_LOG_FORMAT`` (a ``()`` factory of :func:`log_config`)."""
     if not wants_json(log_format):
         return TextFormatter()
+    from pythonjsonlogger.core import RESERVED_ATTRS
     from pythonjsonlogger.json import JsonFormatter
 
     return JsonFormatter(
         JSON_FIELDS,
         rename_fields={"levelname": "level", "name": "logger"},
+        # uvicorn's ``color_message`` repeats the message with terminal colour codes
+        reserved_attrs=[*RESERVED_ATTRS, "color_message"],
         timestamp="time",  # ISO 8601 in UTC, from the record's creation time
     )
 
