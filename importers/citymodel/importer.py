@@ -1,9 +1,11 @@
-"""``import_buildings``: CityJSON / CityJSONSeq files -> one ``buildings`` dataset, all or nothing.
+"""``import_buildings``: CityJSON / CityJSONSeq / CityGML files -> one ``buildings`` dataset.
 
 Each file is read chunk by chunk (:mod:`importers.citymodel.cityjson`), its Building and
 BuildingPart objects triangulated (:mod:`~importers.citymodel.buildings`), moved to the storage
 CRS (:mod:`~importers.citymodel.placement`) and copied (:mod:`~importers.citymodel.writer`),
-all inside ``run_import``'s transaction: any bad file leaves nothing behind.
+all inside ``run_import``'s transaction: any bad file leaves nothing behind. CityGML 2.0/3.0
+files (``.gml``, ``.xml``) are streamed by :mod:`~importers.citymodel.citygml` into the same
+buildings, rows and writer.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from cim.errors import InvalidInput
 from cim.services.datasets import DatasetSource, file_sha256, source_names
 from importers.base import ImportResult, WriteOutcome, run_import
 from importers.citymodel.buildings import Tally, chunk_buildings
+from importers.citymodel.citygml import horizontal_crs_text, is_citygml, read_citygml
 from importers.citymodel.cityjson import read_citymodel
 from importers.citymodel.placement import check_area_of_use, source_crs
 from importers.citymodel.rows import place_buildings
@@ -41,9 +44,10 @@ def import_buildings(
     replace: bool = False,
     progress: BuildingProgress | None = None,
 ) -> ImportResult:
-    """Import the buildings of CityJSON (``.city.json``) / CityJSONSeq (``.city.jsonl``) files."""
+    """Import the buildings of CityJSON (``.city.json``), CityJSONSeq (``.city.jsonl``) and
+    CityGML 2.0/3.0 (``.gml``, ``.xml``) files."""
     if not paths:
-        raise InvalidInput("buildings: give at least one CityJSON file")
+        raise InvalidInput("buildings: give at least one CityJSON or CityGML file")
     for path in paths:
         if not path.is_file():
             raise InvalidInput(f"{path}: no such file")
@@ -62,11 +66,12 @@ def import_buildings(
         tally = Tally()
         labels = []
         for path in paths:
-            labels.append(_write_file(path, crs, srid, writer, tally, progress))
+            write_file = _write_citygml if is_citygml(path) else _write_file
+            labels.append(write_file(path, crs, srid, writer, tally, progress))
         writer.flush()
         if writer.buildings == 0:
             raise InvalidInput(f"{source_names(joined)}: no Building or BuildingPart objects")
-        return _outcome(writer, tally, sorted(set(labels)))
+        return _outcome(writer, tally, sorted(set(labels) - {""}))
 
     return run_import(engine, source=source, write=write, replace=replace)
 
@@ -91,6 +96,43 @@ def _write_file(
         writer.add(place_buildings(chunk_buildings(header, chunk, tally), horizontal, srid))
         if progress is not None:
             progress(tally.buildings + tally.building_parts)
+    if extent is not None:
+        check_area_of_use(horizontal, srid, extent)
+    return crs_label(horizontal)
+
+
+def _write_citygml(
+    path: Path,
+    crs: str | None,
+    srid: int,
+    writer: BuildingWriter,
+    tally: Tally,
+    progress: BuildingProgress | None,
+) -> str:
+    """Stream one CityGML file; its CRS is fixed by the first member that has buildings."""
+    horizontal = None
+    extent: npt.NDArray[np.float64] | None = None
+    for member in read_citygml(path, tally):
+        if horizontal is None:
+            named = member.srs_name or crs
+            if not named:
+                raise InvalidInput(f"{path.name}: the file names no CRS (srsName); pass --crs")
+            horizontal = source_crs(horizontal_crs_text(named), None, path.name)
+        xy = [
+            t[:, :, :2].reshape(-1, 2)
+            for b in member.buildings
+            for ts in b.surfaces.values()
+            for t in ts
+        ]
+        if xy:
+            if extent is None:
+                check_area_of_use(horizontal, srid, np.concatenate(xy))
+            extent = _grown(extent, np.concatenate(xy))
+        writer.add(place_buildings(member.buildings, horizontal, srid))
+        if progress is not None:
+            progress(tally.buildings + tally.building_parts)
+    if horizontal is None:
+        return ""
     if extent is not None:
         check_area_of_use(horizontal, srid, extent)
     return crs_label(horizontal)
