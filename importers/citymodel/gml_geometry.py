@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from cim.errors import InvalidInput
 from importers.citymodel.buildings import CityBuilding, Tally
 from importers.citymodel.triangulate import Triangles, triangulate_face
 
@@ -41,6 +42,8 @@ THEMATIC = frozenset(
     }
 )
 PART = "BuildingPart"
+LOD_GEOMETRY_STOP = frozenset({"Building", PART})
+"""Where the search for an enclosing ``srsDimension`` stops."""
 
 
 def local_name(element: Any) -> str:
@@ -132,7 +135,14 @@ def _add_polygon(polygon: Any, lod: str, faces: _Faces) -> None:
         return
     faces.seen[key] = None
     faces.tally.faces += 1
-    result = _triangulate_polygon(polygon)
+    try:
+        result = _triangulate_polygon(polygon)
+    except ValueError:
+        raise InvalidInput(
+            f"building {faces.building.source_id}: a gml:Polygon whose coordinates are not "
+            "numbers in groups of srsDimension (line "
+            f"{polygon.sourceline})"
+        ) from None
     if isinstance(result, str):
         faces.tally.rejected[result] += 1
         return
@@ -160,9 +170,12 @@ def _triangulate_polygon(polygon: Any) -> Triangles | str:
 
 
 def _ring_coordinates(ring: Any) -> np.ndarray[Any, np.dtype[np.float64]]:
-    """The (n, 3) coordinates of a ``gml:LinearRing`` (``posList`` or ``pos`` elements)."""
+    """The (n, 3) coordinates of a ``gml:LinearRing`` (``posList`` or ``pos`` elements).
+
+    ``srsDimension`` may sit on the list or on any enclosing geometry (3 when none says).
+    """
     values: list[float] = []
-    dimension = 3
+    dimension = _inherited_dimension(ring)
     for child in ring:
         name = local_name(child)
         if name in ("posList", "pos"):
@@ -172,3 +185,13 @@ def _ring_coordinates(ring: Any) -> np.ndarray[Any, np.dtype[np.float64]]:
         flat = np.asarray(values, dtype=np.float64).reshape(-1, 2)
         return np.column_stack([flat, np.zeros(len(flat))])
     return np.asarray(values, dtype=np.float64).reshape(-1, 3)
+
+
+def _inherited_dimension(element: Any) -> int:
+    for item in (element, *element.iterancestors()):
+        value = item.get("srsDimension")
+        if value:
+            return int(value)
+        if local_name(item) in LOD_GEOMETRY_STOP:
+            break
+    return 3

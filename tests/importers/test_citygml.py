@@ -254,3 +254,74 @@ def test_outside_the_storage_crs_area_is_refused(engine: Engine) -> None:
         import_buildings(engine, [FZK])
     assert _scalar(engine, "SELECT count(*) FROM building") == before
     assert _scalar(engine, "SELECT count(*) FROM dataset WHERE kind = 'buildings'") == 0
+
+
+def _inline_solid(lod: str, faces: dict[str, list[str]]) -> str:
+    polygons = "".join(
+        f"<gml:surfaceMember><gml:Polygon><gml:exterior><gml:LinearRing>"
+        f"<gml:posList>{ring}</gml:posList></gml:LinearRing></gml:exterior>"
+        "</gml:Polygon></gml:surfaceMember>"
+        for rings in faces.values()
+        for ring in rings
+    )
+    return (
+        f"<bldg:lod{lod}Solid><gml:Solid><gml:exterior><gml:CompositeSurface>{polygons}"
+        f"</gml:CompositeSurface></gml:exterior></gml:Solid></bldg:lod{lod}Solid>"
+    )
+
+
+def citygml_2_parts() -> str:
+    """A Building without geometry of its own and two LoD1 BuildingParts side by side."""
+    parts = "".join(
+        f'<bldg:consistsOfBuildingPart><bldg:BuildingPart gml:id="P{i}">'
+        f"<bldg:measuredHeight>{height}</bldg:measuredHeight>"
+        + _inline_solid(
+            "1",
+            _box_faces(457842.0 + 10 * i, 5439083.0, 10.0, 110.0, 110.0 + height),
+        )
+        + "</bldg:BuildingPart></bldg:consistsOfBuildingPart>"
+        for i, height in enumerate((5.0, 8.0))
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<core:CityModel xmlns:core="http://www.opengis.net/citygml/2.0" '
+        'xmlns:bldg="http://www.opengis.net/citygml/building/2.0" '
+        'xmlns:gml="http://www.opengis.net/gml">'
+        '<core:cityObjectMember><bldg:Building gml:id="B2">'
+        f"{parts}</bldg:Building></core:cityObjectMember></core:CityModel>\n"
+    )
+
+
+def test_citygml_2_building_parts_are_rows_and_the_parent_takes_their_footprint(
+    gml_engine: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "parts.xml"
+    path.write_text(citygml_2_parts())
+    result = import_buildings(gml_engine, [path], crs="EPSG:25832")
+    assert (result.dataset.counts["buildings"], result.dataset.counts["building_parts"]) == (1, 2)
+    assert _xml_building_count(path) == 3
+    with gml_engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT source_id, attrs->>'parent', ST_Area(ST_Transform(footprint, 25832)), "
+                "height, lods FROM building WHERE dataset_id = :d ORDER BY source_id"
+            ),
+            {"d": result.dataset.id},
+        ).all()
+    assert [(r[0], r[1], r[3], r[4]) for r in rows] == [
+        ("B2", None, 8.0, ["1"]),  # top - base of its parts
+        ("P0", "B2", 5.0, ["1"]),
+        ("P1", "B2", 8.0, ["1"]),
+    ]
+    assert [r[2] for r in rows] == pytest.approx([200.0, 100.0, 100.0], abs=0.01)
+
+
+def test_coordinates_not_in_groups_of_three_store_nothing(
+    gml_engine: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "broken.gml"
+    path.write_text(citygml_2_parts().replace("</gml:posList>", " 1.0</gml:posList>", 1))
+    before = _dataset_count(gml_engine)
+    with pytest.raises(InvalidInput, match="groups of srsDimension"):
+        import_buildings(gml_engine, [path], crs="EPSG:25832")
+    assert _dataset_count(gml_engine) == before
