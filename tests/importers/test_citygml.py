@@ -325,3 +325,24 @@ def test_coordinates_not_in_groups_of_three_store_nothing(
     with pytest.raises(InvalidInput, match="groups of srsDimension"):
         import_buildings(gml_engine, [path], crs="EPSG:25832")
     assert _dataset_count(gml_engine) == before
+
+
+def test_cli_imports_a_citygml_file(
+    gml_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cim import buildings FILE.gml`` prints its one-line summary with the source CRS."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    monkeypatch.setenv("CIM_DATABASE_URL", gml_engine.url.render_as_string(hide_password=False))
+    path = tmp_path / "tum.gml"
+    path.write_bytes(TUM.read_bytes() + b" ")
+    done = CliRunner().invoke(app, ["import", "buildings", str(path)])
+    assert done.exit_code == 0, done.output
+    assert "1 buildings + 0 parts" in done.output and "EPSG:25832" in done.output
+    bad = tmp_path / "bad.gml"
+    bad.write_text("<a>\n<b>\n</a>")
+    refused = CliRunner().invoke(app, ["import", "buildings", str(bad)])
+    assert refused.exit_code != 0
+    assert "invalid XML at line 3" in str(refused.exception)  # cli.main prints it
