@@ -38,6 +38,9 @@ GENERIC_NAMESPACES = (
     "http://www.opengis.net/citygml/generics/2.0",
     "http://www.opengis.net/citygml/generics/3.0",
 )
+BUILDING_TAGS = tuple(
+    f"{{{ns}}}{name}" for ns in BUILDING_NAMESPACES for name in ("Building", PART)
+)
 CONSTRUCTION_3 = "http://www.opengis.net/citygml/construction/3.0"
 GML_SUFFIXES = (".gml", ".xml")
 ADV_CRS = {
@@ -129,15 +132,13 @@ def _member_buildings(member: Any, tally: Tally) -> list[CityBuilding]:
     found: list[CityBuilding] = []
     tops = [
         e
-        for e in member.iter()
-        if _building_kind(e) == "Building" and not _has_building_above(e, member)
+        for e in member.iter(*BUILDING_TAGS)
+        if local_name(e) == "Building" and not _has_building_above(e, member)
     ]
     for top in tops:
         index = index_building(top)
-        for element in top.iter():
-            kind = _building_kind(element)
-            if kind is None:
-                continue
+        for element in top.iter(*BUILDING_TAGS):
+            kind = local_name(element)
             if kind == "Building":
                 if element is not top and _has_building_above(element, top):
                     continue  # a Building nested in a Building: counted with its own top

@@ -24,13 +24,15 @@ from cim.db.models import Dataset
 from cim.errors import InvalidInput
 from cim.services.datasets import DatasetSource, file_sha256, source_names
 from importers.base import ImportResult, WriteOutcome, run_import
-from importers.citymodel.buildings import Tally, chunk_buildings
+from importers.citymodel.buildings import CityBuilding, Tally, chunk_buildings
 from importers.citymodel.citygml import horizontal_crs_text, is_citygml, read_citygml
 from importers.citymodel.cityjson import read_citymodel
 from importers.citymodel.placement import check_area_of_use, source_crs
 from importers.citymodel.rows import place_buildings
 from importers.citymodel.writer import BuildingWriter
 
+GML_BATCH_BUILDINGS = 500
+"""CityGML buildings moved to the storage CRS together (memory stays bounded by a batch)."""
 BuildingProgress = Callable[[int], None]
 """Called with the number of buildings read so far."""
 
@@ -112,6 +114,7 @@ def _write_citygml(
     """Stream one CityGML file; its CRS is fixed by the first member that has buildings."""
     horizontal = None
     extent: npt.NDArray[np.float64] | None = None
+    batch: list[CityBuilding] = []
     for member in read_citygml(path, tally):
         if horizontal is None:
             named = member.srs_name or crs
@@ -128,11 +131,16 @@ def _write_citygml(
             if extent is None:
                 check_area_of_use(horizontal, srid, np.concatenate(xy))
             extent = _grown(extent, np.concatenate(xy))
-        writer.add(place_buildings(member.buildings, horizontal, srid))
-        if progress is not None:
-            progress(tally.buildings + tally.building_parts)
+        # Members are placed in batches: one pyproj call per batch, not per building.
+        batch.extend(member.buildings)
+        if len(batch) >= GML_BATCH_BUILDINGS:
+            writer.add(place_buildings(batch, horizontal, srid))
+            batch = []
+            if progress is not None:
+                progress(tally.buildings + tally.building_parts)
     if horizontal is None:
         return ""
+    writer.add(place_buildings(batch, horizontal, srid))
     if extent is not None:
         check_area_of_use(horizontal, srid, extent)
     return crs_label(horizontal)
