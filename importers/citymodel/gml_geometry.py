@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from lxml import etree  # type: ignore[import-untyped]  # no stubs
 
 from cim.errors import InvalidInput
 from importers.citymodel.buildings import CityBuilding, Tally
@@ -42,6 +43,13 @@ THEMATIC = frozenset(
     }
 )
 PART = "BuildingPart"
+THEMATIC_NAMESPACES = (
+    "http://www.opengis.net/citygml/building/2.0",
+    "http://www.opengis.net/citygml/construction/3.0",
+)
+THEMATIC_TAGS = tuple(f"{{{ns}}}{name}" for ns in THEMATIC_NAMESPACES for name in sorted(THEMATIC))
+WITH_GML_ID = etree.XPath(".//*[@g:id or @g32:id]", namespaces={"g": GML, "g32": GML32})
+"""Elements that carry a gml:id (found in C, not by a Python loop over every element)."""
 LOD_GEOMETRY_STOP = frozenset({"Building", PART})
 """Where the search for an enclosing ``srsDimension`` stops."""
 
@@ -75,14 +83,14 @@ class BuildingIndex:
 def index_building(top: Any) -> BuildingIndex:
     """Every element with a gml:id in ``top``, and the thematic class of every polygon."""
     by_id: dict[str, Any] = {}
-    semantic_of: dict[Any, str] = {}
-    for element in top.iter():
+    for element in WITH_GML_ID(top):
         identifier = gml_id(element)
         if identifier:
             by_id[identifier] = element
-        if local_name(element) in THEMATIC:
-            for polygon in element.iter(f"{{{GML32}}}Polygon", f"{{{GML}}}Polygon"):
-                semantic_of[polygon] = local_name(element)
+    semantic_of: dict[Any, str] = {}
+    for surface in top.iter(*THEMATIC_TAGS):
+        for polygon in surface.iter(f"{{{GML32}}}Polygon", f"{{{GML}}}Polygon"):
+            semantic_of[polygon] = local_name(surface)
     return BuildingIndex(by_id=by_id, semantic_of=semantic_of)
 
 
@@ -158,15 +166,23 @@ def _triangulate_polygon(polygon: Any) -> Triangles | str:
         for ring in boundary
         if local_name(ring) == "LinearRing"
     ]
-    rings = [ring for ring in rings if len(ring)]
+    rings = [ring for ring in (_cleaned(r) for r in rings) if len(ring)]
     if not rings:
         return "degenerate"
-    # Equal coordinates share one index, so clean_ring drops closing and repeated points.
-    points, inverse = np.unique(np.concatenate(rings), axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
     ends = np.cumsum([len(ring) for ring in rings])
-    indices = [part.tolist() for part in np.split(inverse, ends[:-1])]
-    return triangulate_face(points, indices)
+    indices = [list(range(end - len(ring), end)) for ring, end in zip(rings, ends, strict=True)]
+    return triangulate_face(np.concatenate(rings), indices)
+
+
+def _cleaned(ring: np.ndarray[Any, np.dtype[np.float64]]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """A ring without repeated consecutive points nor the closing repeat of the first."""
+    if len(ring) > 1:
+        keep = np.ones(len(ring), dtype=bool)
+        keep[1:] = (ring[1:] != ring[:-1]).any(axis=1)
+        ring = ring[keep]
+    while len(ring) > 1 and bool((ring[-1] == ring[0]).all()):
+        ring = ring[:-1]
+    return ring
 
 
 def _ring_coordinates(ring: Any) -> np.ndarray[Any, np.dtype[np.float64]]:
