@@ -346,3 +346,33 @@ def test_cli_imports_a_citygml_file(
     refused = CliRunner().invoke(app, ["import", "buildings", str(bad)])
     assert refused.exit_code != 0
     assert "invalid XML at line 3" in str(refused.exception)  # cli.main prints it
+
+
+@pytest.mark.parametrize(
+    ("srs_name", "expected"),
+    [
+        ("urn:adv:crs:ETRS89_UTM32*DE_DHHN92_NH", "EPSG:25832"),
+        ("urn:adv:crs:ETRS89_UTM33*DE_DHHN2016_NH", "EPSG:25833"),
+        ("EPSG:25832", "EPSG:25832"),
+        ("urn:ogc:def:crs:EPSG::25832", "EPSG:25832"),
+        ("http://www.opengis.net/def/crs/EPSG/0/25832", "EPSG:25832"),
+        ("urn:ogc:def:crs,crs:EPSG::25832,crs:EPSG::7837", "EPSG:25832"),
+    ],
+)
+def test_srs_names_give_their_horizontal_crs(srs_name: str, expected: str) -> None:
+    from importers.citymodel.citygml import horizontal_crs_text
+
+    assert horizontal_crs_text(srs_name) == expected
+
+
+def test_srs_name_on_a_geometry_when_the_model_has_no_envelope(
+    gml_engine: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "geometry-srs.gml"
+    content = citygml_2(srs=None).replace(
+        "<gml:Solid>", '<gml:Solid srsName="http://www.opengis.net/def/crs/EPSG/0/25832">'
+    )
+    path.write_text(content)
+    result = import_buildings(gml_engine, [path])
+    assert result.dataset.source_crs == "EPSG:25832"
+    assert result.dataset.counts["triangles"] == 12
