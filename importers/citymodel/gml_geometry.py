@@ -40,12 +40,19 @@ THEMATIC = frozenset(
         "FloorSurface",
         "CeilingSurface",
         "InteriorWallSurface",
+        "Door",
+        "Window",
+        "DoorSurface",
+        "WindowSurface",
     }
 )
+"""Classes a face takes from the surface (or opening) it is defined in; an opening's faces
+are its own class, not its wall's (the tree is walked parent first, the opening wins)."""
 PART = "BuildingPart"
 THEMATIC_NAMESPACES = (
     "http://www.opengis.net/citygml/building/2.0",
     "http://www.opengis.net/citygml/construction/3.0",
+    "http://www.opengis.net/citygml/building/3.0",
 )
 THEMATIC_TAGS = tuple(f"{{{ns}}}{name}" for ns in THEMATIC_NAMESPACES for name in sorted(THEMATIC))
 WITH_GML_ID = etree.XPath(".//*[@g:id or @g32:id]", namespaces={"g": GML, "g32": GML32})

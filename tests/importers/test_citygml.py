@@ -376,3 +376,61 @@ def test_srs_name_on_a_geometry_when_the_model_has_no_envelope(
     result = import_buildings(gml_engine, [path])
     assert result.dataset.source_crs == "EPSG:25832"
     assert result.dataset.counts["triangles"] == 12
+
+
+def citygml_3() -> str:
+    """A CityGML 3.0 building: a LoD1 solid of its own, LoD2 wall with a window, a roof."""
+    box = _box_faces(457842.0, 5439083.0, 10.0, 110.0, 115.0)
+    wall = _ring([(457842, 5439083, 110), (457852, 5439083, 110), (457852, 5439083, 115)])
+    window = _ring([(457844, 5439083, 111), (457845, 5439083, 111), (457845, 5439083, 112)])
+
+    def surface(kind: str, ring: str, inner: str = "") -> str:
+        return (
+            f"<con:{kind}><lod2MultiSurface><gml:MultiSurface><gml:surfaceMember><gml:Polygon>"
+            f"<gml:exterior><gml:LinearRing><gml:posList>{ring}</gml:posList></gml:LinearRing>"
+            f"</gml:exterior></gml:Polygon></gml:surfaceMember></gml:MultiSurface>"
+            f"</lod2MultiSurface>{inner}</con:{kind}>"
+        )
+
+    filling = f"<con:fillingSurface>{surface('WindowSurface', window)}</con:fillingSurface>"
+    solid = _inline_solid("1", box).replace("bldg:lod1Solid", "lod1Solid")
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<CityModel xmlns="http://www.opengis.net/citygml/3.0" '
+        'xmlns:bldg="http://www.opengis.net/citygml/building/3.0" '
+        'xmlns:con="http://www.opengis.net/citygml/construction/3.0" '
+        'xmlns:gen="http://www.opengis.net/citygml/generics/3.0" '
+        'xmlns:gml="http://www.opengis.net/gml/3.2">'
+        '<gml:boundedBy><gml:Envelope srsName="EPSG:25832"/></gml:boundedBy>'
+        '<cityObjectMember><bldg:Building gml:id="C3">'
+        "<genericAttribute><gen:IntAttribute><gen:name>flats</gen:name><gen:value>6</gen:value>"
+        "</gen:IntAttribute></genericAttribute>"
+        f"<boundary>{surface('WallSurface', wall, filling)}</boundary>"
+        f"<boundary>{surface('RoofSurface', box['RoofSurface'][0])}</boundary>"
+        f"{solid}<bldg:function>1010</bldg:function></bldg:Building></cityObjectMember>"
+        "</CityModel>\n"
+    )
+
+
+def test_citygml_3_lods_openings_and_generic_attributes(gml_engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "v3.gml"
+    path.write_text(citygml_3())
+    result = import_buildings(gml_engine, [path])
+    with gml_engine.connect() as conn:
+        surfaces = set(
+            conn.execute(
+                text("SELECT lod, semantic FROM building_surface WHERE dataset_id = :d"),
+                {"d": result.dataset.id},
+            ).all()
+        )
+        row = conn.execute(
+            text("SELECT attrs->'flats', function, lods FROM building WHERE dataset_id = :d"),
+            {"d": result.dataset.id},
+        ).one()
+    assert surfaces == {
+        ("1", None),
+        ("2", "WallSurface"),
+        ("2", "WindowSurface"),
+        ("2", "RoofSurface"),
+    }
+    assert tuple(row) == (6, "1010", ["1", "2"])
