@@ -1,8 +1,9 @@
-"""City models (CityJSON 1.0/1.1/2.0 and CityJSONSeq) into ``building`` + ``building_surface``.
+"""City models (CityJSON, CityJSONSeq, CityGML 2.0/3.0) into ``building`` + ``building_surface``.
 
-Modules: ``cityjson`` reads files and streams, ``buildings`` walks geometries and triangulates
-faces (``triangulate``), ``placement`` handles the CRS, ``rows`` derives footprints and heights,
-``writer`` COPYs the rows and ``importer`` ties them into one all-or-nothing import.
+Modules: ``cityjson`` reads files and streams, ``citygml`` streams CityGML (``gml_geometry``
+walks its polygons), ``buildings`` walks CityJSON geometries, ``triangulate`` triangulates faces
+for both, ``placement`` handles the CRS, ``rows`` derives footprints and heights, ``writer``
+COPYs the rows and ``importer`` ties them into one all-or-nothing import.
 """
 
 from importers.citymodel.importer import import_buildings
