@@ -1,4 +1,5 @@
-"""``cim import buildings FILE…``: CityJSON / CityJSONSeq files -> one ``buildings`` dataset."""
+"""``cim import buildings FILE…``: CityJSON / CityJSONSeq / CityGML files -> one ``buildings``
+dataset."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def command(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """Import city-model buildings (CityJSON, CityJSONSeq): footprints, heights, LoD surfaces.
+    """Import city models (CityJSON, CityJSONSeq, CityGML): footprints, heights, LoD surfaces.
 
     All the files given become one dataset, all or nothing (see README, City models).
     """

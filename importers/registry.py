@@ -261,9 +261,10 @@ ROADS = Importer(
 )
 BUILDINGS = Importer(
     "buildings",
-    "Import city-model buildings (CityJSON, CityJSONSeq): footprints, heights, LoD surfaces.",
-    "CityJSON 1.0/1.1/2.0 files (.city.json, .json) or CityJSONSeq (.city.jsonl); one dataset "
-    "for all the files given.",
+    "Import city-model buildings (CityJSON, CityJSONSeq, CityGML): footprints, heights, LoD "
+    "surfaces.",
+    "CityJSON 1.0/1.1/2.0 (.city.json), CityJSONSeq (.city.jsonl) or CityGML 2.0/3.0 (.gml, "
+    ".xml) files; one dataset for all the files given.",
     ImportOptions,
     _buildings,
 )

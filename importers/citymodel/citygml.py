@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lxml import etree  # type: ignore[import-untyped]  # no stubs; see report
+from lxml import etree
 
 from cim.errors import InvalidInput
 from importers.citymodel.buildings import CityBuilding, Tally

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from lxml import etree  # type: ignore[import-untyped]  # no stubs
+from lxml import etree
 
 from cim.errors import InvalidInput
 from importers.citymodel.buildings import CityBuilding, Tally
