@@ -289,3 +289,29 @@ def test_big_pages_stream_the_same_features(
                 a["numberReturned"],
             )
             assert b["numberReturned"] == len(b["features"]) > 0
+
+
+def test_city_model_buildings_show_their_height_lods_and_function(
+    client: TestClient, city: City, engine: Engine
+) -> None:
+    """A city-model building (CityJSON/CityGML columns filled) is a feature of ``buildings``
+    with its source id, LoDs, height, storeys, function and year, and they can be filtered on."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE building SET source_id = 'NL.IMBAG.1', lods = ARRAY['1.2', '2.2'],"
+                " height = 31.5, storeys = 9, function = 'residential', year = 1968"
+                " WHERE guid = 'B1'"
+            )
+        )
+    answer = client.get("/collections/buildings/items", params={"filter": "height > 30"}).json()
+    assert answer["numberMatched"] == 1
+    properties = answer["features"][0]["properties"]
+    assert properties["source_id"] == "NL.IMBAG.1"
+    assert properties["lods"] == ["1.2", "2.2"]
+    assert (properties["height"], properties["storeys"], properties["year"]) == (31.5, 9, 1968)
+    assert properties["function"] == "residential"
+    queryables = client.get("/collections/buildings/queryables").json()["properties"]
+    assert queryables["height"]["type"] == "number"
+    assert queryables["function"]["type"] == "string"
+    assert "lods" not in queryables  # arrays are returned, not filtered on

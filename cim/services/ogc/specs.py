@@ -165,9 +165,16 @@ def _building_specs() -> list[CollectionSpec]:
     element = _table(BuildingElement)
     return [
         CollectionSpec(
-            "buildings", "Buildings", "IfcBuilding footprints with base and top heights (m).",
+            "buildings", "Buildings",
+            "Building footprints with base and top heights (m): IfcBuildings and city-model "
+            "buildings (CityJSON/CityGML: source id, LoDs, height, storeys, function, year).",
             building, building.c.id, building.c.footprint, "MultiPolygon",
-            _props(building, ["dataset_id", "guid", "name", "base_z", "top_z", "attrs"], {}),
+            _props(
+                building,
+                ["dataset_id", "guid", "name", "base_z", "top_z", "attrs", "source_id", "lods",
+                 "height", "storeys", "function", "year"],
+                {"lods": "array"},
+            ),
         ),
         CollectionSpec(
             "building_elements", "Building elements",
