@@ -70,7 +70,7 @@ def build_mesh_layer(
     """
     chosen = mesh_layer(layer, spec)
     target = Path(tiles_dir) / chosen.folder
-    versions = dataset_versions(engine, chosen.source.DATASET_KIND)
+    versions = dataset_versions(engine, chosen.source.DATASET_KINDS)
     versions |= chosen.options(sensitive, include_spaces)
     result = BuildResult(layer, "up-to-date", spec, str(target), dataset_versions=versions)
     last = recorded(engine, layer)

@@ -1,8 +1,12 @@
-"""The buildings layer: IFC element meshes with their colours, normals and attributes.
+"""The buildings layer: IFC element meshes and city-model building surfaces, with their colours,
+normals and attributes.
 
 Spaces (``is_space``) are left out by default: they are volumes that would hide the walls.
 Element meshes are stored as MULTIPOLYGONZ triangles; each is transformed vertex by vertex
-into the tile's ENU frame.
+into the tile's ENU frame. City-model buildings (CityJSON/CityGML, ``building_surface``) are
+features too, one per building, LoD and semantic class, at each building's highest LoD and
+coloured by class (roofs red, walls white, ground grey); their feature ids are the negated
+``building_surface`` ids so they never meet an element's.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from tiles.content import MeshParts, TileFrame, rgba_bytes
 from tiles.gltf import FeatureTable, PropertyColumn
 from tiles.subdivide import FeatureIndex, fetch_index
 
-DATASET_KIND = "ifc"
+DATASET_KINDS: tuple[str, ...] = ("ifc", "buildings")
 CLASS_NAME = "building_element"
 
 DEFAULT_COLOURS: dict[str, tuple[float, float, float, float]] = {
@@ -31,6 +35,9 @@ DEFAULT_COLOURS: dict[str, tuple[float, float, float, float]] = {
     "IfcStair": (0.65, 0.6, 0.55, 1.0),
     "IfcRailing": (0.4, 0.4, 0.4, 1.0),
     "IfcSpace": (0.3, 0.6, 0.9, 0.25),
+    "RoofSurface": (0.72, 0.3, 0.24, 1.0),
+    "WallSurface": (0.93, 0.91, 0.86, 1.0),
+    "GroundSurface": (0.5, 0.5, 0.5, 1.0),
 }
 FALLBACK_COLOUR = (0.85, 0.85, 0.82, 1.0)
 
@@ -60,7 +67,16 @@ def load_index(
         JOIN dataset d ON d.id = e.dataset_id AND d.status = 'ready',
         LATERAL (SELECT coalesce(e.bbox3d, Box3D(e.mesh)) AS b) x
         WHERE e.mesh IS NOT NULL {_filter(include_spaces)}
-        ORDER BY e.id
+        UNION ALL
+        SELECT -s.id, ST_XMin(b), ST_YMin(b), ST_ZMin(b), ST_XMax(b), ST_YMax(b), ST_ZMax(b),
+               CASE WHEN s.triangle_count > 0 THEN s.triangle_count
+                    ELSE ST_NumGeometries(s.geom) END
+        FROM building_surface s
+        JOIN dataset d ON d.id = s.dataset_id AND d.status = 'ready',
+        LATERAL (SELECT Box3D(s.geom) AS b) x
+        WHERE s.lod = (SELECT max(t.lod) FROM building_surface t
+                       WHERE t.building_id = s.building_id)
+        ORDER BY 1
     """
     return fetch_index(connection, sql)
 
@@ -74,6 +90,15 @@ CONTENT_SQL = """
     FROM building_element e
     WHERE e.id = ANY(%s)
     ORDER BY e.id
+"""
+
+
+# The same columns for a city-model surface: its class in ``ifc_class``, its building's id.
+SURFACE_SQL = """
+    SELECT -s.id, ST_AsBinary(s.geom), NULL::float8[], coalesce(b.source_id, b.guid), s.semantic,
+           b.name, 'LoD ' || s.lod, coalesce(b.name, b.source_id, b.guid), NULL
+    FROM building_surface s JOIN building b ON b.id = s.building_id
+    WHERE s.id = ANY(%s)
 """
 
 
@@ -153,10 +178,15 @@ Row = tuple[Any, ...]
 
 
 def fetch_rows(connection: Connection[Any], ids: npt.NDArray[np.int64]) -> dict[int, Row]:
-    """The content rows of the elements ``ids`` (one query for a batch of tiles), by id."""
+    """The content rows of the elements and surfaces ``ids`` (one query each for a batch of
+    tiles), by id."""
+    found: dict[int, Row] = {}
     with connection.cursor(binary=True) as cursor:
-        cursor.execute(CONTENT_SQL, (ids.tolist(),))
-        return {int(row[0]): row for row in cursor.fetchall()}
+        for sql, wanted in ((CONTENT_SQL, ids[ids > 0]), (SURFACE_SQL, -ids[ids < 0])):
+            if wanted.size:
+                cursor.execute(sql, (wanted.tolist(),))
+                found.update((int(row[0]), row) for row in cursor.fetchall())
+    return found
 
 
 def tile_content(
@@ -189,7 +219,12 @@ def mesh_tile(
         PropertyColumn("storey", "STRING", [r[6] for r in rows], "IfcBuildingStorey name"),
         PropertyColumn("building", "STRING", [r[7] for r in rows], "IfcBuilding name"),
         PropertyColumn("material", "STRING", [r[8] for r in rows]),
-        PropertyColumn("element_id", "INT32", [int(r[0]) for r in rows], "building_element.id"),
+        PropertyColumn(
+            "element_id",
+            "INT32",
+            [int(r[0]) for r in rows],
+            "building_element.id (negative: minus the building_surface.id of a city model)",
+        ),
     ]
     return parts, FeatureTable("cim_buildings", CLASS_NAME, len(rows), columns)
 

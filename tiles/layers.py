@@ -23,7 +23,7 @@ DEFAULT_SENSITIVE = frozenset({"RQ", "DL"})
 class LayerSource(Protocol):
     """What a 3D Tiles layer module provides (see :mod:`tiles.buildings`, :mod:`tiles.pipes`)."""
 
-    DATASET_KIND: str
+    DATASET_KINDS: tuple[str, ...]
 
     def load_index(
         self,

@@ -25,7 +25,7 @@ from tiles.content import MeshParts, TileFrame, rgba_bytes
 from tiles.gltf import FeatureTable, PropertyColumn
 from tiles.subdivide import FeatureIndex, fetch_index
 
-DATASET_KIND = "pipes"
+DATASET_KINDS: tuple[str, ...] = ("pipes",)
 CLASS_NAME = "pipe_feature"
 WELL_RADIUS = 0.5  # m: a 1 m manhole shaft when the source gives no size
 MARKER_SIZE = 0.5  # m: edge of the cube drawn for a valve or other appurtenance

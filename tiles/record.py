@@ -45,15 +45,15 @@ def version_of(row: Row[Any]) -> str:
     return f"{row.source_sha256}@{row.ready_at.isoformat() if row.ready_at else ''}"
 
 
-def dataset_versions(engine: Engine, kind: str) -> dict[str, str]:
+def dataset_versions(engine: Engine, kinds: tuple[str, ...]) -> dict[str, str]:
     """``{dataset id: sha256@ready_at}`` of the ready datasets a layer is built from."""
     with engine.connect() as connection:
         rows = connection.execute(
             text(
                 "SELECT id, source_sha256, ready_at FROM dataset "
-                "WHERE kind = :kind AND status = 'ready' ORDER BY id"
+                "WHERE kind = ANY(:kinds) AND status = 'ready' ORDER BY id"
             ),
-            {"kind": kind},
+            {"kinds": list(kinds)},
         ).all()
     return {str(r.id): version_of(r) for r in rows}
 
