@@ -5,7 +5,9 @@ BuildingPart objects triangulated (:mod:`~importers.citymodel.buildings`), moved
 CRS (:mod:`~importers.citymodel.placement`) and copied (:mod:`~importers.citymodel.writer`),
 all inside ``run_import``'s transaction: any bad file leaves nothing behind. CityGML 2.0/3.0
 files (``.gml``, ``.xml``) are streamed by :mod:`~importers.citymodel.citygml` into the same
-buildings, rows and writer.
+buildings, rows and writer. Footprint layers (``.geojson``, ``.gpkg``, ``.shp``, ``.fgb``) with a
+YAML ``mapping`` are extruded to LOD1 blocks by :mod:`~importers.citymodel.footprints`; the
+mapping file is part of the source identity (sha256), as for the other mapped importers.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ from importers.base import ImportResult, WriteOutcome, run_import
 from importers.citymodel.buildings import CityBuilding, Tally, chunk_buildings
 from importers.citymodel.citygml import horizontal_crs_text, is_citygml, read_citygml
 from importers.citymodel.cityjson import read_citymodel
+from importers.citymodel.footprints import (
+    FootprintTally,
+    is_footprint_file,
+    place_footprints,
+    read_footprints,
+)
 from importers.citymodel.placement import check_area_of_use, source_crs
 from importers.citymodel.rows import place_buildings
 from importers.citymodel.writer import BuildingWriter
@@ -45,9 +53,10 @@ def import_buildings(
     name: str | None = None,
     replace: bool = False,
     progress: BuildingProgress | None = None,
+    mapping: Path | None = None,
 ) -> ImportResult:
-    """Import the buildings of CityJSON (``.city.json``), CityJSONSeq (``.city.jsonl``) and
-    CityGML 2.0/3.0 (``.gml``, ``.xml``) files."""
+    """Import the buildings of CityJSON (``.city.json``), CityJSONSeq (``.city.jsonl``),
+    CityGML 2.0/3.0 (``.gml``, ``.xml``) files and footprint layers (with ``mapping``)."""
     if not paths:
         raise InvalidInput("buildings: give at least one CityJSON or CityGML file")
     for path in paths:
@@ -59,21 +68,26 @@ def import_buildings(
         kind="buildings",
         name=name or paths[0].name,
         source_name=joined,
-        source_sha256=file_sha256(*paths),
-        options={"crs": crs},
+        source_sha256=file_sha256(*paths, *([Path(mapping)] if mapping else [])),
+        options={"crs": crs, "mapping": str(mapping) if mapping else None},
     )
 
     def write(session: Session, dataset: Dataset) -> WriteOutcome:
         writer = BuildingWriter(session, dataset.id, srid)
         tally = Tally()
+        footprints = FootprintTally()
         labels = []
         for path in paths:
+            if is_footprint_file(path):
+                labels.append(read_footprints(path, mapping, crs, srid, footprints))
+                writer.add(place_footprints(session, footprints))
+                continue
             write_file = _write_citygml if is_citygml(path) else _write_file
             labels.append(write_file(path, crs, srid, writer, tally, progress))
         writer.flush()
         if writer.buildings == 0:
             raise InvalidInput(f"{source_names(joined)}: no Building or BuildingPart objects")
-        return _outcome(writer, tally, sorted(set(labels) - {""}))
+        return _outcome(writer, tally, sorted(set(labels) - {""}), footprints)
 
     return run_import(engine, source=source, write=write, replace=replace)
 
@@ -156,7 +170,9 @@ def _grown(
     return np.vstack([low, high])
 
 
-def _outcome(writer: BuildingWriter, tally: Tally, labels: list[str]) -> WriteOutcome:
+def _outcome(
+    writer: BuildingWriter, tally: Tally, labels: list[str], footprints: FootprintTally
+) -> WriteOutcome:
     rejected = sum(tally.rejected.values())
     warnings = []
     if rejected:
@@ -168,9 +184,22 @@ def _outcome(writer: BuildingWriter, tally: Tally, labels: list[str]) -> WriteOu
         warnings.append(
             f"geometries of unsupported types left out: {dict(tally.skipped_geometries)}"
         )
+    qc: dict[str, object] = {}
+    if footprints.footprints or footprints.skipped_no_height:
+        qc = {
+            "footprints": footprints.footprints,
+            "skipped_no_height": footprints.skipped_no_height,
+            "base_from_field": footprints.base_from_field,
+            "base_from_terrain": footprints.base_from_terrain,
+            "base_zero_no_terrain": footprints.base_zero_no_terrain,
+        }
+        if footprints.skipped_no_height:
+            warnings.append(f"{footprints.skipped_no_height} footprints without height skipped")
+        if footprints.base_zero_no_terrain:
+            warnings.append(f"{footprints.base_zero_no_terrain} footprints on no DEM: base 0")
     return WriteOutcome(
         counts={
-            "buildings": tally.buildings,
+            "buildings": tally.buildings + footprints.footprints,
             "building_parts": tally.building_parts,
             "surfaces": writer.surfaces,
             "triangles": writer.triangles,
@@ -181,6 +210,7 @@ def _outcome(writer: BuildingWriter, tally: Tally, labels: list[str]) -> WriteOu
             "non_planar_faces": tally.rejected["non_planar"],
             "other_objects": dict(tally.skipped_objects),
             "unsupported_geometries": dict(tally.skipped_geometries),
+            **qc,
         },
         warnings=warnings,
         source_crs=", ".join(labels),
