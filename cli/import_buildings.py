@@ -11,7 +11,7 @@ from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedC
 
 from cli.context import console, emit, engine_scope
 from importers.base import ImportResult
-from importers.registry import BUILDINGS, ImportOptions
+from importers.registry import BUILDINGS, BuildingOptions
 
 
 def command(
@@ -23,12 +23,20 @@ def command(
     name: Annotated[
         str | None, typer.Option("--name", help="Dataset name (default: the first file).")
     ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            "--mapping",
+            help="YAML mapping for footprint layers: id, height or floors (x storey_height, "
+            "default 3.0), base, function, year fields.",
+        ),
+    ] = None,
     replace: Annotated[
         bool, typer.Option("--replace", help="Re-import files that are already in (replaces).")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """Import city models (CityJSON, CityJSONSeq, CityGML): footprints, heights, LoD surfaces.
+    """Import city models (CityJSON, CityJSONSeq, CityGML) and footprints (LOD1 blocks).
 
     All the files given become one dataset, all or nothing (see README, City models).
     """
@@ -43,7 +51,7 @@ def command(
         def progress(stage: str, done: int, total: int) -> None:
             bar.update(task, completed=done)
 
-        options = ImportOptions(crs=crs, name=name, replace=replace)
+        options = BuildingOptions(crs=crs, name=name, replace=replace, mapping=mapping)
         [result] = BUILDINGS.run(engine, files, options, progress)
     emit(result.to_dict(), as_json=as_json, text=summary_line(result))
 

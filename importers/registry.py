@@ -92,6 +92,12 @@ class PipeOptions(ImportOptions):
     valves: Path | None = None
 
 
+class BuildingOptions(ImportOptions):
+    """City models; footprint layers (.geojson .gpkg .shp .fgb) need a YAML field ``mapping``."""
+
+    mapping: Path | None = None
+
+
 class IfcOptions(ImportOptions):
     """An IFC model: where it goes (``crs``, ``origin``, ``rotation``) and geometry threads."""
 
@@ -181,7 +187,7 @@ def _ifc(
 
 
 def _buildings(
-    engine: Engine, paths: list[Path], options: ImportOptions, progress: Progress
+    engine: Engine, paths: list[Path], options: BuildingOptions, progress: Progress
 ) -> list[ImportResult]:
     from importers.citymodel import import_buildings
 
@@ -192,6 +198,7 @@ def _buildings(
         name=options.name,
         replace=options.replace,
         progress=lambda done: progress("buildings", done, 0),
+        mapping=options.mapping,
     )
     return [result]
 
@@ -261,11 +268,12 @@ ROADS = Importer(
 )
 BUILDINGS = Importer(
     "buildings",
-    "Import city-model buildings (CityJSON, CityJSONSeq, CityGML): footprints, heights, LoD "
-    "surfaces.",
-    "CityJSON 1.0/1.1/2.0 (.city.json), CityJSONSeq (.city.jsonl) or CityGML 2.0/3.0 (.gml, "
-    ".xml) files; one dataset for all the files given.",
-    ImportOptions,
+    "Import city-model buildings (CityJSON, CityJSONSeq, CityGML, footprints): footprints, "
+    "heights, LoD surfaces.",
+    "CityJSON 1.0/1.1/2.0 (.city.json), CityJSONSeq (.city.jsonl), CityGML 2.0/3.0 (.gml, "
+    ".xml) or footprint layers (.geojson .gpkg .shp, with --mapping) extruded to LOD1 blocks; "
+    "one dataset for all the files given.",
+    BuildingOptions,
     _buildings,
 )
 

@@ -8,6 +8,7 @@ given in the file.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from sqlalchemy import Engine, text
 from cim.errors import InvalidInput, UnsupportedCRS
 from importers.citymodel import import_buildings
 from importers.terrain import import_terrain
+from tests.conftest import CIM, cli_env
 
 X0, Y0 = 534000.0, 3380000.0
 SQUARE = [[X0, Y0], [X0 + 20, Y0], [X0 + 20, Y0 + 10], [X0, Y0 + 10], [X0, Y0]]
@@ -235,3 +237,30 @@ def test_bad_input_stores_nothing(
         import_buildings(engine, [source], mapping=chosen, crs=crs)
     assert _count(engine) == 0
     assert _rows(engine, "SELECT count(*) FROM dataset WHERE kind = 'buildings'")[0][0] == 0
+
+
+@pytest.mark.slow
+def test_cli_imports_footprints_with_mapping(
+    database_url: str, engine: Engine, clean_tables: None, tmp_path: Path
+) -> None:
+    source, mapping = _files(tmp_path)
+    run = subprocess.run(
+        [CIM, "import", "buildings", str(source), "--mapping", str(mapping), "--json"],
+        env=cli_env(database_url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["dataset"]["counts"]["buildings"] == 3
+    again = subprocess.run(
+        [CIM, "import", "buildings", str(source)],
+        env=cli_env(database_url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert again.returncode != 0
+    assert "height or floors" in again.stderr + again.stdout
