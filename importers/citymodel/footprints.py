@@ -13,9 +13,10 @@ The YAML mapping (as for shelters and roads, see ``importers.vector_table``) nam
     function: USE
     year: BUILT
 
-A row whose height (and floors) is missing or not positive is skipped and counted in the QC
-report; a mapping with neither ``height`` nor ``floors``, a non-polygon geometry, a file without
-CRS (and no ``--crs``) or a file outside the storage CRS's area refuses the whole import.
+A row whose height (and floors) is missing or not positive, or whose polygon has no area, is
+skipped and counted in the QC report; a mapping with neither ``height`` nor ``floors``, a
+non-polygon geometry, a value that is not a number, a file without CRS (and no ``--crs``) or a
+file outside the storage CRS's area refuses the whole import.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class FootprintTally:
 
     footprints: int = 0
     skipped_no_height: int = 0
+    skipped_degenerate: int = 0
     base_from_field: int = 0
     base_from_terrain: int = 0
     base_zero_no_terrain: int = 0
@@ -102,13 +104,19 @@ def read_footprints(
         source_id = str(ids[i]) if not is_missing(ids[i]) else f"{path.stem}/{i + 1}"
         building = CityBuilding(source_id, "Building", None, attributes)
         base = to_float(bases[i], what="base", row=i)
-        tally.rows.append((building, _polygonal(geom), height, base))
+        footprint = _polygonal(geom)
+        if footprint.is_empty or footprint.area <= 0:
+            tally.skipped_degenerate += 1
+            continue
+        tally.rows.append((building, footprint, height, base))
     return table.source_crs
 
 
 def _heights(table: VectorTable, mapping: dict[str, Any]) -> list[float | None]:
     """Per row, the height: the height field, else floors x storey height (None if neither)."""
-    storey = to_float(mapping.get("storey_height", DEFAULT_STOREY_HEIGHT_M), what="x", row=-1)
+    storey = mapping.get("storey_height", DEFAULT_STOREY_HEIGHT_M)
+    if isinstance(storey, bool) or not isinstance(storey, int | float) or storey <= 0:
+        raise InvalidInput(f"mapping storey_height must be a positive number of metres: {storey!r}")
     given = table.column("height") if "height" in mapping else [None] * len(table)
     floors = table.column("floors") if "floors" in mapping else [None] * len(table)
     heights: list[float | None] = []
@@ -116,7 +124,7 @@ def _heights(table: VectorTable, mapping: dict[str, Any]) -> list[float | None]:
         height = to_float(given[i], what="height", row=i)
         count = to_float(floors[i], what="floors", row=i)
         if height is None and count is not None:
-            height = count * (storey or DEFAULT_STOREY_HEIGHT_M)
+            height = count * float(storey)
         heights.append(height)
     return heights
 

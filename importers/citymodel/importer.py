@@ -185,16 +185,19 @@ def _outcome(
             f"geometries of unsupported types left out: {dict(tally.skipped_geometries)}"
         )
     qc: dict[str, object] = {}
-    if footprints.footprints or footprints.skipped_no_height:
+    if footprints.footprints or footprints.skipped_no_height or footprints.skipped_degenerate:
         qc = {
             "footprints": footprints.footprints,
             "skipped_no_height": footprints.skipped_no_height,
+            "skipped_degenerate": footprints.skipped_degenerate,
             "base_from_field": footprints.base_from_field,
             "base_from_terrain": footprints.base_from_terrain,
             "base_zero_no_terrain": footprints.base_zero_no_terrain,
         }
         if footprints.skipped_no_height:
             warnings.append(f"{footprints.skipped_no_height} footprints without height skipped")
+        if footprints.skipped_degenerate:
+            warnings.append(f"{footprints.skipped_degenerate} footprints without area skipped")
         if footprints.base_zero_no_terrain:
             warnings.append(f"{footprints.base_zero_no_terrain} footprints on no DEM: base 0")
     return WriteOutcome(

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, text
 
 from cim.errors import InvalidInput, UnsupportedCRS
 from importers.citymodel import import_buildings
+from importers.citymodel.footprints import extrude
 from importers.terrain import import_terrain
 from tests.conftest import CIM, cli_env
 
@@ -154,6 +155,19 @@ def test_same_files_again_is_a_no_op_and_mapping_is_part_of_identity(
     assert import_buildings(engine, [source], mapping=mapping).created
 
 
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_blocks_are_closed_and_face_outwards(index: int) -> None:
+    """Divergence theorem: the signed volume of outward-wound closed triangles is area x height."""
+    footprint = shapely.geometry.shape(FEATURES[index][0])
+    block = extrude(footprint, 7.0, 19.0)
+    triangles = np.concatenate(list(block.values())) - np.array([X0, Y0, 0.0])
+    volume = np.einsum("ij,ij->i", triangles[:, 0], np.cross(triangles[:, 1], triangles[:, 2]))
+    assert volume.sum() / 6 == pytest.approx(footprint.area * 12.0)
+    roof = block[("1", "RoofSurface")]
+    up = np.cross(roof[:, 1] - roof[:, 0], roof[:, 2] - roof[:, 0])[:, 2]
+    assert (up > 0).all() and (roof[:, :, 2] == 19.0).all()
+
+
 def _dem(path: Path, height: float) -> Path:
     profile = {
         "driver": "GTiff",
@@ -203,6 +217,7 @@ def _shapefile(path: Path) -> Path:
         ("no_crs", InvalidInput, "no CRS"),
         ("far_away", UnsupportedCRS, "area of use"),
         ("bad_number", InvalidInput, "not a number"),
+        ("bad_storey_height", InvalidInput, "storey_height"),
     ],
 )
 def test_bad_input_stores_nothing(
@@ -229,6 +244,8 @@ def test_bad_input_stores_nothing(
         _geojson(
             source, [({"type": "Polygon", "coordinates": [tokyo]}, {"bid": "F", "h": 3})], False
         )
+    elif case == "bad_storey_height":
+        mapping.write_text(MAPPING + "storey_height: high\n")
     elif case == "no_crs":  # a Shapefile without .prj (a GeoJSON without crs is WGS 84)
         source = _shapefile(tmp_path / "footprints.shp")
     elif case == "bad_number":
