@@ -196,7 +196,8 @@ def test_base_from_the_dem_at_the_centroid(
     assert all(r.top_z - r.base_z == pytest.approx(r.height) for r in rows)
 
 
-def _shapefile(path: Path) -> Path:
+def _shapefile(path: Path, crs: str | None = None) -> Path:
+    """One footprint (A, 12.5 m) as a Shapefile or GeoPackage, with or without a CRS."""
     geometry = [shapely.to_wkb(shapely.geometry.shape(g)) for g, _ in FEATURES[:1]]
     pyogrio.raw.write(
         path,
@@ -204,8 +205,20 @@ def _shapefile(path: Path) -> Path:
         [np.asarray(["A"]), np.asarray([12.5])],
         fields=["bid", "h"],
         geometry_type="Polygon",
+        crs=crs,
     )
     return path
+
+
+def test_geopackage_with_its_crs(engine: Engine, clean_tables: None, tmp_path: Path) -> None:
+    source = _shapefile(tmp_path / "footprints.gpkg", crs="EPSG:4547")
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("id: bid\nheight: h\n")
+    result = import_buildings(engine, [source], mapping=mapping)
+    assert result.dataset.counts["buildings"] == 1
+    [row] = _rows(engine, "SELECT source_id, height, ST_Area(footprint) AS area FROM building")
+    assert (row.source_id, row.height) == ("A", 12.5)
+    assert row.area == pytest.approx(shapely.geometry.shape(FEATURES[0][0]).area)
 
 
 @pytest.mark.parametrize(
