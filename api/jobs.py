@@ -27,10 +27,11 @@ from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
 from api import metrics
-from api.upload_sweep import OWNER_FILE, process_alive, sweep_orphaned_uploads, this_worker
+from api.upload_sweep import OWNER_FILE, sweep_orphaned_uploads, this_worker
 from cim.db.engine import make_engine
 from cim.db.models import ImportJob
 from cim.errors import CimError, NotFound
+from cim.processes import process_alive
 from importers.registry import importer
 
 Progress = Callable[[float, str | None], None]

@@ -38,7 +38,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
-from api.upload_sweep import process_alive
+from cim.processes import process_alive
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # No ``*_created`` series: they would double a scrape, and multiprocess mode has none.

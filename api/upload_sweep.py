@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from cim.db.models import ImportJob
+from cim.processes import process_alive
 
 OWNER_FILE = ".worker"
 """Holds ``host:pid`` of the process that made the folder (never an uploaded name: those lose
@@ -33,17 +34,6 @@ logger = logging.getLogger("cim.api")
 def this_worker() -> str:
     """``host:pid`` of this process."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process with this pid runs on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _owner_gone(worker: str) -> bool:

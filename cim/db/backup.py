@@ -46,6 +46,7 @@ from cim.db.pgtools import (
 from cim.db.pitr import base_backup_wanted, take_base_backup
 from cim.errors import ConfigError, InvalidInput
 from cim.faults import pause_point
+from cim.processes import process_alive
 
 PARTIAL_MARK = ".partial-"
 DUMP_NAME = "database.dump"
@@ -115,22 +116,12 @@ def remove_stale_partials(dest: Path, progress: Progress) -> list[str]:
     removed = []
     for path in dest.parent.glob(glob.escape(dest.name) + PARTIAL_MARK + "*"):
         pid = path.name.rsplit(PARTIAL_MARK, 1)[1]
-        if not pid.isdigit() or (_alive(int(pid)) and int(pid) != os.getpid()):
+        if not pid.isdigit() or (process_alive(int(pid)) and int(pid) != os.getpid()):
             continue
         progress(f"removing {path} left by a backup that did not finish")
         shutil.rmtree(path, ignore_errors=True)
         removed.append(str(path))
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fill(settings: CimSettings, folder: Path, *, tiles: bool, progress: Progress) -> Manifest:
