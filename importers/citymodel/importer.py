@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from pyproj import CRS
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -102,18 +103,14 @@ def _write_file(
 ) -> str:
     header, chunks = read_citymodel(path)
     horizontal = source_crs(header.reference_system, crs, path.name)
-    # The first chunk is checked at once (fail early); the whole extent once at the end.
-    extent: npt.NDArray[np.float64] | None = None
+    area = _AreaCheck(horizontal, srid)
     for chunk in chunks:
         if len(chunk.vertices):
-            if extent is None:
-                check_area_of_use(horizontal, srid, chunk.vertices[:, :2])
-            extent = _grown(extent, chunk.vertices[:, :2])
+            area.add(chunk.vertices[:, :2])
         writer.add(place_buildings(chunk_buildings(header, chunk, tally), horizontal, srid))
         if progress is not None:
             progress(tally.buildings + tally.building_parts)
-    if extent is not None:
-        check_area_of_use(horizontal, srid, extent)
+    area.finish()
     return crs_label(horizontal)
 
 
@@ -127,7 +124,7 @@ def _write_citygml(
 ) -> str:
     """Stream one CityGML file; its CRS is fixed by the first member that has buildings."""
     horizontal = None
-    extent: npt.NDArray[np.float64] | None = None
+    area: _AreaCheck | None = None
     batch: list[CityBuilding] = []
     for member in read_citygml(path, tally):
         if horizontal is None:
@@ -135,6 +132,8 @@ def _write_citygml(
             if not named:
                 raise InvalidInput(f"{path.name}: the file names no CRS (srsName); pass --crs")
             horizontal = source_crs(horizontal_crs_text(named), None, path.name)
+            area = _AreaCheck(horizontal, srid)
+        assert area is not None
         xy = [
             t[:, :, :2].reshape(-1, 2)
             for b in member.buildings
@@ -142,9 +141,7 @@ def _write_citygml(
             for t in ts
         ]
         if xy:
-            if extent is None:
-                check_area_of_use(horizontal, srid, np.concatenate(xy))
-            extent = _grown(extent, np.concatenate(xy))
+            area.add(np.concatenate(xy))
         # Members are placed in batches: one pyproj call per batch, not per building.
         batch.extend(member.buildings)
         if len(batch) >= GML_BATCH_BUILDINGS:
@@ -152,22 +149,33 @@ def _write_citygml(
             batch = []
             if progress is not None:
                 progress(tally.buildings + tally.building_parts)
-    if horizontal is None:
+    if horizontal is None or area is None:
         return ""
     writer.add(place_buildings(batch, horizontal, srid))
-    if extent is not None:
-        check_area_of_use(horizontal, srid, extent)
+    area.finish()
     return crs_label(horizontal)
 
 
-def _grown(
-    extent: npt.NDArray[np.float64] | None, xy: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]:
-    """``extent`` ([[min x, min y], [max x, max y]]) grown to cover ``xy``."""
-    low, high = xy.min(axis=0), xy.max(axis=0)
-    if extent is not None:
-        low, high = np.minimum(extent[0], low), np.maximum(extent[1], high)
-    return np.vstack([low, high])
+class _AreaCheck:
+    """The source coordinates checked against the storage CRS's area of use: the first batch at
+    once (a wrong file fails early), the whole extent ([[min x, min y], [max x, max y]]) once
+    every batch has been seen."""
+
+    def __init__(self, horizontal: CRS, srid: int) -> None:
+        self.horizontal, self.srid = horizontal, srid
+        self.extent: npt.NDArray[np.float64] | None = None
+
+    def add(self, xy: npt.NDArray[np.float64]) -> None:
+        low, high = xy.min(axis=0), xy.max(axis=0)
+        if self.extent is None:
+            check_area_of_use(self.horizontal, self.srid, xy)
+        else:
+            low, high = np.minimum(self.extent[0], low), np.maximum(self.extent[1], high)
+        self.extent = np.vstack([low, high])
+
+    def finish(self) -> None:
+        if self.extent is not None:
+            check_area_of_use(self.horizontal, self.srid, self.extent)
 
 
 def _outcome(
