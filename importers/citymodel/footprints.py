@@ -33,11 +33,10 @@ from pyproj import CRS
 from shapely.geometry.polygon import orient
 from sqlalchemy.orm import Session
 
-from cim.crs import transformer
-from cim.errors import InvalidInput, UnsupportedCRS
+from cim.errors import InvalidInput
 from cim.services.terrain import heights_in_storage
 from importers.citymodel.buildings import CityBuilding, SurfaceKey
-from importers.citymodel.placement import AREA_OF_USE_SLACK_DEGREES
+from importers.citymodel.placement import check_area_of_use
 from importers.citymodel.rows import PlacedBuilding
 from importers.citymodel.triangulate import Triangles, triangulate_face
 from importers.vector_table import VectorTable, is_missing, load_mapping, read_vector, to_float
@@ -83,7 +82,7 @@ def read_footprints(
     kinds = set(shapely.get_type_id(table.geoms).tolist()) - {3, 6}
     if kinds:
         raise InvalidInput(f"{path.name}: footprints must be Polygons or MultiPolygons")
-    _check_area(table.geoms, srid, path.name)
+    _check_area(table.geoms, srid)
     heights = _heights(table, mapping)
     ids = table.column("id", ID_NAMES)
     bases = table.column("base")
@@ -144,23 +143,9 @@ def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
     return shapely.multipolygons(parts[shapely.get_type_id(parts) == 3])
 
 
-def _check_area(geoms: npt.NDArray[np.object_], srid: int, where: str) -> None:
+def _check_area(geoms: npt.NDArray[np.object_], srid: int) -> None:
     """Refuse footprints whose centre (in storage CRS) lies far outside its area of use."""
-    xy = shapely.get_coordinates(geoms)
-    area = CRS.from_epsg(srid).area_of_use
-    if not np.isfinite(xy).all():
-        raise UnsupportedCRS(f"{where}: footprints outside the storage CRS EPSG:{srid}")
-    if area is None:
-        return
-    centre = (xy.min(axis=0) + xy.max(axis=0)) / 2
-    lon, lat = transformer(CRS.from_epsg(srid), 4326).transform(centre[0], centre[1])
-    west, south, east, north = area.bounds
-    outside = max(west - lon, lon - east, south - lat, lat - north, 0.0)
-    if not (np.isfinite(lon) and np.isfinite(lat)) or outside > AREA_OF_USE_SLACK_DEGREES:
-        raise UnsupportedCRS(
-            f"{where}: the footprints lie outside the area of use of the storage CRS "
-            f"EPSG:{srid} ({area.name}); use a database whose CIM_SRID covers it"
-        )
+    check_area_of_use(CRS.from_epsg(srid), srid, shapely.get_coordinates(geoms))
 
 
 def place_footprints(session: Session, tally: FootprintTally) -> list[PlacedBuilding]:

@@ -45,8 +45,10 @@ def horizontal_part(crs: CRS) -> CRS:
 
 
 def check_area_of_use(crs: CRS, storage_srid: int, xy: npt.NDArray[np.float64]) -> None:
-    """Refuse a model whose centre lies far outside the storage CRS's area of use."""
-    if len(xy) == 0 or crs.to_epsg() == storage_srid:
+    """Refuse a model whose centre lies far outside the storage CRS's area of use (``xy`` in
+    ``crs``, which may be the storage CRS itself; coordinates that did not transform count as
+    outside)."""
+    if len(xy) == 0:
         return
     area = CRS.from_epsg(storage_srid).area_of_use
     if area is None:
