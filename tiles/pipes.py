@@ -20,6 +20,7 @@ import shapely
 from psycopg import Connection
 
 from cim.errors import InvalidInput
+from cim.services.pipes.sections import section_label
 from cim.utilities import colour_of
 from tiles.content import MeshParts, TileFrame, rgba_bytes
 from tiles.gltf import FeatureTable, PropertyColumn
@@ -179,14 +180,6 @@ def class_colour(utility: str | None, subclass: str | None) -> npt.NDArray[np.ui
     return rgba_bytes([c / 255 for c in rgb] + [1.0])
 
 
-def _section(shape: str, diameter: float | None, width: float | None, height: float | None) -> str:
-    if shape == "rectangular" and width and height:
-        return f"{width:g}x{height:g}"
-    if diameter:
-        return f"DN{diameter:g}"
-    return shape
-
-
 Row = tuple[Any, ...]
 
 
@@ -219,7 +212,7 @@ def mesh_tile(
     parts = MeshParts()
     _segment_solids(parts, segments, frame, leaf)
     _node_solids(parts, nodes, frame, first_id=len(segments))
-    seg_sections = [_section(r[6], r[7], r[8], r[9]) for r in segments]
+    seg_sections = [section_label(r[6], r[7], r[8], r[9]) for r in segments]
     columns = [
         PropertyColumn("code", "STRING", [r[2] for r in segments] + [r[2] for r in nodes]),
         PropertyColumn(
@@ -229,6 +222,12 @@ def mesh_tile(
         PropertyColumn("subclass", "STRING", [r[4] for r in segments] + [r[4] for r in nodes]),
         PropertyColumn("material", "STRING", [r[10] for r in segments] + [None] * len(nodes)),
         PropertyColumn("section", "STRING", seg_sections + [None] * len(nodes)),
+        PropertyColumn(
+            "diameter",
+            "FLOAT32",
+            [r[7] for r in segments] + [None] * len(nodes),
+            "exact inner diameter (mm); the section label gives its nominal DN",
+        ),
         PropertyColumn(
             "depth",
             "FLOAT32",

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from cim.db.copy import copy_rows, reserve_ids
 from cim.errors import ImportFailed
+from cim.nominal_sizes import nominal_dn_array
 from importers.pipes.topology import Placed
 
 NODE_COLUMNS = (
@@ -59,6 +60,7 @@ SEGMENT_COLUMNS = (
     "end_top_z",
     "section_shape",
     "diameter_mm",
+    "nominal_dn",
     "width_mm",
     "height_mm",
     "material",
@@ -287,6 +289,7 @@ def _segment_columns(
         _nullable(segments["end_top"]),
         _texts(segments["section_shape"]),
         _nullable(segments["diameter_mm"]),
+        _ints(nominal_dn_array(segments["diameter_mm"])),
         _nullable(segments["width_mm"]),
         _nullable(segments["height_mm"]),
         _texts(segments["material"]),

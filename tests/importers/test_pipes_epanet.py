@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import wntr
 from pyproj import Transformer
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from cim.errors import ImportFailed, UnsupportedCRS
+from cim.services.pipes.sections import section_label
 from tests.importers.pipes_helpers import PIPES, dataset_count, nodes, run, segments
 
 ORIGIN = (500_000.0, 3_400_000.0, 0.0)
@@ -83,6 +84,35 @@ def test_ky4_in_kentucky_feet_transformed_by_pyproj(engine: Engine, clean_tables
     ground = wn.get_node(pipe.start_node_name).elevation
     assert link["start_top_z"] == pytest.approx(ground - 1.0, abs=1e-3)
     assert link["start_invert_z"] == pytest.approx(ground - 1.0 - pipe.diameter, abs=1e-3)
+    _nominal_sizes_of_an_inch_network(engine, result.dataset.id, wn)
+
+
+# ASME B36.10M NPS (inches) -> DN, as the code tables in shared/reference/wave2-facts.md §6 give it.
+ASME_DN = {1: 25, 2: 50, 3: 80, 4: 100, 6: 150, 8: 200, 10: 250, 12: 300, 14: 350, 16: 400,
+           18: 450, 20: 500, 24: 600, 30: 750, 36: 900}  # fmt: skip
+
+
+def _nominal_sizes_of_an_inch_network(
+    engine: Engine, dataset_id: int, wn: wntr.network.WaterNetworkModel
+) -> None:
+    """ky4's diameters are in inches: every label is a whole DN, the exact size is kept."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT code, diameter_mm, nominal_dn, section_shape FROM pipe_segment"
+                " WHERE dataset_id = :d AND link_type = 'pipe'"
+            ),
+            {"d": dataset_id},
+        ).all()
+    assert len(rows) == wn.num_pipes
+    decimal = [r.diameter_mm for r in rows if r.diameter_mm != round(r.diameter_mm)]
+    assert decimal, "ky4 should hold converted (decimal) diameters"
+    for r in rows:
+        inches = wn.get_link(r.code).diameter / 0.0254
+        assert r.diameter_mm == pytest.approx(inches * 25.4, abs=1e-6)  # exact size kept
+        assert r.nominal_dn == ASME_DN[round(inches)]
+        label = section_label(r.section_shape, r.diameter_mm, None, None)
+        assert label == f"DN{ASME_DN[round(inches)]}" and "." not in label
 
 
 def test_valves_become_valve_nodes(engine: Engine, clean_tables: None, tmp_path: Path) -> None:

@@ -61,13 +61,16 @@ def test_shared_pipe_networks_tile(engine: Engine, empty: None, tmp_path: Path) 
         assert assert_pipe_solids(tmp_path / "pipes", conn, TEST_SRID) == segments
         known = conn.execute(
             text(
-                "SELECT s.id, s.code, s.utility, s.diameter_mm, d.name FROM pipe_segment s "
+                "SELECT s.id, s.code, s.utility, s.diameter_mm, s.nominal_dn, d.name"
+                " FROM pipe_segment s "
                 "JOIN dataset d ON d.id = s.dataset_id ORDER BY s.id LIMIT 1"
             )
         ).one()
     row = next(r for r in rows if r["table_id"] == known.id)
     assert (row["code"], row["utility"], row["dataset"]) == (known.code, known.utility, known.name)
-    assert row["section"] == f"DN{known.diameter_mm:g}"
+    # Net3 is in inches: the label is the nominal size, the exact diameter its own property
+    assert row["section"] == f"DN{known.nominal_dn}"
+    assert row["diameter"] == pytest.approx(known.diameter_mm, rel=1e-6)
 
 
 def test_shared_ifc_building_tiles(engine: Engine, empty: None, tmp_path: Path) -> None:

@@ -65,6 +65,8 @@ class PipeSegment(Base):
         String(16), default="circular", server_default="circular"
     )
     diameter_mm: Mapped[float | None] = mapped_column(Float)
+    # The nominal size of ``diameter_mm`` (cim.nominal_sizes): DN300 for a 304.8 mm pipe.
+    nominal_dn: Mapped[int | None] = mapped_column(Integer)
     width_mm: Mapped[float | None] = mapped_column(Float)
     height_mm: Mapped[float | None] = mapped_column(Float)
     material: Mapped[str | None] = mapped_column(Text)

@@ -105,8 +105,8 @@ def _table(model: type[Any]) -> Table:
 SEGMENT_COLUMNS = [
     "dataset_id", "code", "utility", "subclass", "link_type", "start_node_id", "end_node_id",
     "start_invert_z", "end_invert_z", "start_top_z", "end_top_z", "section_shape",
-    "diameter_mm", "width_mm", "height_mm", "material", "pressure", "voltage", "cable_count",
-    "hole_total", "hole_used", "burial", "owner", "year", "length_m", "attrs",
+    "diameter_mm", "nominal_dn", "width_mm", "height_mm", "material", "pressure", "voltage",
+    "cable_count", "hole_total", "hole_used", "burial", "owner", "year", "length_m", "attrs",
 ]  # fmt: skip
 
 

@@ -23,6 +23,7 @@ from cim.services.pipes.geojson import feature_collection
 from cim.services.pipes.inputs import ewkt, parse_line, parse_polygon
 from cim.services.pipes.models import PipeCollection
 from cim.services.pipes.scope import AnyRow, no_jit, pipe_dataset_ids, session_srid
+from cim.services.pipes.sections import section_label
 from cim.services.results import Feature
 from cim.utilities import hex_colour_of, resolve_utility
 
@@ -149,6 +150,7 @@ def _pipe_feature(r: AnyRow) -> Feature:
             "colour": _colour(r.utility),
             "material": r.material,
             "section_shape": r.section_shape,
+            "section": section_label(r.section_shape, r.diameter_mm, r.width_mm, r.height_mm),
             "diameter_mm": r.diameter_mm,
             "width_mm": r.width_mm,
             "height_mm": r.height_mm,

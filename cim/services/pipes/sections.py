@@ -10,6 +10,7 @@ import math
 from typing import TypedDict
 
 from cim.errors import InvalidInput
+from cim.nominal_sizes import nominal_dn
 from cim.utilities import hex_colour_of, utility_class
 
 # Horizontal / vertical half-size (m) of a section as SQL over the alias {t}.
@@ -28,11 +29,15 @@ def half_height_sql(alias: str) -> str:
 def section_label(
     shape: str | None, diameter: float | None, width: float | None, height: float | None
 ) -> str:
-    """``DN300`` for circular pipes, ``800x600`` for rectangular sections, ``?`` if unknown."""
+    """``DN300`` for circular pipes, ``800x600`` for rectangular sections, ``?`` if unknown.
+
+    Circular pipes are labelled with their nominal size (:mod:`cim.nominal_sizes`): a 12-inch
+    pipe stored as 304.8 mm reads ``DN300``; the exact diameter stays in ``diameter_mm``.
+    """
     if shape == "rectangular" and width and height:
         return f"{width:g}x{height:g}"
     if diameter:
-        return f"DN{diameter:g}"
+        return f"DN{nominal_dn(diameter)}"
     if width and height:
         return f"{width:g}x{height:g}"
     return "?"
