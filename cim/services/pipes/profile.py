@@ -24,6 +24,7 @@ from cim.services.pipes.models import (
 )
 from cim.services.pipes.scope import AnyRow, refuse_hidden, session_srid
 from cim.services.pipes.sections import class_info, round_or_none, section_label
+from cim.services.tables.language import DEFAULT_LANGUAGE, svg_text
 from cim.utilities import is_gravity
 
 SLOPE_EPSILON = 1e-6
@@ -191,8 +192,9 @@ def _cover(ground: float | None, top: float | None) -> float | None:
     return None if ground is None or top is None else round(ground - top, 3)
 
 
-def profile_svg(profile: LongitudinalProfile) -> str:
-    """SVG of a :func:`longitudinal_profile`: ground, pipe top and invert; backward pipes red."""
+def profile_svg(profile: LongitudinalProfile, lang: str = DEFAULT_LANGUAGE) -> str:
+    """SVG of a :func:`longitudinal_profile`: ground, pipe top and invert; backward pipes red;
+    title and axis names in ``lang`` (the language files of :mod:`cim.services.tables`)."""
     ground = [(n.chainage_m, n.ground_z) for n in profile.nodes if n.ground_z is not None]
     elevations = [z for _, z in ground]
     for s in profile.segments:
@@ -200,7 +202,10 @@ def profile_svg(profile: LongitudinalProfile) -> str:
             z for z in (s.invert_from_z, s.invert_to_z, s.top_from_z, s.top_to_z) if z is not None
         ]
     frame = svg.frame_for([0.0, profile.length_m], elevations)
-    parts = svg.axes(frame, f"Profile {profile.from_node.code} - {profile.to_node.code}")
+    title = svg_text(lang, "profile_title", start=profile.from_node.code, end=profile.to_node.code)
+    parts = svg.axes(
+        frame, title, svg_text(lang, "distance_axis"), svg_text(lang, "elevation_axis")
+    )
     if len(ground) > 1:
         parts.append(svg.polyline(frame, ground, "#8B5A2B"))
     for s in profile.segments:
@@ -227,4 +232,4 @@ def profile_svg(profile: LongitudinalProfile) -> str:
             ' stroke="#bbb" stroke-dasharray="3,3"/>'
         )
         parts.append(svg.label(x + 2, svg.MARGIN + 10, n.code))
-    return svg.document(parts)
+    return svg.document(parts, lang)

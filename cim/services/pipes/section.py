@@ -23,6 +23,7 @@ from cim.services.pipes.inputs import ewkt, parse_line
 from cim.services.pipes.models import CrossSection, GroundPoint, SectionPipe
 from cim.services.pipes.scope import AnyRow, no_jit, pipe_dataset_ids, session_srid
 from cim.services.pipes.sections import class_info, round_or_none, section_label
+from cim.services.tables.language import DEFAULT_LANGUAGE, svg_text
 
 MAX_LINE_M = 5000.0
 GROUND_SAMPLES = 100
@@ -175,14 +176,21 @@ def _terrain_profile(session: Session, geom: shapely.LineString, srid: int) -> l
     ]
 
 
-def section_svg(section: CrossSection) -> str:
-    """An SVG drawing of a :func:`cross_section` answer: ground line and coloured pipes."""
+def section_svg(section: CrossSection, lang: str = DEFAULT_LANGUAGE) -> str:
+    """An SVG drawing of a :func:`cross_section` answer: ground line and coloured pipes, its
+    title and axis names in ``lang`` (``zh`` or ``en``, the language files of
+    :mod:`cim.services.tables`)."""
     ground = [(g.offset_m, g.z) for g in section.ground_profile]
     elevations = [z for _, z in ground]
     for pipe in section.pipes:
         elevations += [z for z in (pipe.invert_z, pipe.top_z) if z is not None]
     frame = svg.frame_for([0.0, section.line_length_m], elevations)
-    parts = svg.axes(frame, f"Cross-section, {section.pipe_count} pipes")
+    parts = svg.axes(
+        frame,
+        svg_text(lang, "section_title", pipes=section.pipe_count),
+        svg_text(lang, "distance_axis"),
+        svg_text(lang, "elevation_axis"),
+    )
     if len(ground) > 1:
         parts.append(svg.polyline(frame, ground, "#8B5A2B"))
     for pipe in section.pipes:
@@ -203,5 +211,6 @@ def section_svg(section: CrossSection) -> str:
             )
         parts.append(svg.label(cx + rx + 2, cy - 2, f"{pipe.code} {pipe.utility} {pipe.section}"))
         if pipe.cover_m is not None:
-            parts.append(svg.label(cx + rx + 2, cy + 10, f"cover {pipe.cover_m:.2f} m"))
-    return svg.document(parts)
+            cover = svg_text(lang, "cover", cover=f"{pipe.cover_m:.2f}")
+            parts.append(svg.label(cx + rx + 2, cy + 10, cover))
+    return svg.document(parts, lang)

@@ -1,7 +1,9 @@
 """Small SVG drawings for the cross-section and profile charts (no plotting stack needed).
 
 Horizontal axis: distance along the section line / profile (m); vertical axis: elevation (m),
-exaggerated to fill the drawing, as engineering sections are.
+exaggerated to fill the drawing, as engineering sections are. Titles and axis names come in
+the caller's language (:func:`cim.services.tables.language.svg_text`); the font list starts with
+CJK fonts so Chinese renders where they are installed.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 from html import escape
 
 WIDTH, HEIGHT, MARGIN = 900, 420, 50
+FONT = "'Noto Sans CJK SC','Microsoft YaHei','PingFang SC',sans-serif"
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,14 @@ def polyline(
     return f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="2"{dashes}/>'
 
 
-def axes(frame: Frame, title: str) -> list[str]:
+def axes(frame: Frame, title: str, distance_title: str, elevation_title: str) -> list[str]:
+    """Title, both axes with five ticks each, and the axes' names (distance, elevation)."""
     parts = [
-        f'<text x="{MARGIN}" y="24" font-size="15" font-family="sans-serif">{escape(title)}</text>',
+        f'<text x="{WIDTH - MARGIN}" y="{HEIGHT - 12}" font-size="11" text-anchor="end"'
+        f' font-family="{FONT}">{escape(distance_title)}</text>',
+        f'<text x="{MARGIN + 4}" y="{MARGIN - 6}" font-size="11"'
+        f' font-family="{FONT}">{escape(elevation_title)}</text>',
+        f'<text x="{MARGIN}" y="24" font-size="15" font-family="{FONT}">{escape(title)}</text>',
         f'<line x1="{MARGIN}" y1="{HEIGHT - MARGIN}" x2="{WIDTH - MARGIN}" y2="{HEIGHT - MARGIN}"'
         ' stroke="#444"/>',
         f'<line x1="{MARGIN}" y1="{MARGIN}" x2="{MARGIN}" y2="{HEIGHT - MARGIN}" stroke="#444"/>',
@@ -62,20 +70,21 @@ def axes(frame: Frame, title: str) -> list[str]:
         z = frame.z0 + (frame.z1 - frame.z0) * k / 4
         d = frame.x0 + (frame.x1 - frame.x0) * k / 4
         parts.append(
-            f'<text x="4" y="{frame.y(z) + 4:.1f}" font-size="10" font-family="sans-serif">'
+            f'<text x="4" y="{frame.y(z) + 4:.1f}" font-size="10" font-family="{FONT}">'
             f"{z:.1f}</text>"
         )
         parts.append(
             f'<text x="{frame.x(d) - 10:.1f}" y="{HEIGHT - MARGIN + 16}" font-size="10"'
-            f' font-family="sans-serif">{d:.0f} m</text>'
+            f' font-family="{FONT}">{d:.0f} m</text>'
         )
     return parts
 
 
-def document(parts: list[str]) -> str:
+def document(parts: list[str], lang: str) -> str:
     body = "\n".join(parts)
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}"'
+        f'<svg xmlns="http://www.w3.org/2000/svg" xml:lang="{escape(lang)}" width="{WIDTH}"'
+        f' height="{HEIGHT}"'
         f' viewBox="0 0 {WIDTH} {HEIGHT}">\n<rect width="100%" height="100%" fill="white"/>\n'
         f"{body}\n</svg>\n"
     )
@@ -83,6 +92,6 @@ def document(parts: list[str]) -> str:
 
 def label(x: float, y: float, content: str) -> str:
     return (
-        f'<text x="{x:.1f}" y="{y:.1f}" font-size="10" font-family="sans-serif">'
+        f'<text x="{x:.1f}" y="{y:.1f}" font-size="10" font-family="{FONT}">'
         f"{escape(content)}</text>"
     )
