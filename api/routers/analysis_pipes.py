@@ -2,13 +2,14 @@
 
 Geometries in requests are GeoJSON in the storage CRS unless ``crs`` names another one (the
 viewer sends ``EPSG:4326``); ``geojson_crs`` asks for the highlight GeoJSON in another CRS.
-Charts come as JSON, or as SVG with ``format=svg``.
+Every answer that is a list also comes as a file to hand on with ``format=csv`` or
+``format=xlsx`` and ``lang=zh|en`` (:mod:`api.tables`); charts come as SVG with ``format=svg``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -31,6 +32,14 @@ from api.requests import (
     Year,
 )
 from api.sessions import ReleasingRoute
+from api.tables import (
+    CHART_ALTERNATIVES,
+    SVG_MEDIA_TYPE,
+    TABLE_ALTERNATIVES,
+    ChartDep,
+    TableDep,
+    answer_as,
+)
 from cim.services.pipes import clash as pipes_clash
 from cim.services.pipes import clearance as pipes_clearance
 from cim.services.pipes import excavation as pipes_excavation
@@ -62,11 +71,6 @@ router = APIRouter(
     dependencies=BOUNDED,
     responses=PROBLEMS,
 )
-
-
-SVG = "image/svg+xml"
-#: Charts answer JSON (the model) or, with ``format=svg``, an SVG drawing.
-SVG_ALTERNATIVE: dict[int | str, dict[str, Any]] = {200: {"content": {SVG: {}}}}
 
 
 class PipeRequest(BaseModel):
@@ -141,10 +145,19 @@ class ExcavationRequest(PipeRequest):
     margin_m: Distance = 1.0
 
 
-@router.post("/query", summary="Pipes in a bbox, polygon or along a line, with filters")
+@router.post(
+    "/query",
+    summary="Pipes in a bbox, polygon or along a line, with filters",
+    response_model=PipeCollection,
+    responses=TABLE_ALTERNATIVES,
+)
 def query(
-    body: QueryRequest, session: ReadSessionDep, hidden: HiddenDep, audit: ReadAuditDep
-) -> PipeCollection:
+    body: QueryRequest,
+    session: ReadSessionDep,
+    hidden: HiddenDep,
+    audit: ReadAuditDep,
+    wanted: TableDep,
+) -> PipeCollection | Response:
     """A GeoJSON FeatureCollection (``numberMatched``/``numberReturned``) of matching pipes."""
     srid = session_srid(session)
     found = pipes_query.query_pipes(
@@ -158,21 +171,21 @@ def query(
             exclude={"bbox", "polygon", "line", "crs", "geojson_crs"}, exclude_none=False
         ),
     )
-    return audit.answer("analysis/pipes/query", found)
+    return answer_as(wanted, audit.answer("analysis/pipes/query", found), "pipes-query")
 
 
 @router.post(
     "/section",
     summary="Cross-section (横断面) along a line",
     response_model=CrossSection,
-    responses=SVG_ALTERNATIVE,
+    responses=CHART_ALTERNATIVES,
 )
 def section(
     body: SectionRequest,
     session: ReadSessionDep,
     hidden: HiddenDep,
     audit: ReadAuditDep,
-    format: Literal["json", "svg"] = Query("json", description="json or svg"),
+    wanted: ChartDep,
 ) -> CrossSection | Response:
     """Every pipe crossed: offset, centre depth, top/invert elevation, size, colour; ground."""
     srid = session_srid(session)
@@ -184,33 +197,35 @@ def section(
         hidden_utilities=hidden,
     )
     audit.answer("analysis/pipes/section", answer)
-    if format == "svg":
-        return Response(pipes_section.section_svg(answer), media_type=SVG)
-    return answer
+    if wanted.format == "svg":
+        drawing = pipes_section.section_svg(answer, wanted.lang)
+        return Response(drawing, media_type=SVG_MEDIA_TYPE)
+    return answer_as(wanted, answer, "pipes-section")
 
 
 @router.get(
     "/profile",
     summary="Longitudinal profile (纵断面) between two nodes",
     response_model=LongitudinalProfile,
-    responses=SVG_ALTERNATIVE,
+    responses=CHART_ALTERNATIVES,
 )
 def profile(
     session: ReadSessionDep,
     hidden: HiddenDep,
     audit: ReadAuditDep,
+    wanted: ChartDep,
     from_node: int = Query(description="Start node id."),
     to_node: int = Query(description="End node id."),
-    format: Literal["json", "svg"] = Query("json"),
 ) -> LongitudinalProfile | Response:
     """Ground line, top/invert per segment, cover, slope, backward slopes along the path."""
     answer = pipes_profile.longitudinal_profile(
         session, from_node_id=from_node, to_node_id=to_node, hidden_utilities=hidden
     )
     audit.answer("analysis/pipes/profile", answer)
-    if format == "svg":
-        return Response(pipes_profile.profile_svg(answer), media_type=SVG)
-    return answer
+    if wanted.format == "svg":
+        drawing = pipes_profile.profile_svg(answer, wanted.lang)
+        return Response(drawing, media_type=SVG_MEDIA_TYPE)
+    return answer_as(wanted, answer, "pipes-profile")
 
 
 ReportT = TypeVar("ReportT", bound=Result)
@@ -234,29 +249,56 @@ def _area_check(
     )
 
 
-@router.post("/clearance", summary="GB 50289 clearance check")
+@router.post(
+    "/clearance",
+    summary="GB 50289 clearance check",
+    response_model=ClearanceReport,
+    responses=TABLE_ALTERNATIVES,
+)
 def clearance(
-    body: ClearanceRequest, session: ReadSessionDep, hidden: HiddenDep, audit: ReadAuditDep
-) -> ClearanceReport:
+    body: ClearanceRequest,
+    session: ReadSessionDep,
+    hidden: HiddenDep,
+    audit: ReadAuditDep,
+    wanted: TableDep,
+) -> ClearanceReport | Response:
     """Pairs (pipe-pipe, pipe-building) closer than GB 50289-2016 requires, with the rule."""
     check = pipes_clearance.check_clearances
     found = _area_check(check, body, list(body.kinds), session, hidden)
-    return audit.answer("analysis/pipes/clearance", found)
+    return answer_as(wanted, audit.answer("analysis/pipes/clearance", found), "pipes-clearance")
 
 
-@router.post("/clashes", summary="3D clash detection")
+@router.post(
+    "/clashes",
+    summary="3D clash detection",
+    response_model=ClashReport,
+    responses=TABLE_ALTERNATIVES,
+)
 def clashes(
-    body: ClashRequest, session: ReadSessionDep, hidden: HiddenDep, audit: ReadAuditDep
-) -> ClashReport:
+    body: ClashRequest,
+    session: ReadSessionDep,
+    hidden: HiddenDep,
+    audit: ReadAuditDep,
+    wanted: TableDep,
+) -> ClashReport | Response:
     """Pipe-pipe and pipe-building-element clashes with location and overlap."""
     found = _area_check(pipes_clash.detect_clashes, body, list(body.kinds), session, hidden)
-    return audit.answer("analysis/pipes/clashes", found)
+    return answer_as(wanted, audit.answer("analysis/pipes/clashes", found), "pipes-clashes")
 
 
-@router.post("/isolation", summary="Burst-valve isolation (爆管关阀)")
+@router.post(
+    "/isolation",
+    summary="Burst-valve isolation (爆管关阀)",
+    response_model=BurstIsolation,
+    responses=TABLE_ALTERNATIVES,
+)
 def isolation(
-    body: IsolationRequest, session: ReadSessionDep, hidden: HiddenDep, audit: ReadAuditDep
-) -> BurstIsolation:
+    body: IsolationRequest,
+    session: ReadSessionDep,
+    hidden: HiddenDep,
+    audit: ReadAuditDep,
+    wanted: TableDep,
+) -> BurstIsolation | Response:
     """Valves to close, isolated segments, length, volume, affected nodes; failed valves are
     passed and the ring extends to the next valves."""
     found = pipes_isolation.isolate_burst(
@@ -269,13 +311,22 @@ def isolation(
         hidden_utilities=hidden,
         output_crs=body.geojson_crs,
     )
-    return audit.answer("analysis/pipes/isolation", found)
+    return answer_as(wanted, audit.answer("analysis/pipes/isolation", found), "pipes-isolation")
 
 
-@router.post("/trace", summary="Upstream/downstream trace or connected component")
+@router.post(
+    "/trace",
+    summary="Upstream/downstream trace or connected component",
+    response_model=NetworkTrace,
+    responses=TABLE_ALTERNATIVES,
+)
 def trace(
-    body: TraceRequest, session: ReadSessionDep, hidden: HiddenDep, audit: ReadAuditDep
-) -> NetworkTrace:
+    body: TraceRequest,
+    session: ReadSessionDep,
+    hidden: HiddenDep,
+    audit: ReadAuditDep,
+    wanted: TableDep,
+) -> NetworkTrace | Response:
     """Directed on gravity networks, connected component on pressure networks."""
     found = pipes_trace.trace(
         session,
@@ -289,13 +340,22 @@ def trace(
         hidden_utilities=hidden,
         output_crs=body.geojson_crs,
     )
-    return audit.answer("analysis/pipes/trace", found)
+    return answer_as(wanted, audit.answer("analysis/pipes/trace", found), "pipes-trace")
 
 
-@router.post("/excavation", summary="Excavation impact")
+@router.post(
+    "/excavation",
+    summary="Excavation impact",
+    response_model=ExcavationImpact,
+    responses=TABLE_ALTERNATIVES,
+)
 def excavation(
-    body: ExcavationRequest, session: ReadSessionDep, hidden: HiddenDep, audit: ReadAuditDep
-) -> ExcavationImpact:
+    body: ExcavationRequest,
+    session: ReadSessionDep,
+    hidden: HiddenDep,
+    audit: ReadAuditDep,
+    wanted: TableDep,
+) -> ExcavationImpact | Response:
     """Pipes inside the cut or within the margin: cover, clearances, owners to notify."""
     srid = session_srid(session)
     found = pipes_excavation.excavation_impact(
@@ -307,15 +367,24 @@ def excavation(
         hidden_utilities=hidden,
         output_crs=body.geojson_crs,
     )
-    return audit.answer("analysis/pipes/excavation", found)
+    return answer_as(wanted, audit.answer("analysis/pipes/excavation", found), "pipes-excavation")
 
 
-@router.get("/qc/{dataset_id}", summary="QC report of a pipe dataset")
+@router.get(
+    "/qc/{dataset_id}",
+    summary="QC report of a pipe dataset",
+    response_model=PipeDatasetQc,
+    responses=TABLE_ALTERNATIVES,
+)
 def qc(
-    dataset_id: int, session: ReadSessionDep, hidden: HiddenDep, audit: ReadAuditDep
-) -> PipeDatasetQc:
+    dataset_id: int,
+    session: ReadSessionDep,
+    hidden: HiddenDep,
+    audit: ReadAuditDep,
+    wanted: TableDep,
+) -> PipeDatasetQc | Response:
     """The quality-control findings stored by the import, with the dataset's counts; a
     dataset holding sensitive classes is not found without a key (its reading is audited)."""
     found = pipes_qc.dataset_qc(session, dataset_id=dataset_id, hidden_utilities=hidden)
     audit.dataset(f"analysis/pipes/qc/{dataset_id}", dataset_id)
-    return found
+    return answer_as(wanted, found, f"pipes-qc-{dataset_id}")

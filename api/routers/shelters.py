@@ -1,8 +1,13 @@
-"""``/analysis/shelters``: shelter zoning plans, zones, uncovered units, site suggestion."""
+"""``/analysis/shelters``: shelter zoning plans, zones, uncovered units, site suggestion.
+
+A plan's zones and uncovered units also come as files to hand on: ``format=csv|xlsx`` with
+``lang=zh|en`` (:mod:`api.tables`).
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, status
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import AnalystDep
@@ -11,6 +16,7 @@ from api.deps import SessionDep
 from api.ogc import PROBLEMS
 from api.requests import AreaPerPerson, GridSpacing, PositiveDistance, SolverSeconds
 from api.sessions import ReleasingRoute
+from api.tables import TABLE_ALTERNATIVES, TableDep, answer_as
 from cim.services.shelters import plan as shelter_plan
 from cim.services.shelters import suggest as shelter_suggest
 from cim.services.shelters import zones as shelter_zones
@@ -101,17 +107,32 @@ def get_plan(plan_id: int, session: SessionDep) -> PlanSummary:
     return shelter_plan.plan_summary(session, plan_id=plan_id)
 
 
-@router.get("/plans/{plan_id}/zones", summary="Service zones of a plan (GeoJSON)")
-def plan_zones(plan_id: int, session: SessionDep) -> ZoneCollection:
+@router.get(
+    "/plans/{plan_id}/zones",
+    summary="Service zones of a plan (GeoJSON)",
+    response_model=ZoneCollection,
+    responses=TABLE_ALTERNATIVES,
+)
+def plan_zones(plan_id: int, session: SessionDep, wanted: TableDep) -> ZoneCollection | Response:
     """One feature per usable shelter (WGS84) with population, capacity and load_ratio - what
-    the viewer colours."""
-    return shelter_zones.zone_features(session, plan_id=plan_id)
+    the viewer colours; csv/xlsx: one row per shelter (no geometry)."""
+    found = shelter_zones.zone_features(session, plan_id=plan_id)
+    return answer_as(wanted, found, f"shelter-plan-{plan_id}-zones")
 
 
-@router.get("/plans/{plan_id}/uncovered", summary="Uncovered units of a plan (GeoJSON)")
-def plan_uncovered(plan_id: int, session: SessionDep) -> UncoveredCollection:
-    """Units with uncovered persons (WGS84), with the count and the reason."""
-    return shelter_zones.uncovered_features(session, plan_id=plan_id)
+@router.get(
+    "/plans/{plan_id}/uncovered",
+    summary="Uncovered units of a plan (GeoJSON)",
+    response_model=UncoveredCollection,
+    responses=TABLE_ALTERNATIVES,
+)
+def plan_uncovered(
+    plan_id: int, session: SessionDep, wanted: TableDep
+) -> UncoveredCollection | Response:
+    """Units with uncovered persons (WGS84), with the count and the reason; csv/xlsx: one row
+    per unit (no geometry)."""
+    found = shelter_zones.uncovered_features(session, plan_id=plan_id)
+    return answer_as(wanted, found, f"shelter-plan-{plan_id}-uncovered")
 
 
 @router.post("/suggest", summary="Suggest new shelter sites (MCLP)", dependencies=BOUNDED)
