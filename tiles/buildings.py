@@ -53,7 +53,8 @@ def load_index(
     restricted: bool = False,
     include_spaces: bool = False,
 ) -> FeatureIndex:
-    """Id, 3D box and triangle count of every element of every ready IFC dataset.
+    """Id, 3D box and triangle count of every element of every ready IFC dataset, and of the
+    surfaces of city-model buildings (finest LoD) that no IFC building supersedes.
 
     Buildings have no sensitive utility classes: ``restricted`` gives an empty index.
     """
@@ -76,6 +77,7 @@ def load_index(
         LATERAL (SELECT Box3D(s.geom) AS b) x
         WHERE s.lod = (SELECT max(t.lod) FROM building_surface t
                        WHERE t.building_id = s.building_id)
+          AND (SELECT b.superseded_by FROM building b WHERE b.id = s.building_id) IS NULL
         ORDER BY 1
     """
     return fetch_index(connection, sql)

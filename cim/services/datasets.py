@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from cim.db.models import DATASET_KINDS, Dataset
 from cim.errors import InvalidInput, NotFound
+from cim.services.buildings.supersede import link_bim_to_blocks
 from cim.services.graph_cache import GraphCache
 from cim.services.results import Result
 
@@ -107,7 +108,15 @@ def complete_dataset(
     source_crs: str | None = None,
     transform: dict[str, Any] | None = None,
 ) -> Dataset:
-    """Record counts and QC and mark the dataset ``ready`` (inside the caller's transaction)."""
+    """Record counts and QC and mark the dataset ``ready`` (inside the caller's transaction).
+
+    Buildings from IFC and from city models are linked here (BIM supersedes the block, see
+    :mod:`cim.services.buildings.supersede`); ``counts.superseded_blocks`` says how many.
+    """
+    if dataset.kind in ("ifc", "buildings"):
+        linked = link_bim_to_blocks(session, dataset_id=dataset.id)
+        if linked:
+            counts = {**counts, "superseded_blocks": linked}
     dataset.counts = counts
     dataset.qc = qc or {}
     if source_crs is not None:

@@ -40,6 +40,10 @@ class Building(Base):
     storeys: Mapped[int | None] = mapped_column(Integer)
     function: Mapped[str | None] = mapped_column(Text)
     year: Mapped[int | None] = mapped_column(Integer)
+    # A city-model block replaced by the IFC building with this id (cim.services.buildings).
+    superseded_by: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("building.id", ondelete="SET NULL"), index=True
+    )
 
 
 class BuildingSurface(Base):

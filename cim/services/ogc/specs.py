@@ -172,7 +172,7 @@ def _building_specs() -> list[CollectionSpec]:
             _props(
                 building,
                 ["dataset_id", "guid", "name", "base_z", "top_z", "attrs", "source_id", "lods",
-                 "height", "storeys", "function", "year"],
+                 "height", "storeys", "function", "year", "superseded_by"],
                 {"lods": "array"},
             ),
         ),

@@ -1,0 +1,1 @@
+"""Buildings across sources: how BIM (IFC) buildings and city-model blocks relate."""
