@@ -6,10 +6,16 @@ link's two nodes by two short ``valve`` segments, so isolation analyses can stop
 elevations are taken as ground level (in practice they are: KY4's match its DEM); pipes are laid
 ``--default-cover`` below it. Gate valves, which ``.inp`` files lack, come from a WNTR valve
 layer (``--valves``, :mod:`importers.pipes.valve_layer`).
+
+So the network can be written back and simulated (``cim export pipes``, shutdown impact), every
+element keeps what WNTR knows of it beyond its place (demands and their patterns, pump curves,
+valve settings, tank curves...) in ``attrs["wntr"]``, and the file's options, patterns, curves,
+controls and sources go to ``dataset.options["source_model"]`` (WNTR's ``to_dict`` shapes).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +35,20 @@ from importers.pipes.network import (
 )
 
 STATUS = {"OPEN": "open", "CLOSED": "closed", "ACTIVE": "open", "CV": "open"}
+#: Keys of WNTR's element dicts that the rows themselves hold (name, type, ends, place).
+PLACED_KEYS = frozenset(
+    {
+        "name",
+        "node_type",
+        "link_type",
+        "coordinates",
+        "vertices",
+        "start_node_name",
+        "end_node_name",
+    }
+)
+#: Parts of WNTR's model dict kept on the dataset (everything that is not a node or a link).
+MODEL_KEYS = ("name", "options", "curves", "patterns", "controls", "sources")
 
 
 def _load(path: Path) -> Any:
@@ -50,7 +70,12 @@ def read_epanet(path: Path, *, placement: Placement, utility: str | None) -> Net
     """Read an EPANET network; coordinates need --crs (and --origin for drawing coordinates)."""
     wn = _load(path)
     cls, subclass = resolve_utility(utility or "JS")
+    model = _plain(wntr_dict(wn))
+    kept_nodes = {e["name"]: _hydraulics(e) for e in model["nodes"]}
+    kept_links = {e["name"]: _hydraulics(e) for e in model["links"]}
     found = _read_nodes(wn)
+    for name, attrs in zip(found.names, found.attrs, strict=True):
+        attrs["wntr"] = kept_nodes[name]
     xy = np.asarray(found.coords, dtype=np.float64).reshape(-1, 2)
     require_finite_coordinates(found.names, xy[:, 0], xy[:, 1], what=path.name)
     crs = placement.source_crs(None, what=path.name)
@@ -61,8 +86,12 @@ def read_epanet(path: Path, *, placement: Placement, utility: str | None) -> Net
     x, y = to_storage(xy)
     index = {name: i for i, name in enumerate(found.names)}
     seg = _pipes_and_pumps(wn, to_storage)
+    for name, attrs in zip(seg["code"], seg["attrs"], strict=True):
+        attrs["wntr"] = kept_links[name]
     node_ground = np.asarray(found.ground, dtype=np.float64) + placement.height_offset
     valve_nodes = _valves(wn, seg, index, x, y, node_ground, to_storage)
+    for name, attrs in zip(wn.valve_name_list, valve_nodes["attrs"], strict=True):
+        attrs["wntr"] = kept_links[name]
     nodes = node_frame(
         len(found.names) + len(valve_nodes["code"]),
         code=found.names + valve_nodes["code"],
@@ -91,7 +120,33 @@ def read_epanet(path: Path, *, placement: Placement, utility: str | None) -> Net
         source_crs=crs_label(crs),
         units={"source": str(wn.options.hydraulic.inpfile_units), "stored": "SI (m, mm)"},
         counts_by_type={"nodes": description["Nodes"], "links": description["Links"]},
+        model={key: model.get(key) for key in MODEL_KEYS} | {"name": path.name},
     )
+
+
+def wntr_dict(wn: Any) -> dict[str, Any]:
+    """WNTR's dictionary of the whole model (the shapes ``wntr.network.from_dict`` reads)."""
+    import wntr
+
+    return dict(wntr.network.to_dict(wn))
+
+
+def _hydraulics(entry: dict[str, Any]) -> dict[str, Any]:
+    """One element's WNTR dict without what the row itself holds (name, ends, geometry)."""
+    return {key: value for key, value in entry.items() if key not in PLACED_KEYS}
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: tuples as lists, NaN and infinities as None (jsonb refuses them)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    return value
 
 
 @dataclass

@@ -216,6 +216,7 @@ def _write(
                 if valves
                 else None
             ),
+            "source_model": network.model or None,
         },
     )
     return run_import(engine, source=source, write=write, replace=options.replace)

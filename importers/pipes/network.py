@@ -114,6 +114,9 @@ class Network:
     units: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     counts_by_type: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: what a writer needs to rebuild the source beyond nodes and links (EPANET: options,
+    #: patterns, curves, controls), kept in ``dataset.options["source_model"]``
+    model: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.nodes = self.nodes.reset_index(drop=True)

@@ -137,6 +137,7 @@ def add_valve_layer(network: Network, path: Path) -> Network:
         units=network.units,
         warnings=warnings,
         counts_by_type=counts,
+        model=network.model,
     )
 
 
