@@ -1,7 +1,8 @@
 """``cim analyse pipes ...``: the underground-network analyses on the command line.
 
 Geometries are WKT, GeoJSON text, or a path to a GeoJSON file, in the storage CRS unless
-``--crs`` names another one. Every command prints a short text answer, or JSON with ``--json``.
+``--crs`` names another one. Every command prints a short text answer, or JSON with ``--json``;
+``--csv FILE`` / ``--xlsx FILE`` also write its table(s) to hand on, in ``--lang zh|en``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from cli.analyse_pipes_text import (
+    CsvOption,
+    LangOption,
+    TableOption,
+    XlsxOption,
     clashes_text,
     clearance_text,
     excavation_text,
@@ -22,6 +27,7 @@ from cli.analyse_pipes_text import (
     query_text,
     section_text,
     trace_text,
+    write_tables,
 )
 from cli.context import console, emit, session_scope
 
@@ -102,6 +108,9 @@ def query(
     limit: int = 1000,
     dataset: DatasetOption = None,
     crs: CrsOption = None,
+    csv: CsvOption = None,
+    xlsx: XlsxOption = None,
+    lang: LangOption = "zh",
     as_json: JsonOption = False,
 ) -> None:
     """Pipes within a bbox / polygon / buffer of a line, filtered; GeoJSON with --json."""
@@ -133,6 +142,7 @@ def query(
             depth_max_m=depth_max,
             limit=limit,
         )
+    write_tables(result, csv, xlsx, lang)
     _emit(result, as_json, query_text(result))
 
 
@@ -143,20 +153,26 @@ def section(
     dataset: DatasetOption = None,
     crs: CrsOption = None,
     svg: SvgOption = None,
+    csv: CsvOption = None,
+    xlsx: XlsxOption = None,
+    lang: LangOption = "zh",
     as_json: JsonOption = False,
 ) -> None:
     """Cross-section (横断面): every pipe crossed by the line, depth, size, colour; ground."""
     from cim.services.pipes.section import cross_section, section_svg
 
     result = _on_geometry(cross_section, "line", line, crs, dataset_id=dataset, utilities=utility)
-    _write_svg(svg, section_svg, result)
+    _write_svg(svg, section_svg, result, lang)
+    write_tables(result, csv, xlsx, lang)
     _emit(result, as_json, section_text(result))
 
 
-def _write_svg(path: Path | None, draw: Callable[[ChartT], str], result: ChartT) -> None:
-    """Write the chart of ``result`` to ``path`` when --svg asked for one."""
+def _write_svg(
+    path: Path | None, draw: Callable[[ChartT, str], str], result: ChartT, lang: str
+) -> None:
+    """Write the chart of ``result`` (its words in ``lang``) to ``path`` when --svg asked."""
     if path is not None:
-        path.write_text(draw(result), encoding="utf-8")
+        path.write_text(draw(result, lang), encoding="utf-8")
         console.print(f"wrote {path}")
 
 
@@ -165,14 +181,20 @@ def profile(
     from_node: Annotated[int, typer.Argument(help="Start node id.")],
     to_node: Annotated[int, typer.Argument(help="End node id.")],
     svg: SvgOption = None,
+    csv: CsvOption = None,
+    xlsx: XlsxOption = None,
+    lang: LangOption = "zh",
+    table: TableOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Longitudinal profile (纵断面) along the network path between two nodes."""
+    """Longitudinal profile (纵断面) along the network path between two nodes; --csv writes
+    the segments, or the nodes with --table nodes."""
     from cim.services.pipes.profile import longitudinal_profile, profile_svg
 
     with session_scope() as session:
         result = longitudinal_profile(session, from_node_id=from_node, to_node_id=to_node)
-    _write_svg(svg, profile_svg, result)
+    _write_svg(svg, profile_svg, result, lang)
+    write_tables(result, csv, xlsx, lang, table)
     _emit(result, as_json, profile_text(result))
 
 
@@ -186,6 +208,9 @@ def pair_check(
     limit: Annotated[int, typer.Option(help="List at most this many (all are counted).")] = 1000,
     dataset: DatasetOption = None,
     crs: CrsOption = None,
+    csv: CsvOption = None,
+    xlsx: XlsxOption = None,
+    lang: LangOption = "zh",
     as_json: JsonOption = False,
 ) -> None:
     """The two pair checks, one command body: ``clearance`` and ``clashes`` (default all kinds)."""
@@ -197,11 +222,13 @@ def pair_check(
 
         console.print("checking clearances (GiST candidate pairs)...")
         report = _on_geometry(check_clearances, "area", area, crs, **options)
+        write_tables(report, csv, xlsx, lang)
         _emit(report, as_json, clearance_text(report))
     else:
         from cim.services.pipes.clash import detect_clashes
 
         clashes = _on_geometry(detect_clashes, "area", area, crs, **options)
+        write_tables(clashes, csv, xlsx, lang)
         _emit(clashes, as_json, clashes_text(clashes))
 
 
@@ -218,9 +245,14 @@ def isolate(
     failed: Annotated[list[int] | None, typer.Option(help="Valve id found stuck (repeat).")] = None,
     dataset: DatasetOption = None,
     crs: CrsOption = None,
+    csv: CsvOption = None,
+    xlsx: XlsxOption = None,
+    lang: LangOption = "zh",
+    table: TableOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Burst-valve isolation (爆管关阀): valves to close, what is cut off."""
+    """Burst-valve isolation (爆管关阀): valves to close, what is cut off; --csv writes the
+    valves to close, or the isolated segments with --table segments."""
     from cim.errors import InvalidInput
     from cim.services.pipes.inputs import point_to_storage
     from cim.services.pipes.isolation import isolate_burst
@@ -242,6 +274,7 @@ def isolate(
             failed_valve_ids=failed,
             with_geojson=as_json,
         )
+    write_tables(result, csv, xlsx, lang, table)
     _emit(result, as_json, isolation_text(result))
 
 
@@ -254,9 +287,14 @@ def trace(
     stop_at_valves: bool = False,
     stop_at_class_change: bool = False,
     max_distance: Annotated[float | None, typer.Option(help="m along the pipes.")] = None,
+    csv: CsvOption = None,
+    xlsx: XlsxOption = None,
+    lang: LangOption = "zh",
+    table: TableOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Trace downstream/upstream (gravity) or the connected component (pressure)."""
+    """Trace downstream/upstream (gravity) or the connected component (pressure); --csv
+    writes the segments, or the nodes with --table nodes."""
     from cim.services.pipes.trace import trace as run_trace
 
     with session_scope() as session:
@@ -271,6 +309,7 @@ def trace(
             max_distance_m=max_distance,
             with_geojson=as_json,
         )
+    write_tables(result, csv, xlsx, lang, table)
     _emit(result, as_json, trace_text(result))
 
 
@@ -281,9 +320,14 @@ def excavation(
     margin: Annotated[float, typer.Option(help="Search margin around the cut (m).")] = 1.0,
     dataset: DatasetOption = None,
     crs: CrsOption = None,
+    csv: CsvOption = None,
+    xlsx: XlsxOption = None,
+    lang: LangOption = "zh",
+    table: TableOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Excavation impact: pipes in or near the cut, cover, clearance, owners to notify."""
+    """Excavation impact: pipes in or near the cut, cover, clearance, owners to notify; --csv
+    writes the pipes, or the owners with --table owners."""
     from cim.services.pipes.excavation import excavation_impact
 
     result = _on_geometry(
@@ -295,16 +339,22 @@ def excavation(
         margin_m=margin,
         dataset_id=dataset,
     )
+    write_tables(result, csv, xlsx, lang, table)
     _emit(result, as_json, excavation_text(result))
 
 
 @app.command("qc")
 def qc(
-    dataset: Annotated[int, typer.Argument(help="Pipe dataset id.")], as_json: JsonOption = False
+    dataset: Annotated[int, typer.Argument(help="Pipe dataset id.")],
+    csv: CsvOption = None,
+    xlsx: XlsxOption = None,
+    lang: LangOption = "zh",
+    as_json: JsonOption = False,
 ) -> None:
-    """The QC report stored by the import of a pipe dataset."""
+    """The QC report stored by the import of a pipe dataset; --csv/--xlsx list its findings."""
     from cim.services.pipes.qc import dataset_qc
 
     with session_scope() as session:
         result = dataset_qc(session, dataset_id=dataset)
+    write_tables(result, csv, xlsx, lang)
     _emit(result, as_json)

@@ -1,8 +1,14 @@
-"""Text answers of ``cim analyse pipes``: one formatter per typed result (``--json`` aside)."""
+"""Text answers of ``cim analyse pipes``: one formatter per typed result (``--json`` aside),
+and the ``--csv``/``--xlsx``/``--lang`` files every list analysis (pipes and shelters) writes."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cli.context import console
 
 if TYPE_CHECKING:
     from cim.services.pipes.models import (
@@ -17,6 +23,7 @@ if TYPE_CHECKING:
         PairSide,
         PipeCollection,
     )
+    from cim.services.results import Result
 
 
 def query_text(result: PipeCollection) -> str:
@@ -112,3 +119,55 @@ def excavation_text(result: ExcavationImpact) -> str:
         + (", ".join(f"{n.utility}/{n.owner or '?'}" for n in result.notify) or "nobody")
     )
     return "\n".join(lines)
+
+
+def _language(value: str) -> str:
+    """``--lang``: a language there is a file for (checked before the analysis runs)."""
+    from cim.services.tables.language import languages
+
+    if value not in languages():
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(languages())}")
+    return value
+
+
+CsvOption = Annotated[
+    Path | None,
+    typer.Option("--csv", help="Also write the table as CSV (UTF-8 with BOM, for Excel) here."),
+]
+XlsxOption = Annotated[
+    Path | None, typer.Option("--xlsx", help="Also write the tables as an xlsx workbook here.")
+]
+LangOption = Annotated[
+    str,
+    typer.Option(
+        "--lang", callback=_language, help="Words of --csv/--xlsx/--svg: zh (default) or en."
+    ),
+]
+TableOption = Annotated[
+    str | None,
+    typer.Option("--table", help="--csv of an answer with several tables: which one."),
+]
+
+
+def write_tables(
+    result: Result,
+    csv_path: Path | None,
+    xlsx_path: Path | None,
+    lang: str,
+    table: str | None = None,
+) -> None:
+    """Write the answer's tables where ``--csv`` / ``--xlsx`` asked (headers in ``lang``)."""
+    if csv_path is None and xlsx_path is None:
+        return
+    from cim.services.tables.catalog import tables_of
+    from cim.services.tables.spec import pick
+    from cim.services.tables.writers import to_csv, to_xlsx
+
+    tables = tables_of(result)
+    if csv_path is not None:
+        chosen = pick(tables, table)
+        csv_path.write_bytes(to_csv(chosen, lang))
+        console.print(f"wrote {len(chosen.rows)} row(s) to {csv_path}")
+    if xlsx_path is not None:
+        xlsx_path.write_bytes(to_xlsx(tables, lang))
+        console.print(f"wrote {len(tables)} sheet(s) to {xlsx_path}")

@@ -1,4 +1,8 @@
-"""``cim analyse shelters plan|show|list|zones|uncovered|suggest``: shelter zoning."""
+"""``cim analyse shelters plan|show|list|zones|uncovered|suggest``: shelter zoning.
+
+``zones`` and ``uncovered`` also write their rows to hand on: ``--csv FILE`` / ``--xlsx FILE``
+with headers and names in ``--lang zh|en``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from cli.analyse_pipes_text import CsvOption, LangOption, XlsxOption, write_tables
 from cli.context import console, emit, session_scope
 
 if TYPE_CHECKING:
@@ -230,7 +235,12 @@ def _emit_geojson(
 
 @app.command("zones")
 def zones(
-    plan_id: PlanArgument = None, geojson: OutputOption = None, as_json: JsonOption = False
+    plan_id: PlanArgument = None,
+    geojson: OutputOption = None,
+    csv: CsvOption = None,
+    xlsx: XlsxOption = None,
+    lang: LangOption = "zh",
+    as_json: JsonOption = False,
 ) -> None:
     """A plan's service zones: per shelter its population, capacity and load ratio."""
     from cim.services.shelters.plan import latest_plan_id
@@ -238,6 +248,7 @@ def zones(
 
     with session_scope() as session:
         collection = zone_features(session, plan_id=plan_id or latest_plan_id(session))
+    write_tables(collection, csv, xlsx, lang)
     rows = [f["properties"] for f in collection.features]
     lines = [
         f"{'shelter':>8}  {'population':>10} {'capacity':>9} {'load':>6}  name",
@@ -252,7 +263,12 @@ def zones(
 
 @app.command("uncovered")
 def uncovered(
-    plan_id: PlanArgument = None, geojson: OutputOption = None, as_json: JsonOption = False
+    plan_id: PlanArgument = None,
+    geojson: OutputOption = None,
+    csv: CsvOption = None,
+    xlsx: XlsxOption = None,
+    lang: LangOption = "zh",
+    as_json: JsonOption = False,
 ) -> None:
     """A plan's uncovered population: each unit with its uncovered persons and the reason."""
     from cim.services.shelters.plan import latest_plan_id
@@ -260,6 +276,7 @@ def uncovered(
 
     with session_scope() as session:
         collection = uncovered_features(session, plan_id=plan_id or latest_plan_id(session))
+    write_tables(collection, csv, xlsx, lang)
     rows = [f["properties"] for f in collection.features]
     by_reason: dict[str, float] = {}
     for p in rows:
