@@ -23,6 +23,7 @@ from api.ogc import get_collection, policy_of, srid_of
 from cim.config import CimSettings
 from cim.errors import InvalidInput
 from cim.services.access import Principal
+from cim.services.ogc.building_lod import with_lod
 from cim.services.ogc.collections import CollectionInfo
 from cim.services.ogc.cql import FILTER_LANGS
 from cim.services.ogc.cql_bounds import CqlLimits
@@ -119,15 +120,23 @@ class OutputParams:
     crs: str | None
     sortby: str | None
     properties: str | None
+    lod: str | None = None
+
+
+LOD_HELP = (
+    "buildings only: the 3D faces of this Level of Detail (1, 2, 2.2 …) as the geometry; "
+    "buildings without it are left out"
+)
 
 
 async def output_query(
     crs: OutputCrs = None,
     sortby: Annotated[str | None, Query(description="e.g. +code,-diameter_mm")] = None,
     properties: Annotated[str | None, Query(description="Properties to return.")] = None,
+    lod: Annotated[str | None, Query(max_length=8, description=LOD_HELP)] = None,
 ) -> OutputParams:
     """The shape of the answer (parsed against the collection in :func:`resolve_items`)."""
-    return OutputParams(crs=crs, sortby=sortby, properties=properties)
+    return OutputParams(crs=crs, sortby=sortby, properties=properties, lod=lod)
 
 
 async def ids_query(
@@ -164,6 +173,8 @@ class ItemsRequest:
     collection: ReadableCollection
     query: ItemsQuery
     storage_srid: int
+    spec: CollectionSpec
+    """The collection's spec, or its ``?lod=`` variant."""
 
 
 @dataclass(frozen=True)
@@ -204,7 +215,7 @@ def resolve_items(
     )  # fmt: skip
     collection = find_readable(request, session, settings, principal, params.collection_id)
     srid = srid_of(request)
-    spec = collection.spec
+    spec = collection.spec if output.lod is None else with_lod(collection.spec, output.lod)
     output_crs = parse_ogc_crs(output.crs, srid)
     box, box_crs = bbox.parse(srid)
     query = ItemsQuery(
@@ -229,7 +240,7 @@ def resolve_items(
     )
     if cql.lang is not None and cql.lang not in FILTER_LANGS:
         raise InvalidInput("unknown filter-lang")
-    return ItemsRequest(collection=collection, query=query, storage_srid=srid)
+    return ItemsRequest(collection=collection, query=query, storage_srid=srid, spec=spec)
 
 
 ItemsParamsDep = Annotated[ItemsParams, Depends(items_params)]

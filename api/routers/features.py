@@ -295,7 +295,7 @@ def _items_page(
     state = request.app.state
     with Session(state.read_engine) as session, session.begin(), statements_bounded(session):
         wanted = resolve_items(request, session, settings, principal, params)
-        spec, query, srid = wanted.collection.spec, wanted.query, wanted.storage_srid
+        spec, query, srid = wanted.spec, wanted.query, wanted.storage_srid
         assert query.crs is not None
         page = None
         if query.limit > STREAM_AT:

@@ -315,3 +315,54 @@ def test_city_model_buildings_show_their_height_lods_and_function(
     assert queryables["height"]["type"] == "number"
     assert queryables["function"]["type"] == "string"
     assert "lods" not in queryables  # arrays are returned, not filtered on
+
+
+def test_lod_2_answers_the_faces_of_that_level_of_detail(
+    client: TestClient, city: City, engine: Engine
+) -> None:
+    """``?lod=2`` gives the finest LoD 2.x faces as a MultiPolygon Z, ``lod=1.2`` exactly that
+    LoD; buildings without the LoD are left out; a bad LoD or another collection is a 400."""
+    x, y = X0 + 5, Y0 + 5
+    square = f"(({x} {y} 0,{x + 1} {y} 0,{x + 1} {y + 1} 0,{x} {y} 0))"
+    roof = f"(({x} {y} 9,{x + 1} {y} 9,{x + 1} {y + 1} 9,{x} {y} 9))"
+    wall = f"(({x} {y} 0,{x + 1} {y} 0,{x + 1} {y} 9,{x} {y} 0))"
+    faces = [("1.2", "RoofSurface", f"MULTIPOLYGON Z({square})"),
+             ("2.2", "RoofSurface", f"MULTIPOLYGON Z({roof})"),
+             ("2.2", "WallSurface", f"MULTIPOLYGON Z({wall},{wall})")]  # fmt: skip
+    with engine.begin() as conn:
+        building_id, dataset_id = conn.execute(
+            text("SELECT id, dataset_id FROM building WHERE guid = 'B1'")
+        ).one()
+        for lod, semantic, wkt in faces:
+            conn.execute(
+                text(
+                    "INSERT INTO building_surface (dataset_id, building_id, lod, semantic, geom)"
+                    " VALUES (:d, :b, :lod, :s, ST_GeomFromText(:wkt, :srid))"
+                ),
+                {"d": dataset_id, "b": building_id, "lod": lod, "s": semantic, "wkt": wkt,
+                 "srid": SRID},
+            )  # fmt: skip
+    try:
+        crs = f"http://www.opengis.net/def/crs/EPSG/0/{SRID}"
+        lod2 = client.get("/collections/buildings/items", params={"lod": "2", "crs": crs}).json()
+        assert lod2["numberMatched"] == 1
+        geometry = lod2["features"][0]["geometry"]
+        assert geometry["type"] == "MultiPolygon" and len(geometry["coordinates"]) == 3
+        heights = sorted({round(p[2], 3) for poly in geometry["coordinates"] for p in poly[0]})
+        assert heights == [0.0, 9.0]  # roof and walls of 2.2, not the 1.2 ground square
+        lod12 = client.get("/collections/buildings/items", params={"lod": "1.2", "crs": crs})
+        assert len(lod12.json()["features"][0]["geometry"]["coordinates"]) == 1
+        paged = client.get("/collections/buildings/items", params={"lod": "2", "limit": 1})
+        assert "lod=2" in next(link["href"] for link in paged.json()["links"]
+                               if link["rel"] == "self")  # fmt: skip
+        assert (
+            client.get("/collections/buildings/items", params={"lod": "3"}).json()["numberMatched"]
+            == 0
+        )
+        for params, collection in (({"lod": "two"}, "buildings"), ({"lod": "2"}, "pipes_JS")):
+            bad = client.get(f"/collections/{collection}/items", params=params)
+            assert bad.status_code == 400, bad.text
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM building_surface WHERE building_id = :b"),
+                         {"b": building_id})  # fmt: skip

@@ -119,7 +119,8 @@ def _where(spec: CollectionSpec, query: ItemsQuery, storage_srid: int) -> list[C
             bindparam("xmin", type_=Float), bindparam("ymin", type_=Float),
             bindparam("xmax", type_=Float), bindparam("ymax", type_=Float), storage_srid,
         )  # fmt: skip
-        clauses += [spec.geom.op("&&")(envelope), func.ST_Intersects(spec.geom, envelope)]
+        target = spec.geom if spec.index_geom is None else spec.index_geom
+        clauses += [target.op("&&")(envelope), func.ST_Intersects(target, envelope)]
         if len(query.bbox) == 6 and spec.is_3d:
             clauses += [
                 func.ST_ZMax(spec.geom) >= bindparam("zmin", type_=Float),
@@ -243,7 +244,7 @@ def _compiled(
     assert query.crs is not None
     properties = None if query.properties is None else tuple(query.properties)
     key = (
-        spec.id, query.crs.uri, storage_srid, properties, tuple(query.sortby),
+        spec.id, spec.variant, query.crs.uri, storage_srid, properties, tuple(query.sortby),
         None if query.bbox is None else len(query.bbox), query.ids is not None,
         bool(query.hidden_utilities),
     )  # fmt: skip

@@ -62,6 +62,10 @@ class CollectionSpec:
     utility: str | None = None
     """The one class of a ``pipes_XX`` collection."""
     is_3d: bool = False
+    index_geom: ColumnElement[Any] | None = None
+    """Where ``bbox`` looks when ``geom`` is computed (``?lod=``: the footprint, indexed)."""
+    variant: str = ""
+    """Tells apart specs of one collection that build other SQL (``lod=2``)."""
 
     def property(self, name: str) -> Queryable | None:
         for prop in self.properties:
