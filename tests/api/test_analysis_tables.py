@@ -254,7 +254,7 @@ def test_names_in_the_language_and_errors(client: TestClient, network: dict[str,
     assert bad_table.status_code == 400 and "valves, segments" in bad_table.json()["detail"]
     line = {"type": "LineString", "coordinates": [[X0 + 140, Y0 - 10], [X0 + 140, Y0 + 80]]}
     drawing = client.post("/analysis/pipes/section?format=svg&lang=en", json={"line": line})
-    assert "Cross-section, 1 pipes" in drawing.text and "Elevation (m)" in drawing.text
+    assert "Cross-section: 1 pipe(s)" in drawing.text and "Elevation (m)" in drawing.text
     assert "横断面" in client.post("/analysis/pipes/section?format=svg", json={"line": line}).text
     # errors stay problem+json whatever the format
     missing = client.post("/analysis/pipes/isolation?format=xlsx", json={"segment_id": 10**12})

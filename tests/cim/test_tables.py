@@ -137,5 +137,5 @@ def test_section_table_and_svg_speak_the_language() -> None:
     chinese = section_svg(_section(), "zh")
     assert "横断面（1 条管线）" in chinese and "高程 (m)" in chinese and "覆土 1.85 m" in chinese
     english = section_svg(_section(), "en")
-    assert "Cross-section, 1 pipes" in english and "Elevation (m)" in english
+    assert "Cross-section: 1 pipe(s)" in english and "Elevation (m)" in english
     assert 'xml:lang="en"' in english

@@ -85,7 +85,7 @@ def test_pipe_commands_write_csv_and_xlsx(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert read_csv(pipes)[1][:3] == ["10.0", str(seg_ids["bc"]), "bc"]
-    assert "Cross-section, 1 pipes" in drawing.read_text(encoding="utf-8")
+    assert "Cross-section: 1 pipe(s)" in drawing.read_text(encoding="utf-8")
     bad = run(database_url, "pipes", "qc", str(water), "--csv", str(valves), "--lang", "fr")
     assert bad.returncode == 2 and "'fr' is not one of en, zh" in bad.stderr
 
