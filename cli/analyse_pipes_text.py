@@ -29,11 +29,10 @@ if TYPE_CHECKING:
 def query_text(result: PipeCollection) -> str:
     lines = []
     for p in (f["properties"] for f in result.features):
-        size = p["diameter_mm"] or p["width_mm"] or ""
         depth = "" if p["depth_m"] is None else p["depth_m"]
         lines.append(
             f"{p['id']:>8}  {p['code']:<20} {p['utility']:<3} {p['material'] or '':<5} "
-            f"{size:>6} {depth}"
+            f"{p.get('section') or '':>9} {depth}"
         )
     lines.append(f"{result.numberMatched} pipes match, {result.numberReturned} shown")
     return "\n".join(lines)

@@ -48,6 +48,7 @@ QUERY = TableSpec(
         prop("subclass"),
         prop("material"),
         prop("section_shape", vocabulary="section_shape"),
+        prop("section"),
         prop("diameter_mm"),
         prop("width_mm"),
         prop("height_mm"),
