@@ -87,7 +87,8 @@ def load_model(session: Session, dataset_id: int) -> StoredModel:
     stored = options.get("source_model") or {}
     if not stored:
         built.defaults.append("options, patterns, curves and controls: WNTR defaults (none kept)")
-    model = {key: copy.deepcopy(stored.get(key)) for key in MODEL_KEYS if stored.get(key)}
+    model: dict[str, Any] = {"version": None, "comment": None, "references": [], "sources": []}
+    model |= {key: copy.deepcopy(stored[key]) for key in MODEL_KEYS if stored.get(key)}
     model |= {"name": stored.get("name", dataset.name), "nodes": nodes, "links": links}
     wn = _from_dict(model, dataset_id)
     return StoredModel(
