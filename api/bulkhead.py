@@ -32,6 +32,7 @@ HEAVY_ROUTES = (
     ("POST", "/analysis/pipes/clashes"),
     ("POST", "/analysis/pipes/excavation"),
     ("POST", "/analysis/pipes/trace"),
+    ("POST", "/analysis/pipes/shutdown"),
     ("GET", "/analysis/pipes/profile"),
     ("POST", "/analysis/shelters/plans"),
     ("POST", "/analysis/shelters/suggest"),

@@ -17,6 +17,7 @@ from api.routers import (
     health,
     metrics,
     shelters,
+    simulation,
     terrain,
     tiles,
     viewer,
@@ -46,6 +47,7 @@ ROUTERS = [
     tiles.router,
     shelters.router,
     analysis_pipes.router,
+    simulation.router,
     terrain.router,
 ]
 """Every router of the API; a new domain adds its router module here."""

@@ -1,0 +1,93 @@
+"""``POST /analysis/pipes/shutdown``: hydraulic simulations on the stored networks (thin; the
+service ``cim.services.simulation.shutdown`` does the work).
+
+A simulation holds a worker for up to seconds, so the route runs in the heavy lane of the
+bulkhead (``api.bulkhead.HEAVY_ROUTES``) under the analysis deadline; it stores nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from api.audit import ReadAuditDep
+from api.auth import HiddenDep
+from api.bounds import BOUNDED
+from api.deps import ReadSessionDep
+from api.ogc import PROBLEMS
+from api.requests import DatabaseId, Distance, Point
+from api.sessions import ReleasingRoute
+from cim.services.pipes.inputs import point_to_storage
+from cim.services.pipes.scope import session_srid
+from cim.services.simulation import shutdown as simulation_shutdown
+from cim.services.simulation.models import ShutdownImpact
+
+router = APIRouter(
+    route_class=ReleasingRoute,
+    prefix="/analysis/pipes",
+    tags=["pipe simulations"],
+    dependencies=BOUNDED,
+    responses=PROBLEMS,
+)
+
+Hours = Annotated[float, Field(allow_inf_nan=False, gt=0, le=simulation_shutdown.MAX_DURATION_H)]
+Pressure = Annotated[float, Field(allow_inf_nan=False, ge=0, le=200)]
+
+
+class ShutdownRequest(BaseModel):
+    dataset_id: DatabaseId | None = Field(None, description="The water dataset (optional).")
+    crs: str | None = Field(None, description="CRS of ``point`` (default storage).")
+    geojson_crs: str | None = Field(None, description="CRS of returned GeoJSON (default storage).")
+    segment_id: DatabaseId | None = Field(None, description="Burst segment: isolate it first.")
+    point: Point | None = Field(None, description="Burst location (x, y), instead of segment_id.")
+    failed_valves: list[DatabaseId] = Field(
+        default_factory=list, description="Valve node ids found stuck (the ring extends)."
+    )
+    tolerance_m: Distance = 50.0
+    valve_ids: list[DatabaseId] = Field(
+        default_factory=list, description="Valve nodes to close (instead of a burst)."
+    )
+    segment_ids: list[DatabaseId] = Field(
+        default_factory=list, description="Pipes to close (instead of a burst)."
+    )
+    duration_h: Hours = simulation_shutdown.DEFAULT_DURATION_H
+    service_pressure_m: Pressure = Field(
+        simulation_shutdown.DEFAULT_SERVICE_PRESSURE_M,
+        description="Required service pressure (m); default 0.14 MPa (CJ/T 316, unverified).",
+    )
+    minimum_pressure_m: Pressure = Field(0.0, description="No demand served at or below this.")
+    engine: Literal["epanet", "wntr"] = Field(
+        "epanet", description="EPANET 2.2 (PDA) or WNTR's WNTRSimulator (PDD)."
+    )
+    geojson: bool = Field(True, description="Include the outage GeoJSON.")
+
+
+@router.post("/shutdown", summary="Shutdown impact (关阀停水影响)")
+def shutdown(
+    body: ShutdownRequest, session: ReadSessionDep, hidden: HiddenDep, audit: ReadAuditDep
+) -> ShutdownImpact:
+    """Close the valves of a burst isolation (or given valves and pipes), simulate the water
+    network pressure-driven before and after over ``duration_h``: nodes cut off, below the
+    service pressure or with a pressure drop, demand not served, outage GeoJSON."""
+    found = simulation_shutdown.shutdown_impact(
+        session,
+        segment_id=body.segment_id,
+        point=point_to_storage(body.point, body.crs, session_srid(session)),
+        dataset_id=body.dataset_id,
+        failed_valve_ids=body.failed_valves,
+        valve_ids=body.valve_ids,
+        segment_ids=body.segment_ids,
+        duration_h=body.duration_h,
+        service_pressure_m=body.service_pressure_m,
+        minimum_pressure_m=body.minimum_pressure_m,
+        engine=body.engine,
+        tolerance_m=body.tolerance_m,
+        hidden_utilities=hidden,
+        output_crs=body.geojson_crs,
+        with_geojson=body.geojson,
+    )
+    if found.isolation is not None:  # the segments it lists (water only: the model refuses
+        audit.answer("analysis/pipes/shutdown", found.isolation)  # other classes)
+    return found
