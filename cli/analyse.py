@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import typer
 
-from cli import analyse_pipes, analyse_shelters
+from cli import analyse_pipes, analyse_shelters, analyse_simulation
 
 app = typer.Typer(
     help="Analyses: pipe network (one map) and disaster-shelter zoning.", no_args_is_help=True
 )
 app.add_typer(analyse_shelters.app, name="shelters")
 app.add_typer(analyse_pipes.app, name="pipes")
+analyse_pipes.app.command("shutdown")(analyse_simulation.shutdown)
