@@ -24,7 +24,8 @@ class GenerateStep:
 
 @dataclass(frozen=True)
 class ImportStep:
-    """``cim import <kind> <file> <args...>``."""
+    """``cim import <kind> <file> <args...>``; a ``mapping:`` file (resolved against the
+    manifest's folder, like ``file``) is passed as ``--mapping``."""
 
     kind: str
     file: Path
@@ -71,7 +72,12 @@ def load_manifest(path: Path = DEFAULT_MANIFEST) -> DemoManifest:
                 ImportStep(
                     kind=str(step["kind"]),
                     file=folder / str(step["file"]),
-                    args=tuple(str(arg) for arg in step.get("args", [])),
+                    args=tuple(str(arg) for arg in step.get("args", []))
+                    + (
+                        ("--mapping", str(folder / str(step["mapping"])))
+                        if "mapping" in step
+                        else ()
+                    ),
                 )
                 for step in _list(raw, "imports")
             ),
