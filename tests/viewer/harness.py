@@ -50,9 +50,14 @@ class PageWatch:
     terrain_tiles: list[str] = field(default_factory=list)
 
 
-def open_viewer(browser: Any, base: str, *, timeout_ms: float = 60_000) -> tuple[Any, PageWatch]:
-    """A new page on ``base/viewer/``: non-loopback requests are refused and recorded."""
-    page = browser.new_page(viewport=VIEWPORT)
+def open_viewer(
+    browser: Any, base: str, *, locale: str = "en-US", timeout_ms: float = 60_000
+) -> tuple[Any, PageWatch]:
+    """A new page on ``base/viewer/``: non-loopback requests are refused and recorded.
+
+    ``locale`` is the browser's language (``navigator.languages``), which the viewer follows:
+    English unless a test asks for another (each page has its own context and localStorage)."""
+    page = browser.new_page(viewport=VIEWPORT, locale=locale)
     watch = PageWatch()
     page.on(
         "console",
@@ -114,9 +119,10 @@ def look_down_at(page: Any, lon: float, lat: float, height: float) -> None:
 def wait_for_tool(page: Any, result: str, *, timeout_ms: float = 120_000) -> Any:
     """Until a tool has set ``cim.<result>`` or its hint reports a failure; returns the result.
 
-    A failure fails the test with the hint's message (the API's error)."""
+    A failure (the hint marked ``error``, in any language) fails the test with the hint's
+    message (the API's error)."""
     page.wait_for_function(
-        "(name) => cim[name] || /failed/.test(document.getElementById('tool-hint').textContent)",
+        "(name) => cim[name] || document.getElementById('tool-hint').classList.contains('error')",
         arg=result,
         timeout=timeout_ms,
     )

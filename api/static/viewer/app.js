@@ -19,28 +19,39 @@ const cim = (window.cim = {
   onPick: null, // set by tools.js while a tool waits for a click
 });
 
-// OGC API collections shown as GeoJSON, with the first collection id that exists.
+const { t } = window.i18n; // the string tables (i18n.js): no UI text lives in this file
+
+// OGC API collections shown as GeoJSON, with the first collection id that exists; each is
+// labelled by layer.<key> of the string table.
 const FEATURE_LAYERS = [
-  { key: "hazards", label: "Hazard zones", ids: ["hazard_zones", "hazards"], style: "hazard" },
+  { key: "hazards", ids: ["hazard_zones", "hazards"], style: "hazard" },
   // hundreds of draped polygons: off until asked for, so the first view stays quick
-  { key: "population", label: "Population", ids: ["population_units", "population"], style: "population", hidden: true },
-  { key: "shelters", label: "Shelters", ids: ["shelters"], style: "shelter" },
+  { key: "population", ids: ["population_units", "population"], style: "population", hidden: true },
+  { key: "shelters", ids: ["shelters"], style: "shelter" },
   // thousands of draped lines: off until asked for (plans along roads use them, not the view)
-  { key: "roads", label: "Roads", ids: ["road_segments"], style: "road", hidden: true },
-  { key: "shelter_zones", label: "Shelter zones", ids: ["shelter_zones"], style: "zone" },
+  { key: "roads", ids: ["road_segments"], style: "road", hidden: true },
+  { key: "shelter_zones", ids: ["shelter_zones"], style: "zone" },
   // no collection: shown by the shelter-plan tool from /analysis/shelters/plans/{id}/uncovered
-  { key: "uncovered_units", label: "Uncovered units", ids: [], style: "uncovered" },
+  { key: "uncovered_units", ids: [], style: "uncovered" },
 ];
 // Units with residents no shelter can take: blue, far from every zone colour (green → red).
 const UNCOVERED_COLOUR = "#2f7bff";
 const UTILITY_PROPERTIES = ["utility", "utility_class", "utility_code", "class_code"];
-const LAYER_LABELS = { buildings: "Buildings (IFC)", pipes: "Pipes" };
-
-function status(text, isError = false) {
+function status(key, params, isError = false) {
   const el = document.getElementById("status");
-  el.textContent = text;
+  window.i18n.set(el, key, params);
   el.classList.toggle("error", isError);
 }
+
+// The label of a layer, a dataset kind or a property key: its entry in the string table
+// (prefix.name) when there is one, else the name as it is (a layer or key we do not know).
+function labelled(element, prefix, name) {
+  if (window.i18n.has(`${prefix}.${name}`)) return window.i18n.set(element, `${prefix}.${name}`);
+  element.textContent = name;
+  return element;
+}
+const layerLabel = (name) => labelled(document.createElement("span"), "layer", name);
+cim.labelled = labelled;
 
 function fail(layer, error) {
   // A broken layer is reported in the panel and skipped; the rest of the city still shows.
@@ -48,13 +59,13 @@ function fail(layer, error) {
   cim.errors.push(message);
   console.warn(`cim viewer: ${message}`);
   const failed = [...new Set(cim.errors.map((e) => e.split(":")[0]))];
-  status(`failed: ${failed.join(", ")}`, true);
+  status("status.failed", { layers: failed.join(", ") }, true);
   document.getElementById("status").title = cim.errors.join("\n");
 }
 
 async function getJson(url, options) {
   const response = await fetch(url, options);
-  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  if (!response.ok) throw new Error(t("error.http", { url, status: response.status }));
   return response.json();
 }
 
@@ -138,7 +149,7 @@ async function addTerrain(viewer, url, place) {
       requestVertexNormals: true,
     });
     cim.terrain.ready = true;
-    addToggle("layers", "Terrain", true, (on) => {
+    addToggle("layers", window.i18n.span("layer.terrain"), true, (on) => {
       viewer.terrainProvider = on
         ? cim.terrain.provider
         : new Cesium.EllipsoidTerrainProvider();
@@ -146,7 +157,7 @@ async function addTerrain(viewer, url, place) {
     cim.terrain.provider = viewer.terrainProvider;
   } catch (error) {
     cim.terrain.error = String(error);
-    fail("terrain", error);
+    fail(t("layer.terrain"), error);
   }
 }
 
@@ -162,20 +173,20 @@ async function addTileset(viewer, layer, url, place) {
     });
     tileset.tileFailed.addEventListener((error) => {
       entry.failures += 1;
-      fail(layer, error.message || error);
+      fail(layerLabel(layer).textContent, error.message || error);
     });
     tileset.allTilesLoaded.addEventListener(() => {
       entry.loaded = true;
     });
     viewer.scene.primitives.add(tileset);
-    addToggle("layers", LAYER_LABELS[layer] || layer, true, (on) => {
+    addToggle("layers", layerLabel(layer), true, (on) => {
       tileset.show = on;
       if (layer === "pipes") cim.pipesShown = on;
       if (layer === "pipes" && cim.updateOverview) cim.updateOverview();
       viewer.scene.requestRender();
     }, undefined, place);
   } catch (error) {
-    fail(layer, error);
+    fail(layerLabel(layer).textContent, error);
   }
 }
 
@@ -217,7 +228,10 @@ function buildLegend(classes) {
     code.className = "code";
     code.textContent = cls.code;
     extra.append(code);
-    const li = addToggle("legend", ` ${cls.name}`, true, (on) => {
+    // CJJ 61 names from the config (cim/data/cjj61_classes.yaml): Chinese or English by locale
+    const name = document.createElement("span");
+    name.append(" ", window.i18n.setName(document.createElement("span"), { en: cls.name, "zh-CN": cls.nameZh }));
+    const li = addToggle("legend", name, true, (on) => {
       if (on) cim.hiddenClasses.delete(cls.code);
       else cim.hiddenClasses.add(cls.code);
       applyClassStyle();
@@ -249,7 +263,7 @@ function featureStyle(kind, properties) {
       fill: Cesium.Color.fromCssColorString(UNCOVERED_COLOUR).withAlpha(0.6),
       outline: Cesium.Color.WHITE,
       zIndex: 4,
-      name: `uncovered: ${properties.code ?? properties.unit_id}`,
+      name: t("feature.uncovered", { code: properties.code ?? properties.unit_id }),
     };
   }
   return { fill: Cesium.Color.fromCssColorString("#2ecc71"), outline: Cesium.Color.WHITE };
@@ -304,7 +318,7 @@ async function addFeatureLayer(viewer, layer, data, place) {
     cim.geojson[layer.key] = source;
     renderUntilBuilt();
   } catch (error) {
-    fail(layer.label, error);
+    fail(t(`layer.${layer.key}`), error);
   }
 }
 
@@ -329,7 +343,7 @@ function renderUntilBuilt() {
 }
 
 function addFeatureToggle(viewer, layer, place) {
-  layer.toggle = addToggle("layers", layer.label, !layer.hidden, async (on) => {
+  layer.toggle = addToggle("layers", layerLabel(layer.key), !layer.hidden, async (on) => {
     layer.hidden = !on;
     if (on && !cim.geojson[layer.key]) await addFeatureLayer(viewer, layer, fetchFeatures(layer.collection));
     if (cim.geojson[layer.key]) cim.geojson[layer.key].show = on;
@@ -415,7 +429,7 @@ async function addFeatureLayers(viewer, endpoints) {
   const available = new Set((listing.collections || []).map((c) => c.id));
   const work = [];
   if (cim.tilesets.pipes && available.has("pipe_segments")) {
-    work.push(addNetworkOverview(viewer).catch((error) => fail("pipe network overview", error)));
+    work.push(addNetworkOverview(viewer).catch((error) => fail(t("layer.overview"), error)));
   }
   for (const layer of FEATURE_LAYERS) {
     layer.collection = layer.ids.find((id) => available.has(id));
@@ -440,10 +454,10 @@ async function addDatasets(viewer) {
     name.title = `${dataset.kind} #${dataset.id}: ${dataset.name}`;
     const kind = document.createElement("span");
     kind.className = "muted";
-    kind.textContent = dataset.kind;
+    labelled(kind, "kind", dataset.kind);
     const button = document.createElement("button");
     button.className = "fly";
-    button.textContent = "fly to";
+    window.i18n.set(button, "panel.flyTo");
     button.addEventListener("click", () => flyToDataset(dataset));
     li.append(kind, name, button);
     list.append(li);
@@ -522,6 +536,10 @@ cim.setUnderground = (on) => {
   setUnderground(cim.viewer, on);
 };
 
+// A picked feature or an analysis answer in the right-hand panel. title: a name from the data
+// (a code, a GUID) or [key, params] of the string table; sections: [heading key, {row: value}]
+// where a row is a string-table key, a property name (translated by prop.<name> when known) or
+// data (a pipe code); a value is data, a number, or a Node (a translated span).
 function showProperties(title, sections) {
   const table = document.getElementById("properties-table");
   table.replaceChildren();
@@ -531,23 +549,36 @@ function showProperties(title, sections) {
     head.className = "section";
     const th = document.createElement("th");
     th.colSpan = 2;
-    th.textContent = heading;
+    window.i18n.set(th, heading);
     head.append(th);
     for (const [key, value] of Object.entries(values)) {
-      if (value === null || value === undefined || typeof value === "object") continue;
+      if (value === null || value === undefined) continue;
+      if (typeof value === "object" && !(value instanceof Node)) continue;
       const row = table.insertRow();
       const name = document.createElement("th");
-      name.textContent = key;
+      if (window.i18n.has(key)) window.i18n.set(name, key);
+      else labelled(name, "prop", key);
       const cell = row.insertCell();
-      // Stored doubles such as 304.79999999999995 read better rounded to the millimetre.
-      cell.textContent = typeof value === "number" && !Number.isInteger(value)
-        ? String(Number(value.toFixed(3)))
-        : String(value);
+      cell.append(propertyValue(value));
       row.prepend(name);
     }
   }
-  document.getElementById("properties-title").textContent = title;
+  const titleElement = document.getElementById("properties-title");
+  if (Array.isArray(title)) {
+    window.i18n.set(titleElement, title[0], title[1]);
+  } else {
+    delete titleElement.dataset.i18n; // data, not a string-table text: kept on a switch
+    titleElement.textContent = title;
+  }
   document.getElementById("properties").hidden = false;
+}
+
+function propertyValue(value) {
+  if (value instanceof Node) return value;
+  // Stored doubles such as 304.79999999999995 read better rounded to the millimetre.
+  if (typeof value === "number") return window.i18n.number(value);
+  if (typeof value === "string" && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(value)) return window.i18n.date(value);
+  return String(value);
 }
 cim.showProperties = showProperties;
 
@@ -590,26 +621,26 @@ async function pick(position) {
     const values = tileFeatureProperties(picked);
     cim.selected = { layer, properties: values, feature: picked };
     const title = values.guid || values.code || values.name || layer;
-    showProperties(title, [["tile metadata", values]]);
+    showProperties(title, [["properties.tileMetadata", values]]);
     if (cim.onPick) cim.onPick(cim.selected);
     const record = await fullRecord(layer, values).catch(() => null);
     if (record && cim.selected && cim.selected.feature === picked) {
-      showProperties(title, [["tile metadata", values], ["database record", record]]);
+      showProperties(title, [["properties.tileMetadata", values], ["properties.databaseRecord", record]]);
     }
   } else if (picked && picked.id && picked.id.layer === "pipes") {
     // a line of the network overview (seen from far away)
     const values = { code: picked.id.code, utility: picked.id.utility, table_id: picked.id.segmentId };
     cim.selected = { layer: "pipes", properties: values };
-    showProperties(values.code, [["overview line", values]]);
+    showProperties(values.code, [["properties.overviewLine", values]]);
     const record = await fullRecord("pipes", values).catch(() => null);
     if (record && cim.selected && cim.selected.properties === values) {
-      showProperties(values.code, [["overview line", values], ["database record", record]]);
+      showProperties(values.code, [["properties.overviewLine", values], ["properties.databaseRecord", record]]);
     }
   } else if (picked && picked.id instanceof Cesium.Entity) {
     const entity = picked.id;
     const values = entity.properties ? entity.properties.getValue(Cesium.JulianDate.now()) : {};
     cim.selected = { layer: "features", properties: values, entity };
-    showProperties(values.name || entity.name || "feature", [["properties", values]]);
+    showProperties(values.name || entity.name || ["properties.feature"], [["properties.properties", values]]);
   } else {
     document.getElementById("properties").hidden = true;
   }
@@ -626,7 +657,7 @@ async function main() {
   document.getElementById("properties-close").addEventListener("click", () => {
     document.getElementById("properties").hidden = true;
   });
-  addToggle("layers", "Base map (Natural Earth II)", true, (on) => {
+  addToggle("layers", window.i18n.span("layer.baseMap"), true, (on) => {
     viewer.imageryLayers.get(0).show = on;
     viewer.scene.requestRender();
   });
@@ -637,7 +668,7 @@ async function main() {
   // Everything is requested side by side; list entries keep a fixed order.
   const terrainPlace = slot("layers");
   const places = config.tilesets.map(() => slot("layers"));
-  const datasets = addDatasets(viewer).catch((error) => (fail("datasets", error), []));
+  const datasets = addDatasets(viewer).catch((error) => (fail(t("layer.datasets"), error), []));
   const terrain = config.terrain ? addTerrain(viewer, config.terrain, terrainPlace) : null;
   const tilesets = Promise.all(config.tilesets.map((t, i) => addTileset(viewer, t.layer, t.url, places[i])));
   cim.datasets = await datasets;
@@ -647,15 +678,15 @@ async function main() {
   await terrain;
   await tilesets;
   buildLegend(config.utilityClasses);
-  await addFeatureLayers(viewer, config.endpoints).catch((error) => fail("OGC API layers", error));
+  await addFeatureLayers(viewer, config.endpoints).catch((error) => fail(t("layer.ogc"), error));
   cim.ready = true;
   cim.readyMs = performance.now();
   if (!cim.errors.length) {
     const count = Object.keys(cim.tilesets).length + Object.keys(cim.geojson).length + (cim.terrain.ready ? 1 : 0);
-    status(count ? `${count} layer(s)` : "no data imported yet");
+    status(count ? "status.layers" : "status.empty", { count });
   }
   document.dispatchEvent(new Event("cim-ready"));
   viewer.scene.requestRender();
 }
 
-main().catch((error) => fail("viewer", error));
+window.i18n.ready.then(main).catch((error) => fail(t("layer.viewer"), error));

@@ -7,12 +7,9 @@
 (function excavationTool() {
   const cim = window.cim;
   const kit = cim.toolkit;
+  const { t, span } = window.i18n;
+  // statuses of the API; their labels are excavation.status.* and excavation.legend.*
   const EXCAVATION_COLOURS = { struck: "#ff2020", under: "#ff9f1c", near: "#ffe14d" };
-  const EXCAVATION_LABELS = {
-    struck: "struck (top above the cut floor)",
-    under: "under the cut (below the floor)",
-    near: "near (within the margin)",
-  };
   const CUT_COLOUR = Cesium.Color.fromCssColorString("#ff7a00");
   let finishCut = null;
 
@@ -21,11 +18,11 @@
     box.id = "excavation-options";
     const finish = document.createElement("button");
     finish.id = "excavation-finish";
-    finish.textContent = "Finish the cut";
+    window.i18n.set(finish, "excavation.finish");
     finish.addEventListener("click", () => finishCut && finishCut());
     box.append(
-      kit.numberInput("excavation-depth", "Depth (m)", 2, { min: "0.1", step: "0.1" }),
-      kit.numberInput("excavation-margin", "Margin (m)", 1, { min: "0", step: "0.5" }),
+      kit.numberInput("excavation-depth", "excavation.depth", 2, { min: "0.1", step: "0.1" }),
+      kit.numberInput("excavation-margin", "excavation.margin", 1, { min: "0", step: "0.5" }),
       finish,
     );
     return box;
@@ -94,7 +91,7 @@
   function excavation() {
     kit.clearDrawn();
     const corners = []; // {lonlat, screen}
-    kit.hint("Click the corners of the cut on the ground; double-click the last one (or Finish).");
+    kit.hint("excavation.hint");
     cim.toolHandler = new Cesium.ScreenSpaceEventHandler(cim.viewer.scene.canvas);
     cim.toolHandler.setInputAction((click) => {
       const last = corners[corners.length - 1];
@@ -108,13 +105,13 @@
     cim.toolHandler.setInputAction(() => finishCut && finishCut(), Cesium.ScreenSpaceEventType.LEFT_DOUBLE_CLICK);
     finishCut = async () => {
       if (corners.length < 3) {
-        kit.hint("A cut needs at least three corners.");
+        kit.hint("excavation.tooFewCorners", undefined, true);
         return;
       }
       const depth = Number(document.getElementById("excavation-depth").value);
       const margin = Number(document.getElementById("excavation-margin").value);
       if (!(depth > 0) || !(margin >= 0)) {
-        kit.hint("Depth must be a positive number of metres, the margin zero or more.");
+        kit.hint("excavation.badNumbers", undefined, true);
         return;
       }
       finishCut = null;
@@ -134,41 +131,47 @@
     };
     cim.lastExcavation = null;
     drawCut(corners, true);
-    kit.hint("Computing the excavation impact…");
+    kit.hint("excavation.computing");
     try {
       const answer = await kit.postJson(cim.config.endpoints.excavation, body);
       const order = { struck: 0, under: 1, near: 2 };
       const pipes = [...answer.pipes].sort((a, b) => order[a.status] - order[b.status] || String(a.code).localeCompare(String(b.code)));
       kit.highlightCodes(Object.fromEntries(pipes.map((p) => [p.code, EXCAVATION_COLOURS[p.status]])));
-      kit.legend("pipes", Object.entries(EXCAVATION_LABELS).map(([status, label]) => [EXCAVATION_COLOURS[status], label]));
-      cim.showProperties(`Excavation: ${answer.pipe_count} pipe(s), ${answer.struck_count} struck`, [
-        ["cut", {
-          "area (m²)": answer.cut_area_m2,
-          "depth (m)": answer.depth_m,
-          "margin (m)": answer.margin_m,
-          ground: answer.ground_source,
+      kit.legend("pipes", Object.keys(EXCAVATION_COLOURS).map((status) => [EXCAVATION_COLOURS[status], `excavation.legend.${status}`]));
+      cim.showProperties(["excavation.title", { count: answer.pipe_count, struck: answer.struck_count }], [
+        ["excavation.cut", {
+          "excavation.area": answer.cut_area_m2,
+          "excavation.cutDepth": answer.depth_m,
+          "excavation.cutMargin": answer.margin_m,
+          "excavation.ground": answer.ground_source,
         }],
       ]);
+      const owner = (name) => name ?? span("properties.unknown");
       document.getElementById("properties-extra").replaceChildren(
+        kit.downloads("excavation", cim.config.endpoints.excavation, "POST", body),
         excavationChart(pipes, answer.depth_m),
-        kit.heading("Affected pipes"),
-        kit.dataTable("excavation-pipes", ["code", "status", "class", "section", "cover", "h", "v", "owner"],
-          pipes.map((p) => [p.code, kit.swatchText(EXCAVATION_COLOURS[p.status], p.status), p.utility,
-            p.section, p.min_cover_m, p.horizontal_clearance_m, p.vertical_clearance_m, p.owner ?? "unknown"])),
-        kit.note("cover: ground to pipe top; h: pipe edge to the cut wall; v: cut floor to pipe top (m)"),
-        kit.heading("Notify before digging"),
-        kit.dataTable("excavation-notify", ["class", "owner", "pipes", "struck"],
-          answer.notify.map((n) => [kit.swatchText(n.colour, `${n.utility} ${kit.className(n.utility) || n.utility_name || ""}`),
-            n.owner ?? "unknown", n.pipes, n.struck])),
+        kit.heading("excavation.affected"),
+        kit.dataTable("excavation-pipes", ["code", "status", "class", "section", "cover", "h", "v", "owner"].map((c) => `excavation.col.${c}`),
+          pipes.map((p) => [p.code, kit.swatchText(EXCAVATION_COLOURS[p.status], span(`excavation.status.${p.status}`)), p.utility,
+            p.section, p.min_cover_m, p.horizontal_clearance_m, p.vertical_clearance_m, owner(p.owner)])),
+        kit.note("excavation.note"),
+        kit.heading("excavation.notify"),
+        kit.dataTable("excavation-notify", ["class", "owner", "pipes", "struck"].map((c) => `excavation.col.${c}`),
+          answer.notify.map((n) => [notifyClass(n), owner(n.owner), n.pipes, n.struck])),
       );
       drawAffected(answer.geojson);
-      kit.hint(answer.pipe_count
-        ? "Affected pipes coloured by status (legend below), drawn through the ground; pick another tool to reset."
-        : "No pipe within the margin of this cut.");
+      kit.hint(answer.pipe_count ? "excavation.done" : "excavation.nothing");
       cim.lastExcavation = { request: body, answer };
     } catch (error) {
-      kit.hint(`excavation failed: ${error.message}`);
+      kit.failed("excavation.failed", error);
     }
+  }
+
+  function notifyClass(notice) {
+    // code and CJJ 61 name in the page's language (the API's name when the class is not known)
+    const label = document.createElement("span");
+    label.append(`${notice.utility} `, kit.className(notice.utility) || notice.utility_name || "");
+    return kit.swatchText(notice.colour, label);
   }
 
   function excavationChart(pipes, depthM) {
@@ -187,7 +190,9 @@
     const add = (name, attributes, text) => {
       const node = document.createElementNS(svgNs, name);
       for (const [k, v] of Object.entries(attributes)) node.setAttribute(k, String(v));
-      if (text !== undefined) node.textContent = text;
+      // text: data, or [key, params] of the string table
+      if (Array.isArray(text)) window.i18n.set(node, text[0], text[1]);
+      else if (text !== undefined) node.textContent = text;
       svg.append(node);
       return node;
     };
@@ -195,9 +200,9 @@
     const y = (depth) => top + (bottom - top) * (depth / deepest);
     const left = 34;
     const band = shown.length ? Math.min(30, (width - left - 6) / shown.length) : 0;
-    add("text", { x: 2, y: 10, "font-size": 9, fill: "#333" }, "cover (m) vs cut floor");
+    add("text", { x: 2, y: 10, "font-size": 9, fill: "#333" }, ["excavation.chart.title"]);
     add("line", { x1: left, y1: top, x2: width - 4, y2: top, stroke: "#6b4f2a", "stroke-width": 2 });
-    add("text", { x: 2, y: top + 3, "font-size": 8, fill: "#333" }, "ground");
+    add("text", { x: 2, y: top + 3, "font-size": 8, fill: "#333" }, ["excavation.chart.ground"]);
     shown.forEach((p, i) => {
       const x = left + i * band + band * 0.15;
       const bar = add("rect", {
@@ -205,20 +210,22 @@
         fill: EXCAVATION_COLOURS[p.status], stroke: "#333", "stroke-width": 0.5,
       });
       const title = document.createElementNS(svgNs, "title");
-      title.textContent = `${p.code}: cover ${p.min_cover_m} m, ${p.status}`;
+      title.textContent = t("excavation.chart.bar", {
+        code: p.code, cover: window.i18n.number(p.min_cover_m), status: t(`excavation.status.${p.status}`),
+      });
       bar.append(title);
       if (shown.length <= 12) {
         add("text", { x: x + band * 0.35, y: height - 4, "font-size": 7, "text-anchor": "middle", fill: "#333" }, String(p.code).slice(0, 8));
       }
     });
     add("line", { x1: left, y1: y(depthM), x2: width - 4, y2: y(depthM), stroke: "#d00", "stroke-dasharray": "4 3" });
-    add("text", { x: 2, y: y(depthM) + 3, "font-size": 8, fill: "#d00" }, `${depthM} m`);
+    add("text", { x: 2, y: y(depthM) + 3, "font-size": 8, fill: "#d00" }, ["excavation.chart.floor", { depth: window.i18n.number(depthM) }]);
     return svg;
   }
 
   function install() {
     if (cim.config.endpoints.excavation && kit.hasPipes()) {
-      kit.addTool("excavation", "Excavation impact (draw the cut)", excavation, excavationOptions());
+      kit.addTool("excavation", "tool.excavation", excavation, excavationOptions());
     }
   }
 

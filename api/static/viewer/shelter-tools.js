@@ -7,13 +7,10 @@
 (function shelterTools() {
   const cim = window.cim;
   const kit = cim.toolkit;
+  const { t, span } = window.i18n;
+  // the API's levels; labelled by shelter.level.* (reasons of the uncovered: shelter.reason.*)
   const LEVELS = ["emergency", "short", "medium", "long", "central"];
   const SITE_COLOUR = Cesium.Color.fromCssColorString("#00e5ff");
-  const REASONS = {
-    out_of_reach: "out of reach",
-    in_hazard_zone: "only hazard-zone shelters in reach",
-    over_capacity: "shelters in reach full",
-  };
   const suggested = [];
 
   function endpoint(name, planId) {
@@ -21,15 +18,18 @@
     return template && template.replace("{plan_id}", encodeURIComponent(planId));
   }
 
-  function percent(ratio) {
-    return ratio === null || ratio === undefined ? "–" : `${(100 * ratio).toFixed(1)} %`;
+  const percent = (ratio) => window.i18n.percent(ratio);
+
+  function levelName(level) {
+    // a level the string table knows, in the page's language; else as the API gave it
+    return window.i18n.has(`shelter.level.${level}`) ? span(`shelter.level.${level}`) : level;
   }
 
   function planLegend() {
     const ramp = [0, 0.5, 1].map((t) => cim.loadRatioColour(t).toCssColorString()).join(", ");
     kit.legend("plan", [
-      [`linear-gradient(to right, ${ramp})`, "zone load ratio: empty → full"],
-      [cim.uncoveredColour, "uncovered units (click: reason, persons)"],
+      [`linear-gradient(to right, ${ramp})`, "shelter.legend.load"],
+      [cim.uncoveredColour, "shelter.legend.uncovered"],
     ]);
   }
 
@@ -62,24 +62,28 @@
     const totals = uncoveredTotals(uncovered);
     const byReason = {};
     for (const [reason, persons] of Object.entries(stats.uncovered_by_reason || {})) {
-      byReason[REASONS[reason] || reason] = persons;
+      byReason[window.i18n.has(`shelter.reason.${reason}`) ? `shelter.reason.${reason}` : reason] = persons;
     }
-    cim.showProperties(`Shelter plan ${plan.id}`, [
-      ["coverage", {
-        population: stats.population,
-        covered: stats.covered,
-        "coverage ratio": percent(stats.coverage_ratio),
-        zones: zones ? zones.features.length : undefined,
-        "uncovered units": uncovered ? totals.units : undefined,
-        "uncovered persons": uncovered ? totals.persons : stats.uncovered,
+    cim.showProperties(["shelter.planTitle", { id: plan.id }], [
+      ["shelter.coverage", {
+        "shelter.population": stats.population,
+        "shelter.covered": stats.covered,
+        "shelter.coverageRatio": percent(stats.coverage_ratio),
+        "shelter.zones": zones ? zones.features.length : undefined,
+        "shelter.uncoveredUnits": uncovered ? totals.units : undefined,
+        "shelter.uncoveredPersons": uncovered ? totals.persons : stats.uncovered,
       }],
-      ["uncovered by reason (persons)", byReason],
+      ["shelter.byReason", byReason],
     ]);
     const shelters = [...(plan.shelters || [])].sort((a, b) => (b.load_ratio ?? 0) - (a.load_ratio ?? 0));
+    const files = [["shelterZones", "download.zones"], ["shelterUncovered", "download.uncovered"]]
+      .filter(([name]) => endpoint(name, plan.id))
+      .map(([name, label]) => kit.downloads(name, endpoint(name, plan.id), "GET", undefined, label));
     document.getElementById("properties-extra").replaceChildren(
-      kit.heading("Shelters by load ratio"),
-      kit.dataTable("plan-shelters", ["shelter", "level", "persons", "capacity", "load"],
-        shelters.map((s) => [s.name, s.level, s.population, s.capacity,
+      ...files,
+      kit.heading("shelter.byLoad"),
+      kit.dataTable("plan-shelters", ["shelter", "level", "persons", "capacity", "load"].map((c) => `shelter.col.${c}`),
+        shelters.map((s) => [s.name, levelName(s.level), s.population, s.capacity,
           kit.swatchText(cim.loadRatioColour(s.load_ratio ?? 0).toCssColorString(), percent(s.load_ratio))])),
     );
     return totals;
@@ -87,18 +91,19 @@
 
   // ---- shelter plan: run a plan, show its zones and uncovered units ------------------------
   async function shelterPlan() {
-    kit.hint("Running a shelter plan…");
+    kit.hint("shelter.running");
     try {
       const plan = await kit.postJson(cim.config.endpoints.shelterPlans, {});
       kit.stop();
       const { zones, uncovered } = await showPlanLayers(plan.id);
       const totals = showSummary(plan, zones, uncovered);
-      kit.hint(`plan ${plan.id}: ${percent(plan.stats && plan.stats.coverage_ratio)} covered,`
-        + ` ${totals.units} uncovered unit(s); zones by load ratio (green empty → red full)`);
+      kit.hint("shelter.planDone", {
+        id: plan.id, ratio: percent(plan.stats && plan.stats.coverage_ratio), units: window.i18n.count(totals.units),
+      });
       cim.lastPlan = plan;
     } catch (error) {
       kit.stop();
-      kit.hint(`shelter plan failed: ${error.message}`);
+      kit.failed("shelter.planFailed", error);
     }
   }
 
@@ -108,26 +113,29 @@
     box.id = "suggest-options";
     const level = document.createElement("select");
     level.id = "suggest-level";
-    for (const name of LEVELS) level.add(new Option(name, name, name === "short", name === "short"));
+    for (const name of LEVELS) {
+      const option = new Option("", name, name === "short", name === "short");
+      level.add(window.i18n.set(option, `shelter.level.${name}`));
+    }
     const levelLabel = document.createElement("label");
-    levelLabel.append("Level", level);
+    levelLabel.append(span("suggest.level"), level);
     const run = document.createElement("button");
     run.id = "suggest-run";
-    run.textContent = "Suggest sites";
+    window.i18n.set(run, "suggest.run");
     run.addEventListener("click", () => {
       const k = Number(document.getElementById("suggest-k").value);
       if (!(Number.isInteger(k) && k >= 1)) {
-        kit.hint("k must be a whole number of sites, 1 or more.");
+        kit.hint("suggest.badK", undefined, true);
         return;
       }
       runSuggest(k, level.value);
     });
-    box.append(kit.numberInput("suggest-k", "Sites (k)", 3, { min: "1", max: "50", step: "1" }), levelLabel, run);
+    box.append(kit.numberInput("suggest-k", "suggest.sites", 3, { min: "1", max: "50", step: "1" }), levelLabel, run);
     return box;
   }
 
   function suggest() {
-    kit.hint("Choose k and the level, then Suggest sites (demand: the latest plan's uncovered).");
+    kit.hint("suggest.hint");
   }
 
   function clearSuggested() {
@@ -138,14 +146,14 @@
     const body = { k, level };
     if (cim.lastPlan) body.plan_id = cim.lastPlan.id;
     cim.lastSuggestion = null;
-    kit.hint("Choosing sites…");
+    kit.hint("suggest.choosing");
     try {
       const answer = await kit.postJson(cim.config.endpoints.shelterSuggest, body);
       kit.stop();
       clearSuggested();
       answer.sites.forEach((site, i) => {
         suggested.push(cim.viewer.entities.add({
-          name: `suggested site ${i + 1}`,
+          name: t("feature.suggestedSite", { rank: i + 1 }),
           position: Cesium.Cartesian3.fromDegrees(site.lon, site.lat),
           point: {
             pixelSize: 14,
@@ -158,30 +166,32 @@
           properties: { rank: i + 1, covers: site.covers, lon: site.lon, lat: site.lat, name: site.name },
         }));
       });
-      kit.legend("suggest", [[SITE_COLOUR.toCssColorString(), `suggested ${level} sites (${answer.sites.length})`]]);
-      cim.showProperties(`Suggested sites: ${answer.sites.length}`, [
-        ["suggestion", {
-          demand: answer.demand,
-          level: answer.level,
-          "radius (m)": answer.radius_m,
-          candidates: answer.candidates,
-          "gain (persons)": answer.gain,
-          "gain ratio": percent(answer.gain_ratio),
-          "upper bound": answer.upper_bound,
-          method: answer.method,
-          status: answer.status,
+      const levelText = window.i18n.has(`shelter.level.${level}`) ? t(`shelter.level.${level}`) : level;
+      kit.legend("suggest", [[SITE_COLOUR.toCssColorString(), span("suggest.legend", { level: levelText, count: answer.sites.length })]]);
+      cim.showProperties(["suggest.title", { count: answer.sites.length }], [
+        ["suggest.section", {
+          "suggest.demand": answer.demand,
+          "suggest.levelRow": levelName(answer.level),
+          "suggest.radius": answer.radius_m,
+          "suggest.candidates": answer.candidates,
+          "suggest.gain": answer.gain,
+          "suggest.gainRatio": percent(answer.gain_ratio),
+          "suggest.upperBound": answer.upper_bound,
+          "suggest.method": answer.method,
+          "suggest.status": answer.status,
         }],
       ]);
       document.getElementById("properties-extra").replaceChildren(
-        kit.dataTable("suggested-sites", ["#", "covers (persons)", "lon", "lat"],
+        kit.dataTable("suggested-sites", ["rank", "covers", "lon", "lat"].map((c) => `suggest.col.${c}`),
           answer.sites.map((s, i) => [i + 1, s.covers, s.lon.toFixed(5), s.lat.toFixed(5)])),
       );
-      kit.hint(`${answer.sites.length} site(s) would cover ${Number(answer.gain).toFixed(0)} more person(s)`
-        + ` (${answer.method}, ${answer.status}).`);
+      kit.hint("suggest.done", {
+        count: answer.sites.length, gain: window.i18n.count(answer.gain), method: answer.method, status: answer.status,
+      });
       cim.viewer.scene.requestRender();
       cim.lastSuggestion = { request: body, answer };
     } catch (error) {
-      kit.hint(`suggestion failed: ${error.message}`);
+      kit.failed("suggest.failed", error);
     }
   }
 
@@ -200,8 +210,8 @@
 
   function install() {
     const endpoints = cim.config.endpoints;
-    if (endpoints.shelterPlans) kit.addTool("shelter-plan", "Run a shelter plan", shelterPlan);
-    if (endpoints.shelterSuggest) kit.addTool("shelter-suggest", "Suggest new shelter sites", suggest, suggestOptions());
+    if (endpoints.shelterPlans) kit.addTool("shelter-plan", "tool.shelterPlan", shelterPlan);
+    if (endpoints.shelterSuggest) kit.addTool("shelter-suggest", "tool.shelterSuggest", suggest, suggestOptions());
     cim.newestPlanShown = showNewestPlan().catch((error) => console.warn(`cim viewer: newest plan: ${error.message}`));
   }
 

@@ -6,20 +6,30 @@
 
 (function tools() {
   const cim = window.cim;
+  const { t } = window.i18n;
   let active = null;
   let highlighted = false;
   const drawn = []; // entities a tool drew: its line, its cut, its highlight lines
   const onStop = []; // what other tool files reset when a tool stops
 
-  function hint(text) {
-    document.getElementById("tool-hint").textContent = text || "";
+  // The hint line under the tools: a string-table key and its params (re-translated on a
+  // language switch); `error` marks a failure for the user (red) and for the browser tests.
+  function hint(key, params, error = false) {
+    const el = document.getElementById("tool-hint");
+    if (key) window.i18n.set(el, key, params);
+    else {
+      delete el.dataset.i18n;
+      el.textContent = "";
+    }
+    el.classList.toggle("error", Boolean(key) && error);
   }
+  const failed = (key, error) => hint(key, { message: error.message }, true);
 
-  function addTool(id, label, start, options) {
+  function addTool(id, labelKey, start, options) {
     // options: inputs shown under the button while the tool is active
     const button = document.createElement("button");
     button.id = `tool-${id}`;
-    button.textContent = label;
+    window.i18n.set(button, labelKey);
     button.addEventListener("click", () => {
       const was = active;
       stop();
@@ -43,7 +53,7 @@
     active = null;
     cim.onPick = null;
     for (const reset of onStop) reset();
-    hint("");
+    hint(null);
     for (const b of document.querySelectorAll("#tools button")) b.classList.remove("active");
     for (const o of document.querySelectorAll("#tools .tool-options")) o.hidden = true;
     if (highlighted) {
@@ -59,7 +69,7 @@
   }
 
   function legend(key, entries) {
-    // entries: [css background, label]; null removes this tool's part of the legend
+    // entries: [css background, string-table key or a Node]; null removes this tool's part
     const box = document.getElementById("tool-legend");
     const old = box.querySelector(`[data-legend="${key}"]`);
     if (old) old.remove();
@@ -71,7 +81,7 @@
         const swatch = document.createElement("span");
         swatch.className = "swatch";
         swatch.style.background = background;
-        li.append(swatch, label);
+        li.append(swatch, label instanceof Node ? label : window.i18n.span(label));
         list.append(li);
       }
       box.append(list);
@@ -79,11 +89,11 @@
     box.hidden = box.children.length === 0;
   }
 
-  function numberInput(id, label, value, attributes) {
+  function numberInput(id, labelKey, value, attributes) {
     const input = document.createElement("input");
     Object.assign(input, { type: "number", id, value: String(value), ...attributes });
     const wrap = document.createElement("label");
-    wrap.append(label, input);
+    wrap.append(window.i18n.span(labelKey), input);
     return wrap;
   }
 
@@ -113,9 +123,9 @@
     const response = await fetch(url, init);
     if (!response.ok) {
       const problem = await response.json().catch(() => ({}));
-      const auth = response.status === 401 || response.status === 403 ? " — enter an API key with that role" : "";
-      const detail = typeof problem.detail === "string" ? problem.detail : `HTTP ${response.status}`;
-      throw new Error(`${detail}${auth}`);
+      // the server's own message (its language), else the status
+      const detail = typeof problem.detail === "string" ? problem.detail : t("error.httpStatus", { status: response.status });
+      throw new Error(response.status === 401 || response.status === 403 ? t("error.needsKey", { detail }) : detail);
     }
     return response;
   }
@@ -124,20 +134,57 @@
   const postJson = async (url, body) => (await post(url, body)).json();
   const getJson = async (url) => (await request("GET", url, undefined, "application/geo+json, application/json")).json();
 
+  // ---- downloads: the answer shown, again from the API as a CSV or xlsx file --------------
+  // The file's headers are in the page's language (lang=zh|en); the API names the file.
+  async function download(url, method, body, format) {
+    const lang = window.i18n.locale.startsWith("zh") ? "zh" : "en";
+    const separator = url.includes("?") ? "&" : "?";
+    const response = await request(method, `${url}${separator}format=${format}&lang=${lang}`, body, "*/*");
+    const blob = await response.blob();
+    const named = /filename="?([^";]+)"?/.exec(response.headers.get("Content-Disposition") || "");
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(blob);
+    link.download = named ? named[1] : `cim.${format}`;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+    cim.lastDownload = { name: link.download, size: blob.size, type: blob.type };
+  }
+
+  // "Download: CSV | Excel" for one analysis answer: the same request (url, method, body).
+  function downloads(id, url, method, body, labelKey = "download.label") {
+    const box = document.createElement("p");
+    box.className = "downloads";
+    box.id = `${id}-downloads`;
+    box.append(window.i18n.span(labelKey));
+    for (const format of ["csv", "xlsx"]) {
+      const button = document.createElement("button");
+      button.className = "download";
+      button.dataset.format = format;
+      window.i18n.set(button, `download.${format}`);
+      button.addEventListener("click", () =>
+        download(url, method, body, format).catch((error) => failed("download.failed", error)));
+      box.append(button);
+    }
+    return box;
+  }
+
   function clearDrawn() {
     while (drawn.length) cim.viewer.entities.remove(drawn.pop());
     cim.viewer.scene.requestRender();
   }
 
   function dataTable(id, columns, rows) {
-    // rows of strings, numbers (rounded to the millimetre) or DOM nodes; never HTML strings
+    // columns: string-table keys; rows of strings, numbers (rounded to the millimetre, in the
+    // locale's format) or DOM nodes; never HTML strings
     const table = document.createElement("table");
     table.id = id;
     table.className = "rows";
     const head = table.createTHead().insertRow();
     for (const column of columns) {
       const th = document.createElement("th");
-      th.textContent = column;
+      window.i18n.set(th, column);
       head.append(th);
     }
     const body = table.createTBody();
@@ -146,38 +193,38 @@
       for (const value of row) {
         const cell = tr.insertCell();
         if (value instanceof Node) cell.append(value);
-        else if (typeof value === "number" && !Number.isInteger(value)) cell.textContent = String(Number(value.toFixed(3)));
+        else if (typeof value === "number") cell.textContent = window.i18n.number(value);
         else cell.textContent = value === null || value === undefined ? "–" : String(value);
       }
     }
     return table;
   }
 
-  function swatchText(colour, text) {
+  function swatchText(colour, content) {
+    // content: data text, or a Node (a translated span)
     const span = document.createElement("span");
     const swatch = document.createElement("span");
     swatch.className = "swatch";
     swatch.style.background = colour;
-    span.append(swatch, ` ${text}`);
+    span.append(swatch, " ", content);
     return span;
   }
 
-  function note(text) {
+  function note(key) {
     const p = document.createElement("p");
     p.className = "hint";
-    p.textContent = text;
-    return p;
+    return window.i18n.set(p, key);
   }
 
   function className(code) {
+    // the CJJ 61 name of a class in the page's language (a span that follows a switch)
     const cls = (cim.config.utilityClasses || []).find((c) => c.code === code);
-    return cls && cls.name;
+    return cls && window.i18n.setName(document.createElement("span"), { en: cls.name, "zh-CN": cls.nameZh });
   }
 
-  function heading(text) {
+  function heading(key) {
     const h = document.createElement("h3");
-    h.textContent = text;
-    return h;
+    return window.i18n.set(h, key);
   }
 
   function highlightCodes(colourByCode) {
@@ -206,7 +253,7 @@
   function crossSection() {
     clearDrawn();
     const points = [];
-    hint("Click the start and the end of the section line.");
+    hint("section.hint");
     cim.toolHandler = new Cesium.ScreenSpaceEventHandler(cim.viewer.scene.canvas);
     cim.toolHandler.setInputAction(async (click) => {
       const point = groundPoint(click.position);
@@ -232,28 +279,38 @@
     try {
       const answer = await postJson(cim.config.endpoints.crossSection, body);
       const rows = {};
+      const { number } = window.i18n;
       for (const p of answer.pipes) {
-        rows[p.code] = `${p.utility} ${p.section || ""} at ${p.offset_m} m, centre depth ${p.centre_depth_m ?? "?"} m`;
+        rows[p.code] = window.i18n.span("section.pipeRow", {
+          utility: p.utility,
+          section: p.section || "",
+          offset: number(p.offset_m),
+          depth: p.centre_depth_m === null || p.centre_depth_m === undefined ? "–" : number(p.centre_depth_m),
+        });
       }
-      cim.showProperties(`Cross-section: ${answer.pipe_count} pipe(s)`, [
-        ["section", { "line length (m)": answer.line_length_m, ground: answer.ground_source }],
-        ["crossed pipes", rows],
+      cim.showProperties(["section.title", { count: answer.pipe_count }], [
+        ["section.section", { "section.lineLength": answer.line_length_m, "section.ground": answer.ground_source }],
+        ["section.crossedPipes", rows],
       ]);
-      // The drawing as an <img>: an SVG shown this way cannot run anything.
-      const svg = await (await post(`${cim.config.endpoints.crossSection}?format=svg`, body, "image/svg+xml")).blob();
+      // The drawing as an <img>: an SVG shown this way cannot run anything. Its labels in the
+      // page's language where the API offers `lang` (ignored otherwise).
+      const lang = window.i18n.locale.startsWith("zh") ? "zh" : "en";
+      const svg = await (await post(`${cim.config.endpoints.crossSection}?format=svg&lang=${lang}`, body, "image/svg+xml")).blob();
       const img = document.createElement("img");
-      img.alt = "cross-section drawing";
+      img.dataset.i18nAlt = "section.drawing";
+      img.alt = t("section.drawing");
       img.src = URL.createObjectURL(svg);
-      document.getElementById("properties-extra").replaceChildren(img);
+      document.getElementById("properties-extra").replaceChildren(
+        downloads("cross-section", cim.config.endpoints.crossSection, "POST", body), img);
       cim.lastCrossSection = answer;
     } catch (error) {
-      hint(`cross-section failed: ${error.message}`);
+      failed("section.failed", error);
     }
   }
 
   // ---- isolation: pick a pipe, the API answers with the valves to close -------------------
   function isolation() {
-    hint("Click a pipe to find the valves that isolate it.");
+    hint("isolation.hint");
     cim.onPick = async (selected) => {
       if (selected.layer !== "pipes") return;
       stop();
@@ -263,18 +320,21 @@
         const answer = await postJson(cim.config.endpoints.isolation, { segment_id: segmentId });
         highlightSegments(answer.isolated_segments);
         cim.lastIsolation = answer;
-        cim.showProperties(`Isolation of ${p.code}`, [
-          ["tile metadata", p],
-          ["burst-valve isolation", {
-            "valves to close": answer.valves_to_close.map((v) => v.code).join(", ") || "none",
-            "isolated segments": answer.segment_count,
-            "length (m)": answer.length_m,
-            "volume (m³)": answer.volume_m3,
+        const valves = answer.valves_to_close.map((v) => v.code).join(", ");
+        cim.showProperties(["isolation.title", { code: p.code }], [
+          ["properties.tileMetadata", p],
+          ["isolation.section", {
+            "isolation.valves": valves || window.i18n.span("properties.none"),
+            "isolation.segments": answer.segment_count,
+            "isolation.length": answer.length_m,
+            "isolation.volume": answer.volume_m3,
           }],
         ]);
-        hint("Isolated segments in magenta; pick another tool to reset.");
+        document.getElementById("properties-extra").replaceChildren(
+          downloads("isolation", cim.config.endpoints.isolation, "POST", { segment_id: segmentId }));
+        hint("isolation.done");
       } catch (error) {
-        hint(`isolation failed: ${error.message}`);
+        failed("isolation.failed", error);
       }
     };
   }
@@ -287,8 +347,8 @@
     // the pipe tools pick and highlight in the pipes tileset: none without it (e.g. a city
     // with shelters only)
     if (!hasPipes()) return;
-    if (endpoints.crossSection) addTool("cross-section", "Cross-section along a line", crossSection);
-    if (endpoints.isolation) addTool("isolation", "Burst-valve isolation (pick a pipe)", isolation);
+    if (endpoints.crossSection) addTool("cross-section", "tool.crossSection", crossSection);
+    if (endpoints.isolation) addTool("isolation", "tool.isolation", isolation);
   }
 
   function hasPipes() {
@@ -305,8 +365,8 @@
   cim.tools = { crossSection: runCrossSection, highlightSegments };
   // For the other tool files (excavation-tool.js, shelter-tools.js).
   cim.toolkit = {
-    addTool, hasPipes, stop, onStop, hint, legend, numberInput, groundPoint, postJson, getJson,
-    draw, clearDrawn, highlightCodes, dataTable, swatchText, heading, note, className,
+    addTool, hasPipes, stop, onStop, hint, failed, legend, numberInput, groundPoint, postJson, getJson,
+    draw, clearDrawn, highlightCodes, dataTable, swatchText, heading, note, className, downloads,
   };
 
   if (cim.ready) install();
