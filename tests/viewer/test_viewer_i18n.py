@@ -27,7 +27,14 @@ from tests.viewer.conftest import DEMO_SRID, DemoCity, ViewerPage
 VIEWER = Path(__file__).resolve().parents[2] / "api" / "static" / "viewer"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 LOCALES = ("zh-CN", "en")
-SCRIPTS = ("i18n.js", "app.js", "tools.js", "excavation-tool.js", "shelter-tools.js")
+SCRIPTS = (
+    "i18n.js",
+    "app.js",
+    "properties.js",
+    "tools.js",
+    "excavation-tool.js",
+    "shelter-tools.js",
+)
 
 
 def table(locale: str) -> dict[str, str]:
