@@ -6,10 +6,20 @@ Conduits (and pumps, orifices, weirs, outlets) become segments: end inverts are 
 plus the in/out offset (``LINK_OFFSETS DEPTH``, the default) or the offset itself
 (``ELEVATION``). CIRCULAR sections carry a diameter, RECT_* width x height; other shapes keep
 Geom1 as height and their shape name in attrs. CFS/GPM/MGD models are in feet, others in metres.
+
+So the model can be rebuilt and run again (``cim.services.simulation.swmm_model``, flood
+simulation), each node and link keeps the rows of the sections keyed by its name, tokens after
+the name in the file's own units, in ``attrs["swmm"]`` (``{"JUNCTIONS": [[...]], "XSECTIONS":
+[[...]], "INFLOWS": [[...], ...]}``), and the other sections ([OPTIONS], [RAINGAGES],
+[TIMESERIES], [SUBCATCHMENTS], [SUBAREAS], [INFILTRATION], [Polygons], [EVAPORATION], [REPORT],
+[CURVES]...) go as comment-free lines to ``dataset.options["source_model"]["sections"]``.
+Drawing sections ([COORDINATES], [VERTICES], [MAP], [SYMBOLS], [LABELS], [BACKDROP], [TAGS])
+are not kept: the rows' geometry is the drawing.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +42,18 @@ from importers.pipes.network import (
 US_FLOW_UNITS = {"CFS", "GPM", "MGD"}
 FOOT = 0.3048
 OTHER_LINKS = {"pumps": "pump", "orifices": "orifice", "weirs": "weir", "outlets": "outlet"}
+#: Sections whose rows start with a node or link name: kept on that element in attrs["swmm"].
+ELEMENT_SECTIONS = frozenset(
+    {
+        "JUNCTIONS", "OUTFALLS", "STORAGE", "CONDUITS", "PUMPS", "ORIFICES", "WEIRS", "OUTLETS",
+        "XSECTIONS", "LOSSES", "INFLOWS", "DWF", "RDII", "TREATMENT",
+    }
+)  # fmt: skip
+#: Sections describing the drawing only (the stored geometry replaces them).
+DRAWING_SECTIONS = frozenset(
+    {"COORDINATES", "VERTICES", "MAP", "SYMBOLS", "LABELS", "BACKDROP", "TAGS"}
+)
+_TOKEN = re.compile(r'"[^"]*"|\S+')
 
 
 def _frame(inp: Any, name: str) -> pd.DataFrame:
@@ -51,6 +73,7 @@ def _num(frame: pd.DataFrame, column: str) -> np.ndarray[Any, Any]:
 def read_swmm(path: Path, *, placement: Placement, utility: str | None) -> Network:
     """Read a SWMM network; coordinates need --crs (and --origin for drawing coordinates)."""
     inp = _read_sections(path)
+    kept, model_sections = raw_sections(path)
     units = _Units.of(inp.options)
     cls, subclass = resolve_utility(utility or "PS")
     height = placement.height_offset
@@ -73,13 +96,17 @@ def read_swmm(path: Path, *, placement: Placement, utility: str | None) -> Netwo
         kind=table["kind"].tolist(),
         utility=cls,
         subclass=subclass,
-        attrs=table["attrs"].tolist(),
+        attrs=[a | {"swmm": kept.get(c, {})} for a, c in zip(table["attrs"], codes, strict=True)],
     )
     node_invert = dict(zip(codes, table["bottom_z"].to_numpy(), strict=True))
     segments_table = _segment_table(inp, units, node_invert, height)
     segments_table["vertices"] = _vertices(
         inp.vertices, segments_table["code"], placement, crs, path.name
     )
+    segments_table["attrs"] = [
+        dict(a) | {"swmm": kept.get(str(c), {})}
+        for a, c in zip(segments_table["attrs"], segments_table["code"], strict=True)
+    ]
     segments = segment_frame(
         len(segments_table),
         **{c: segments_table[c].to_numpy() for c in segments_table.columns},
@@ -98,7 +125,32 @@ def read_swmm(path: Path, *, placement: Placement, utility: str | None) -> Netwo
             "stored": "m, mm",
         },
         counts_by_type=inp.counts(),
+        model={"name": path.name, "sections": model_sections},
     )
+
+
+def raw_sections(path: Path) -> tuple[dict[str, dict[str, list[list[str]]]], dict[str, list[str]]]:
+    """The file's rows without comments: element rows by name (tokens after the name, per
+    section) and the other sections' lines (drawing sections left out). Quoted tokens keep
+    their quotes so they are written back as read."""
+    elements: dict[str, dict[str, list[list[str]]]] = {}
+    model: dict[str, list[str]] = {}
+    section = ""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for raw in text.splitlines():
+        line = raw.strip() if section == "TITLE" else raw.split(";", 1)[0].strip()
+        if raw.strip().startswith("[") and "]" in raw:
+            section = raw.strip()[1 : raw.strip().index("]")].upper()
+            continue
+        if not line or section in DRAWING_SECTIONS:
+            continue
+        if section in ELEMENT_SECTIONS:
+            tokens = _TOKEN.findall(line)
+            rows = elements.setdefault(tokens[0], {}).setdefault(section, [])
+            rows.append(tokens[1:])
+        else:
+            model.setdefault(section, []).append(line)
+    return elements, model
 
 
 @dataclass
