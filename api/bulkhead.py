@@ -33,6 +33,7 @@ HEAVY_ROUTES = (
     ("POST", "/analysis/pipes/excavation"),
     ("POST", "/analysis/pipes/trace"),
     ("POST", "/analysis/pipes/shutdown"),
+    ("POST", "/analysis/drainage/flood"),
     ("GET", "/analysis/pipes/profile"),
     ("POST", "/analysis/shelters/plans"),
     ("POST", "/analysis/shelters/suggest"),

@@ -1,5 +1,6 @@
-"""``POST /analysis/pipes/shutdown``: hydraulic simulations on the stored networks (thin; the
-service ``cim.services.simulation.shutdown`` does the work).
+"""``POST /analysis/pipes/shutdown`` and ``POST /analysis/drainage/flood``: simulations on the
+stored networks (thin; the services ``cim.services.simulation.shutdown`` and ``.flood`` do the
+work).
 
 A simulation holds a worker for up to seconds, so the route runs in the heavy lane of the
 bulkhead (``api.bulkhead.HEAVY_ROUTES``) under the analysis deadline; it stores nothing.
@@ -20,14 +21,16 @@ from api.ogc import PROBLEMS
 from api.requests import DatabaseId, Distance, Point
 from api.sessions import ReleasingRoute
 from cim.services.pipes.inputs import point_to_storage
-from cim.services.pipes.scope import session_srid
+from cim.services.pipes.scope import refuse_hidden, session_srid
+from cim.services.simulation import flood as simulation_flood
 from cim.services.simulation import shutdown as simulation_shutdown
+from cim.services.simulation import storm as simulation_storm
+from cim.services.simulation.flood_models import FloodSimulation
 from cim.services.simulation.models import ShutdownImpact
 
 router = APIRouter(
     route_class=ReleasingRoute,
-    prefix="/analysis/pipes",
-    tags=["pipe simulations"],
+    prefix="/analysis",
     dependencies=BOUNDED,
     responses=PROBLEMS,
 )
@@ -64,7 +67,7 @@ class ShutdownRequest(BaseModel):
     geojson: bool = Field(True, description="Include the outage GeoJSON.")
 
 
-@router.post("/shutdown", summary="Shutdown impact (关阀停水影响)")
+@router.post("/pipes/shutdown", summary="Shutdown impact (关阀停水影响)", tags=["pipe simulations"])
 def shutdown(
     body: ShutdownRequest, session: ReadSessionDep, hidden: HiddenDep, audit: ReadAuditDep
 ) -> ShutdownImpact:
@@ -91,3 +94,59 @@ def shutdown(
     if found.isolation is not None:  # the segments it lists (water only: the model refuses
         audit.answer("analysis/pipes/shutdown", found.isolation)  # other classes)
     return found
+
+
+class DesignStormRequest(BaseModel):
+    formula: str = Field(
+        simulation_storm.DEFAULT_FORMULA,
+        description=f"Storm-intensity formula: {', '.join(simulation_storm.FORMULAS)}.",
+    )
+    return_period_a: float = Field(allow_inf_nan=False, description="Return period P (years).")
+    duration_min: int = Field(120, description="Storm duration (min), within the formula's range.")
+    peak_ratio: float = Field(
+        simulation_storm.DEFAULT_PEAK_RATIO, allow_inf_nan=False, description="Peak position r."
+    )
+    step_min: int = Field(simulation_storm.DEFAULT_STEP_MIN, description="Time step (min).")
+
+
+class FloodRequest(BaseModel):
+    dataset_id: DatabaseId = Field(description="The drainage (SWMM) dataset.")
+    storm: DesignStormRequest | None = Field(
+        None, description="A Chicago design storm; null runs the model's own rain."
+    )
+    tail_h: float = Field(
+        simulation_flood.DEFAULT_TAIL_H,
+        allow_inf_nan=False,
+        ge=0,
+        le=simulation_flood.MAX_TAIL_H,
+        description="Hours simulated after a design storm ends.",
+    )
+    extents: bool = Field(True, description="Spread flood volumes over the DEM.")
+    geojson_crs: str | None = Field(None, description="CRS of returned GeoJSON (default storage).")
+    geojson: bool = Field(True, description="Include flooded nodes and extents as GeoJSON.")
+
+
+@router.post("/drainage/flood", summary="Urban flooding (城市内涝)", tags=["drainage simulations"])
+def flood(body: FloodRequest, session: ReadSessionDep, hidden: HiddenDep) -> FloodSimulation:
+    """Run SWMM on a stored drainage network with its own rain or a Chicago design storm from a
+    storm-intensity formula: flooded nodes (volume, hours, depth, DEM extent), surcharged
+    conduits, outfall volumes and totals. Nothing is stored."""
+    refuse_hidden("PS", hidden)
+    storm = None
+    if body.storm is not None:
+        storm = simulation_storm.chicago_storm(
+            simulation_storm.formula_named(body.storm.formula),
+            return_period=body.storm.return_period_a,
+            duration_min=body.storm.duration_min,
+            peak_ratio=body.storm.peak_ratio,
+            step_min=body.storm.step_min,
+        )
+    return simulation_flood.flood_simulation(
+        session,
+        body.dataset_id,
+        storm=storm,
+        tail_h=body.tail_h,
+        with_extents=body.extents,
+        output_crs=body.geojson_crs,
+        with_geojson=body.geojson,
+    )

@@ -217,3 +217,26 @@ def test_default_subcatchments(engine: Engine, example1: int) -> None:
         assert any("subcatchments: none stored" in d for d in model.defaults)
         answer = flood_simulation(session, example1, storm=storm)
     assert answer.totals.outfall_volume_m3 > 0
+
+
+@pytest.mark.slow
+def test_flood_command(database_url: str, example1: int, tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    from tests.conftest import CIM, cli_env
+
+    def cim(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CIM, "analyse", "drainage", "flood", str(example1), *args],
+            capture_output=True, text=True, env=cli_env(database_url), cwd=tmp_path, timeout=120,
+        )  # fmt: skip
+
+    done = cim()
+    assert done.returncode == 0, done.stderr
+    assert "flooded nodes: 1" in done.stdout and "the model's own rain" in done.stdout
+    answer = json.loads(cim("--return-period", "20", "--json").stdout)
+    assert answer["rain"] == "design_storm" and answer["totals"]["flooded_node_count"] >= 1
+    refused = cim("--return-period", "20", "--peak", "1.2")
+    assert refused.returncode == 2 and "peak position" in refused.stderr
+    assert list(tmp_path.iterdir()) == []  # SWMM wrote nothing in the working directory
