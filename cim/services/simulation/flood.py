@@ -28,7 +28,7 @@ from cim.errors import InvalidInput
 from cim.services.pipes.geojson import feature_collection, node_features
 from cim.services.pipes.scope import session_srid
 from cim.services.results import Feature, FeatureCollection
-from cim.services.simulation.flood_extent import Extent, flood_extent
+from cim.services.simulation.flood_extent import Extent, flood_extents
 from cim.services.simulation.flood_models import (
     FloodedNode,
     FloodExtentFigures,
@@ -137,7 +137,9 @@ class SwmmRun:
 
 def run_swmm(path: Path) -> SwmmRun:
     """Run the ``.inp`` at ``path`` with pyswmm (report and output beside it)."""
-    from pyswmm import Links, Nodes, Simulation  # type: ignore[import-untyped]
+    from pyswmm import Simulation  # type: ignore[import-untyped]
+    from pyswmm.links import Conduit, Link  # type: ignore[import-untyped]
+    from pyswmm.nodes import Node, Outfall  # type: ignore[import-untyped]
 
     run = SwmmRun()
     try:
@@ -150,17 +152,19 @@ def run_swmm(path: Path) -> SwmmRun:
                 str(sim.start_time),
                 str(sim.end_time),
             )
-            for node in Nodes(sim):
+            for node in _elements(sim, Node, 2):
                 run.nodes[node.nodeid] = dict(node.statistics)
                 if node.is_outfall():
+                    node.__class__ = Outfall  # what pyswmm's Nodes(sim) does
                     stats = node.outfall_statistics
                     run.outfalls[node.nodeid] = {
                         "volume": node.cumulative_inflow,
                         "average": stats["average_flowrate"],
                         "peak": stats["peak_flowrate"],
                     }
-            for link in Links(sim):
+            for link in _elements(sim, Link, 3):
                 if link.is_conduit():
+                    link.__class__ = Conduit
                     run.conduits[link.linkid] = {
                         k: v for k, v in link.conduit_statistics.items() if isinstance(v, float)
                     }
@@ -168,6 +172,23 @@ def run_swmm(path: Path) -> SwmmRun:
     except Exception as exc:  # pyswmm raises bare Exceptions carrying SWMM's error text
         raise InvalidInput(f"SWMM refused the model: {_swmm_error(exc, path)}") from None
     return run
+
+
+def _elements(sim: Any, kind: Any, object_type: int) -> list[Any]:
+    """pyswmm ``Node`` / ``Link`` objects of every node (SWMM object type 2) or link (3). pyswmm's
+    ``Nodes(sim)`` checks each name against the whole id list (quadratic: 3 s of a 1,000-node
+    run); the names come from that list here, so the objects are made without the check."""
+    model = sim._model
+    out = []
+    for name in model.getObjectIDList(object_type):
+        element = kind.__new__(kind)
+        element._model = model
+        if kind.__name__ == "Node":
+            element._nodeid = name
+        else:
+            element._linkid = name
+        out.append(element)
+    return out
 
 
 def _swmm_error(exc: Exception, path: Path) -> str:
@@ -200,17 +221,12 @@ def _answer(
     room = bounds.current().highlight_room(len(flooded))
     srid = session_srid(session)
     places = _places(session, [model.node_id[n] for n, _ in flooded[:room]])
-    nodes, extents = [], {}
+    volumes = {model.node_id[n]: s["flooding_volume"] * volume for n, s in flooded[:room]}
+    extents = flood_extents(session, srid, places, volumes) if with_extents else {}
+    nodes = []
     for name, stats in flooded[:room]:
         node_id = model.node_id[name]
-        extent = None
-        if with_extents and node_id in places:
-            bounds.check_deadline("flood: spreading the flooded volumes over the DEM")
-            extent = flood_extent(
-                session, srid, *places[node_id], stats["flooding_volume"] * volume
-            )
-        if extent is not None:
-            extents[node_id] = extent
+        extent = extents.get(node_id)
         nodes.append(
             FloodedNode(
                 id=node_id,
