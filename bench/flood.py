@@ -5,9 +5,10 @@ to one outfall (inverts falling 0.3 % along the flow, pipes sized by the rationa
 P = 2 a, :func:`design_diameter`), one 0.1 ha subcatchment per junction (60 % impervious);
 written as a SWMM .inp, imported through the SWMM importer into a throwaway database with a
 2 m DEM of the same area (a gentle slope with shallow dips, so flooded nodes get extents).
-``flood_simulation`` runs end to end: the model read from PostGIS and written, a Shenzhen 2024 (中部) P = 5 a, 120 min Chicago storm (r = 0.4)
-plus 2 h of draining under dynamic wave routing, the answer with DEM extents and GeoJSON. The
-baseline is SWMM alone (``run_swmm``: pyswmm and the statistics read) on the generated file.
+``flood_simulation`` runs end to end: the model read from PostGIS and written, a Shenzhen 2024
+(中部) P = 5 a, 120 min Chicago storm (r = 0.4) plus 2 h of draining under dynamic wave
+routing, the answer with DEM extents and GeoJSON. The baseline is SWMM alone (``run_swmm``:
+pyswmm and the statistics read) on the generated file.
 
 Goal (issue 19): <= 10 s. Usage: ``python bench/flood.py [--nodes N] [--database-url URL]``.
 """
