@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import typer
 
-from cli import import_buildings, import_ifc, import_pipes, import_shelters, import_terrain
+from cli import (
+    import_buildings,
+    import_ifc,
+    import_pipes,
+    import_pointcloud,
+    import_shelters,
+    import_terrain,
+)
 from importers.registry import VECTOR_IMPORTERS
 
 app = typer.Typer(
@@ -20,3 +27,4 @@ app.command("terrain")(import_terrain.command)
 app.command("pipes")(import_pipes.command)
 app.command("ifc")(import_ifc.command)
 app.command("buildings")(import_buildings.command)
+app.command("pointcloud")(import_pointcloud.command)

@@ -98,6 +98,13 @@ class BuildingOptions(ImportOptions):
     mapping: Path | None = None
 
 
+class PointcloudOptions(ImportOptions):
+    """LAS/LAZ point clouds; ``data_dir`` (``CIM_DATA_DIR``, where the files are kept for the
+    tiler) is given by the composition root, else read from the environment's settings."""
+
+    data_dir: Path | None = None
+
+
 class IfcOptions(ImportOptions):
     """An IFC model: where it goes (``crs``, ``origin``, ``rotation``) and geometry threads."""
 
@@ -203,6 +210,24 @@ def _buildings(
     return [result]
 
 
+def _pointcloud(
+    engine: Engine, paths: list[Path], options: PointcloudOptions, progress: Progress
+) -> list[ImportResult]:
+    from cim.config import CimSettings
+    from importers.pointcloud import import_pointcloud
+
+    result = import_pointcloud(
+        engine,
+        paths,
+        data_dir=options.data_dir or CimSettings().data_dir,
+        crs=options.crs,
+        name=options.name,
+        replace=options.replace,
+        progress=lambda done, total: progress("points", done, total),
+    )
+    return [result]
+
+
 def _vector(
     function: Callable[..., ImportResult],
 ) -> Callable[[Engine, list[Path], VectorOptions, Progress], list[ImportResult]]:
@@ -276,10 +301,18 @@ BUILDINGS = Importer(
     BuildingOptions,
     _buildings,
 )
+POINTCLOUD = Importer(
+    "pointcloud",
+    "Import LAS/LAZ point clouds: point and class counts, extent and CRS; the files are kept "
+    "for the pointcloud tiles layer (py3dtiles).",
+    "LAS or LAZ files (.las .laz), one dataset for all the files given (one CRS).",
+    PointcloudOptions,
+    _pointcloud,
+)
 
 IMPORTERS: dict[str, Importer[Any, Any]] = {
     entry.kind: entry
-    for entry in (TERRAIN, PIPES, IFC, SHELTERS, POPULATION, HAZARDS, ROADS, BUILDINGS)
+    for entry in (TERRAIN, PIPES, IFC, SHELTERS, POPULATION, HAZARDS, ROADS, BUILDINGS, POINTCLOUD)
 }
 """Every importer by dataset kind, in the order the API lists them."""
 VECTOR_IMPORTERS: tuple[Importer[Any, ImportResult], ...] = (SHELTERS, POPULATION, HAZARDS, ROADS)

@@ -21,6 +21,7 @@ DATASET_KINDS = (
     "hazards",
     "roads",
     "buildings",
+    "pointcloud",
 )
 DATASET_STATUSES = ("loading", "ready", "failed")
 
