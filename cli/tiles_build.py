@@ -1,4 +1,5 @@
-"""``cim tiles build``: build the buildings, pipes and terrain layers into CIM_DATA_DIR/tiles."""
+"""``cim tiles build``: build the buildings, pipes, terrain and pointcloud layers into
+CIM_DATA_DIR/tiles."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class Layer(StrEnum):
     buildings = "buildings"
     pipes = "pipes"
     terrain = "terrain"
+    pointcloud = "pointcloud"
     all = "all"
 
 
@@ -34,12 +36,24 @@ def _terrain(engine: Any, tiles_dir: Path, progress: Any) -> dict[str, Any]:
     return summary
 
 
+def _pointcloud(engine: Any, tiles_dir: Path, force: bool, progress: Any) -> dict[str, Any]:
+    """Point clouds tiled by py3dtiles in its own venv (``tiles.pointcloud``)."""
+    from tiles.pointcloud import build_pointcloud_layer
+
+    return build_pointcloud_layer(engine, tiles_dir, force=force, progress=progress).to_dict()
+
+
 def _summary_line(result: dict[str, Any]) -> str:
     layer = result.get("layer", "?")
     status = result.get("status", "built")
     if status != "built":
         return f"{layer}: {status}"
     size = result.get("bytes", 0) / 1e6
+    if layer == "pointcloud":
+        return (
+            f"{layer}: {result.get('features', 0):,} points, {result.get('tiles', 0):,} tiles, "
+            f"{size:.1f} MB in {result.get('seconds', 0)} s -> {result.get('path', '')}"
+        )
     return (
         f"{layer}: {result.get('features', 0):,} features, {result.get('tiles', 0):,} tiles, "
         f"{result.get('triangles', 0):,} triangles, {size:.1f} MB in {result.get('seconds', 0)} s"
@@ -72,14 +86,17 @@ def command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """Build 3D Tiles (buildings, pipes) and terrain; unchanged layers are skipped."""
+    """Build 3D Tiles (buildings, pipes, point clouds) and terrain; unchanged layers are skipped.
+
+    The pointcloud layer is always 3D Tiles 1.0 (.pnts, py3dtiles); --spec applies to the others.
+    """
     from tiles.build import build_mesh_layer  # numpy/shapely stacks only when building
 
     settings = load_settings()
     # pipes = the public classes + pipes_restricted (CIM_SENSITIVE_UTILITIES, served with a key)
     expand = {
         "pipes": ["pipes", "pipes_restricted"],
-        "all": ["buildings", "pipes", "pipes_restricted", "terrain"],
+        "all": ["buildings", "pipes", "pipes_restricted", "terrain", "pointcloud"],
     }
     layers = expand.get(layer.value, [layer.value])
     results: list[dict[str, Any]] = []
@@ -104,6 +121,9 @@ def command(
 
                 if name == "terrain":
                     results.append(output.publish(_terrain(engine, output.tiles_dir, report)))
+                elif name == "pointcloud":
+                    built_cloud = _pointcloud(engine, output.tiles_dir, force, report)
+                    results.append(output.publish(built_cloud))
                 else:
                     built = build_mesh_layer(
                         engine,
