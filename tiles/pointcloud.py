@@ -10,9 +10,9 @@ with its heights, in the unit the importer found (feet for a state plane file), 
 ellipsoidal heights - as terrain, buildings and pipes are placed, so the layers line up.
 
 Output: ``tiles/pointcloud/<dataset_id>/`` holds py3dtiles' tileset (3D Tiles 1.0 ``.pnts``
-in ECEF, RGB and the ASPRS class in the batch table: :func:`class_field`), content URIs tagged
-``?v=<sha256>`` so they can be cached as immutable; ``tiles/pointcloud/tileset.json`` refers to
-each dataset's tileset as external content. The layer is written in a temporary folder and
+in ECEF; RGB, and the ASPRS class as the batch table property ``classification``), content
+URIs tagged ``?v=<sha256>`` so they can be cached as immutable; ``tiles/pointcloud/tileset.json``
+refers to each dataset's tileset as external content. The layer is written in a temporary folder and
 swapped in atomically (:mod:`tiles.atomic`); a dataset whose version is unchanged since the last
 build is hard-linked from it rather than converted again; the ``tileset`` row
 (:mod:`tiles.record`) makes an unchanged layer a no-op.
@@ -48,7 +48,7 @@ DATASET_KINDS: tuple[str, ...] = ("pointcloud",)
 SPEC = "1.0"
 PY3DTILES_VERSION = "12.1.1"
 """Pinned in ``scripts/install_py3dtiles``."""
-TILER_VERSION = f"{PY3DTILES_VERSION}+class"
+TILER_VERSION = f"{PY3DTILES_VERSION}+cim2"
 """Recorded with the layer: a new py3dtiles or a change of how cim runs it rebuilds the tiles."""
 VENV = Path(__file__).resolve().parent.parent / ".venv-py3dtiles"
 SECONDS_PER_POINT = 1 / 20_000
@@ -57,16 +57,33 @@ SECONDS_PER_POINT = 1 / 20_000
 RUNNER = """
 import json, sys
 import laspy
+import numpy as np
 # lazrs' parallel LAZ decompressor starts a thread pool in this process when py3dtiles samples
 # the colours; py3dtiles' forked reader processes then deadlock in it. The serial one is safe.
 laspy.LazBackend.detect_available = classmethod(lambda cls: (laspy.LazBackend.Lazrs,))
 from pyproj import CRS
 from py3dtiles.convert import convert
+from py3dtiles.reader import las_reader
+from py3dtiles.typing import ExtraFieldsDescription
+from laspy.point.dims import SubFieldView
+# py3dtiles lists a file's fields from its raw dtype, where point formats 0-5 have no
+# 'classification' (it is packed in 'raw_classification'), but reads them by laspy's dimension
+# names, where it is (a bit-field view without astype): announce it and give the view astype,
+# so the class (flags masked off) reaches the batch table.
+SubFieldView.astype = lambda self, dtype, *args, **kwargs: np.asarray(self).astype(dtype)
+CLASS = ExtraFieldsDescription(name="classification", dtype=np.dtype("u1"))
+metadata = las_reader.get_metadata
+def get_metadata(filename, color_scale=None):
+    found = metadata(filename, color_scale)
+    if all(field.name != "classification" for field in found["extra_fields"]):
+        found["extra_fields"].append(CLASS)
+    return found
+las_reader.get_metadata = get_metadata
 job = json.load(sys.stdin)
 convert(
     job["files"], outfolder=job["out"], overwrite=True, jobs=job["jobs"],
     crs_in=CRS.from_json(job["crs_in"]), crs_out=CRS.from_epsg(4978), force_crs_in=True,
-    pyproj_always_xy=True, extra_fields=job["extra_fields"], color_scale=job["color_scale"],
+    pyproj_always_xy=True, extra_fields=["classification"], color_scale=job["color_scale"],
 )
 """
 """Run by the py3dtiles venv's python with the job as JSON on stdin."""
@@ -85,8 +102,6 @@ class Cloud:
     height_factor: float
     color_scale: float | None
     points: int
-    class_field: str | None
-    """The batch table property carrying the ASPRS class (see :func:`class_field`)."""
 
 
 def py3dtiles_python(venv: Path = VENV) -> Path:
@@ -120,31 +135,12 @@ def tiler_crs(crs: CRS, height_factor: float) -> CRS:
     return CRS.from_json_dict(document)
 
 
-def class_field(point_formats: set[int]) -> str | None:
-    """The LAS field py3dtiles copies into the batch table for the class of each point.
-
-    Point formats 6-10 have a ``classification`` byte; formats 0-5 pack the class (low 5 bits)
-    with 3 flag bits in ``raw_classification`` (style with ``${raw_classification} % 32``).
-    Files of both kinds in one dataset share neither, so the class is left out.
-
-    Examples
-    --------
-    >>> class_field({3}), class_field({6, 8}), class_field({1, 6})
-    ('raw_classification', 'classification', None)
-    """
-    if point_formats and min(point_formats) >= 6:
-        return "classification"
-    if point_formats and max(point_formats) < 6:
-        return "raw_classification"
-    return None
-
-
 def load_clouds(engine: Engine) -> list[Cloud]:
     """Every ready point cloud dataset, by id."""
     with engine.connect() as connection:
         rows = connection.execute(
             text(
-                "SELECT id, name, source_crs, options, counts, qc FROM dataset "
+                "SELECT id, name, source_crs, options, counts FROM dataset "
                 "WHERE kind = 'pointcloud' AND status = 'ready' ORDER BY id"
             )
         ).all()
@@ -152,7 +148,6 @@ def load_clouds(engine: Engine) -> list[Cloud]:
     for row in rows:
         options = dict(row.options or {})
         crs = parse_crs(options.get("crs_wkt") or row.source_crs)
-        formats = {int(f["format"]) for f in (row.qc or {}).get("files", [])}
         clouds.append(
             Cloud(
                 id=int(row.id),
@@ -162,7 +157,6 @@ def load_clouds(engine: Engine) -> list[Cloud]:
                 height_factor=float(options.get("height_factor") or 1.0),
                 color_scale=options.get("color_scale"),
                 points=int((row.counts or {}).get("points", 0)),
-                class_field=class_field(formats),
             )
         )
     return clouds
@@ -181,7 +175,6 @@ def convert(python: Path, cloud: Cloud, out: Path, jobs: int) -> None:
         "out": str(out),
         "jobs": jobs,
         "crs_in": tiler_crs(cloud.crs, cloud.height_factor).to_json(),
-        "extra_fields": [cloud.class_field] if cloud.class_field else [],
         "color_scale": cloud.color_scale,
     }
     # A session of its own: on a timeout the whole group (py3dtiles' workers too) is killed.
