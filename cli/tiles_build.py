@@ -84,6 +84,12 @@ def command(
         str | None,
         typer.Option("--out", help="Publish to an fsspec URL (s3://bucket/tiles, file:///p)."),
     ] = None,
+    compress: Annotated[
+        bool,
+        typer.Option(
+            "--compress", help="meshopt-compress building/pipe content (EXT_meshopt_compression)."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Build 3D Tiles (buildings, pipes, point clouds) and terrain; unchanged layers are skipped.
@@ -135,6 +141,7 @@ def command(
                         sensitive=settings.sensitive_utility_set,
                         include_spaces=include_spaces,
                         renderer=renderer,
+                        compress=compress,
                     )
                     results.append(output.publish(built.to_dict()))
     text = "\n".join(_summary_line(r) for r in results)

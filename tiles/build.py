@@ -14,6 +14,7 @@ import hashlib
 import shutil
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,18 +61,22 @@ def build_mesh_layer(
     sensitive: frozenset[str] = DEFAULT_SENSITIVE,
     include_spaces: bool = False,
     renderer: Renderer | None = None,
+    compress: bool = False,
 ) -> BuildResult:
     """Build ``layer`` unless its datasets are unchanged since last time.
 
     ``layer`` is buildings, pipes (the public utility classes) or pipes_restricted (only the
     ``sensitive`` classes, written under ``restricted/``). ``include_spaces`` also tiles IFC
     spaces (translucent), which are left out by default. ``renderer`` writes the content tiles
-    elsewhere than in this process (dask workers); the output is the same bytes.
+    elsewhere than in this process (dask workers); the output is the same bytes. ``compress``
+    writes meshopt-compressed content (``EXT_meshopt_compression``, ``KHR_mesh_quantization``).
     """
     chosen = mesh_layer(layer, spec)
     target = Path(tiles_dir) / chosen.folder
     versions = dataset_versions(engine, chosen.source.DATASET_KINDS)
     versions |= chosen.options(sensitive, include_spaces)
+    if compress:
+        versions["compression"] = "meshopt"
     result = BuildResult(layer, "up-to-date", spec, str(target), dataset_versions=versions)
     last = recorded(engine, layer)
     if not force and last == (spec, versions) and (target / "tileset.json").exists():
@@ -83,7 +88,8 @@ def build_mesh_layer(
             "restricted": chosen.restricted,
             "include_spaces": include_spaces,
         }
-        _build(engine, target, chosen, index_options, result, progress, max_triangles, renderer)
+        options = _Options(max_triangles, renderer, compress)
+        _build(engine, target, chosen, index_options, result, progress, options)
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"the database went away while tiling {layer}: {exc}") from exc
     except (OSError, ValueError, psycopg.Error) as exc:
@@ -93,6 +99,15 @@ def build_mesh_layer(
     return result
 
 
+@dataclass(frozen=True)
+class _Options:
+    """How to build the content: triangle budget per tile, renderer, compression."""
+
+    max_triangles: int
+    renderer: Renderer | None
+    compress: bool
+
+
 def _build(
     engine: Engine,
     target: Path,
@@ -100,8 +115,7 @@ def _build(
     index_options: dict[str, Any],
     result: BuildResult,
     progress: Progress | None,
-    max_triangles: int,
-    renderer: Renderer | None,
+    options: _Options,
 ) -> None:
     """Index, subdivide, render and describe ``layer``, then swap it in at ``target``."""
     source = layer.source
@@ -115,16 +129,17 @@ def _build(
             result.status = "empty"
             shutil.rmtree(target, ignore_errors=True)  # its datasets are gone from the DB
             return
-        root = subdivide(index, max_triangles=max_triangles)
+        root = subdivide(index, max_triangles=options.max_triangles)
         nodes = [node for node in root.walk() if node.rows.size]
         with atomic_layer(target) as folder:
             (folder / "content").mkdir()
             frames = {node.key: frame_of(node, srid) for node in nodes}
             job = RenderJob(
-                result.layer, index, nodes, folder, result.spec, srid, extension, engine
-            )
-            if renderer is not None:
-                outputs = renderer(job, progress)
+                result.layer, index, nodes, folder, result.spec, srid, extension, engine,
+                compress=options.compress,
+            )  # fmt: skip
+            if options.renderer is not None:
+                outputs = options.renderer(job, progress)
             else:
                 outputs = _render_here(job, source, connection, frames, progress)
             connection.rollback()
@@ -165,7 +180,7 @@ def _render_here(
                     _mesh, source, connection, index, frames, groups[position + 1]
                 )
             for node, (parts, table) in zip(batch, contents, strict=True):
-                data = encode_tile(parts, table, spec=job.spec)
+                data = encode_tile(parts, table, spec=job.spec, compress=job.compress)
                 path = job.folder / "content" / f"{node.key}.{job.extension}"
                 writes.append(writer.submit(path.write_bytes, data))
                 if len(writes) > WRITES_IN_FLIGHT:

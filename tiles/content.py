@@ -17,6 +17,7 @@ from pyproj import Transformer
 
 from cim.crs import ECEF, WGS84_3D, ecef_to_enu, enu_to_ecef_matrix, transformer
 from tiles.b3dm import encode_b3dm
+from tiles.compression import compress_glb
 from tiles.gltf import FeatureTable, Primitive, encode_glb, srgb_to_linear
 
 FloatArray = npt.NDArray[np.float64]
@@ -129,9 +130,14 @@ def _rgba_bytes(rgba: tuple[float, ...]) -> npt.NDArray[np.uint8]:
     return out
 
 
-def encode_tile(parts: MeshParts, features: FeatureTable, *, spec: str) -> bytes:
-    """The content file of one tile: glb (3D Tiles 1.1) or b3dm (1.0)."""
+def encode_tile(
+    parts: MeshParts, features: FeatureTable, *, spec: str, compress: bool = False
+) -> bytes:
+    """The content file of one tile: glb (3D Tiles 1.1) or b3dm (1.0); ``compress``:
+    meshopt-encoded, normals quantized (:mod:`tiles.compression`)."""
     primitives = parts.primitives()
     if spec == "1.0":
-        return encode_b3dm(encode_glb(primitives, None, batch_ids=True), features)
-    return encode_glb(primitives, features)
+        glb = encode_glb(primitives, None, batch_ids=True)
+        return encode_b3dm(compress_glb(glb) if compress else glb, features)
+    glb = encode_glb(primitives, features)
+    return compress_glb(glb) if compress else glb

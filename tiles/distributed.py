@@ -82,7 +82,13 @@ def subtrees(nodes: list[TileNode], tasks: int) -> list[list[TileNode]]:
 
 
 def render_subtree(
-    conninfo: str, layer: str, spec: str, srid: int, folder: str, tiles: list[TileWork]
+    conninfo: str,
+    layer: str,
+    spec: str,
+    srid: int,
+    folder: str,
+    tiles: list[TileWork],
+    compress: bool = False,
 ) -> list[TileOutput]:
     """A dask task: fetch, mesh, encode and write the tiles of one subtree; their figures."""
     import psycopg
@@ -97,7 +103,7 @@ def render_subtree(
             for tile in batch:
                 frame = frame_of(TileNode(tile.key, tile.ids, tile.box), srid)
                 parts, table = mesh_node(source, rows, tile.ids, frame, leaf=tile.leaf)
-                data = encode_tile(parts, table, spec=spec)
+                data = encode_tile(parts, table, spec=spec, compress=compress)
                 (content / f"{tile.key}.{extension}").write_bytes(data)
                 digest = hashlib.sha256(data).hexdigest()
                 outputs.append(
@@ -148,6 +154,7 @@ class DaskRenderer:
                     job.srid,
                     str(job.folder),
                     work,
+                    job.compress,
                     pure=False,
                 )
             )

@@ -139,7 +139,7 @@ def encode_glb(
     if buffer.views:
         document["buffers"] = [{"byteLength": buffer.length}]
         document["bufferViews"] = buffer.views
-    return _pack(document, b"".join(buffer.parts))
+    return pack_glb(document, b"".join(buffer.parts))
 
 
 class _Meshes:
@@ -228,7 +228,7 @@ def _structural_metadata(features: FeatureTable, buffer: _Buffer) -> dict[str, A
     }
 
 
-def _pack(document: dict[str, Any], binary: bytes) -> bytes:
+def pack_glb(document: dict[str, Any], binary: bytes) -> bytes:
     """glb container; the whole file length is a multiple of 8 (b3dm needs that)."""
     json_bytes = json.dumps(document, separators=(",", ":")).encode("utf-8")
     bin_chunk = binary + b"\0" * ((-len(binary)) % 4)

@@ -48,6 +48,8 @@ class RenderJob:
     srid: int
     extension: str
     engine: Engine
+    compress: bool = False
+    """Content meshopt-encoded with quantized normals (:mod:`tiles.compression`)."""
 
 
 Renderer = Callable[[RenderJob, Progress | None], list[TileOutput]]
