@@ -23,6 +23,7 @@ from cli.analyse_pipes_text import (
     clearance_text,
     excavation_text,
     isolation_text,
+    parse_point,
     profile_text,
     query_text,
     section_text,
@@ -253,18 +254,11 @@ def isolate(
 ) -> None:
     """Burst-valve isolation (爆管关阀): valves to close, what is cut off; --csv writes the
     valves to close, or the isolated segments with --table segments."""
-    from cim.errors import InvalidInput
     from cim.services.pipes.inputs import point_to_storage
     from cim.services.pipes.isolation import isolate_burst
     from cim.services.pipes.scope import session_srid
 
-    xy = None
-    if point is not None:
-        try:
-            px, py = (float(v) for v in point.split(","))
-        except ValueError:
-            raise InvalidInput("--point wants x,y") from None
-        xy = (px, py)
+    xy = parse_point(point)
     with session_scope() as session:
         result = isolate_burst(
             session,

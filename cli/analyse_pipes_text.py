@@ -170,3 +170,16 @@ def write_tables(
     if xlsx_path is not None:
         xlsx_path.write_bytes(to_xlsx(tables, lang))
         console.print(f"wrote {len(tables)} sheet(s) to {xlsx_path}")
+
+
+def parse_point(point: str | None) -> tuple[float, float] | None:
+    """``--point x,y`` as a pair (None when not given); anything else is an InvalidInput."""
+    from cim.errors import InvalidInput
+
+    if point is None:
+        return None
+    try:
+        x, y = (float(v) for v in point.split(","))
+    except ValueError:
+        raise InvalidInput("--point wants x,y") from None
+    return x, y

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from cli.analyse_pipes_text import parse_point
 from cli.context import emit, session_scope
 
 if TYPE_CHECKING:
@@ -42,18 +43,11 @@ def shutdown(
 ) -> None:
     """Shutdown impact (关阀停水影响): close a burst's valves (or given valves/pipes), simulate
     the water network pressure-driven before and after, report who loses water or pressure."""
-    from cim.errors import InvalidInput
     from cim.services.pipes.inputs import point_to_storage
     from cim.services.pipes.scope import session_srid
     from cim.services.simulation.shutdown import shutdown_impact
 
-    xy = None
-    if point is not None:
-        try:
-            px, py = (float(v) for v in point.split(","))
-        except ValueError:
-            raise InvalidInput("--point wants x,y") from None
-        xy = (px, py)
+    xy = parse_point(point)
     with session_scope() as session:
         result = shutdown_impact(
             session,
