@@ -110,7 +110,12 @@ def open_state(app: FastAPI, settings: CimSettings) -> None:
         engine.url.render_as_string(hide_password=False),
         settings.data_dir / "uploads",
         on_finished=catalog.invalidate,
-        import_options={"max_expanded_bytes": settings.ifczip_max_expanded_bytes},
+        # server-side options win over the request's: an .ifczip's expansion cap, and where
+        # point clouds are kept (this app's data dir, not whatever the environment says)
+        import_options={
+            "max_expanded_bytes": settings.ifczip_max_expanded_bytes,
+            "data_dir": settings.data_dir,
+        },
     )
     app.state.job_runner.sweep_orphaned_uploads()
 
