@@ -19,7 +19,9 @@ from cim.services.pipes.models import (
 )
 from cim.services.results import Result
 from cim.services.shelters.models import UncoveredCollection, ZoneCollection
-from cim.services.tables import pipes, shelters
+from cim.services.simulation.flood_models import FloodSimulation
+from cim.services.simulation.models import ShutdownImpact
+from cim.services.tables import pipes, shelters, simulation
 from cim.services.tables.spec import Table
 
 BUILDERS: dict[type[Result], Callable[[Any], list[Table]]] = {
@@ -34,6 +36,8 @@ BUILDERS: dict[type[Result], Callable[[Any], list[Table]]] = {
     PipeDatasetQc: pipes.qc_tables,
     ZoneCollection: shelters.zone_tables,
     UncoveredCollection: shelters.uncovered_tables,
+    ShutdownImpact: simulation.shutdown_tables,
+    FloodSimulation: simulation.flood_tables,
 }
 """Answer type -> its tables, the main list first."""
 
