@@ -1,7 +1,8 @@
 """``cim analyse drainage flood``: urban flooding (城市内涝) from the command line.
 
 Registered as the ``cim analyse drainage`` group by ``cli/analyse.py``. Prints a short text
-answer, or the JSON the API sends with ``--json``.
+answer, or the JSON the API sends with ``--json``; ``--csv FILE`` / ``--xlsx FILE`` also write
+its tables to hand on, in ``--lang zh|en``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cli.analyse_pipes_text import CsvOption, LangOption, TableOption, XlsxOption, write_tables
 from cli.context import emit, session_scope
 
 if TYPE_CHECKING:
@@ -38,9 +40,14 @@ def flood(
     extents: Annotated[bool, typer.Option(help="Spread flood volumes over the DEM.")] = True,
     crs: Annotated[str | None, typer.Option(help="CRS of the JSON GeoJSON.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    csv: CsvOption = None,
+    xlsx: XlsxOption = None,
+    lang: LangOption = "zh",
+    table: TableOption = None,
 ) -> None:
     """Run SWMM on a stored drainage network with its own rain or a Chicago design storm; report
-    flooded nodes (volume, hours, depth, DEM extent), surcharged conduits and outfalls."""
+    flooded nodes (volume, hours, depth, DEM extent), surcharged conduits and outfalls; --csv
+    writes the flooded nodes, or --table conduits or outfalls."""
     from cim.services.simulation.flood import flood_simulation
     from cim.services.simulation.storm import chicago_storm, formula_named
 
@@ -64,6 +71,7 @@ def flood(
             with_geojson=as_json,
         )
     emit(result.model_dump(), as_json=as_json, text=flood_text(result))
+    write_tables(result, csv, xlsx, lang, table)
 
 
 def flood_text(result: FloodSimulation) -> str:

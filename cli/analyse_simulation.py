@@ -1,7 +1,8 @@
 """``cim analyse pipes shutdown``: shutdown impact (关阀停水影响) from the command line.
 
 Registered on the ``cim analyse pipes`` group by ``cli/analyse.py``. Prints a short text answer,
-or the JSON the API sends with ``--json``.
+or the JSON the API sends with ``--json``; ``--csv FILE`` / ``--xlsx FILE`` also write its
+tables to hand on, in ``--lang zh|en``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from cli.analyse_pipes_text import parse_point
+from cli.analyse_pipes_text import (
+    CsvOption,
+    LangOption,
+    TableOption,
+    XlsxOption,
+    parse_point,
+    write_tables,
+)
 from cli.context import emit, session_scope
 
 if TYPE_CHECKING:
@@ -40,9 +48,14 @@ def shutdown(
         typer.Option(help="EPANET 2.2 (PDA) or WNTR's WNTRSimulator (PDD)."),
     ] = "epanet",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    csv: CsvOption = None,
+    xlsx: XlsxOption = None,
+    lang: LangOption = "zh",
+    table: TableOption = None,
 ) -> None:
     """Shutdown impact (关阀停水影响): close a burst's valves (or given valves/pipes), simulate
-    the water network pressure-driven before and after, report who loses water or pressure."""
+    the water network pressure-driven before and after, report who loses water or pressure;
+    --csv writes the nodes whose pressure fell, or --table below_service, isolated or closed."""
     from cim.services.pipes.inputs import point_to_storage
     from cim.services.pipes.scope import session_srid
     from cim.services.simulation.shutdown import shutdown_impact
@@ -63,6 +76,7 @@ def shutdown(
             with_geojson=as_json,
         )
     emit(result.model_dump(), as_json=as_json, text=shutdown_text(result))
+    write_tables(result, csv, xlsx, lang, table)
 
 
 def shutdown_text(result: ShutdownImpact) -> str:

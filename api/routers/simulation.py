@@ -2,6 +2,10 @@
 stored networks (thin; the services ``cim.services.simulation.shutdown`` and ``.flood`` do the
 work).
 
+Both answers also come as files to hand on with ``format=csv|xlsx`` and ``lang=zh|en``
+(:mod:`api.tables`): the shutdown's nodes, below-service nodes, cut-off nodes and closed links;
+the flood's flooded nodes, surcharged conduits and outfalls.
+
 A simulation holds a worker for up to seconds, so the route runs in the heavy lane of the
 bulkhead (``api.bulkhead.HEAVY_ROUTES``) under the analysis deadline; it stores nothing.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.audit import ReadAuditDep
@@ -20,6 +25,7 @@ from api.deps import ReadSessionDep
 from api.ogc import PROBLEMS
 from api.requests import DatabaseId, Distance, Point
 from api.sessions import ReleasingRoute
+from api.tables import TABLE_ALTERNATIVES, TableDep, answer_as
 from cim.services.pipes.inputs import point_to_storage
 from cim.services.pipes.scope import refuse_hidden, session_srid
 from cim.services.simulation import flood as simulation_flood
@@ -67,13 +73,26 @@ class ShutdownRequest(BaseModel):
     geojson: bool = Field(True, description="Include the outage GeoJSON.")
 
 
-@router.post("/pipes/shutdown", summary="Shutdown impact (关阀停水影响)", tags=["pipe simulations"])
+@router.post(
+    "/pipes/shutdown",
+    summary="Shutdown impact (关阀停水影响)",
+    tags=["pipe simulations"],
+    response_model=ShutdownImpact,
+    responses=TABLE_ALTERNATIVES,
+)
 def shutdown(
-    body: ShutdownRequest, session: ReadSessionDep, hidden: HiddenDep, audit: ReadAuditDep
-) -> ShutdownImpact:
+    body: ShutdownRequest,
+    session: ReadSessionDep,
+    hidden: HiddenDep,
+    audit: ReadAuditDep,
+    wanted: TableDep,
+) -> ShutdownImpact | Response:
     """Close the valves of a burst isolation (or given valves and pipes), simulate the water
     network pressure-driven before and after over ``duration_h``: nodes cut off, below the
-    service pressure or with a pressure drop, demand not served, outage GeoJSON."""
+    service pressure or with a pressure drop, demand not served, outage GeoJSON.
+
+    ``format=csv`` writes the nodes whose pressure fell (``table=below_service``, ``isolated``
+    or ``closed`` for the others); ``format=xlsx`` all four, one sheet each."""
     found = simulation_shutdown.shutdown_impact(
         session,
         segment_id=body.segment_id,
@@ -89,11 +108,11 @@ def shutdown(
         tolerance_m=body.tolerance_m,
         hidden_utilities=hidden,
         output_crs=body.geojson_crs,
-        with_geojson=body.geojson,
+        with_geojson=body.geojson and wanted.format == "json",  # files hold no geometry
     )
     if found.isolation is not None:  # the segments it lists (water only: the model refuses
         audit.answer("analysis/pipes/shutdown", found.isolation)  # other classes)
-    return found
+    return answer_as(wanted, found, "pipes-shutdown")
 
 
 class DesignStormRequest(BaseModel):
@@ -126,11 +145,22 @@ class FloodRequest(BaseModel):
     geojson: bool = Field(True, description="Include flooded nodes and extents as GeoJSON.")
 
 
-@router.post("/drainage/flood", summary="Urban flooding (城市内涝)", tags=["drainage simulations"])
-def flood(body: FloodRequest, session: ReadSessionDep, hidden: HiddenDep) -> FloodSimulation:
+@router.post(
+    "/drainage/flood",
+    summary="Urban flooding (城市内涝)",
+    tags=["drainage simulations"],
+    response_model=FloodSimulation,
+    responses=TABLE_ALTERNATIVES,
+)
+def flood(
+    body: FloodRequest, session: ReadSessionDep, hidden: HiddenDep, wanted: TableDep
+) -> FloodSimulation | Response:
     """Run SWMM on a stored drainage network with its own rain or a Chicago design storm from a
     storm-intensity formula: flooded nodes (volume, hours, depth, DEM extent), surcharged
-    conduits, outfall volumes and totals. Nothing is stored."""
+    conduits, outfall volumes and totals. Nothing is stored.
+
+    ``format=csv`` writes the flooded nodes (``table=conduits`` or ``outfalls`` for the
+    others); ``format=xlsx`` all three, one sheet each."""
     refuse_hidden("PS", hidden)
     storm = None
     if body.storm is not None:
@@ -141,12 +171,13 @@ def flood(body: FloodRequest, session: ReadSessionDep, hidden: HiddenDep) -> Flo
             peak_ratio=body.storm.peak_ratio,
             step_min=body.storm.step_min,
         )
-    return simulation_flood.flood_simulation(
+    found = simulation_flood.flood_simulation(
         session,
         body.dataset_id,
         storm=storm,
         tail_h=body.tail_h,
         with_extents=body.extents,
         output_crs=body.geojson_crs,
-        with_geojson=body.geojson,
+        with_geojson=body.geojson and wanted.format == "json",  # files hold no geometry
     )
+    return answer_as(wanted, found, "drainage-flood")
