@@ -5,6 +5,21 @@ from cim.db.models.building import Building, BuildingElement, BuildingStorey, Bu
 from cim.db.models.dataset import DATASET_KINDS, DATASET_STATUSES, CimSetting, Dataset
 from cim.db.models.pipe import PipeNode, PipeSegment
 from cim.db.models.road import RoadSegment
+from cim.db.models.sensor import (
+    OBSERVATION_TYPES,
+    Datastream,
+    FeatureOfInterest,
+    HistoricalLocation,
+    HistoricalLocationLocation,
+    Observation,
+    ObservationDaily,
+    ObservationHourly,
+    ObservedProperty,
+    Sensor,
+    SensorLocation,
+    Thing,
+    ThingLocation,
+)
 from cim.db.models.shelter import (
     HazardZone,
     PopulationUnit,
@@ -19,6 +34,7 @@ from cim.db.models.tileset import Tileset
 __all__ = [
     "DATASET_KINDS",
     "DATASET_STATUSES",
+    "OBSERVATION_TYPES",
     "ApiKey",
     "AuditLog",
     "Building",
@@ -27,16 +43,28 @@ __all__ = [
     "BuildingSurface",
     "CimSetting",
     "Dataset",
+    "Datastream",
+    "FeatureOfInterest",
     "HazardZone",
+    "HistoricalLocation",
+    "HistoricalLocationLocation",
     "ImportJob",
+    "Observation",
+    "ObservationDaily",
+    "ObservationHourly",
+    "ObservedProperty",
     "PipeNode",
     "PipeSegment",
     "PopulationUnit",
     "RoadSegment",
+    "Sensor",
+    "SensorLocation",
     "Shelter",
     "ShelterAssignment",
     "ShelterPlan",
     "ShelterZone",
     "TerrainRaster",
+    "Thing",
+    "ThingLocation",
     "Tileset",
 ]
