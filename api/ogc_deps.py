@@ -31,6 +31,7 @@ from cim.services.ogc.crs import OgcCrs, parse_bbox, parse_ogc_crs
 from cim.services.ogc.features import parse_properties, parse_sortby
 from cim.services.ogc.models import ItemsQuery
 from cim.services.ogc.specs import CollectionSpec
+from cim.services.versions.timetravel import parse_datetime, spec_at
 
 CollectionId = Annotated[str, Path(description="Collection id, e.g. pipes_JS")]
 OutputCrs = Annotated[str | None, Query(description="Output CRS URI (default CRS84).")]
@@ -177,6 +178,20 @@ class ItemsRequest:
     """The collection's spec, or its ``?lod=`` variant."""
 
 
+DATETIME_HELP = (
+    "Features valid at this instant or at any time in this interval (RFC 3339: "
+    "2026-12-05T10:00:00Z, 2026-01-01/2026-06-30, ../2026-06-30): earlier versions of "
+    "re-imported datasets are read from their history"
+)
+
+
+async def datetime_query(
+    datetime: Annotated[str | None, Query(max_length=64, description=DATETIME_HELP)] = None,
+) -> str | None:
+    """The OGC ``datetime`` parameter as given (parsed in :func:`resolve_items`)."""
+    return datetime
+
+
 @dataclass(frozen=True)
 class ItemsParams:
     """The query parameters of an items request, validated but not yet resolved against the
@@ -188,6 +203,7 @@ class ItemsParams:
     output: OutputParams
     ids: list[str] | None
     cql: FilterParams
+    datetime: str | None = None
 
 
 async def items_params(
@@ -197,9 +213,10 @@ async def items_params(
     output: Annotated[OutputParams, Depends(output_query)],
     ids: Annotated[list[str] | None, Depends(ids_query)],
     cql: Annotated[FilterParams, Depends(filter_query)],
+    at: Annotated[str | None, Depends(datetime_query)],
 ) -> ItemsParams:
     """The parameters as given (async: parsing them costs no worker thread)."""
-    return ItemsParams(collection_id, paging, bbox, output, ids, cql)
+    return ItemsParams(collection_id, paging, bbox, output, ids, cql, at)
 
 
 def resolve_items(
@@ -216,6 +233,8 @@ def resolve_items(
     collection = find_readable(request, session, settings, principal, params.collection_id)
     srid = srid_of(request)
     spec = collection.spec if output.lod is None else with_lod(collection.spec, output.lod)
+    if params.datetime is not None:
+        spec = spec_at(spec, parse_datetime(params.datetime))
     output_crs = parse_ogc_crs(output.crs, srid)
     box, box_crs = bbox.parse(srid)
     query = ItemsQuery(

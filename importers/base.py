@@ -79,6 +79,7 @@ def run_import(
                 qc=outcome.qc,
                 source_crs=outcome.source_crs,
                 transform=outcome.transform,
+                previous=start.previous,
             )
             session.refresh(dataset)
             summary = dataset_summary(dataset)

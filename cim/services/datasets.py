@@ -2,8 +2,11 @@
 
 The caller owns the transaction (``importers.base.run_import`` opens it), so a failure or a
 killed process leaves nothing behind. Re-importing the same file (same kind and sha256) is a
-no-op unless ``replace`` is asked for, which deletes the old dataset first; deleting a dataset
-cascades to every row that references it.
+no-op unless ``replace`` is asked for. For versioned kinds (:mod:`cim.services.versions`) a
+re-import of the same dataset name, or a ``replace`` of the same file, writes the rows under a
+staging dataset and folds them into the existing dataset as its next version; other kinds are
+replaced by deleting the old dataset first. Deleting a dataset cascades to every row that
+references it, all its versions and history included.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from cim.errors import InvalidInput, NotFound
 from cim.services.buildings.supersede import link_bim_to_blocks
 from cim.services.graph_cache import GraphCache
 from cim.services.results import Result
+from cim.services.versions.history import fold_into, record_first_version
+from cim.services.versions.tables import is_versioned
 
 
 def file_sha256(*paths: Path) -> str:
@@ -54,6 +59,8 @@ class DatasetStart:
     dataset: Dataset
     created: bool
     replaced_id: int | None = None
+    previous: Dataset | None = None
+    """The dataset the new rows become the next version of (versioned kinds)."""
 
 
 def begin_dataset(session: Session, *, source: DatasetSource, replace: bool) -> DatasetStart:
@@ -76,12 +83,18 @@ def begin_dataset(session: Session, *, source: DatasetSource, replace: bool) -> 
         .order_by(Dataset.id)
     ).first()
     replaced_id = None
+    previous = None
     if existing is not None:
         if not replace:
             return DatasetStart(dataset=existing, created=False)
-        replaced_id = existing.id
-        session.delete(existing)
-        session.flush()
+        if is_versioned(source.kind):
+            previous = existing
+        else:
+            replaced_id = existing.id
+            session.delete(existing)
+            session.flush()
+    elif is_versioned(source.kind):
+        previous = _same_name(session, source)
     dataset = Dataset(
         kind=source.kind,
         name=source.name,
@@ -96,7 +109,24 @@ def begin_dataset(session: Session, *, source: DatasetSource, replace: bool) -> 
     )
     session.add(dataset)
     session.flush()
-    return DatasetStart(dataset=dataset, created=True, replaced_id=replaced_id)
+    return DatasetStart(
+        dataset=dataset, created=True, replaced_id=replaced_id, previous=previous
+    )
+
+
+def _same_name(session: Session, source: DatasetSource) -> Dataset | None:
+    """The ready dataset of the same kind and name, locked against a concurrent re-import."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"version:{source.kind}:{source.name}"},
+    )
+    return session.scalars(
+        select(Dataset)
+        .where(Dataset.kind == source.kind, Dataset.name == source.name)
+        .where(Dataset.status == "ready")
+        .order_by(Dataset.id.desc())
+        .with_for_update()
+    ).first()
 
 
 def complete_dataset(
@@ -107,11 +137,13 @@ def complete_dataset(
     qc: dict[str, Any] | None = None,
     source_crs: str | None = None,
     transform: dict[str, Any] | None = None,
+    previous: Dataset | None = None,
 ) -> Dataset:
     """Record counts and QC and mark the dataset ``ready`` (inside the caller's transaction).
 
     Buildings from IFC and from city models are linked here (BIM supersedes the block, see
     :mod:`cim.services.buildings.supersede`); ``counts.superseded_blocks`` says how many.
+    With ``previous`` the rows become that dataset's next version, which is returned.
     """
     if dataset.kind in ("ifc", "buildings"):
         linked = link_bim_to_blocks(session, dataset_id=dataset.id)
@@ -126,6 +158,9 @@ def complete_dataset(
     dataset.status = "ready"
     dataset.ready_at = datetime.now(UTC)
     session.flush()
+    if previous is not None:
+        return fold_into(session, previous=previous, staging=dataset)
+    record_first_version(session, dataset)
     return dataset
 
 

@@ -35,20 +35,31 @@ def test_lifecycle_noop_replace_and_cascade(session: Session) -> None:
     again = svc.begin_dataset(session, source=_source(), replace=False)
     assert not again.created and again.dataset.id == start.dataset.id
 
+    # pipes are versioned: a replace writes a staging copy that becomes version 2
     replaced = svc.begin_dataset(session, source=_source(), replace=True)
-    assert replaced.created and replaced.replaced_id == start.dataset.id
-    assert session.get(Dataset, start.dataset.id) is None
-    # the old dataset's rows went with it
-    assert session.scalar(select(func.count()).select_from(PipeNode)) == 0
-
+    assert replaced.created and replaced.previous is start.dataset
     _write_two_nodes_and_a_segment(session, replaced.dataset)
-    svc.complete_dataset(session, dataset=replaced.dataset, counts={})
-    assert [d.id for d in svc.list_datasets(session, kind="pipes")] == [replaced.dataset.id]
-    svc.delete_dataset(session, dataset_id=replaced.dataset.id)
+    svc.complete_dataset(session, dataset=replaced.dataset, counts={}, previous=replaced.previous)
+    assert session.get(Dataset, replaced.dataset.id) is None  # the staging copy folded in
+    assert [d.id for d in svc.list_datasets(session, kind="pipes")] == [start.dataset.id]
+    assert session.scalar(select(func.count()).select_from(PipeNode)) == 2
+    svc.delete_dataset(session, dataset_id=start.dataset.id)
     assert session.scalar(select(func.count()).select_from(PipeSegment)) == 0
     assert session.scalar(select(func.count()).select_from(PipeNode)) == 0
     with pytest.raises(NotFound):
-        svc.get_dataset(session, dataset_id=replaced.dataset.id)
+        svc.get_dataset(session, dataset_id=start.dataset.id)
+
+
+def test_replace_of_an_unversioned_kind_deletes_the_old_dataset(session: Session) -> None:
+    source = svc.DatasetSource(
+        kind="roads", name="roads", source_name="roads.geojson", source_sha256="b" * 64
+    )
+    start = svc.begin_dataset(session, source=source, replace=False)
+    svc.complete_dataset(session, dataset=start.dataset, counts={})
+    replaced = svc.begin_dataset(session, source=source, replace=True)
+    assert replaced.created and replaced.replaced_id == start.dataset.id
+    assert replaced.previous is None
+    assert session.get(Dataset, start.dataset.id) is None
 
 
 def test_unknown_kind_is_refused(session: Session) -> None:

@@ -46,7 +46,7 @@ def test_upgrade_downgrade_upgrade_and_srid(server_url: str) -> None:
                     "AND confrelid = 'dataset'::regclass"
                 )
             ).scalar_one()
-            assert fks == 11  # every data table cascades from dataset
+            assert fks == 13  # every data table cascades from dataset (versions, history too)
             unindexed = (
                 conn.execute(
                     text(

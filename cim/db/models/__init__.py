@@ -30,6 +30,7 @@ from cim.db.models.shelter import (
 )
 from cim.db.models.terrain import TerrainRaster
 from cim.db.models.tileset import Tileset
+from cim.db.models.version import DatasetVersion, FeatureHistory
 
 __all__ = [
     "DATASET_KINDS",
@@ -43,7 +44,9 @@ __all__ = [
     "BuildingSurface",
     "CimSetting",
     "Dataset",
+    "DatasetVersion",
     "Datastream",
+    "FeatureHistory",
     "FeatureOfInterest",
     "HazardZone",
     "HistoricalLocation",

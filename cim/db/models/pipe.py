@@ -9,7 +9,7 @@ from sqlalchemy import CheckConstraint, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cim.db.base import Base
-from cim.db.types import BigIntPK, DatasetFK, JsonAttrs, cascade_to
+from cim.db.types import BigIntPK, DatasetFK, DefaultNow, JsonAttrs, cascade_to
 
 VALVE_STATES = ("open", "closed", "broken", "inaccessible")
 SECTION_SHAPES = ("circular", "rectangular", "other")
@@ -38,6 +38,8 @@ class PipeNode(Base):
     bottom_z: Mapped[float | None] = mapped_column(Float)
     valve_state: Mapped[str | None] = mapped_column(String(16))
     attrs: Mapped[JsonAttrs]
+    valid_from: Mapped[DefaultNow]
+    """When this row's content became current (see ``cim.services.versions``)."""
 
 
 class PipeSegment(Base):
@@ -80,3 +82,5 @@ class PipeSegment(Base):
     year: Mapped[int | None] = mapped_column(Integer)
     length_m: Mapped[float | None] = mapped_column(Float)
     attrs: Mapped[JsonAttrs]
+    valid_from: Mapped[DefaultNow]
+    """When this row's content became current (see ``cim.services.versions``)."""

@@ -1,0 +1,190 @@
+"""Versions: a re-import of a pipe survey is version 2; version 1 stays readable; diff counts.
+
+The fixture is a hand-made CJJ 61 table pair whose second survey moves one well by 3 m, changes
+one pipe's diameter, removes a pipe and its end well, and adds a well and a pipe — so the
+expected changes are known by construction.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from tests.importers.pipes_helpers import run
+
+POINTS_V1 = [
+    ["物探点号", "X", "Y", "地面高程", "特征", "附属物", "井底埋深"],
+    ["W1", "3400000", "500000", "20.00", "", "检查井", "2.00"],
+    ["W2", "3400000", "500030", "20.00", "", "检查井", "2.00"],
+    ["W3", "3400000", "500060", "20.00", "", "检查井", "2.00"],
+    ["W4", "3400000", "500090", "20.00", "", "检查井", "2.00"],
+]
+LINES_V1 = [
+    ["管线编号", "起点号", "终点号", "起点埋深", "终点埋深", "管径", "材质"],
+    ["L1", "W1", "W2", "2.00", "2.00", "400", "砼"],
+    ["L2", "W2", "W3", "2.00", "2.00", "400", "砼"],
+    ["L3", "W3", "W4", "2.00", "2.00", "400", "砼"],
+]
+# W2 moved 3 m east; L2 now DN500; L3 and W4 gone; W5 and L4 new.
+POINTS_V2 = [
+    POINTS_V1[0],
+    POINTS_V1[1],
+    ["W2", "3400003", "500030", "20.00", "", "检查井", "2.00"],
+    POINTS_V1[3],
+    ["W5", "3400030", "500060", "20.00", "", "检查井", "2.00"],
+]
+LINES_V2 = [
+    LINES_V1[0],
+    LINES_V1[1],
+    ["L2", "W2", "W3", "2.00", "2.00", "500", "砼"],
+    ["L4", "W3", "W5", "2.00", "2.00", "300", "PVC"],
+]
+
+
+def _survey(folder: Path, points: list[list[str]], lines: list[list[str]]) -> list[Path]:
+    folder.mkdir()
+    paths = []
+    for name, rows in (("PS_POINT.csv", points), ("PS_LINE.csv", lines)):
+        with open(folder / name, "w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows(rows)
+        paths.append(folder / name)
+    return paths
+
+
+def _codes(engine: Engine, table: str, dataset_id: int) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(f"SELECT code, id FROM {table} WHERE dataset_id = :d"), {"d": dataset_id}
+        ).all()
+    return {code: fid for code, fid in rows}
+
+
+def test_reimport_is_version_two_sharing_unchanged_rows(
+    engine: Engine, clean_tables: None, tmp_path: Path
+) -> None:
+    first = run(engine, *_survey(tmp_path / "v1", POINTS_V1, LINES_V1), crs="EPSG:4547")
+    dataset_id = first.dataset.id
+    nodes_v1 = _codes(engine, "pipe_node", dataset_id)
+    segments_v1 = _codes(engine, "pipe_segment", dataset_id)
+
+    second = run(engine, *_survey(tmp_path / "v2", POINTS_V2, LINES_V2), crs="EPSG:4547")
+    assert second.created and second.dataset.id == dataset_id
+    with engine.connect() as conn:
+        datasets = conn.execute(text("SELECT count(*) FROM dataset")).scalar_one()
+        versions = conn.execute(
+            text("SELECT version, changes FROM dataset_version WHERE dataset_id = :d ORDER BY 1"),
+            {"d": dataset_id},
+        ).all()
+        history = conn.execute(
+            text("SELECT table_name, count(*) FROM feature_history GROUP BY 1 ORDER BY 1")
+        ).all()
+    assert datasets == 1
+    assert [v for v, _ in versions] == [1, 2]
+    assert versions[1][1] == {
+        "pipe_node": {"added": 1, "removed": 1, "changed": 1, "unchanged": 2},
+        "pipe_segment": {"added": 1, "removed": 1, "changed": 2, "unchanged": 0},
+    }
+    # only what changed or went is kept: W2, W4; L1 (its end moved), L2, L3
+    assert history == [("pipe_node", 2), ("pipe_segment", 3)]
+
+    nodes_v2 = _codes(engine, "pipe_node", dataset_id)
+    segments_v2 = _codes(engine, "pipe_segment", dataset_id)
+    assert set(nodes_v2) == {"W1", "W2", "W3", "W5"}
+    assert {c: nodes_v2[c] for c in ("W1", "W2", "W3")} == {
+        c: nodes_v1[c] for c in ("W1", "W2", "W3")
+    }  # ids are stable across versions
+    assert set(segments_v2) == {"L1", "L2", "L4"}
+    assert segments_v2["L2"] == segments_v1["L2"]
+    with engine.connect() as conn:
+        ends = conn.execute(
+            text(
+                "SELECT s.code, a.code, b.code FROM pipe_segment s"
+                " JOIN pipe_node a ON a.id = s.start_node_id"
+                " JOIN pipe_node b ON b.id = s.end_node_id WHERE s.dataset_id = :d ORDER BY 1"
+            ),
+            {"d": dataset_id},
+        ).all()
+        diameter = conn.execute(
+            text("SELECT diameter_mm FROM pipe_segment WHERE code = 'L2'")
+        ).scalar_one()
+    assert ends == [("L1", "W1", "W2"), ("L2", "W2", "W3"), ("L4", "W3", "W5")]
+    assert diameter == 500
+
+
+def test_same_file_again_is_still_a_noop(
+    engine: Engine, clean_tables: None, tmp_path: Path
+) -> None:
+    paths = _survey(tmp_path / "v1", POINTS_V1, LINES_V1)
+    first = run(engine, *paths, crs="EPSG:4547")
+    again = run(engine, *paths, crs="EPSG:4547")
+    assert not again.created and again.dataset.id == first.dataset.id
+    replaced = run(engine, *paths, crs="EPSG:4547", replace=True)
+    assert replaced.created and replaced.dataset.id == first.dataset.id
+    with engine.connect() as conn:
+        changes = conn.execute(
+            text("SELECT changes FROM dataset_version WHERE version = 2")
+        ).scalar_one()
+        kept = conn.execute(text("SELECT count(*) FROM feature_history")).scalar_one()
+    assert changes["pipe_segment"] == {"added": 0, "removed": 0, "changed": 0, "unchanged": 3}
+    assert kept == 0
+
+
+def test_deleting_a_dataset_removes_every_version(
+    engine: Engine, clean_tables: None, tmp_path: Path
+) -> None:
+    run(engine, *_survey(tmp_path / "v1", POINTS_V1, LINES_V1), crs="EPSG:4547")
+    run(engine, *_survey(tmp_path / "v2", POINTS_V2, LINES_V2), crs="EPSG:4547")
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM dataset"))
+        left = [
+            conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+            for t in ("dataset_version", "feature_history", "pipe_node", "pipe_segment")
+        ]
+    assert left == [0, 0, 0, 0]
+
+
+def test_diff_and_time_travel_read_version_one(
+    engine: Engine, clean_tables: None, tmp_path: Path
+) -> None:
+    from sqlalchemy.orm import Session
+
+    from cim.services.ogc.crs import parse_ogc_crs
+    from cim.services.ogc.features import query_items
+    from cim.services.ogc.models import ItemsQuery
+    from cim.services.ogc.specs import collection_specs
+    from cim.services.versions.diff import dataset_diff
+    from cim.services.versions.history import version_time
+    from cim.services.versions.timetravel import spec_at
+
+    first = run(engine, *_survey(tmp_path / "v1", POINTS_V1, LINES_V1), crs="EPSG:4547")
+    run(engine, *_survey(tmp_path / "v2", POINTS_V2, LINES_V2), crs="EPSG:4547")
+    dataset_id = first.dataset.id
+    with Session(engine) as session:
+        diff = dataset_diff(session, dataset_id=dataset_id, srid=4547)
+        got = {(f.table, f.code): (f.state, f.attributes, f.moved_m) for f in diff.features}
+        t1 = version_time(session, dataset_id, 1)
+        specs = {s.id: s for s in collection_specs(["PS"])}
+        query = ItemsQuery(limit=100, crs=parse_ogc_crs(None, 4547))
+        then = query_items(
+            session, spec=spec_at(specs["pipe_segments"], (t1, t1)), query=query,
+            storage_srid=4547,
+        )  # fmt: skip
+        now = query_items(session, spec=specs["pipe_segments"], query=query, storage_srid=4547)
+    assert diff.totals == {"added": 2, "removed": 2, "changed": 3}
+    top = ["end_top_z", "length_m", "nominal_dn", "start_top_z"]  # DN500 sits higher
+    assert got == {
+        ("pipe_node", "W2"): ("changed", ["geom"], 3.0),
+        ("pipe_node", "W4"): ("removed", [], None),
+        ("pipe_node", "W5"): ("added", [], None),
+        ("pipe_segment", "L1"): ("changed", ["length_m", "geom"], 3.0),  # its end moved 3 m
+        ("pipe_segment", "L2"): ("changed", [*sorted(["diameter_mm", *top]), "geom"], 3.0),
+        ("pipe_segment", "L3"): ("removed", [], None),
+        ("pipe_segment", "L4"): ("added", [], None),
+    }
+    assert diff.summary["pipe_segment"] == {"PS": {"added": 1, "removed": 1, "changed": 2}}
+    assert len(diff.geojson["features"]) == 7
+    assert then.number_matched == 3 and '"L3"' in then.features and '"L4"' not in then.features
+    assert now.number_matched == 3 and '"L4"' in now.features and '"L3"' not in now.features
+    assert '"diameter_mm":400' in then.features.replace(" ", "")
