@@ -41,7 +41,8 @@ LANG_DESCRIPTION = (
 TABLE_DESCRIPTION = (
     "csv only, for an answer with several tables: which one (isolation: `valves` (default) or "
     "`segments`; trace: `segments` or `nodes`; profile: `segments` or `nodes`; excavation: "
-    "`pipes` or `owners`). xlsx holds every table, one sheet each."
+    "`pipes` or `owners`; shutdown: `nodes` (default), `below_service`, `isolated`, `closed`; "
+    "flood: `nodes` (default), `conduits`, `outfalls`). xlsx holds every table, one sheet each."
 )
 
 
