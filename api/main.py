@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from api.errors import add_exception_handlers
 from api.jobs import JobRunner
 from api.routers import (
+    analysis_gas,
     analysis_pipes,
     datasets,
     features,
@@ -47,6 +48,7 @@ ROUTERS = [
     tiles.router,
     shelters.router,
     analysis_pipes.router,
+    analysis_gas.router,
     simulation.router,
     terrain.router,
 ]
