@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import typer
 
-from cli import analyse_drainage, analyse_pipes, analyse_shelters, analyse_simulation
+from cli import (
+    analyse_drainage,
+    analyse_gas,
+    analyse_pipes,
+    analyse_shelters,
+    analyse_simulation,
+)
 
 app = typer.Typer(
     help="Analyses: pipe network (one map) and disaster-shelter zoning.", no_args_is_help=True
@@ -15,4 +21,5 @@ app = typer.Typer(
 app.add_typer(analyse_shelters.app, name="shelters")
 app.add_typer(analyse_pipes.app, name="pipes")
 app.add_typer(analyse_drainage.app, name="drainage")
+app.add_typer(analyse_gas.app, name="gas")
 analyse_pipes.app.command("shutdown")(analyse_simulation.shutdown)
