@@ -9,7 +9,7 @@ file in the storage CRS unless ``--crs`` names another one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -49,7 +49,7 @@ def adjacent(
 
     with session_scope() as session:
         srid = session_srid(session)
-        common = {
+        common: dict[str, Any] = {
             "segment_id": segment,
             "point": point_to_storage(parse_point(point), crs, srid),
             "dataset_id": dataset,
@@ -59,7 +59,7 @@ def adjacent(
             "with_geojson": as_json,
         }
         if alarm:
-            result = gas_alarm(session, failed_valve_ids=failed, **common)  # type: ignore[arg-type]
+            result = gas_alarm(session, failed_valve_ids=failed, **common)
         else:
             polygon = None if area is None else _geometry(area)
             result = adjacent_spaces(
@@ -67,7 +67,7 @@ def adjacent(
                 area=geometry_to_storage(polygon, crs, srid, what="area"),
                 sensors=sensors,
                 piece_m=piece,
-                **common,  # type: ignore[arg-type]
+                **common,
             )
     emit(result.model_dump(mode="json"), as_json=as_json, text=adjacent_text(result))
 

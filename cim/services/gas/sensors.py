@@ -38,12 +38,13 @@ def pipe_pieces(
     """Equal 2D pieces of at most ``piece_m`` of every pipe, and their weights."""
     if piece_m <= 0:
         raise InvalidInput("piece_m must be positive")
-    counts = [max(1, math.ceil(shapely.force_2d(p.line).length / piece_m)) for p in pipes]
-    if sum(counts) > MAX_PIECES:
+    exact = [shapely.force_2d(p.line).length / piece_m for p in pipes]
+    if not math.isfinite(sum(exact)) or sum(exact) + len(pipes) > MAX_PIECES:
         raise InvalidInput(
-            f"the gas pipes make {sum(counts):,} pieces of {piece_m} m, above {MAX_PIECES:,}:"
+            f"the gas pipes make more than {MAX_PIECES:,} pieces of {piece_m:g} m:"
             " ask for longer pieces or a smaller area"
         )
+    counts = [max(1, math.ceil(n)) for n in exact]
     pieces: list[shapely.LineString] = []
     weights: list[float] = []
     for pipe, count in zip(pipes, counts, strict=True):
