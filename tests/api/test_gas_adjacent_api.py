@@ -4,6 +4,7 @@ audited, scopes, the alarm's valves, sensor sites, the map in another CRS, bad r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,3 +112,11 @@ def test_scopes_alarm_sensors_and_output_crs(
         {"alarm": True, "segment_id": gas.gas_segments["V1b"], "sensors": 2},
     ):
         assert client.post(URL, json=bad, headers=headers).status_code in (400, 422), bad
+
+
+def test_openapi_documents_the_route(client: TestClient) -> None:
+    spec = client.get("/api").json()
+    operation = spec["paths"][URL]["post"]
+    assert operation["tags"] == ["gas analyses"] and "燃气相邻地下空间" in operation["summary"]
+    assert {"200", "400", "401"} <= set(operation["responses"])
+    assert '"type": "null"' not in json.dumps(spec)  # the 3.0.3 document stays 3.0
