@@ -19,8 +19,10 @@ from api.routers import (
     metrics,
     shelters,
     simulation,
+    sta,
     terrain,
     tiles,
+    versions,
     viewer,
 )
 from api.setup import (
@@ -45,12 +47,14 @@ ROUTERS = [
     viewer.router,
     features.router,
     datasets.router,
+    versions.router,
     tiles.router,
     shelters.router,
     analysis_pipes.router,
     analysis_gas.router,
     simulation.router,
     terrain.router,
+    sta.router,
 ]
 """Every router of the API; a new domain adds its router module here."""
 

@@ -1,4 +1,4 @@
-"""``cim datasets list|show|delete``: what has been imported."""
+"""``cim datasets list|show|delete`` (and ``history|diff|purge``): what has been imported."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from typing import Annotated
 import typer
 
 from cim.services import datasets as dataset_service
+from cli import datasets_versions
 from cli.context import emit, session_scope
 
 app = typer.Typer(
-    help="Imported datasets: list, show (with QC report), delete.", no_args_is_help=True
+    help="Imported datasets: list, show (with QC report), delete; versions: history, diff, purge.",
+    no_args_is_help=True,
 )
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -55,3 +57,6 @@ def delete(
         dataset = dataset_service.delete_dataset(session, dataset_id=dataset_id)
         result = {"deleted": dataset.id, "kind": dataset.kind, "name": dataset.name}
     emit(result, as_json=as_json, text=f"deleted dataset {dataset_id} ({result['name']})")
+
+
+datasets_versions.register(app)

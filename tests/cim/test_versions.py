@@ -7,50 +7,12 @@ expected changes are known by construction.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from sqlalchemy import Engine, text
 
 from tests.importers.pipes_helpers import run
-
-POINTS_V1 = [
-    ["物探点号", "X", "Y", "地面高程", "特征", "附属物", "井底埋深"],
-    ["W1", "3400000", "500000", "20.00", "", "检查井", "2.00"],
-    ["W2", "3400000", "500030", "20.00", "", "检查井", "2.00"],
-    ["W3", "3400000", "500060", "20.00", "", "检查井", "2.00"],
-    ["W4", "3400000", "500090", "20.00", "", "检查井", "2.00"],
-]
-LINES_V1 = [
-    ["管线编号", "起点号", "终点号", "起点埋深", "终点埋深", "管径", "材质"],
-    ["L1", "W1", "W2", "2.00", "2.00", "400", "砼"],
-    ["L2", "W2", "W3", "2.00", "2.00", "400", "砼"],
-    ["L3", "W3", "W4", "2.00", "2.00", "400", "砼"],
-]
-# W2 moved 3 m east; L2 now DN500; L3 and W4 gone; W5 and L4 new.
-POINTS_V2 = [
-    POINTS_V1[0],
-    POINTS_V1[1],
-    ["W2", "3400003", "500030", "20.00", "", "检查井", "2.00"],
-    POINTS_V1[3],
-    ["W5", "3400030", "500060", "20.00", "", "检查井", "2.00"],
-]
-LINES_V2 = [
-    LINES_V1[0],
-    LINES_V1[1],
-    ["L2", "W2", "W3", "2.00", "2.00", "500", "砼"],
-    ["L4", "W3", "W5", "2.00", "2.00", "300", "PVC"],
-]
-
-
-def _survey(folder: Path, points: list[list[str]], lines: list[list[str]]) -> list[Path]:
-    folder.mkdir()
-    paths = []
-    for name, rows in (("PS_POINT.csv", points), ("PS_LINE.csv", lines)):
-        with open(folder / name, "w", newline="", encoding="utf-8") as handle:
-            csv.writer(handle).writerows(rows)
-        paths.append(folder / name)
-    return paths
+from tests.version_fixtures import LINES_V1, LINES_V2, POINTS_V1, POINTS_V2, survey
 
 
 def _codes(engine: Engine, table: str, dataset_id: int) -> dict[str, int]:
@@ -64,12 +26,12 @@ def _codes(engine: Engine, table: str, dataset_id: int) -> dict[str, int]:
 def test_reimport_is_version_two_sharing_unchanged_rows(
     engine: Engine, clean_tables: None, tmp_path: Path
 ) -> None:
-    first = run(engine, *_survey(tmp_path / "v1", POINTS_V1, LINES_V1), crs="EPSG:4547")
+    first = run(engine, *survey(tmp_path / "v1", POINTS_V1, LINES_V1), crs="EPSG:4547")
     dataset_id = first.dataset.id
     nodes_v1 = _codes(engine, "pipe_node", dataset_id)
     segments_v1 = _codes(engine, "pipe_segment", dataset_id)
 
-    second = run(engine, *_survey(tmp_path / "v2", POINTS_V2, LINES_V2), crs="EPSG:4547")
+    second = run(engine, *survey(tmp_path / "v2", POINTS_V2, LINES_V2), crs="EPSG:4547")
     assert second.created and second.dataset.id == dataset_id
     with engine.connect() as conn:
         datasets = conn.execute(text("SELECT count(*) FROM dataset")).scalar_one()
@@ -116,7 +78,7 @@ def test_reimport_is_version_two_sharing_unchanged_rows(
 def test_same_file_again_is_still_a_noop(
     engine: Engine, clean_tables: None, tmp_path: Path
 ) -> None:
-    paths = _survey(tmp_path / "v1", POINTS_V1, LINES_V1)
+    paths = survey(tmp_path / "v1", POINTS_V1, LINES_V1)
     first = run(engine, *paths, crs="EPSG:4547")
     again = run(engine, *paths, crs="EPSG:4547")
     assert not again.created and again.dataset.id == first.dataset.id
@@ -134,8 +96,8 @@ def test_same_file_again_is_still_a_noop(
 def test_deleting_a_dataset_removes_every_version(
     engine: Engine, clean_tables: None, tmp_path: Path
 ) -> None:
-    run(engine, *_survey(tmp_path / "v1", POINTS_V1, LINES_V1), crs="EPSG:4547")
-    run(engine, *_survey(tmp_path / "v2", POINTS_V2, LINES_V2), crs="EPSG:4547")
+    run(engine, *survey(tmp_path / "v1", POINTS_V1, LINES_V1), crs="EPSG:4547")
+    run(engine, *survey(tmp_path / "v2", POINTS_V2, LINES_V2), crs="EPSG:4547")
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM dataset"))
         left = [
@@ -158,8 +120,8 @@ def test_diff_and_time_travel_read_version_one(
     from cim.services.versions.history import version_time
     from cim.services.versions.timetravel import spec_at
 
-    first = run(engine, *_survey(tmp_path / "v1", POINTS_V1, LINES_V1), crs="EPSG:4547")
-    run(engine, *_survey(tmp_path / "v2", POINTS_V2, LINES_V2), crs="EPSG:4547")
+    first = run(engine, *survey(tmp_path / "v1", POINTS_V1, LINES_V1), crs="EPSG:4547")
+    run(engine, *survey(tmp_path / "v2", POINTS_V2, LINES_V2), crs="EPSG:4547")
     dataset_id = first.dataset.id
     with Session(engine) as session:
         diff = dataset_diff(session, dataset_id=dataset_id, srid=4547)

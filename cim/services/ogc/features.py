@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    true,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.engine import Connection
@@ -196,7 +197,7 @@ def items_statement(spec: CollectionSpec, query: ItemsQuery, storage_srid: int) 
     """The one SELECT returning (matched, returned, features text) for ``query``."""
     crs = query.crs
     assert crs is not None
-    where = and_(*_where(spec, query, storage_srid))
+    where = and_(true(), *_where(spec, query, storage_srid))
     order = _order(spec, query)
     page = (
         select(
@@ -295,7 +296,7 @@ def _page_statement(spec: CollectionSpec, query: ItemsQuery, storage_srid: int) 
     return (
         select(_feature_sql(spec, query.crs, storage_srid, query.properties))
         .select_from(spec.source)
-        .where(and_(*_where(spec, query, storage_srid)))
+        .where(and_(true(), *_where(spec, query, storage_srid)))
         .order_by(*order)
         .limit(bindparam("page_limit", type_=BigInteger))
         .offset(bindparam("page_offset", type_=BigInteger))
@@ -312,7 +313,7 @@ def count_matched(
     statement = (
         select(func.count())
         .select_from(spec.source)
-        .where(and_(*_where(spec, query, storage_srid)))
+        .where(and_(true(), *_where(spec, query, storage_srid)))
     )
     return int(session.scalar(statement, values) or 0)
 
@@ -352,7 +353,7 @@ def query_feature(
     statement = (
         select(_feature_sql(spec, crs, storage_srid, None))
         .select_from(spec.source)
-        .where(and_(*_where(spec, query, storage_srid)))
+        .where(and_(true(), *_where(spec, query, storage_srid)))
     )
     values: BindValues = _parameters(spec, query, storage_srid) or {}
     values.pop("page_limit", None)
