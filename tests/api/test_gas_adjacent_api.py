@@ -21,7 +21,7 @@ from tests.audit_rows import last_audit_id, reads_since
 from tests.cim.gas_fixtures import AS_OF, X0, Y0, GasStreet, write_gas_street
 
 URL = "/analysis/gas/adjacent-spaces"
-RANKED = ["B3", "B1", "W9", "W1", "T1", "W7", "W5", "W2", "W3", "W4"]
+RANKED = ["B3", "B1", "W9", "W1", "T1", "W7", "W10", "W5", "W2", "W3", "W4"]
 """The street's spaces by risk, as tests/cim/test_gas_adjacent.py derives them by hand."""
 
 
@@ -72,10 +72,10 @@ def test_keyed_answer_equals_the_service_and_is_audited(
         direct = adjacent_spaces(session, as_of_year=AS_OF)
     assert body == direct.model_dump(mode="json")
     roles = [f["properties"]["role"] for f in body["geojson"]["features"]]
-    assert (roles.count("gas_pipe"), roles.count("space"), roles.count("distance")) == (5, 10, 10)
+    assert (roles.count("gas_pipe"), roles.count("space"), roles.count("distance")) == (5, 11, 11)
     [(audited_key, resource, detail)] = reads_since(engine, start)
     assert (audited_key, resource) == (key_id, "analysis/gas/adjacent-spaces")
-    assert detail["per_class"] == {"DL": 1, "RQ": 5}  # the default sensitive classes
+    assert detail["per_class"] == {"DL": 2, "RQ": 5}  # the default sensitive classes
 
 
 def test_scopes_alarm_sensors_and_output_crs(
@@ -91,7 +91,7 @@ def test_scopes_alarm_sensors_and_output_crs(
         return found
 
     south = post(bbox=[X0 - 10, Y0 - 50, X0 + 210, Y0 + 30])
-    assert south["space_count"] == 9
+    assert south["space_count"] == 10
     alarm = post(point=[X0 + 70, Y0 + 0.4], alarm=True)
     isolation = alarm["isolation"]
     assert isinstance(isolation, dict)

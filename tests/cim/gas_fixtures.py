@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import shapely
 from geoalchemy2.shape import from_shape
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from bench.rows import NodeRow, copy_nodes
@@ -62,7 +63,9 @@ WELLS = {
     "W7": ("PS", "junction", 10.0, -2.5, 7.5),  # a SWMM manhole: a junction with a bottom
     "W7a": ("PS", "junction", 60.0, 1.0, None),  # a plain junction: not a space
     "W9": ("TX", "manhole", 50.0, 63.0, 8.0),
+    "W10": ("DL", "junction", 190.0, -2.0, 8.0),  # 附属物 工作井: a well by its text
 }
+APPURTENANCES = {"W10": "工作井", "W7a": "直线点"}
 EXPECTED = [
     Expected("pipe_node", "W1", "power_well", "aV1", 2.0, "below", 0.8, 1.0 * 2.0, 1.5),
     Expected("pipe_node", "W2", "telecom_well", "V1b", 1.5, "above", 0.2, 0.5 * 0.8, 1.3),
@@ -71,6 +74,7 @@ EXPECTED = [
     Expected("pipe_node", "W5", "water_well", "V2c", 1.0, "below", 0.3, 1.5 * 1.5, 1.0),
     Expected("pipe_node", "W7", "drainage_well", "aV1", 2.5, "below", 1.3, 1.0 * 2.5, 1.3),
     Expected("pipe_node", "W9", "telecom_well", "far", 3.0, "below", 0.8, 1.0 * 2.0, 1.3),
+    Expected("pipe_node", "W10", "power_well", "V2c", 2.0, "below", 0.8, 1.0 * 2.0, 1.5),
     # the tunnel: 2 m x 2.5 m x 36.5 m, invert 5.0
     Expected("pipe_segment", "T1", "utility_tunnel", "bV2", 3.5, "below", 3.8, 182.5, 1.5),
     Expected("building", "B1", "basement", "V1b", 4.0, "below", 4.8, 20 * 10 * 6.0, 2.0),
@@ -153,6 +157,11 @@ def write_gas_street(session: Session) -> GasStreet:
             for code, (u, k, x, y, b) in WELLS.items()
         ],
     )
+    for code, text_ in APPURTENANCES.items():
+        session.execute(
+            text("UPDATE pipe_node SET appurtenance = :a WHERE id = :id"),
+            {"a": text_, "id": wells[code]},
+        )
     tunnel = make_dataset(session, "tunnel")
     _, tunnel_segments = write_network(
         session,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from cim.errors import AuthenticationRequired, InvalidInput
 from cim.services.gas.adjacent import adjacent_spaces
 from cim.services.gas.alarm import gas_alarm
+from cim.services.gas.models import AdjacentSpaceReport
 from cim.services.gas.pressure import pressure_class
 from cim.services.gas.risk import material_life
 from cim.services.pipes.isolation import isolate_burst
@@ -59,11 +60,11 @@ def test_spaces_distances_relations_and_ranking_equal_the_hand_values(
         assert (space.vertical_relation, space.vertical_gap_m) == (e.relation, e.gap_m), e.code
         assert space.volume_m3 == round(e.volume_m3, 3), e.code
         assert space.risk.score == round(hand_risk(e), 6), e.code
-    assert report.space_count == 10 and report.gas_pipe_count == 5
+    assert report.space_count == 11 and report.gas_pipe_count == 5
     assert report.gas_length_m == 40 + 60 + 60 + 40 + 100
     assert report.buildings_without_basement_data == 1  # B2: within reach, nothing below ground
     assert report.counts_by_type == {
-        "basement": 2, "drainage_well": 2, "heat_well": 1, "power_well": 1, "telecom_well": 2,
+        "basement": 2, "drainage_well": 2, "heat_well": 1, "power_well": 2, "telecom_well": 2,
         "utility_tunnel": 1, "water_well": 1,
     }  # fmt: skip
     first = report.spaces[0]
@@ -80,7 +81,7 @@ def test_map_has_gas_pipes_spaces_and_distance_lines(session: Session, street: G
     report = adjacent_spaces(session, as_of_year=AS_OF)
     assert report.geojson is not None
     roles = [f["properties"]["role"] for f in report.geojson["features"]]
-    assert (roles.count("gas_pipe"), roles.count("space"), roles.count("distance")) == (5, 10, 10)
+    assert (roles.count("gas_pipe"), roles.count("space"), roles.count("distance")) == (5, 11, 11)
     key = f"distance.pipe_node.{street.wells['W1']}"
     line = next(f for f in report.geojson["features"] if f.get("id") == key)
     assert line["geometry"] is not None
@@ -96,11 +97,14 @@ def test_scopes_segment_point_area_and_hidden_classes(session: Session, street: 
     assert [s.code for s in picked.spaces] == near_v1b
     south = shapely.box(X0 - 10, Y0 - 50, X0 + 210, Y0 + 30)
     area = adjacent_spaces(session, area=south.wkt, as_of_year=AS_OF, with_geojson=False)
-    assert area.space_count == 9 and "W9" not in {s.code for s in area.spaces}
+    assert area.space_count == 10 and "W9" not in {s.code for s in area.spaces}
     limited = adjacent_spaces(session, limit=3, as_of_year=AS_OF)
-    assert len(limited.spaces) == 3 and limited.truncated and limited.space_count == 10
+    assert len(limited.spaces) == 3 and limited.truncated and limited.space_count == 11
     no_power = adjacent_spaces(session, hidden_utilities=frozenset({"DL"}), as_of_year=AS_OF)
-    assert "W1" not in {s.code for s in no_power.spaces} and no_power.space_count == 9
+    assert {"W1", "W10"}.isdisjoint(s.code for s in no_power.spaces)
+    assert no_power.space_count == 9
+    by_text = next(s for s in report_all(session).spaces if s.code == "W10")
+    assert (by_text.kind, by_text.utility) == ("工作井", "DL")  # a well by its 附属物 text
     with pytest.raises(AuthenticationRequired):
         adjacent_spaces(session, hidden_utilities=frozenset({"RQ", "DL"}))
     with pytest.raises(InvalidInput, match="at most one"):
@@ -109,6 +113,10 @@ def test_scopes_segment_point_area_and_hidden_classes(session: Session, street: 
         adjacent_spaces(session, segment_id=street.tunnel_segments["T1"])
     with pytest.raises(InvalidInput, match="radius_m"):
         adjacent_spaces(session, radius_m=0)
+
+
+def report_all(session: Session) -> AdjacentSpaceReport:
+    return adjacent_spaces(session, as_of_year=AS_OF, with_geojson=False)
 
 
 def pulp_mclp(k: int) -> tuple[float, list[float], list[list[int]]]:

@@ -15,7 +15,7 @@ from cim.services.gas.adjacent import adjacent_spaces
 from tests.cim.gas_fixtures import AS_OF, X0, Y0, write_gas_street
 from tests.conftest import CIM, cli_env
 
-RANKED = ["B3", "B1", "W9", "W1", "T1", "W7", "W5", "W2", "W3", "W4"]
+RANKED = ["B3", "B1", "W9", "W1", "T1", "W7", "W10", "W5", "W2", "W3", "W4"]
 
 
 def run(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -36,10 +36,10 @@ def test_cli_gas_adjacent(engine: Engine, database_url: str, clean_tables: None)
     assert table.returncode == 0, table.stderr
     rows = table.stdout.splitlines()
     assert rows[0].split()[:3] == ["rank", "space", "type"]
-    assert [row.split()[1] for row in rows[1:11]] == RANKED
+    assert [row.split()[1] for row in rows[1:12]] == RANKED
     assert rows[1].split() == ["1", "B3", "basement", "5.00", "below", "4.80", "m", "aV1",
                                "medium_a", "8.764"]  # fmt: skip
-    assert rows[11].startswith("10 spaces within 5 m of 5 gas pipes (300.0 m); 1 buildings")
+    assert rows[12].startswith("11 spaces within 5 m of 5 gas pipes (300.0 m); 1 buildings")
     as_json = json.loads(run(database_url, "--json").stdout)
     with Session(engine) as session:
         direct = adjacent_spaces(session, as_of_year=AS_OF)
@@ -51,6 +51,6 @@ def test_cli_gas_adjacent(engine: Engine, database_url: str, clean_tables: None)
     assert [row.split()[1] for row in alarm.splitlines()[1:4]] == ["B1", "W2", "W3"]
     south = f"POLYGON (({X0 - 10} {Y0 - 50}, {X0 + 210} {Y0 - 50}, {X0 + 210} {Y0 + 30}, " \
             f"{X0 - 10} {Y0 + 30}, {X0 - 10} {Y0 - 50}))"  # fmt: skip
-    assert "9 spaces within 5 m of 4 gas pipes" in run(database_url, "--area", south).stdout
+    assert "10 spaces within 5 m of 4 gas pipes" in run(database_url, "--area", south).stdout
     bad = run(database_url, "--radius", "0")
     assert bad.returncode == 2 and "radius_m" in bad.stderr

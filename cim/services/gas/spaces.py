@@ -5,7 +5,9 @@ What counts as a space, and where its size comes from:
 * **Wells and chambers** - ``pipe_node`` rows of every class but gas whose kind is a chamber
   the importers write (CJJ 61 附属物 检修井/检查井/窨井 -> ``manhole``, 手孔 -> ``handhole``,
   阀门井 -> ``valve``, 水表井 -> ``meter``, 化粪池 -> ``septic_tank``, 雨水口 -> ``inlet``), plus
-  drainage junctions and storage nodes with a surveyed bottom (SWMM manholes). Bottom =
+  drainage junctions and storage nodes with a surveyed bottom (SWMM manholes), and any node
+  whose 附属物 text names a well the vocabulary does not map (电力井, 通信井, 工作井, 热力井 …:
+  ``appurtenance`` containing 井, taken as a manhole). Bottom =
   ``bottom_z`` (井底高程), else ground minus a default depth; plan area by kind (defaults below,
   a design choice: the survey tables carry no chamber size); volume = area x depth.
 * **Utility tunnels** (综合管廊, CJJ 61 sub-class ZH of class QT) - ``pipe_segment`` rows;
@@ -80,13 +82,14 @@ _GAS = "WITH gas AS MATERIALIZED (SELECT id, geom FROM pipe_segment WHERE id = A
 _NODES_SQL = (
     _GAS
     + """
-SELECT DISTINCT ON (n.id) n.id, n.code, upper(n.utility) AS utility, n.kind, n.ground_z,
+SELECT DISTINCT ON (n.id) n.id, n.code, upper(n.utility) AS utility, n.kind, n.appurtenance,
+       n.ground_z,
        n.bottom_z, ST_X(n.geom) AS x, ST_Y(n.geom) AS y, g.id AS gas_id,
        ST_Distance(n.geom, g.geom) AS distance
 FROM gas g JOIN pipe_node n ON ST_DWithin(n.geom, g.geom, :radius)
 WHERE n.dataset_id = ANY(:datasets) AND upper(n.utility) <> :gas_class
   AND NOT (upper(n.utility) = ANY(:hidden))
-  AND (n.kind = ANY(:kinds)
+  AND (n.kind = ANY(:kinds) OR strpos(n.appurtenance, '井') > 0
        OR (upper(n.utility) = 'PS' AND n.kind = ANY(:swmm) AND n.bottom_z IS NOT NULL))
 ORDER BY n.id, distance, g.id
 """
@@ -159,7 +162,7 @@ def chamber_spaces(
                 code=str(r.code),
                 space_type=SPACE_TYPE_OF_CLASS.get(r.utility, "other_well"),
                 utility=r.utility,
-                kind=r.kind,
+                kind=r.kind if r.kind in CHAMBER_KINDS or not r.appurtenance else r.appurtenance,
                 geom=shapely.Point(r.x, r.y),
                 gas_id=int(r.gas_id),
                 distance_m=float(r.distance),
