@@ -18,6 +18,10 @@ nearest gas pipe scores
   wells 1.2, water and other wells 1.0, basements 2.0 (people inside);
 * ``F_volume = 1 + log10(1 + V) / 2`` with ``V`` the enclosed volume in m³.
 
+The vertical relation (space bottom above, level with or below the pipe) is reported, not
+scored: natural gas rises and LPG sinks, and both migrate along bedding and conduits, so no
+direction is safe to discount without a source.
+
 The multiplicative form, the linear distance decay and every weight are a design choice of
 this project, not a standard: they order the spaces to inspect, they are not a probability.
 The default radius ``R`` = 5 m is **unverified**: no standard or guide read so far gives a
