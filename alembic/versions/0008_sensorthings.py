@@ -193,9 +193,10 @@ CREATE TABLE sensor_device (
 CREATE TABLE sensor_observed_property (
     id bigserial CONSTRAINT pk_sensor_observed_property PRIMARY KEY,
     name text NOT NULL,
-    definition text NOT NULL CONSTRAINT uq_sensor_observed_property_definition UNIQUE,
+    definition text NOT NULL,
     description text NOT NULL, {props}
 );
+CREATE INDEX ix_sensor_observed_property_definition ON sensor_observed_property (definition);
 
 CREATE TABLE sensor_datastream (
     id bigserial CONSTRAINT pk_sensor_datastream PRIMARY KEY,

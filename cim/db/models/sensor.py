@@ -149,7 +149,8 @@ class ObservedProperty(Base):
 
     id: Mapped[BigIntPK]
     name: Mapped[str] = mapped_column(Text)
-    definition: Mapped[str] = mapped_column(Text, unique=True)
+    # Not unique: clients deep-insert the same definition with each new Datastream.
+    definition: Mapped[str] = mapped_column(Text, index=True)
     description: Mapped[str] = mapped_column(Text)
     properties: Mapped[JsonAttrs]
 

@@ -10,7 +10,6 @@ compares the numeric column for numbers and the JSON column otherwise.
 
 from __future__ import annotations
 
-import json
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -192,11 +191,11 @@ class Translator:
                 expression = func.coalesce(func.to_jsonb(expression), _result_json(self))
             return expression.is_(None) if node.op == "eq" else expression.is_not(None)  # type: ignore[no-any-return]
         if kind == "json":
-            return compare(expression, cast(json.dumps(_plain(value)), JSONB))  # type: ignore[no-any-return]
+            return compare(expression, literal(_plain(value), JSONB))  # type: ignore[no-any-return]
         if kind == "result":
             if value_kind == "literal-number":
                 return compare(expression, literal(value))  # type: ignore[no-any-return]
-            return compare(_result_json(self), cast(json.dumps(_plain(value)), JSONB))  # type: ignore[no-any-return]
+            return compare(_result_json(self), literal(_plain(value), JSONB))  # type: ignore[no-any-return]
         return compare(expression, self.operand(kind, value, value_kind))  # type: ignore[no-any-return]
 
     def operand(self, kind: str, value: Any, value_kind: str) -> Any:
