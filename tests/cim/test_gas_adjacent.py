@@ -5,6 +5,7 @@ the isolation service gives."""
 
 from __future__ import annotations
 
+import doctest
 import math
 
 import pulp
@@ -195,3 +196,10 @@ def test_pressure_classes_and_material_lives() -> None:
     assert [material_life(m) for m in ["钢", "G", "PE100", "ZT", "球墨铸铁", "?"]] == [
         30.0, 30.0, 40.0, 40.0, 40.0, 30.0,
     ]  # fmt: skip
+
+
+def test_docstring_examples_hold() -> None:
+    from cim.services.gas import pressure, risk
+
+    for module in (pressure, risk):
+        assert doctest.testmod(module).failed == 0, module.__name__
