@@ -391,3 +391,77 @@ def test_errors_are_problem_json(client: TestClient) -> None:
         answer = client.get(f"{ROOT}/{path}")
         assert answer.status_code == status, (path, answer.text)
         assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+HOSTILE_READS = [
+    "Things?$filter=id eq 99999999999999999999999",
+    "Things?$filter=geo.intersects(Locations/location, geography'POINT(500 500)')",
+    "Locations?$filter=geo.intersects(location, geography'POLYGON((0 0))')",
+    "Observations?$filter=result div 0 gt 1",
+    "Observations?$filter=result gt 1e400",
+    "Things?$filter=name eq 'a%00b'",
+    "Things?$filter=year(name) eq 1",
+    "Things?$filter=substringof(1, name)",
+    "Things?$filter=" + "(" * 60 + "id eq 1" + ")" * 60,
+    "Things?$filter=not not not id eq 1",
+    "Things?$orderby=Locations/location",
+    "Things?$orderby=properties/a desc,name asc",
+    "Things?$expand=Datastreams($top=abc)",
+    "Things?$expand=Datastreams/Observations/FeatureOfInterest/Observations/Datastream",
+    "Things?$expand=Nope",
+    "Things?$select=name,nope",
+    "Things?$resultFormat=dataArray",
+    "Things(1)/name/$value/extra",
+    "Things(1)/Datastreams(2)/Observations(3)",
+    "Observations?$filter=phenomenonTime gt '2026'",
+    "Observations?$filter=Datastream/Thing/Locations/location eq 1",
+    "Datastreams?$filter=unitOfMeasurement/symbol eq 'degC'",
+    "Things(0)",
+    "Things(1)(2)",
+    "Things%00",
+]
+
+
+def test_hostile_requests_never_fail_with_500(client: TestClient, keys: dict[str, str]) -> None:
+    for path in HOSTILE_READS:
+        answer = client.get(f"{ROOT}/{path}")
+        assert answer.status_code < 500, (path, answer.text)
+    nested: dict[str, Any] = {"name": "n", "description": "d"}
+    for _ in range(40):
+        nested = {"name": "n", "description": "d", "Datastreams": [{"Thing": nested}]}
+    bodies = [
+        ("Things", nested),
+        ("Things", []),
+        ("Things", {"name": 1, "description": "d"}),
+        ("Things", {"name": "n", "description": "d", "properties": {"cim:watches": 5}}),
+        ("Things", {"name": "n", "description": "d", "Locations": [{"@iot.id": 987654}]}),
+        (
+            "Locations",
+            {
+                "name": "n",
+                "description": "d",
+                "encodingType": "application/geo+json",
+                "location": {"type": "Point", "coordinates": [1e308, 0]},
+            },
+        ),
+        (
+            "Datastreams",
+            {
+                "name": "n",
+                "description": "d",
+                "observationType": "x",
+                "unitOfMeasurement": {"name": None, "symbol": None, "definition": None},
+            },
+        ),
+        ("Observations", {"result": 1, "Datastream": {"@iot.id": "one"}}),
+        ("Observations", {"result": 1, "phenomenonTime": "2026-01-01T00:00:00"}),
+        ("CreateObservations", {"not": "a list"}),
+        (
+            "CreateObservations",
+            [{"Datastream": {"@iot.id": 1}, "components": ["x"], "dataArray": []}],
+        ),
+        ("Things(1)/name", {"name": "x"}),
+    ]
+    for path, body in bodies:
+        answer = client.post(f"{ROOT}/{path}", json=body, headers=auth(keys))
+        assert 400 <= answer.status_code < 500, (path, answer.text)

@@ -38,6 +38,22 @@ from cim.services.sensors.values import (
     unit_value,
 )
 
+MAX_NESTING = 24
+"""Deep inserts nest a few levels (Thing > Datastream > Sensor); JSON properties a few more."""
+
+
+def check_nesting(body: Any) -> None:
+    """Refuse bodies nested deeper than :data:`MAX_NESTING` (before any recursion)."""
+    stack = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise InvalidInput(f"the body is nested deeper than {MAX_NESTING} levels")
+        children = (
+            value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        )
+        stack.extend((child, depth + 1) for child in children)
+
 
 def _entity_body(entity_set: EntitySet, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
@@ -108,7 +124,7 @@ def reference(session: Session, entity_set: EntitySet, value: Any, ctx: Context)
         if not found:
             raise NotFound(f"no {entity_set.singular} with id {entity_id}")
         return int(entity_id)
-    return create(session, entity_set, value, ctx)
+    return _create(session, entity_set, value, ctx)
 
 
 def _record_history(session: Session, thing_id: int, location_ids: list[int]) -> None:
@@ -134,6 +150,17 @@ def create(
 ) -> int:
     """Insert one entity with its nested ones; returns its id. ``implied`` gives to-one links
     the request path fixes (``Datastreams(1)/Observations`` implies the Datastream)."""
+    check_nesting(body)
+    return _create(session, entity_set, body, ctx, implied)
+
+
+def _create(
+    session: Session,
+    entity_set: EntitySet,
+    body: Any,
+    ctx: Context,
+    implied: dict[str, int] | None = None,
+) -> int:
     body = _entity_body(entity_set, body)
     implied = implied or {}
     links: dict[str, int] = {}
@@ -170,7 +197,7 @@ def _create_children(
         if nav.on_target is not None:
             back = reverse_navigation(nav)
             for item in items:
-                create(session, target, item, ctx, {back: new_id} if back else None)
+                _create(session, target, item, ctx, {back: new_id} if back else None)
             continue
         assert nav.link is not None
         linked = [reference(session, target, item, ctx) for item in items]
@@ -208,6 +235,7 @@ def _existing(session: Session, entity_set: EntitySet, entity_id: int, ctx: Cont
 
 def patch(session: Session, entity_set: EntitySet, entity_id: int, body: Any, ctx: Context) -> None:
     """Update the given properties and to-one links (and a Thing's Locations)."""
+    check_nesting(body)
     body = _entity_body(entity_set, body)
     row = _existing(session, entity_set, entity_id, ctx)
     if entity_set.name == "Observations":
