@@ -89,7 +89,10 @@ BEGIN
         RETURN part;
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext(part));
-    IF to_regclass(part) IS NOT NULL THEN
+    -- Not to_regclass again: an advisory lock does not refresh the catalog caches, so a
+    -- partition another session just committed is seen only by a fresh catalog query.
+    IF EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE c.relname = part AND n.nspname = current_schema()) THEN
         RETURN part;
     END IF;
     EXECUTE format('CREATE TABLE %I (LIKE sensor_observation INCLUDING DEFAULTS)', part);

@@ -252,3 +252,36 @@ def test_insert_observations_commits_in_its_own_transaction(engine: Engine) -> N
             ).one()
             conn.execute(text("DELETE FROM sensor_thing WHERE id = :id"), {"id": owners[0]})
             conn.execute(text("DELETE FROM sensor_device WHERE id = :id"), {"id": owners[1]})
+
+
+def test_concurrent_batches_make_a_new_month_partition_once(engine: Engine) -> None:
+    """Four writers hit a month with no partition at once: one makes it, all succeed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with Session(engine) as session, session.begin():
+        stream = make_datastream(session, "race")
+        taken = set(month_partitions(session))
+    month = next(
+        datetime(year, 2, 1, tzinfo=UTC)
+        for year in range(2001, 2025)
+        if f"sensor_observation_p{year}02" not in taken
+    )
+    batches = [rows_of(minute_data(stream, month + timedelta(days=i), 300, i)) for i in range(4)]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            written = list(pool.map(lambda rows: insert_observations(engine, rows), batches))
+        assert [len(ids) for ids in written] == [300] * 4
+        with engine.connect() as conn:
+            name = f"sensor_observation_p{month:%Y%m}"
+            count = conn.execute(
+                text(f"SELECT count(*) FROM {name} WHERE datastream_id = :ds"), {"ds": stream}
+            ).scalar_one()
+        assert count == 1200
+    finally:
+        with engine.begin() as conn:
+            owners = conn.execute(
+                text("SELECT thing_id, sensor_id FROM sensor_datastream WHERE id = :ds"),
+                {"ds": stream},
+            ).one()
+            conn.execute(text("DELETE FROM sensor_thing WHERE id = :id"), {"id": owners[0]})
+            conn.execute(text("DELETE FROM sensor_device WHERE id = :id"), {"id": owners[1]})
