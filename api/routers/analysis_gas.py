@@ -17,6 +17,7 @@ import shapely
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from api.as_of import AT
 from api.audit import ReadAuditDep, class_detail
 from api.auth import HiddenDep
 from api.bounds import BOUNDED
@@ -37,7 +38,7 @@ router = APIRouter(
     route_class=ReleasingRoute,
     prefix="/analysis/gas",
     tags=["gas analyses"],
-    dependencies=BOUNDED,
+    dependencies=[*BOUNDED, *AT],
     responses=PROBLEMS,
 )
 

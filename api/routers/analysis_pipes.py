@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from api.as_of import AT
 from api.audit import ReadAuditDep
 from api.auth import HiddenDep
 from api.bounds import BOUNDED
@@ -68,7 +69,7 @@ router = APIRouter(
     route_class=ReleasingRoute,
     prefix="/analysis/pipes",
     tags=["pipe analyses"],
-    dependencies=BOUNDED,
+    dependencies=[*BOUNDED, *AT],
     responses=PROBLEMS,
 )
 

@@ -18,6 +18,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from api.as_of import AT
 from api.audit import ReadAuditDep
 from api.auth import HiddenDep
 from api.bounds import BOUNDED
@@ -37,7 +38,7 @@ from cim.services.simulation.models import ShutdownImpact
 router = APIRouter(
     route_class=ReleasingRoute,
     prefix="/analysis",
-    dependencies=BOUNDED,
+    dependencies=[*BOUNDED, *AT],
     responses=PROBLEMS,
 )
 

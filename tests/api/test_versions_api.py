@@ -98,3 +98,33 @@ def test_gas_versions_are_hidden_without_a_key(
         headers={"X-API-Key": keys["reader"]},
     )
     assert shown.json()["numberMatched"] == 3
+
+
+def test_analyses_answer_at_a_past_instant(
+    client: TestClient, engine: Engine, tmp_path: Path
+) -> None:
+    def water(folder: Path, points: list[list[str]], lines: list[list[str]]) -> list[Path]:
+        paths = survey(folder, points, lines)  # as a water network: isolation runs on it
+        return [p.rename(p.with_name(p.name.replace("PS_", "JS_"))) for p in paths]
+
+    first = run(engine, *water(tmp_path / "v1", POINTS_V1, LINES_V1), crs="EPSG:4547")
+    with engine.connect() as conn:
+        l3 = conn.execute(text("SELECT id FROM pipe_segment WHERE code = 'L3'")).scalar_one()
+    run(engine, *water(tmp_path / "v2", POINTS_V2, LINES_V2), crs="EPSG:4547")
+    v1_time = client.get(f"/datasets/{first.dataset.id}/versions").json()["versions"][0][
+        "created_at"
+    ]
+    body = {"bbox": [499_990, 3_399_990, 500_100, 3_400_040]}
+    now = client.post("/analysis/pipes/query", json=body).json()
+    then = client.post("/analysis/pipes/query", params={"at": v1_time}, json=body).json()
+    assert _codes(now) == ["L1", "L2", "L4"]
+    assert _codes(then) == ["L1", "L2", "L3"]
+    # L3 is gone now, but the network as it was can still be isolated around it
+    assert client.post("/analysis/pipes/isolation", json={"segment_id": l3}).status_code == 404
+    past = client.post("/analysis/pipes/isolation", params={"at": v1_time}, json={"segment_id": l3})
+    assert past.status_code == 200, past.text
+    isolated = sorted(f["properties"]["code"] for f in past.json()["geojson"]["features"])
+    assert "L3" in isolated
+    assert client.post("/analysis/pipes/query", json=body).json() == now  # no view left behind
+    interval = client.post("/analysis/pipes/query", params={"at": "../2026-01-01"}, json=body)
+    assert interval.status_code == 400

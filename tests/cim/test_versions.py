@@ -150,3 +150,29 @@ def test_diff_and_time_travel_read_version_one(
     assert then.number_matched == 3 and '"L3"' in then.features and '"L4"' not in then.features
     assert now.number_matched == 3 and '"L4"' in now.features and '"L3"' not in now.features
     assert '"diameter_mm":400' in then.features.replace(" ", "")
+
+
+def test_read_as_of_shadows_prepared_statements_and_leaves_nothing(
+    engine: Engine, clean_tables: None, tmp_path: Path
+) -> None:
+    from sqlalchemy.orm import Session
+
+    from cim.services.versions.as_of import read_as_of
+    from cim.services.versions.history import version_time
+
+    first = run(engine, *survey(tmp_path / "v1", POINTS_V1, LINES_V1), crs="EPSG:4547")
+    run(engine, *survey(tmp_path / "v2", POINTS_V2, LINES_V2), crs="EPSG:4547")
+    codes = text("SELECT string_agg(code, ',' ORDER BY code) FROM pipe_segment")
+    with Session(engine) as session:
+        for _ in range(8):  # psycopg prepares a statement run 5 times on a connection
+            assert session.execute(codes).scalar_one() == "L1,L2,L4"
+        session.commit()
+        t1 = version_time(session, first.dataset.id, 1)
+        read_as_of(session, t1)
+        assert session.execute(codes).scalar_one() == "L1,L2,L3"
+        session.commit()  # drops the views
+        assert session.execute(codes).scalar_one() == "L1,L2,L4"
+        views = session.execute(
+            text("SELECT count(*) FROM pg_views WHERE schemaname LIKE 'pg_temp%'")
+        ).scalar_one()
+        assert views == 0

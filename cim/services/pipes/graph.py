@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from cim import bounds
 from cim.errors import InvalidInput, NotFound
 from cim.services.graph_cache import GraphCache
+from cim.services.versions.as_of import as_of
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -133,7 +134,9 @@ class PipeGraph:
 _cache: GraphCache[PipeGraph] = GraphCache(CACHE_SIZE)
 
 
-def dataset_version(session: Session, dataset_id: int) -> tuple[int, datetime | None]:
+def dataset_version(
+    session: Session, dataset_id: int
+) -> tuple[int, datetime | None, datetime | None]:
     row = session.execute(
         text("SELECT kind, status, ready_at FROM dataset WHERE id = :id"), {"id": dataset_id}
     ).one_or_none()
@@ -141,7 +144,7 @@ def dataset_version(session: Session, dataset_id: int) -> tuple[int, datetime | 
         raise NotFound(f"dataset {dataset_id} does not exist or is not ready")
     if row.kind != "pipes":
         raise InvalidInput(f"dataset {dataset_id} is a {row.kind} dataset, not pipes")
-    return dataset_id, row.ready_at
+    return dataset_id, row.ready_at, as_of(session)  # a past network is another graph
 
 
 def load_graph(session: Session, dataset_id: int) -> PipeGraph:
