@@ -27,51 +27,51 @@ down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-UCUM = "http://unitsofmeasure.org/ucum.html#para-"
+UCUM = "http://unitsofmeasure.org/ucum.html"
 QUDT = "http://qudt.org/vocab/quantitykind/"
 # name, definition URI, description, suggested unitOfMeasurement (UCUM code as ``symbol``).
 # Quantity kinds: QUDT 2.1 vocabulary (qudt.org/vocab/quantitykind); units: UCUM (The Unified
 # Code for Units of Measure, unitsofmeasure.org): kPa, m3/h, m, Cel, mm and % are UCUM codes.
 # %LEL (percent of the lower explosive limit, the reading of catalytic and infrared methane
-# detectors per GB 15322 / EN 60079-29-1) has no UCUM code: its symbol is "%LEL" and its
-# definition UCUM "%" with the LEL named, as FROST-based city deployments write it.
+# detectors per GB 15322 / EN 60079-29-1) has no UCUM unit of its own: in UCUM it is percent
+# with an annotation, ``%{LEL}``; the symbol shown is "%LEL", as detectors display it.
 SEEDED_PROPERTIES: list[tuple[str, str, str, dict[str, str]]] = [
     (
         "Methane concentration",
         "urn:cim:observed-property:gas-concentration-lel",
         "Combustible gas concentration in percent of the lower explosive limit (methane LEL "
         "5 % vol), in manholes, chambers and tunnels next to gas mains.",
-        {"name": "percent of lower explosive limit", "symbol": "%LEL", "definition": UCUM + "29"},
+        {"name": "percent of lower explosive limit", "symbol": "%LEL", "definition": UCUM},
     ),
     (
         "Pipe pressure",
         QUDT + "Pressure",
         "Gauge pressure inside a water, gas or heat pipe.",
-        {"name": "kilopascal", "symbol": "kPa", "definition": UCUM + "30"},
+        {"name": "kilopascal", "symbol": "kPa", "definition": UCUM},
     ),
     (
         "Flow rate",
         QUDT + "VolumeFlowRate",
         "Volume flow through a pipe or conduit.",
-        {"name": "cubic metre per hour", "symbol": "m3/h", "definition": UCUM + "30"},
+        {"name": "cubic metre per hour", "symbol": "m3/h", "definition": UCUM},
     ),
     (
         "Water level",
         "urn:cim:observed-property:water-level",
         "Water level above the invert of a manhole, chamber or conduit (drainage, flooding).",
-        {"name": "metre", "symbol": "m", "definition": UCUM + "30"},
+        {"name": "metre", "symbol": "m", "definition": UCUM},
     ),
     (
         "Temperature",
         QUDT + "Temperature",
         "Medium or wall temperature of a heat pipe; air temperature in a utility tunnel.",
-        {"name": "degree Celsius", "symbol": "Cel", "definition": UCUM + "30"},
+        {"name": "degree Celsius", "symbol": "Cel", "definition": UCUM},
     ),
     (
         "Displacement",
         QUDT + "Displacement",
         "Settlement or deformation of a pipe, tunnel or structure.",
-        {"name": "millimetre", "symbol": "mm", "definition": UCUM + "30"},
+        {"name": "millimetre", "symbol": "mm", "definition": UCUM},
     ),
 ]
 
