@@ -1,117 +1,105 @@
-"""Background import jobs: an upload is saved, a job row is written, a worker thread imports it.
+"""Background jobs of the API process: uploads queued as durable jobs, and this process's worker.
 
-No request waits for an import: ``POST /datasets`` returns the ``queued`` job at once and one
-daemon worker per process runs jobs in order (imports are CPU- and IO-heavy; the machine is
-small), recording progress in ``import_job``. Importers are chosen by kind through
-``importers.registry`` and imported only when a job needs them. A job whose worker process died is
-reported ``failed`` when read (its import transaction was rolled back by the database).
+No request waits for an import: ``POST /datasets`` saves the upload under the data dir, commits a
+``queued`` row in ``import_job`` and answers 202 at once. The queue lives in PostgreSQL
+(:mod:`cim.jobs.queue`: claimed with ``FOR UPDATE SKIP LOCKED``, heartbeats, stale jobs re-queued
+or failed; why not procrastinate is said there), so any process runs the job: the worker thread
+every ``cim serve`` process starts (:class:`JobRunner`), or a ``cim worker``. A job survives a
+restart of the API: a worker that dies mid-job leaves a stale heartbeat, and the job is run again
+(imports are one transaction: the dataset is absent or complete) or failed after its attempts.
+A successful import queues the refresh of its tile layers (``tiles`` task, :mod:`tiles.refresh`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import shutil
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from api import metrics
-from api.upload_sweep import OWNER_FILE, sweep_orphaned_uploads, this_worker
+from api.upload_sweep import OWNER_FILE, YOUNG_SECONDS, this_worker
 from cim.db.engine import make_engine
 from cim.db.models import ImportJob
-from cim.errors import CimError, NotFound
+from cim.jobs import queue
+from cim.jobs.queue import Claim
+from cim.jobs.worker import Handler, Hooks, JobWorker
 from cim.processes import process_alive
+from importers.jobs import ImportTask, upload_paths
 from importers.registry import importer
+from tiles.layers import DEFAULT_SENSITIVE
+from tiles.refresh import TilesTask
 
-Progress = Callable[[float, str | None], None]
+REFRESH_TILES_AFTER_IMPORT = True
+"""An import through ``POST /datasets`` queues the refresh of its tile layers (a setting later)."""
+SERVE_RUNS_JOBS = True
+"""Every API process runs a job worker thread (a setting later: API-only replicas)."""
+STOP_WAIT_SECONDS = 5.0
+"""On shutdown, how long the running job may take to end before the process goes on exiting
+(a job cut short is re-queued by another worker once its heartbeat is stale)."""
 logger = logging.getLogger("cim.api")
 
 
-def run_import_job(
-    engine: Engine, kind: str, paths: list[Path], options: dict[str, Any], progress: Progress
-) -> list[dict[str, Any]]:
-    """Run the importer of ``kind`` (from the registry) on an upload; the summaries to store."""
-    entry = importer(kind)
-    values = dict(options)
-    if values.get("valves"):  # saved next to the uploaded network file
-        values["valves"] = paths[0].parent / values["valves"] if paths else None
-    results = entry.run(
-        engine,
-        paths,
-        entry.options.model_validate(values),
-        lambda stage, done, total: progress(done / total if total else 0.0, stage),
-    )
-    return [result.to_dict() for result in results]
+def job_handlers(
+    import_options: dict[str, Any], tiles_dir: Path, sensitive: frozenset[str]
+) -> dict[str, Handler]:
+    """The tasks a worker runs: imports (with the server's limits) and tile refreshes."""
+    return {"import": ImportTask(import_options), "tiles": TilesTask(tiles_dir, sensitive)}
 
 
 def job_json(job: ImportJob, base: str) -> dict[str, Any]:
-    """The job resource."""
+    """The job resource: :func:`cim.jobs.queue.job_dict` with links."""
     links = [{"rel": "self", "type": "application/json", "href": f"{base}/jobs/{job.id}"}]
     if job.dataset_id is not None:
-        links.append(
-            {
-                "rel": "dataset",
-                "type": "application/json",
-                "href": f"{base}/datasets/{job.dataset_id}",
-            }
-        )
-    return {
-        "id": job.id,
-        "kind": job.kind,
-        "status": job.status,
-        "progress": job.progress,
-        "options": {k: v for k, v in job.options.items() if k != "worker"},
-        "result": job.result,
-        "error": job.error,
-        "dataset_id": job.dataset_id,
-        "created_at": job.created_at.isoformat() if job.created_at else None,
-        "updated_at": job.updated_at.isoformat() if job.updated_at else None,
-        "links": links,
-    }
+        href = f"{base}/datasets/{job.dataset_id}"
+        links.append({"rel": "dataset", "type": "application/json", "href": href})
+    return {**queue.job_dict(job), "links": links}
 
 
 def get_job(session: Session, job_id: str) -> ImportJob:
-    """A job by id; a running job whose worker process is gone is marked failed first."""
-    job = session.get(ImportJob, job_id) if len(job_id) <= 36 else None
-    if job is None:
-        raise NotFound(f"job {job_id!r} does not exist")
-    worker = str(job.options.get("worker", ""))
-    host, _, pid = worker.partition(":")
-    stale = job.status in ("queued", "running") and host == socket.gethostname()
-    if stale and pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
-        job.status = "failed"
-        job.error = "the server stopped before the import finished; nothing was imported"
-        job.updated_at = datetime.now(UTC)
-        session.flush()
-    return job
+    """A job by id; a running job whose worker is gone is re-queued or failed first."""
+    if len(job_id) <= 36:
+        queue.recover(session, job_id=job_id)
+    return queue.get(session, job_id)
 
 
-@dataclass
-class _Task:
-    job_id: str
-    kind: str
-    paths: list[Path]
-    options: dict[str, Any]
-    folder: Path
+def retry_job(session: Session, job_id: str) -> ImportJob:
+    """Queue a failed job again; an import whose upload is gone is refused (InvalidInput)."""
+    job = queue.get(session, job_id)
+    if job.task == "import" and job.status == "failed":
+        upload_paths(job.options)
+    return queue.retry(session, job_id)
+
+
+class _ApiHooks(Hooks):
+    """Import metrics of this process and the catalog's refresh after each job."""
+
+    def __init__(self, on_finished: Callable[[], None]) -> None:
+        self.on_finished = on_finished
+
+    def started(self, job: Claim) -> None:
+        if job.task == "import":
+            metrics.job_started()
+
+    def ended(self, job: Claim, status: str, seconds: float, result: dict[str, Any]) -> None:
+        if job.task == "import":
+            metrics.job_ended()
+            metrics.job_finished(job.kind, status, seconds, result.get("imports", []))
+        self.on_finished()
 
 
 class JobRunner:
-    """One daemon worker thread per process that runs queued imports in order.
-
-    Made in the app's lifespan (``api.main``) with an engine of its own, disposed by
-    :meth:`close` on shutdown; ``on_finished`` runs after every job (the catalog's refresh).
-    """
+    """Queues uploads and runs this process's job worker; made in the app's lifespan
+    (``api.main``) with an engine of its own, stopped and disposed by :meth:`close`."""
 
     def __init__(
         self,
@@ -120,32 +108,30 @@ class JobRunner:
         *,
         on_finished: Callable[[], None] = lambda: None,
         import_options: dict[str, Any] | None = None,
+        tiles_dir: Path | None = None,
+        sensitive: frozenset[str] = DEFAULT_SENSITIVE,
     ) -> None:
         self.uploads_dir = uploads_dir
-        self.on_finished = on_finished
-        self.import_options = dict(import_options or {})
-        """Options every job's importer gets from the server's settings (limits), not stored."""
         self._engine = engine
-        self._queue: queue.Queue[_Task] = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        handlers = job_handlers(
+            dict(import_options or {}), tiles_dir or uploads_dir.parent / "tiles", sensitive
+        )
+        self.worker = JobWorker(engine, handlers, hooks=_ApiHooks(on_finished))
 
     @classmethod
-    def for_database(
-        cls,
-        database_url: str,
-        uploads_dir: Path,
-        *,
-        on_finished: Callable[[], None],
-        import_options: dict[str, Any] | None = None,
-    ) -> JobRunner:
-        """A runner with its own small pool and no statement timeout: imports take as long as
-        they take."""
-        engine = make_engine(database_url, pool_size=2)
-        return cls(engine, uploads_dir, on_finished=on_finished, import_options=import_options)
+    def for_database(cls, database_url: str, uploads_dir: Path, **options: Any) -> JobRunner:
+        """A runner with its own small pool (job, heartbeat, tile lock) and no statement
+        timeout: imports take as long as they take."""
+        return cls(make_engine(database_url, pool_size=3), uploads_dir, **options)
+
+    def start(self) -> None:
+        """Start this process's worker thread (unless :data:`SERVE_RUNS_JOBS` is off)."""
+        if SERVE_RUNS_JOBS:
+            self.worker.start()
 
     def close(self) -> None:
-        """Dispose the runner's engine (a job still running keeps its connection to the end)."""
+        """Stop the worker (waiting a little for its job), then dispose the engine."""
+        self.worker.stop(STOP_WAIT_SECONDS)
         self._engine.dispose()
 
     def new_upload_folder(self) -> tuple[str, Path]:
@@ -156,8 +142,15 @@ class JobRunner:
         return job_id, folder
 
     def sweep_orphaned_uploads(self) -> list[str]:
-        """Remove upload folders left by a server that died (see :mod:`api.upload_sweep`)."""
-        return sweep_orphaned_uploads(self._engine, self.uploads_dir)
+        """Re-queue or fail the jobs of dead workers, then remove the upload folders no job
+        needs any more (see :func:`sweep_upload_folders`)."""
+        try:
+            with Session(self._engine) as session, session.begin():
+                queue.recover(session, own_worker=self.worker.worker)
+            return sweep_upload_folders(self._engine, self.uploads_dir)
+        except SQLAlchemyError as exc:  # started without the database: sweep next start
+            logger.warning("upload sweep skipped without the database (%s)", exc)
+            return []
 
     def submit(
         self,
@@ -170,87 +163,53 @@ class JobRunner:
         folder: Path,
         before_commit: Callable[[Session], None] = lambda session: None,
     ) -> ImportJob:
-        """Commit the ``queued`` job row (so the worker sees it), then queue the import."""
+        """Commit the ``queued`` import job (any worker may take it from then on)."""
         importer(kind)  # an unknown kind is refused before anything is written
+        stored = {
+            **options,
+            "files": [path.name for path in paths],
+            "upload_dir": str(folder.resolve()),
+            "refresh_tiles": REFRESH_TILES_AFTER_IMPORT,
+            "worker": this_worker(),  # the upload's owner (api.upload_sweep)
+        }
         with Session(engine, expire_on_commit=False) as session, session.begin():
-            job = ImportJob(
-                id=job_id,
-                kind=kind,
-                status="queued",
-                progress=0.0,
-                options={**options, "worker": this_worker()},
-            )
-            session.add(job)
+            job = queue.enqueue(session, task="import", kind=kind, options=stored, job_id=job_id)
             before_commit(session)
-            session.flush()
-            session.refresh(job)
-        self._queue.put(_Task(job_id, kind, paths, options, folder))
         metrics.job_queued()
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._work, name="cim-import-jobs", daemon=True
-                )
-                self._thread.start()
+        self.worker.wake()
         return job
 
-    def _work(self) -> None:
-        while True:
-            task = self._queue.get()
-            metrics.job_started()
-            try:
-                self._run(task)
-            finally:
-                metrics.job_ended()
-                shutil.rmtree(task.folder, ignore_errors=True)
-                self._queue.task_done()
-                self.on_finished()
 
-    def _set(self, job_id: str, **values: Any) -> None:
-        with Session(self._engine) as session, session.begin():
-            session.execute(
-                update(ImportJob)
-                .where(ImportJob.id == job_id)
-                .values(updated_at=datetime.now(UTC), **values)
+def _owner_gone(folder: Path) -> bool:
+    """An upload folder without a job row: its maker on this host is gone (or it is old and
+    has no owner file)."""
+    owner_file = folder / OWNER_FILE
+    if not owner_file.is_file():
+        return time.time() - folder.stat().st_mtime > YOUNG_SECONDS
+    host, _, pid = owner_file.read_text().strip().partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    return int(pid) == os.getpid() or not process_alive(int(pid))
+
+
+def sweep_upload_folders(engine: Engine, uploads_dir: Path) -> list[str]:
+    """Remove the upload folders of finished jobs and those whose request died before its job
+    was queued; folders of queued and running jobs stay (any worker may still need them)."""
+    if not uploads_dir.is_dir():
+        return []
+    folders = [path for path in uploads_dir.iterdir() if path.is_dir() and len(path.name) <= 36]
+    with Session(engine) as session:
+        rows = session.execute(
+            select(ImportJob.id, ImportJob.status).where(
+                ImportJob.id.in_([path.name for path in folders])
             )
-
-    def _run(self, task: _Task) -> None:
-        self._set(task.job_id, status="running", progress=0.0)
-        started = time.monotonic()
-        last = [0.0]
-
-        def progress(fraction: float, stage: str | None) -> None:
-            now = time.monotonic()
-            if now - last[0] >= 0.5:  # at most two progress writes a second
-                last[0] = now
-                self._set(
-                    task.job_id, progress=max(0.0, min(0.99, fraction)), result={"stage": stage}
-                )
-
-        try:
-            options = {**task.options, **self.import_options}
-            results = run_import_job(self._engine, task.kind, task.paths, options, progress)
-        except CimError as exc:
-            self._set(task.job_id, status="failed", error=str(exc), result=None)
-            metrics.job_finished(task.kind, "failed", time.monotonic() - started)
-            return
-        except Exception as exc:  # the job must end failed, whatever the importer raised
-            self._set(
-                task.job_id,
-                status="failed",
-                error=f"internal error during import ({type(exc).__name__}); see the server log",
-                result=None,
-            )
-            logger.error("import job %s failed", task.job_id, exc_info=exc)
-            metrics.job_finished(task.kind, "failed", time.monotonic() - started)
-            return
-        seconds = time.monotonic() - started
-        datasets = [r["dataset"]["id"] for r in results if r.get("dataset")]
-        self._set(
-            task.job_id,
-            status="succeeded",
-            progress=1.0,
-            result={"imports": results},
-            dataset_id=datasets[0] if datasets else None,
-        )
-        metrics.job_finished(task.kind, "succeeded", seconds, results)
+        ).all()
+    status = {row.id: row.status for row in rows}
+    removed = []
+    for folder in folders:
+        state = status.get(folder.name)
+        if state in ("succeeded", "failed") or (state is None and _owner_gone(folder)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+            logger.warning("removed upload folder %s (its job is over or never queued)", folder)
+    return removed

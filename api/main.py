@@ -16,6 +16,7 @@ from api.routers import (
     datasets,
     features,
     health,
+    jobs,
     metrics,
     shelters,
     simulation,
@@ -47,6 +48,7 @@ ROUTERS = [
     viewer.router,
     features.router,
     datasets.router,
+    jobs.router,
     versions.router,
     tiles.router,
     shelters.router,
@@ -96,7 +98,7 @@ def create_app_from_env() -> FastAPI:
 
 def open_state(app: FastAPI, settings: CimSettings) -> None:
     """Everything requests share, on ``app.state``: the engines (primary and read), the storage
-    SRID, the collection catalog and the import job runner (with its own engine)."""
+    SRID, the collection catalog and the job runner (its own engine and worker thread)."""
     try:
         engine = open_database(settings, pool_size=10)
         srid: int | None = storage_srid(engine)
@@ -122,8 +124,11 @@ def open_state(app: FastAPI, settings: CimSettings) -> None:
             "max_expanded_bytes": settings.ifczip_max_expanded_bytes,
             "data_dir": settings.data_dir,
         },
+        tiles_dir=settings.tiles_dir,
+        sensitive=settings.sensitive_utility_set,
     )
     app.state.job_runner.sweep_orphaned_uploads()
+    app.state.job_runner.start()  # this process's job worker (api.jobs)
 
 
 def close_state(app: FastAPI) -> None:

@@ -10,10 +10,11 @@ from pydantic import ValidationError
 
 from cim.config import CimSettings
 from cim.logs import configure_logging
-from cli import analyse, datasets, db, export_pipes, imports, keys, tiles
+from cli import analyse, datasets, db, export_pipes, imports, jobs, keys, tiles
 from cli.demo import demo
 from cli.errors import run_guarded
 from cli.serve import serve
+from cli.worker import worker
 
 app = typer.Typer(
     name="cim",
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(keys.app, name="keys")
+app.add_typer(jobs.app, name="jobs")
 app.add_typer(export_pipes.app, name="export")
 # Groups whose commands arrive with later work appear only once they have some.
 for group, name in ((imports.app, "import"), (tiles.app, "tiles"), (analyse.app, "analyse")):
@@ -32,6 +34,7 @@ for group, name in ((imports.app, "import"), (tiles.app, "tiles"), (analyse.app,
         app.add_typer(group, name=name)
 app.command("serve")(serve)
 app.command("demo")(demo)
+app.command("worker")(worker)
 
 
 def main() -> None:

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Float, String, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -15,6 +26,9 @@ from cim.logs import current_request_id
 
 ROLES = ("reader", "analyst", "admin")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed")
+JOB_TASKS = ("import", "tiles")
+DEFAULT_MAX_ATTEMPTS = 3
+"""Attempts a job gets before a dead worker's job is failed instead of re-queued."""
 
 
 class ApiKey(Base):
@@ -56,12 +70,30 @@ class AuditLog(Base):
 
 
 class ImportJob(Base):
-    """An import started over HTTP; runs in the background and reports progress here."""
+    """A background job (an upload's import, or a tile refresh) in the durable queue.
+
+    ``task`` says what runs (import | tiles); ``kind`` is the dataset kind it concerns. A worker
+    claims a ``queued`` row whose ``run_after`` has come (``SELECT ... FOR UPDATE SKIP LOCKED``),
+    sets ``worker`` and ``attempts + 1`` and keeps ``heartbeat_at`` fresh while it runs; a row
+    whose heartbeat goes stale is re-queued or failed (``cim.jobs.queue``). ``worker`` is NULL
+    for rows claimed by the in-memory runner before migration 0010.
+    """
 
     __tablename__ = "import_job"
-    __table_args__ = (CheckConstraint(f"status IN {JOB_STATUSES!r}", name="status"),)
+    __table_args__ = (
+        CheckConstraint(f"status IN {JOB_STATUSES!r}", name="status"),
+        CheckConstraint(f"task IN {JOB_TASKS!r}", name="task"),
+        Index(
+            "ix_import_job_claim",
+            "run_after",
+            "created_at",
+            postgresql_where=text("status = 'queued'"),
+        ),
+        Index("ix_import_job_created_at", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    task: Mapped[str] = mapped_column(String(16), default="import", server_default="import")
     kind: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="queued", server_default="queued")
     progress: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
@@ -71,3 +103,12 @@ class ImportJob(Base):
     dataset_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[DefaultNow]
     updated_at: Mapped[DefaultNow]
+    worker: Mapped[str | None] = mapped_column(Text)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    max_attempts: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_MAX_ATTEMPTS, server_default=text(str(DEFAULT_MAX_ATTEMPTS))
+    )
+    run_after: Mapped[DefaultNow]
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
