@@ -15,12 +15,14 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Body, Path, Query, Request, status
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from api.auth import AnalystDep, HiddenDep
+from api.auth import AnalystDep, HiddenDep, client_address
 from api.deps import ReadSessionDep, SessionDep
 from api.ogc import PROBLEMS, srid_of
 from api.sessions import ReleasingRoute
 from cim.errors import InvalidInput, NotFound
+from cim.services.access import Principal, audit
 from cim.services.sensors import ingest, read, write
 from cim.services.sensors.documents import Context, self_link
 from cim.services.sensors.options import parse_options
@@ -100,6 +102,16 @@ EntityBody = Annotated[Any, Body(description="A SensorThings entity (JSON), deep
 
 def _context(request: Request, hidden: frozenset[str]) -> Context:
     return Context(str(request.base_url).rstrip("/") + VERSION_PATH, srid_of(request), hidden)
+
+
+def _audit(
+    session: Session, request: Request, principal: Principal, action: str, resource: str
+) -> None:
+    """Changes of the sensor model are audited; observation ingestion (POST Observations,
+    CreateObservations) is data, not a change, and is not (a device posts every minute)."""
+    resource = resource.removeprefix(str(request.base_url).rstrip("/") + "/")
+    audit(session, principal=principal, action=action, resource=resource,
+          client=client_address(request))  # fmt: skip
 
 
 def _params(request: Request) -> dict[str, str]:
@@ -199,6 +211,8 @@ def create_entity(
     entity_target = read.resolve_path(f"{target.entity_set.name}({new_id})", frozenset())
     doc = read.get_entity(session, entity_target, parse_options({}), ctx)
     link = self_link(ctx, target.entity_set, new_id)
+    if target.entity_set.name != "Observations":
+        _audit(session, request, principal, "create", link)
     return JSONResponse(doc, status_code=201, headers={"Location": link})
 
 
@@ -224,6 +238,9 @@ def update_entity(
     target = _single(path)
     assert target.entity_id is not None
     write.patch(session, target.entity_set, target.entity_id, body, ctx)
+    _audit(
+        session, request, principal, "update", self_link(ctx, target.entity_set, target.entity_id)
+    )
     doc: dict[str, Any] = read.get_entity(session, target, parse_options({}), ctx)
     return doc
 
@@ -236,7 +253,11 @@ def delete_entity(
     Observations)."""
     target = _single(path)
     assert target.entity_id is not None
-    write.remove(session, target.entity_set, target.entity_id, _context(request, frozenset()))
+    ctx = _context(request, frozenset())
+    write.remove(session, target.entity_set, target.entity_id, ctx)
+    _audit(
+        session, request, principal, "delete", self_link(ctx, target.entity_set, target.entity_id)
+    )
     return Response(status_code=200)
 
 

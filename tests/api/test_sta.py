@@ -465,3 +465,40 @@ def test_hostile_requests_never_fail_with_500(client: TestClient, keys: dict[str
     for path, body in bodies:
         answer = client.post(f"{ROOT}/{path}", json=body, headers=auth(keys))
         assert 400 <= answer.status_code < 500, (path, answer.text)
+
+
+def test_a_thing_watching_a_node_stands_there_and_changes_are_audited(
+    client: TestClient, keys: dict[str, str], city: City, engine: Engine
+) -> None:
+    from pyproj import Transformer
+
+    with engine.connect() as conn:
+        node, x, y, z = conn.execute(
+            text(
+                "SELECT id, ST_X(geom), ST_Y(geom), ST_Z(geom) FROM pipe_node"
+                " WHERE utility = 'JS' ORDER BY id LIMIT 1"
+            )
+        ).one()
+    body = {
+        "name": "pressure at a valve",
+        "description": "water pressure logger",
+        "properties": {"cim:watches": {"kind": "pipe_node", "id": node}},
+    }
+    thing = create_thing(client, keys, body)
+    assert thing["properties"]["cim:watches"] == {"kind": "pipe_node", "id": node}
+    assert thing["properties"]["cim:utility"] == "JS"
+    location = get(client, thing["Locations@iot.navigationLink"])["value"][0]
+    lon, lat = Transformer.from_crs(4547, 4326, always_xy=True).transform(x, y)
+    expected = [lon, lat] if not z else [lon, lat, z]
+    assert location["location"]["coordinates"] == pytest.approx(expected, abs=1e-9)
+    client.patch(thing["@iot.selfLink"], json={"description": "moved"}, headers=auth(keys))
+    with engine.connect() as conn:
+        actions = (
+            conn.execute(
+                text("SELECT action FROM audit_log WHERE resource = :r ORDER BY id"),
+                {"r": f"sta/v1.1/Things({thing['@iot.id']})"},
+            )
+            .scalars()
+            .all()
+        )
+    assert actions == ["create", "update"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from cim.db.models import (
@@ -181,7 +181,42 @@ def _create(
     model = entity_set.model
     new_id = int(session.scalar(insert(model).values(**columns).returning(model.id)) or 0)
     _create_children(session, entity_set, new_id, body, ctx)
+    if entity_set.name == "Things" and "Locations" not in body:
+        _locate_at_feature(session, new_id, columns)
     return new_id
+
+
+FEATURE_POINTS = {
+    "pipe_node_id": ("pipe_node", "geom"),
+    "pipe_segment_id": ("pipe_segment", "ST_LineInterpolatePoint(geom, 0.5)"),
+    "building_element_id": ("building_element", "ST_Centroid(coalesce(footprint, mesh))"),
+}
+"""Where a Thing that watches a feature stands when it is given no Location: the node, the
+middle of the segment, the centroid of the element (storage CRS, z kept where there is one)."""
+
+
+def _locate_at_feature(session: Session, thing_id: int, columns: dict[str, Any]) -> None:
+    for column, (table, point) in FEATURE_POINTS.items():
+        feature_id = columns.get(column)
+        if feature_id is None:
+            continue
+        location_id = session.scalar(
+            text(
+                "INSERT INTO sensor_location (name, description, geom)"
+                f" SELECT :name, :description, ST_Force3D({point}) FROM {table} WHERE id = :id"
+                " RETURNING id"
+            ),
+            {
+                "name": f"{table} {feature_id}",
+                "description": f"where the watched {table.replace('_', ' ')} is",
+                "id": feature_id,
+            },
+        )
+        if location_id is not None:
+            session.execute(
+                insert(ThingLocation).values(thing_id=thing_id, location_id=location_id)
+            )
+            _record_history(session, thing_id, [location_id])
 
 
 def _create_children(
