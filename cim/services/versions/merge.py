@@ -31,14 +31,34 @@ def _match_table(spec: VersionedTable) -> str:
     return f"_version_match_{spec.name}"
 
 
+def _ref_alias(column: str) -> str:
+    return f"ref_{column}"
+
+
 def _same_content(spec: VersionedTable) -> str:
-    """SQL: rows ``o`` and ``n`` hold the same content (every column but id/dataset/validity;
-    geometries compared as exact EWKB bytes)."""
-    geoms = spec.geometry_columns
-    json_minus = " - ".join(["'id'", "'dataset_id'", "'valid_from'", *(f"'{g}'" for g in geoms)])
-    same = [f"(to_jsonb(o) - {json_minus}) = (to_jsonb(n) - {json_minus})"]
-    same += [f"ST_AsEWKB(o.{g}) IS NOT DISTINCT FROM ST_AsEWKB(n.{g})" for g in geoms]
+    """SQL: rows ``o`` and ``n`` hold the same content — every column but id, dataset and
+    validity, compared null-safe; geometries as exact EWKB bytes; a reference of ``n`` through
+    the referenced table's match (``ref_<column>``), since the staging row points at staging ids.
+    """
+    refs = dict(spec.references)
+    same = []
+    for column in spec.content_columns:
+        if column in spec.geometry_columns:
+            same.append(f"ST_AsEWKB(o.{column}) IS NOT DISTINCT FROM ST_AsEWKB(n.{column})")
+        elif column in refs:
+            mapped = f"coalesce({_ref_alias(column)}.old_id, n.{column})"
+            same.append(f"o.{column} IS NOT DISTINCT FROM {mapped}")
+        else:
+            same.append(f"o.{column} IS NOT DISTINCT FROM n.{column}")
     return " AND ".join(same)
+
+
+def _ref_joins(spec: VersionedTable) -> str:
+    return " ".join(
+        f"LEFT JOIN {_match_table(VERSIONED_BY_NAME[table])} {_ref_alias(column)}"
+        f" ON {_ref_alias(column)}.new_id = n.{column}"
+        for column, table in spec.references
+    )
 
 
 def _match(session: Session, spec: VersionedTable, old: int, new: int) -> dict[str, int]:
@@ -67,6 +87,7 @@ def _match(session: Session, spec: VersionedTable, old: int, new: int) -> dict[s
             FROM pairs p
             LEFT JOIN {spec.name} o ON o.id = p.old_id
             LEFT JOIN {spec.name} n ON n.id = p.new_id
+            {_ref_joins(spec)}
             """
         ),
         {"old": old, "new": new},
@@ -79,16 +100,17 @@ def _match(session: Session, spec: VersionedTable, old: int, new: int) -> dict[s
     return counts
 
 
-def _remap(session: Session, spec: VersionedTable, new: int) -> None:
-    """Point the staging rows' references at the matched current ids of the referenced table."""
+def _remap(session: Session, spec: VersionedTable) -> None:
+    """Point the references of the staging rows that stay (changed: copied over the current
+    row; added: moved into the dataset) at the matched current ids of the referenced table."""
     for column, referenced in spec.references:
         session.execute(
             text(
                 f"UPDATE {spec.name} t SET {column} = m.old_id"
-                f" FROM {_match_table(VERSIONED_BY_NAME[referenced])} m"
-                f" WHERE t.dataset_id = :new AND t.{column} = m.new_id AND m.old_id IS NOT NULL"
-            ),
-            {"new": new},
+                f" FROM {_match_table(VERSIONED_BY_NAME[referenced])} m, {_match_table(spec)} s"
+                f" WHERE s.state IN ('changed', 'added') AND t.id = s.new_id"
+                f" AND t.{column} = m.new_id AND m.old_id IS NOT NULL"
+            )
         )
 
 
@@ -164,9 +186,9 @@ def merge_version(
     """
     specs = VERSIONED[kind]
     changes: dict[str, Any] = {}
-    for spec in specs:  # referenced tables first: their matches remap the references
-        _remap(session, spec, staging_id)
+    for spec in specs:  # referenced tables first: their matches map the references
         changes[spec.name] = _match(session, spec, dataset_id, staging_id)
+        _remap(session, spec)
         _keep_history(session, spec, dataset_id)
     for spec in specs:
         _update_changed(session, spec)

@@ -70,18 +70,19 @@ def table_at(table: Table, interval: Interval) -> Select[Any]:
         kept.append(history.c.valid_from <= literal(end))
     if start is not None:
         kept.append(history.c.valid_to > literal(start))
+    record = func.jsonb_populate_record(literal_column(f"NULL::{table.name}"), history.c.row)
     rows = (
-        select(
-            func.jsonb_populate_record(literal_column(f"NULL::{table.name}"), history.c.row).label(
-                "r"
-            )
-        )
+        select(record.label("r"), history.c.geom.label("geom"))
         .where(and_(*kept))
         .subquery("history_rows")
     )
-    past = select(
-        *[literal_column(f"(history_rows.r).{c.name}", type_=c.type).label(c.name) for c in table.c]
-    ).select_from(rows)
+
+    def past_column(column: Any) -> Any:
+        # ``geom`` from the indexed history column, so a bbox reaches the GiST index
+        source = "history_rows.geom" if column.name == "geom" else f"(history_rows.r).{column.name}"
+        return literal_column(source, type_=column.type).label(column.name)
+
+    past = select(*[past_column(c) for c in table.c]).select_from(rows)
     return union_all(current, past)  # type: ignore[return-value]
 
 
