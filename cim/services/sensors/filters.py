@@ -250,6 +250,8 @@ def resolve(entity_set: EntitySet, parts: tuple[str, ...]) -> Typed:
     if nav is None or not rest:
         known = ", ".join([*entity_set.properties, *entity_set.navigation])
         raise InvalidInput(f"$filter: {entity_set.singular} has no property {head!r}; {known}")
+    if not nav.many and rest in (("id",), ("@iot.id",)):
+        return nav.on_parent, "number"  # the foreign key itself: indexable, no subquery
     target = SETS[nav.target]
     inner, kind = resolve(target, rest)
     if kind == "geometry":  # as is: geoalchemy would wrap a selected geometry in ST_AsEWKB

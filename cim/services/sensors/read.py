@@ -98,6 +98,16 @@ def _query(target: Target, options: QueryOptions, ctx: Context) -> Select[Any]:
     return query
 
 
+def _ordered(query: Select[Any], target: Target, options: QueryOptions, ctx: Context) -> Any:
+    """``$orderby`` then a total order (id), one page and one row more. Observations default
+    to time order, which their (datastream, time) index serves without a sort."""
+    model = target.entity_set.model
+    keys = order_keys(options.orderby, target.entity_set, ctx.srid) if options.orderby else []
+    if not keys and target.entity_set.name == "Observations":
+        keys = [model.phenomenon_time]
+    return query.order_by(*keys, model.id).offset(options.skip).limit(options.top + 1)
+
+
 def get_entity(session: Session, target: Target, options: QueryOptions, ctx: Context) -> Any:
     """One entity's JSON (with ``$expand``), or a property's ``{name: value}``."""
     row = session.scalars(_query(target, QueryOptions(), ctx).limit(2)).first()
@@ -121,11 +131,7 @@ def list_collection(
     count = None
     if options.count:
         count = session.scalar(select(func.count()).select_from(query.subquery()))
-    model = target.entity_set.model
-    keys = order_keys(options.orderby, target.entity_set, ctx.srid) if options.orderby else []
-    rows = session.scalars(
-        query.order_by(*keys, model.id).offset(options.skip).limit(options.top + 1)
-    ).all()
+    rows = session.scalars(_ordered(query, target, options, ctx)).all()
     more = len(rows) > options.top
     docs = []
     for row in rows[: options.top]:
@@ -175,11 +181,7 @@ def data_array(
     count = None
     if options.count:
         count = session.scalar(select(func.count()).select_from(query.subquery()))
-    model = target.entity_set.model
-    keys = order_keys(options.orderby, target.entity_set, ctx.srid) if options.orderby else []
-    rows = session.scalars(
-        query.order_by(*keys, model.id).offset(options.skip).limit(options.top + 1)
-    ).all()
+    rows = session.scalars(_ordered(query, target, options, ctx)).all()
     components = ["id", "phenomenonTime", "result", "resultTime"]
     blocks: dict[int, list[list[Any]]] = defaultdict(list)
     for row in rows[: options.top]:
