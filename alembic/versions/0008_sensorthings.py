@@ -124,9 +124,7 @@ def _storage_srid() -> int:
     return int(srid or os.environ.get("CIM_SRID") or 4547)
 
 
-def _entity_ddl(srid: int) -> str:
-    props = "properties jsonb DEFAULT '{}'::jsonb NOT NULL"
-    return f"""
+ENTITY_DDL = """
 CREATE TABLE sensor_thing (
     id bigserial CONSTRAINT pk_sensor_thing PRIMARY KEY,
     name text NOT NULL, description text NOT NULL, {props},
@@ -232,6 +230,12 @@ CREATE INDEX idx_sensor_feature_of_interest_geom ON sensor_feature_of_interest U
 CREATE INDEX ix_sensor_feature_of_interest_location_id
     ON sensor_feature_of_interest (location_id);
 """
+"""The entity tables; ``{srid}`` is the storage SRID, ``{props}`` the JSONB properties column."""
+
+
+def _entity_ddl(srid: int) -> str:
+    props = "properties jsonb DEFAULT '{}'::jsonb NOT NULL"
+    return ENTITY_DDL.format(srid=srid, props=props)
 
 
 OBSERVATION_DDL = """
