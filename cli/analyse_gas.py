@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.analyse_pipes_text import parse_point
+from cli.analyse_pipes_text import (
+    CsvOption,
+    LangOption,
+    TableOption,
+    XlsxOption,
+    parse_point,
+    write_tables,
+)
 from cli.context import emit, session_scope
 
 if TYPE_CHECKING:
@@ -37,6 +44,10 @@ def adjacent(
     failed: Annotated[list[int] | None, typer.Option(help="Valve id found stuck (repeat).")] = None,
     crs: Annotated[str | None, typer.Option(help="CRS of --point / --area.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    csv: CsvOption = None,
+    xlsx: XlsxOption = None,
+    lang: LangOption = "zh",
+    table: TableOption = None,
 ) -> None:
     """Wells, chambers, utility tunnels and known basements within --radius of the gas pipes
     (all, --area, --segment or --point), ranked by risk; --sensors K suggests sensor sites;
@@ -69,6 +80,7 @@ def adjacent(
                 piece_m=piece,
                 **common,
             )
+    write_tables(result, csv, xlsx, lang, table)
     emit(result.model_dump(mode="json"), as_json=as_json, text=adjacent_text(result))
 
 

@@ -6,7 +6,8 @@ vertical relation and a documented risk score, optionally suggested sensor sites
 ``alarm`` the valves that isolate the leaking pipe. Gas is a sensitive class: anonymous
 callers get 401, and every keyed answer is audited with the gas pipes it names. Geometries in
 requests are in the storage CRS unless ``crs`` names another one; ``geojson_crs`` asks for
-the map (gas pipes, spaces, distance lines) in another CRS.
+the map (gas pipes, spaces, distance lines) in another CRS; ``format=csv|xlsx`` and
+``lang=zh|en`` give the spaces (and sensor sites, valves) as tables to hand on.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 
 import shapely
 from fastapi import APIRouter
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.as_of import AT
@@ -25,6 +27,7 @@ from api.deps import ReadSessionDep
 from api.ogc import PROBLEMS
 from api.requests import Bbox, Count, DatabaseId, Distance, Geometry, Point, PositiveDistance, Year
 from api.sessions import ReleasingRoute
+from api.tables import TABLE_ALTERNATIVES, TableDep, answer_as
 from cim.errors import InvalidInput
 from cim.services.gas import adjacent as gas_adjacent
 from cim.services.gas import alarm as gas_alarm
@@ -88,13 +91,15 @@ def _area(body: AdjacentSpacesRequest, srid: int) -> object | None:
     "/adjacent-spaces",
     summary="Underground spaces next to gas pipes (燃气相邻地下空间), ranked by risk",
     response_model=AdjacentSpaceReport,
+    responses=TABLE_ALTERNATIVES,
 )
 def adjacent_spaces(
     body: AdjacentSpacesRequest,
     session: ReadSessionDep,
     hidden: HiddenDep,
     audit: ReadAuditDep,
-) -> AdjacentSpaceReport:
+    wanted: TableDep,
+) -> AdjacentSpaceReport | Response:
     """Wells and chambers of other classes, utility tunnels and known basements within
     ``radius_m`` of the gas pipes in scope: distance and vertical relation to the nearest gas
     pipe, risk score (distance, GB 50028 pressure class, age and material, space type and
@@ -128,4 +133,4 @@ def adjacent_spaces(
     }
     if shown:
         audit.record("analysis/gas/adjacent-spaces", class_detail(shown))
-    return answer
+    return answer_as(wanted, answer, "gas-adjacent-spaces")

@@ -120,3 +120,51 @@ def test_openapi_documents_the_route(client: TestClient) -> None:
     assert operation["tags"] == ["gas analyses"] and "燃气相邻地下空间" in operation["summary"]
     assert {"200", "400", "401"} <= set(operation["responses"])
     assert '"type": "null"' not in json.dumps(spec)  # the 3.0.3 document stays 3.0
+
+
+def test_tables_hold_the_json_rows(client: TestClient, street: tuple[GasStreet, str, int]) -> None:
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    from cim.services.tables.gas import GAS_SPACES, SENSOR_SITES
+    from cim.services.tables.language import header, sheet_title
+
+    _, secret, _ = street
+    headers = {"X-API-Key": secret}
+    body = {"as_of_year": AS_OF, "sensors": 2}
+    answer = client.post(URL, json=body, headers=headers).json()
+    spaces = [
+        [s["rank"], s["id"], s["code"], s["distance_m"], s["gas_pipe"]["code"], s["risk"]["score"]]
+        for s in answer["spaces"]
+    ]
+    sites = [[s["id"], s["code"], s["covered_weight"]] for s in answer["sensors"]["sites"]]
+    picked = {"spaces": ["rank", "space_id", "code", "distance_m", "gas_pipe_code", "risk_score"],
+              "sensors": ["space_id", "code", "covered_weight"]}  # fmt: skip
+    for lang in ("zh", "en"):
+        for spec, wanted in ((GAS_SPACES, spaces), (SENSOR_SITES, sites)):
+            keys = [c.key for c in spec.columns]
+            index = [keys.index(k) for k in picked[spec.name]]
+            got = client.post(
+                URL, json=body, headers=headers,
+                params={"format": "csv", "lang": lang, "table": spec.name},
+            )  # fmt: skip
+            assert got.status_code == 200, got.text
+            rows = list(csv.reader(io.StringIO(got.content.decode("utf-8-sig"))))
+            assert rows[0] == [header(lang, k) for k in keys]
+            assert [[row[i] for i in index] for row in rows[1:]] == [
+                [str(v) for v in row] for row in wanted
+            ]
+            book = client.post(
+                URL, json=body, headers=headers, params={"format": "xlsx", "lang": lang}
+            )
+            cells = list(
+                load_workbook(io.BytesIO(book.content))[sheet_title(lang, spec.sheet)].iter_rows(
+                    values_only=True
+                )
+            )
+            assert [[row[i] for i in index] for row in cells[1:]] == wanted
+    spaces_zh = client.post(URL, json=body, headers=headers, params={"format": "csv"}).text
+    assert "电力井" in spaces_zh or "排水检查井" in spaces_zh
+    assert client.post(URL, json=body, params={"format": "csv"}).status_code == 401

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -46,6 +48,13 @@ def test_cli_gas_adjacent(engine: Engine, database_url: str, clean_tables: None)
     assert as_json == direct.model_dump(mode="json")
     sensors = run(database_url, "--sensors", "2").stdout
     assert "sensor sites (k=2): " in sensors
+    files = Path(tempfile.mkdtemp(prefix="cim-gas-"))
+    written = run(database_url, "--sensors", "2", "--csv", str(files / "s.csv"),
+                  "--xlsx", str(files / "s.xlsx"), "--lang", "en")  # fmt: skip
+    assert written.returncode == 0, written.stderr
+    lines = (files / "s.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0].startswith("Risk rank,Space type") and len(lines) == 12
+    assert lines[1].split(",")[:3] == ["1", "basement", "building"]
     alarm = run(database_url, "--segment", str(street.gas_segments["V1b"]), "--alarm").stdout
     assert "alarm on V1b: close V1, V2" in alarm
     assert [row.split()[1] for row in alarm.splitlines()[1:4]] == ["B1", "W2", "W3"]

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cim.errors import InvalidInput
+from cim.services.gas.models import AdjacentSpaceReport
 from cim.services.pipes.models import (
     BurstIsolation,
     ClashReport,
@@ -21,7 +22,7 @@ from cim.services.results import Result
 from cim.services.shelters.models import UncoveredCollection, ZoneCollection
 from cim.services.simulation.flood_models import FloodSimulation
 from cim.services.simulation.models import ShutdownImpact
-from cim.services.tables import pipes, shelters, simulation
+from cim.services.tables import gas, pipes, shelters, simulation
 from cim.services.tables.spec import Table
 
 BUILDERS: dict[type[Result], Callable[[Any], list[Table]]] = {
@@ -38,6 +39,7 @@ BUILDERS: dict[type[Result], Callable[[Any], list[Table]]] = {
     UncoveredCollection: shelters.uncovered_tables,
     ShutdownImpact: simulation.shutdown_tables,
     FloodSimulation: simulation.flood_tables,
+    AdjacentSpaceReport: gas.adjacent_space_tables,
 }
 """Answer type -> its tables, the main list first."""
 

@@ -51,7 +51,7 @@ def read_as_of(session: Session, moment: datetime) -> None:
         for table in VERSIONED_TABLES:
             current.connection().execute(text(f"DROP VIEW IF EXISTS pg_temp.{table}"))
 
-    restored = []
+    restored: list[bool] = []
 
     def restore(current: Session, transaction: Any) -> None:
         if transaction.parent is None and not restored:  # the outer transaction ended
