@@ -7,6 +7,7 @@ run by hand, ``alembic`` reads ``CIM_DATABASE_URL`` and ``CIM_SRID``.
 from __future__ import annotations
 
 import os
+import re
 
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine
@@ -19,9 +20,16 @@ config = context.config
 target_metadata = Base.metadata
 
 
+PARTITION = re.compile(r"sensor_observation_(default|p\d{6})")
+"""Month partitions of ``sensor_observation`` (made at run time, not in the models)."""
+
+
 def _include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
     # postgis_raster/tiger/topology bring tables of their own that are not ours.
     if type_ == "table" and name in {"spatial_ref_sys", "layer", "topology"}:
+        return False
+    table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", "")
+    if PARTITION.fullmatch(table or ""):
         return False
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 

@@ -68,8 +68,12 @@ def upgrade() -> None:
         ),
         sa.Column("source_name", sa.Text(), nullable=False),
         sa.Column("source_sha256", sa.String(64), nullable=False),
-        sa.Column("counts", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb")),
-        sa.Column("changes", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb")),
+        sa.Column(
+            "counts", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False
+        ),
+        sa.Column(
+            "changes", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False
+        ),
         sa.UniqueConstraint("dataset_id", "version", name="uq_dataset_version_dataset_id_version"),
     )
     op.create_index("ix_dataset_version_dataset_id", "dataset_version", ["dataset_id"])
