@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +176,37 @@ def test_a_retry_without_the_upload_is_refused(
     shutil.rmtree(data_dir / "uploads" / failed["id"])
     refused = client.post(f"/jobs/{failed['id']}/retry", headers=admin)
     assert refused.status_code == 400 and "upload them again" in refused.json()["detail"]
+
+
+def test_a_restart_keeps_the_uploads_of_waiting_jobs_and_requeues_dead_workers_jobs(
+    database_url: str, engine: Engine, data_dir: Path, keys: dict[str, str]
+) -> None:
+    """A server killed after queueing an upload: its folder stays for the job (any worker may
+    run it), a finished job's folder goes, and a job its dead worker held is queued again."""
+    # ``held`` is queued again with run_after = now: this app's worker may take it (and fail
+    # it: its upload folder is empty), so only "not the dead worker's any more" is asserted
+    marker, later = uuid.uuid4().hex, datetime(2100, 1, 1, tzinfo=UTC)
+    dead = f"{socket.gethostname()}:{2**22 + 17}"  # no such process
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        waiting, finished, held = (
+            queue.enqueue(session, task="import", kind="terrain", options={"test_jobs": marker})
+            for _ in range(3)
+        )
+        waiting.run_after = held.run_after = later  # no worker of this test takes them
+        finished.status = "succeeded"
+        held.status, held.worker, held.attempts = "running", f"{dead}:abcdef", 1
+        ids = [waiting.id, finished.id, held.id]
+    for job_id in ids:
+        (data_dir / "uploads" / job_id).mkdir(parents=True)
+        (data_dir / "uploads" / job_id / ".worker").write_text(dead)
+    settings = CimSettings(database_url=database_url, data_dir=data_dir)
+    try:
+        with TestClient(create_app(settings)) as client:
+            kept = sorted(p.name for p in (data_dir / "uploads").iterdir())
+            assert kept == sorted([waiting.id, held.id])
+            shown = client.get(f"/jobs/{held.id}", headers={"X-API-Key": keys["admin"]}).json()
+            assert (shown["status"], shown["worker"]) != ("running", held.worker), shown
+            assert shown["status"] != "queued" or "re-queued" in shown["error"], shown
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM import_job WHERE id = ANY(:ids)"), {"ids": ids})
