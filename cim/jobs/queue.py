@@ -159,10 +159,15 @@ def _worker_gone(worker: str | None, own_worker: str | None) -> bool:
 
 
 def _lost(job: ImportJob, now: datetime, own_worker: str | None) -> bool:
-    if job.worker is None:  # claimed by the in-memory runner of before 0010: its owner's pid
-        return _worker_gone(str(job.options.get("worker", "")) + ":", own_worker)
+    """Whether a running job's worker is gone. A row of the in-memory runner of before 0010
+    (no ``worker``) is judged by its owner's pid, else by its last write (no heartbeat then)."""
+    if job.worker is None:
+        owner = str(job.options.get("worker", ""))
+        if owner.partition(":")[0] == socket.gethostname():
+            return _worker_gone(owner + ":", own_worker)
     beat_at = job.heartbeat_at or job.updated_at
-    return (now - beat_at).total_seconds() > STALE_SECONDS or _worker_gone(job.worker, own_worker)
+    stale = (now - beat_at).total_seconds() > STALE_SECONDS
+    return stale or (job.worker is not None and _worker_gone(job.worker, own_worker))
 
 
 def recover(
