@@ -75,12 +75,46 @@ def load_index(
     (``include_spaces`` concerns buildings only.)
     """
     del include_spaces
+    return fetch_index(connection, _index_sql(sensitive, restricted, None))
+
+
+def load_index_of(
+    connection: Connection[Any],
+    ids: npt.NDArray[np.int64],
+    *,
+    sensitive: frozenset[str] = frozenset(),
+    restricted: bool = False,
+) -> FeatureIndex:
+    """The index rows of only the features ``ids`` (same ids and rules as :func:`load_index`);
+    ids that are no feature of the layer (gone, a plain junction, another class) are absent.
+
+    An incremental refresh (:mod:`tiles.incremental`) re-reads just the features a new version
+    touched, so the rows must come from the very SQL of the full index.
+    """
+    if ids.size == 0:
+        return FeatureIndex(np.zeros(0, np.int64), np.zeros((0, 6)), np.zeros(0, np.int64))
+    return fetch_index(connection, _index_sql(sensitive, restricted, ids))
+
+
+def _id_filter(column: str, ids: npt.NDArray[np.int64]) -> str:
+    """``AND column = ANY(ARRAY[...])`` for integer ids (inlined: named cursors take no
+    parameters here; integers cannot carry SQL)."""
+    listed = ",".join(str(int(i)) for i in ids)
+    return f"AND {column} = ANY(ARRAY[{listed}]::bigint[])" if listed else "AND false"
+
+
+def _index_sql(
+    sensitive: frozenset[str], restricted: bool, ids: npt.NDArray[np.int64] | None
+) -> str:
+    """The index query, for every feature (``ids`` None) or only for ``ids``."""
+    segments = "" if ids is None else _id_filter("s.id", ids[ids > 0])
+    nodes = "" if ids is None else _id_filter("f.id", -ids[ids < 0])
     sql = f"""
         SELECT s.id, ST_XMin(b) - r, ST_YMin(b) - r, ST_ZMin(b) - r,
                ST_XMax(b) + r, ST_YMax(b) + r, ST_ZMax(b) + r, (ST_NPoints(s.geom) - 1) * 48
         FROM pipe_segment s JOIN dataset d ON d.id = s.dataset_id AND d.status = 'ready',
         LATERAL (SELECT Box3D(s.geom) AS b, {RADIUS_SQL} AS r) x
-        WHERE {utility_condition("s.utility", sensitive, restricted=restricted)}
+        WHERE {utility_condition("s.utility", sensitive, restricted=restricted)} {segments}
         UNION ALL
         SELECT -f.id,
                f.x - w, f.y - w, CASE WHEN f.well THEN f.bottom_z ELSE f.pipe_z - w END,
@@ -88,10 +122,9 @@ def load_index(
                CASE WHEN f.well THEN coalesce(f.ground_z, f.z) ELSE f.pipe_z + w END, 48
         FROM ({NODE_FEATURES}) f,
         LATERAL (SELECT CASE WHEN f.well THEN {WELL_RADIUS} ELSE {MARKER_SIZE / 2} END AS w) x
-        WHERE {utility_condition("f.utility", sensitive, restricted=restricted)}
+        WHERE {utility_condition("f.utility", sensitive, restricted=restricted)} {nodes}
     """
-    params = {"default": DEFAULT_DIAMETER_MM, "half": MARKER_SIZE / 2}
-    return fetch_index(connection, _inline(sql, params))
+    return _inline(sql, {"default": DEFAULT_DIAMETER_MM, "half": MARKER_SIZE / 2})
 
 
 def _inline(sql: str, params: dict[str, float]) -> str:

@@ -11,6 +11,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, text
 
+from tiles.manifest import Stamp
+
 UPSERT = text(
     "INSERT INTO tileset (layer, spec, dataset_versions, stats, built_at) "
     "VALUES (:layer, :spec, CAST(:versions AS jsonb), CAST(:stats AS jsonb), now()) "
@@ -22,7 +24,12 @@ UPSERT = text(
 
 @dataclass
 class BuildResult:
-    """What one layer build did; ``status`` is built | up-to-date | empty."""
+    """What one layer build did; ``status`` is built | up-to-date | empty.
+
+    ``mode`` says how a built layer was made: ``full`` (every tile written) or ``incremental``
+    (only ``tiles_rewritten`` of ``tiles`` written, the others kept from the previous build);
+    ``full_reason`` says why a build that could have been incremental was not.
+    """
 
     layer: str
     status: str
@@ -34,6 +41,9 @@ class BuildResult:
     bytes: int = 0
     largest_tile_bytes: int = 0
     seconds: float = 0.0
+    mode: str = "full"
+    tiles_rewritten: int = 0
+    full_reason: str = ""
     dataset_versions: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,6 +66,26 @@ def dataset_versions(engine: Engine, kinds: tuple[str, ...]) -> dict[str, str]:
             {"kinds": list(kinds)},
         ).all()
     return {str(r.id): version_of(r) for r in rows}
+
+
+def read_stamp(engine: Engine, kinds: tuple[str, ...]) -> Stamp:
+    """The database time and the current version number of every ready dataset of ``kinds``.
+
+    Read *before* a build reads its features: a version committed in between is then in the
+    tiles and also newer than the stamp, so the next refresh looks at it again (harmless)
+    rather than never.
+    """
+    with engine.connect() as connection:
+        built_at = connection.execute(text("SELECT now()")).scalar_one()
+        rows = connection.execute(
+            text(
+                "SELECT d.id, coalesce(max(v.version), 0) AS version FROM dataset d "
+                "LEFT JOIN dataset_version v ON v.dataset_id = d.id "
+                "WHERE d.kind = ANY(:kinds) AND d.status = 'ready' GROUP BY d.id"
+            ),
+            {"kinds": list(kinds)},
+        ).all()
+    return Stamp(built_at.isoformat(), {str(r.id): int(r.version) for r in rows})
 
 
 def recorded(engine: Engine, layer: str) -> tuple[str, dict[str, Any]] | None:

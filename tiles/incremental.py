@@ -1,0 +1,167 @@
+"""Refresh a tile layer after new dataset versions by rewriting only the tiles they touch.
+
+Why it equals a full rebuild: the layer's manifest (:mod:`tiles.manifest`) keeps the feature
+index the tree was cut from. The refresh replaces, in that index, the rows of the features the
+new versions touched (:mod:`tiles.changes`; re-read with the full index's own SQL) and cuts the
+tree again with :func:`tiles.subdivide.subdivide` — the very tree a full rebuild would cut from
+the database, so the same features land in the same tiles with the same bounding volumes and
+geometric errors. (Placing the changed features into the old leaves instead would be cheaper
+by a few seconds per million features but drifts from a full rebuild as soon as a leaf would
+split or a centre moves across a split line.) A tile is then *clean* when it has the same key,
+the same features, the same box (hence the same local frame) and the same leaf flag as in the
+manifest and none of its features was touched: its file is hard-linked into the staged folder
+(same bytes, same inode). Every other tile — the touched ones and those whose bounds or error
+changed, i.e. their ancestors — is rendered again. ``tileset.json`` and the manifest are
+rewritten whole and the folder is swapped in atomically, as a full build does.
+
+A full rebuild is done instead (the build result's ``full_reason`` says why) when there is no
+readable manifest, the spec, triangle budget or an option changed, a dataset was added or
+removed, a changed dataset is not of a versioned kind, its history since the build was purged,
+or the layer became empty.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from psycopg import Connection
+from sqlalchemy import Engine
+
+from cim.db.connect import storage_srid
+from tiles import pipes
+from tiles.atomic import atomic_layer
+from tiles.changes import NotIncremental, touched_features, version_steps
+from tiles.layers import MeshLayer
+from tiles.manifest import Manifest, read_manifest, sorted_index
+from tiles.record import BuildResult, read_stamp
+from tiles.render import Progress, Renderer, RenderJob, TileOutput, frame_of
+from tiles.subdivide import FeatureIndex, TileNode, subdivide
+from tiles.write import describe_layer, render
+
+
+def refresh_layer(
+    engine: Engine,
+    target: Path,
+    layer: MeshLayer,
+    result: BuildResult,
+    *,
+    sensitive: frozenset[str],
+    max_triangles: int,
+    renderer: Renderer | None = None,
+    compress: bool = False,
+    progress: Progress | None = None,
+) -> bool:
+    """Refresh the layer at ``target`` in place of a full build; False (with
+    ``result.full_reason`` set) when it must be rebuilt in full instead.
+
+    Runs with the layer's build lock held (:func:`tiles.atomic.atomic_layer`), so the manifest
+    and the files it reuses are those of the layer on disk, and nobody swaps it meanwhile.
+    """
+    if layer.source is not pipes:
+        result.full_reason = "only the pipes layers refresh incrementally"
+        return False
+    stamp = read_stamp(engine, layer.source.DATASET_KINDS)
+    srid = storage_srid(engine)
+    extension = "b3dm" if result.spec == "1.0" else "glb"
+    try:
+        with (
+            engine.connect() as sa_connection,
+            atomic_layer(target) as folder,
+        ):
+            connection: Connection[Any] = sa_connection.connection.driver_connection  # type: ignore[assignment]
+            previous = _usable_manifest(target, result, max_triangles)
+            changed = [k for k, v in result.dataset_versions.items() if previous.settings[k] != v]
+            touched = touched_features(
+                engine, version_steps(engine, previous.stamp.versions, changed)
+            )
+            index = _updated_index(
+                previous.index, touched, pipes.load_index_of(
+                    connection, touched, sensitive=sensitive, restricted=layer.restricted
+                )
+            )  # fmt: skip
+            connection.rollback()
+            if len(index) == 0:
+                raise NotIncremental("the layer became empty")
+            root = subdivide(index, max_triangles=max_triangles)
+            nodes = [node for node in root.walk() if node.rows.size]
+            frames = {node.key: frame_of(node, srid) for node in nodes}
+            dirty, kept = _split(nodes, index, previous, touched)
+            (folder / "content").mkdir()
+            for record in kept:
+                name = f"content/{record.key}.{extension}"
+                _link(target / name, folder / name)
+            job = RenderJob(
+                result.layer, index, dirty, folder, result.spec, srid, extension, engine,
+                compress=compress,
+            )  # fmt: skip
+            fresh = render(job, renderer, layer.source, connection, frames, progress)
+            outputs = {record.key: record for record in kept} | {o.key: o for o in fresh}
+            describe_layer(
+                folder, root, index, frames, outputs, result,
+                srid=srid, extension=extension, stamp=stamp, max_triangles=max_triangles,
+            )  # fmt: skip
+    except NotIncremental as reason:
+        result.full_reason = str(reason)
+        return False
+    result.status, result.mode, result.tiles_rewritten = "built", "incremental", len(fresh)
+    return True
+
+
+def _usable_manifest(target: Path, result: BuildResult, max_triangles: int) -> Manifest:
+    """The manifest of the layer on disk if a refresh can start from it."""
+    previous = read_manifest(target)
+    if previous is None or not (target / "tileset.json").is_file():
+        raise NotIncremental("the layer on disk has no manifest")
+    if previous.spec != result.spec or previous.max_triangles != max_triangles:
+        raise NotIncremental("the 3D Tiles version or the triangle budget changed")
+    if set(previous.settings) != set(result.dataset_versions):
+        raise NotIncremental("a dataset was added or removed, or an option changed")
+    for key, value in result.dataset_versions.items():
+        if not key.isdigit() and previous.settings[key] != value:  # options are named
+            raise NotIncremental(f"the build option {key} changed")
+    return previous
+
+
+def _updated_index(
+    previous: FeatureIndex, touched: np.ndarray, current: FeatureIndex
+) -> FeatureIndex:
+    """``previous`` with the rows of ``touched`` replaced by ``current`` (those that still are
+    features of the layer), ordered by id like a full build's index."""
+    keep = ~np.isin(previous.ids, touched)
+    return sorted_index(
+        FeatureIndex(
+            np.concatenate([previous.ids[keep], current.ids]),
+            np.concatenate([previous.boxes[keep], current.boxes]),
+            np.concatenate([previous.triangles[keep], current.triangles]),
+        )
+    )
+
+
+def _split(
+    nodes: list[TileNode], index: FeatureIndex, previous: Manifest, touched: np.ndarray
+) -> tuple[list[TileNode], list[TileOutput]]:
+    """The tiles to render again, and the outputs of the tiles whose files are kept."""
+    dirty: list[TileNode] = []
+    kept: list[TileOutput] = []
+    for node in nodes:
+        ids = np.sort(index.ids[node.rows])
+        record = previous.tiles.get(node.key)
+        if record is None or not record.same_place(node, ids) or np.isin(ids, touched).any():
+            dirty.append(node)
+        else:
+            kept.append(record.output)
+    return dirty, kept
+
+
+def _link(source: Path, target: Path) -> None:
+    """Hard-link an unchanged tile into the staged folder (a copy where links fail)."""
+    if not source.is_file():
+        raise NotIncremental(f"the tile {source.name} of the previous build is missing")
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)

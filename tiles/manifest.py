@@ -1,0 +1,178 @@
+"""The manifest of a built mesh layer: which tile every feature went to, so a new dataset version
+can rewrite only the tiles it touches (:mod:`tiles.incremental`).
+
+It is one ``manifest.npz`` in the layer folder, written into the staged folder with the tiles,
+so it is swapped in atomically with them and always describes the files beside it. It holds:
+
+* the feature index the tree was cut from (ids, 3D boxes, triangle estimates, sorted by id), so
+  a refresh re-reads only the features a version changed and cuts the same tree a full rebuild
+  would;
+* per content tile: its key, its feature ids, box, geometric error, whether it is a leaf, and
+  what its file held (sha256, features, triangles, bytes);
+* the build's settings (spec, options, triangle budget) and its *stamp*: the database time and
+  the version number of every dataset read, taken before the index was read, so a version that
+  commits during the build is seen again by the next refresh rather than missed.
+
+About 64 bytes a feature (64 MB for a million pipes), read and written in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tiles.render import TileOutput
+from tiles.subdivide import FeatureIndex, TileNode
+
+MANIFEST_NAME = "manifest.npz"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """When a build read its datasets, and which version of each it read."""
+
+    built_at: str
+    versions: dict[str, int]
+
+
+@dataclass
+class TileRecord:
+    """One content tile as the manifest keeps it."""
+
+    key: str
+    ids: npt.NDArray[np.int64]  # sorted feature ids
+    box: npt.NDArray[np.float64]
+    geometric_error: float
+    leaf: bool
+    output: TileOutput
+
+    def same_place(self, node: TileNode, ids: npt.NDArray[np.int64]) -> bool:
+        """Would ``node`` (holding the sorted ``ids``) be written to exactly this file's bytes,
+        its features unchanged? Same key, same features, same box (so the same ENU frame)
+        and the same leaf flag (coarse tiles draw fewer tube sides)."""
+        return (
+            node.key == self.key
+            and self.leaf == (not node.children)
+            and np.array_equal(self.ids, ids)
+            and np.array_equal(self.box, node.box)
+        )
+
+
+@dataclass
+class Manifest:
+    """Everything a refresh needs to know about the layer on disk."""
+
+    layer: str
+    spec: str
+    settings: dict[str, str]
+    max_triangles: int
+    stamp: Stamp
+    index: FeatureIndex
+    tiles: dict[str, TileRecord] = field(default_factory=dict)
+
+
+def sorted_index(index: FeatureIndex) -> FeatureIndex:
+    """``index`` ordered by feature id: the one order both full and incremental builds cut the
+    tree from (subdivide breaks ties between equal-sized features by position)."""
+    order = np.argsort(index.ids, kind="stable")
+    return FeatureIndex(index.ids[order], index.boxes[order], index.triangles[order])
+
+
+def tile_records(
+    root: TileNode, index: FeatureIndex, outputs: dict[str, TileOutput]
+) -> dict[str, TileRecord]:
+    """The records of the content tiles under ``root`` with what writing each produced."""
+    return {
+        node.key: TileRecord(
+            node.key,
+            np.sort(index.ids[node.rows]),
+            node.box.copy(),
+            float(node.geometric_error),
+            not node.children,
+            outputs[node.key],
+        )
+        for node in root.walk()
+        if node.rows.size
+    }
+
+
+def write_manifest(folder: Path, manifest: Manifest) -> None:
+    """Write ``manifest.npz`` into the (staged) layer ``folder``."""
+    records = list(manifest.tiles.values())
+    counts = np.array([r.ids.size for r in records], dtype=np.int64)
+    meta = {
+        "format": FORMAT,
+        "layer": manifest.layer,
+        "spec": manifest.spec,
+        "settings": manifest.settings,
+        "max_triangles": manifest.max_triangles,
+        "built_at": manifest.stamp.built_at,
+        "versions": manifest.stamp.versions,
+        "keys": [r.key for r in records],
+        "sha256": [r.output.sha256 for r in records],
+    }
+    with open(folder / MANIFEST_NAME, "wb") as handle:
+        np.savez(
+            handle,
+            meta=np.array(json.dumps(meta)),
+            ids=manifest.index.ids,
+            boxes=manifest.index.boxes,
+            triangles=manifest.index.triangles,
+            tile_counts=counts,
+            tile_ids=np.concatenate([r.ids for r in records]) if records else np.zeros(0, np.int64),
+            tile_boxes=np.array([r.box for r in records]).reshape(-1, 6),
+            tile_errors=np.array([r.geometric_error for r in records], dtype=np.float64),
+            tile_leaf=np.array([r.leaf for r in records], dtype=bool),
+            tile_stats=np.array(
+                [[r.output.features, r.output.triangles, r.output.bytes] for r in records],
+                dtype=np.int64,
+            ).reshape(-1, 3),
+        )
+
+
+def read_manifest(folder: Path) -> Manifest | None:
+    """The manifest of the layer in ``folder``; None if there is none or it cannot be read
+    (a layer built before manifests existed, another format): the caller rebuilds in full."""
+    path = Path(folder) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+        meta: dict[str, Any] = json.loads(str(arrays["meta"]))
+        if meta.get("format") != FORMAT:
+            return None
+        return _from_arrays(meta, arrays)
+    except (OSError, ValueError, KeyError):  # a damaged file: never trust half of it
+        return None
+
+
+def _from_arrays(meta: dict[str, Any], arrays: dict[str, Any]) -> Manifest:
+    index = FeatureIndex(arrays["ids"], arrays["boxes"], arrays["triangles"])
+    starts = np.concatenate([[0], np.cumsum(arrays["tile_counts"])])
+    tiles: dict[str, TileRecord] = {}
+    for k, key in enumerate(meta["keys"]):
+        features, triangles, size = (int(v) for v in arrays["tile_stats"][k])
+        tiles[key] = TileRecord(
+            key,
+            arrays["tile_ids"][starts[k] : starts[k + 1]],
+            arrays["tile_boxes"][k],
+            float(arrays["tile_errors"][k]),
+            bool(arrays["tile_leaf"][k]),
+            TileOutput(key, features, triangles, size, meta["sha256"][k]),
+        )
+    return Manifest(
+        layer=meta["layer"],
+        spec=meta["spec"],
+        settings={str(k): str(v) for k, v in meta["settings"].items()},
+        max_triangles=int(meta["max_triangles"]),
+        stamp=Stamp(meta["built_at"], {str(k): int(v) for k, v in meta["versions"].items()}),
+        index=index,
+        tiles=tiles,
+    )

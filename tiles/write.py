@@ -1,0 +1,151 @@
+"""Writing a layer into its staged folder: content tiles rendered here, ``tileset.json`` and the
+manifest. Shared by the full build (:mod:`tiles.build`) and the incremental refresh
+(:mod:`tiles.incremental`), so both write the very same bytes for the same tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from psycopg import Connection
+
+from tiles.content import MeshParts, TileFrame, encode_tile
+from tiles.gltf import FeatureTable
+from tiles.layers import LayerSource
+from tiles.manifest import Manifest, Stamp, tile_records, write_manifest
+from tiles.model import write_tileset
+from tiles.record import BuildResult
+from tiles.render import (
+    BATCH_TRIANGLES,
+    Progress,
+    Renderer,
+    RenderJob,
+    TileOutput,
+    batches,
+    mesh_node,
+)
+from tiles.subdivide import FeatureIndex, TileNode
+from tiles.tileset import content_tag, tileset_json
+
+WRITES_IN_FLIGHT = 16  # keep at most a few tiles' bytes waiting for the writer thread
+
+Meshed = list[tuple[MeshParts, FeatureTable]]
+
+
+def render(
+    job: RenderJob,
+    renderer: Renderer | None,
+    source: LayerSource,
+    connection: Connection[Any],
+    frames: dict[str, TileFrame],
+    progress: Progress | None,
+) -> list[TileOutput]:
+    """Write the content of ``job.nodes`` with ``renderer`` (dask) or here."""
+    if not job.nodes:
+        return []
+    if renderer is not None:
+        return renderer(job, progress)
+    outputs = render_here(job, source, connection, frames, progress)
+    connection.rollback()
+    return outputs
+
+
+def render_here(
+    job: RenderJob,
+    source: LayerSource,
+    connection: Connection[Any],
+    frames: dict[str, TileFrame],
+    progress: Progress | None,
+) -> list[TileOutput]:
+    """The local renderer: fetching and meshing the next batch of tiles (a thread) overlaps
+    encoding this one, and a second thread writes the files (slow on some file systems)."""
+    index = job.index
+    weights = [int(index.triangles[node.rows].sum()) for node in job.nodes]
+    groups = batches(job.nodes, weights, BATCH_TRIANGLES)
+    outputs: list[TileOutput] = []
+    writes: list[Future[int]] = []
+    done, total = 0, sum(int(node.rows.size) for node in job.nodes)
+    with ThreadPoolExecutor(max_workers=1) as pool, ThreadPoolExecutor(max_workers=1) as writer:
+        pending: Future[Meshed] | None = None
+        for position, batch in enumerate(groups):
+            contents = (
+                pending.result() if pending else _mesh(source, connection, index, frames, batch)
+            )
+            if position + 1 < len(groups):
+                pending = pool.submit(
+                    _mesh, source, connection, index, frames, groups[position + 1]
+                )
+            for node, (parts, table) in zip(batch, contents, strict=True):
+                data = encode_tile(parts, table, spec=job.spec, compress=job.compress)
+                path = job.folder / "content" / f"{node.key}.{job.extension}"
+                writes.append(writer.submit(path.write_bytes, data))
+                if len(writes) > WRITES_IN_FLIGHT:
+                    writes.pop(0).result()
+                digest = hashlib.sha256(data).hexdigest()
+                outputs.append(
+                    TileOutput(node.key, table.count, parts.triangle_count, len(data), digest)
+                )
+                done += int(node.rows.size)
+                if progress is not None:
+                    progress(done, total)
+        for write in writes:
+            write.result()  # surfaces a failed write before the layer is swapped in
+    return outputs
+
+
+def _mesh(
+    source: LayerSource,
+    connection: Connection[Any],
+    index: FeatureIndex,
+    frames: dict[str, TileFrame],
+    batch: list[TileNode],
+) -> Meshed:
+    """Mesh a batch of tiles from one query: round trips, not rows, dominate small tiles."""
+    rows = source.fetch_rows(connection, np.concatenate([index.ids[n.rows] for n in batch]))
+    return [
+        mesh_node(source, rows, index.ids[node.rows], frames[node.key], leaf=not node.children)
+        for node in batch
+    ]
+
+
+def describe_layer(
+    folder: Path,
+    root: TileNode,
+    index: FeatureIndex,
+    frames: dict[str, TileFrame],
+    outputs: dict[str, TileOutput],
+    result: BuildResult,
+    *,
+    srid: int,
+    extension: str,
+    stamp: Stamp,
+    max_triangles: int,
+) -> None:
+    """Write ``tileset.json`` and the manifest of the tree under ``root`` whose content files
+    are ``outputs`` (by key), and add them all up into ``result``."""
+    for output in outputs.values():
+        result.tiles += 1
+        result.features += output.features
+        result.triangles += output.triangles
+        result.bytes += output.bytes
+        result.largest_tile_bytes = max(result.largest_tile_bytes, output.bytes)
+    tag = content_tag({key: output.sha256 for key, output in outputs.items()})
+    tileset = tileset_json(
+        root, index, frames, spec=result.spec, srid=srid, extension=extension, tag=tag
+    )
+    write_tileset(tileset, folder / "tileset.json")
+    result.bytes += (folder / "tileset.json").stat().st_size
+    manifest = Manifest(
+        layer=result.layer,
+        spec=result.spec,
+        settings=dict(result.dataset_versions),
+        max_triangles=max_triangles,
+        stamp=stamp,
+        index=index,
+        tiles=tile_records(root, index, outputs),
+    )
+    write_manifest(folder, manifest)
