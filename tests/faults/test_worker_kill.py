@@ -22,14 +22,21 @@ from tests.conftest import CIM, cli_env
 from tests.faults.test_import_kill import KY4, _check, _kill, _wait_idle
 
 
-def _queue_import(engine: Engine, uploads: Path, max_attempts: int) -> str:
-    """An import job of ky4 as ``POST /datasets`` would queue it (no tile refresh)."""
+def _queue_import(
+    engine: Engine, uploads: Path, max_attempts: int, refresh_tiles: bool = False
+) -> str:
+    """An import job of ky4 as ``POST /datasets`` would queue it."""
     with Session(engine) as session, session.begin():
         job = queue.enqueue(session, task="import", kind="pipes", options={})
         folder = uploads / job.id
         folder.mkdir(parents=True)
         shutil.copyfile(KY4, folder / KY4.name)
-        job.options = {"crs": "EPSG:3547", "files": [KY4.name], "upload_dir": str(folder)}
+        job.options = {
+            "crs": "EPSG:3547",
+            "files": [KY4.name],
+            "upload_dir": str(folder),
+            "refresh_tiles": refresh_tiles,
+        }
         job.max_attempts = max_attempts
         return job.id
 
@@ -112,3 +119,36 @@ def test_a_killed_workers_import_without_attempts_left_is_failed(
     assert (data_dir / "uploads" / job_id / KY4.name).is_file()  # kept for a retry
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM import_job WHERE id = :id"), {"id": job_id})
+
+
+@pytest.mark.slow
+def test_a_killed_tile_refresh_is_run_again_and_the_layer_is_whole(
+    utm_engine: Engine, utm_url: str, tmp_path: Path
+) -> None:
+    """The import's worker is killed in its tile refresh, with the new layer staged and not yet
+    swapped in; a second worker runs the refresh again and the layer is complete."""
+    engine, data_dir = utm_engine, tmp_path / "data"
+    import_id = _queue_import(engine, data_dir / "uploads", max_attempts=3, refresh_tiles=True)
+    _killed_at(utm_url, data_dir, "tiles-swap")
+    imported = _job(engine, import_id)
+    assert imported.status == "succeeded" and imported.attempts == 1
+    with engine.connect() as conn:
+        refresh_id = conn.execute(
+            text("SELECT id FROM import_job WHERE options->>'import_job' = :id"), {"id": import_id}
+        ).scalar_one()
+    assert _job(engine, refresh_id).status == "running"
+    assert not (data_dir / "tiles" / "pipes" / "tileset.json").exists()  # never swapped in
+
+    _drain(utm_url, data_dir)
+    refreshed = _job(engine, refresh_id)
+    assert refreshed.status == "succeeded" and refreshed.attempts == 2, refreshed.error
+    assert refreshed.result is not None
+    built = {layer["layer"]: layer for layer in refreshed.result["layers"]}
+    dataset = _check(engine)
+    assert dataset is not None and built["pipes"]["features"] >= dataset["segments"]
+    assert (data_dir / "tiles" / "pipes" / "tileset.json").is_file()
+    with engine.begin() as conn:
+        conn.execute(
+            text("DELETE FROM import_job WHERE id IN (:a, :b)"), {"a": import_id, "b": refresh_id}
+        )
+        conn.execute(text("DELETE FROM tileset"))
