@@ -49,6 +49,12 @@ def _summary_line(result: dict[str, Any]) -> str:
     if status != "built":
         return f"{layer}: {status}"
     size = result.get("bytes", 0) / 1e6
+    if result.get("mode") == "incremental":
+        return (
+            f"{layer}: incremental, {result.get('tiles_rewritten', 0):,} of "
+            f"{result.get('tiles', 0):,} tiles rewritten, {result.get('features', 0):,} features "
+            f"in {result.get('seconds', 0)} s -> {result.get('path', '')}"
+        )
     if layer == "pointcloud":
         return (
             f"{layer}: {result.get('features', 0):,} points, {result.get('tiles', 0):,} tiles, "
@@ -68,6 +74,14 @@ def command(
     ] = Spec.v11,
     force: Annotated[
         bool, typer.Option("--force", help="Rebuild even if the layer's datasets are unchanged.")
+    ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Rewrite every tile even when only new dataset versions changed (by default "
+            "those rewrite only the tiles they touch).",
+        ),
     ] = False,
     include_spaces: Annotated[
         bool, typer.Option("--include-spaces", help="Also tile IFC spaces (left out by default).")
@@ -93,6 +107,9 @@ def command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Build 3D Tiles (buildings, pipes, point clouds) and terrain; unchanged layers are skipped.
+
+    A pipes layer whose datasets only gained new versions is refreshed incrementally: only the
+    tiles the changes touch are rewritten (--full rewrites them all).
 
     The pointcloud layer is always 3D Tiles 1.0 (.pnts, py3dtiles); --spec applies to the others.
     """
@@ -142,6 +159,7 @@ def command(
                         include_spaces=include_spaces,
                         renderer=renderer,
                         compress=compress,
+                        full=full,
                     )
                     results.append(output.publish(built.to_dict()))
     text = "\n".join(_summary_line(r) for r in results)

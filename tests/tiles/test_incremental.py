@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
+from tests.conftest import CIM, cli_env
 from tests.importers.pipes_helpers import run
 from tests.tiles.checks import check_tileset, content_path, property_table, read_glb
 from tests.version_fixtures import LINES_V1, LINES_V2, POINTS_V1, POINTS_V2, survey
@@ -178,3 +180,35 @@ def test_purged_history_or_missing_manifest_rebuilds_everything(
     bare = _build(engine, live)
     assert (bare.mode, bare.full_reason) == ("full", "the layer on disk has no manifest")
     check_tileset(live / "pipes")
+
+
+def _cim(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CIM, "tiles", "build", "--layer", "pipes", *args],
+        env=cli_env(database_url, CIM_DATA_DIR=str(data_dir), CIM_SENSITIVE_UTILITIES=""),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.slow
+def test_cli_refreshes_incrementally_unless_full(
+    engine: Engine, fresh: None, database_url: str, tmp_path: Path
+) -> None:
+    run(engine, *survey(tmp_path / "v1", POINTS_V1 + FAR_POINTS, LINES_V1 + FAR_LINES), crs=CRS)
+    first = _cim(database_url, tmp_path, "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)[0]["mode"] == "full"
+
+    run(engine, *survey(tmp_path / "v2", POINTS_V2 + FAR_POINTS, LINES_V2 + FAR_LINES), crs=CRS)
+    second = _cim(database_url, tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "pipes: incremental, " in second.stdout and " tiles rewritten" in second.stdout
+
+    run(engine, *survey(tmp_path / "v3", POINTS_V1 + FAR_POINTS, LINES_V1 + FAR_LINES), crs=CRS)
+    third = _cim(database_url, tmp_path, "--full", "--json")
+    assert third.returncode == 0, third.stderr
+    result = json.loads(third.stdout)[0]
+    assert (result["mode"], result["tiles_rewritten"]) == ("full", result["tiles"])
+    check_tileset(tmp_path / "tiles" / "pipes")
