@@ -40,9 +40,9 @@ from tiles.layers import DEFAULT_SENSITIVE
 from tiles.refresh import TilesTask
 
 REFRESH_TILES_AFTER_IMPORT = True
-"""An import through ``POST /datasets`` queues the refresh of its tile layers (a setting later)."""
+"""Default of ``CIM_TILES_REFRESH_AFTER_IMPORT``: an API import queues its tile layers' refresh."""
 SERVE_RUNS_JOBS = True
-"""Every API process runs a job worker thread (a setting later: API-only replicas)."""
+"""Default of ``CIM_SERVE_JOBS``: every API process runs a job worker thread."""
 STOP_WAIT_SECONDS = 5.0
 """On shutdown, how long the running job may take to end before the process goes on exiting
 (a job cut short is re-queued by another worker once its heartbeat is stale)."""
@@ -110,8 +110,12 @@ class JobRunner:
         import_options: dict[str, Any] | None = None,
         tiles_dir: Path | None = None,
         sensitive: frozenset[str] = DEFAULT_SENSITIVE,
+        run_jobs: bool = SERVE_RUNS_JOBS,
+        refresh_tiles: bool = REFRESH_TILES_AFTER_IMPORT,
     ) -> None:
         self.uploads_dir = uploads_dir
+        self.run_jobs = run_jobs
+        self.refresh_tiles = refresh_tiles
         self._engine = engine
         handlers = job_handlers(
             dict(import_options or {}), tiles_dir or uploads_dir.parent / "tiles", sensitive
@@ -125,8 +129,8 @@ class JobRunner:
         return cls(make_engine(database_url, pool_size=3), uploads_dir, **options)
 
     def start(self) -> None:
-        """Start this process's worker thread (unless :data:`SERVE_RUNS_JOBS` is off)."""
-        if SERVE_RUNS_JOBS:
+        """Start this process's worker thread (unless ``CIM_SERVE_JOBS`` is off)."""
+        if self.run_jobs:
             self.worker.start()
 
     def close(self) -> None:
@@ -169,7 +173,7 @@ class JobRunner:
             **options,
             "files": [path.name for path in paths],
             "upload_dir": str(folder.resolve()),
-            "refresh_tiles": REFRESH_TILES_AFTER_IMPORT,
+            "refresh_tiles": self.refresh_tiles,
             "worker": this_worker(),  # the upload's owner (api.upload_sweep)
         }
         with Session(engine, expire_on_commit=False) as session, session.begin():

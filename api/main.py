@@ -126,6 +126,8 @@ def open_state(app: FastAPI, settings: CimSettings) -> None:
         },
         tiles_dir=settings.tiles_dir,
         sensitive=settings.sensitive_utility_set,
+        run_jobs=settings.serve_jobs,
+        refresh_tiles=settings.tiles_refresh_after_import,
     )
     app.state.job_runner.sweep_orphaned_uploads()
     app.state.job_runner.start()  # this process's job worker (api.jobs)

@@ -142,6 +142,15 @@ class CimSettings(BaseSettings):
         ge=1,
         description="Other analyses (query, section, QC) running at once per server process.",
     )
+    serve_jobs: bool = Field(
+        default=True,
+        description="Each `cim serve` process runs queued jobs (imports, tile refreshes) in a "
+        "worker thread; off when `cim worker` processes run them.",
+    )
+    tiles_refresh_after_import: bool = Field(
+        default=True,
+        description="An import through `POST /datasets` queues the refresh of its tile layers.",
+    )
     analysis_queue: int = Field(
         default=16, ge=0, description="Other analyses waiting for a slot; beyond: 503 at once."
     )
