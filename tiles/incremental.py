@@ -35,6 +35,7 @@ from cim.db.connect import storage_srid
 from tiles import pipes
 from tiles.atomic import atomic_layer
 from tiles.changes import NotIncremental, touched_features, version_steps
+from tiles.content import TileFrame
 from tiles.layers import MeshLayer
 from tiles.manifest import Manifest, read_manifest, sorted_index
 from tiles.record import BuildResult, read_stamp
@@ -88,7 +89,7 @@ def refresh_layer(
                 raise NotIncremental("the layer became empty")
             root = subdivide(index, max_triangles=max_triangles)
             nodes = [node for node in root.walk() if node.rows.size]
-            frames = {node.key: frame_of(node, srid) for node in nodes}
+            frames = _frames(nodes, previous, srid)
             dirty, kept = _split(nodes, index, previous, touched)
             (folder / "content").mkdir()
             for record in kept:
@@ -103,6 +104,7 @@ def refresh_layer(
             describe_layer(
                 folder, root, index, frames, outputs, result,
                 srid=srid, extension=extension, stamp=stamp, max_triangles=max_triangles,
+                regions={r.box.tobytes(): r.region.tolist() for r in previous.tiles.values()},
             )  # fmt: skip
     except NotIncremental as reason:
         result.full_reason = str(reason)
@@ -147,14 +149,28 @@ def _split(
     """The tiles to render again, and the outputs of the tiles whose files are kept."""
     dirty: list[TileNode] = []
     kept: list[TileOutput] = []
+    was_touched = np.isin(index.ids, touched)
     for node in nodes:
         ids = np.sort(index.ids[node.rows])
         record = previous.tiles.get(node.key)
-        if record is None or not record.same_place(node, ids) or np.isin(ids, touched).any():
+        if record is None or was_touched[node.rows].any() or not record.same_place(node, ids):
             dirty.append(node)
         else:
             kept.append(record.output)
     return dirty, kept
+
+
+def _frames(nodes: list[TileNode], previous: Manifest, srid: int) -> dict[str, TileFrame]:
+    """Each content tile's ENU frame: the previous build's where the box is the same (the
+    frame is a function of the box), computed for the others."""
+    frames = {}
+    for node in nodes:
+        record = previous.tiles.get(node.key)
+        if record is not None and np.array_equal(record.box, node.box):
+            frames[node.key] = TileFrame(srid, record.matrix)
+        else:
+            frames[node.key] = frame_of(node, srid)
+    return frames
 
 
 def _link(source: Path, target: Path) -> None:

@@ -7,8 +7,9 @@ so it is swapped in atomically with them and always describes the files beside i
 * the feature index the tree was cut from (ids, 3D boxes, triangle estimates, sorted by id), so
   a refresh re-reads only the features a version changed and cuts the same tree a full rebuild
   would;
-* per content tile: its key, its feature ids, box, geometric error, whether it is a leaf, and
-  what its file held (sha256, features, triangles, bytes);
+* per content tile: its key, its feature ids, box, geometric error, whether it is a leaf, its
+  ENU frame and region (so unchanged tiles cost no projection work), and what its file held
+  (sha256, features, triangles, bytes);
 * the build's settings (spec, options, triangle budget) and its *stamp*: the database time and
   the version number of every dataset read, taken before the index was read, so a version that
   commits during the build is seen again by the next refresh rather than missed.
@@ -26,11 +27,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tiles.content import TileFrame
 from tiles.render import TileOutput
 from tiles.subdivide import FeatureIndex, TileNode
 
 MANIFEST_NAME = "manifest.npz"
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class TileRecord:
     geometric_error: float
     leaf: bool
     output: TileOutput
+    matrix: npt.NDArray[np.float64]  # the tile's ENU frame (4x4, frame metres -> ECEF)
+    region: npt.NDArray[np.float64]  # the region of ``box`` before it is widened to children
 
     def same_place(self, node: TileNode, ids: npt.NDArray[np.int64]) -> bool:
         """Would ``node`` (holding the sorted ``ids``) be written to exactly this file's bytes,
@@ -85,9 +89,14 @@ def sorted_index(index: FeatureIndex) -> FeatureIndex:
 
 
 def tile_records(
-    root: TileNode, index: FeatureIndex, outputs: dict[str, TileOutput]
+    root: TileNode,
+    index: FeatureIndex,
+    outputs: dict[str, TileOutput],
+    frames: dict[str, TileFrame],
+    regions: dict[bytes, list[float]],
 ) -> dict[str, TileRecord]:
-    """The records of the content tiles under ``root`` with what writing each produced."""
+    """The records of the content tiles under ``root``: what writing each produced, its frame
+    and its region (``regions`` by box bytes, as :func:`tiles.tileset.tileset_json` fills it)."""
     return {
         node.key: TileRecord(
             node.key,
@@ -96,6 +105,8 @@ def tile_records(
             float(node.geometric_error),
             not node.children,
             outputs[node.key],
+            frames[node.key].matrix,
+            np.array(regions[node.box.tobytes()], dtype=np.float64),
         )
         for node in root.walk()
         if node.rows.size
@@ -129,6 +140,8 @@ def write_manifest(folder: Path, manifest: Manifest) -> None:
             tile_boxes=np.array([r.box for r in records]).reshape(-1, 6),
             tile_errors=np.array([r.geometric_error for r in records], dtype=np.float64),
             tile_leaf=np.array([r.leaf for r in records], dtype=bool),
+            tile_matrices=np.array([r.matrix for r in records]).reshape(-1, 4, 4),
+            tile_regions=np.array([r.region for r in records]).reshape(-1, 6),
             tile_stats=np.array(
                 [[r.output.features, r.output.triangles, r.output.bytes] for r in records],
                 dtype=np.int64,
@@ -166,6 +179,8 @@ def _from_arrays(meta: dict[str, Any], arrays: dict[str, Any]) -> Manifest:
             float(arrays["tile_errors"][k]),
             bool(arrays["tile_leaf"][k]),
             TileOutput(key, features, triangles, size, meta["sha256"][k]),
+            arrays["tile_matrices"][k],
+            arrays["tile_regions"][k],
         )
     return Manifest(
         layer=meta["layer"],

@@ -7,6 +7,7 @@ import hashlib
 
 import numpy as np
 import numpy.typing as npt
+from pyproj import Transformer
 
 from cim.crs import transformer
 from tiles.content import TileFrame
@@ -37,19 +38,43 @@ def tileset_json(
     srid: int,
     extension: str,
     tag: str,
+    regions: dict[bytes, list[float]] | None = None,
 ) -> Tileset:
-    """The tileset of the tree under ``root``; ``frames`` are those of the content tiles."""
+    """The tileset of the tree under ``root``; ``frames`` are those of the content tiles.
+
+    ``regions`` memoises each box's region (by the box's bytes): an incremental refresh passes
+    those of the previous build, which spares recomputing thousands of unchanged regions, and
+    gets the new ones back in it for its manifest.
+    """
+    known = {} if regions is None else regions
+    to_lonlat = transformer(srid, 4326)
     tileset: Tileset = {
         "asset": {"version": spec, "generator": "cim tiles build"},
         "geometricError": float(max(index.size.max(), root.geometric_error)),
-        "root": _tile_json(root, np.identity(4), frames, srid, f"{extension}?v={tag}"),
+        "root": _tile_json(
+            root, np.identity(4), frames, _Regions(to_lonlat, known), f"{extension}?v={tag}"
+        ),
     }
     tileset["root"]["refine"] = "ADD"
     return tileset
 
 
-def _region(box: npt.NDArray[np.float64], srid: int) -> list[float]:
-    west, south, east, north = transformer(srid, 4326).transform_bounds(
+class _Regions:
+    """Region of a box in the storage CRS (radians, padded), memoised by the box's bytes."""
+
+    def __init__(self, to_lonlat: Transformer, known: dict[bytes, list[float]]) -> None:
+        self.to_lonlat = to_lonlat
+        self.known = known
+
+    def __call__(self, box: npt.NDArray[np.float64]) -> list[float]:
+        key = box.tobytes()
+        if key not in self.known:
+            self.known[key] = _region(box, self.to_lonlat)
+        return list(self.known[key])
+
+
+def _region(box: npt.NDArray[np.float64], to_lonlat: Transformer) -> list[float]:
+    west, south, east, north = to_lonlat.transform_bounds(
         float(box[0]), float(box[1]), float(box[3]), float(box[4]), densify_pts=21
     )
     return [
@@ -66,14 +91,14 @@ def _tile_json(
     node: TileNode,
     parent_world: npt.NDArray[np.float64],
     frames: dict[str, TileFrame],
-    srid: int,
+    regions: _Regions,
     extension: str,
 ) -> Tile:
     """The tile of ``node``; transforms are relative to the parent's (3D Tiles composes them)."""
     frame = frames.get(node.key)
     world = parent_world if frame is None else frame.matrix
-    children = [_tile_json(c, world, frames, srid, extension) for c in node.children]
-    region = _region(node.box, srid)
+    children = [_tile_json(c, world, frames, regions, extension) for c in node.children]
+    region = regions(node.box)
     for child in children:  # a parent region always covers its children's, rounding included
         child_region = child["boundingVolume"]["region"]
         region[0:2] = np.minimum(region[0:2], child_region[0:2]).tolist()

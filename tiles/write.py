@@ -124,9 +124,12 @@ def describe_layer(
     extension: str,
     stamp: Stamp,
     max_triangles: int,
+    regions: dict[bytes, list[float]] | None = None,
 ) -> None:
     """Write ``tileset.json`` and the manifest of the tree under ``root`` whose content files
-    are ``outputs`` (by key), and add them all up into ``result``."""
+    are ``outputs`` (by key), and add them all up into ``result``. ``regions``: the regions
+    already known by box (see :func:`tiles.tileset.tileset_json`)."""
+    known = {} if regions is None else regions
     for output in outputs.values():
         result.tiles += 1
         result.features += output.features
@@ -135,7 +138,14 @@ def describe_layer(
         result.largest_tile_bytes = max(result.largest_tile_bytes, output.bytes)
     tag = content_tag({key: output.sha256 for key, output in outputs.items()})
     tileset = tileset_json(
-        root, index, frames, spec=result.spec, srid=srid, extension=extension, tag=tag
+        root,
+        index,
+        frames,
+        spec=result.spec,
+        srid=srid,
+        extension=extension,
+        tag=tag,
+        regions=known,
     )
     write_tileset(tileset, folder / "tileset.json")
     result.bytes += (folder / "tileset.json").stat().st_size
@@ -146,6 +156,6 @@ def describe_layer(
         max_triangles=max_triangles,
         stamp=stamp,
         index=index,
-        tiles=tile_records(root, index, outputs),
+        tiles=tile_records(root, index, outputs, frames, known),
     )
     write_manifest(folder, manifest)
