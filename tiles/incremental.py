@@ -3,16 +3,19 @@
 Why it equals a full rebuild: the layer's manifest (:mod:`tiles.manifest`) keeps the feature
 index the tree was cut from. The refresh replaces, in that index, the rows of the features the
 new versions touched (:mod:`tiles.changes`; re-read with the full index's own SQL) and cuts the
-tree again with :func:`tiles.subdivide.subdivide` — the very tree a full rebuild would cut from
+tree again with :func:`tiles.subdivide.subdivide` - the very tree a full rebuild would cut from
 the database, so the same features land in the same tiles with the same bounding volumes and
-geometric errors. (Placing the changed features into the old leaves instead would be cheaper
-by a few seconds per million features but drifts from a full rebuild as soon as a leaf would
-split or a centre moves across a split line.) A tile is then *clean* when it has the same key,
-the same features, the same box (hence the same local frame) and the same leaf flag as in the
-manifest and none of its features was touched: its file is hard-linked into the staged folder
-(same bytes, same inode). Every other tile — the touched ones and those whose bounds or error
-changed, i.e. their ancestors — is rendered again. ``tileset.json`` and the manifest are
-rewritten whole and the folder is swapped in atomically, as a full build does.
+geometric errors. Subtrees whose features are all unchanged are taken from the manifest rather
+than cut again (:mod:`tiles.reuse`), so cutting costs in proportion to the change. (Placing
+the changed features into the old leaves instead would drift from a full rebuild as soon as a
+leaf would split or a centre moves across a split line.)
+
+A tile is then *clean* when it has the same key, the same features, the same box (hence the
+same local frame) and the same leaf flag as in the manifest and none of its features was
+touched: its file is hard-linked into the staged folder (same bytes, same inode). Every other
+tile - the touched ones and those whose bounds or error changed, i.e. their ancestors - is
+rendered again. ``tileset.json`` and the manifest are rewritten whole and the folder is
+swapped in atomically, as a full build does.
 
 A full rebuild is done instead (the build result's ``full_reason`` says why) when there is no
 readable manifest, the spec, triangle budget or an option changed, a dataset was added or
@@ -40,6 +43,7 @@ from tiles.layers import MeshLayer
 from tiles.manifest import Manifest, read_manifest, sorted_index
 from tiles.record import BuildResult, read_stamp
 from tiles.render import Progress, Renderer, RenderJob, TileOutput, frame_of
+from tiles.reuse import PreviousTree
 from tiles.subdivide import FeatureIndex, TileNode, subdivide
 from tiles.write import describe_layer, render
 
@@ -87,10 +91,12 @@ def refresh_layer(
             connection.rollback()
             if len(index) == 0:
                 raise NotIncremental("the layer became empty")
-            root = subdivide(index, max_triangles=max_triangles)
+            was_touched = np.isin(index.ids, touched)
+            reuse = PreviousTree(previous, index, was_touched)
+            root = subdivide(index, max_triangles=max_triangles, reuse=reuse)
             nodes = [node for node in root.walk() if node.rows.size]
             frames = _frames(nodes, previous, srid)
-            dirty, kept = _split(nodes, index, previous, touched)
+            dirty, kept = _split(nodes, index, previous, was_touched)
             (folder / "content").mkdir()
             for record in kept:
                 name = f"content/{record.key}.{extension}"
@@ -144,12 +150,12 @@ def _updated_index(
 
 
 def _split(
-    nodes: list[TileNode], index: FeatureIndex, previous: Manifest, touched: np.ndarray
+    nodes: list[TileNode], index: FeatureIndex, previous: Manifest, was_touched: np.ndarray
 ) -> tuple[list[TileNode], list[TileOutput]]:
-    """The tiles to render again, and the outputs of the tiles whose files are kept."""
+    """The tiles to render again, and the outputs of the tiles whose files are kept
+    (``was_touched``: per index row, whether the new versions touched the feature)."""
     dirty: list[TileNode] = []
     kept: list[TileOutput] = []
-    was_touched = np.isin(index.ids, touched)
     for node in nodes:
         ids = np.sort(index.ids[node.rows])
         record = previous.tiles.get(node.key)

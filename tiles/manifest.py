@@ -7,6 +7,8 @@ so it is swapped in atomically with them and always describes the files beside i
 * the feature index the tree was cut from (ids, 3D boxes, triangle estimates, sorted by id), so
   a refresh re-reads only the features a version changed and cuts the same tree a full rebuild
   would;
+* every tile's box and geometric error, so a refresh takes the subtrees whose features are
+  all unchanged as they are instead of cutting them again (:mod:`tiles.reuse`);
 * per content tile: its key, its feature ids, box, geometric error, whether it is a leaf, its
   ENU frame and region (so unchanged tiles cost no projection work), and what its file held
   (sha256, features, triangles, bytes);
@@ -32,7 +34,7 @@ from tiles.render import TileOutput
 from tiles.subdivide import FeatureIndex, TileNode
 
 MANIFEST_NAME = "manifest.npz"
-FORMAT = 2
+FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class Manifest:
     stamp: Stamp
     index: FeatureIndex
     tiles: dict[str, TileRecord] = field(default_factory=dict)
+    tree: dict[str, tuple[npt.NDArray[np.float64], float]] = field(default_factory=dict)
+    """Every tile of the tree (content or not): its box and geometric error, by key."""
 
 
 def sorted_index(index: FeatureIndex) -> FeatureIndex:
@@ -113,9 +117,15 @@ def tile_records(
     }
 
 
+def tree_of(root: TileNode) -> dict[str, tuple[npt.NDArray[np.float64], float]]:
+    """Box and geometric error of every tile under ``root``, by key."""
+    return {node.key: (node.box.copy(), float(node.geometric_error)) for node in root.walk()}
+
+
 def write_manifest(folder: Path, manifest: Manifest) -> None:
     """Write ``manifest.npz`` into the (staged) layer ``folder``."""
     records = list(manifest.tiles.values())
+    tree = list(manifest.tree.items())
     counts = np.array([r.ids.size for r in records], dtype=np.int64)
     meta = {
         "format": FORMAT,
@@ -127,6 +137,7 @@ def write_manifest(folder: Path, manifest: Manifest) -> None:
         "versions": manifest.stamp.versions,
         "keys": [r.key for r in records],
         "sha256": [r.output.sha256 for r in records],
+        "tree": [key for key, _ in tree],
     }
     with open(folder / MANIFEST_NAME, "wb") as handle:
         np.savez(
@@ -142,6 +153,8 @@ def write_manifest(folder: Path, manifest: Manifest) -> None:
             tile_leaf=np.array([r.leaf for r in records], dtype=bool),
             tile_matrices=np.array([r.matrix for r in records]).reshape(-1, 4, 4),
             tile_regions=np.array([r.region for r in records]).reshape(-1, 6),
+            tree_boxes=np.array([box for _, (box, _) in tree]).reshape(-1, 6),
+            tree_errors=np.array([error for _, (_, error) in tree], dtype=np.float64),
             tile_stats=np.array(
                 [[r.output.features, r.output.triangles, r.output.bytes] for r in records],
                 dtype=np.int64,
@@ -190,4 +203,8 @@ def _from_arrays(meta: dict[str, Any], arrays: dict[str, Any]) -> Manifest:
         stamp=Stamp(meta["built_at"], {str(k): int(v) for k, v in meta["versions"].items()}),
         index=index,
         tiles=tiles,
+        tree={
+            key: (arrays["tree_boxes"][k], float(arrays["tree_errors"][k]))
+            for k, key in enumerate(meta["tree"])
+        },
     )

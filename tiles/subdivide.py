@@ -10,6 +10,7 @@ real feature boxes, so a child always lies inside its parent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,9 @@ DEFAULT_MAX_TRIANGLES = 10_000
 KEEP_RATIO = 1.0 / 16.0
 """A feature stays in a coarse tile only if it is at least this fraction of the tile's width."""
 MAX_DEPTH = 16
+
+Reuse = Callable[[str, "IntArray"], "TileNode | None"]
+"""Given a tile's key and rows, an already known identical subtree (or None to cut it)."""
 
 
 @dataclass
@@ -73,8 +77,15 @@ def subdivide(
     max_triangles: int = DEFAULT_MAX_TRIANGLES,
     keep_ratio: float = KEEP_RATIO,
     max_depth: int = MAX_DEPTH,
+    reuse: Reuse | None = None,
 ) -> TileNode:
-    """The tile tree of ``index`` (an empty root when the index is empty)."""
+    """The tile tree of ``index`` (an empty root when the index is empty).
+
+    The subtree of a tile depends only on the features given to it (their order is always by
+    size, then id, when ``index`` is sorted by id). ``reuse`` may return the subtree of a
+    previous cut for the same key and features, which is then taken as it is
+    (:mod:`tiles.reuse`).
+    """
     if len(index) == 0:
         return TileNode("r", np.zeros(0, dtype=np.int64), np.zeros(6))
     size = index.size
@@ -89,6 +100,7 @@ def subdivide(
         max_triangles,
         keep_ratio,
         max_depth,
+        reuse,
     )
     return root
 
@@ -103,7 +115,10 @@ def _build(
     max_triangles: int,
     keep_ratio: float,
     max_depth: int,
+    reuse: Reuse | None = None,
 ) -> TileNode:
+    if reuse is not None and (known := reuse(key, rows)) is not None:
+        return known
     weight = index.triangles[rows]
     lo = centre[rows].min(axis=0)
     hi = centre[rows].max(axis=0)
@@ -136,6 +151,7 @@ def _build(
                     max_triangles,
                     keep_ratio,
                     max_depth,
+                    reuse,
                 )
             )
     return node

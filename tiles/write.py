@@ -16,7 +16,7 @@ from psycopg import Connection
 from tiles.content import MeshParts, TileFrame, encode_tile
 from tiles.gltf import FeatureTable
 from tiles.layers import LayerSource
-from tiles.manifest import Manifest, Stamp, tile_records, write_manifest
+from tiles.manifest import Manifest, Stamp, tile_records, tree_of, write_manifest
 from tiles.model import write_tileset
 from tiles.record import BuildResult
 from tiles.render import (
@@ -157,5 +157,6 @@ def describe_layer(
         stamp=stamp,
         index=index,
         tiles=tile_records(root, index, outputs, frames, known),
+        tree=tree_of(root),
     )
     write_manifest(folder, manifest)
