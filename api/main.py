@@ -10,7 +10,9 @@ from fastapi import FastAPI
 
 from api.errors import add_exception_handlers
 from api.jobs import JobRunner
+from api.mqtt import SensorRuntime
 from api.routers import (
+    alarms,
     analysis_gas,
     analysis_pipes,
     datasets,
@@ -57,6 +59,7 @@ ROUTERS = [
     simulation.router,
     terrain.router,
     sta.router,
+    alarms.router,
 ]
 """Every router of the API; a new domain adds its router module here."""
 
@@ -69,9 +72,12 @@ def create_app(settings: CimSettings) -> FastAPI:
         open_state(app, settings)
         size_thread_pool(settings)
         warm_pool(app.state.read_engine, settings.request_threads)
+        app.state.sensors = SensorRuntime(app.state.engine)  # alarm stream, MQTT (api.mqtt)
+        app.state.sensors.start()
         try:
             yield
         finally:
+            app.state.sensors.close()
             close_state(app)
 
     app = FastAPI(

@@ -1,6 +1,7 @@
 """ORM models of every cim table, one module per domain; importing this fills ``Base.metadata``."""
 
 from cim.db.models.access import ApiKey, AuditLog, ImportJob
+from cim.db.models.alarm import Alarm, AlarmRule
 from cim.db.models.building import Building, BuildingElement, BuildingStorey, BuildingSurface
 from cim.db.models.dataset import DATASET_KINDS, DATASET_STATUSES, CimSetting, Dataset
 from cim.db.models.pipe import PipeNode, PipeSegment
@@ -36,6 +37,8 @@ __all__ = [
     "DATASET_KINDS",
     "DATASET_STATUSES",
     "OBSERVATION_TYPES",
+    "Alarm",
+    "AlarmRule",
     "ApiKey",
     "AuditLog",
     "Building",

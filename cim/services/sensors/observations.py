@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TIMESTAMP
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput, NotFound
+from cim.services.sensors.alarm_eval import evaluate_batch
 
 COPY_COLUMNS = (
     "id",
@@ -244,6 +245,7 @@ def write_observations(session: Session, rows: Sequence[ObservationRow]) -> list
     for resolution, table in ROLLUP_TABLES.items():
         merge_rollup(session, table, batch_rollup(rows, resolution))
     _extend_phenomenon_times(session, rows)
+    evaluate_batch(session, rows)  # alarms commit with the observations that raised them
     return [row.id for row in rows if row.id is not None]
 
 
