@@ -116,6 +116,7 @@ def refresh_layer(
         result.full_reason = str(reason)
         return False
     result.status, result.mode, result.tiles_rewritten = "built", "incremental", len(fresh)
+    result.rewritten_keys = sorted(output.key for output in fresh)
     return True
 
 

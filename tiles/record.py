@@ -29,6 +29,7 @@ class BuildResult:
     ``mode`` says how a built layer was made: ``full`` (every tile written) or ``incremental``
     (only ``tiles_rewritten`` of ``tiles`` written, the others kept from the previous build);
     ``full_reason`` says why a build that could have been incremental was not.
+    ``rewritten_keys`` lists the tiles an incremental build rewrote (empty after a full one).
     """
 
     layer: str
@@ -44,6 +45,7 @@ class BuildResult:
     mode: str = "full"
     tiles_rewritten: int = 0
     full_reason: str = ""
+    rewritten_keys: list[str] = field(default_factory=list)
     dataset_versions: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -114,6 +114,7 @@ def test_new_version_rewrites_only_touched_tiles_and_equals_full_rebuild(
     after = _files(live)
     kept = {name for name, inode in after.items() if before.get(name) == inode}
     assert len(after) - len(kept) == refreshed.tiles_rewritten
+    assert sorted(Path(n).stem for n in set(after) - kept) == refreshed.rewritten_keys
     assert 0 < refreshed.tiles_rewritten < refreshed.tiles
     assert {Path(n).name for n in far_before} <= kept
     manifest = read_manifest(layer)
