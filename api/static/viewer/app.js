@@ -180,8 +180,8 @@ async function addTileset(viewer, layer, url, place) {
     });
     viewer.scene.primitives.add(tileset);
     addToggle("layers", layerLabel(layer), true, (on) => {
-      tileset.show = on;
       if (layer === "pipes") cim.pipesShown = on;
+      tileset.show = on && !(layer === "pipes" && cim.timeTravelActive);
       if (layer === "pipes" && cim.updateOverview) cim.updateOverview();
       viewer.scene.requestRender();
     }, undefined, place);
@@ -411,7 +411,8 @@ async function addNetworkOverview(viewer) {
   // Only from high above: close up, the tubes of the pipes tileset take over.
   const update = () => {
     const far = viewer.camera.positionCartographic.height - (cim.groundHeight || 0) > OVERVIEW_DISTANCE;
-    const wanted = far && cim.pipesShown !== false;
+    // a past instant of the time slider draws its own lines (time-travel.js)
+    const wanted = far && cim.pipesShown !== false && !cim.timeTravelActive;
     if (source.show !== wanted) {
       source.show = wanted;
       viewer.scene.requestRender();
@@ -551,7 +552,15 @@ async function main() {
   });
   const handler = new Cesium.ScreenSpaceEventHandler(viewer.scene.canvas);
   // A drawing tool (cim.toolHandler) owns the clicks while it is active.
-  handler.setInputAction((click) => cim.toolHandler || cim.pick(click.position), Cesium.ScreenSpaceEventType.LEFT_CLICK);
+  // An entity a tool drew may describe itself (cimDescribe: the changes view); it wins over
+  // the pipe tiles it is drawn on while that tool sets cim.describable.
+  handler.setInputAction((click) => {
+    if (cim.toolHandler) return;
+    const hits = cim.describable ? viewer.scene.drillPick(click.position, 4).filter((p) => p.id && p.id.cimDescribe) : [];
+    const drawn = hits.find((p) => p.id.point) || hits[0]; // a node over the lines that meet there
+    if (drawn) drawn.id.cimDescribe();
+    else cim.pick(click.position);
+  }, Cesium.ScreenSpaceEventType.LEFT_CLICK);
 
   // Everything is requested side by side; list entries keep a fixed order.
   const terrainPlace = slot("layers");

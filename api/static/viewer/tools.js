@@ -170,6 +170,19 @@
     return box;
   }
 
+  // An endpoint of config.endpoints, else found in the API's OpenAPI document (fetched once)
+  // for routes the server's viewer config does not list yet; null when the API has none.
+  let openapi = null;
+  async function endpoint(name, method, path) {
+    const listed = cim.config.endpoints && cim.config.endpoints[name];
+    if (listed) return listed;
+    openapi ??= fetch("/api", { headers: { Accept: "application/json" } })
+      .then((response) => (response.ok ? response.json() : {}))
+      .catch(() => ({}));
+    const operations = ((await openapi).paths || {})[path];
+    return operations && operations[method.toLowerCase()] ? path : null;
+  }
+
   function clearDrawn() {
     while (drawn.length) cim.viewer.entities.remove(drawn.pop());
     cim.viewer.scene.requestRender();
@@ -366,7 +379,7 @@
   // For the other tool files (excavation-tool.js, shelter-tools.js).
   cim.toolkit = {
     addTool, hasPipes, stop, onStop, hint, failed, legend, numberInput, groundPoint, postJson, getJson,
-    draw, clearDrawn, highlightCodes, dataTable, swatchText, heading, note, className, downloads,
+    draw, clearDrawn, highlightCodes, dataTable, swatchText, heading, note, className, downloads, endpoint,
   };
 
   if (cim.ready) install();
