@@ -22,12 +22,9 @@ from sqlalchemy.orm import Session
 
 from cim.services.sensors.alarm_eval import check_missing
 from cim.services.sensors.alarm_listener import AlarmListener
-from cim.services.sensors.mqtt_ingest import MqttIngester
+from cim.services.sensors.mqtt_ingest import MQTT_BATCH_ENV, MQTT_URL_ENV, MqttIngester
 
 logger = logging.getLogger("cim.sensors")
-MQTT_URL_ENV = "CIM_MQTT_URL"
-"""Broker URL given by ``cim serve --mqtt`` (until CimSettings carries ``mqtt_url``)."""
-MQTT_BATCH_ENV = "CIM_MQTT_BATCH"
 MISSING_CHECK_SECONDS = 30.0
 
 

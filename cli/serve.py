@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from cim.config import CimSettings
 from cim.db.connect import database_url
+from cim.errors import ConfigError
 from cim.logs import log_config
+from cim.services.sensors.mqtt_broker import LocalBroker
+from cim.services.sensors.mqtt_ingest import MQTT_BATCH_ENV, MQTT_URL_ENV, broker_address
 from cli.context import console, engine_scope, load_settings
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -39,11 +43,64 @@ def serve(
             "before it is killed and restarted.",
         ),
     ] = 60,
+    mqtt: Annotated[
+        bool,
+        typer.Option(
+            "--mqtt",
+            help="Ingest SensorThings observations over MQTT from a local Mosquitto, started "
+            "on 127.0.0.1 (port 1883 if free) with its config and data in the data dir.",
+        ),
+    ] = False,
+    mqtt_url: Annotated[
+        str | None,
+        typer.Option(help="Ingest over MQTT from this broker instead (mqtt://host:port)."),
+    ] = None,
+    mqtt_batch: Annotated[
+        int,
+        typer.Option(min=1, max=50_000, help="MQTT messages per write (flushed every 200 ms)."),
+    ] = 2000,
 ) -> None:
     """Serve the API on HOST:PORT; the database is started and migrated first when embedded."""
     import uvicorn
 
     settings = load_settings()
+    broker = _mqtt(settings.data_dir, mqtt, mqtt_url, mqtt_batch, workers)
+    try:
+        _run(uvicorn, settings, host, port, workers, reload, healthcheck_timeout)
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def _mqtt(
+    data_dir: Path, local: bool, url: str | None, batch: int, workers: int
+) -> LocalBroker | None:
+    """Where the API ingests MQTT from (``CIM_MQTT_URL`` for the app, ``api.mqtt``); the local
+    broker when this command started one."""
+    if not local and url is None:
+        return None
+    if workers > 1:
+        raise ConfigError("--mqtt takes one worker: one persistent MQTT session, one consumer")
+    broker = None
+    if url is None:
+        broker = LocalBroker(data_dir)
+        url = broker.start()
+    broker_address(url)  # refuses a URL that is not mqtt://host:port
+    os.environ[MQTT_URL_ENV] = url
+    os.environ[MQTT_BATCH_ENV] = str(batch)
+    console.print(f"MQTT: subscribed to v1.1/Datastreams(ID)/Observations on {url}")
+    return broker
+
+
+def _run(
+    uvicorn: Any,
+    settings: CimSettings,
+    host: str,
+    port: int,
+    workers: int,
+    reload: bool,
+    healthcheck_timeout: int,
+) -> None:
     with engine_scope(settings):
         pass  # starts + migrates the embedded database once, before the workers fork
     # Workers reach the same database without each managing the cluster.

@@ -49,6 +49,10 @@ from cim.services.sensors.mqtt_messages import (
 from cim.services.sensors.observations import ObservationRow, insert_observations
 
 logger = logging.getLogger("cim.sensors.mqtt")
+MQTT_URL_ENV = "CIM_MQTT_URL"
+"""Broker URL ``cim serve --mqtt`` hands to the API process (until CimSettings has one)."""
+MQTT_BATCH_ENV = "CIM_MQTT_BATCH"
+"""Messages per write, from ``cim serve --mqtt-batch``."""
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 STATS_LOG_SECONDS = 10.0
 RETRY_SECONDS = 2.0
