@@ -22,6 +22,12 @@
 
   const dropColour = (drop, largest) => Cesium.Color.lerp(DROP_LOW, DROP_HIGH, largest > 0 ? Math.min(1, drop / largest) : 1, new Cesium.Color());
 
+  function roleColour(role, drop, largest) {
+    // nodes cut off and valves closed have their own colour; the others show their fall
+    if (role === "isolated" || role === "close") return Cesium.Color.fromCssColorString(SHUTDOWN_COLOURS[role]);
+    return dropColour(drop, largest);
+  }
+
   function point(coordinates, colour, pixelSize, properties, name) {
     const [x, y, z] = coordinates;
     return kit.draw({
@@ -86,16 +92,15 @@
 
   function drawShutdown(answer) {
     const features = (answer.geojson && answer.geojson.features) || [];
-    const largest = Math.max(0, ...answer.nodes.map((n) => n.max_drop_m));
+    // the ramp spans the nodes beyond the ring: those inside lose all their pressure by design
+    const largest = Math.max(0, ...answer.nodes.filter((n) => n.role !== "isolated").map((n) => n.max_drop_m));
     const outage = [];
     for (const feature of features) {
       const p = feature.properties;
       const geometry = feature.geometry;
       if (!geometry) continue;
       if (geometry.type === "Point") {
-        const colour = p.role === "isolated" || p.role === "close"
-          ? Cesium.Color.fromCssColorString(SHUTDOWN_COLOURS[p.role])
-          : dropColour(p.max_drop_m ?? 0, largest);
+        const colour = roleColour(p.role, p.max_drop_m ?? 0, largest);
         point(geometry.coordinates, colour, p.role === "close" ? 12 : 9, p, p.code);
         if (p.role === "isolated" || p.role === "below_service") outage.push(geometry.coordinates.slice(0, 2));
       } else if (geometry.type === "LineString") {
@@ -128,7 +133,7 @@
     try {
       const answer = await kit.postJson(endpoints.shutdown, body);
       kit.clearDrawn();
-      if (answer.isolation) kit.highlightSegments(answer.isolation.isolated_segments);
+      if (answer.isolation) cim.tools.highlightSegments(answer.isolation.isolated_segments);
       const drawn = drawShutdown(answer);
       shown = true;
       const demand = answer.demand;
@@ -151,7 +156,7 @@
         kit.heading("shutdown.nodes"),
         kit.dataTable("shutdown-nodes", ["code", "role", "before", "after", "drop"].map((c) => `shutdown.col.${c}`),
           answer.nodes.slice(0, 200).map((n) => [n.code, span(`shutdown.role.${n.role}`), number(n.before_min_m), number(n.after_min_m),
-            kit.swatchText(dropColour(n.max_drop_m, drawn.largest).toCssColorString(), number(n.max_drop_m))])),
+            kit.swatchText(roleColour(n.role, n.max_drop_m, drawn.largest).toCssColorString(), number(n.max_drop_m))])),
         kit.note("shutdown.note"),
       );
       kit.hint("shutdown.done", { count: answer.affected_beyond_count });
