@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from cim.config import CimSettings
 from cim.logs import configure_logging
-from cli import analyse, datasets, db, export_pipes, imports, jobs, keys, tiles
+from cli import analyse, datasets, db, export_pipes, imports, jobs, keys, sensors, simulate, tiles
 from cli.demo import demo
 from cli.errors import run_guarded
 from cli.serve import serve
@@ -28,6 +28,8 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(keys.app, name="keys")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(export_pipes.app, name="export")
+app.add_typer(sensors.app, name="sensors")
+app.add_typer(simulate.app, name="simulate")
 # Groups whose commands arrive with later work appear only once they have some.
 for group, name in ((imports.app, "import"), (tiles.app, "tiles"), (analyse.app, "analyse")):
     if group.registered_commands or group.registered_groups:

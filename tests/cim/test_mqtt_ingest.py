@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -187,3 +188,68 @@ def test_kill_during_ingestion_loses_nothing(
     print(f"killed at {killed_at} stored; restart: {summary[-1]}; first log: {first_log.name}")
     assert int(counts["stored"]) + int(counts["duplicates"]) >= total - killed_at
     assert int(counts["redelivered"]) > 0
+
+
+def total_observations(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM sensor_observation")).scalar_one())
+
+
+@pytest.mark.slow
+def test_simulated_feed_leak_raises_the_alarm(
+    broker: str, engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    methane = make_datastream(engine, "gas-concentration-lel", utility="RQ")
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO sensor_alarm_rule"
+                    " (name, kind, datastream_id, warning, alarm, hysteresis)"
+                    " VALUES ('leak', 'threshold', :d, 20, 40, 5)"
+                ),
+                {"d": methane},
+            )
+        before = total_observations(engine)
+        ingester = MqttIngester(engine, broker, client_id="test-ingest-feed", flush_ms=50)
+        ingester.start()
+        feed = subprocess.run(
+            [CIM, "simulate", "sensors", "--url", broker, "--rate", "400", "--duration", "3",
+             "--leak-after", "0.5", "--leak-ramp", "1", "--leak-peak", "60"],
+            env=cli_env(database_url, CIM_DATA_DIR=str(tmp_path)),
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        published = int(re.search(r"published\s+(\d+)", feed.stdout + feed.stderr)[1])  # type: ignore[index]
+        assert published >= 1000, feed.stderr
+        wait_for(lambda: total_observations(engine) - before >= published, 20)
+        ingester.stop()
+        assert total_observations(engine) - before == published
+        with engine.connect() as conn:
+            levels = list(
+                conn.execute(
+                    text("SELECT level FROM sensor_alarm WHERE datastream_id = :d"), {"d": methane}
+                ).scalars()
+            )
+        assert levels == ["alarm"], dump_alarms(engine, methane)  # warning, escalated: one alarm
+        retention = subprocess.run(
+            [CIM, "sensors", "retention", "--months", "600"],
+            env=cli_env(database_url, CIM_DATA_DIR=str(tmp_path)),
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert "dropped partitions: none" in retention.stdout + retention.stderr
+    finally:
+        drop_streams(engine, [methane])
+
+
+def dump_alarms(engine: Engine, datastream: int) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text(
+                    "SELECT id, level, state, value, observed_at, cleared_by FROM sensor_alarm"
+                    " WHERE datastream_id = :d ORDER BY id"
+                ),
+                {"d": datastream},
+            )
+        ]

@@ -57,6 +57,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def running_broker_url(data_dir: Path) -> str | None:
+    """The URL of the data dir's broker if one is running (started by ``cim serve --mqtt``)."""
+    state = (data_dir / "mqtt" / "broker.json").resolve()
+    if not state.exists():
+        return None
+    found = json.loads(state.read_text())
+    if process_alive(found["pid"]) and port_open(found["port"]):
+        return f"mqtt://127.0.0.1:{found['port']}"
+    return None
+
+
 class LocalBroker:
     """Start (or find running) the data dir's Mosquitto; ``url`` is where it listens."""
 
@@ -70,11 +81,10 @@ class LocalBroker:
         """The broker's URL, after it accepts connections."""
         self.folder.mkdir(parents=True, exist_ok=True)
         state = self.folder / "broker.json"
-        if state.exists():
-            found = json.loads(state.read_text())
-            if process_alive(found["pid"]) and port_open(found["port"]):
-                self.url = f"mqtt://127.0.0.1:{found['port']}"
-                return self.url  # a broker left by an earlier cim serve: keep its queues
+        running = running_broker_url(self.folder.parent)
+        if running is not None:
+            self.url = running
+            return self.url  # a broker left by an earlier cim serve: keep its queues
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise ConfigError("mosquitto is not installed: run scripts/bootstrap (as root)")
