@@ -8,18 +8,31 @@
    from the hourly roll-ups) is timed against the baseline of the same chart aggregated from
    the raw rows (GROUP BY hour over 43,200 rows).
 
-Goals (issue 20): >= 20,000 observations/s ingested with 0 lost; 30-day chart <= 100 ms.
-Usage: ``python bench/sensors.py [--seconds 60] [--clients 4] [--rows 2000] [--database-url URL]``.
+3. MQTT: ``cim serve --mqtt`` (local Mosquitto started by the server, batches of
+   ``--mqtt-batch``); a publisher sends ``--mqtt-rate`` observations/s for ``--seconds``, in
+   messages of ``--per-message`` observations (1 = one SensorThings entity per message, as
+   devices send; more = a gateway's JSON array), QoS 1. The rate is what was stored divided by
+   the time until the last one was stored; lost = acknowledged by the broker - stored.
+   Meanwhile every 0.5 s an observation on a second datastream crosses a threshold rule (up,
+   then down): publish -> the alarm event on ``GET /alarms/stream`` is timed (p50, p99).
+
+Goals (issue 20): >= 20,000 observations/s ingested with 0 lost; 30-day chart <= 100 ms;
+p99 publish -> alarm on the SSE stream <= 1 s.
+Usage: ``python bench/sensors.py [--seconds 60] [--clients 4] [--rows 2000] [--database-url URL]
+[--skip-http] [--skip-mqtt] [--mqtt-rate 20000] [--per-message 50] [--mqtt-batch 5000]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,12 +49,16 @@ from bench.api import free_port, start, stop
 from bench.common import bench_database
 from cim.db.models import Datastream, ObservedProperty, Sensor, Thing
 from cim.services.access import create_key
+from cim.services.sensors.mqtt_ingest import connect_client
+from cim.services.sensors.mqtt_messages import observation_topic
 from cim.services.sensors.observations import ObservationRow, insert_observations
 from cim.services.sensors.series import datastream_series
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_RATE = 20_000.0
 GOAL_CHART_MS = 100.0
+GOAL_ALARM_MS = 1000.0
+ALARM_EVERY_S = 0.5
 UNIT = {"name": "percent of LEL", "symbol": "%LEL", "definition": "http://unitsofmeasure.org"}
 
 
@@ -137,6 +154,107 @@ def http_ingestion(engine: Engine, args: argparse.Namespace) -> None:
           f" ({args.clients} clients x {args.rows} rows)")  # fmt: skip
 
 
+def _serve(engine: Engine, port: int, extra: list[str]) -> tuple[Any, dict[str, str]]:
+    """``cim serve`` on the bench database (quiet logs); returns the process and its env."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIM_")}
+    env.update({"CIM_DATABASE_URL": engine.url.render_as_string(hide_password=False),
+                "CIM_DATA_DIR": tempfile.mkdtemp(prefix="cim-bench-"), "CIM_LOG_LEVEL": "WARNING",
+                "CIM_ANONYMOUS_RATE_PER_MINUTE": "0"})  # fmt: skip
+    log = Path(env["CIM_DATA_DIR"]) / "server.log"
+    command = [str(ROOT / ".venv" / "bin" / "cim"), "serve", "--port", str(port), *extra]
+    return start(command, env, f"http://127.0.0.1:{port}/sta/v1.1", log), env
+
+
+def _sse(url: str, arrivals: dict[int, float], ready: threading.Event) -> None:
+    """Record when each alarm event arrives, keyed by the observation value that caused it."""
+    import httpx
+
+    with httpx.stream("GET", url, timeout=None) as answer:
+        ready.set()
+        for line in answer.iter_lines():
+            if line.startswith("data: "):
+                event = json.loads(line[6:])
+                if event["event"] == "raised":
+                    arrivals.setdefault(int(event["value"]), time.monotonic())
+
+
+def _publish(
+    client: Any, stream: int, alarm_stream: int, args: argparse.Namespace
+) -> tuple[int, dict[int, float]]:
+    """Publish at the rate for the duration; returns (observations, alarm publish times)."""
+    began, sent, tick = time.monotonic(), 0, 1
+    base = datetime(2026, 10, 1, tzinfo=UTC)
+    infos, alarms = [], {}
+    while (elapsed := time.monotonic() - began) < args.seconds:
+        while sent + args.per_message <= args.mqtt_rate * elapsed:
+            items = [{"phenomenonTime": (base + timedelta(milliseconds=sent + i)).isoformat(),
+                      "result": float((sent + i) % 997) / 100}
+                     for i in range(args.per_message)]  # fmt: skip
+            body = items[0] if args.per_message == 1 else items
+            infos.append(client.publish(observation_topic(stream), json.dumps(body), qos=1))
+            sent += args.per_message
+        if elapsed >= (tick - 1) * ALARM_EVERY_S:
+            # odd ticks cross the threshold (raise: timed, the value names it), even ones clear
+            value = 1000 + tick if tick % 2 else -(1000 + tick)
+            if value > 0:
+                alarms[value] = time.monotonic()
+            body = {"phenomenonTime": datetime.now(UTC).isoformat(), "result": value}
+            infos.append(client.publish(observation_topic(alarm_stream), json.dumps(body), qos=1))
+            tick += 1
+        infos = [info for info in infos if not info.is_published()]
+        time.sleep(0.002)
+    for info in infos:
+        info.wait_for_publish(60)
+    return sent, alarms
+
+
+def mqtt_ingestion(engine: Engine, args: argparse.Namespace) -> None:
+    stream, alarm_stream = make_datastream(engine, "mqtt"), make_datastream(engine, "mqtt alarm")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO sensor_alarm_rule (name, kind, datastream_id, alarm)"
+                          " VALUES ('bench', 'threshold', :d, 0)"),
+                     {"d": alarm_stream})  # fmt: skip
+    port = free_port()
+    server, env = _serve(engine, port, ["--mqtt", "--mqtt-batch", str(args.mqtt_batch)])
+    try:
+        broker = json.loads((Path(env["CIM_DATA_DIR"]) / "mqtt" / "broker.json").read_text())
+        url = f"mqtt://127.0.0.1:{broker['port']}"
+        arrivals: dict[int, float] = {}
+        ready = threading.Event()
+        threading.Thread(target=_sse, args=(f"http://127.0.0.1:{port}/alarms/stream", arrivals,
+                                            ready), daemon=True).start()  # fmt: skip
+        ready.wait(10)
+        client = connect_client(url, "bench-publisher", persistent=False)
+        client.loop_start()
+        began = time.monotonic()
+        sent, alarms = _publish(client, stream, alarm_stream, args)
+        client.loop_stop()
+        stored, last_change, last_stored = 0, time.monotonic(), -1
+        while stored < sent and time.monotonic() - last_change < 30:
+            time.sleep(0.05)
+            with engine.connect() as conn:
+                stored = conn.execute(text("SELECT count(*) FROM sensor_observation"
+                                           " WHERE datastream_id = :d"),
+                                      {"d": stream}).scalar_one()  # fmt: skip
+            if stored != last_stored:
+                last_change, last_stored = time.monotonic(), stored
+        seconds = last_change - began
+        time.sleep(1.5)
+    finally:
+        stop(server)
+        shutil.rmtree(env["CIM_DATA_DIR"], ignore_errors=True)
+    rate = stored / seconds
+    delays = [1000 * (arrivals[v] - at) for v, at in alarms.items() if v in arrivals]
+    p50, p99 = statistics.median(delays), float(np.percentile(delays, 99))
+    print(f"MQTT: {sent:,} observations published in {args.seconds:.0f} s"
+          f" ({args.per_message} per message, QoS 1), all stored after {seconds:.1f} s"
+          f" = {rate:,.0f}/s (goal >= {GOAL_RATE:,.0f}/s, ratio {rate / GOAL_RATE:.2f});"
+          f" stored {stored:,}, lost {sent - stored}")  # fmt: skip
+    print(f"publish -> alarm on SSE: {len(delays)} of {len(alarms)} alarms raised seen,"
+          f" p50 {p50:.0f} ms, p99 {p99:.0f} ms (goal <= {GOAL_ALARM_MS:.0f} ms,"
+          f" ratio {p99 / GOAL_ALARM_MS:.2f}); load average {os.getloadavg()}")  # fmt: skip
+
+
 def chart_query(engine: Engine) -> None:
     stream = make_datastream(engine, "year")
     start_time = datetime(2025, 12, 1, tzinfo=UTC)
@@ -191,10 +309,16 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--database-url")
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-mqtt", action="store_true")
+    parser.add_argument("--mqtt-rate", type=float, default=20_000.0)
+    parser.add_argument("--per-message", type=int, default=50)
+    parser.add_argument("--mqtt-batch", type=int, default=5000)
     args = parser.parse_args()
     with bench_database(args.database_url) as engine:
         if not args.skip_http:
             http_ingestion(engine, args)
+        if not args.skip_mqtt:
+            mqtt_ingestion(engine, args)
         chart_query(engine)
 
 
