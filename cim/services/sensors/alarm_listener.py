@@ -34,7 +34,7 @@ class AlarmListener:
         self._listening = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cim-alarm-listener", daemon=True)
 
-    def start(self, wait: float = 5.0) -> None:
+    def start(self, wait: float = 1.0) -> None:
         """Start listening; returns once the ``LISTEN`` is in place (or after ``wait``)."""
         self._thread.start()
         self._listening.wait(wait)
