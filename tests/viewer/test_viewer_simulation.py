@@ -132,6 +132,10 @@ def test_shutdown_impact_draws_the_answer(page: Any, simulation_city: Simulation
     largest = max(beyond, key=lambda n: n["max_drop_m"])
     [top] = [d for d in drawn if d["code"] == largest["code"] and d["role"] != "close"]
     assert top["colour"].lower() == "#d7191c"  # the ramp's end: the largest fall beyond the ring
+    # the outage area: one draped hull around the nodes cut off or below service
+    outage = len(expected["isolated_nodes"]) + len(expected["below_service_nodes"])
+    polygons = page.evaluate("() => cim.viewer.entities.values.filter((e) => e.polygon).length")
+    assert polygons == (1 if outage >= 3 else 0)
     panel = page.inner_text("#properties")
     assert str(len(expected["isolated_nodes"])) in panel
     assert page.locator("#shutdown-downloads button.download").count() == 2

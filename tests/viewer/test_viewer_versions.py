@@ -8,6 +8,7 @@ state, and version 1's instant must draw L1, L2 and L3 (L3 was removed by versio
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import urllib.request
@@ -80,7 +81,9 @@ def look_at_survey(page: Any, versioned_city: VersionedCity) -> None:
     points = [f["geometry"]["coordinates"] for f in diff["geojson"]["features"]]
     xs = [c[0] for p in points for c in ([p] if isinstance(p[0], float) else p)]
     ys = [c[1] for p in points for c in ([p] if isinstance(p[0], float) else p)]
-    harness.look_down_at(page, (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, 160)
+    lat = (min(ys) + max(ys)) / 2
+    west_m = 15 / (111_000 * math.cos(math.radians(lat)))  # right of the layer panel
+    harness.look_down_at(page, (min(xs) + max(xs)) / 2 - west_m, lat, 200)
 
 
 def start_tool(page: Any, tool: str) -> None:
@@ -166,6 +169,10 @@ def test_changes_view_draws_the_diff_in_state_colours(
     assert all(name in panel for name in w2["attributes"]) and "3" in panel
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "viewer-changes.png"))
+    page.evaluate("() => window.i18n.setLocale('zh-CN')")
+    assert "变更" in page.inner_text("#properties")
+    page.screenshot(path=str(ARTIFACTS / "viewer-changes-zh.png"))
+    page.evaluate("() => window.i18n.setLocale('en')")
 
 
 @pytest.mark.slow

@@ -49,16 +49,22 @@
     return `v${version.version} · ${window.i18n.date(version.created_at)}`;
   }
 
-  function fillVersions(datasetId) {
+  function fillVersions(datasetId, keep = false) {
+    // keep: the versions chosen stay (a language switch re-writes their dates)
     const entry = versioned.find((v) => v.dataset.id === datasetId);
     if (!entry) return;
     const count = entry.versions.length;
-    for (const [id, chosen] of [["changes-from", count - 2], ["changes-to", count - 1]]) {
+    for (const [id, last] of [["changes-from", count - 2], ["changes-to", count - 1]]) {
       const element = document.getElementById(id);
+      const chosen = keep ? entry.versions.findIndex((v) => String(v.version) === element.value) : last;
       element.replaceChildren(...entry.versions.map((v, i) =>
         new Option(versionLabel(v), String(v.version), i === chosen, i === chosen)));
     }
   }
+  document.addEventListener("cim-locale", () => {
+    const dataset = document.getElementById("changes-dataset");
+    if (dataset && dataset.value) fillVersions(Number(dataset.value), true);
+  });
 
   // The pipe datasets (the versioned kind) and their versions; those with two or more.
   async function loadVersioned() {
