@@ -80,6 +80,7 @@ class Pending:
     mid: int
     dup: bool
     rows: list[ObservationRow] = field(default_factory=list)
+    array: bool = False
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -209,7 +210,7 @@ class MqttIngester:
         """Check, store, acknowledge one batch; False (nothing acknowledged) on a database error."""
         try:
             self._learn([m for m in batch if topic_datastream(m.topic) not in self._types])
-            accepted = self._check(batch)
+            accepted, refused, echoes = self._check(batch)
             rows = self._without_duplicates(accepted)
             insert_observations(self.engine, rows)
         except (SQLAlchemyError, CimError) as exc:
@@ -222,32 +223,37 @@ class MqttIngester:
         for message in batch:
             assert self._client is not None
             self._client.ack(message.mid, 1)
-        self.stats.stored += len(rows)
-        self.stats.batches += 1
+        stats = self.stats
+        stats.received += len(batch)
+        stats.redelivered += sum(message.dup for message in batch)
+        stats.rejected += refused
+        stats.echoes += echoes
+        stats.stored += len(rows)
+        stats.batches += 1
         if self.publish_back:
-            self._publish(rows)
+            self._publish(accepted)
         return True
 
-    def _check(self, batch: list[Pending]) -> list[Pending]:
+    def _check(self, batch: list[Pending]) -> tuple[list[Pending], int, int]:
+        """The messages to store, how many were refused (logged), how many were echoes."""
         accepted = []
+        refused = echoes = 0
         for message in batch:
-            self.stats.received += 1
-            self.stats.redelivered += message.dup
             datastream_id = topic_datastream(message.topic) or 0
             try:
                 parsed = parse_message(
                     message.topic, message.payload, self._types, self._features.get(datastream_id)
                 )
             except CimError as exc:
-                self.stats.rejected += 1
+                refused += 1
                 logger.warning("MQTT message on %s refused: %s", message.topic[:120], exc)
                 continue
             if parsed.echo:
-                self.stats.echoes += 1
+                echoes += 1
                 continue
-            message.rows = parsed.rows
+            message.rows, message.array = parsed.rows, parsed.array
             accepted.append(message)
-        return accepted
+        return accepted, refused, echoes
 
     def _learn(self, unknown: list[Pending]) -> None:
         """Observation types and default features of datastreams not seen yet."""
@@ -292,8 +298,11 @@ class MqttIngester:
             keep.append(row)
         return keep
 
-    def _publish(self, rows: list[ObservationRow]) -> None:
+    def _publish(self, accepted: list[Pending]) -> None:
+        """Each stored observation on its datastream's topic, in the shape its message had."""
         assert self._client is not None
-        for row in rows:
-            topic = f"v1.1/Datastreams({row.datastream_id})/Observations"
-            self._client.publish(topic, published_document(row), qos=0)
+        for message in accepted:
+            documents = [published_document(row) for row in message.rows if row.id is not None]
+            if documents:
+                body = documents if message.array else documents[0]
+                self._client.publish(message.topic, json.dumps(body), qos=0)

@@ -8,7 +8,8 @@ message may carry a JSON array of observations of that datastream (one message p
 a gateway).
 
 cim publishes every stored observation back on the same topic, as FROST does, with its
-``@iot.id`` and ``@iot.selfLink``. Those publications are not ingested again: the ingester's
+``@iot.id`` and ``@iot.selfLink`` (in the shape it came: one entity, or an array of entities
+for an array message). Those publications are not ingested again: the ingester's
 subscription uses MQTT 5 *No Local* (the broker does not send a client its own publications),
 and any message carrying ``@iot.id`` is an already-stored entity, skipped and counted as an
 echo (a second cim process, or a broker without No Local). Clients never send ``@iot.id``.
@@ -52,6 +53,7 @@ class Parsed:
 
     rows: list[ObservationRow]
     echo: bool = False
+    array: bool = False  # the gateway form: published back as an array too
 
 
 def result_fits(observation_type: str, result: Any) -> bool:
@@ -106,10 +108,10 @@ def parse_message(
             short = SHORT_TYPES.get(types[datastream_id], types[datastream_id])
             raise InvalidInput(f"result {str(item.get('result'))[:40]!r} does not fit {short}")
         rows.append(observation_row(item, datastream_id, feature_id))
-    return Parsed(rows)
+    return Parsed(rows, array=isinstance(body, list))
 
 
-def published_document(row: ObservationRow) -> bytes:
+def published_document(row: ObservationRow) -> dict[str, Any]:
     """The stored observation as cim publishes it back (FROST's entity form)."""
     document: dict[str, Any] = {
         "@iot.id": row.id,
@@ -120,4 +122,4 @@ def published_document(row: ObservationRow) -> bytes:
         "resultTime": None if row.result_time is None else row.result_time.isoformat(),
         "result": row.result,
     }
-    return json.dumps(document).encode()
+    return document
