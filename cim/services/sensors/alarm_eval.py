@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TIMESTAMP
 from sqlalchemy.orm import Session
 
 from cim.db.models.alarm import LEVELS
@@ -49,10 +49,15 @@ OPEN_ALARMS = text(
     " WHERE state <> 'cleared' AND datastream_id = ANY(:ids)"
 ).bindparams(bindparam("ids", type_=ARRAY(BIGINT)))
 PREVIOUS_VALUES = text(
-    "SELECT DISTINCT ON (datastream_id) datastream_id, phenomenon_time, result"
-    " FROM sensor_observation WHERE datastream_id = ANY(:ids) AND result IS NOT NULL"
-    " AND phenomenon_time < :before ORDER BY datastream_id, phenomenon_time DESC"
-).bindparams(bindparam("ids", type_=ARRAY(BIGINT)))
+    "SELECT p.ds AS datastream_id, o.phenomenon_time, o.result"
+    " FROM unnest(:ids, :befores) AS p(ds, before_time) CROSS JOIN LATERAL"
+    " (SELECT phenomenon_time, result FROM sensor_observation WHERE datastream_id = p.ds"
+    " AND result IS NOT NULL AND phenomenon_time < p.before_time"
+    " ORDER BY phenomenon_time DESC LIMIT 1) AS o"
+).bindparams(
+    bindparam("ids", type_=ARRAY(BIGINT)),
+    bindparam("befores", type_=ARRAY(TIMESTAMP(timezone=True))),
+)
 RAISE = text(
     "INSERT INTO sensor_alarm (rule_id, datastream_id, level, value, observed_at)"
     " VALUES (:rule, :ds, :level, :value, :at)"
@@ -201,10 +206,12 @@ def _rules(session: Session, ids: list[int]) -> list[RuleOnStream]:
     ]
 
 
-def _previous(session: Session, ids: list[int], before: datetime) -> dict[int, Point]:
-    if not ids:
+def _previous(session: Session, firsts: dict[int, datetime]) -> dict[int, Point]:
+    """The last stored numeric observation of each datastream before its batch's first one."""
+    if not firsts:
         return {}
-    rows = session.execute(PREVIOUS_VALUES, {"ids": ids, "before": before})
+    ids = sorted(firsts)
+    rows = session.execute(PREVIOUS_VALUES, {"ids": ids, "befores": [firsts[i] for i in ids]})
     return {int(r.datastream_id): (r.phenomenon_time, float(r.result)) for r in rows}
 
 
@@ -223,9 +230,8 @@ def evaluate_batch(session: Session, rows: Sequence[ObservationRow]) -> None:
         for r in session.execute(OPEN_ALARMS, {"ids": sorted(latest)})
     }
     points = _points(rows)
-    rate_streams = sorted({r.datastream_id for r in rules if r.kind == "rate"} & set(points))
-    first = min((points[ds][0][0] for ds in rate_streams), default=datetime.now(UTC))
-    previous = _previous(session, rate_streams, first)
+    rate_streams = {r.datastream_id for r in rules if r.kind == "rate"} & set(points)
+    previous = _previous(session, {ds: points[ds][0][0] for ds in rate_streams})
     now = datetime.now(UTC)
     for rule in rules:
         open_id, open_level = open_alarms.get((rule.rule_id, rule.datastream_id), (None, 0))
@@ -236,10 +242,8 @@ def evaluate_batch(session: Session, rows: Sequence[ObservationRow]) -> None:
                 apply(session, rule, open_id, [Action("clear", open_level, 0.0, now)])
             continue
         if rule.kind == "rate":
-            previous_point = previous.get(rule.datastream_id)
-            # a batch spanning the previous point: only later points are rated against it
-            earlier = [p for p in series if previous_point is None or p[0] > previous_point[0]]
-            series = rates(earlier, previous_point, rule.direction == "below")
+            falling = rule.direction == "below"
+            series = rates(series, previous.get(rule.datastream_id), falling)
             rule = RuleOnStream(**{**_fields(rule), "direction": "above"})
         apply(session, rule, open_id, walk(rule, series, open_level))
 
