@@ -193,7 +193,9 @@
   }
 
   function install() {
-    if (cim.config.endpoints.datasets && cim.config.endpoints.collections) {
+    // only where there are pipes: the versioned kind (datasets.json lists what is readable)
+    const pipes = cim.datasets.some((d) => d.kind === "pipes");
+    if (pipes && cim.config.endpoints.datasets && cim.config.endpoints.collections) {
       kit.addTool("changes", "tool.changes", changes, changesOptions());
     }
   }

@@ -299,7 +299,8 @@
       kit.endpoint("flood", "POST", "/analysis/drainage/flood"),
     ]);
     if (endpoints.shutdown && kit.hasPipes()) kit.addTool("shutdown", "tool.shutdown", shutdown, shutdownOptions());
-    if (endpoints.flood && cim.config.endpoints.datasets) kit.addTool("flood", "tool.flood", flood, floodOptions());
+    const pipes = cim.datasets.some((d) => d.kind === "pipes"); // a drainage network is one
+    if (endpoints.flood && pipes && cim.config.endpoints.datasets) kit.addTool("flood", "tool.flood", flood, floodOptions());
     cim.simulationToolsReady = true;
   }
 

@@ -162,7 +162,8 @@
   }
 
   function install() {
-    if (cim.config.endpoints.datasets && cim.config.endpoints.collections) {
+    const pipes = cim.datasets.some((d) => d.kind === "pipes"); // the versioned kind
+    if (pipes && cim.config.endpoints.datasets && cim.config.endpoints.collections) {
       kit.addTool("time", "tool.time", start, timeOptions());
     }
   }
