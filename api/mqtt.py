@@ -22,7 +22,12 @@ from sqlalchemy.orm import Session
 
 from cim.services.sensors.alarm_eval import check_missing
 from cim.services.sensors.alarm_listener import AlarmListener
-from cim.services.sensors.mqtt_ingest import MQTT_BATCH_ENV, MQTT_URL_ENV, MqttIngester
+from cim.services.sensors.mqtt_ingest import (
+    MQTT_BATCH_ENV,
+    MQTT_PUBLISH_ENV,
+    MQTT_URL_ENV,
+    MqttIngester,
+)
 
 logger = logging.getLogger("cim.sensors")
 MISSING_CHECK_SECONDS = 30.0
@@ -39,7 +44,8 @@ class SensorRuntime:
         url = os.environ.get(MQTT_URL_ENV)
         if url:
             batch = int(os.environ.get(MQTT_BATCH_ENV, "2000"))
-            self.ingester = MqttIngester(engine, url, batch_size=batch)
+            publish = os.environ.get(MQTT_PUBLISH_ENV, "1") != "0"
+            self.ingester = MqttIngester(engine, url, batch_size=batch, publish_back=publish)
         self._stop = threading.Event()
         self._checker = threading.Thread(target=self._check, name="cim-missing-data", daemon=True)
 

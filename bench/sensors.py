@@ -59,6 +59,7 @@ GOAL_RATE = 20_000.0
 GOAL_CHART_MS = 100.0
 GOAL_ALARM_MS = 1000.0
 ALARM_EVERY_S = 0.5
+MAX_UNACKNOWLEDGED = 50_000
 UNIT = {"name": "percent of LEL", "symbol": "%LEL", "definition": "http://unitsofmeasure.org"}
 
 
@@ -169,13 +170,16 @@ def _sse(url: str, arrivals: dict[int, float], ready: threading.Event) -> None:
     """Record when each alarm event arrives, keyed by the observation value that caused it."""
     import httpx
 
-    with httpx.stream("GET", url, timeout=None) as answer:
-        ready.set()
-        for line in answer.iter_lines():
-            if line.startswith("data: "):
-                event = json.loads(line[6:])
-                if event["event"] == "raised":
-                    arrivals.setdefault(int(event["value"]), time.monotonic())
+    try:
+        with httpx.stream("GET", url, timeout=None) as answer:
+            ready.set()
+            for line in answer.iter_lines():
+                if line.startswith("data: "):
+                    event = json.loads(line[6:])
+                    if event["event"] == "raised":
+                        arrivals.setdefault(int(event["value"]), time.monotonic())
+    except httpx.HTTPError:
+        pass  # the server stopped
 
 
 def _publish(
@@ -186,7 +190,9 @@ def _publish(
     base = datetime(2026, 10, 1, tzinfo=UTC)
     infos, alarms = [], {}
     while (elapsed := time.monotonic() - began) < args.seconds:
-        while sent + args.per_message <= args.mqtt_rate * elapsed:
+        while (
+            sent + args.per_message <= args.mqtt_rate * elapsed and len(infos) < MAX_UNACKNOWLEDGED
+        ):
             items = [{"phenomenonTime": (base + timedelta(milliseconds=sent + i)).isoformat(),
                       "result": float((sent + i) % 997) / 100}
                      for i in range(args.per_message)]  # fmt: skip
@@ -202,6 +208,8 @@ def _publish(
             infos.append(client.publish(observation_topic(alarm_stream), json.dumps(body), qos=1))
             tick += 1
         infos = [info for info in infos if not info.is_published()]
+        if len(infos) >= MAX_UNACKNOWLEDGED:  # paho's message ids wrap at 65,535: wait
+            infos[0].wait_for_publish(30)
         time.sleep(0.002)
     for info in infos:
         info.wait_for_publish(60)
@@ -215,7 +223,8 @@ def mqtt_ingestion(engine: Engine, args: argparse.Namespace) -> None:
                           " VALUES ('bench', 'threshold', :d, 0)"),
                      {"d": alarm_stream})  # fmt: skip
     port = free_port()
-    server, env = _serve(engine, port, ["--mqtt", "--mqtt-batch", str(args.mqtt_batch)])
+    extra = ["--mqtt", "--mqtt-batch", str(args.mqtt_batch)]
+    server, env = _serve(engine, port, extra + ([] if args.publish else ["--no-mqtt-publish"]))
     try:
         broker = json.loads((Path(env["CIM_DATA_DIR"]) / "mqtt" / "broker.json").read_text())
         url = f"mqtt://127.0.0.1:{broker['port']}"
@@ -247,7 +256,8 @@ def mqtt_ingestion(engine: Engine, args: argparse.Namespace) -> None:
     delays = [1000 * (arrivals[v] - at) for v, at in alarms.items() if v in arrivals]
     p50, p99 = statistics.median(delays), float(np.percentile(delays, 99))
     print(f"MQTT: {sent:,} observations published in {args.seconds:.0f} s"
-          f" ({args.per_message} per message, QoS 1), all stored after {seconds:.1f} s"
+          f" ({args.per_message} per message, QoS 1, published back: {args.publish}),"
+          f" all stored after {seconds:.1f} s"
           f" = {rate:,.0f}/s (goal >= {GOAL_RATE:,.0f}/s, ratio {rate / GOAL_RATE:.2f});"
           f" stored {stored:,}, lost {sent - stored}")  # fmt: skip
     print(f"publish -> alarm on SSE: {len(delays)} of {len(alarms)} alarms raised seen,"
@@ -313,6 +323,12 @@ def main() -> None:
     parser.add_argument("--mqtt-rate", type=float, default=20_000.0)
     parser.add_argument("--per-message", type=int, default=50)
     parser.add_argument("--mqtt-batch", type=int, default=5000)
+    parser.add_argument(
+        "--no-publish",
+        dest="publish",
+        action="store_false",
+        help="cim serve --no-mqtt-publish (nothing published back)",
+    )
     args = parser.parse_args()
     with bench_database(args.database_url) as engine:
         if not args.skip_http:

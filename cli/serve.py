@@ -14,7 +14,12 @@ from cim.db.connect import database_url
 from cim.errors import ConfigError
 from cim.logs import log_config
 from cim.services.sensors.mqtt_broker import LocalBroker
-from cim.services.sensors.mqtt_ingest import MQTT_BATCH_ENV, MQTT_URL_ENV, broker_address
+from cim.services.sensors.mqtt_ingest import (
+    MQTT_BATCH_ENV,
+    MQTT_PUBLISH_ENV,
+    MQTT_URL_ENV,
+    broker_address,
+)
 from cli.context import console, engine_scope, load_settings
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -59,12 +64,17 @@ def serve(
         int,
         typer.Option(min=1, max=50_000, help="MQTT messages per write (flushed every 200 ms)."),
     ] = 2000,
+    mqtt_publish: Annotated[
+        bool,
+        typer.Option(help="Publish stored observations back on their topic (as FROST does)."),
+    ] = True,
 ) -> None:
     """Serve the API on HOST:PORT; the database is started and migrated first when embedded."""
     import uvicorn
 
     settings = load_settings()
     broker = _mqtt(settings.data_dir, mqtt, mqtt_url, mqtt_batch, workers)
+    os.environ[MQTT_PUBLISH_ENV] = "1" if mqtt_publish else "0"
     try:
         _run(uvicorn, settings, host, port, workers, reload, healthcheck_timeout)
     finally:

@@ -53,6 +53,8 @@ MQTT_URL_ENV = "CIM_MQTT_URL"
 """Broker URL ``cim serve --mqtt`` hands to the API process (until CimSettings has one)."""
 MQTT_BATCH_ENV = "CIM_MQTT_BATCH"
 """Messages per write, from ``cim serve --mqtt-batch``."""
+MQTT_PUBLISH_ENV = "CIM_MQTT_PUBLISH"
+"""``0`` when ``cim serve --no-mqtt-publish``: stored observations are not published back."""
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 STATS_LOG_SECONDS = 10.0
 RETRY_SECONDS = 2.0
