@@ -22,6 +22,14 @@ class Layer(StrEnum):
     all = "all"
 
 
+EXPANDED = {
+    "pipes": ["pipes", "pipes_restricted"],
+    "all": ["buildings", "pipes", "pipes_restricted", "terrain", "pointcloud"],
+}
+"""What ``--layer`` builds: pipes = the public classes + pipes_restricted
+(``CIM_SENSITIVE_UTILITIES``, served with a key)."""
+
+
 class Spec(StrEnum):
     v11 = "1.1"
     v10 = "1.0"
@@ -41,6 +49,29 @@ def _pointcloud(engine: Any, tiles_dir: Path, force: bool, progress: Any) -> dic
     from tiles.pointcloud import build_pointcloud_layer
 
     return build_pointcloud_layer(engine, tiles_dir, force=force, progress=progress).to_dict()
+
+
+def _mesh(
+    engine: Any,
+    tiles_dir: Path,
+    layer: str,
+    settings: Any,
+    progress: Any,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """A buildings or pipes layer (``tiles.build``); after new versions of its datasets only
+    the tiles they touch are rewritten, unless ``options["full"]``."""
+    from tiles.build import build_mesh_layer  # numpy/shapely stacks only when building
+
+    built = build_mesh_layer(
+        engine,
+        tiles_dir,
+        layer,
+        progress=progress,
+        sensitive=settings.sensitive_utility_set,
+        **options,
+    )
+    return built.to_dict()
 
 
 def _summary_line(result: dict[str, Any]) -> str:
@@ -113,15 +144,8 @@ def command(
 
     The pointcloud layer is always 3D Tiles 1.0 (.pnts, py3dtiles); --spec applies to the others.
     """
-    from tiles.build import build_mesh_layer  # numpy/shapely stacks only when building
-
     settings = load_settings()
-    # pipes = the public classes + pipes_restricted (CIM_SENSITIVE_UTILITIES, served with a key)
-    expand = {
-        "pipes": ["pipes", "pipes_restricted"],
-        "all": ["buildings", "pipes", "pipes_restricted", "terrain", "pointcloud"],
-    }
-    layers = expand.get(layer.value, [layer.value])
+    layers = EXPANDED.get(layer.value, [layer.value])
     results: list[dict[str, Any]] = []
     with (
         engine_scope(settings) as engine,
@@ -148,19 +172,9 @@ def command(
                     built_cloud = _pointcloud(engine, output.tiles_dir, force, report)
                     results.append(output.publish(built_cloud))
                 else:
-                    built = build_mesh_layer(
-                        engine,
-                        output.tiles_dir,
-                        name,
-                        spec=spec.value,
-                        force=force,
-                        progress=report,
-                        sensitive=settings.sensitive_utility_set,
-                        include_spaces=include_spaces,
-                        renderer=renderer,
-                        compress=compress,
-                        full=full,
-                    )
-                    results.append(output.publish(built.to_dict()))
+                    options = dict(spec=spec.value, force=force, full=full, compress=compress)
+                    options |= dict(include_spaces=include_spaces, renderer=renderer)
+                    built = _mesh(engine, output.tiles_dir, name, settings, report, options)
+                    results.append(output.publish(built))
     text = "\n".join(_summary_line(r) for r in results)
     emit(results, as_json=as_json, text=text)  # always a list: one object per layer
