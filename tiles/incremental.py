@@ -95,8 +95,8 @@ def refresh_layer(
             reuse = PreviousTree(previous, index, was_touched)
             root = subdivide(index, max_triangles=max_triangles, reuse=reuse)
             nodes = [node for node in root.walk() if node.rows.size]
-            frames = _frames(nodes, previous, srid)
-            dirty, kept = _split(nodes, index, previous, was_touched)
+            frames = _frames(nodes, previous, srid, reuse.reused)
+            dirty, kept = _split(nodes, index, previous, was_touched, reuse.reused)
             (folder / "content").mkdir()
             _link_all([f"{record.key}.{extension}" for record in kept], target, folder)
             job = RenderJob(
@@ -162,13 +162,21 @@ def _members(sorted_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 
 
 def _split(
-    nodes: list[TileNode], index: FeatureIndex, previous: Manifest, was_touched: np.ndarray
+    nodes: list[TileNode],
+    index: FeatureIndex,
+    previous: Manifest,
+    was_touched: np.ndarray,
+    reused: set[str],
 ) -> tuple[list[TileNode], list[TileOutput]]:
     """The tiles to render again, and the outputs of the tiles whose files are kept
-    (``was_touched``: per index row, whether the new versions touched the feature)."""
+    (``was_touched``: per index row, whether the new versions touched the feature;
+    ``reused``: tiles of subtrees taken whole from the previous build, clean by construction)."""
     dirty: list[TileNode] = []
     kept: list[TileOutput] = []
     for node in nodes:
+        if node.key in reused:
+            kept.append(previous.tiles[node.key].output)
+            continue
         ids = np.sort(index.ids[node.rows])
         record = previous.tiles.get(node.key)
         if record is None or was_touched[node.rows].any() or not record.same_place(node, ids):
@@ -178,13 +186,15 @@ def _split(
     return dirty, kept
 
 
-def _frames(nodes: list[TileNode], previous: Manifest, srid: int) -> dict[str, TileFrame]:
+def _frames(
+    nodes: list[TileNode], previous: Manifest, srid: int, reused: set[str]
+) -> dict[str, TileFrame]:
     """Each content tile's ENU frame: the previous build's where the box is the same (the
-    frame is a function of the box), computed for the others."""
+    frame is a function of the box; always so in ``reused`` subtrees), computed for others."""
     frames = {}
     for node in nodes:
         record = previous.tiles.get(node.key)
-        if record is not None and np.array_equal(record.box, node.box):
+        if record is not None and (node.key in reused or np.array_equal(record.box, node.box)):
             frames[node.key] = TileFrame(srid, record.matrix)
         else:
             frames[node.key] = frame_of(node, srid)

@@ -37,6 +37,8 @@ class PreviousTree:
         self.offsets = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
         parts = [previous.tiles[k].ids for k in self.keys if k in previous.tiles]
         self.ids = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        self.reused: set[str] = set()
+        """Keys of the tiles taken from the previous build (same features, box, error)."""
 
     def __call__(self, key: str, rows: IntArray) -> TileNode | None:
         """The previous subtree of ``key`` if it held exactly the features ``rows``, untouched."""
@@ -66,6 +68,7 @@ class PreviousTree:
             )
             node = TileNode(key, rows.astype(np.int64), box, error)
             nodes[key] = node
+            self.reused.add(key)
             if key[:-1] in nodes:
                 nodes[key[:-1]].children.append(node)
         return nodes[keys[0]]
