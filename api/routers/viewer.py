@@ -73,6 +73,8 @@ TOOL_ENDPOINTS = {
     "shelterUncovered": ("GET", "/analysis/shelters/plans/{plan_id}/uncovered"),
     "shelterSuggest": ("POST", "/analysis/shelters/suggest"),
     "elevation": ("GET", "/terrain/elevation"),
+    "shutdown": ("POST", "/analysis/pipes/shutdown"),
+    "flood": ("POST", "/analysis/drainage/flood"),
 }
 
 

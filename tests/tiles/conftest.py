@@ -284,7 +284,10 @@ def import_city(engine: Engine, tag: str = "") -> City:
     pipes = run_import(
         engine,
         source=DatasetSource(
-            kind="pipes", name="test pipes", source_name="pipes.csv", source_sha256=f"pipes{stamp}"
+            kind="pipes",
+            name=f"test pipes {tag}".strip(),
+            source_name="pipes.csv",
+            source_sha256=f"pipes{stamp}",
         ),
         write=_write_pipes,
     )

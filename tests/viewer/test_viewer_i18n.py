@@ -34,6 +34,9 @@ SCRIPTS = (
     "tools.js",
     "excavation-tool.js",
     "shelter-tools.js",
+    "changes-tool.js",
+    "time-travel.js",
+    "simulation-tool.js",
 )
 
 
