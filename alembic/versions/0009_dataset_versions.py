@@ -12,9 +12,8 @@ Revises: 0008
 Create Date: 2026-12-05 13:00:00.000000
 """
 
-from collections.abc import Sequence
-
 import os
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from geoalchemy2 import Geometry

@@ -109,9 +109,7 @@ def begin_dataset(session: Session, *, source: DatasetSource, replace: bool) -> 
     )
     session.add(dataset)
     session.flush()
-    return DatasetStart(
-        dataset=dataset, created=True, replaced_id=replaced_id, previous=previous
-    )
+    return DatasetStart(dataset=dataset, created=True, replaced_id=replaced_id, previous=previous)
 
 
 def _same_name(session: Session, source: DatasetSource) -> Dataset | None:
