@@ -34,14 +34,14 @@ from tiles.render import TileOutput
 from tiles.subdivide import FeatureIndex, TileNode
 
 MANIFEST_NAME = "manifest.npz"
-FORMAT = 3
+FORMAT = 4
 
 
 @dataclass(frozen=True)
 class Stamp:
-    """When a build read its datasets, and which version of each it read."""
+    """Which version of each dataset a build read (no clock time: two builds of one state
+    write the same bytes)."""
 
-    built_at: str
     versions: dict[str, int]
 
 
@@ -133,7 +133,6 @@ def write_manifest(folder: Path, manifest: Manifest) -> None:
         "spec": manifest.spec,
         "settings": manifest.settings,
         "max_triangles": manifest.max_triangles,
-        "built_at": manifest.stamp.built_at,
         "versions": manifest.stamp.versions,
         "keys": [r.key for r in records],
         "sha256": [r.output.sha256 for r in records],
@@ -200,7 +199,7 @@ def _from_arrays(meta: dict[str, Any], arrays: dict[str, Any]) -> Manifest:
         spec=meta["spec"],
         settings={str(k): str(v) for k, v in meta["settings"].items()},
         max_triangles=int(meta["max_triangles"]),
-        stamp=Stamp(meta["built_at"], {str(k): int(v) for k, v in meta["versions"].items()}),
+        stamp=Stamp({str(k): int(v) for k, v in meta["versions"].items()}),
         index=index,
         tiles=tiles,
         tree={

@@ -71,14 +71,13 @@ def dataset_versions(engine: Engine, kinds: tuple[str, ...]) -> dict[str, str]:
 
 
 def read_stamp(engine: Engine, kinds: tuple[str, ...]) -> Stamp:
-    """The database time and the current version number of every ready dataset of ``kinds``.
+    """The current version number of every ready dataset of ``kinds``.
 
     Read *before* a build reads its features: a version committed in between is then in the
     tiles and also newer than the stamp, so the next refresh looks at it again (harmless)
     rather than never.
     """
     with engine.connect() as connection:
-        built_at = connection.execute(text("SELECT now()")).scalar_one()
         rows = connection.execute(
             text(
                 "SELECT d.id, coalesce(max(v.version), 0) AS version FROM dataset d "
@@ -87,7 +86,7 @@ def read_stamp(engine: Engine, kinds: tuple[str, ...]) -> Stamp:
             ),
             {"kinds": list(kinds)},
         ).all()
-    return Stamp(built_at.isoformat(), {str(r.id): int(r.version) for r in rows})
+    return Stamp({str(r.id): int(r.version) for r in rows})
 
 
 def recorded(engine: Engine, layer: str) -> tuple[str, dict[str, Any]] | None:

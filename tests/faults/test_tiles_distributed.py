@@ -40,7 +40,7 @@ def test_dask_build_equals_local_build(engine: Engine, pipe_grid: int, tmp_path:
         assert getattr(remote, figure) == getattr(local, figure), figure
     expected = _snapshot(tmp_path / "local" / "pipes")
     assert _snapshot(tmp_path / "dask" / "pipes") == expected
-    assert len(expected) == local.tiles + 1  # every content tile and tileset.json
+    assert len(expected) == local.tiles + 2  # every content tile, tileset.json, manifest.npz
     check_tileset(tmp_path / "dask" / "pipes")
 
 

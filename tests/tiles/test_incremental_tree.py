@@ -41,7 +41,7 @@ def _manifest(root: TileNode, index: FeatureIndex) -> Manifest:
         for node in root.walk()
         if node.rows.size
     }
-    return Manifest("pipes", "1.1", {}, BUDGET, Stamp("", {}), index, tiles, tree_of(root))
+    return Manifest("pipes", "1.1", {}, BUDGET, Stamp({}), index, tiles, tree_of(root))
 
 
 def _shape(root: TileNode, index: FeatureIndex) -> list[tuple[object, ...]]:
