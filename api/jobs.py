@@ -86,13 +86,8 @@ class _ApiHooks(Hooks):
     def __init__(self, on_finished: Callable[[], None]) -> None:
         self.on_finished = on_finished
 
-    def started(self, job: Claim) -> None:
-        if job.task == "import":
-            metrics.job_started()
-
     def ended(self, job: Claim, status: str, seconds: float, result: dict[str, Any]) -> None:
         if job.task == "import":
-            metrics.job_ended()
             metrics.job_finished(job.kind, status, seconds, result.get("imports", []))
         self.on_finished()
 
@@ -179,7 +174,6 @@ class JobRunner:
         with Session(engine, expire_on_commit=False) as session, session.begin():
             job = queue.enqueue(session, task="import", kind=kind, options=stored, job_id=job_id)
             before_commit(session)
-        metrics.job_queued()
         self.worker.wake()
         return job
 

@@ -91,18 +91,6 @@ POOL_SIZE = Gauge(
     multiprocess_mode="livesum",
     registry=LOCAL,
 )
-JOBS_QUEUED = Gauge(
-    "cim_import_jobs_queued",
-    "Import jobs waiting for the job worker.",
-    multiprocess_mode="livesum",
-    registry=LOCAL,
-)
-JOBS_RUNNING = Gauge(
-    "cim_import_jobs_running",
-    "Import jobs running now.",
-    multiprocess_mode="livesum",
-    registry=LOCAL,
-)
 JOB_DURATION = Histogram(
     "cim_import_job_duration_seconds",
     "Duration of import jobs, by dataset kind and outcome (succeeded, failed).",
@@ -166,19 +154,6 @@ def sample_pools(state: Any) -> None:
         if isinstance(pool, QueuePool):
             POOL_CHECKED_OUT.labels(name).set(pool.checkedout())
             POOL_SIZE.labels(name).set(pool.size())
-
-
-def job_queued() -> None:
-    JOBS_QUEUED.inc()
-
-
-def job_started() -> None:
-    JOBS_QUEUED.dec()
-    JOBS_RUNNING.inc()
-
-
-def job_ended() -> None:
-    JOBS_RUNNING.dec()
 
 
 def rows_written(kind: str, results: Iterable[dict[str, Any]]) -> int:
@@ -247,6 +222,36 @@ class TilesetCollector(Collector):
         yield built
 
 
+class JobsCollector(Collector):
+    """Import jobs queued and running, counted in ``import_job`` at scrape time: the queue is
+    shared by every ``cim serve`` and ``cim worker`` process, so no process's own count is it."""
+
+    def __init__(self, engine: Engine | None) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        if self.engine is None:
+            return
+        try:
+            with self.engine.connect() as connection:
+                rows = connection.execute(
+                    text(
+                        "SELECT status, count(*) FROM import_job WHERE task = 'import'"
+                        " AND status IN ('queued', 'running') GROUP BY status"
+                    )
+                ).all()
+        except SQLAlchemyError:
+            return  # the database is down: /health says so; the other metrics still answer
+        counts = {str(status): int(count) for status, count in rows}
+        for status, help_text in (
+            ("queued", "Import jobs waiting for a job worker."),
+            ("running", "Import jobs running now."),
+        ):
+            yield GaugeMetricFamily(
+                f"cim_import_jobs_{status}", help_text, value=float(counts.get(status, 0))
+            )
+
+
 class _Scrape(Collector):
     """Several collectors read as one (what :func:`generate_latest` takes)."""
 
@@ -280,10 +285,11 @@ def scrape(state: Any) -> bytes:
     """The text exposition of every metric: all workers' when in multiprocess mode."""
     sample_pools(state)
     folder = multiprocess_dir()
-    tilesets = TilesetCollector(getattr(state, "read_engine", None))
+    engine = getattr(state, "read_engine", None)
+    tilesets, jobs = TilesetCollector(engine), JobsCollector(engine)
     if folder is None:
-        return generate_latest(_Scrape(LOCAL, tilesets))
+        return generate_latest(_Scrape(LOCAL, tilesets, jobs))
     forget_dead_workers(folder)
     workers = CollectorRegistry()
     MultiProcessCollector(workers, path=str(folder))  # type: ignore[no-untyped-call]
-    return generate_latest(_Scrape(workers, tilesets))
+    return generate_latest(_Scrape(workers, tilesets, jobs))
