@@ -152,7 +152,10 @@ def _write(
     options: PipeImportOptions,
     progress: Progress | None,
 ) -> ImportResult:
-    name = " + ".join(p.name for p in files)
+    valves = options.valves
+    # the valve layer is part of the source: the network with a layer is another dataset, and a
+    # changed layer of the same name is its next version (cim.services.versions)
+    name = " + ".join(p.name for p in [*files, *([valves] if valves else [])])
     clean, issues = qc.check_source(network)
     if options.strict and issues:
         _refuse(name, issues)
@@ -194,12 +197,11 @@ def _write(
             source_crs=network.source_crs,
         )
 
-    valves = options.valves
     source = DatasetSource(
         kind="pipes",
         name=name,
         source_name=", ".join(str(p) for p in files),
-        # the valve layer is part of the source: another layer is another dataset
+        # the valve layer is part of the source (and of the name, see above)
         source_sha256=file_sha256(*sorted(files), *([valves] if valves else [])),
         source_crs=network.source_crs,
         transform=_transform(placement, network),

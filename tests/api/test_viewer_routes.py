@@ -48,6 +48,8 @@ def test_config_lists_only_layers_that_exist(settings: CimSettings) -> None:
             "shelterUncovered": "/analysis/shelters/plans/{plan_id}/uncovered",
             "shelterSuggest": "/analysis/shelters/suggest",
             "elevation": "/terrain/elevation",
+            "shutdown": "/analysis/pipes/shutdown",
+            "flood": "/analysis/drainage/flood",
         }
 
         for layer in ("pipes", "buildings", "zoning"):
