@@ -27,8 +27,9 @@ from cim.services.versions.tables import VERSIONED, VersionedTable
 STATES = ("added", "removed", "changed", "unchanged")
 
 
-def _match_table(spec: VersionedTable) -> str:
-    return f"_version_match_{spec.name}"
+def _match_table(table: VersionedTable | str) -> str:
+    """The temporary match table of a versioned table (given by spec or by name)."""
+    return f"_version_match_{table if isinstance(table, str) else table.name}"
 
 
 def _ref_alias(column: str) -> str:
@@ -55,7 +56,7 @@ def _same_content(spec: VersionedTable) -> str:
 
 def _ref_joins(spec: VersionedTable) -> str:
     return " ".join(
-        f"LEFT JOIN {_match_table(VERSIONED_BY_NAME[table])} {_ref_alias(column)}"
+        f"LEFT JOIN {_match_table(table)} {_ref_alias(column)}"
         f" ON {_ref_alias(column)}.new_id = n.{column}"
         for column, table in spec.references
     )
@@ -107,7 +108,7 @@ def _remap(session: Session, spec: VersionedTable) -> None:
         session.execute(
             text(
                 f"UPDATE {spec.name} t SET {column} = m.old_id"
-                f" FROM {_match_table(VERSIONED_BY_NAME[referenced])} m, {_match_table(spec)} s"
+                f" FROM {_match_table(referenced)} m, {_match_table(spec)} s"
                 f" WHERE s.state IN ('changed', 'added') AND t.id = s.new_id"
                 f" AND t.{column} = m.new_id AND m.old_id IS NOT NULL"
             )
@@ -197,6 +198,3 @@ def merge_version(
         _drop(session, spec, "new_id", ("changed", "unchanged"))
         _drop(session, spec, "old_id", ("removed",))
     return changes
-
-
-VERSIONED_BY_NAME = {spec.name: spec for specs in VERSIONED.values() for spec in specs}
