@@ -31,6 +31,7 @@ TABLES = {
     "shelter_zone",
     "tileset",
     "road_segment",
+    "pipe_shutdown_plan",
 }
 
 
@@ -50,7 +51,7 @@ def test_upgrade_downgrade_upgrade_and_srid(server_url: str) -> None:
                     "AND confrelid = 'dataset'::regclass"
                 )
             ).scalar_one()
-            assert fks == 13  # every data table cascades from dataset (versions, history too)
+            assert fks == 14  # every data table cascades from dataset (versions, history, shutdown plans)
             unindexed = (
                 conn.execute(
                     text(

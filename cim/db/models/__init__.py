@@ -29,6 +29,7 @@ from cim.db.models.shelter import (
     ShelterPlan,
     ShelterZone,
 )
+from cim.db.models.shutdown_plan import PipeShutdownPlan
 from cim.db.models.terrain import TerrainRaster
 from cim.db.models.tileset import Tileset
 from cim.db.models.version import DatasetVersion, FeatureHistory
@@ -61,6 +62,7 @@ __all__ = [
     "ObservedProperty",
     "PipeNode",
     "PipeSegment",
+    "PipeShutdownPlan",
     "PopulationUnit",
     "RoadSegment",
     "Sensor",
