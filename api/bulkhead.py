@@ -34,6 +34,7 @@ HEAVY_ROUTES = (
     ("POST", "/analysis/pipes/trace"),
     ("POST", "/analysis/pipes/shutdown"),
     ("POST", "/analysis/drainage/flood"),
+    ("POST", "/analysis/drainage/flood/hazards"),
     ("POST", "/analysis/gas/adjacent-spaces"),
     ("GET", "/analysis/pipes/profile"),
     ("POST", "/analysis/shelters/plans"),

@@ -2,7 +2,9 @@
 
 Registered as the ``cim analyse drainage`` group by ``cli/analyse.py``. Prints a short text
 answer, or the JSON the API sends with ``--json``; ``--csv FILE`` / ``--xlsx FILE`` also write
-its tables to hand on, in ``--lang zh|en``.
+its tables to hand on, in ``--lang zh|en``. ``--save-hazards NAME`` also stores the flood's
+extents as a hazard dataset (what ``POST /analysis/drainage/flood/hazards`` does; its JSON is
+then that route's answer).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from cli.analyse_pipes_text import CsvOption, LangOption, TableOption, XlsxOptio
 from cli.context import emit, session_scope
 
 if TYPE_CHECKING:
-    from cim.services.simulation.flood_models import FloodSimulation
+    from cim.services.simulation.flood_models import FloodHazards, FloodSimulation
 
 app = typer.Typer(help="Drainage network simulations (SWMM).", no_args_is_help=True)
 
@@ -44,11 +46,21 @@ def flood(
     xlsx: XlsxOption = None,
     lang: LangOption = "zh",
     table: TableOption = None,
+    save_hazards: Annotated[
+        str | None,
+        typer.Option(
+            "--save-hazards",
+            metavar="NAME",
+            help="Also store the flood extents as hazard dataset NAME (kind flood).",
+        ),
+    ] = None,
 ) -> None:
     """Run SWMM on a stored drainage network with its own rain or a Chicago design storm; report
     flooded nodes (volume, hours, depth, DEM extent), surcharged conduits and outfalls; --csv
-    writes the flooded nodes, or --table conduits or outfalls."""
+    writes the flooded nodes, or --table conduits or outfalls; --save-hazards NAME stores the
+    extents as hazard zones a shelter plan can exclude."""
     from cim.services.simulation.flood import flood_simulation
+    from cim.services.simulation.flood_hazards import save_flood_hazards
     from cim.services.simulation.storm import chicago_storm, formula_named
 
     storm = None
@@ -60,6 +72,18 @@ def flood(
             peak_ratio=peak,
             step_min=step,
         )
+    if save_hazards is not None:
+        if not extents:
+            raise typer.BadParameter("--save-hazards stores the extents: drop --no-extents")
+        with session_scope() as session:  # commits the hazard dataset when all went well
+            saved = save_flood_hazards(
+                session, dataset, name=save_hazards, storm=storm, tail_h=tail, output_crs=crs,
+                with_geojson=as_json,
+            )  # fmt: skip
+        text = f"{flood_text(saved.flood)}\n{saved_text(saved)}"
+        emit(saved.model_dump(), as_json=as_json, text=text)
+        write_tables(saved.flood, csv, xlsx, lang, table)
+        return
     with session_scope() as session:
         result = flood_simulation(
             session,
@@ -72,6 +96,16 @@ def flood(
         )
     emit(result.model_dump(), as_json=as_json, text=flood_text(result))
     write_tables(result, csv, xlsx, lang, table)
+
+
+def saved_text(saved: FloodHazards) -> str:
+    """One line: the hazard dataset the flood was saved as (or found saved before)."""
+    area = sum(z.area_m2 for z in saved.zones)
+    how = "saved as" if saved.created else "already saved as"
+    return (
+        f'{how} hazard dataset {saved.dataset.id} "{saved.dataset.name}": '
+        f"{len(saved.zones)} flood zone(s), {area:,.0f} m² ({saved.simulation_id})"
+    )
 
 
 def flood_text(result: FloodSimulation) -> str:

@@ -1,39 +1,44 @@
 """``POST /analysis/pipes/shutdown`` and ``POST /analysis/drainage/flood``: simulations on the
 stored networks (thin; the services ``cim.services.simulation.shutdown`` and ``.flood`` do the
-work).
+work); ``POST /analysis/drainage/flood/hazards`` saves a flood's extents as hazard zones
+(``.flood_hazards``).
 
 Both answers also come as files to hand on with ``format=csv|xlsx`` and ``lang=zh|en``
 (:mod:`api.tables`): the shutdown's nodes, below-service nodes, cut-off nodes and closed links;
 the flood's flooded nodes, surcharged conduits and outfalls.
 
-A simulation holds a worker for up to seconds, so the route runs in the heavy lane of the
-bulkhead (``api.bulkhead.HEAVY_ROUTES``) under the analysis deadline; it stores nothing.
+A simulation holds a worker for up to seconds, so the routes run in the heavy lane of the
+bulkhead (``api.bulkhead.HEAVY_ROUTES``) under the analysis deadline; only the hazards route
+stores (an analyst or admin key, the primary session, all or nothing).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, status
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.as_of import AT
 from api.audit import ReadAuditDep
-from api.auth import HiddenDep
+from api.auth import AnalystDep, HiddenDep, client_address
 from api.bounds import BOUNDED
-from api.deps import ReadSessionDep
+from api.deps import CatalogDep, ReadSessionDep, SessionDep
 from api.ogc import PROBLEMS
 from api.requests import DatabaseId, Distance, Point
 from api.sessions import ReleasingRoute
 from api.tables import TABLE_ALTERNATIVES, TableDep, answer_as
+from cim.services.access import audit
 from cim.services.pipes.inputs import point_to_storage
 from cim.services.pipes.scope import refuse_hidden, session_srid
 from cim.services.simulation import flood as simulation_flood
+from cim.services.simulation import flood_hazards as simulation_flood_hazards
 from cim.services.simulation import shutdown as simulation_shutdown
 from cim.services.simulation import storm as simulation_storm
-from cim.services.simulation.flood_models import FloodSimulation
+from cim.services.simulation.flood_models import FloodHazards, FloodSimulation
 from cim.services.simulation.models import ShutdownImpact
+from cim.services.simulation.storm import DesignStorm
 
 router = APIRouter(
     route_class=ReleasingRoute,
@@ -129,7 +134,7 @@ class DesignStormRequest(BaseModel):
     step_min: int = Field(simulation_storm.DEFAULT_STEP_MIN, description="Time step (min).")
 
 
-class FloodRequest(BaseModel):
+class FloodParameters(BaseModel):
     dataset_id: DatabaseId = Field(description="The drainage (SWMM) dataset.")
     storm: DesignStormRequest | None = Field(
         None, description="A Chicago design storm; null runs the model's own rain."
@@ -141,9 +146,24 @@ class FloodRequest(BaseModel):
         le=simulation_flood.MAX_TAIL_H,
         description="Hours simulated after a design storm ends.",
     )
-    extents: bool = Field(True, description="Spread flood volumes over the DEM.")
     geojson_crs: str | None = Field(None, description="CRS of returned GeoJSON (default storage).")
     geojson: bool = Field(True, description="Include flooded nodes and extents as GeoJSON.")
+
+    def design_storm(self) -> DesignStorm | None:
+        """The Chicago design storm asked for, or None for the model's own rain."""
+        if self.storm is None:
+            return None
+        return simulation_storm.chicago_storm(
+            simulation_storm.formula_named(self.storm.formula),
+            return_period=self.storm.return_period_a,
+            duration_min=self.storm.duration_min,
+            peak_ratio=self.storm.peak_ratio,
+            step_min=self.storm.step_min,
+        )
+
+
+class FloodRequest(FloodParameters):
+    extents: bool = Field(True, description="Spread flood volumes over the DEM.")
 
 
 @router.post(
@@ -163,22 +183,67 @@ def flood(
     ``format=csv`` writes the flooded nodes (``table=conduits`` or ``outfalls`` for the
     others); ``format=xlsx`` all three, one sheet each."""
     refuse_hidden("PS", hidden)
-    storm = None
-    if body.storm is not None:
-        storm = simulation_storm.chicago_storm(
-            simulation_storm.formula_named(body.storm.formula),
-            return_period=body.storm.return_period_a,
-            duration_min=body.storm.duration_min,
-            peak_ratio=body.storm.peak_ratio,
-            step_min=body.storm.step_min,
-        )
     found = simulation_flood.flood_simulation(
         session,
         body.dataset_id,
-        storm=storm,
+        storm=body.design_storm(),
         tail_h=body.tail_h,
         with_extents=body.extents,
         output_crs=body.geojson_crs,
         with_geojson=body.geojson and wanted.format == "json",  # files hold no geometry
     )
     return answer_as(wanted, found, "drainage-flood")
+
+
+class FloodHazardsRequest(FloodParameters):
+    name: str = Field(
+        min_length=1,
+        max_length=simulation_flood_hazards.MAX_NAME_LENGTH,
+        description="Name of the hazard dataset.",
+    )
+
+
+@router.post(
+    "/drainage/flood/hazards",
+    summary="Save a flood as hazard zones (内涝区存为灾害区)",
+    tags=["drainage simulations"],
+    status_code=status.HTTP_201_CREATED,
+)
+def flood_hazards(
+    body: FloodHazardsRequest,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: AnalystDep,
+    hidden: HiddenDep,
+    catalog: CatalogDep,
+) -> FloodHazards:
+    """Run the flood as ``POST /analysis/drainage/flood`` does and store its DEM extents as a
+    hazard dataset ``name``: one zone of kind ``flood`` per flooded node, with the return
+    period, storm duration, simulation id, volume and depths in its attrs, so a shelter plan
+    with ``exclude_hazards: ["flood"]`` leaves the shelters in them out. Needs an analyst (or
+    admin) key; a flood without extents stores nothing (400); the same run saved again stores
+    nothing and answers the dataset saved first (200, ``created: false``)."""
+    refuse_hidden("PS", hidden)
+    found = simulation_flood_hazards.save_flood_hazards(
+        session,
+        body.dataset_id,
+        name=body.name,
+        storm=body.design_storm(),
+        tail_h=body.tail_h,
+        output_crs=body.geojson_crs,
+        with_geojson=body.geojson,
+    )
+    if found.created:
+        audit(
+            session,
+            principal=principal,
+            action="create",
+            resource=f"datasets/{found.dataset.id}",
+            client=client_address(request),
+            detail={"kind": "hazards", "name": found.dataset.name, "source": found.simulation_id},
+        )
+        catalog.invalidate()  # the hazard_zones collection's extent grew
+    else:
+        response.status_code = status.HTTP_200_OK
+    return found

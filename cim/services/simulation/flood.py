@@ -9,13 +9,15 @@ formula (:mod:`cim.services.simulation.storm`), which then replaces every rain g
 flooded nodes (SWMM's node flooding statistics: total volume, hours flooded, peak rate, max
 depth) with the extent each volume would cover on the DEM
 (:mod:`cim.services.simulation.flood_extent`), surcharged conduits, outfall volumes and the
-totals; GeoJSON of the flooded nodes and extents in the requested CRS. Nothing is stored.
+totals; GeoJSON of the flooded nodes and extents in the requested CRS. Nothing is stored here
+(:mod:`cim.services.simulation.flood_hazards` saves the extents as hazard zones).
 """
 
 from __future__ import annotations
 
 import math
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,15 @@ STEP_ADVANCE_S = 600
 """pyswmm hands control back this often (simulated seconds) so the deadline is checked."""
 
 
+@dataclass
+class FloodRun:
+    """A flood answer with what it came from: the SWMM input and the extents (storage CRS)."""
+
+    answer: FloodSimulation
+    extents: dict[int, Extent]  # by flooded node id
+    model_text: str  # the .inp SWMM ran
+
+
 def flood_simulation(
     session: Session,
     dataset_id: int,
@@ -63,6 +74,28 @@ def flood_simulation(
     with_geojson: bool = True,
 ) -> FloodSimulation:
     """Run SWMM on drainage dataset ``dataset_id`` with its own rain or ``storm``."""
+    return run_flood(
+        session,
+        dataset_id,
+        storm=storm,
+        tail_h=tail_h,
+        with_extents=with_extents,
+        output_crs=output_crs,
+        with_geojson=with_geojson,
+    ).answer
+
+
+def run_flood(
+    session: Session,
+    dataset_id: int,
+    *,
+    storm: DesignStorm | None = None,
+    tail_h: float = DEFAULT_TAIL_H,
+    with_extents: bool = True,
+    output_crs: str | None = None,
+    with_geojson: bool = True,
+) -> FloodRun:
+    """:func:`flood_simulation`, keeping the extent polygons and the model it ran."""
     if not 0 <= tail_h <= MAX_TAIL_H:
         raise InvalidInput(f"tail_h must be in [0, {MAX_TAIL_H:g}] hours")
     model = load_swmm_model(session, dataset_id)
@@ -71,11 +104,13 @@ def flood_simulation(
     else:
         _require_own_rain(model)
     bounds.check_deadline("flood: building the SWMM model")
+    model_text = model.text()
     with tempfile.TemporaryDirectory(prefix="cim-swmm-") as folder:
         path = Path(folder) / "model.inp"
-        path.write_text(model.text(), encoding="utf-8")
+        path.write_text(model_text, encoding="utf-8")
         run = run_swmm(path)
-    return _answer(session, model, run, storm, with_extents, output_crs, with_geojson)
+    answer, extents = _answer(session, model, run, storm, with_extents, output_crs, with_geojson)
+    return FloodRun(answer=answer, extents=extents, model_text=model_text)
 
 
 def apply_storm(model: SwmmModel, storm: DesignStorm, *, tail_h: float) -> None:
@@ -210,7 +245,7 @@ def _answer(
     with_extents: bool,
     output_crs: str | None,
     with_geojson: bool,
-) -> FloodSimulation:
+) -> tuple[FloodSimulation, dict[int, Extent]]:
     volume = FT3 if model.us_units else 1.0
     flow = FLOW_M3S.get(run.flow_units.upper(), 1.0)
     length = model.length_scale
@@ -276,7 +311,7 @@ def _answer(
         routing_continuity_error_percent=round(_finite(run.routing_error), 3),
     )
     geojson = _geojson(session, nodes, extents, srid, output_crs) if with_geojson else None
-    return FloodSimulation(
+    answer = FloodSimulation(
         dataset_id=model.dataset_id,
         rain="model" if storm is None else "design_storm",
         storm=storm,
@@ -291,6 +326,7 @@ def _answer(
         geojson=geojson,
         truncated=room < len(flooded),
     )
+    return answer, extents
 
 
 def _finite(value: Any) -> float:

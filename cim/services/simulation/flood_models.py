@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from cim.services.datasets import DatasetSummary
 from cim.services.pipes.models import ListsTruncated, NodeRef, OptionalGeojson, Ref
 from cim.services.results import Result
 from cim.services.simulation.storm import DesignStorm
@@ -75,3 +76,25 @@ class FloodSimulation(Result):
     defaults: list[str]
     geojson: OptionalGeojson
     truncated: ListsTruncated
+
+
+class FloodHazardZone(Ref):
+    """A saved flood zone (``hazard_zone`` row ``id``): the extent of flooded node ``code``."""
+
+    node_id: int
+    volume_m3: float
+    area_m2: float
+    max_depth_m: float
+
+
+class FloodHazards(Result):
+    """A flood saved as hazard zones of kind ``flood``: the hazard dataset, its zones, the flood.
+
+    ``simulation_id`` names the run by its inputs (SWMM model, DEMs); saving the same run again
+    stores nothing and answers the dataset saved first (``created`` false)."""
+
+    simulation_id: str
+    created: bool
+    dataset: DatasetSummary
+    zones: list[FloodHazardZone]
+    flood: FloodSimulation
