@@ -1,7 +1,9 @@
 // cim viewer shelter tools: run a shelter plan (zones coloured by load ratio, uncovered units
 // highlighted, coverage summary) and suggest new shelter sites for the uncovered (MCLP). The
-// newest stored plan's uncovered units are shown at start, like its zones. Buttons, hints and
-// API calls come from tools.js (cim.toolkit); a tool appears only when its endpoint exists.
+// newest stored plan's uncovered units are shown at start, like its zones. A plan excludes every
+// hazard kind, flood zones only (imported, or a flood simulation saved as hazard zones) or none;
+// the shelters it could not use are drawn grey with a cross and listed. Buttons, hints and API
+// calls come from tools.js (cim.toolkit); a tool appears only when its endpoint exists.
 "use strict";
 
 (function shelterTools() {
@@ -12,6 +14,12 @@
   const LEVELS = ["emergency", "short", "medium", "long", "central"];
   const SITE_COLOUR = Cesium.Color.fromCssColorString("#00e5ff");
   const suggested = [];
+  // what a plan excludes (shelter.exclude.*): the API's default (every kind), flood, nothing
+  const EXCLUDE = { all: undefined, flood: ["flood"], none: [] };
+  const UNUSABLE_COLOUR = Cesium.Color.fromCssColorString("#9e9e9e");
+  const UNUSABLE_SWATCH = "linear-gradient(45deg, transparent 42%, #111 42% 58%, transparent 58%), "
+    + "linear-gradient(-45deg, transparent 42%, #111 42% 58%, transparent 58%), #9e9e9e"; // grey, a cross
+  const unusableMarks = [];
 
   function endpoint(name, planId) {
     const template = cim.config.endpoints[name];
@@ -30,7 +38,105 @@
     kit.legend("plan", [
       [`linear-gradient(to right, ${ramp})`, "shelter.legend.load"],
       [cim.uncoveredColour, "shelter.legend.uncovered"],
+      ...(unusableMarks.length ? [[UNUSABLE_SWATCH, "shelter.legend.unusable"]] : []),
     ]);
+  }
+
+  const unusableOf = (plan) => Object.entries((plan.stats && plan.stats.unusable_shelters) || {});
+  const hazardNames = (kinds) => kinds.map((k) => (window.i18n.has(`hazard.kind.${k}`) ? t(`hazard.kind.${k}`) : k)).join(", ");
+
+  function sitePoint(geometry) {
+    // a point site as it is; a polygon site: the mean of its outer ring's corners
+    if (geometry.type === "Point") return geometry.coordinates;
+    const ring = geometry.type === "MultiPolygon" ? geometry.coordinates[0][0] : geometry.coordinates[0];
+    const corners = ring.slice(0, -1);
+    return [0, 1].map((i) => corners.reduce((sum, c) => sum + c[i], 0) / corners.length);
+  }
+
+  let crossedImage = null;
+  function crossedDot() {
+    // a grey dot with a black cross, drawn once (a point and a label may draw in either order)
+    if (crossedImage) return crossedImage;
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = 22;
+    const g = canvas.getContext("2d");
+    g.fillStyle = UNUSABLE_COLOUR.toCssColorString();
+    g.strokeStyle = "#111";
+    g.lineWidth = 1.5;
+    g.beginPath();
+    g.arc(11, 11, 9.5, 0, 2 * Math.PI);
+    g.fill();
+    g.stroke();
+    g.lineWidth = 3;
+    g.beginPath();
+    g.moveTo(5.5, 5.5);
+    g.lineTo(16.5, 16.5);
+    g.moveTo(16.5, 5.5);
+    g.lineTo(5.5, 16.5);
+    g.stroke();
+    crossedImage = canvas.toDataURL();
+    return crossedImage;
+  }
+
+  // The shelters a plan could not use (in an excluded hazard zone, not designated, no
+  // capacity): grey with a black cross over their usual dot.
+  async function drawUnusable(plan) {
+    while (unusableMarks.length) cim.viewer.entities.remove(unusableMarks.pop());
+    const unusable = unusableOf(plan);
+    const collections = cim.config.endpoints.collections;
+    if (!unusable.length || !collections) return 0;
+    const sites = await kit.getJson(`${collections}/shelters/items?limit=10000`);
+    const byId = new Map(sites.features.map((f) => [String(f.id), f]));
+    for (const [id, shelter] of unusable) {
+      const site = byId.get(id);
+      if (!site || !site.geometry) continue;
+      const [lon, lat] = sitePoint(site.geometry);
+      unusableMarks.push(cim.viewer.entities.add({
+        name: t("feature.unusableShelter", { name: shelter.name ?? `#${id}` }),
+        position: Cesium.Cartesian3.fromDegrees(lon, lat),
+        billboard: {
+          image: crossedDot(),
+          heightReference: Cesium.HeightReference.CLAMP_TO_GROUND,
+          disableDepthTestDistance: Number.POSITIVE_INFINITY,
+        },
+        properties: { shelter_id: Number(id), name: shelter.name, reason: shelter.reason, hazards: shelter.hazards.join(", ") },
+      }));
+    }
+    planLegend();
+    cim.viewer.scene.requestRender();
+    return unusableMarks.length;
+  }
+
+  function unusableTable(plan) {
+    const unusable = unusableOf(plan);
+    if (!unusable.length) return [];
+    const reason = (r) => (window.i18n.has(`shelter.unusableReason.${r}`) ? span(`shelter.unusableReason.${r}`) : r);
+    return [
+      kit.heading("shelter.unusable"),
+      kit.dataTable("plan-unusable", ["shelter", "reason", "hazards"].map((c) => `shelter.col.${c}`),
+        unusable.map(([id, s]) => [kit.swatchText(UNUSABLE_SWATCH, s.name ?? `#${id}`), reason(s.reason), hazardNames(s.hazards)])),
+    ];
+  }
+
+  function excludeSetting() {
+    // under the plan button, always shown: the plan runs as soon as its button is clicked
+    const select = document.createElement("select");
+    select.id = "shelter-exclude";
+    select.style.cssText = "background: rgba(0, 0, 0, 0.3); color: #e8eef2; border: 1px solid rgba(255, 255, 255, 0.2); border-radius: 3px;";
+    for (const choice of Object.keys(EXCLUDE)) {
+      select.add(window.i18n.set(new Option("", choice, choice === "all", choice === "all"), `shelter.exclude.${choice}`));
+    }
+    const label = document.createElement("label");
+    label.id = "shelter-exclude-setting";
+    label.style.cssText = "margin: 0 0 6px 10px; font-size: 12px; justify-content: space-between;";
+    label.append(span("shelter.exclude.label"), select);
+    return label;
+  }
+
+  function planRequest() {
+    const choice = document.getElementById("shelter-exclude");
+    const exclude = choice ? EXCLUDE[choice.value] : undefined;
+    return exclude === undefined ? {} : { exclude_hazards: exclude };
   }
 
   // Zones and uncovered units of one plan, drawn; returns what was drawn.
@@ -72,6 +178,7 @@
         "shelter.zones": zones ? zones.features.length : undefined,
         "shelter.uncoveredUnits": uncovered ? totals.units : undefined,
         "shelter.uncoveredPersons": uncovered ? totals.persons : stats.uncovered,
+        "shelter.unusableCount": unusableOf(plan).length,
       }],
       ["shelter.byReason", byReason],
     ]);
@@ -85,6 +192,7 @@
       kit.dataTable("plan-shelters", ["shelter", "level", "persons", "capacity", "load"].map((c) => `shelter.col.${c}`),
         shelters.map((s) => [s.name, levelName(s.level), s.population, s.capacity,
           kit.swatchText(cim.loadRatioColour(s.load_ratio ?? 0).toCssColorString(), percent(s.load_ratio))])),
+      ...unusableTable(plan),
     );
     return totals;
   }
@@ -93,10 +201,11 @@
   async function shelterPlan() {
     kit.hint("shelter.running");
     try {
-      const plan = await kit.postJson(cim.config.endpoints.shelterPlans, {});
+      const plan = await kit.postJson(cim.config.endpoints.shelterPlans, planRequest());
       kit.stop();
       const { zones, uncovered } = await showPlanLayers(plan.id);
       const totals = showSummary(plan, zones, uncovered);
+      await drawUnusable(plan);
       kit.hint("shelter.planDone", {
         id: plan.id, ratio: percent(plan.stats && plan.stats.coverage_ratio), units: window.i18n.count(totals.units),
       });
@@ -210,12 +319,15 @@
 
   function install() {
     const endpoints = cim.config.endpoints;
-    if (endpoints.shelterPlans) kit.addTool("shelter-plan", "tool.shelterPlan", shelterPlan);
+    if (endpoints.shelterPlans) {
+      kit.addTool("shelter-plan", "tool.shelterPlan", shelterPlan);
+      document.getElementById("tools").append(excludeSetting());
+    }
     if (endpoints.shelterSuggest) kit.addTool("shelter-suggest", "tool.shelterSuggest", suggest, suggestOptions());
     cim.newestPlanShown = showNewestPlan().catch((error) => console.warn(`cim viewer: newest plan: ${error.message}`));
   }
 
-  cim.shelterTools = { showPlanLayers, runSuggest };
+  cim.shelterTools = { showPlanLayers, runSuggest, drawUnusable, unusableImage: crossedDot };
 
   if (cim.ready) install();
   else document.addEventListener("cim-ready", install, { once: true });

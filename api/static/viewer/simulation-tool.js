@@ -3,8 +3,10 @@
 // are coloured by how far their pressure fell, the nodes cut off and the outage area (the hull
 // of the nodes without water or below the service pressure) drawn - and urban flooding (内涝) -
 // POST /analysis/drainage/flood runs SWMM on a drainage dataset with its own rain or a design
-// storm; flooded nodes are sized by volume and the ponded extents draped on the ground. Both
-// answers' numbers go in the panel, their tables in the download buttons.
+// storm; flooded nodes are sized by volume and the ponded extents draped on the ground; with an
+// analyst key the extents can be saved as hazard zones (POST /analysis/drainage/flood/hazards)
+// that a shelter plan then excludes. Both answers' numbers go in the panel, their tables in the
+// download buttons.
 "use strict";
 
 (function simulationTools() {
@@ -286,6 +288,9 @@
             n.extent ? number(n.extent.area_m2) : null])),
         kit.note("flood.note"),
       );
+      if (endpoints.floodHazards && answer.flooded_nodes.some((n) => n.extent)) {
+        document.getElementById("properties-extra").append(saveHazardsBox(request, answer));
+      }
       kit.hint(totals.flooded_node_count ? "flood.done" : "flood.nothing", { count: totals.flooded_node_count });
       cim.lastFlood = { request: body, answer, drawn };
     } catch (error) {
@@ -293,10 +298,53 @@
     }
   }
 
+  // ---- a flood saved as hazard zones (kind flood) for shelter plans -------------------------
+  function saveHazardsBox(request, answer) {
+    // the flood's request again with a dataset name: the server reruns it and stores the extents
+    const box = document.createElement("div");
+    box.id = "flood-hazards";
+    box.className = "tool-options";
+    const name = document.createElement("input");
+    Object.assign(name, { type: "text", id: "flood-hazard-name", maxLength: 200 });
+    const storm = answer.storm;
+    const rain = storm ? window.i18n.t("flood.hazardStorm", { period: storm.return_period_a, minutes: storm.duration_min })
+      : window.i18n.t("flood.rainKind.model");
+    name.value = window.i18n.t("flood.hazardName", { id: answer.dataset_id, rain });
+    name.style.width = "100%";
+    const label = document.createElement("label");
+    label.append(span("flood.hazardNameLabel"), name);
+    const save = document.createElement("button");
+    save.id = "flood-save-hazards";
+    window.i18n.set(save, "flood.saveHazards");
+    save.addEventListener("click", () => saveHazards(request, name.value.trim()));
+    box.append(label, save);
+    return box;
+  }
+
+  async function saveHazards(request, name) {
+    if (!name) {
+      kit.hint("flood.hazardNameMissing", undefined, true);
+      return;
+    }
+    cim.lastFloodHazards = null;
+    kit.hint("flood.savingHazards");
+    try {
+      const answer = await kit.postJson(endpoints.floodHazards, { ...request, name, geojson: false });
+      kit.hint(answer.created ? "flood.savedHazards" : "flood.savedBefore", { id: answer.dataset.id, count: answer.zones.length });
+      const collections = cim.config.endpoints.collections;
+      // the hazard layer again, with the new zones (the layer list gets it if it had none)
+      if (collections) await cim.showPlanLayer("hazards", await kit.getJson(`${collections}/hazard_zones/items?limit=10000`));
+      cim.lastFloodHazards = answer;
+    } catch (error) {
+      kit.failed("flood.saveFailed", error);
+    }
+  }
+
   async function install() {
-    [endpoints.shutdown, endpoints.flood] = await Promise.all([
+    [endpoints.shutdown, endpoints.flood, endpoints.floodHazards] = await Promise.all([
       kit.endpoint("shutdown", "POST", "/analysis/pipes/shutdown"),
       kit.endpoint("flood", "POST", "/analysis/drainage/flood"),
+      kit.endpoint("floodHazards", "POST", "/analysis/drainage/flood/hazards"),
     ]);
     if (endpoints.shutdown && kit.hasPipes()) kit.addTool("shutdown", "tool.shutdown", shutdown, shutdownOptions());
     const pipes = cim.datasets.some((d) => d.kind === "pipes"); // a drainage network is one
@@ -313,7 +361,7 @@
     kit.clearDrawn();
   });
   // For scripts and the browser tests: the simulations without the clicks.
-  Object.assign(cim.tools, { shutdown: runShutdown, flood: runFlood, shutdownColours: SHUTDOWN_COLOURS });
+  Object.assign(cim.tools, { shutdown: runShutdown, flood: runFlood, saveFloodHazards: saveHazards, shutdownColours: SHUTDOWN_COLOURS });
 
   const start = () => install().catch((error) => console.warn(`cim viewer: simulations: ${error.message}`));
   if (cim.ready) start();
