@@ -33,6 +33,30 @@ class NetworkExport(Result):
     defaults: list[str]
 
 
+class SwmmExport(Result):
+    """What ``cim export pipes --format swmm`` wrote: the file, its flow units, the counts of
+    each section's elements, the defaults filled in and the outside files the ``.inp`` names."""
+
+    dataset_id: int
+    format: Literal["swmm"]
+    path: str
+    flow_units: str
+    nodes: int
+    links: int
+    junctions: int
+    outfalls: int
+    storages: int
+    conduits: int
+    pumps: int
+    orifices: int
+    weirs: int
+    outlets: int
+    subcatchments: int
+    raingages: int
+    defaults: list[str]
+    external_files: list[str]  # rain and time series files the model reads; cim keeps none
+
+
 class ClosedLink(Result):
     """A link of the hydraulic model closed for the shutdown, and the cim row that closed it."""
 

@@ -109,8 +109,11 @@ class SwmmModel:
         return "\n".join(out)
 
 
-def load_swmm_model(session: Session, dataset_id: int) -> SwmmModel:
-    """The SWMM model of drainage dataset ``dataset_id`` (refused for any other network)."""
+def load_swmm_model(
+    session: Session, dataset_id: int, *, default_catchments: bool = True
+) -> SwmmModel:
+    """The SWMM model of drainage dataset ``dataset_id`` (refused for any other network); with
+    ``default_catchments=False``, a network stored without subcatchments stays without."""
     dataset = session.get(Dataset, dataset_id)
     if dataset is None or dataset.status != "ready":
         raise NotFound(f"dataset {dataset_id} does not exist or is not ready")
@@ -144,7 +147,7 @@ def load_swmm_model(session: Session, dataset_id: int) -> SwmmModel:
     writer = _Writer(model, float(origin[2]) if len(origin) > 2 else 0.0, _offsets(sections))
     writer.nodes(session, dataset, session_srid(session))
     writer.links(session, dataset, session_srid(session))
-    if not sections.get("SUBCATCHMENTS"):
+    if default_catchments and not sections.get("SUBCATCHMENTS"):
         from cim.services.simulation.swmm_catchments import default_subcatchments
 
         default_subcatchments(session, model)
