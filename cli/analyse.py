@@ -12,6 +12,7 @@ from cli import (
     analyse_gas,
     analyse_pipes,
     analyse_shelters,
+    analyse_shutdown_plans,
     analyse_simulation,
 )
 
@@ -23,3 +24,4 @@ app.add_typer(analyse_pipes.app, name="pipes")
 app.add_typer(analyse_drainage.app, name="drainage")
 app.add_typer(analyse_gas.app, name="gas")
 analyse_pipes.app.command("shutdown")(analyse_simulation.shutdown)
+analyse_pipes.app.add_typer(analyse_shutdown_plans.app, name="shutdowns")

@@ -195,10 +195,11 @@ def test_openapi_documents_every_pipe_analysis_answer(database_url: str, tmp_pat
     """Every ``/analysis/pipes`` route publishes the JSON shape of its answer (charts: also SVG)."""
     app = create_app(CimSettings(database_url=database_url, data_dir=tmp_path / "d"))
     paths = {p: ops for p, ops in app.openapi()["paths"].items() if p.startswith("/analysis/pipes")}
-    assert len(paths) == 10  # the nine analyses and the shutdown simulation
+    assert len(paths) == 13  # nine analyses, the shutdown simulation, three of planned shutdowns
     for path, operations in paths.items():
         for method, operation in operations.items():
-            content = operation["responses"]["200"]["content"]
+            answer = operation["responses"].get("200") or operation["responses"]["201"]
+            content = answer["content"]
             schema = content["application/json"]["schema"]
             assert "$ref" in schema, f"{method.upper()} {path} has no response schema"
     for chart in ("/analysis/pipes/section", "/analysis/pipes/profile"):

@@ -201,10 +201,13 @@ def list_plans(
     if start is not None and end is not None and end <= start:
         raise InvalidInput("the interval must end after it starts")
     plans = _plans(
-        session, dataset_id=dataset_id, start=start, end=end, include_cancelled=include_cancelled
+        session,
+        dataset_id=dataset_id,
+        start=start,
+        end=end,
+        at=at,
+        include_cancelled=include_cancelled,
     )
-    if at is not None:
-        plans = [p for p in plans if p.starts_at <= at < p.ends_at]
     return ShutdownPlanList(plans=plans)
 
 
@@ -263,6 +266,7 @@ def _plans(
     dataset_id: int | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    at: datetime | None = None,
     include_cancelled: bool = False,
 ) -> list[ShutdownPlan]:
     query = select(PipeShutdownPlan, func.coalesce(func.ST_Length(PipeShutdownPlan.geom), 0.0))
@@ -272,6 +276,8 @@ def _plans(
         query = query.where(PipeShutdownPlan.ends_at > start)
     if end is not None:
         query = query.where(PipeShutdownPlan.starts_at < end)
+    if at is not None:
+        query = query.where(PipeShutdownPlan.starts_at <= at, PipeShutdownPlan.ends_at > at)
     if not include_cancelled:
         query = query.where(PipeShutdownPlan.status != "cancelled")
     query = query.order_by(PipeShutdownPlan.starts_at, PipeShutdownPlan.id)
