@@ -31,6 +31,7 @@ from tests.conftest import CIM, TEST_SRID, cli_env, create_database, make_world_
 from tests.viewer import harness
 
 VIEWER = Path(__file__).resolve().parents[2] / "api" / "static" / "viewer"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SCRIPTS = ("monitoring-chart.js", "monitoring-tool.js", "gas-adjacent-tool.js")
 STREET = ["W1", "W2", "W3", "W4", "W5", "W7", "W9", "W10", "T1", "B1", "B3"]
 """Every space of the street within the default 5 m radius (tests/cim/gas_fixtures.EXPECTED)."""
@@ -156,6 +157,7 @@ def page(browser: Any, city: MonitoringCity) -> Iterator[Any]:
     opened.dispatch_event("#api-key", "change")
     yield opened
     assert watch.page_errors == [] and watch.external_requests == []
+    assert watch.console_errors == []
     opened.close()
 
 
@@ -237,6 +239,19 @@ def test_devices_alarms_acknowledge_and_chart(page: Any, city: MonitoringCity) -
     chart = page.evaluate("() => cim.lastChart")
     assert (chart["resolution"], chart["points"]) == ("hour", len(hours))
     assert vertices(page) == len(hours)
+    screenshot(page, "viewer-monitoring.png")
+
+
+def screenshot(page: Any, name: str) -> None:
+    """test-artifacts/NAME once the scene has settled (look at it: colours, labels, panels)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    harness.wait_settled(page)
+    # drawn lines and cylinders are built by workers: renderUntilBuilt (app.js) has finished
+    page.wait_for_function(
+        "() => cim.viewer.dataSourceDisplay.ready && cim.viewer.scene.requestRenderMode"
+    )
+    page.evaluate("() => cim.viewer.render()")
+    page.screenshot(path=str(ARTIFACTS / name))
 
 
 def vertices(page: Any) -> int:
@@ -282,6 +297,17 @@ def test_gas_pipe_picked_and_in_view(page: Any, city: MonitoringCity) -> None:
     assert sorted(labels) == sorted(f"{s['distance_m']:g} m" for s in expected["spaces"])
     rows = page.eval_on_selector_all("#gas-spaces tbody tr", "(rows) => rows.length")
     assert rows == len(expected["spaces"])
+    page.evaluate(  # from the south-west, 25 degrees down: wells at their depth, the lines
+        """([lon, lat]) => {
+            const camera = cim.viewer.camera;
+            camera.lookAt(Cesium.Cartesian3.fromDegrees(lon, lat, 8),
+                new Cesium.HeadingPitchRange(0.35, -0.5, 150));
+            camera.lookAtTransform(Cesium.Matrix4.IDENTITY);
+            document.getElementById('properties').hidden = true;
+        }""",
+        lon_lat(120, 5),
+    )
+    screenshot(page, "viewer-gas-adjacent.png")
 
 
 def used_keys() -> tuple[set[str], set[str]]:
@@ -346,6 +372,7 @@ def test_chinese_panels_show_no_english_and_no_key(browser: Any, city: Monitorin
         texts = page.evaluate(TEXTS_JS)
         assert zh["gas.spaceType.power_well"] in texts and zh["gas.legend.pipe"] in texts
         assert [t for t in texts if t in english or t in en] == []
+        screenshot(page, "viewer-gas-adjacent-zh-CN.png")
         assert watch.page_errors == []
     finally:
         page.close()

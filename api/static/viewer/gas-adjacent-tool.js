@@ -132,6 +132,7 @@
         fillColor: Cesium.Color.WHITE,
         showBackground: true,
         backgroundColor: Cesium.Color.BLACK.withAlpha(0.55),
+        pixelOffset: new Cesium.Cartesian2(0, -14), // above the space's own point
         disableDepthTestDistance: Number.POSITIVE_INFINITY,
         distanceDisplayCondition: new Cesium.DistanceDisplayCondition(0, 800),
       },

@@ -90,7 +90,9 @@
     }
     const path = runs.map((run) => run.map((p, i) => `${i ? "L" : "M"}${x(p.time).toFixed(1)} ${y(p.value).toFixed(1)}`).join(" ")).join(" ");
     element("path", { d: path, fill: "none", stroke: "#1f78b4", "stroke-width": 1.5 }, svg);
-    if (points.length === 1) element("circle", { cx: x(points[0].time), cy: y(points[0].value), r: 2.5, fill: "#1f78b4" }, svg);
+    for (const run of runs.filter((r) => r.length === 1)) { // a lone value or bucket: a dot
+      element("circle", { cx: x(run[0].time), cy: y(run[0].value), r: 2, fill: "#1f78b4" }, svg);
+    }
     const { number, date } = window.i18n;
     text(svg, left - 3, top + 4, number(Math.round(high * 1000) / 1000), "end");
     text(svg, left - 3, height - bottom, number(Math.round(low * 1000) / 1000), "end");
