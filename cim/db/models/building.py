@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cim.db.base import Base, Box3D
-from cim.db.types import BigIntPK, DatasetFK, JsonAttrs, cascade_to
+from cim.db.types import BigIntPK, DatasetFK, DefaultNow, JsonAttrs, cascade_to
 
 
 class Building(Base):
@@ -44,6 +44,8 @@ class Building(Base):
     superseded_by: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("building.id", ondelete="SET NULL"), index=True
     )
+    valid_from: Mapped[DefaultNow]
+    """When this row's content became current (see ``cim.services.versions``)."""
 
 
 class BuildingSurface(Base):
@@ -62,6 +64,8 @@ class BuildingSurface(Base):
     semantic: Mapped[str | None] = mapped_column(Text)
     triangle_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGONZ", spatial_index=True))
+    valid_from: Mapped[DefaultNow]
+    """When this row's content became current (see ``cim.services.versions``)."""
 
 
 class BuildingStorey(Base):
@@ -75,6 +79,8 @@ class BuildingStorey(Base):
     guid: Mapped[str] = mapped_column(Text, index=True)
     name: Mapped[str | None] = mapped_column(Text)
     elevation: Mapped[float | None] = mapped_column(Float)
+    valid_from: Mapped[DefaultNow]
+    """When this row's content became current (see ``cim.services.versions``)."""
 
 
 class BuildingElement(Base):
@@ -101,3 +107,5 @@ class BuildingElement(Base):
         Geometry("MULTIPOLYGON", spatial_index=True), nullable=True
     )
     bbox3d: Mapped[str | None] = mapped_column(Box3D())
+    valid_from: Mapped[DefaultNow]
+    """When this row's content became current (see ``cim.services.versions``)."""

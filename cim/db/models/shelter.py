@@ -31,6 +31,8 @@ class Shelter(Base):
     effective_area: Mapped[float | None] = mapped_column(Float)
     capacity: Mapped[float | None] = mapped_column(Float)
     attrs: Mapped[JsonAttrs]
+    valid_from: Mapped[DefaultNow]
+    """When this row's content became current (see ``cim.services.versions``)."""
 
 
 class PopulationUnit(Base):
@@ -44,6 +46,8 @@ class PopulationUnit(Base):
     geom: Mapped[Any] = mapped_column(Geometry("GEOMETRY", spatial_index=True))
     population: Mapped[float] = mapped_column(Float)
     attrs: Mapped[JsonAttrs]
+    valid_from: Mapped[DefaultNow]
+    """When this row's content became current (see ``cim.services.versions``)."""
 
 
 class HazardZone(Base):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import case, func, literal_column, or_, select, text
+from sqlalchemy import Text, case, func, literal_column, or_, select, text
 from sqlalchemy.orm import Session
 
 from cim import bounds
@@ -62,30 +62,41 @@ def _side(spec: VersionedTable, moment: Any, dataset_id: int, name: str) -> Any:
     return select(rows).where(rows.c.dataset_id == dataset_id).subquery(name)
 
 
+def _named(column: str | None, a: Any, b: Any) -> Any:
+    """A feature's ``column`` as text, from the newer side when it has one (or NULL)."""
+    if column is None:
+        return literal_column("NULL::text")
+    return func.coalesce(b.c[column], a.c[column]).cast(Text)
+
+
 def _rows(session: Session, spec: VersionedTable, dataset_id: int, t1: Any, t2: Any) -> list[Any]:
     """(id, code, utility, moved_m, shape_changed, geometry, state, attributes) of each feature
     that differs; rows valid in both versions with the same ``valid_from`` are one shared row."""
     a, b = _side(spec, t1, dataset_id, "a"), _side(spec, t2, dataset_id, "b")
-    skipped = " - ".join(f"'{c}'" for c in (*SKIPPED, *spec.geometry_columns))
-    has_geom = "geom" in spec.geometry_columns
+    shape = spec.shape  # other geometries (an element's mesh) compare as attributes, by EWKB
+    skipped = " - ".join(f"'{c}'" for c in (*SKIPPED, *([shape] if shape else [])))
     moved = (
-        "CASE WHEN a.id IS NOT NULL AND b.id IS NOT NULL"
-        " AND ST_AsEWKB(a.geom) IS DISTINCT FROM ST_AsEWKB(b.geom)"
-        " THEN ST_HausdorffDistance(a.geom, b.geom) END"
-        if has_geom
+        f"CASE WHEN a.id IS NOT NULL AND b.id IS NOT NULL"
+        f" AND ST_AsEWKB(a.{shape}) IS DISTINCT FROM ST_AsEWKB(b.{shape})"
+        f" THEN ST_HausdorffDistance(a.{shape}, b.{shape}) END"
+        if shape is not None
         else "NULL::float8"
     )
     pairs = (
         select(
             func.coalesce(a.c.id, b.c.id).label("id"),
-            func.coalesce(b.c.code, a.c.code).label("code"),
-            func.coalesce(b.c.utility, a.c.utility).label("utility"),
+            _named(spec.label, a, b).label("code"),
+            _named(spec.group, a, b).label("utility"),
             literal_column(moved).label("moved_m"),
             literal_column(
-                "coalesce(ST_NPoints(a.geom) <> ST_NPoints(b.geom), false)" if has_geom else "false"
+                f"coalesce(ST_NPoints(a.{shape}) <> ST_NPoints(b.{shape}), false)"
+                if shape is not None
+                else "false"
             ).label("shape_changed"),
             literal_column(
-                "ST_AsGeoJSON(coalesce(b.geom, a.geom), 3)::json" if has_geom else "NULL::json"
+                f"ST_AsGeoJSON(coalesce(b.{shape}, a.{shape}), 3)::json"
+                if shape is not None
+                else "NULL::json"
             ).label("geometry"),
             literal_column(
                 f"ARRAY(SELECT e.key FROM jsonb_each(to_jsonb(a) - {skipped}) e"
@@ -100,7 +111,7 @@ def _rows(session: Session, spec: VersionedTable, dataset_id: int, t1: Any, t2: 
         .subquery("pairs")
     )
     state = case((pairs.c.added, "added"), (pairs.c.removed, "removed"), else_="changed")
-    with_geom = pairs.c.attributes.op("||")(literal_column("ARRAY['geom']"))
+    with_geom = pairs.c.attributes.op("||")(literal_column(f"ARRAY['{shape}']"))
     statement = (
         select(
             pairs.c.id, pairs.c.code, pairs.c.utility, pairs.c.moved_m, pairs.c.shape_changed,

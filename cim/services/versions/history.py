@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from cim.db.models import Dataset, DatasetVersion, FeatureHistory
 from cim.errors import NotFound
+from cim.services.buildings.supersede import link_bim_to_blocks
 from cim.services.results import Result
 from cim.services.versions.merge import merge_version
 
@@ -88,7 +89,30 @@ def fold_into(session: Session, *, previous: Dataset, staging: Dataset) -> Datas
     )
     session.delete(staging)
     session.flush()
+    if previous.kind in UNLINK_SQL:
+        _relink(session, previous)
     return previous
+
+
+UNLINK_SQL = {
+    "ifc": "UPDATE building SET superseded_by = NULL"
+    " WHERE superseded_by IN (SELECT id FROM building WHERE dataset_id = :dataset)",
+    "buildings": "UPDATE building SET superseded_by = NULL"
+    " WHERE dataset_id = :dataset AND superseded_by IS NOT NULL",
+}
+"""The BIM-supersedes-block links a new version of an IFC or city model dataset recomputes."""
+
+
+def _relink(session: Session, dataset: Dataset) -> None:
+    """Link the blocks and IFC buildings of the new version afresh.
+
+    The links were made on the staging rows (:func:`cim.services.datasets.complete_dataset`);
+    a staging IFC building dropped as unchanged cleared its blocks' links (``ON DELETE SET
+    NULL``), and a building moved off its block must let it go. Links are derived data: they
+    are rewritten in place, not kept in the history.
+    """
+    session.execute(text(UNLINK_SQL[dataset.kind]), {"dataset": dataset.id})
+    link_bim_to_blocks(session, dataset_id=dataset.id)
 
 
 def list_versions(session: Session, dataset_id: int) -> VersionList:

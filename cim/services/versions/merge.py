@@ -46,6 +46,8 @@ def _same_content(spec: VersionedTable) -> str:
     for column in spec.content_columns:
         if column in spec.geometry_columns:
             same.append(f"ST_AsEWKB(o.{column}) IS NOT DISTINCT FROM ST_AsEWKB(n.{column})")
+        elif column in spec.text_compared_columns:
+            same.append(f"o.{column}::text IS NOT DISTINCT FROM n.{column}::text")
         elif column in refs:
             mapped = f"coalesce({_ref_alias(column)}.old_id, n.{column})"
             same.append(f"o.{column} IS NOT DISTINCT FROM {mapped}")
@@ -62,23 +64,64 @@ def _ref_joins(spec: VersionedTable) -> str:
     )
 
 
+def _key_columns(spec: VersionedTable, side: str) -> str:
+    """The key of each row of ``side`` (o: current, n: staging) as columns ``k0, k1…``.
+
+    A reference in the key is read through the referenced table's match, so a staging row
+    names the current row it points at. A nullable key column gives two columns (is it NULL,
+    its text or '') so that NULL matches NULL and the join stays a hash join.
+    """
+    refs = dict(spec.references)
+    columns = []
+    for i, column in enumerate(spec.key):
+        value = f"t.{column}"
+        if side == "n" and column in refs:
+            value = f"coalesce({_ref_alias(column)}.old_id, t.{column})"
+        if spec.table.c[column].nullable:
+            columns.append(f"({value}) IS NULL AS k{i}_null")
+            value = f"coalesce(({value})::text, '')"
+        columns.append(f"{value} AS k{i}")
+    return ", ".join(columns)
+
+
+def _key_names(spec: VersionedTable) -> list[str]:
+    names = []
+    for i, column in enumerate(spec.key):
+        if spec.table.c[column].nullable:
+            names.append(f"k{i}_null")
+        names.append(f"k{i}")
+    return names
+
+
+def _key_ref_joins(spec: VersionedTable) -> str:
+    """Joins of the staging rows to the matches of the references in their key."""
+    return " ".join(
+        f"LEFT JOIN {_match_table(table)} {_ref_alias(column)}"
+        f" ON {_ref_alias(column)}.new_id = t.{column}"
+        for column, table in spec.references
+        if column in spec.key
+    )
+
+
 def _match(session: Session, spec: VersionedTable, old: int, new: int) -> dict[str, int]:
     """A temporary (old_id, new_id, state) table pairing rows by key; the counts per state.
 
     ``state`` is added (no old row), removed (no new row), changed or unchanged.
     """
-    key = ", ".join(spec.key)
-    on = " AND ".join(f"o.{k} = n.{k}" for k in spec.key)
+    key = ", ".join(_key_names(spec))
+    on = " AND ".join(f"o.{k} = n.{k}" for k in _key_names(spec))
     match = _match_table(spec)
     session.execute(text(f"DROP TABLE IF EXISTS {match}"))
     session.execute(
         text(
             f"""
             CREATE TEMP TABLE {match} ON COMMIT DROP AS
-            WITH o AS (SELECT id, {key}, row_number() OVER (PARTITION BY {key} ORDER BY id) AS k
-                       FROM {spec.name} WHERE dataset_id = :old),
-                 n AS (SELECT id, {key}, row_number() OVER (PARTITION BY {key} ORDER BY id) AS k
-                       FROM {spec.name} WHERE dataset_id = :new),
+            WITH o0 AS (SELECT t.id, {_key_columns(spec, "o")}
+                        FROM {spec.name} t WHERE t.dataset_id = :old),
+                 n0 AS (SELECT t.id, {_key_columns(spec, "n")}
+                        FROM {spec.name} t {_key_ref_joins(spec)} WHERE t.dataset_id = :new),
+                 o AS (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY id) AS k FROM o0),
+                 n AS (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY id) AS k FROM n0),
                  pairs AS (SELECT o.id AS old_id, n.id AS new_id
                            FROM o FULL JOIN n ON {on} AND o.k = n.k)
             SELECT p.old_id, p.new_id, CASE
@@ -126,7 +169,7 @@ def history_row_sql(spec: VersionedTable, alias: str) -> str:
 
 def _keep_history(session: Session, spec: VersionedTable, dataset_id: int) -> None:
     """Rows a version changes or removes, as they were, into ``feature_history``."""
-    geom = "ST_Force3D(o.geom)" if "geom" in spec.geometry_columns else "NULL"
+    geom = "NULL" if spec.shape is None else f"ST_Force3D(o.{spec.shape})"
     session.execute(
         text(
             f"""

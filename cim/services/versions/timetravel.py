@@ -78,8 +78,10 @@ def table_at(table: Table, interval: Interval) -> Select[Any]:
     )
 
     def past_column(column: Any) -> Any:
-        # ``geom`` from the indexed history column, so a bbox reaches the GiST index
-        source = "history_rows.geom" if column.name == "geom" else f"(history_rows.r).{column.name}"
+        # a 3D ``geom`` from the indexed history column, so a bbox reaches the GiST index (it
+        # is stored forced to 3D: a 2D geometry is read back exactly from the row instead)
+        indexed = column.name == "geom" and getattr(column.type, "dimension", 2) == 3
+        source = "history_rows.geom" if indexed else f"(history_rows.r).{column.name}"
         return literal_column(source, type_=column.type).label(column.name)
 
     past = select(*[past_column(c) for c in table.c]).select_from(rows)
