@@ -211,12 +211,20 @@ def test_devices_alarms_acknowledge_and_chart(page: Any, city: MonitoringCity) -
     stored = call(city.base, "GET", f"/alarms/{city.methane_alarm}", city.keys["analyst"])
     assert stored["state"] == "acknowledged" and "monitoring analyst" in stored["acknowledged_by"]
 
-    # a new alarm arrives on the stream: listed and coloured without a reload
+    # a new alarm arrives on the stream: listed and coloured without a reload, well before the
+    # panel's 30 s re-read
     level = city.devices["level"]
     observe(city.base, city.keys["analyst"], level, [(datetime.now(UTC), 61.0)])
     page.wait_for_function(
-        "(id) => cim.monitoring.state.devices.get(id).state === 'warning'", arg=level.thing
+        "(id) => cim.monitoring.state.devices.get(id).state === 'warning'",
+        arg=level.thing,
+        timeout=5000,
     )
+    [raised] = call(
+        city.base, "GET", f"/alarms?datastream_id={level.datastream}", city.keys["analyst"]
+    )
+    events = page.evaluate("() => cim.monitoring.state.events")
+    assert {"id": raised["id"], "event": "raised", "state": "raised"} in events
     assert page.evaluate(DEVICE_JS, level.thing)["label"] == "sump level\n61 cm"
     levels = page.eval_on_selector_all(
         "#monitoring-alarms li", "(all) => all.map((l) => l.dataset.level)"

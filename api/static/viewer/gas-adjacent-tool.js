@@ -221,7 +221,19 @@
     endpoint = await kit.endpoint("gasAdjacent", "POST", "/analysis/gas/adjacent-spaces");
     if (!endpoint) return;
     await cim.viewer.dataSources.add(source);
-    kit.addTool("gas-adjacent", "tool.gasAdjacent", start, options());
+    // offered where there are pipe datasets; gas ones are listed to a keyed caller only, so a
+    // key entered later may bring the tool
+    let offered = false;
+    const offer = async () => {
+      if (offered) return;
+      const pipes = cim.datasets.some((d) => d.kind === "pipes")
+        || (await kit.getJson("datasets.json").catch(() => [])).some((d) => d.kind === "pipes");
+      if (offered || !pipes) return;
+      offered = true;
+      kit.addTool("gas-adjacent", "tool.gasAdjacent", start, options());
+    };
+    await offer();
+    document.getElementById("api-key").addEventListener("change", offer);
     cim.gasToolReady = true;
   }
 

@@ -71,12 +71,16 @@
       || found.datastreams.find((d) => d.latest) || found.datastreams[0] || null;
   }
 
-  function labelText(found) {
-    const stream = mainStream(found);
-    if (!stream || !stream.latest) return found.name;
+  function valueText(stream) {
+    // "30 %LEL": the latest value in the page's number format, with its unit
     const value = stream.latest.value;
     const shown = typeof value === "number" ? window.i18n.number(value) : JSON.stringify(value);
-    return `${found.name}\n${shown} ${stream.unit}`.trim();
+    return `${shown} ${stream.unit}`.trim();
+  }
+
+  function labelText(found) {
+    const stream = mainStream(found);
+    return stream && stream.latest ? `${found.name}\n${valueText(stream)}` : found.name;
   }
 
   function paint(found) {
@@ -156,7 +160,7 @@
     cim.showProperties(found.name, [["monitoring.device", {
       "monitoring.stateRow": kit.swatchText(STATE_COLOURS[found.state], span(`monitoring.state.${found.state}`)),
       "monitoring.utility": found.utility ? (kit.className(found.utility) || found.utility) : undefined,
-      "monitoring.latest": stream && stream.latest ? labelText(found).split("\n").pop() : undefined,
+      "monitoring.latest": stream && stream.latest ? valueText(stream) : undefined,
       "monitoring.latestAt": stream && stream.latest ? new Date(stream.latest.time).toISOString() : undefined,
       "monitoring.openAlarms": openAlarms(found.id).length,
     }]]);
@@ -322,9 +326,21 @@
     endpoints = { alarms, stream, series };
     if (!alarms || !stream || !series) return;
     await cim.viewer.dataSources.add(source);
-    kit.addTool("monitoring", "tool.monitoring", start, options());
+    const key = document.getElementById("api-key");
+    // offered where there are devices (a city of shelters only keeps its own tools); a key may
+    // show devices of gas and power that an anonymous page does not see
+    let offered = false;
+    const offer = async () => {
+      if (offered) return;
+      const things = await kit.getJson("/sta/v1.1/Things?$top=1&$select=id").catch(() => ({ value: [] }));
+      if (offered || !things.value.length) return;
+      offered = true;
+      kit.addTool("monitoring", "tool.monitoring", start, options());
+    };
+    await offer();
+    key.addEventListener("change", offer);
     // a new key shows what it may see (gas and power devices): read again, stream again
-    document.getElementById("api-key").addEventListener("change", () => {
+    key.addEventListener("change", () => {
       if (!state.active) return;
       if (state.stream) state.stream.abort();
       openStream();
@@ -334,6 +350,9 @@
   }
 
   kit.onStop.push(end);
+  document.addEventListener("cim-locale", () => {
+    if (state.active) renderAlarms(); // their dates in the new language
+  });
   // For scripts and the browser tests: the state, the colours and the device panel.
   cim.monitoring = {
     state, colours: STATE_COLOURS, refresh, describe: (id) => describe(state.devices.get(id)),
