@@ -127,17 +127,12 @@
 
   async function loadDevices() {
     const answer = await kit.getJson(THINGS);
-    const fresh = new Map(answer.value.map((thing) => [thing["@iot.id"], device(thing)]));
-    for (const [id, old] of state.devices) {
-      const now = fresh.get(id);
-      if (now && old.entity && now.position) now.entity = old.entity; // kept, repainted below
-      else if (old.entity) source.entities.remove(old.entity);
-    }
-    state.devices = fresh;
-    for (const found of fresh.values()) {
-      if (found.entity) paint(found);
-      else if (found.position) drawDevice(found);
-    }
+    state.devices = new Map(answer.value.map((thing) => [thing["@iot.id"], device(thing)]));
+    // drawn again (points and labels cost no worker round trip): moved devices move too
+    source.entities.suspendEvents();
+    source.entities.removeAll();
+    for (const found of state.devices.values()) if (found.position) drawDevice(found);
+    source.entities.resumeEvents();
     cim.viewer.scene.requestRender();
   }
 
