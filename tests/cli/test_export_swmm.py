@@ -4,9 +4,10 @@ The oracle is swmmio reading the source ``.inp`` beside the exported one: the sa
 subcatchment names, and every value the importer keeps (inverts, max depths, conduit ends,
 lengths, roughness, offsets, cross-sections, subcatchment rain gages, outlets, areas,
 imperviousness, widths and slopes) within 1e-6 relative, coordinates and polygons within the
-printed 1e-6. Then SWMM itself (pyswmm) runs both files: every node's flooding volume must be
-the same within 1 %. Bellinge's rain is a file the import does not keep (``storm.dat``): the
-test writes one and puts it beside both files, as the export's ``external_files`` asks.
+printed 1e-6; options and time series as read. Then SWMM itself (pyswmm) runs both files: every
+node's flooding volume and max depth must be the same within 1 %. Bellinge's rain is a file the
+import does not keep (``storm.dat``): the test writes one and puts it beside both files, as the
+export's ``external_files`` asks.
 """
 
 from __future__ import annotations
@@ -79,12 +80,12 @@ def frames(path: Path, folder: Path) -> Any:
 
 
 def table(inp: Any, name: str) -> pd.DataFrame:
-    """One section as swmmio reads it, index as text, first row per name (swmmio repeats some)."""
+    """One section as swmmio reads it, its index (element names) as text and unique."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         frame = getattr(inp, name)
-    frame = frame[~frame.index.duplicated()]
     frame.index = frame.index.astype(str)
+    assert frame.index.is_unique, name
     return frame
 
 
@@ -112,7 +113,9 @@ def assert_same_model(source_path: Path, exported_path: Path, folder: Path) -> N
             assert other.to_numpy() == pytest.approx(group.to_numpy(), abs=XY), (name, key)
     assert (table(exported, "options")["Value"].astype(str).tolist()
             == table(source, "options")["Value"].astype(str).tolist())  # fmt: skip
-    assert len(table(exported, "timeseries")) == len(table(source, "timeseries"))
+    want, got = _all_rows(source, "timeseries"), _all_rows(exported, "timeseries")
+    assert want.astype(str).to_numpy().tolist() == got.astype(str).to_numpy().tolist()
+    assert want.index.tolist() == got.index.tolist()
 
 
 def _all_rows(inp: Any, name: str) -> pd.DataFrame:
@@ -164,8 +167,8 @@ def test_export_equals_source(engine: Engine, imported: tuple[Path, int], tmp_pa
     assert_same_model(source, out, tmp_path / "oracle")
     inp = frames(source, tmp_path / "oracle")
     assert (done.junctions, done.outfalls, done.storages, done.conduits, done.subcatchments) == (
-        len(inp.junctions), len(inp.outfalls), len(inp.storage), len(table(inp, "conduits")),
-        len(inp.subcatchments),
+        *(len(table(inp, name)) for name in
+          ("junctions", "outfalls", "storage", "conduits", "subcatchments")),
     )  # fmt: skip
     assert done.defaults == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exported.inp", "oracle"]
@@ -237,6 +240,10 @@ def test_wrong_format_is_refused_and_writes_nothing(
     assert kept.read_text() == "the file that was there\n"
     with Session(engine) as session, pytest.raises(NotFound):
         export_swmm(session, 987654, tmp_path / "x.inp")
+    done = _cli(database_url, str(drainage), str(kept), "--format", "swmm")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"wrote {kept} (swmm, CFS): 13 junctions, 1 outfalls")
+    assert kept.read_text().startswith("[TITLE]\nExample 1\n")
 
 
 def test_failed_write_leaves_no_file(tmp_path: Path) -> None:
@@ -288,8 +295,8 @@ def test_pipes_only_model_gets_documented_defaults(
     assert [d.split(":")[0] for d in done.defaults] == ["title", "FLOW_UNITS", "run period"]
     text = out.read_text()
     assert "[SUBCATCHMENTS]" not in text and "END_DATE 01/02/2004" in text
-    inp = frames(out, tmp_path / "oracle")
-    assert sorted(table(inp, "junctions").index) == sorted(frames(source, tmp_path).junctions.index)
+    got, want = (table(frames(p, tmp_path / "oracle"), "junctions") for p in (out, source))
+    assert sorted(got.index) == sorted(want.index)
     assert flooding(out)  # SWMM runs it: a valid file
     assert stand_ins.subcatchments == 13  # one per junction (the flood simulation's stand-ins)
     assert any(d.startswith("subcatchments: none stored") for d in stand_ins.defaults)
