@@ -193,6 +193,31 @@ def test_closing_given_valves_and_a_pipe(engine: Engine, net3: int) -> None:
         assert tuple(geometry) == ("MULTILINESTRING", len(found.plan.ring_segment_ids), True)
 
 
+def test_work_beside_a_reservoir_keeps_its_zone(engine: Engine, net3: int) -> None:
+    """Pipe 60 leaves the river: its one valve leaves it fed, yet the work zone is the ring."""
+    with Session(engine) as session, session.begin():
+        work = segment_of(session, net3, "60")
+        isolation = isolate_burst(session, segment_id=work, with_geojson=False)
+        valves = sorted(v.id for v in isolation.valves_to_close)
+        assert oracle_ring(session, net3, set(valves)) == set()
+        short = store_plan(
+            session, dataset_id=net3, title="work on 60", starts_at=hour(1),
+            ends_at=hour(1) + timedelta(minutes=10), segment_id=work,
+        )  # fmt: skip
+        assert short.plan.ring_segment_ids == [s.id for s in isolation.isolated_segments]
+        assert short.plan.impact is not None and short.plan.impact.duration_h == 1.0
+        closing = store_plan(
+            session, dataset_id=net3, title="valve only", starts_at=hour(3), ends_at=hour(4),
+            valve_ids=valves,
+        )  # fmt: skip
+        assert closing.plan.ring_segment_ids == [] and closing.plan.ring_length_m == 0.0
+        empty = session.execute(
+            text("SELECT geom IS NULL FROM pipe_shutdown_plan WHERE id = :id"),
+            {"id": closing.plan.id},
+        ).scalar_one()
+        assert empty
+
+
 def test_bad_input_is_refused_and_nothing_stored(engine: Engine, net3: int) -> None:
     options = PipeImportOptions(origin=(500000.0, 3400000.0, 0.0))
     [swmm] = import_pipes(engine, [SHARED_SAMPLES / "pipes" / "swmm_Example1.inp"], options)

@@ -2,18 +2,19 @@
 
 A plan closes what a shutdown closes - the valves isolating a work segment (burst isolation),
 or given valves and pipes - from ``starts_at`` to ``ends_at``. Storing it runs
-:func:`cim.services.simulation.shutdown.shutdown_impact` over the plan's hours (at most
-:data:`SIMULATED_HOURS_MAX`): that validates the closures the way ``POST
+:func:`cim.services.simulation.shutdown.shutdown_impact` over the plan's hours (an hour to
+a day): that validates the closures the way ``POST
 /analysis/pipes/shutdown`` does, names the links closed and the junctions cut off, and gives
 the impact summary kept with the plan.
 
 The ring is kept as stored rows: the segments with no path to a tank or reservoir once the
-closed valves (and valves already stored closed) stop the water, plus the closed pipes. The
-model's :func:`~cim.services.simulation.shutdown.cut_off` answers junctions of whole model
-links; a pipe cut by a valve is two or more stored pieces, and only the stored graph says which
-piece lies on the dry side of the valve. Its junctions are the shutdown's cut-off junctions
-(tested on Net3). ``ring_node_ids`` are the nodes of the ring's segments, the closed valves at
-its edge included.
+closed valves (and valves already stored closed) stop the water, plus the closed pipes and
+the work segment's isolation zone (a zone beside a reservoir is still fed, yet is the work
+area). The model's :func:`~cim.services.simulation.shutdown.cut_off` answers junctions of
+whole model links; a pipe cut by a valve is two or more stored pieces, and only the stored
+graph says which piece lies on the dry side of the valve. Its junctions are the shutdown's
+cut-off junctions (tested on Net3). ``ring_node_ids`` are the nodes of the ring's segments,
+the closed valves at its edge included.
 
 Two non-cancelled plans of one dataset conflict when their periods overlap and their rings
 share a segment or a node, or one closes a valve on the other's ring (reopening it at the end
@@ -47,6 +48,8 @@ from cim.services.simulation.shutdown_plan_models import (
 
 SIMULATED_HOURS_MAX = DEFAULT_DURATION_H
 """A plan's impact is simulated over its hours, at most a day (the pattern of a day repeats)."""
+SIMULATED_HOURS_MIN = 1.0
+"""... and at least an hour: a shorter run is one hydraulic step and serves no volume."""
 SOURCE_KINDS = frozenset({"tank", "reservoir"})
 MAX_TITLE = 200
 
@@ -87,7 +90,7 @@ def store_plan(
         failed_valve_ids=failed_valve_ids,
         valve_ids=valve_ids,
         segment_ids=segment_ids,
-        duration_h=min(hours, SIMULATED_HOURS_MAX),
+        duration_h=min(max(hours, SIMULATED_HOURS_MIN), SIMULATED_HOURS_MAX),
         engine=engine,
         hidden_utilities=hidden_utilities,
         with_geojson=False,
@@ -98,6 +101,9 @@ def store_plan(
     closed_pipes = sorted(set(segment_ids or []))
     graph = load_graph(session, dataset_id)
     ring_segments = ring(graph, closed_valves, closed_pipes)
+    if impact.isolation is not None:  # the work zone, even where a source still feeds it
+        zone = [graph.segment_index(s.id) for s in impact.isolation.isolated_segments]
+        ring_segments = sorted(set(ring_segments) | set(zone))
     starts, ends = graph.segment_start[ring_segments], graph.segment_end[ring_segments]
     ring_nodes = {int(n) for n in graph.node_ids[np.concatenate([starts, ends])]}
     ring_nodes |= {n.id for n in impact.isolated_nodes}
