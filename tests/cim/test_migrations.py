@@ -51,7 +51,7 @@ def test_upgrade_downgrade_upgrade_and_srid(server_url: str) -> None:
                     "AND confrelid = 'dataset'::regclass"
                 )
             ).scalar_one()
-            assert fks == 14  # every data table cascades from dataset (versions, history, shutdown plans)
+            assert fks == 14  # every data table cascades from dataset (versions, shutdown plans)
             unindexed = (
                 conn.execute(
                     text(
