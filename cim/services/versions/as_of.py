@@ -1,7 +1,8 @@
 """Run any analysis on the data as it was: ``at`` on the analysis routes.
 
 Why this way: the analyses (section, clearance, isolation, trace…) read ``pipe_node`` and
-``pipe_segment`` by name in dozens of queries. :func:`read_as_of` creates, for one transaction,
+``pipe_segment`` (the gas analyses also ``building``) by name in dozens of queries; every
+versioned table of :mod:`.tables` gets its view. :func:`read_as_of` creates, for one transaction,
 temporary views of the same names (PostgreSQL searches the session's temporary schema first) whose
 rows are those valid at the moment (current rows valid by then + ``feature_history``) — so every
 analysis answers on the past network unchanged. The views are dropped before the transaction

@@ -5,8 +5,10 @@ joined on the row id, which is stable across versions for features matched by ke
 :mod:`.merge`). A feature is *added*, *removed* or *changed*; a change names the attributes that
 differ and, when the geometry differs, how far it moved (the Hausdorff distance in metres in
 plan, the largest distance any part moved) and whether its shape changed (vertex count).
-Counts are given per table and per utility class; the features come as GeoJSON for the viewer's
-"changes" view (added green, removed red, changed amber).
+Counts are given per table and per utility class (pipes; other kinds count under ``""``); a
+feature is named by its table's label column (:mod:`.tables`: a code, a name, a GlobalId) and
+measured on its 2D footprint when it has no ``geom``. The features come as GeoJSON for the
+viewer's "changes" view (added green, removed red, changed amber).
 """
 
 from __future__ import annotations
