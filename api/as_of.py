@@ -17,7 +17,7 @@ from cim.services.versions.timetravel import parse_datetime
 
 AT_HELP = (
     "Answer on the data as it was at this instant (RFC 3339, e.g. 2026-06-30T00:00:00Z): "
-    "earlier versions of re-imported pipe datasets are read from their history"
+    "earlier versions of re-imported datasets are read from their history"
 )
 
 

@@ -1,8 +1,8 @@
 """``cim datasets history|diff|purge``: the versions of a dataset and what changed between them.
 
-A re-import of a versioned dataset (pipes: same name, or ``--replace``) is its next version; see
-``cim.services.versions``. These commands read the list, compare two versions and drop history
-older than a date.
+A re-import of a versioned dataset (pipes, shelters, population, city models, IFC: same name, or
+``--replace``) is its next version; see ``cim.services.versions``. These commands read the list,
+compare two versions and drop history older than a date.
 """
 
 from __future__ import annotations

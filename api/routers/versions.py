@@ -1,10 +1,10 @@
 """Versions of a dataset: the list, and the difference between two of them.
 
-A re-import of a versioned dataset (pipes) is its next version (``cim.services.versions``);
-``GET /datasets/{id}/versions`` lists them and ``GET /datasets/{id}/diff`` compares two, with a
-GeoJSON of the changes for the viewer. Read like the dataset itself: a dataset holding sensitive
-classes is not found without a key. Reading a past state of any collection is the OGC
-``datetime`` parameter on ``/collections/{id}/items``.
+A re-import of a versioned dataset (pipes, shelters, population, city models, IFC) is its next
+version (``cim.services.versions``); ``GET /datasets/{id}/versions`` lists them and
+``GET /datasets/{id}/diff`` compares two, with a GeoJSON of the changes for the viewer. Read like
+the dataset itself: a dataset holding sensitive classes is not found without a key. Reading a
+past state of any collection is the OGC ``datetime`` parameter on ``/collections/{id}/items``.
 """
 
 from __future__ import annotations
