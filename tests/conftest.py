@@ -23,6 +23,7 @@ from cim.config import CimSettings
 from cim.db import migrate
 from cim.db.embedded import EmbeddedCluster
 from cim.db.engine import make_engine
+from tests import scheduling
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_SAMPLES = (REPO / ".." / "shared" / "samples").resolve()
@@ -33,6 +34,18 @@ os.environ.setdefault("CIM_ANONYMOUS_RATE_PER_MINUTE", "0")
 
 # Session fixtures of the shelter-zoning tests (metric databases for Cambridge MA and SF).
 pytest_plugins = ["tests.shelter_fixtures"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest units of work first (see :mod:`tests.scheduling`)."""
+    scheduling.order_longest_first(items)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``--dist loadfile`` with files sharing a costly fixture kept on one worker."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    return scheduling.make_scheduler(config, log)
 
 
 def make_world_readable_tempdir(prefix: str) -> Path:
