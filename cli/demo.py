@@ -27,7 +27,7 @@ from cim.db import migrate
 from cim.db.connect import database_url, server_versions
 from cim.db.engine import make_engine
 from cim.db.models import Dataset
-from cim.errors import ConfigError, DatabaseUnavailable, ImportFailed
+from cim.errors import ConfigError, DatabaseUnavailable, ImportFailed, InvalidInput, NotFound
 from cim.services.datasets import file_sha256
 from cli import imports, tiles
 from cli.context import console, emit, engine_scope, load_settings
@@ -36,8 +36,10 @@ from cli.demo_manifest import (
     DemoManifest,
     GenerateStep,
     ImportStep,
+    SensorStep,
     load_manifest,
 )
+from cli.demo_sensors import load_sensor_set, start_live_feed
 from cli.serve import serve
 
 
@@ -84,7 +86,18 @@ def demo(
             )
         return
     console.print(f"[bold]viewer: http://{host}:{port}/viewer/[/bold]")
-    serve(host=host, port=port, workers=1, reload=False)
+    live = bool(plan.sensors) and _mosquitto_installed()
+    if live:
+        start_live_feed(database_url(settings, start=False), settings.data_dir)
+        console.print(
+            "live sensor feed: simulated values over MQTT every ~5 s, a methane leak from 2 min"
+        )
+    elif plan.sensors:
+        console.print(
+            "[yellow]live sensor feed off[/yellow]: mosquitto is not installed "
+            "(scripts/bootstrap); the sensors show their stored backlog only"
+        )
+    serve(host=host, port=port, workers=1, reload=False, mqtt=live)
 
 
 def demo_settings(settings: CimSettings, srid: int) -> CimSettings:
@@ -137,7 +150,24 @@ def run_demo(plan: DemoManifest, settings: CimSettings, engine: Engine) -> list[
             steps.append(_skipped(f"tiles {layer}", "`cim tiles build` is not in this version"))
             continue
         steps.append(_run(f"tiles {layer}", ["tiles", "build", "--layer", layer], env, "built"))
+    steps += [_sensors(step, engine, settings) for step in plan.sensors]
     return steps
+
+
+def _sensors(step: SensorStep, engine: Engine, settings: CimSettings) -> dict[str, Any]:
+    name = "sensors"
+    if not step.file.exists():
+        return _skipped(name, f"{step.file.name} does not exist", step.file)
+    try:
+        report = load_sensor_set(engine, step.file, int(settings.srid or 0))
+    except (NotFound, InvalidInput) as exc:
+        return _skipped(name, str(exc), step.file)
+    console.print(f"{name} {step.file.name}: {report['status']} ({report['things']} things)")
+    return {"step": name, "file": step.file.name, **report}
+
+
+def _mosquitto_installed() -> bool:
+    return shutil.which("mosquitto") is not None or Path("/usr/sbin/mosquitto").exists()
 
 
 def _generate(step: GenerateStep) -> dict[str, Any]:
@@ -161,20 +191,21 @@ def _import(
     name = f"import {step.kind}"
     if step.kind not in available:
         return _skipped(name, f"`cim import {step.kind}` is not in this version", step.file)
-    if not step.file.exists():
-        return _skipped(name, f"{step.file.name} does not exist", step.file)
+    missing = [f for f in step.all_files if not f.exists()]
+    if missing:
+        return _skipped(name, f"{missing[0].name} does not exist", step.file)
     with Session(engine) as session:
         existing = session.scalars(
             select(Dataset.id).where(
                 Dataset.kind == step.kind,
-                Dataset.source_sha256 == file_sha256(step.file),
+                Dataset.source_sha256 == file_sha256(*sorted(step.all_files)),
                 Dataset.status == "ready",
             )
         ).first()
     if existing is not None:
         console.print(f"{name} {step.file.name}: unchanged (dataset {existing})")
         return {"step": name, "file": step.file.name, "status": "unchanged", "dataset": existing}
-    command = ["import", step.kind, str(step.file), *step.args]
+    command = ["import", step.kind, *map(str, step.all_files), *step.args]
     report = _run(name, command, env, "imported")
     report["file"] = step.file.name
     return report

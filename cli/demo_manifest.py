@@ -25,11 +25,25 @@ class GenerateStep:
 @dataclass(frozen=True)
 class ImportStep:
     """``cim import <kind> <file> <args...>``; a ``mapping:`` file (resolved against the
-    manifest's folder, like ``file``) is passed as ``--mapping``."""
+    manifest's folder, like ``file``) is passed as ``--mapping``. ``files:`` (a list) instead
+    of ``file:`` gives one import several files (a CJJ 61 point + line table set); ``file`` is
+    then the first and ``files`` all of them."""
 
     kind: str
     file: Path
     args: tuple[str, ...]
+    files: tuple[Path, ...] = ()
+
+    @property
+    def all_files(self) -> tuple[Path, ...]:
+        return self.files or (self.file,)
+
+
+@dataclass(frozen=True)
+class SensorStep:
+    """A SensorThings set (JSON, see ``cli.demo_sensors``) loaded through the service layer."""
+
+    file: Path
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,7 @@ class DemoManifest:
     generate: tuple[GenerateStep, ...]
     imports: tuple[ImportStep, ...]
     tiles: tuple[str, ...]
+    sensors: tuple[SensorStep, ...] = ()
 
 
 def load_manifest(path: Path = DEFAULT_MANIFEST) -> DemoManifest:
@@ -71,7 +86,8 @@ def load_manifest(path: Path = DEFAULT_MANIFEST) -> DemoManifest:
             imports=tuple(
                 ImportStep(
                     kind=str(step["kind"]),
-                    file=folder / str(step["file"]),
+                    file=folder / str(step["file"] if "file" in step else step["files"][0]),
+                    files=tuple(folder / str(f) for f in step.get("files", [])),
                     args=tuple(str(arg) for arg in step.get("args", []))
                     + (
                         ("--mapping", str(folder / str(step["mapping"])))
@@ -82,6 +98,7 @@ def load_manifest(path: Path = DEFAULT_MANIFEST) -> DemoManifest:
                 for step in _list(raw, "imports")
             ),
             tiles=tuple(str(layer) for layer in _list(raw, "tiles")),
+            sensors=tuple(SensorStep(folder / str(step["file"])) for step in _list(raw, "sensors")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInput(f"the demo manifest {path} is malformed: {exc!r}") from None
