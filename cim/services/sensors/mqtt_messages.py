@@ -21,6 +21,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from cim.db.models.sensor import OBSERVATION_TYPES
@@ -41,6 +42,7 @@ def observation_topic(datastream_id: int) -> str:
     return f"v1.1/Datastreams({datastream_id})/Observations"
 
 
+@lru_cache(maxsize=4096)
 def topic_datastream(topic: str) -> int | None:
     """The datastream id of an observation topic, or None for any other topic."""
     found = TOPIC.match(topic)
