@@ -26,8 +26,8 @@ class GenerateStep:
 class ImportStep:
     """``cim import <kind> <file> <args...>``; a ``mapping:`` file (resolved against the
     manifest's folder, like ``file``) is passed as ``--mapping``. ``files:`` (a list) instead
-    of ``file:`` gives one import several files (a CJJ 61 point + line table set); ``file`` is
-    then the first and ``files`` all of them."""
+    of ``file:`` gives one import several files of one dataset (a CJJ 61 point + line pair;
+    the importer makes a dataset per pair); ``file`` is then the first, ``files`` all."""
 
     kind: str
     file: Path
