@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from api.deps import ReadSessionDep, SettingsDep
 from api.ogc import PROBLEMS
-from api.requests import Coordinate, Point
+from api.requests import Coordinate, Point, PositiveDistance
 from api.sessions import ReleasingRoute
 from api.tilefiles import (
     IMMUTABLE,
@@ -123,22 +123,19 @@ def elevation_of_many(
 class ProfileRequest(BaseModel):
     """A polyline and how to sample it: every ``step`` metres, or ``samples`` points."""
 
-    line: list[list[float]] = Field(
+    line: list[Annotated[list[Coordinate], Field(min_length=2, max_length=3)]] = Field(
         min_length=2,
-        description="vertices [x, y] (extra values ignored)",
+        description="vertices [x, y] or [x, y, z] (z ignored)",
         examples=[[[-85.6, 38.05], [-85.55, 38.02]]],
     )
     crs: str | None = Field(default=None, description="CRS of the vertices; default storage")
-    step: float | None = Field(default=None, gt=0, description="sample spacing in metres")
+    step: PositiveDistance | None = Field(default=None, description="sample spacing in metres")
     samples: int | None = Field(default=None, ge=2, description="number of evenly spaced samples")
 
 
 @router.post("/terrain/profile", summary="Elevation profile along a polyline")
 def profile(session: ReadSessionDep, settings: SettingsDep, body: ProfileRequest) -> dict[str, Any]:
     """Distance (m, in the storage CRS), x, y (in the request's CRS) and z (null = no DEM)."""
-    for vertex in body.line:
-        if len(vertex) < 2:
-            raise InvalidInput("line: every vertex needs x and y")
     result = terrain_service.profile(
         session,
         line=[(v[0], v[1]) for v in body.line],

@@ -186,7 +186,13 @@ def _sample_distances(
     assert step is not None
     if not (np.isfinite(step) and step > 0):
         raise InvalidInput("step must be a positive number of metres")
-    count = int(np.floor(length / step)) + 1
+    ratio = length / step  # a tiny step overflows to inf: refuse it before int()
+    if not np.isfinite(ratio) or ratio + 2 > limit:
+        raise InvalidInput(
+            f"at most {limit} samples per request: a step of {step:g} m over {length:.1f} m "
+            "gives more; use a longer step"
+        )
+    count = int(np.floor(ratio)) + 1
     _check_count(count + 1, "sample", limit)
     distances = np.arange(count, dtype=np.float64) * step
     if length - distances[-1] > 1e-9 * max(1.0, length):

@@ -210,7 +210,11 @@ def test_profile_by_step_and_by_samples(client: TestClient, engine: Engine) -> N
         ({"line": [[0, 0]], "step": 1}, "line"),
         ({"line": [[5, 5], [5, 5]], "step": 1}, "zero length"),
         ({"line": [[0, 0], [1e6, 0]], "step": 0.01}, "at most"),
-        ({"line": [[1e308, 0], [-1e308, 0]], "samples": 3}, "too long"),
+        ({"line": [[1e308, 0], [-1e308, 0]], "samples": 3}, "line"),
+        # found by schemathesis: a denormal step overflowed the sample count (500)
+        ({"line": [[0, 0], [1, 0]], "step": 5e-324}, "at most"),
+        ({"line": [[0, 0], [1, 0, 2, 3]], "step": 1}, "line"),
+        ({"line": [[0, "NaN"], [1, 0]], "step": 1}, "line"),
     ],
 )
 def test_profile_rejects_bad_input(
