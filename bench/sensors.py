@@ -8,18 +8,23 @@
    from the hourly roll-ups) is timed against the baseline of the same chart aggregated from
    the raw rows (GROUP BY hour over 43,200 rows).
 
-3. MQTT: ``cim serve --mqtt`` (local Mosquitto started by the server, batches of
-   ``--mqtt-batch``); a publisher sends ``--mqtt-rate`` observations/s for ``--seconds``, in
-   messages of ``--per-message`` observations (1 = one SensorThings entity per message, as
-   devices send; more = a gateway's JSON array), QoS 1. The rate is what was stored divided by
-   the time until the last one was stored; lost = acknowledged by the broker - stored.
+3. MQTT: first the load generator alone (:mod:`bench.mqtt_load`, QoS 1 PUBLISHes written in
+   bulk on a raw socket) into a Mosquitto with no subscriber, for up to 5 s as fast as the
+   broker acks: it must be well above the goal, or the bench measures the publisher. Then
+   ``cim serve --mqtt`` (local Mosquitto started by the server, batches of ``--mqtt-batch``);
+   the generator sends ``--mqtt-rate`` observations/s for ``--seconds``, in messages of
+   ``--per-message`` observations (1 = one SensorThings entity per message, as devices send;
+   more = a gateway's JSON array), QoS 1. The rate is what was stored divided by the time
+   until the last one was stored; lost = acknowledged by the broker - stored. The ingester's
+   stats line (counts; check/write/ack milliseconds summed over its batches) is printed.
    Meanwhile every 0.5 s an observation on a second datastream crosses a threshold rule (up,
    then down): publish -> the alarm event on ``GET /alarms/stream`` is timed (p50, p99).
 
 Goals (issue 20): >= 20,000 observations/s ingested with 0 lost; 30-day chart <= 100 ms;
 p99 publish -> alarm on the SSE stream <= 1 s.
 Usage: ``python bench/sensors.py [--seconds 60] [--clients 4] [--rows 2000] [--database-url URL]
-[--skip-http] [--skip-mqtt] [--mqtt-rate 20000] [--per-message 50] [--mqtt-batch 5000]``.
+[--skip-http] [--skip-mqtt] [--skip-chart] [--mqtt-rate 20000] [--per-message 50]
+[--mqtt-batch 5000] [--no-publish]``.
 """
 
 from __future__ import annotations
@@ -47,9 +52,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.api import free_port, start, stop
 from bench.common import bench_database
+from bench.mqtt_load import Publisher, publish_paced
 from cim.db.models import Datastream, ObservedProperty, Sensor, Thing
 from cim.services.access import create_key
-from cim.services.sensors.mqtt_ingest import connect_client
+from cim.services.sensors.mqtt_broker import LocalBroker
+from cim.services.sensors.mqtt_ingest import broker_address
 from cim.services.sensors.mqtt_messages import observation_topic
 from cim.services.sensors.observations import ObservationRow, insert_observations
 from cim.services.sensors.series import datastream_series
@@ -59,7 +66,6 @@ GOAL_RATE = 20_000.0
 GOAL_CHART_MS = 100.0
 GOAL_ALARM_MS = 1000.0
 ALARM_EVERY_S = 0.5
-MAX_UNACKNOWLEDGED = 50_000
 UNIT = {"name": "percent of LEL", "symbol": "%LEL", "definition": "http://unitsofmeasure.org"}
 
 
@@ -155,11 +161,13 @@ def http_ingestion(engine: Engine, args: argparse.Namespace) -> None:
           f" ({args.clients} clients x {args.rows} rows)")  # fmt: skip
 
 
-def _serve(engine: Engine, port: int, extra: list[str]) -> tuple[Any, dict[str, str]]:
+def _serve(
+    engine: Engine, port: int, extra: list[str], level: str = "WARNING"
+) -> tuple[Any, dict[str, str]]:
     """``cim serve`` on the bench database (quiet logs); returns the process and its env."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIM_")}
     env.update({"CIM_DATABASE_URL": engine.url.render_as_string(hide_password=False),
-                "CIM_DATA_DIR": tempfile.mkdtemp(prefix="cim-bench-"), "CIM_LOG_LEVEL": "WARNING",
+                "CIM_DATA_DIR": tempfile.mkdtemp(prefix="cim-bench-"), "CIM_LOG_LEVEL": level,
                 "CIM_ANONYMOUS_RATE_PER_MINUTE": "0"})  # fmt: skip
     log = Path(env["CIM_DATA_DIR"]) / "server.log"
     command = [str(ROOT / ".venv" / "bin" / "cim"), "serve", "--port", str(port), *extra]
@@ -182,38 +190,45 @@ def _sse(url: str, arrivals: dict[int, float], ready: threading.Event) -> None:
         pass  # the server stopped
 
 
-def _publish(
-    client: Any, stream: int, alarm_stream: int, args: argparse.Namespace
-) -> tuple[int, dict[int, float]]:
-    """Publish at the rate for the duration; returns (observations, alarm publish times)."""
-    began, sent, tick = time.monotonic(), 0, 1
+def _observations(stream: int, per_message: int) -> Any:
+    """The bench's messages: ``per_message`` observations of ``stream``, one ms apart."""
     base = datetime(2026, 10, 1, tzinfo=UTC)
-    infos, alarms = [], {}
-    while (elapsed := time.monotonic() - began) < args.seconds:
-        while (
-            sent + args.per_message <= args.mqtt_rate * elapsed and len(infos) < MAX_UNACKNOWLEDGED
-        ):
-            items = [{"phenomenonTime": (base + timedelta(milliseconds=sent + i)).isoformat(),
-                      "result": float((sent + i) % 997) / 100}
-                     for i in range(args.per_message)]  # fmt: skip
-            body = items[0] if args.per_message == 1 else items
-            infos.append(client.publish(observation_topic(stream), json.dumps(body), qos=1))
-            sent += args.per_message
-        if elapsed >= (tick - 1) * ALARM_EVERY_S:
-            # odd ticks cross the threshold (raise: timed, the value names it), even ones clear
-            value = 1000 + tick if tick % 2 else -(1000 + tick)
-            if value > 0:
-                alarms[value] = time.monotonic()
-            body = {"phenomenonTime": datetime.now(UTC).isoformat(), "result": value}
-            infos.append(client.publish(observation_topic(alarm_stream), json.dumps(body), qos=1))
-            tick += 1
-        infos = [info for info in infos if not info.is_published()]
-        if len(infos) >= MAX_UNACKNOWLEDGED:  # paho's message ids wrap at 65,535: wait
-            infos[0].wait_for_publish(30)
-        time.sleep(0.002)
-    for info in infos:
-        info.wait_for_publish(60)
-    return sent, alarms
+    topic = observation_topic(stream)
+
+    def message(sent: int) -> tuple[str, bytes, int]:
+        items = [{"phenomenonTime": (base + timedelta(milliseconds=sent + i)).isoformat(),
+                  "result": float((sent + i) % 997) / 100}
+                 for i in range(per_message)]  # fmt: skip
+        return topic, json.dumps(items[0] if per_message == 1 else items).encode(), per_message
+
+    return message
+
+
+def publisher_alone(args: argparse.Namespace) -> float:
+    """The load generator's own rate into a Mosquitto with no subscriber (observations/s)."""
+    folder = Path(tempfile.mkdtemp(prefix="cim-bench-mqtt-"))
+    broker = LocalBroker(folder, port=free_port())
+    host, port = broker_address(broker.start())
+    try:
+        publisher = Publisher(host, port, "bench-publisher-alone")
+        began = time.monotonic()
+        message = _observations(1, args.per_message)
+        sent = publish_paced(publisher, min(5.0, args.seconds), 0, message)
+        publisher.drain(30)
+        rate = publisher.acknowledged / (time.monotonic() - began)
+        publisher.close()
+    finally:
+        broker.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"MQTT publisher alone (no subscriber): {sent:,} observations acknowledged by the"
+          f" broker at {rate:,.0f}/s ({args.per_message} per message, QoS 1)")  # fmt: skip
+    return rate
+
+
+def _stages(log: str) -> str:
+    """The ingester's last stats line (counts and per-stage milliseconds) from the server log."""
+    lines = [line for line in log.splitlines() if "MQTT ingestion:" in line]
+    return lines[-1].split("MQTT ingestion: ", 1)[1] if lines else "(no stats logged)"
 
 
 def mqtt_ingestion(engine: Engine, args: argparse.Namespace) -> None:
@@ -224,20 +239,40 @@ def mqtt_ingestion(engine: Engine, args: argparse.Namespace) -> None:
                      {"d": alarm_stream})  # fmt: skip
     port = free_port()
     extra = ["--mqtt", "--mqtt-batch", str(args.mqtt_batch)]
-    server, env = _serve(engine, port, extra + ([] if args.publish else ["--no-mqtt-publish"]))
+    server, env = _serve(engine, port, extra + ([] if args.publish else ["--no-mqtt-publish"]),
+                         level="INFO")  # fmt: skip
+    alarms: dict[int, float] = {}
+    alarm_topic = observation_topic(alarm_stream)
+
+    def tick(elapsed: float) -> None:
+        # every ALARM_EVERY_S an observation on the alarm stream: odd ticks cross the
+        # threshold (raise: timed, the value names it), even ones clear it
+        count = int(elapsed / ALARM_EVERY_S) + 1
+        while ticks[0] < count:
+            ticks[0] += 1
+            number = ticks[0]
+            value = 1000 + number if number % 2 else -(1000 + number)
+            if value > 0:
+                alarms[value] = time.monotonic()
+            body = {"phenomenonTime": datetime.now(UTC).isoformat(), "result": value}
+            publisher.send(publisher.packet(alarm_topic, json.dumps(body).encode(), 0))
+
+    ticks = [0]
     try:
+        log = Path(env["CIM_DATA_DIR"]) / "server.log"
         broker = json.loads((Path(env["CIM_DATA_DIR"]) / "mqtt" / "broker.json").read_text())
-        url = f"mqtt://127.0.0.1:{broker['port']}"
         arrivals: dict[int, float] = {}
         ready = threading.Event()
         threading.Thread(target=_sse, args=(f"http://127.0.0.1:{port}/alarms/stream", arrivals,
                                             ready), daemon=True).start()  # fmt: skip
         ready.wait(10)
-        client = connect_client(url, "bench-publisher", persistent=False)
-        client.loop_start()
+        publisher = Publisher("127.0.0.1", broker["port"], "bench-publisher")
         began = time.monotonic()
-        sent, alarms = _publish(client, stream, alarm_stream, args)
-        client.loop_stop()
+        publish_paced(publisher, args.seconds, args.mqtt_rate,
+                      _observations(stream, args.per_message), tick)  # fmt: skip
+        publisher.drain(120)
+        sent = publisher.acknowledged
+        publisher.close()
         stored, last_change, last_stored = 0, time.monotonic(), -1
         while stored < sent and time.monotonic() - last_change < 30:
             time.sleep(0.05)
@@ -251,15 +286,18 @@ def mqtt_ingestion(engine: Engine, args: argparse.Namespace) -> None:
         time.sleep(1.5)
     finally:
         stop(server)
+        stages = _stages(log.read_text()) if log.exists() else "(no log)"
         shutil.rmtree(env["CIM_DATA_DIR"], ignore_errors=True)
     rate = stored / seconds
     delays = [1000 * (arrivals[v] - at) for v, at in alarms.items() if v in arrivals]
-    p50, p99 = statistics.median(delays), float(np.percentile(delays, 99))
-    print(f"MQTT: {sent:,} observations published in {args.seconds:.0f} s"
+    p50 = statistics.median(delays) if delays else float("nan")
+    p99 = float(np.percentile(delays, 99)) if delays else float("nan")
+    print(f"MQTT: {sent:,} observations acknowledged by the broker in {args.seconds:.0f} s"
           f" ({args.per_message} per message, QoS 1, published back: {args.publish}),"
           f" all stored after {seconds:.1f} s"
           f" = {rate:,.0f}/s (goal >= {GOAL_RATE:,.0f}/s, ratio {rate / GOAL_RATE:.2f});"
           f" stored {stored:,}, lost {sent - stored}")  # fmt: skip
+    print(f"MQTT ingester stages: {stages}")
     print(f"publish -> alarm on SSE: {len(delays)} of {len(alarms)} alarms raised seen,"
           f" p50 {p50:.0f} ms, p99 {p99:.0f} ms (goal <= {GOAL_ALARM_MS:.0f} ms,"
           f" ratio {p99 / GOAL_ALARM_MS:.2f}); load average {os.getloadavg()}")  # fmt: skip
@@ -320,6 +358,7 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-mqtt", action="store_true")
+    parser.add_argument("--skip-chart", action="store_true")
     parser.add_argument("--mqtt-rate", type=float, default=20_000.0)
     parser.add_argument("--per-message", type=int, default=50)
     parser.add_argument("--mqtt-batch", type=int, default=5000)
@@ -334,8 +373,10 @@ def main() -> None:
         if not args.skip_http:
             http_ingestion(engine, args)
         if not args.skip_mqtt:
+            publisher_alone(args)
             mqtt_ingestion(engine, args)
-        chart_query(engine)
+        if not args.skip_chart:
+            chart_query(engine)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ from cim.services.sensors.ingest import default_feature
 from cim.services.sensors.mqtt_messages import (
     SUBSCRIPTION,
     parse_message,
-    published_document,
+    published_json,
     topic_datastream,
 )
 from cim.services.sensors.mqtt_session import MqttSession, Received
@@ -322,8 +322,8 @@ class MqttIngester:
         assert self._session is not None
         out = []
         for message in accepted:
-            documents = [published_document(row) for row in message.rows if row.id is not None]
+            documents = [published_json(row) for row in message.rows if row.id is not None]
             if documents:
-                body = documents if message.array else documents[0]
-                out.append((message.topic, json.dumps(body).encode()))
+                body = f"[{', '.join(documents)}]" if message.array else documents[0]
+                out.append((message.topic, body.encode()))
         self._session.publish(out)
