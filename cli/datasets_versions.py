@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -50,7 +50,8 @@ def diff(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Features added, removed and changed between two versions."""
+    """Features added, removed and changed between two versions; under each change, the old and
+    new value of each attribute (``~ L2 diameter_mm 400 → 500``)."""
     import json
 
     from cim.services.pipes.scope import session_srid
@@ -76,7 +77,20 @@ def diff(
         what = ", ".join(f.attributes)
         moved = f" moved {f.moved_m:g} m" if f.moved_m else ""
         lines.append(f"  {f.state:<8} {f.table:<13} {f.code or f.id}  {what}{moved}".rstrip())
+        lines += [
+            f"    ~ {f.code or f.id} {name} {_shown(c['from'])} → {_shown(c['to'])}"
+            for name, c in f.changes.items()
+        ]
     emit(found.model_dump(mode="json", exclude={"geojson"}), as_json=as_json, text="\n".join(lines))
+
+
+def _shown(value: Any) -> str:
+    """An attribute value for people: text as it is, anything else as JSON (``null``: none)."""
+    import json
+
+    if isinstance(value, str) and value.strip() == value and value:
+        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
 def purge(

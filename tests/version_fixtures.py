@@ -7,7 +7,9 @@ well W5 with pipe L4 — so the expected changes are known by construction.
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
+from typing import Any
 
 POINTS_V1 = [
     ["物探点号", "X", "Y", "地面高程", "特征", "附属物", "井底埋深"],
@@ -36,6 +38,22 @@ LINES_V2 = [
     ["L2", "W2", "W3", "2.00", "2.00", "500", "砼"],
     ["L4", "W3", "W5", "2.00", "2.00", "300", "PVC"],
 ]
+
+MOVED_LENGTH_M = math.hypot(3.0, 30.0)
+"""L1 and L2 end at W2: 30 m long before, the hypotenuse of 3 m and 30 m after W2 moved."""
+CHANGES: dict[str, dict[str, dict[str, Any]]] = {
+    "L1": {"length_m": {"from": 30, "to": MOVED_LENGTH_M}},
+    "L2": {
+        "diameter_mm": {"from": 400, "to": 500},
+        # a gravity pipe's depth is to its invert (20 m ground - 2 m = 18 m): the top is 18 m + D
+        "end_top_z": {"from": 18.4, "to": 18.5},
+        "length_m": {"from": 30, "to": MOVED_LENGTH_M},
+        "nominal_dn": {"from": 400, "to": 500},
+        "start_top_z": {"from": 18.4, "to": 18.5},
+    },
+}
+"""What ``changes`` of the diff v1 -> v2 holds for each changed feature that has any (W2 only
+moved: its geometry is in ``moved_m``, not here)."""
 
 
 def survey(folder: Path, points: list[list[str]], lines: list[list[str]]) -> list[Path]:

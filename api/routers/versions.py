@@ -57,8 +57,9 @@ def diff(
         str | None, Query(max_length=64, description="CRS of the GeoJSON (default storage).")
     ] = None,
 ) -> DatasetDiff:
-    """Features added, removed and changed (which attributes; geometry moved by how many
-    metres, shape changed), counted per table and utility class, and a GeoJSON of them."""
+    """Features added, removed and changed (which attributes, with their old and new values in
+    ``changes``, keys inside ``attrs`` as ``attrs.<key>``; geometry moved by how many metres,
+    shape changed), counted per table and utility class, and a GeoJSON of them."""
     get_dataset(session, dataset_id=dataset_id, hidden_utilities=hidden)
     return dataset_diff(
         session,

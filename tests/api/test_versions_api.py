@@ -13,7 +13,14 @@ from sqlalchemy import Engine, text
 from api.main import create_app
 from cim.config import CimSettings
 from tests.importers.pipes_helpers import run
-from tests.version_fixtures import LINES_V1, LINES_V2, POINTS_V1, POINTS_V2, survey
+from tests.version_fixtures import (
+    CHANGES,
+    LINES_V1,
+    LINES_V2,
+    POINTS_V1,
+    POINTS_V2,
+    survey,
+)
 
 
 @pytest.fixture
@@ -50,6 +57,9 @@ def test_versions_diff_and_datetime(client: TestClient, engine: Engine, tmp_path
         "W2": "changed", "W4": "removed", "W5": "added",
         "L1": "changed", "L2": "changed", "L3": "removed", "L4": "added",
     }  # fmt: skip
+    assert {f["code"]: f["changes"] for f in diff["features"] if f["changes"]} == CHANGES
+    properties = {f["properties"]["code"]: f["properties"] for f in diff["geojson"]["features"]}
+    assert {c: properties[c]["changes"] for c in CHANGES} == CHANGES
     lon, lat = diff["geojson"]["features"][0]["geometry"]["coordinates"][:2]
     assert 100 < lon < 130 and 20 < lat < 40
 

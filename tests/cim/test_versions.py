@@ -12,7 +12,14 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from tests.importers.pipes_helpers import run
-from tests.version_fixtures import LINES_V1, LINES_V2, POINTS_V1, POINTS_V2, survey
+from tests.version_fixtures import (
+    CHANGES,
+    LINES_V1,
+    LINES_V2,
+    POINTS_V1,
+    POINTS_V2,
+    survey,
+)
 
 
 def _codes(engine: Engine, table: str, dataset_id: int) -> dict[str, int]:
@@ -126,6 +133,7 @@ def test_diff_and_time_travel_read_version_one(
     with Session(engine) as session:
         diff = dataset_diff(session, dataset_id=dataset_id, srid=4547)
         got = {(f.table, f.code): (f.state, f.attributes, f.moved_m) for f in diff.features}
+        changes = {f.code: f.changes for f in diff.features if f.changes}
         t1 = version_time(session, dataset_id, 1)
         specs = {s.id: s for s in collection_specs(["PS"])}
         query = ItemsQuery(limit=100, crs=parse_ogc_crs(None, 4547))
@@ -146,6 +154,8 @@ def test_diff_and_time_travel_read_version_one(
         ("pipe_segment", "L4"): ("added", [], None),
     }
     assert diff.summary["pipe_segment"] == {"PS": {"added": 1, "removed": 1, "changed": 2}}
+    assert changes == CHANGES
+    assert list(changes["L2"]["diameter_mm"]) == ["from", "to"]
     assert len(diff.geojson["features"]) == 7
     assert then.number_matched == 3 and '"L3"' in then.features and '"L4"' not in then.features
     assert now.number_matched == 3 and '"L4"' in now.features and '"L3"' not in now.features

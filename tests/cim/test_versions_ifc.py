@@ -97,6 +97,10 @@ def test_an_ifc_model_reimported_is_version_two(
         added: ("added", [], None),
         NORTH_WALL: ("changed", ["bbox3d", "mesh", "footprint"], pytest.approx(3.0, abs=1e-6)),
     }
+    values = {
+        f.code: f.changes for f in diff.features if f.table == "building_element" and f.changes
+    }
+    assert values == {EAST_WALL: {"name": {"from": "East wall", "to": "East wall (rebuilt)"}}}
     then, now = _items_then_and_now(engine, dataset_id, "building_elements", 4547, "guid")
     assert then == set(v1["building_element"]) and now == set(v2["building_element"])
     names_then = _names_at_version_one(engine, dataset_id)

@@ -190,6 +190,9 @@ def test_a_layer_reimported_is_version_two(ma_engine: Engine, tmp_path: Path, ki
         added: ("added", [], None),
         moved: ("changed", ["geom"], pytest.approx(_moved_m(before, after), abs=0.001)),
     }
+    was = json.loads(source.read_text())["features"][1]["properties"][attribute]
+    changes = {f.code: f.changes for f in diff.features if f.changes}
+    assert changes == {changed: {stored: {"from": was, "to": value}}}  # the move is in moved_m
     then, now = _items_then_and_now(ma_engine, dataset_id, collection, MASSACHUSETTS, column)
     assert then == set(ids_v1) and now == set(ids_v2)
 
@@ -272,6 +275,9 @@ def test_a_city_model_reimported_is_version_two(rd_engine: Engine, tmp_path: Pat
         added: ("added", [], None),
         moved: ("changed", ["footprint"], 3.0),
     }
+    was = json.loads(ROTTERDAM.read_text())["CityObjects"][changed]["attributes"]["bron_tex"]
+    changes = {f.code: f.changes for f in diff.features if f.table == "building" and f.changes}
+    assert changes == {changed: {"attrs.bron_tex": {"from": was, "to": "survey 2026"}}}
     assert diff.summary["building_surface"][""]["changed"] == faces(moved)
     then, now = _items_then_and_now(rd_engine, dataset_id, "buildings", RD_NEW, "guid")
     assert then == set(buildings_v1) and now == set(buildings_v2)

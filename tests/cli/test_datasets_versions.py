@@ -11,7 +11,14 @@ import pytest
 from sqlalchemy import Engine, text
 
 from tests.conftest import CIM, cli_env
-from tests.version_fixtures import LINES_V1, LINES_V2, POINTS_V1, POINTS_V2, survey
+from tests.version_fixtures import (
+    CHANGES,
+    LINES_V1,
+    LINES_V2,
+    POINTS_V1,
+    POINTS_V2,
+    survey,
+)
 
 
 def _cim(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -48,6 +55,8 @@ def test_reimport_history_diff_purge(
     assert len(json.loads(geojson.read_text(encoding="utf-8"))["features"]) == 7
     shown = _cim(database_url, "datasets", "diff", str(dataset_id)).stdout
     assert "moved 3 m" in shown and "removed  pipe_segment  L3" in shown
+    assert "    ~ L2 diameter_mm 400 → 500\n" in shown
+    assert {f["code"]: f["changes"] for f in diff["features"] if f["changes"]} == CHANGES
 
     unknown = _cim(database_url, "datasets", "diff", str(dataset_id), "--from", "7")
     assert unknown.returncode != 0 and "no version 7" in unknown.stderr

@@ -3,8 +3,10 @@
 Both versions are read with :func:`.timetravel.table_at` at the time each became current and
 joined on the row id, which is stable across versions for features matched by key (see
 :mod:`.merge`). A feature is *added*, *removed* or *changed*; a change names the attributes that
-differ and, when the geometry differs, how far it moved (the Hausdorff distance in metres in
-plan, the largest distance any part moved) and whether its shape changed (vertex count).
+differ, gives their old and new values (``changes``: keys inside JSONB columns as
+``attrs.<key>``; geometry columns are left out) and, when the geometry differs, how far it moved
+(the Hausdorff distance in metres in plan, the largest distance any part moved) and whether its
+shape changed (vertex count).
 Counts are given per table and per utility class (pipes; other kinds count under ``""``); a
 feature is named by its table's label column (:mod:`.tables`: a code, a name, a GlobalId) and
 measured on its 2D footprint when it has no ``geom``. The features come as GeoJSON for the
@@ -16,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Text, case, func, literal_column, or_, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from cim import bounds
@@ -41,6 +44,9 @@ class ChangedFeature(Result):
     state: str
     attributes: list[str]
     """Names of the attributes that differ (``geom`` when the geometry does)."""
+    changes: dict[str, dict[str, Any]]
+    """attribute -> ``{"from": old, "to": new}`` (JSON values; ``null`` when absent). Keys inside
+    JSONB columns come as ``attrs.<key>``; geometry columns are not listed (see ``moved_m``)."""
     moved_m: float | None
     shape_changed: bool
 
@@ -71,9 +77,38 @@ def _named(column: str | None, a: Any, b: Any) -> Any:
     return func.coalesce(b.c[column], a.c[column]).cast(Text)
 
 
+def _changes_sql(spec: VersionedTable) -> str:
+    """SQL of a changed pair's ``{attribute: {"from": old, "to": new}}`` (``{}`` otherwise)."""
+    blobs = [c.name for c in spec.table.columns if isinstance(c.type, JSONB)]
+    geometric = (*spec.geometry_columns, *spec.text_compared_columns)  # moved_m says it
+    dropped = " - ".join(f"'{c}'" for c in (*SKIPPED, *geometric, *blobs))
+    parts = [
+        f"SELECT e.key, e.value, (to_jsonb(b) - {dropped}) -> e.key"
+        f" FROM jsonb_each(to_jsonb(a) - {dropped}) e"
+    ]
+    for blob in blobs:
+        keys = " UNION ".join(
+            f"SELECT jsonb_object_keys(CASE WHEN jsonb_typeof({side}.{blob}) = 'object'"
+            f" THEN {side}.{blob} ELSE '{{}}' END)"
+            for side in "ab"
+        )
+        parts.append(f"SELECT '{blob}.' || k, a.{blob} -> k, b.{blob} -> k FROM ({keys}) keys(k)")
+        # not an object on a side (never written so, but read back from history): the whole blob
+        parts.append(
+            f"SELECT '{blob}', a.{blob}, b.{blob} WHERE jsonb_typeof(a.{blob}) <> 'object'"
+            f" OR jsonb_typeof(b.{blob}) <> 'object'"
+        )
+    union = " UNION ALL ".join(parts)
+    return (
+        "CASE WHEN a.id IS NOT NULL AND b.id IS NOT NULL THEN (SELECT coalesce("
+        "jsonb_object_agg(d.k, jsonb_build_object('from', d.va, 'to', d.vb)), '{}'::jsonb)"
+        f" FROM ({union}) d(k, va, vb) WHERE d.va IS DISTINCT FROM d.vb) ELSE '{{}}'::jsonb END"
+    )
+
+
 def _rows(session: Session, spec: VersionedTable, dataset_id: int, t1: Any, t2: Any) -> list[Any]:
-    """(id, code, utility, moved_m, shape_changed, geometry, state, attributes) of each feature
-    that differs; rows valid in both versions with the same ``valid_from`` are one shared row."""
+    """(id, code, utility, moved_m, shape_changed, geometry, state, attributes, changes) of each
+    feature that differs; rows valid in both versions with the same ``valid_from`` are shared."""
     a, b = _side(spec, t1, dataset_id, "a"), _side(spec, t2, dataset_id, "b")
     shape = spec.shape  # other geometries (an element's mesh) compare as attributes, by EWKB
     skipped = " - ".join(f"'{c}'" for c in (*SKIPPED, *([shape] if shape else [])))
@@ -105,6 +140,7 @@ def _rows(session: Session, spec: VersionedTable, dataset_id: int, t1: Any, t2: 
                 f" WHERE e.value IS DISTINCT FROM (to_jsonb(b) - {skipped}) -> e.key"
                 " ORDER BY e.key)"
             ).label("attributes"),
+            literal_column(_changes_sql(spec)).label("changes"),
             a.c.id.is_(None).label("added"),
             b.c.id.is_(None).label("removed"),
         )
@@ -123,6 +159,7 @@ def _rows(session: Session, spec: VersionedTable, dataset_id: int, t1: Any, t2: 
                 (pairs.c.moved_m.is_not(None), with_geom),
                 else_=pairs.c.attributes,
             ),
+            pairs.c.changes,
         )
         .where(
             or_(
@@ -133,6 +170,11 @@ def _rows(session: Session, spec: VersionedTable, dataset_id: int, t1: Any, t2: 
         .order_by(pairs.c.id)
     )  # fmt: skip
     return list(session.execute(statement).all())
+
+
+def _ordered(changes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``changes`` by attribute name, each ``from`` before ``to`` (JSONB orders keys by length)."""
+    return {name: {"from": c["from"], "to": c["to"]} for name, c in sorted(changes.items())}
 
 
 def dataset_diff(
@@ -161,14 +203,15 @@ def dataset_diff(
     summary: dict[str, dict[str, dict[str, int]]] = {}
     for spec in VERSIONED[dataset.kind]:
         table_summary = summary.setdefault(spec.name, {})
-        for fid, code, utility, moved, shape, geometry, state, attributes in _rows(
+        for fid, code, utility, moved, shape, geometry, state, attributes, changes in _rows(
             session, spec, dataset_id, t1, t2
         ):
             by_class = table_summary.setdefault(utility or "", dict.fromkeys(STATES, 0))
             by_class[state] += 1
             change = ChangedFeature(
                 table=spec.name, id=fid, code=code, utility=utility, state=state,
-                attributes=list(attributes), moved_m=None if moved is None else round(moved, 3),
+                attributes=list(attributes), changes=_ordered(changes),
+                moved_m=None if moved is None else round(moved, 3),
                 shape_changed=bool(shape),
             )  # fmt: skip
             features.append(change)
