@@ -33,6 +33,7 @@ HEAVY_ROUTES = (
     ("POST", "/analysis/pipes/excavation"),
     ("POST", "/analysis/pipes/trace"),
     ("POST", "/analysis/pipes/shutdown"),
+    ("POST", "/analysis/pipes/shutdowns"),
     ("POST", "/analysis/drainage/flood"),
     ("POST", "/analysis/drainage/flood/hazards"),
     ("POST", "/analysis/gas/adjacent-spaces"),
