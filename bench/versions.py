@@ -8,17 +8,22 @@ bench/time_travel.py) — so the versions merge (cim/services/versions/merge.py)
 version 2. The layer is then refreshed incrementally (tiles/incremental.py), and the same state
 is rebuilt in full into another folder, side by side.
 Printed: the load average, rows version 2 stored again (history + rows rewritten or added) vs
-total, full rebuild seconds vs incremental seconds and their ratio, tiles rewritten / total,
-and whether the refreshed ``tileset.json`` is byte-identical to the full rebuild's.
+total, full rebuild seconds vs incremental seconds and their ratio, the incremental update's
+seconds per stage (logged by tiles/incremental.py; "outside the refresh" is the build's own
+bookkeeping: versions read, result recorded), tiles rewritten / total, and whether the
+refreshed ``tileset.json`` and manifest are byte-identical to the full rebuild's.
 Goals (issue 18): <= 2 % of the rows stored again; the incremental update <= 5 % of a full
 rebuild's time and <= 5 % of the tiles rewritten.
-Usage: ``python bench/versions.py [--segments 200000] [--changed 0.01]`` (the issue's scale is
-``--segments 1000000``).
+Usage: ``python bench/versions.py [--segments 200000] [--changed 0.01] [--profile FILE]``
+(the issue's scale is ``--segments 1000000``; ``--profile`` writes cProfile stats of the
+incremental update to FILE).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import logging
 import os
 import shutil
 import sys
@@ -54,10 +59,30 @@ def district(city: SyntheticCity, share: float) -> set[str]:
     return {s.code for s in ordered[: int(len(segments) * share)]}
 
 
-def _timed_build(engine: Engine, out: Path, *, full: bool) -> tuple[BuildResult, float]:
+class _Stages(logging.Handler):
+    """Collects the stage timings tiles/incremental.py logs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.stages: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stages = dict(getattr(record, "stages", {}))
+
+
+def _timed_build(
+    engine: Engine, out: Path, *, full: bool, profile: str | None = None
+) -> tuple[BuildResult, float]:
+    profiler = cProfile.Profile() if profile else None
     started = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
     result = build_mesh_layer(engine, out, "pipes", sensitive=EVERY_CLASS, full=full)
-    return result, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    if profiler is not None and profile:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    return result, seconds
 
 
 def _stored_again(engine: Engine, v1_time: object) -> tuple[int, int]:
@@ -82,6 +107,7 @@ def main() -> None:
     parser.add_argument("--segments", type=int, default=200_000)
     parser.add_argument("--changed", type=float, default=0.01)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--profile", default=None, help="cProfile stats file (incremental)")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f} (2-core machine)", flush=True)
     city = city_for_segments(args.segments)
@@ -103,16 +129,26 @@ def main() -> None:
                   f"{second_import:.1f} s; rows stored again {stored:,} of {total:,} = "
                   f"{stored / total:.2%} (goal <= {GOAL_STORED_SHARE:.0%}: "
                   f"{_verdict(stored / total, GOAL_STORED_SHARE)})", flush=True)  # fmt: skip
-            _report(engine, out)
+            _report(engine, out, args.profile)
     finally:
         shutil.rmtree(out, ignore_errors=True)
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
-def _report(engine: Engine, out: Path) -> None:
+def _report(engine: Engine, out: Path, profile: str | None) -> None:
     """Refresh incrementally, rebuild in full beside it, print the comparison."""
-    refreshed, incremental_seconds = _timed_build(engine, out / "live", full=False)
+    stages = _Stages()
+    logger = logging.getLogger("tiles.incremental")
+    logger.addHandler(stages)
+    logger.setLevel(logging.DEBUG)
+    refreshed, incremental_seconds = _timed_build(engine, out / "live", full=False, profile=profile)
+    logger.removeHandler(stages)
     print(f"incremental: mode {refreshed.mode} {refreshed.full_reason}".rstrip(), flush=True)
+    print(f"incremental stages (load average {os.getloadavg()[0]:.2f}):")
+    for stage, seconds in stages.stages.items():
+        print(f"  {stage:<24} {seconds:7.3f} s")
+    outside = incremental_seconds - sum(stages.stages.values())
+    print(f"  {'outside the refresh':<24} {outside:7.3f} s")
     _, full_seconds = _timed_build(engine, out / "full", full=True)
     time_share = incremental_seconds / full_seconds
     tile_share = refreshed.tiles_rewritten / refreshed.tiles
@@ -126,6 +162,10 @@ def _report(engine: Engine, out: Path) -> None:
         out / "full" / "pipes" / "tileset.json"
     ).read_bytes()
     print(f"refreshed tileset.json identical to the full rebuild's: {'yes' if same else 'NO'}")
+    same = (out / "live" / "pipes" / "manifest.npz").read_bytes() == (
+        out / "full" / "pipes" / "manifest.npz"
+    ).read_bytes()
+    print(f"refreshed manifest identical to the full rebuild's: {'yes' if same else 'NO'}")
 
 
 if __name__ == "__main__":

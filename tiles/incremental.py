@@ -25,8 +25,10 @@ or the layer became empty.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +42,29 @@ from tiles.atomic import atomic_layer
 from tiles.changes import NotIncremental, touched_features, version_steps
 from tiles.content import TileFrame
 from tiles.layers import MeshLayer
-from tiles.manifest import Manifest, read_manifest, sorted_index
+from tiles.manifest import Manifest, known_transforms, read_manifest, sorted_index
 from tiles.record import BuildResult, read_stamp
 from tiles.render import Progress, Renderer, RenderJob, TileOutput, frame_of
 from tiles.reuse import PreviousTree
 from tiles.subdivide import FeatureIndex, TileNode, subdivide
 from tiles.write import describe_layer, render
+
+log = logging.getLogger(__name__)
+
+
+class StageTimes:
+    """Seconds spent in each stage of a refresh, logged at DEBUG on ``tiles.incremental`` with
+    ``extra={"stages": {stage: seconds}}`` (bench/versions.py prints them)."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        """End ``stage`` now (the time since the previous stage ended is added to it)."""
+        now = time.perf_counter()
+        self.stages[stage] = self.stages.get(stage, 0.0) + now - self.last
+        self.last = now
 
 
 def refresh_layer(
@@ -69,6 +88,7 @@ def refresh_layer(
     if layer.source is not pipes:
         result.full_reason = "only the pipes layers refresh incrementally"
         return False
+    lap = StageTimes()
     stamp = read_stamp(engine, layer.source.DATASET_KINDS)
     srid = storage_srid(engine)
     extension = "b3dm" if result.spec == "1.0" else "glb"
@@ -78,41 +98,53 @@ def refresh_layer(
             atomic_layer(target) as folder,
         ):
             connection: Connection[Any] = sa_connection.connection.driver_connection  # type: ignore[assignment]
+            lap("read stamp, lock")
             previous = _usable_manifest(target, result, max_triangles)
+            lap("load manifest")
             changed = [k for k, v in result.dataset_versions.items() if previous.settings[k] != v]
             touched = touched_features(
                 engine, version_steps(engine, previous.stamp.versions, changed)
             )
-            index = _updated_index(
-                previous.index, touched, pipes.load_index_of(
-                    connection, touched, sensitive=sensitive, restricted=layer.restricted
-                )
-            )  # fmt: skip
+            lap("read changes")
+            current = pipes.load_index_of(
+                connection, touched, sensitive=sensitive, restricted=layer.restricted
+            )
             connection.rollback()
+            lap("query changed features")
+            index = _updated_index(previous.index, touched, current)
             if len(index) == 0:
                 raise NotIncremental("the layer became empty")
             was_touched = _members(index.ids, touched)
             reuse = PreviousTree(previous, index, was_touched)
             root = subdivide(index, max_triangles=max_triangles, reuse=reuse)
+            lap("cut tree")
             nodes = [node for node in root.walk() if node.rows.size]
             frames = _frames(nodes, previous, srid, reuse.reused)
             dirty, kept = _split(nodes, index, previous, was_touched, reuse.reused)
+            lap("find dirty tiles")
             (folder / "content").mkdir()
             _link_all([f"{record.key}.{extension}" for record in kept], target, folder)
+            lap("link clean tiles")
             job = RenderJob(
                 result.layer, index, dirty, folder, result.spec, srid, extension, engine,
                 compress=compress,
             )  # fmt: skip
             fresh = render(job, renderer, layer.source, connection, frames, progress)
+            lap("render dirty tiles")
             outputs = {record.key: record for record in kept} | {o.key: o for o in fresh}
             describe_layer(
                 folder, root, index, frames, outputs, result,
                 srid=srid, extension=extension, stamp=stamp, max_triangles=max_triangles,
                 regions={r.box.tobytes(): r.region.tolist() for r in previous.tiles.values()},
+                transforms=known_transforms(previous.tiles),
+                known_ids={record.key: previous.tiles[record.key].ids for record in kept},
+                lap=lap,
             )  # fmt: skip
+        lap("swap")
     except NotIncremental as reason:
         result.full_reason = str(reason)
         return False
+    log.debug("incremental refresh stages", extra={"stages": lap.stages})
     result.status, result.mode, result.tiles_rewritten = "built", "incremental", len(fresh)
     result.rewritten_keys = sorted(output.key for output in fresh)
     return True

@@ -10,8 +10,8 @@ so it is swapped in atomically with them and always describes the files beside i
 * every tile's box and geometric error, so a refresh takes the subtrees whose features are
   all unchanged as they are instead of cutting them again (:mod:`tiles.reuse`);
 * per content tile: its key, its feature ids, box, geometric error, whether it is a leaf, its
-  ENU frame and region (so unchanged tiles cost no projection work), and what its file held
-  (sha256, features, triangles, bytes);
+  ENU frame, region and ``tileset.json`` transform (so unchanged tiles cost no projection or
+  matrix work), and what its file held (sha256, features, triangles, bytes);
 * the build's settings (spec, options, triangle budget) and its *stamp*: the database time and
   the version number of every dataset read, taken before the index was read, so a version that
   commits during the build is seen again by the next refresh rather than missed.
@@ -34,7 +34,8 @@ from tiles.render import TileOutput
 from tiles.subdivide import FeatureIndex, TileNode
 
 MANIFEST_NAME = "manifest.npz"
-FORMAT = 4
+FORMAT = 5
+IDENTITY = np.identity(4)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class TileRecord:
     output: TileOutput
     matrix: npt.NDArray[np.float64]  # the tile's ENU frame (4x4, frame metres -> ECEF)
     region: npt.NDArray[np.float64]  # the region of ``box`` before it is widened to children
+    transform: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(16))
+    """Its ``tileset.json`` transform (column-major, relative to its content ancestor's frame)."""
 
     def same_place(self, node: TileNode, ids: npt.NDArray[np.int64]) -> bool:
         """Would ``node`` (holding the sorted ``ids``) be written to exactly this file's bytes,
@@ -98,23 +101,58 @@ def tile_records(
     outputs: dict[str, TileOutput],
     frames: dict[str, TileFrame],
     regions: dict[bytes, list[float]],
+    transforms: dict[bytes, list[float]],
+    known_ids: dict[str, npt.NDArray[np.int64]] | None = None,
 ) -> dict[str, TileRecord]:
-    """The records of the content tiles under ``root``: what writing each produced, its frame
-    and its region (``regions`` by box bytes, as :func:`tiles.tileset.tileset_json` fills it)."""
-    return {
-        node.key: TileRecord(
+    """The records of the content tiles under ``root``: what writing each produced, its frame,
+    region and transform (``regions`` by box bytes, ``transforms`` by parent and own matrix
+    bytes, as :func:`tiles.tileset.tileset_json` fills them). ``known_ids``: the sorted
+    feature ids of tiles known to hold the same features as before (not sorted again)."""
+    known = {} if known_ids is None else known_ids
+    records: dict[str, TileRecord] = {}
+    for node, parent in _content_tiles(root, frames, IDENTITY):
+        matrix = frames[node.key].matrix
+        ids = known.get(node.key)
+        records[node.key] = TileRecord(
             node.key,
-            np.sort(index.ids[node.rows]),
+            np.sort(index.ids[node.rows]) if ids is None else ids,
             node.box.copy(),
             float(node.geometric_error),
             not node.children,
             outputs[node.key],
-            frames[node.key].matrix,
+            matrix,
             np.array(regions[node.box.tobytes()], dtype=np.float64),
+            np.array(transforms[parent.tobytes() + matrix.tobytes()], dtype=np.float64),
         )
-        for node in root.walk()
-        if node.rows.size
-    }
+    return records
+
+
+def _content_tiles(
+    node: TileNode, frames: dict[str, TileFrame], parent: npt.NDArray[np.float64]
+) -> list[tuple[TileNode, npt.NDArray[np.float64]]]:
+    """The content tiles under ``node`` (parents first, as :meth:`TileNode.walk`), each with
+    the world matrix its transform is relative to (its nearest content ancestor's frame)."""
+    frame = frames.get(node.key) if node.rows.size else None
+    out = [] if frame is None else [(node, parent)]
+    world = parent if frame is None else frame.matrix
+    for child in node.children:
+        out.extend(_content_tiles(child, frames, world))
+    return out
+
+
+def known_transforms(tiles: dict[str, TileRecord]) -> dict[bytes, list[float]]:
+    """The transforms of a previous build as :func:`tiles.tileset.tileset_json` memoises them
+    (by the bytes of the parent's world matrix, then the tile's own)."""
+    known: dict[bytes, list[float]] = {}
+    for key, record in tiles.items():
+        parent = IDENTITY
+        for end in range(len(key) - 1, 0, -1):  # nearest content ancestor: its frame
+            ancestor = tiles.get(key[:end])
+            if ancestor is not None:
+                parent = ancestor.matrix
+                break
+        known[parent.tobytes() + record.matrix.tobytes()] = record.transform.tolist()
+    return known
 
 
 def tree_of(root: TileNode) -> dict[str, tuple[npt.NDArray[np.float64], float]]:
@@ -151,6 +189,7 @@ def write_manifest(folder: Path, manifest: Manifest) -> None:
             tile_errors=np.array([r.geometric_error for r in records], dtype=np.float64),
             tile_leaf=np.array([r.leaf for r in records], dtype=bool),
             tile_matrices=np.array([r.matrix for r in records]).reshape(-1, 4, 4),
+            tile_transforms=np.array([r.transform for r in records]).reshape(-1, 16),
             tile_regions=np.array([r.region for r in records]).reshape(-1, 6),
             tree_boxes=np.array([box for _, (box, _) in tree]).reshape(-1, 6),
             tree_errors=np.array([error for _, (_, error) in tree], dtype=np.float64),
@@ -193,6 +232,7 @@ def _from_arrays(meta: dict[str, Any], arrays: dict[str, Any]) -> Manifest:
             TileOutput(key, features, triangles, size, meta["sha256"][k]),
             arrays["tile_matrices"][k],
             arrays["tile_regions"][k],
+            arrays["tile_transforms"][k],
         )
     return Manifest(
         layer=meta["layer"],

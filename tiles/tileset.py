@@ -39,20 +39,28 @@ def tileset_json(
     extension: str,
     tag: str,
     regions: dict[bytes, list[float]] | None = None,
+    transforms: dict[bytes, list[float]] | None = None,
 ) -> Tileset:
     """The tileset of the tree under ``root``; ``frames`` are those of the content tiles.
 
     ``regions`` memoises each box's region (by the box's bytes): an incremental refresh passes
     those of the previous build, which spares recomputing thousands of unchanged regions, and
-    gets the new ones back in it for its manifest.
+    gets the new ones back in it for its manifest. ``transforms`` memoises each content tile's
+    transform the same way, by the bytes of its parent's world matrix and then its own.
     """
     known = {} if regions is None else regions
+    relatives = {} if transforms is None else transforms
     to_lonlat = transformer(srid, 4326)
     tileset: Tileset = {
         "asset": {"version": spec, "generator": "cim tiles build"},
         "geometricError": float(max(index.size.max(), root.geometric_error)),
         "root": _tile_json(
-            root, np.identity(4), frames, _Regions(to_lonlat, known), f"{extension}?v={tag}"
+            root,
+            np.identity(4),
+            frames,
+            _Regions(to_lonlat, known),
+            f"{extension}?v={tag}",
+            relatives,
         ),
     }
     tileset["root"]["refine"] = "ADD"
@@ -93,11 +101,12 @@ def _tile_json(
     frames: dict[str, TileFrame],
     regions: _Regions,
     extension: str,
+    transforms: dict[bytes, list[float]],
 ) -> Tile:
     """The tile of ``node``; transforms are relative to the parent's (3D Tiles composes them)."""
     frame = frames.get(node.key)
     world = parent_world if frame is None else frame.matrix
-    children = [_tile_json(c, world, frames, regions, extension) for c in node.children]
+    children = [_tile_json(c, world, frames, regions, extension, transforms) for c in node.children]
     region = regions(node.box)
     for child in children:  # a parent region always covers its children's, rounding included
         child_region = child["boundingVolume"]["region"]
@@ -107,8 +116,11 @@ def _tile_json(
         region[5] = max(region[5], child_region[5])
     tile: Tile = {"boundingVolume": {"region": region}, "geometricError": node.geometric_error}
     if frame is not None:
-        relative = np.linalg.solve(parent_world, frame.matrix)
-        tile["transform"] = [float(v) for v in relative.T.reshape(-1)]  # column-major
+        pair = parent_world.tobytes() + frame.matrix.tobytes()
+        if pair not in transforms:
+            relative = np.linalg.solve(parent_world, frame.matrix)
+            transforms[pair] = [float(v) for v in relative.T.reshape(-1)]  # column-major
+        tile["transform"] = transforms[pair]
         tile["content"] = {"uri": f"content/{node.key}.{extension}"}
     if children:
         tile["children"] = children

@@ -6,11 +6,13 @@ manifest. Shared by the full build (:mod:`tiles.build`) and the incremental refr
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from psycopg import Connection
 
 from tiles.content import MeshParts, TileFrame, encode_tile
@@ -125,11 +127,18 @@ def describe_layer(
     stamp: Stamp,
     max_triangles: int,
     regions: dict[bytes, list[float]] | None = None,
+    transforms: dict[bytes, list[float]] | None = None,
+    known_ids: dict[str, npt.NDArray[np.int64]] | None = None,
+    lap: Callable[[str], None] | None = None,
 ) -> None:
     """Write ``tileset.json`` and the manifest of the tree under ``root`` whose content files
     are ``outputs`` (by key), and add them all up into ``result``. ``regions``: the regions
-    already known by box (see :func:`tiles.tileset.tileset_json`)."""
+    already known by box, ``transforms`` those known by matrices (see
+    :func:`tiles.tileset.tileset_json`), ``known_ids`` the sorted feature ids of tiles known to
+    be unchanged. ``lap`` is told when the tileset and the manifest are written (stage
+    timings of a refresh)."""
     known = {} if regions is None else regions
+    relatives = {} if transforms is None else transforms
     for output in outputs.values():
         result.tiles += 1
         result.features += output.features
@@ -146,9 +155,12 @@ def describe_layer(
         extension=extension,
         tag=tag,
         regions=known,
+        transforms=relatives,
     )
     write_tileset(tileset, folder / "tileset.json")
     result.bytes += (folder / "tileset.json").stat().st_size
+    if lap is not None:
+        lap("write tileset.json")
     manifest = Manifest(
         layer=result.layer,
         spec=result.spec,
@@ -156,7 +168,9 @@ def describe_layer(
         max_triangles=max_triangles,
         stamp=stamp,
         index=index,
-        tiles=tile_records(root, index, outputs, frames, known),
+        tiles=tile_records(root, index, outputs, frames, known, relatives, known_ids),
         tree=tree_of(root),
     )
     write_manifest(folder, manifest)
+    if lap is not None:
+        lap("write manifest")
