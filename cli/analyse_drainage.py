@@ -4,7 +4,7 @@ Registered as the ``cim analyse drainage`` group by ``cli/analyse.py``. Prints a
 answer, or the JSON the API sends with ``--json``; ``--csv FILE`` / ``--xlsx FILE`` also write
 its tables to hand on, in ``--lang zh|en``. ``--save-hazards NAME`` also stores the flood's
 extents as a hazard dataset (what ``POST /analysis/drainage/flood/hazards`` does; its JSON is
-then that route's answer).
+then that route's answer). ``--at INSTANT`` runs on the network as it was then.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.analyse_pipes_text import CsvOption, LangOption, TableOption, XlsxOption, write_tables
-from cli.context import emit, session_scope
+from cli.context import AtOption, emit, session_scope
 
 if TYPE_CHECKING:
     from cim.services.simulation.flood_models import FloodHazards, FloodSimulation
@@ -54,6 +54,7 @@ def flood(
             help="Also store the flood extents as hazard dataset NAME (kind flood).",
         ),
     ] = None,
+    at: AtOption = None,
 ) -> None:
     """Run SWMM on a stored drainage network with its own rain or a Chicago design storm; report
     flooded nodes (volume, hours, depth, DEM extent), surcharged conduits and outfalls; --csv
@@ -75,7 +76,7 @@ def flood(
     if save_hazards is not None:
         if not extents:
             raise typer.BadParameter("--save-hazards stores the extents: drop --no-extents")
-        with session_scope() as session:  # commits the hazard dataset when all went well
+        with session_scope(at=at) as session:  # commits the hazard dataset when all went well
             saved = save_flood_hazards(
                 session, dataset, name=save_hazards, storm=storm, tail_h=tail, output_crs=crs,
                 with_geojson=as_json,
@@ -84,7 +85,7 @@ def flood(
         emit(saved.model_dump(), as_json=as_json, text=text)
         write_tables(saved.flood, csv, xlsx, lang, table)
         return
-    with session_scope() as session:
+    with session_scope(at=at) as session:
         result = flood_simulation(
             session,
             dataset,

@@ -4,7 +4,8 @@ Registered as the ``cim analyse gas`` group by ``cli/analyse.py``. Prints a rank
 (rank, space, type, distance, vertical relation, gas pipe, pressure class, risk), the suggested
 sensor sites with ``--sensors K`` and, with ``--alarm``, the valves that isolate the leaking
 pipe; or the JSON the API sends with ``--json``. Geometries are WKT, GeoJSON text or a GeoJSON
-file in the storage CRS unless ``--crs`` names another one.
+file in the storage CRS unless ``--crs`` names another one. ``--at INSTANT`` answers on the
+networks as they were then, as ``at`` does on the API.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from cli.analyse_pipes_text import (
     parse_point,
     write_tables,
 )
-from cli.context import emit, session_scope
+from cli.context import AtOption, emit, session_scope
 
 if TYPE_CHECKING:
     from cim.services.gas.models import AdjacentSpaceReport
@@ -48,6 +49,7 @@ def adjacent(
     xlsx: XlsxOption = None,
     lang: LangOption = "zh",
     table: TableOption = None,
+    at: AtOption = None,
 ) -> None:
     """Wells, chambers, utility tunnels and known basements within --radius of the gas pipes
     (all, --area, --segment or --point), ranked by risk; --sensors K suggests sensor sites;
@@ -58,7 +60,7 @@ def adjacent(
     from cim.services.pipes.scope import session_srid
     from cli.analyse_pipes import _geometry
 
-    with session_scope() as session:
+    with session_scope(at=at) as session:
         srid = session_srid(session)
         common: dict[str, Any] = {
             "segment_id": segment,

@@ -2,7 +2,9 @@
 
 Geometries are WKT, GeoJSON text, or a path to a GeoJSON file, in the storage CRS unless
 ``--crs`` names another one. Every command prints a short text answer, or JSON with ``--json``;
-``--csv FILE`` / ``--xlsx FILE`` also write its table(s) to hand on, in ``--lang zh|en``.
+``--csv FILE`` / ``--xlsx FILE`` also write its table(s) to hand on, in ``--lang zh|en``;
+``--at INSTANT`` answers on the networks as they were then (earlier versions of re-imported
+datasets), as ``at`` does on the API.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from cli.analyse_pipes_text import (
     trace_text,
     write_tables,
 )
-from cli.context import console, emit, session_scope
+from cli.context import AtOption, console, emit, session_scope
 
 if TYPE_CHECKING:
     from cim.services.pipes.models import (
@@ -75,11 +77,16 @@ def _emit(result: Result, as_json: bool, text: str | None = None) -> None:
 
 
 def _on_geometry(
-    service: Callable[..., ResultT], name: str, value: str | None, crs: str | None, **options: Any
+    service: Callable[..., ResultT],
+    name: str,
+    value: str | None,
+    crs: str | None,
+    at: str | None,
+    **options: Any,
 ) -> ResultT:
-    """Run ``service`` with the geometry argument ``name`` (WKT, GeoJSON or file, in ``crs``)
-    moved into the storage CRS, and the other ``options`` as given."""
-    with session_scope() as session:
+    """Run ``service`` at ``at`` (None: now) with the geometry argument ``name`` (WKT, GeoJSON
+    or file, in ``crs``) moved into the storage CRS, and the other ``options`` as given."""
+    with session_scope(at=at) as session:
         return service(session, **{name: _storage(session, value, crs, name)}, **options)
 
 
@@ -112,6 +119,7 @@ def query(
     csv: CsvOption = None,
     xlsx: XlsxOption = None,
     lang: LangOption = "zh",
+    at: AtOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Pipes within a bbox / polygon / buffer of a line, filtered; GeoJSON with --json."""
@@ -125,7 +133,7 @@ def query(
         except ValueError:
             raise InvalidInput("--bbox wants minx,miny,maxx,maxy") from None
         box = (minx, miny, maxx, maxy)
-    with session_scope() as session:
+    with session_scope(at=at) as session:
         result = query_pipes(
             session,
             bbox=box,
@@ -157,12 +165,15 @@ def section(
     csv: CsvOption = None,
     xlsx: XlsxOption = None,
     lang: LangOption = "zh",
+    at: AtOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Cross-section (横断面): every pipe crossed by the line, depth, size, colour; ground."""
     from cim.services.pipes.section import cross_section, section_svg
 
-    result = _on_geometry(cross_section, "line", line, crs, dataset_id=dataset, utilities=utility)
+    result = _on_geometry(
+        cross_section, "line", line, crs, at, dataset_id=dataset, utilities=utility
+    )
     _write_svg(svg, section_svg, result, lang)
     write_tables(result, csv, xlsx, lang)
     _emit(result, as_json, section_text(result))
@@ -186,13 +197,14 @@ def profile(
     xlsx: XlsxOption = None,
     lang: LangOption = "zh",
     table: TableOption = None,
+    at: AtOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Longitudinal profile (纵断面) along the network path between two nodes; --csv writes
     the segments, or the nodes with --table nodes."""
     from cim.services.pipes.profile import longitudinal_profile, profile_svg
 
-    with session_scope() as session:
+    with session_scope(at=at) as session:
         result = longitudinal_profile(session, from_node_id=from_node, to_node_id=to_node)
     _write_svg(svg, profile_svg, result, lang)
     write_tables(result, csv, xlsx, lang, table)
@@ -212,6 +224,7 @@ def pair_check(
     csv: CsvOption = None,
     xlsx: XlsxOption = None,
     lang: LangOption = "zh",
+    at: AtOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """The two pair checks, one command body: ``clearance`` and ``clashes`` (default all kinds)."""
@@ -222,13 +235,13 @@ def pair_check(
         from cim.services.pipes.clearance import check_clearances
 
         console.print("checking clearances (GiST candidate pairs)...")
-        report = _on_geometry(check_clearances, "area", area, crs, **options)
+        report = _on_geometry(check_clearances, "area", area, crs, at, **options)
         write_tables(report, csv, xlsx, lang)
         _emit(report, as_json, clearance_text(report))
     else:
         from cim.services.pipes.clash import detect_clashes
 
-        clashes = _on_geometry(detect_clashes, "area", area, crs, **options)
+        clashes = _on_geometry(detect_clashes, "area", area, crs, at, **options)
         write_tables(clashes, csv, xlsx, lang)
         _emit(clashes, as_json, clashes_text(clashes))
 
@@ -250,6 +263,7 @@ def isolate(
     xlsx: XlsxOption = None,
     lang: LangOption = "zh",
     table: TableOption = None,
+    at: AtOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Burst-valve isolation (爆管关阀): valves to close, what is cut off; --csv writes the
@@ -259,7 +273,7 @@ def isolate(
     from cim.services.pipes.scope import session_srid
 
     xy = parse_point(point)
-    with session_scope() as session:
+    with session_scope(at=at) as session:
         result = isolate_burst(
             session,
             segment_id=segment,
@@ -285,13 +299,14 @@ def trace(
     xlsx: XlsxOption = None,
     lang: LangOption = "zh",
     table: TableOption = None,
+    at: AtOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Trace downstream/upstream (gravity) or the connected component (pressure); --csv
     writes the segments, or the nodes with --table nodes."""
     from cim.services.pipes.trace import trace as run_trace
 
-    with session_scope() as session:
+    with session_scope(at=at) as session:
         result = run_trace(
             session,
             node_id=node,
@@ -318,6 +333,7 @@ def excavation(
     xlsx: XlsxOption = None,
     lang: LangOption = "zh",
     table: TableOption = None,
+    at: AtOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Excavation impact: pipes in or near the cut, cover, clearance, owners to notify; --csv
@@ -329,6 +345,7 @@ def excavation(
         "polygon",
         polygon,
         crs,
+        at,
         depth_m=depth,
         margin_m=margin,
         dataset_id=dataset,

@@ -2,7 +2,7 @@
 
 Registered on the ``cim analyse pipes`` group by ``cli/analyse.py``. Prints a short text answer,
 or the JSON the API sends with ``--json``; ``--csv FILE`` / ``--xlsx FILE`` also write its
-tables to hand on, in ``--lang zh|en``.
+tables to hand on, in ``--lang zh|en``; ``--at INSTANT`` simulates the network as it was then.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from cli.analyse_pipes_text import (
     parse_point,
     write_tables,
 )
-from cli.context import emit, session_scope
+from cli.context import AtOption, emit, session_scope
 
 if TYPE_CHECKING:
     from cim.services.simulation.models import ShutdownImpact
@@ -52,6 +52,7 @@ def shutdown(
     xlsx: XlsxOption = None,
     lang: LangOption = "zh",
     table: TableOption = None,
+    at: AtOption = None,
 ) -> None:
     """Shutdown impact (关阀停水影响): close a burst's valves (or given valves/pipes), simulate
     the water network pressure-driven before and after, report who loses water or pressure;
@@ -61,7 +62,7 @@ def shutdown(
     from cim.services.simulation.shutdown import shutdown_impact
 
     xy = parse_point(point)
-    with session_scope() as session:
+    with session_scope(at=at) as session:
         result = shutdown_impact(
             session,
             segment_id=segment,

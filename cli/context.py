@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: settings, the database engine and printing results (text or --json)."""
+"""Shared CLI plumbing: settings, the database engine, ``--at`` and printing results (--json)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
+import typer
 from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy import Engine
@@ -15,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from cim.config import CimSettings
 from cim.db.connect import open_database
-from cim.errors import ConfigError
+from cim.errors import ConfigError, InvalidInput
 
 console = Console(stderr=True)
 """Progress and human-readable notes go to stderr so --json output on stdout stays clean."""
@@ -41,10 +43,45 @@ def engine_scope(settings: CimSettings | None = None) -> Iterator[Engine]:
         engine.dispose()
 
 
+AtOption = Annotated[
+    str | None,
+    typer.Option(
+        "--at",
+        metavar="INSTANT",
+        help="Answer on the data as it was at this instant (RFC 3339, e.g. "
+        "2026-06-30T00:00:00Z): earlier versions of re-imported datasets are read from history.",
+    ),
+]
+"""``--at`` of the analyses the API offers ``at`` on; pass it to :func:`session_scope`."""
+
+
+def instant(at: str | None) -> datetime | None:
+    """``--at`` as an aware datetime (None without it); not one instant is InvalidInput (exit 2)."""
+    from cim.services.versions.timetravel import parse_datetime
+
+    if at is None:
+        return None
+    try:
+        start, end = parse_datetime(at)
+    except InvalidInput as error:
+        raise InvalidInput(f"--at: {error}") from None
+    if start is None or start != end:
+        raise InvalidInput(f"--at {at!r} is an interval; give one instant (2026-06-30T00:00:00Z)")
+    return start
+
+
 @contextmanager
-def session_scope(settings: CimSettings | None = None) -> Iterator[Session]:
-    """A session whose transaction commits on success and rolls back on any error."""
+def session_scope(
+    settings: CimSettings | None = None, *, at: str | None = None
+) -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on any error; with ``at``
+    it reads the versioned tables as they were then (``cim.services.versions.as_of``)."""
+    moment = instant(at)  # a bad --at fails before any connection is made
     with engine_scope(settings) as engine, Session(engine) as session, session.begin():
+        if moment is not None:
+            from cim.services.versions.as_of import read_as_of
+
+            read_as_of(session, moment)
         yield session
 
 
