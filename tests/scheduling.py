@@ -70,7 +70,7 @@ def order_longest_first(items: list[pytest.Item]) -> None:
 
 def make_scheduler(config: Any, log: Any) -> Any:
     """A ``loadscope`` scheduler whose scopes are :func:`unit_of`, kept in collection order."""
-    from xdist.scheduler import LoadScopeScheduling
+    from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
 
     class SharedFixtureScheduling(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
