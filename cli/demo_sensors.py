@@ -196,7 +196,10 @@ def start_live_feed(url: str, data_dir: Path, seed: int = 20) -> threading.Threa
         client = connect_client(broker, f"cim-demo-feed-{seed}", persistent=False)
         client.loop_start()
         rate = len(streams) / SECONDS_PER_VALUE
-        publish_feed(client, streams, rate=rate, duration=0, leak=leak, seed=seed)
+        try:
+            publish_feed(client, streams, rate=rate, duration=0, leak=leak, seed=seed)
+        except (RuntimeError, OSError):
+            return  # the broker stopped with the server: the demo is ending
 
     thread = threading.Thread(target=run, name="cim-demo-feed", daemon=True)
     thread.start()
