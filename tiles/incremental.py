@@ -112,10 +112,12 @@ def refresh_layer(
             connection.rollback()
             lap("query changed features")
             index = _updated_index(previous.index, touched, current)
+            lap("merge index")
             if len(index) == 0:
                 raise NotIncremental("the layer became empty")
             was_touched = _members(index.ids, touched)
             reuse = PreviousTree(previous, index, was_touched)
+            lap("label previous tiles")
             root = subdivide(index, max_triangles=max_triangles, reuse=reuse)
             lap("cut tree")
             nodes = [node for node in root.walk() if node.rows.size]

@@ -217,23 +217,34 @@ def read_manifest(folder: Path) -> Manifest | None:
         return None
 
 
+def _output(key: str, stats: list[int], sha256: str) -> TileOutput:
+    features, triangles, size = stats
+    return TileOutput(key, features, triangles, size, sha256)
+
+
 def _from_arrays(meta: dict[str, Any], arrays: dict[str, Any]) -> Manifest:
+    """The manifest of the arrays read (per-tile values taken out in bulk, not one by one)."""
     index = FeatureIndex(arrays["ids"], arrays["boxes"], arrays["triangles"])
-    starts = np.concatenate([[0], np.cumsum(arrays["tile_counts"])])
-    tiles: dict[str, TileRecord] = {}
-    for k, key in enumerate(meta["keys"]):
-        features, triangles, size = (int(v) for v in arrays["tile_stats"][k])
-        tiles[key] = TileRecord(
-            key,
-            arrays["tile_ids"][starts[k] : starts[k + 1]],
-            arrays["tile_boxes"][k],
-            float(arrays["tile_errors"][k]),
-            bool(arrays["tile_leaf"][k]),
-            TileOutput(key, features, triangles, size, meta["sha256"][k]),
-            arrays["tile_matrices"][k],
-            arrays["tile_regions"][k],
-            arrays["tile_transforms"][k],
+    ids = np.split(arrays["tile_ids"], np.cumsum(arrays["tile_counts"])[:-1])
+    columns = zip(
+        meta["keys"],
+        ids if len(meta["keys"]) else [],
+        list(arrays["tile_boxes"]),
+        arrays["tile_errors"].tolist(),
+        arrays["tile_leaf"].tolist(),
+        arrays["tile_stats"].tolist(),
+        meta["sha256"],
+        list(arrays["tile_matrices"]),
+        list(arrays["tile_regions"]),
+        list(arrays["tile_transforms"]),
+        strict=True,
+    )
+    tiles = {
+        key: TileRecord(
+            key, held, box, error, leaf, _output(key, stats, sha256), matrix, region, relative
         )
+        for key, held, box, error, leaf, stats, sha256, matrix, region, relative in columns
+    }
     return Manifest(
         layer=meta["layer"],
         spec=meta["spec"],
@@ -242,8 +253,11 @@ def _from_arrays(meta: dict[str, Any], arrays: dict[str, Any]) -> Manifest:
         stamp=Stamp({str(k): int(v) for k, v in meta["versions"].items()}),
         index=index,
         tiles=tiles,
-        tree={
-            key: (arrays["tree_boxes"][k], float(arrays["tree_errors"][k]))
-            for k, key in enumerate(meta["tree"])
-        },
+        tree=dict(
+            zip(
+                meta["tree"],
+                zip(list(arrays["tree_boxes"]), arrays["tree_errors"].tolist(), strict=True),
+                strict=True,
+            )
+        ),
     )

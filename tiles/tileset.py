@@ -110,8 +110,10 @@ def _tile_json(
     region = regions(node.box)
     for child in children:  # a parent region always covers its children's, rounding included
         child_region = child["boundingVolume"]["region"]
-        region[0:2] = np.minimum(region[0:2], child_region[0:2]).tolist()
-        region[2:4] = np.maximum(region[2:4], child_region[2:4]).tolist()
+        region[0] = min(region[0], child_region[0])  # plain floats: as np.minimum, faster
+        region[1] = min(region[1], child_region[1])
+        region[2] = max(region[2], child_region[2])
+        region[3] = max(region[3], child_region[3])
         region[4] = min(region[4], child_region[4])
         region[5] = max(region[5], child_region[5])
     tile: Tile = {"boundingVolume": {"region": region}, "geometricError": node.geometric_error}
