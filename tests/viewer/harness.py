@@ -116,8 +116,12 @@ def look_down_at(page: Any, lon: float, lat: float, height: float) -> None:
     )
 
 
-def wait_for_tool(page: Any, result: str, *, timeout_ms: float = 120_000) -> Any:
-    """Until a tool has set ``cim.<result>`` or its hint reports a failure; returns the result.
+def wait_for_tool(
+    page: Any, result: str, *, timeout_ms: float = 120_000, returned: bool = True
+) -> Any:
+    """Until a tool has set ``cim.<result>`` or its hint reports a failure; returns the result
+    (``returned=False``: only whether it is set, for a result holding Cesium entities, whose
+    object graph Playwright cannot serialise).
 
     A failure (the hint marked ``error``, in any language) fails the test with the hint's
     message (the API's error)."""
@@ -126,6 +130,7 @@ def wait_for_tool(page: Any, result: str, *, timeout_ms: float = 120_000) -> Any
         arg=result,
         timeout=timeout_ms,
     )
-    value = page.evaluate("(name) => cim[name]", result)
+    script = "(name) => cim[name]" if returned else "(name) => Boolean(cim[name])"
+    value = page.evaluate(script, result)
     assert value, page.evaluate("() => document.getElementById('tool-hint').textContent")
     return value

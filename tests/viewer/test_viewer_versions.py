@@ -126,7 +126,7 @@ def test_changes_view_draws_the_diff_in_state_colours(
     page.wait_for_function("() => document.querySelectorAll('#changes-to option').length === 2")
     assert page.input_value("#changes-from") == "1" and page.input_value("#changes-to") == "2"
     page.click("#changes-run")
-    harness.wait_for_tool(page, "lastChanges")
+    harness.wait_for_tool(page, "lastChanges", returned=False)
     drawn = page.evaluate(
         """() => cim.lastChanges.drawn.map((d) => ({
             code: d.code, state: d.state, layer: d.layer,
@@ -167,6 +167,12 @@ def test_changes_view_draws_the_diff_in_state_colours(
     assert shown["code"] == "W2" and shown["moved_m"] == pytest.approx(3.0, abs=0.01)
     panel = page.inner_text("#properties")
     assert all(name in panel for name in w2["attributes"]) and "3" in panel
+
+    def shown_value(value: object) -> str:
+        return "–" if value is None else value if isinstance(value, str) else json.dumps(value)
+
+    for name, change in w2["changes"].items():  # old and new values, as the diff gives them
+        assert f"{name}: {shown_value(change['from'])} → {shown_value(change['to'])}" in panel
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "viewer-changes.png"))
     page.evaluate("() => window.i18n.setLocale('zh-CN')")

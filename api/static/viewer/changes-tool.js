@@ -106,7 +106,8 @@
     const geometry = feature.geometry;
     if (!geometry || !CHANGE_COLOURS[p.state]) return [];
     const colour = colourOf(p.state);
-    const common = { name: p.code, properties: { ...p, attributes: (p.attributes || []).join(", ") } };
+    // flat values only: an entity's property bag turns nested objects into deep chains
+    const common = { name: p.code, properties: { ...p, attributes: (p.attributes || []).join(", "), changes: changedValues(p) } };
     if (geometry.type === "Point") {
       const [x, y, z] = geometry.coordinates;
       return [kit.draw({
@@ -128,6 +129,17 @@
     }));
   }
 
+  // "diameter_mm: 400 → 500; attrs.remark: – → new" from the diff's changes (names only for an
+  // answer without values).
+  function changedValues(properties) {
+    const shown = (value) => (value === null || value === undefined ? "–"
+      : typeof value === "string" ? value : JSON.stringify(value));
+    const changes = properties.changes || {};
+    const names = Object.keys(changes).length ? Object.keys(changes) : (properties.attributes || []);
+    return names.map((name) => (name in changes
+      ? `${name}: ${shown(changes[name].from)} → ${shown(changes[name].to)}` : name)).join("; ");
+  }
+
   // The panel of a clicked feature: its state, and for a changed one what changed.
   function describe(properties) {
     const values = {
@@ -137,7 +149,7 @@
       "changes.class": properties.utility ? (kit.className(properties.utility) || properties.utility) : undefined,
     };
     if (properties.state === "changed") {
-      values["changes.attributes"] = (properties.attributes || []).join(", ") || span("properties.none");
+      values["changes.attributes"] = changedValues(properties) || span("properties.none");
       values["changes.moved"] = properties.moved_m ?? undefined;
       values["changes.shape"] = span(properties.shape_changed ? "changes.yes" : "changes.no");
     }
