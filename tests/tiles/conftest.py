@@ -277,7 +277,10 @@ def import_city(engine: Engine, tag: str = "") -> City:
     buildings = run_import(
         engine,
         source=DatasetSource(
-            kind="ifc", name="test house", source_name="house.ifc", source_sha256=f"ifc{stamp}"
+            kind="ifc",
+            name=f"test house {tag}".strip(),
+            source_name="house.ifc",
+            source_sha256=f"ifc{stamp}",
         ),
         write=_write_buildings,
     )
