@@ -11,6 +11,8 @@ built once. Two things made the suite longer than its work:
   longest units first (longest-processing-time scheduling), the rest follow in collection order.
 
 The lists are hints from ``--durations``; a file missing from them is still run, only later.
+A worker that ran the browser files keeps Playwright's sync-API event loop running in its main
+thread for the rest of the session: a later test that needs ``asyncio.run`` runs it on a thread.
 """
 
 from __future__ import annotations

@@ -148,7 +148,13 @@ def test_the_watcher_cancels_the_deadline_when_the_client_disconnects() -> None:
     deadline = Deadline(60)
     cancelled: list[bool] = []
     deadline.on_cancel(lambda: cancelled.append(True))
-    asyncio.run(asyncio.wait_for(_watch(request, deadline), 5))
+    # on a loop of its own thread: a worker that ran the browser tests first still has
+    # Playwright's sync-API loop running in the main thread, where asyncio.run refuses to start
+    watcher = threading.Thread(
+        target=asyncio.run, args=(asyncio.wait_for(_watch(request, deadline), 5),)
+    )
+    watcher.start()
+    watcher.join(10)
     assert deadline.cancelled == "the client disconnected" and cancelled == [True]
 
 
