@@ -39,7 +39,6 @@ from cli.demo_manifest import (
     SensorStep,
     load_manifest,
 )
-from cli.demo_sensors import load_sensor_set, start_live_feed
 from cli.serve import serve
 
 
@@ -88,6 +87,8 @@ def demo(
     console.print(f"[bold]viewer: http://{host}:{port}/viewer/[/bold]")
     live = bool(plan.sensors) and _mosquitto_installed()
     if live:
+        from cli.demo_sensors import start_live_feed  # MQTT client: only when the feed runs
+
         start_live_feed(database_url(settings, start=False), settings.data_dir)
         console.print(
             "live sensor feed: simulated values over MQTT every ~5 s, a methane leak from 2 min"
@@ -158,6 +159,8 @@ def _sensors(step: SensorStep, engine: Engine, settings: CimSettings) -> dict[st
     name = "sensors"
     if not step.file.exists():
         return _skipped(name, f"{step.file.name} does not exist", step.file)
+    from cli.demo_sensors import load_sensor_set  # the sensor services: only for this step
+
     try:
         report = load_sensor_set(engine, step.file, int(settings.srid or 0))
     except (NotFound, InvalidInput) as exc:
