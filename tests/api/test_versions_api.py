@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from api.main import create_app
 from cim.config import CimSettings
+from tests.cim.pipes_fixtures import make_dataset
 from tests.importers.pipes_helpers import run
 from tests.version_fixtures import (
     CHANGES,
@@ -86,6 +88,18 @@ def test_bad_datetime_and_unknown_versions(
     assert backwards.status_code == 400
     assert client.get(f"/datasets/{first.dataset.id}/diff?from=1&to=5").status_code == 404
     assert client.get("/datasets/999999/versions").status_code == 404
+
+
+def test_a_dataset_without_recorded_versions_has_no_diff(
+    client: TestClient, engine: Engine
+) -> None:
+    """Rows written around the importers (no ``dataset_version``): 404, not a 500 (found by
+    schemathesis with a reader key on the API fixture city)."""
+    with engine.begin() as conn:
+        dataset_id = make_dataset(Session(bind=conn))
+    answer = client.get(f"/datasets/{dataset_id}/diff")
+    assert answer.status_code == 404
+    assert "no recorded versions" in answer.json()["detail"]
 
 
 def test_gas_versions_are_hidden_without_a_key(

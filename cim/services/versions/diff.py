@@ -195,6 +195,8 @@ def dataset_diff(
     last = session.execute(
         text("SELECT max(version) FROM dataset_version WHERE dataset_id = :d"), {"d": dataset_id}
     ).scalar_one()
+    if last is None:  # rows written around the importers record no version to compare
+        raise NotFound(f"dataset {dataset_id} has no recorded versions")
     to_v = int(last) if to_version is None else to_version
     from_v = max(to_v - 1, 1) if from_version is None else from_version
     t1, t2 = version_time(session, dataset_id, from_v), version_time(session, dataset_id, to_v)
