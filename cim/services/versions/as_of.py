@@ -27,9 +27,13 @@ AS_OF = "as_of"
 def _view_sql(schema: str, table: str, moment: datetime) -> str:
     stamp = f"'{moment.isoformat()}'::timestamptz"  # from a datetime, never from raw input
     real = f'"{schema}"."{table}"'
+    # the record is built only from this table's history rows (CASE), whatever order the planner
+    # evaluates the view's filter and a condition pushed into it: a pipe_node row populated as a
+    # pipe_segment is a geometry type error, not a row to filter out
     return (
         f"CREATE TEMP VIEW {table} AS SELECT * FROM {real} WHERE valid_from <= {stamp}"
-        f" UNION ALL SELECT (jsonb_populate_record(NULL::{real}, h.row)).*"
+        f" UNION ALL SELECT (jsonb_populate_record(NULL::{real},"
+        f" CASE WHEN h.table_name = '{table}' THEN h.row END)).*"
         f" FROM \"{schema}\".feature_history h WHERE h.table_name = '{table}'"
         f" AND h.valid_from <= {stamp} AND h.valid_to > {stamp}"
     )

@@ -15,7 +15,17 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, and_, func, literal, literal_column, select, union_all
+from sqlalchemy import (
+    Select,
+    Table,
+    and_,
+    case,
+    func,
+    literal,
+    literal_column,
+    select,
+    union_all,
+)
 from sqlalchemy.sql.util import ClauseAdapter
 
 from cim.db.models import Dataset, FeatureHistory
@@ -70,7 +80,10 @@ def table_at(table: Table, interval: Interval) -> Select[Any]:
         kept.append(history.c.valid_from <= literal(end))
     if start is not None:
         kept.append(history.c.valid_to > literal(start))
-    record = func.jsonb_populate_record(literal_column(f"NULL::{table.name}"), history.c.row)
+    # only this table's rows are populated (see as_of: a filter pushed below the subquery may
+    # run before the table_name condition, and another table's geometry type would fail)
+    own_row = case((history.c.table_name == table.name, history.c.row))
+    record = func.jsonb_populate_record(literal_column(f"NULL::{table.name}"), own_row)
     rows = (
         select(record.label("r"), history.c.geom.label("geom"))
         .where(and_(*kept))
