@@ -21,9 +21,11 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import itertools
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,28 +57,42 @@ def _exchange(first: Path, second: Path) -> bool:
     raise OSError(code, os.strerror(code), str(first))
 
 
-def swap_into_place(staged: Path, target: Path) -> None:
+def swap_into_place(staged: Path, target: Path, *, remove_old_later: bool = False) -> None:
     """Make the complete folder ``staged`` become ``target``; the old ``target`` is deleted.
 
     Uses an atomic exchange where the kernel and file system support it. Elsewhere the old
     folder is renamed aside first, so readers may see no folder for an instant but never a
-    half-written one.
+    half-written one. ``remove_old_later``: the old folder (thousands of files for a city
+    layer) is deleted by a background thread once the new one is in place; the process waits
+    for it before it exits, and what a killed process leaves is removed by the next build.
     """
     if not target.exists():
         staged.rename(target)
         return
+    remove = _remove_later if remove_old_later else _remove_now
     if _exchange(staged, target):
-        shutil.rmtree(staged, ignore_errors=True)  # ``staged`` now holds the old layer
+        remove(staged)  # ``staged`` now holds the old layer
         return
-    aside = target.with_name(f".{target.name}.old-{os.getpid()}")
-    shutil.rmtree(aside, ignore_errors=True)
+    aside = target.with_name(f".{target.name}.old-{os.getpid()}-{next(_aside_numbers)}")
     target.rename(aside)
     try:
         staged.rename(target)
     except OSError:
         aside.rename(target)  # put the old layer back before reporting
         raise
-    shutil.rmtree(aside, ignore_errors=True)
+    remove(aside)
+
+
+_aside_numbers = itertools.count()
+
+
+def _remove_now(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_later(folder: Path) -> None:
+    """Delete ``folder`` on a (non-daemon) thread: the interpreter waits for it at exit."""
+    threading.Thread(target=_remove_now, args=(folder,), name=f"remove {folder.name}").start()
 
 
 def _remove_leftovers(target: Path) -> None:
@@ -90,7 +106,7 @@ def _remove_leftovers(target: Path) -> None:
 
 
 @contextmanager
-def atomic_layer(target: Path) -> Iterator[Path]:
+def atomic_layer(target: Path, *, remove_old_later: bool = False) -> Iterator[Path]:
     """Yield an empty temporary folder next to ``target``; on success it replaces ``target``.
 
     The folder is a sibling (same file system, so the final rename is atomic). If the body
@@ -98,6 +114,7 @@ def atomic_layer(target: Path) -> Iterator[Path]:
     exclusive lock file (``.<name>.lock``) serialises two builds of the same layer; whoever holds
     it first deletes what killed builds left behind.
     Permissions are set to 0755 so a server running as another user can read the tiles.
+    ``remove_old_later``: see :func:`swap_into_place`.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +132,7 @@ def atomic_layer(target: Path) -> Iterator[Path]:
             staged.chmod(0o755)
             yield staged
             pause_point("tiles-swap")  # fault tests kill here: new layer staged, old in place
-            swap_into_place(staged, target)
+            swap_into_place(staged, target, remove_old_later=remove_old_later)
         except BaseException:
             shutil.rmtree(staged, ignore_errors=True)
             raise

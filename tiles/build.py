@@ -129,7 +129,7 @@ def _build(
             return
         root = subdivide(index, max_triangles=options.max_triangles)
         nodes = [node for node in root.walk() if node.rows.size]
-        with atomic_layer(target) as folder:
+        with atomic_layer(target, remove_old_later=True) as folder:
             (folder / "content").mkdir()
             frames = {node.key: frame_of(node, srid) for node in nodes}
             job = RenderJob(

@@ -29,6 +29,7 @@ import logging
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,13 @@ from tiles.atomic import atomic_layer
 from tiles.changes import NotIncremental, touched_features, version_steps
 from tiles.content import TileFrame
 from tiles.layers import MeshLayer
-from tiles.manifest import Manifest, known_transforms, read_manifest, sorted_index
+from tiles.manifest import (
+    Manifest,
+    known_transforms,
+    read_manifest,
+    read_manifest_head,
+    sorted_index,
+)
 from tiles.record import BuildResult, read_stamp
 from tiles.render import Progress, Renderer, RenderJob, TileOutput, frame_of
 from tiles.reuse import PreviousTree
@@ -95,22 +102,29 @@ def refresh_layer(
     try:
         with (
             engine.connect() as sa_connection,
-            atomic_layer(target) as folder,
+            atomic_layer(target, remove_old_later=True) as folder,
         ):
             connection: Connection[Any] = sa_connection.connection.driver_connection  # type: ignore[assignment]
             lap("read stamp, lock")
-            previous = _usable_manifest(target, result, max_triangles)
+            settings, versions = _usable_settings(target, result, max_triangles)
+            # The manifest's arrays (tens of MB at city scale) are read on a thread while the
+            # database says what changed.
+            with ThreadPoolExecutor(max_workers=1) as reader:
+                reading = reader.submit(read_manifest, target)
+                changed = [k for k, v in result.dataset_versions.items() if settings[k] != v]
+                steps = version_steps(sa_connection, versions, changed)
+                touched = touched_features(sa_connection, steps)
+                sa_connection.rollback()
+                lap("read changes")
+                current = pipes.load_index_of(
+                    connection, touched, sensitive=sensitive, restricted=layer.restricted
+                )
+                connection.rollback()
+                lap("query changed features")
+                previous = reading.result()
+            if previous is None or previous.settings != settings:
+                raise NotIncremental("the layer's manifest could not be read")
             lap("load manifest")
-            changed = [k for k, v in result.dataset_versions.items() if previous.settings[k] != v]
-            touched = touched_features(
-                engine, version_steps(engine, previous.stamp.versions, changed)
-            )
-            lap("read changes")
-            current = pipes.load_index_of(
-                connection, touched, sensitive=sensitive, restricted=layer.restricted
-            )
-            connection.rollback()
-            lap("query changed features")
             index = _updated_index(previous.index, touched, current)
             lap("merge index")
             if len(index) == 0:
@@ -125,14 +139,18 @@ def refresh_layer(
             dirty, kept = _split(nodes, index, previous, was_touched, reuse.reused)
             lap("find dirty tiles")
             (folder / "content").mkdir()
-            _link_all([f"{record.key}.{extension}" for record in kept], target, folder)
-            lap("link clean tiles")
-            job = RenderJob(
-                result.layer, index, dirty, folder, result.spec, srid, extension, engine,
-                compress=compress,
-            )  # fmt: skip
-            fresh = render(job, renderer, layer.source, connection, frames, progress)
-            lap("render dirty tiles")
+            # Linking the clean tiles (thousands of syscalls, the GIL released) runs on a
+            # thread while the dirty ones are rendered here.
+            with ThreadPoolExecutor(max_workers=1) as linker:
+                names = [f"{record.key}.{extension}" for record in kept]
+                linked = linker.submit(_link_all, names, target, folder)
+                job = RenderJob(
+                    result.layer, index, dirty, folder, result.spec, srid, extension, engine,
+                    compress=compress,
+                )  # fmt: skip
+                fresh = render(job, renderer, layer.source, connection, frames, progress)
+                linked.result()
+            lap("render dirty tiles, link clean ones")
             outputs = {record.key: record for record in kept} | {o.key: o for o in fresh}
             describe_layer(
                 folder, root, index, frames, outputs, result,
@@ -152,19 +170,22 @@ def refresh_layer(
     return True
 
 
-def _usable_manifest(target: Path, result: BuildResult, max_triangles: int) -> Manifest:
-    """The manifest of the layer on disk if a refresh can start from it."""
-    previous = read_manifest(target)
-    if previous is None or not (target / "tileset.json").is_file():
+def _usable_settings(
+    target: Path, result: BuildResult, max_triangles: int
+) -> tuple[dict[str, str], dict[str, int]]:
+    """The settings and dataset versions the layer on disk was built with, if a refresh can
+    start from it (read from the manifest's small header, not its arrays)."""
+    head = read_manifest_head(target)
+    if head is None or not (target / "tileset.json").is_file():
         raise NotIncremental("the layer on disk has no manifest")
-    if previous.spec != result.spec or previous.max_triangles != max_triangles:
+    if head.spec != result.spec or head.max_triangles != max_triangles:
         raise NotIncremental("the 3D Tiles version or the triangle budget changed")
-    if set(previous.settings) != set(result.dataset_versions):
+    if set(head.settings) != set(result.dataset_versions):
         raise NotIncremental("a dataset was added or removed, or an option changed")
     for key, value in result.dataset_versions.items():
-        if not key.isdigit() and previous.settings[key] != value:  # options are named
+        if not key.isdigit() and head.settings[key] != value:  # options are named
             raise NotIncremental(f"the build option {key} changed")
-    return previous
+    return head.settings, head.stamp.versions
 
 
 def _updated_index(

@@ -217,6 +217,40 @@ def read_manifest(folder: Path) -> Manifest | None:
         return None
 
 
+@dataclass(frozen=True)
+class ManifestHead:
+    """What a manifest says about the build, without its arrays (a refresh decides from it
+    whether it can start, and which datasets changed, while the arrays are still read)."""
+
+    spec: str
+    settings: dict[str, str]
+    max_triangles: int
+    stamp: Stamp
+
+
+def read_manifest_head(folder: Path) -> ManifestHead | None:
+    """The head of the manifest in ``folder`` (None as :func:`read_manifest`); reads only
+    its small ``meta`` member."""
+    path = Path(folder) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta: dict[str, Any] = json.loads(str(data["meta"]))
+        return _head(meta) if meta.get("format") == FORMAT else None
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _head(meta: dict[str, Any]) -> ManifestHead:
+    return ManifestHead(
+        spec=meta["spec"],
+        settings={str(k): str(v) for k, v in meta["settings"].items()},
+        max_triangles=int(meta["max_triangles"]),
+        stamp=Stamp({str(k): int(v) for k, v in meta["versions"].items()}),
+    )
+
+
 def _output(key: str, stats: list[int], sha256: str) -> TileOutput:
     features, triangles, size = stats
     return TileOutput(key, features, triangles, size, sha256)
@@ -245,12 +279,13 @@ def _from_arrays(meta: dict[str, Any], arrays: dict[str, Any]) -> Manifest:
         )
         for key, held, box, error, leaf, stats, sha256, matrix, region, relative in columns
     }
+    head = _head(meta)
     return Manifest(
         layer=meta["layer"],
-        spec=meta["spec"],
-        settings={str(k): str(v) for k, v in meta["settings"].items()},
-        max_triangles=int(meta["max_triangles"]),
-        stamp=Stamp({str(k): int(v) for k, v in meta["versions"].items()}),
+        spec=head.spec,
+        settings=head.settings,
+        max_triangles=head.max_triangles,
+        stamp=head.stamp,
         index=index,
         tiles=tiles,
         tree=dict(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import tarfile
 import time
@@ -51,6 +52,8 @@ from cim.processes import process_alive
 PARTIAL_MARK = ".partial-"
 DUMP_NAME = "database.dump"
 TILES_NAME = "tiles.tar"
+STAGED_LAYER = re.compile(r"\.[^/]+\.(tmp|old)-.*")
+"""Folders :mod:`tiles.atomic` writes beside a layer: never part of a backup."""
 
 
 @dataclass(frozen=True)
@@ -212,8 +215,10 @@ def _tar_tiles(tiles_dir: Path, target: Path, progress: Progress) -> None:
     count = 0
     next_report = time.monotonic() + PROGRESS_EVERY_SECONDS
 
-    def report(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    def report(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
         nonlocal count, next_report
+        if STAGED_LAYER.fullmatch(Path(member.name).name):
+            return None  # a build's staging folder, or a replaced layer being deleted
         count += 1
         if time.monotonic() >= next_report:
             progress(f"tiles: {count:,} files packed")

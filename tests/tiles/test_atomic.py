@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,19 @@ def test_concurrent_build_of_same_layer_is_refused(tmp_path: Path) -> None:
         atomic_layer(target),
     ):
         pass
+
+
+def test_old_layer_removed_in_the_background(tmp_path: Path) -> None:
+    """A city layer's old folder is deleted after the swap, by a thread the process waits for."""
+    target = tmp_path / "pipes"
+    target.mkdir()
+    for number in range(200):
+        (target / f"old{number}.glb").write_bytes(b"old")
+    with atomic_layer(target, remove_old_later=True) as staged:
+        (staged / "new.glb").write_text("new")
+    assert _names(target) == ["new.glb"]  # the new layer is in place at once
+    for thread in threading.enumerate():
+        if thread.name.startswith("remove ."):
+            assert not thread.daemon  # the interpreter waits for it at exit
+            thread.join(timeout=30)
+    assert _names(tmp_path) == ["pipes"]
