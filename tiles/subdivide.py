@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -39,9 +40,10 @@ class FeatureIndex:
     boxes: FloatArray  # (n, 6): minx, miny, minz, maxx, maxy, maxz in the storage CRS
     triangles: IntArray
 
-    @property
+    @cached_property
     def size(self) -> FloatArray:
-        """3D diagonal of every feature box (m)."""
+        """3D diagonal of every feature box (m); computed once (the cut and the tileset both
+        need it, and a city layer has millions of boxes)."""
         extent = self.boxes[:, 3:] - self.boxes[:, :3]
         return np.asarray(np.sqrt((extent**2).sum(axis=1)))
 
