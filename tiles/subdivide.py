@@ -122,8 +122,9 @@ def _build(
     if reuse is not None and (known := reuse(key, rows)) is not None:
         return known
     weight = index.triangles[rows]
-    lo = centre[rows].min(axis=0)
-    hi = centre[rows].max(axis=0)
+    centres = centre[rows]  # one gather (near the root these are millions of rows)
+    lo = centres.min(axis=0)
+    hi = centres.max(axis=0)
     spread = float((hi - lo).max())
     if int(weight.sum()) <= max_triangles or depth >= max_depth or spread < 0.5:
         return TileNode(key, rows, _union(index.boxes[rows]))
