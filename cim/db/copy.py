@@ -1,7 +1,10 @@
 """Bulk writes with PostgreSQL ``COPY`` (the fast path for millions of rows).
 
-Geometries are passed as hex EWKB (``shapely.to_wkb(g, hex=True, include_srid=True)``), which the
-geometry type's text input accepts; jsonb values as JSON text.
+``copy_rows`` takes Python rows (text format): geometries as hex EWKB
+(``shapely.to_wkb(g, hex=True, include_srid=True)``), which the geometry type's text input
+accepts; jsonb values as JSON text. ``copy_binary`` takes chunks already in the binary COPY
+tuple format (built column-wise by the caller, e.g. with numpy): nothing is formatted per row
+here, and the server parses no text.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from cim.faults import pause_point
@@ -34,6 +39,34 @@ def copy_rows(
     return count
 
 
+BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+"""Binary COPY signature, flags (no OIDs) and an empty header extension."""
+BINARY_TRAILER = b"\xff\xff"
+
+
+def copy_binary(
+    session: Session, *, table: str, columns: Sequence[str], chunks: Iterable[Any]
+) -> None:
+    """COPY binary tuple data (buffers, e.g. uint8 arrays; header and trailer added here).
+
+    Chunks are consumed as they come, so a producer may still be encoding the next one while
+    this one is sent (the wait for the socket releases the GIL).
+    """
+    connection = session.connection().connection.driver_connection
+    assert connection is not None
+    column_list = ", ".join(columns)
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({column_list}) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.write(BINARY_HEADER)
+        for number, chunk in enumerate(chunks):
+            copy.write(memoryview(chunk))
+            if number == 0:
+                pause_point("copy")  # fault tests kill the process inside an open COPY
+        copy.write(BINARY_TRAILER)
+
+
 def reserve_ids(session: Session, *, table: str, count: int) -> list[int]:
     """Take ``count`` ids from the table's sequence, so COPY rows can reference each other."""
     if count <= 0:
@@ -46,7 +79,43 @@ def reserve_ids(session: Session, *, table: str, count: int) -> list[int]:
         cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,))
         sequence = cursor.fetchone()
         assert sequence is not None
-        cursor.execute(
-            "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", (sequence[0], count)
-        )
-        return [int(row[0]) for row in cursor.fetchall()]
+        first, last, scattered = _take(cursor, sequence[0], count)
+        if scattered is not None:
+            return [int(v) for v in scattered]
+        return list(range(first, last + 1))
+
+
+def reserve_id_array(session: Session, *, table: str, count: int) -> npt.NDArray[np.int64]:
+    """:func:`reserve_ids` as an int64 array (no Python int per id when they are contiguous)."""
+    if count <= 0:
+        return np.zeros(0, dtype=np.int64)
+    connection = session.connection().connection.driver_connection
+    assert connection is not None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,))
+        sequence = cursor.fetchone()
+        assert sequence is not None
+        first, last, scattered = _take(cursor, sequence[0], count)
+    if scattered is not None:
+        return np.asarray(scattered, dtype=np.int64)
+    return np.arange(first, last + 1, dtype=np.int64)
+
+
+def _take(cursor: Any, sequence: str, count: int) -> tuple[int, int, list[int] | None]:
+    """Take ``count`` values; (first, last, None) when they are contiguous, as they are unless
+    another session draws from the sequence meanwhile; else the values themselves, ascending.
+
+    One row comes back instead of ``count``: sending a million ids to the client cost more
+    than taking them.
+    """
+    cursor.execute(
+        "WITH taken AS MATERIALIZED ("
+        "  SELECT nextval(%s::regclass) AS v FROM generate_series(1, %s)),"
+        " span AS (SELECT min(v) AS first, max(v) AS last, count(*) AS n FROM taken)"
+        " SELECT first, last, CASE WHEN last - first + 1 = n THEN NULL"
+        "  ELSE (SELECT array_agg(v ORDER BY v) FROM taken) END FROM span",
+        (sequence, count),
+    )
+    row = cursor.fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), row[2]

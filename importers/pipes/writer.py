@@ -15,21 +15,41 @@ later bbox queries read few heap pages.
 
 from __future__ import annotations
 
-import json
-from itertools import repeat
-from typing import Any
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from itertools import islice
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from cim.db.copy import copy_rows, reserve_ids
+from cim.db.copy import copy_binary, reserve_id_array
 from cim.errors import ImportFailed
 from cim.nominal_sizes import nominal_dn_array
+from importers.pipes.binary_columns import (
+    Bytes,
+    Column,
+    bigints,
+    floats,
+    integers,
+    jsonb,
+    linestring_z_ewkb,
+    point_z_ewkb,
+    texts,
+    tuples,
+)
 from importers.pipes.topology import Placed
+
+T = TypeVar("T")
 
 NODE_COLUMNS = (
     "id",
@@ -75,7 +95,6 @@ SEGMENT_COLUMNS = (
     "length_m",
     "attrs",
 )
-CHUNK = 200_000
 REQUIRED = {"id", "code", "utility", "kind", "geom", "start_node_id", "end_node_id"}
 
 
@@ -98,42 +117,6 @@ def _spread(v: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     return (v | (v << np.uint64(1))) & np.uint64(0x55555555)
 
 
-def _nullable(values: Any) -> list[Any]:
-    """Floats with NaN -> None (COPY would store NaN, not NULL)."""
-    array = np.asarray(values, dtype=np.float64)
-    out: list[Any] = array.tolist()
-    if np.isnan(array).any():
-        for i in np.flatnonzero(np.isnan(array)):
-            out[i] = None
-    return out
-
-
-def _ints(values: Any) -> list[Any]:
-    array = np.asarray(values, dtype=np.float64)
-    missing = np.isnan(array)
-    if missing.all():
-        return [None] * len(array)
-    out: list[Any] = np.where(missing, 0, array).astype(np.int64).tolist()
-    for i in np.flatnonzero(missing):
-        out[i] = None
-    return out
-
-
-def _texts(series: pd.Series) -> list[Any]:
-    values = series.to_numpy(dtype=object)
-    missing = pd.isna(values)
-    if missing.all():
-        return [None] * len(values)
-    out: list[Any] = values.tolist()
-    for i in np.flatnonzero(missing):
-        out[i] = None
-    return out
-
-
-def _json(values: Any) -> list[str]:
-    return ["{}" if not v else json.dumps(v, ensure_ascii=False, default=str) for v in values]
-
-
 def write_network(
     session: Session,
     *,
@@ -142,51 +125,133 @@ def write_network(
     placed: Placed,
     tables: tuple[str, str] = ("pipe_node", "pipe_segment"),
     ids: tuple[list[int], list[int]] | None = None,
+    timings: dict[str, float] | None = None,
 ) -> tuple[int, int]:
     """Reserve ids, then COPY nodes and segments; returns (nodes, segments) written.
 
     ``tables`` and ``ids`` exist for the bench, which writes the very same rows into bare
-    tables (no sequences) to compare with a raw COPY.
+    tables (no sequences) to compare with a raw COPY; ``timings`` (seconds by stage) for the
+    bench's breakdown.
     """
+    clock = Stopwatch(timings)
     nodes = placed.nodes
     segments = placed.segments
     bulk = ids is None and _enter_bulk_mode(session, tables)
     node_order = morton_order(nodes["x"], nodes["y"])
-    node_ids = np.empty(len(nodes), dtype=np.int64)
-    node_ids[node_order] = (
-        ids[0] if ids else reserve_ids(session, table=tables[0], count=len(nodes))
-    )
-    points = shapely.points(
-        nodes["x"].to_numpy(), nodes["y"].to_numpy(), nodes["node_z"].to_numpy()
-    )
-    names, columns = _present(NODE_COLUMNS, _node_columns(nodes, node_ids, points, srid))
-    ordered = [[column[i] for i in node_order.tolist()] for column in columns]
-    written_nodes = copy_rows(
-        session,
-        table=tables[0],
-        columns=["dataset_id", *names],
-        rows=zip(repeat(dataset_id), *ordered, strict=False),
-    )
-
     first = placed.coords[placed.offsets[:-1]]
     segment_order = morton_order(first[:, 0], first[:, 1])
-    segment_ids = ids[1] if ids else reserve_ids(session, table=tables[1], count=len(segments))
-    written_segments = 0
-    for begin in range(0, len(segment_order), CHUNK):
-        chunk = segment_order[begin : begin + CHUNK]
-        names, columns = _present(
-            SEGMENT_COLUMNS,
-            _segment_columns(placed, chunk, segment_ids[begin : begin + CHUNK], node_ids, srid),
+    with clock("reserve_ids"):
+        node_ids = np.empty(len(nodes), dtype=np.int64)
+        node_ids[node_order] = (
+            np.asarray(ids[0], dtype=np.int64)
+            if ids
+            else reserve_id_array(session, table=tables[0], count=len(nodes))
         )
-        written_segments += copy_rows(
-            session,
-            table=tables[1],
-            columns=["dataset_id", *names],
-            rows=zip(repeat(dataset_id), *columns, strict=False),
+        segment_ids = (
+            np.asarray(ids[1], dtype=np.int64)
+            if ids
+            else reserve_id_array(session, table=tables[1], count=len(segments))
         )
+    node_names = _present(NODE_COLUMNS, nodes, NODE_SOURCES)
+    segment_names = _present(SEGMENT_COLUMNS, segments, SEGMENT_SOURCES)
+    tasks = [
+        partial(_node_chunk, placed, node_order[b : b + CHUNK], node_ids, srid, node_names)
+        for b in range(0, len(nodes), CHUNK)
+    ] + [
+        partial(
+            _segment_chunk,
+            placed,
+            segment_order[b : b + CHUNK],
+            segment_ids[b : b + CHUNK],
+            node_ids,
+            srid,
+            segment_names,
+        )
+        for b in range(0, len(segments), CHUNK)
+    ]
+    node_chunks = -(-len(nodes) // CHUNK)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipe-encoder") as encoder:
+        stream = _ahead(encoder, [clock.wrap("encoding", task) for task in tasks])
+        with clock("copy_nodes"):
+            copy_binary(
+                session,
+                table=tables[0],
+                columns=["dataset_id", *node_names],
+                chunks=_with_dataset(islice(stream, node_chunks), dataset_id),
+            )
+        with clock("copy_segments"):
+            copy_binary(
+                session,
+                table=tables[1],
+                columns=["dataset_id", *segment_names],
+                chunks=_with_dataset(stream, dataset_id),
+            )
     if bulk:
-        _leave_bulk_mode(session, dataset_id)
-    return written_nodes, written_segments
+        with clock("fk_check"):
+            _leave_bulk_mode(session, dataset_id)
+    return len(nodes), len(segments)
+
+
+CHUNK = 50_000
+"""Rows encoded at a time: the first chunk's encoding is the only one nothing overlaps."""
+AHEAD = 2
+"""Chunks encoded ahead of the COPY (bounded, so a slow server does not let memory grow)."""
+
+
+class Stopwatch:
+    """Adds elapsed seconds to ``timings[stage]`` (nothing when ``timings`` is None)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.lock = threading.Lock()
+
+    def add(self, stage: str, seconds: float) -> None:
+        if self.timings is not None:
+            with self.lock:
+                self.timings[stage] = self.timings.get(stage, 0.0) + seconds
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(stage, time.perf_counter() - started)
+
+    def wrap(self, stage: str, task: Callable[[], T]) -> Callable[[], T]:
+        def timed() -> T:
+            with self(stage):
+                return task()
+
+        return timed
+
+
+def _ahead(executor: ThreadPoolExecutor, tasks: list[Callable[[], T]]) -> Iterator[T]:
+    """Results of ``tasks`` in order, with up to :data:`AHEAD` of them running in advance."""
+    pending: deque[Future[T]] = deque()
+    try:
+        for task in tasks:
+            pending.append(executor.submit(task))
+            if len(pending) > AHEAD:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+def _with_dataset(chunks: Iterator[Encoded], dataset_id: int) -> Iterator[Bytes]:
+    for chunk in chunks:
+        yield tuples([bigints(np.full(chunk.rows, dataset_id)), *chunk.columns])
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A chunk's columns in binary COPY form (the dataset id is added when it is sent)."""
+
+    rows: int
+    columns: list[Column]
 
 
 def _enter_bulk_mode(session: Session, tables: tuple[str, str]) -> bool:
@@ -232,86 +297,88 @@ def _leave_bulk_mode(session: Session, dataset_id: int) -> None:
         raise ImportFailed(f"internal error: {missing} dangling reference(s) after COPY")
 
 
-def _present(names: tuple[str, ...], columns: list[list[Any]]) -> tuple[list[str], list[Any]]:
+NODE_SOURCES: dict[str, str | None] = {"geom": None}
+SEGMENT_SOURCES: dict[str, str | None] = {
+    "start_invert_z": "start_invert",
+    "end_invert_z": "end_invert",
+    "start_top_z": "start_top",
+    "end_top_z": "end_top",
+    "nominal_dn": "diameter_mm",
+    "geom": None,
+    "start_node_id": None,
+    "end_node_id": None,
+}
+
+
+def _present(
+    names: tuple[str, ...], frame: pd.DataFrame, sources: dict[str, str | None]
+) -> list[str]:
     """Leave out columns that are NULL (or an empty attrs) in every row: the server default
-    gives the same value, and fewer columns are less to format, send and parse."""
-    kept_names, kept = [], []
-    for name, column in zip(names, columns, strict=True):
-        empty = "{}" if name == "attrs" else None
-        if name in REQUIRED or any(value != empty for value in column):
-            kept_names.append(name)
-            kept.append(column)
-    return kept_names, kept
+    gives the same value, and fewer columns are less to encode, send and parse."""
+    kept = []
+    for name in names:
+        source = sources.get(name, name)
+        if name in REQUIRED or source is None:
+            kept.append(name)
+        elif name == "attrs":
+            if any(bool(v) for v in frame["attrs"]):
+                kept.append(name)
+        elif frame[source].notna().any():
+            kept.append(name)
+    return kept
 
 
-def _node_columns(
-    nodes: pd.DataFrame, ids: npt.NDArray[np.int64], points: Any, srid: int
-) -> list[list[Any]]:
-    geoms = shapely.to_wkb(shapely.set_srid(points, srid), hex=True, include_srid=True)
-    columns = [
-        ids.tolist(),
-        _texts(nodes["code"]),
-        _texts(nodes["utility"]),
-        _texts(nodes["subclass"]),
-        _texts(nodes["kind"]),
-        _texts(nodes["feature"]),
-        _texts(nodes["appurtenance"]),
-        geoms.tolist(),
-        _nullable(nodes["ground_z"]),
-        _nullable(nodes["bottom_z"]),
-        _texts(nodes["valve_state"]),
-        _json(nodes["attrs"].tolist()),
-    ]
-    return columns
-
-
-def _segment_columns(
+def _node_chunk(
     placed: Placed,
-    chunk: npt.NDArray[np.int64],
-    ids: list[int],
+    rows: npt.NDArray[np.int64],
     node_ids: npt.NDArray[np.int64],
     srid: int,
-) -> list[list[Any]]:
-    segments = placed.segments.iloc[chunk]
+    names: list[str],
+) -> Encoded:
+    nodes = placed.nodes.iloc[rows]
+    builders: dict[str, Callable[[], Column]] = {
+        "id": lambda: bigints(node_ids[rows]),
+        "geom": lambda: point_z_ewkb(
+            nodes["x"].to_numpy(dtype=np.float64),
+            nodes["y"].to_numpy(dtype=np.float64),
+            nodes["node_z"].to_numpy(dtype=np.float64),
+            srid,
+        ),
+        "ground_z": lambda: floats(nodes["ground_z"]),
+        "bottom_z": lambda: floats(nodes["bottom_z"]),
+        "attrs": lambda: jsonb(nodes["attrs"].tolist()),
+    }
+    return Encoded(len(rows), [builders.get(n, partial(texts, nodes.get(n)))() for n in names])
+
+
+def _segment_chunk(
+    placed: Placed,
+    rows: npt.NDArray[np.int64],
+    ids: npt.NDArray[np.int64],
+    node_ids: npt.NDArray[np.int64],
+    srid: int,
+    names: list[str],
+) -> Encoded:
+    segments = placed.segments.iloc[rows]
     offsets = placed.offsets
-    starts, stops = offsets[chunk], offsets[chunk + 1]
+    starts, stops = offsets[rows], offsets[rows + 1]
     sizes = stops - starts
     take = np.repeat(starts - np.cumsum(np.concatenate([[0], sizes[:-1]])), sizes) + np.arange(
         int(sizes.sum())
     )
-    owner = np.repeat(np.arange(len(chunk)), sizes)
-    lines = shapely.linestrings(placed.coords[take], indices=owner)
-    geoms = shapely.to_wkb(shapely.set_srid(lines, srid), hex=True, include_srid=True).tolist()
-    start_ids = node_ids[segments["start_index"].to_numpy()].tolist()
-    end_ids = node_ids[segments["end_index"].to_numpy()].tolist()
-    columns = [
-        ids,
-        _texts(segments["code"]),
-        _texts(segments["utility"]),
-        _texts(segments["subclass"]),
-        _texts(segments["link_type"]),
-        start_ids,
-        end_ids,
-        geoms,
-        _nullable(segments["start_invert"]),
-        _nullable(segments["end_invert"]),
-        _nullable(segments["start_top"]),
-        _nullable(segments["end_top"]),
-        _texts(segments["section_shape"]),
-        _nullable(segments["diameter_mm"]),
-        _ints(nominal_dn_array(segments["diameter_mm"])),
-        _nullable(segments["width_mm"]),
-        _nullable(segments["height_mm"]),
-        _texts(segments["material"]),
-        _texts(segments["pressure"]),
-        _texts(segments["voltage"]),
-        _ints(segments["cable_count"]),
-        _ints(segments["hole_total"]),
-        _ints(segments["hole_used"]),
-        _texts(segments["burial"]),
-        _texts(segments["owner"]),
-        _ints(segments["year"]),
-        _nullable(segments["length_m"]),
-        _json(segments["attrs"].tolist()),
-    ]
-    return columns
+    builders: dict[str, Callable[[], Column]] = {
+        "id": lambda: bigints(ids),
+        "start_node_id": lambda: bigints(node_ids[segments["start_index"].to_numpy()]),
+        "end_node_id": lambda: bigints(node_ids[segments["end_index"].to_numpy()]),
+        "geom": lambda: linestring_z_ewkb(placed.coords[take], sizes, srid),
+        "nominal_dn": lambda: integers(nominal_dn_array(segments["diameter_mm"])),
+        "attrs": lambda: jsonb(segments["attrs"].tolist()),
+    }
+    for name, source in SEGMENT_SOURCES.items():
+        if source is not None and name not in builders:
+            builders[name] = partial(floats, segments[source])
+    for name in ("diameter_mm", "width_mm", "height_mm", "length_m"):
+        builders[name] = partial(floats, segments[name])
+    for name in ("cable_count", "hole_total", "hole_used", "year"):
+        builders[name] = partial(integers, segments[name])
+    return Encoded(len(rows), [builders.get(n, partial(texts, segments.get(n)))() for n in names])
