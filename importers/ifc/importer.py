@@ -27,7 +27,7 @@ from cim.services.datasets import DatasetSource, DatasetSummary, dataset_summary
 from importers.base import ImportResult, WriteOutcome, run_import
 from importers.ifc.archive import ARCHIVE_SUFFIXES, extract_ifc_member, open_step
 from importers.ifc.facts import ProductFacts
-from importers.ifc.geometry import ElementMesh, body_candidates, iterate_meshes
+from importers.ifc.geometry import ElementMesh, body_candidates, default_threads
 from importers.ifc.georef import (
     Flags,
     Placement,
@@ -35,6 +35,8 @@ from importers.ifc.georef import (
     horizontal_crs,
     resolve_placement,
 )
+from importers.ifc.meshes import element_meshes
+from importers.ifc.workers import Workers
 from importers.ifc.writer import Progress, Writer
 
 SKIPPED_SHOWN = 50
@@ -103,40 +105,53 @@ def import_ifc(
     _require_content(ifc, path)
     placement = resolve_placement(ifc, flags=flags, storage_srid=srid)
     facts = ProductFacts(ifc)
-    meshes = iterate_meshes(
-        ifc,
-        threads=threads,
-        on_product=facts.add,
-        progress=(lambda percent: progress("geometry", percent, 100)) if progress else None,
-    )
-    skipped = sorted(
-        product.GlobalId
-        for product_id, product in body_candidates(ifc).items()
-        if product_id not in meshes
-    )
-    if not meshes and not ifc.by_type("IfcBuilding"):
-        raise ImportFailed(f"{path.name}: no element could be triangulated and no building found")
-    check_model_extent(placement, [m.vertices for m in meshes.values()], srid)
-    _to_storage(meshes, placement, srid)
-    warnings = list(placement.warnings)
-    if skipped:
-        shown = ", ".join(skipped[:SKIPPED_SHOWN])
-        more = f" and {len(skipped) - SKIPPED_SHOWN} more" if len(skipped) > SKIPPED_SHOWN else ""
-        warnings.append(f"{len(skipped)} elements skipped, their geometry failed: {shown}{more}")
-
-    def write(session: Session, dataset: Dataset) -> WriteOutcome:
-        writer = Writer(session, dataset.id, ifc, placement, srid, progress, facts)
-        counts = writer.write(meshes)
-        counts["skipped"] = len(skipped)
-        return WriteOutcome(
-            counts=counts,
-            qc={"skipped_guids": skipped, "warnings": warnings},
-            warnings=warnings,
-            source_crs=crs_label(placement.crs),
-            transform=placement.record(),
+    with Workers(ifc, threads or default_threads()) as workers:
+        meshes = element_meshes(
+            ifc,
+            workers,
+            on_product=facts.add,
+            progress=(lambda percent: progress("geometry", percent, 100)) if progress else None,
         )
+        skipped = sorted(
+            product.GlobalId
+            for product_id, product in body_candidates(ifc).items()
+            if product_id not in meshes
+        )
+        if not meshes and not ifc.by_type("IfcBuilding"):
+            raise ImportFailed(
+                f"{path.name}: no element could be triangulated and no building found"
+            )
+        check_model_extent(placement, [m.vertices for m in meshes.values()], srid)
+        _to_storage(meshes, placement, srid)
+        warnings = list(placement.warnings)
+        if skipped:
+            shown = ", ".join(skipped[:SKIPPED_SHOWN])
+            more = (
+                f" and {len(skipped) - SKIPPED_SHOWN} more" if len(skipped) > SKIPPED_SHOWN else ""
+            )
+            warnings.append(
+                f"{len(skipped)} elements skipped, their geometry failed: {shown}{more}"
+            )
 
-    source = DatasetSource(
+        def write(session: Session, dataset: Dataset) -> WriteOutcome:
+            writer = Writer(session, dataset.id, ifc, placement, srid, progress, facts, workers)
+            counts = writer.write(meshes)
+            counts["skipped"] = len(skipped)
+            return WriteOutcome(
+                counts=counts,
+                qc={"skipped_guids": skipped, "warnings": warnings},
+                warnings=warnings,
+                source_crs=crs_label(placement.crs),
+                transform=placement.record(),
+            )
+
+        source = _source(ifc, path, flags, name, sha256)
+        result = run_import(engine, source=source, write=write, replace=replace)
+    return IfcImport(result, georef=placement.record())
+
+
+def _source(ifc: Any, path: Path, flags: Flags, name: str | None, sha256: str) -> DatasetSource:
+    return DatasetSource(
         kind="ifc",
         name=name or path.stem,
         source_name=path.name,
@@ -148,8 +163,6 @@ def import_ifc(
             "schema": ifc.schema,
         },
     )
-    result = run_import(engine, source=source, write=write, replace=replace)
-    return IfcImport(result, georef=placement.record())
 
 
 def _existing(engine: Engine, sha256: str) -> DatasetSummary | None:

@@ -15,14 +15,8 @@ from cim.db.copy import copy_rows, reserve_ids
 from importers.ifc.facts import ProductFacts
 from importers.ifc.geometry import ElementMesh
 from importers.ifc.georef import Placement
-from importers.ifc.rows import (
-    as_multipolygon,
-    box3d,
-    ewkb,
-    footprint,
-    mesh_ewkb,
-    psets_without_ids,
-)
+from importers.ifc.rows import as_multipolygon, ewkb, psets_without_ids
+from importers.ifc.workers import Workers
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: stage is ``geometry`` (percent) or ``write`` (elements)."""
@@ -58,6 +52,7 @@ class Writer:
         srid: int,
         progress: Progress | None,
         facts: ProductFacts,
+        workers: Workers,
     ) -> None:
         self.session = session
         self.dataset_id = dataset_id
@@ -66,6 +61,7 @@ class Writer:
         self.srid = srid
         self.progress = progress
         self.facts = facts
+        self.workers = workers
 
     def write(self, meshes: dict[int, ElementMesh]) -> dict[str, Any]:
 
@@ -86,15 +82,18 @@ class Writer:
             )
         )
         element_ids = reserve_ids(self.session, table="building_element", count=len(meshes))
-        by_building: dict[int, list[tuple[ElementMesh, Any]]] = {}
+        by_building: dict[int, list[tuple[ElementMesh, str | None]]] = {}
         rows = []
         by_class: Counter[str] = Counter()
         triangles = 0
-        for index, (row_id, mesh) in enumerate(zip(element_ids, meshes.values(), strict=True)):
+        ordered = list(meshes.values())
+        encoded = self.workers.encode([(m.vertices, m.faces) for m in ordered], self.srid)
+        for index, (row_id, mesh, values) in enumerate(
+            zip(element_ids, ordered, encoded, strict=True)
+        ):
             facts = self.facts.get(mesh.product_id)
-            outline = footprint(mesh.vertices, mesh.faces)
             if facts.building_id is not None and not facts.is_space:
-                by_building.setdefault(facts.building_id, []).append((mesh, outline))
+                by_building.setdefault(facts.building_id, []).append((mesh, values.footprint))
             rows.append(
                 [
                     row_id,
@@ -109,9 +108,9 @@ class Writer:
                     facts.material,
                     mesh.color,
                     len(mesh.faces),
-                    mesh_ewkb(mesh.vertices, mesh.faces, self.srid),
-                    ewkb(outline, self.srid),
-                    box3d(mesh.vertices),
+                    values.mesh,
+                    values.footprint,
+                    values.bbox3d,
                 ]
             )
             by_class[mesh.ifc_class] += 1
@@ -136,7 +135,7 @@ class Writer:
         self,
         buildings: list[Any],
         building_ids: dict[int, int],
-        by_building: dict[int, list[tuple[ElementMesh, Any]]],
+        by_building: dict[int, list[tuple[ElementMesh, str | None]]],
     ) -> None:
         import ifcopenshell.util.element
 
@@ -147,7 +146,7 @@ class Writer:
             base_z = top_z = None
             if members:
                 parts = [o for _, o in by_building[building.id()] if o is not None]
-                outline = _union(parts)
+                outline = _union(list(shapely.from_wkb(parts)))
                 heights = np.concatenate([m.vertices[:, 2] for m in members])
                 base_z, top_z = float(heights.min()), float(heights.max())
             attrs = {

@@ -1,0 +1,184 @@
+"""Kernel work on every core: forked processes that triangulate and encode element rows.
+
+Why processes: ifcopenshell's threaded iterator was slower with two threads than with one on
+the 2-core bench machine, and the Python work per element (plan footprints with GEOS, EWKB)
+holds the GIL. Children forked after the file is parsed inherit it (no re-parse, nothing of
+it pickled) and send back plain bytes. A child that dies (a kernel crash) fails the import
+instead of hanging it; children die with their parent (``PR_SET_PDEATHSIG``), so a killed
+import leaves no kernel running. One worker means no processes at all.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from functools import partial
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from cim.errors import ImportFailed
+from importers.ifc.geometry import KernelTask, Piece, triangulate
+from importers.ifc.rows import box3d, ewkb, footprint, mesh_ewkb
+
+CHUNKS_PER_WORKER = 6
+"""Kernel tasks per worker: enough to even out heavy and light chunks, few iterator set-ups."""
+ROWS_PER_TASK = 64
+_PR_SET_PDEATHSIG = 1
+
+_inherited_file: Any = None
+
+
+class ElementValues(NamedTuple):
+    """An element's encoded geometry columns."""
+
+    mesh: str
+    """Hex EWKB MULTIPOLYGON Z."""
+    footprint: str | None
+    """Hex EWKB MULTIPOLYGON of the plan outline (None without plan area)."""
+    bbox3d: str | None
+
+
+def encode_element(
+    vertices: npt.NDArray[np.float64], faces: npt.NDArray[np.int64], srid: int
+) -> ElementValues:
+    """The mesh, footprint and box columns of one element in storage coordinates."""
+    return ElementValues(
+        mesh=mesh_ewkb(vertices, faces, srid),
+        footprint=ewkb(footprint(vertices, faces), srid),
+        bbox3d=box3d(vertices),
+    )
+
+
+def chunk_by_cost(
+    product_ids: Sequence[int], costs: dict[int, int], parts: int, shared: set[int]
+) -> list[KernelTask]:
+    """About ``parts`` tasks of similar total cost, the costliest first (``shared``: the ids
+    whose bodies have copies, triangulated in object coordinates).
+
+    Handed out in this order, the long boolean-heavy chunks start at once and the cheap ones
+    fill the gaps at the end (longest processing time first).
+    """
+    ordered = sorted(product_ids, key=lambda i: -costs.get(i, 1))
+    total = sum(costs.get(i, 1) for i in ordered)
+    target = max(1.0, total / max(1, parts))
+    chunks: list[KernelTask] = []
+    current = KernelTask([], [])
+    weight = 0
+    for product_id in ordered:
+        (current.shared if product_id in shared else current.alone).append(product_id)
+        weight += costs.get(product_id, 1)
+        if weight >= target:
+            chunks.append(current)
+            current, weight = KernelTask([], []), 0
+    if current.shared or current.alone:
+        chunks.append(current)
+    return chunks
+
+
+class Workers:
+    """``count`` forked children sharing the parsed ``ifc`` (or the calling process for one)."""
+
+    def __init__(self, ifc: Any, count: int) -> None:
+        self.ifc = ifc
+        self.count = max(1, count)
+        self._pool: ProcessPoolExecutor | None = None
+        if self.count > 1 and "fork" in multiprocessing.get_all_start_methods():
+            self._pool = ProcessPoolExecutor(
+                self.count,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_start_child,
+                initargs=(ifc, os.getpid()),
+            )
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def triangulate(self, chunks: list[KernelTask]) -> TriangulationRun:
+        """Start triangulating ``chunks``; collect with :meth:`TriangulationRun.results`."""
+        return TriangulationRun(self, chunks)
+
+    def encode(
+        self, meshes: Sequence[tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]], srid: int
+    ) -> Iterator[ElementValues]:
+        """:func:`encode_element` of each ``(vertices, faces)``, in order."""
+        if self._pool is None:
+            for vertices, faces in meshes:
+                yield encode_element(vertices, faces, srid)
+            return
+        batches = [meshes[i : i + ROWS_PER_TASK] for i in range(0, len(meshes), ROWS_PER_TASK)]
+        try:
+            for values in self._pool.map(partial(_encode_batch, srid=srid), batches):
+                yield from values
+        except BrokenProcessPool:
+            raise ImportFailed("a geometry worker process died while encoding rows") from None
+
+
+class TriangulationRun:
+    """Chunks in flight; the caller may do other work before asking for the results."""
+
+    def __init__(self, workers: Workers, chunks: list[KernelTask]) -> None:
+        self.workers = workers
+        self.chunks = chunks
+        self._futures: list[Future[list[Piece]]] = []
+        if workers._pool is not None:
+            try:
+                self._futures = [
+                    workers._pool.submit(_triangulate_in_child, chunk) for chunk in chunks
+                ]
+            except BrokenProcessPool:
+                raise ImportFailed("a geometry worker process could not start") from None
+
+    def results(self) -> Iterator[list[Piece]]:
+        """Each chunk's pieces as it completes (in order when there are no processes)."""
+        if not self._futures:
+            for chunk in self.chunks:
+                yield triangulate(self.workers.ifc, chunk)
+            return
+        pending = set(self._futures)
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+        except BrokenProcessPool:
+            raise ImportFailed(
+                "the geometry kernel crashed in a worker process; nothing was imported"
+            ) from None
+
+
+def _start_child(ifc: Any, parent: int) -> None:
+    global _inherited_file
+    _inherited_file = ifc
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    try:
+        libc = ctypes.CDLL(None)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _triangulate_in_child(task: KernelTask) -> list[Piece]:
+    return triangulate(_inherited_file, task)
+
+
+def _encode_batch(
+    batch: Sequence[tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]], srid: int
+) -> list[ElementValues]:
+    return [encode_element(vertices, faces, srid) for vertices, faces in batch]
