@@ -75,8 +75,10 @@ def check_source(network: Network) -> tuple[Network, list[Issue]]:
         issues.append(Issue("duplicate_code", str(code), f"segment {code} appears {count} times"))
     segments = segments[~dup_segments]
     known = pd.Index(nodes["code"])
-    starts_ok = known.get_indexer(segments["start"]) >= 0
-    ends_ok = known.get_indexer(segments["end"]) >= 0
+    starts = known.get_indexer(segments["start"]).astype(np.int64)
+    ends = known.get_indexer(segments["end"]).astype(np.int64)
+    starts_ok = starts >= 0
+    ends_ok = ends >= 0
     for row in segments[~(starts_ok & ends_ok)].itertuples():
         missing = [str(c) for c in (row.start, row.end) if c is None or c not in known]
         issues.append(
@@ -87,7 +89,10 @@ def check_source(network: Network) -> tuple[Network, list[Issue]]:
                 + ", ".join(m if m != "None" else "(empty)" for m in missing),
             )
         )
-    segments = segments[starts_ok & ends_ok]
+    # Kept for index_ends: resolving a million codes again cost more than all the checks
+    segments = segments[starts_ok & ends_ok].assign(
+        start_index=starts[starts_ok & ends_ok], end_index=ends[starts_ok & ends_ok]
+    )
     clean = Network(
         nodes=nodes,
         segments=segments,
