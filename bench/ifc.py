@@ -6,7 +6,8 @@ samples: the wall-clock time of ``import_ifc`` (open, georeference, triangulate 
 threaded iterator, COPY into PostGIS), split into geometry and write, then the time to build
 the ``buildings`` 3D Tiles layer from the database. Baseline: ``py3dtiles convert`` on the same
 file in the same run (installed into its own venv, ``bench/.venv-py3dtiles``, so its pins
-cannot disturb cim's). Goal: (import + tiles) / py3dtiles <= 0.5.
+cannot disturb cim's). Acceptance (issue 21): (import + tiles) / py3dtiles <= 0.7 on both
+files; goal 0.5. CPU figures include the import's forked kernel workers.
 Usage: ``python bench/ifc.py [--database-url URL] [--threads N] [--no-baseline]``.
 """
 
@@ -38,6 +39,8 @@ SRID = 32616
 ORIGIN = Flags(origin=(684000.0, 4190000.0, 260.0))  # the demo's KY4 area
 PY3DTILES_VENV = ROOT / "bench" / ".venv-py3dtiles"
 GOAL_RATIO = 0.5
+ACCEPT_RATIO = 0.7
+"""Issue 21's acceptance: (import + tiles) <= 0.7 x py3dtiles on every file; 0.5 is the goal."""
 
 
 def ensure_py3dtiles() -> Path | None:
@@ -73,12 +76,12 @@ def measure_import(engine: Any, path: Path, threads: int | None) -> dict[str, An
         marks.setdefault(stage, time.perf_counter())
 
     started = time.perf_counter()
-    cpu_started = time.process_time()
+    cpu_started = own_and_children_cpu()
     result = import_ifc(
         engine, path, flags=ORIGIN, replace=True, threads=threads, progress=progress
     )
     seconds = time.perf_counter() - started
-    cpu = time.process_time() - cpu_started
+    cpu = own_and_children_cpu() - cpu_started
     counts = result.result.dataset.counts
     geometry_end = marks.get("write", time.perf_counter())
     return {
@@ -91,6 +94,12 @@ def measure_import(engine: Any, path: Path, threads: int | None) -> dict[str, An
         "triangles": counts["triangles"],
         "skipped": counts["skipped"],
     }
+
+
+def own_and_children_cpu() -> float:
+    """CPU seconds of this process and its reaped children (the import's kernel workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime + children_cpu()
 
 
 def children_cpu() -> float:
@@ -125,6 +134,8 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="Skip py3dtiles.")
     args = parser.parse_args()
 
+    load_at_start = round(os.getloadavg()[0], 1)
+    print(f"load average at start {load_at_start}", flush=True)
     build = tiler()
     py3dtiles = None if args.no_baseline else ensure_py3dtiles()
     figures: dict[str, Any] = {"bench": "ifc"}
@@ -137,8 +148,9 @@ def main() -> None:
             run = measure_import(engine, SAMPLES / name, args.threads)
             print(
                 f"{name}: {run['elements']} elements, {run['triangles']} triangles, "
-                f"{run['skipped']} skipped in {run['seconds']:.2f} s (geometry "
-                f"{run['geometry_seconds']:.2f} s, write {run['write_seconds']:.2f} s)",
+                f"{run['skipped']} skipped in {run['seconds']:.2f} s (open + plan + geometry "
+                f"{run['geometry_seconds']:.2f} s, encode + write {run['write_seconds']:.2f} s; "
+                f"CPU {run['cpu_seconds']:.2f} s with the kernel workers)",
                 flush=True,
             )
             figures[f"{key}_elements_per_s"] = round(run["elements"] / run["seconds"], 1)
@@ -164,7 +176,8 @@ def main() -> None:
             print(
                 f"{name}: IFC -> PostGIS -> 3D Tiles {end_to_end:.2f} s, CPU "
                 f"{end_to_end_cpu:.2f} s without the PostgreSQL server (tiles "
-                f"{tile_seconds:.2f} s); py3dtiles convert {shown}",
+                f"{tile_seconds:.2f} s); py3dtiles convert {shown}; ratio "
+                f"{end_to_end / baseline[0] if baseline else float('nan'):.3f}",
                 flush=True,
             )
             figures[f"{key}_end_to_end_s"] = round(end_to_end, 2)
@@ -174,9 +187,14 @@ def main() -> None:
                 figures[f"{key}_ratio"] = round(end_to_end / baseline[0], 3)
                 figures[f"{key}_cpu_ratio"] = round(end_to_end_cpu / baseline[1], 3)
     figures["load_average"] = round(os.getloadavg()[0], 1)
+    figures["load_average_at_start"] = load_at_start
     if ratios:
-        figures["goal"] = f"(import + tiles) / py3dtiles convert <= {GOAL_RATIO}"
-        figures["pass"] = all(r <= GOAL_RATIO for r in ratios)
+        figures["goal"] = (
+            f"(import + tiles) / py3dtiles convert <= {ACCEPT_RATIO} on every file "
+            f"(goal {GOAL_RATIO})"
+        )
+        figures["pass"] = all(r <= ACCEPT_RATIO for r in ratios)
+        figures["goal_met"] = all(r <= GOAL_RATIO for r in ratios)
     else:
         missing = [n for n, ok in (("tiler", build), ("py3dtiles", py3dtiles)) if ok is None]
         print(f"end-to-end ratio vs py3dtiles: not yet measured ({', '.join(missing)} missing)")

@@ -32,6 +32,8 @@ class ProductFacts:
         self.ifc = ifc
         self._facts: dict[int, Facts] = {}
         self._type_psets: dict[int, dict[str, dict[str, Any]]] = {}
+        self._definitions: dict[int, dict[str, Any]] = {}
+        self._parents: dict[int, tuple[Any, Any]] = {}
 
     def add(self, product_id: int) -> None:
         if product_id not in self._facts:
@@ -55,46 +57,72 @@ class ProductFacts:
         )
 
     def psets(self, product: Any) -> dict[str, dict[str, Any]]:
-        """``get_psets(product)``, with each type's own sets read once, not per occurrence.
+        """``get_psets(product)``, each type's and each property definition's values read once.
 
-        Same merge as ifcopenshell: the type's sets first, the occurrence's update them.
+        Same merge as ifcopenshell: the type's sets first, then the occurrence's definitions in
+        order, each updating the set of its name. Definitions are shared (ISSUE_021: 15,672
+        product-set links to 2,386 sets), so reading each once saves most of the time.
         """
         import ifcopenshell.util.element
 
-        element_type = ifcopenshell.util.element.get_type(product)
-        if element_type is None or getattr(product, "IsDefinedBy", None) is None:
+        defined_by = getattr(product, "IsDefinedBy", None)
+        if defined_by is None:
             return ifcopenshell.util.element.get_psets(product)
-        cached = self._type_psets.get(element_type.id())
-        if cached is None:
-            cached = ifcopenshell.util.element.get_psets(element_type, should_inherit=False)
-            self._type_psets[element_type.id()] = cached
-        merged = {name: dict(values) for name, values in cached.items()}
-        own = ifcopenshell.util.element.get_psets(product, should_inherit=False)
-        for name, values in own.items():
-            merged.setdefault(name, {}).update(values)
+        element_type = ifcopenshell.util.element.get_type(product)
+        merged: dict[str, dict[str, Any]] = {}
+        if element_type is not None:
+            cached = self._type_psets.get(element_type.id())
+            if cached is None:
+                cached = ifcopenshell.util.element.get_psets(element_type, should_inherit=False)
+                self._type_psets[element_type.id()] = cached
+            merged = {name: dict(values) for name, values in cached.items()}
+        for relationship in defined_by:
+            if not relationship.is_a("IfcRelDefinesByProperties"):
+                continue
+            definition = relationship.RelatingPropertyDefinition
+            if definition.is_a("IfcPropertySetDefinitionSet"):
+                definitions = definition.wrappedValue
+            else:
+                definitions = (definition,)
+            for member in definitions:
+                merged.setdefault(member.Name, {}).update(self._definition(member))
         return merged
 
-    def parents(self, product: Any) -> tuple[Any, Any]:
-        """The storey and building that hold ``product`` (through aggregates and voids)."""
+    def _definition(self, definition: Any) -> dict[str, Any]:
         import ifcopenshell.util.element
 
-        node = product
-        storey = building = None
-        for _ in range(64):  # guards against cyclic files
-            if node is None:
-                break
-            if node.is_a("IfcBuildingStorey") and storey is None:
-                storey = node
-            if node.is_a("IfcBuilding"):
-                building = node
-                break
-            parent = ifcopenshell.util.element.get_container(node, should_get_direct=True)
+        values = self._definitions.get(definition.id())
+        if values is None:
+            values = ifcopenshell.util.element.get_property_definition(definition) or {}
+            self._definitions[definition.id()] = values
+        return values
+
+    def parents(self, product: Any, depth: int = 0) -> tuple[Any, Any]:
+        """The storey and building that hold ``product`` (through aggregates and voids).
+
+        Remembered per node: the products of a storey share the rest of the walk up.
+        """
+        import ifcopenshell.util.element
+
+        if product is None or depth >= 64:  # 64 guards against cyclic files
+            return None, None
+        known = self._parents.get(product.id())
+        if known is not None:
+            return known
+        if product.is_a("IfcBuilding"):
+            found: tuple[Any, Any] = (None, product)
+        else:
+            parent = ifcopenshell.util.element.get_container(product, should_get_direct=True)
             if parent is None:
-                parent = ifcopenshell.util.element.get_aggregate(node)
+                parent = ifcopenshell.util.element.get_aggregate(product)
             if parent is None:
-                parent = _filled_or_voided(node)
-            node = parent
-        return storey, building
+                parent = _filled_or_voided(product)
+            storey, building = self.parents(parent, depth + 1)
+            if product.is_a("IfcBuildingStorey"):
+                storey = product
+            found = (storey, building)
+        self._parents[product.id()] = found
+        return found
 
 
 def _filled_or_voided(node: Any) -> Any:
