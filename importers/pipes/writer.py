@@ -273,13 +273,33 @@ def _enter_bulk_mode(session: Session, tables: tuple[str, str]) -> bool:
 def _leave_bulk_mode(session: Session, dataset_id: int) -> None:
     """Triggers back on, then the foreign keys checked for the whole dataset at once.
 
-    The check runs with nested loops off: the rows it joins were written by this very
+    First by ranges, which needs no join: when the dataset's node ids are contiguous (count
+    = max - min + 1; they are unless another session drew from the sequence meanwhile), every
+    id between them is one of its nodes, so a segment end inside that range resolves. Two
+    aggregates instead of a join of every end with every node (1.8 s at 1M segments).
+
+    Otherwise the join, with nested loops off: the rows it joins were written by this very
     transaction, so the statistics may still say the tables are empty (they are, for the
     planner, after a dataset was deleted and the tables analysed), and the planner then picks
     a nested-loop anti join over a materialised scan, quadratic in the rows (a 300k-segment
     import spent over ten minutes here). Hash or merge joins are linear whatever the estimate.
     """
     session.execute(text("SET LOCAL session_replication_role = origin"))
+    resolved = session.execute(
+        text(
+            "WITH n AS (SELECT min(id) AS lo, max(id) AS hi, count(*) AS rows"
+            "  FROM pipe_node WHERE dataset_id = :d),"
+            " s AS (SELECT min(least(start_node_id, end_node_id)) AS lo,"
+            "  max(greatest(start_node_id, end_node_id)) AS hi"
+            "  FROM pipe_segment WHERE dataset_id = :d)"
+            " SELECT EXISTS (SELECT 1 FROM dataset WHERE id = :d)"
+            "  AND (s.lo IS NULL OR (n.hi - n.lo + 1 = n.rows AND s.lo >= n.lo AND s.hi <= n.hi))"
+            " FROM n, s"
+        ),
+        {"d": dataset_id},
+    ).scalar()
+    if resolved:
+        return
     nestloop = session.execute(text("SELECT current_setting('enable_nestloop')")).scalar()
     session.execute(text("SELECT set_config('enable_nestloop', 'off', true)"))
     missing = session.execute(
