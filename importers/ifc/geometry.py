@@ -178,7 +178,8 @@ class Assembly:
         self.misplaced: list[int] = []
         """Representatives whose iterator matrix disagrees with the plan's (copies redone)."""
 
-    def add(self, piece: Piece) -> None:
+    def add(self, piece: Piece) -> list[int]:
+        """Place ``piece`` on its product and the copies; the product ids it touched."""
         local = np.frombuffer(piece.vertices, dtype=np.float64).reshape(-1, 3)
         faces = np.frombuffer(piece.faces, dtype=np.int32).reshape(-1, 3).astype(np.int64)
         style_faces = _style_faces(piece)
@@ -186,14 +187,15 @@ class Assembly:
         self._place(piece.product_id, local, matrix, faces, style_faces)
         copies = self.plan.copies.get(piece.product_id, ())
         if not copies:
-            return
+            return [piece.product_id]
         expected = self.plan.matrices.get(piece.product_id)
         if expected is None or not np.allclose(expected, matrix, rtol=1e-9, atol=1e-6):
             if piece.product_id not in self.misplaced:
                 self.misplaced.append(piece.product_id)
-            return
+            return [piece.product_id]
         for copy_id in copies:
             self._place(copy_id, local, self.plan.matrices[copy_id], faces, style_faces)
+        return [piece.product_id, *copies]
 
     def redo(self) -> list[int]:
         """Copies of misplaced representatives, to triangulate one by one; forgets them."""

@@ -19,20 +19,19 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from cim.config import DEFAULT_IFCZIP_MAX_EXPANDED_BYTES
-from cim.crs import crs_label, to_storage
+from cim.crs import crs_label
 from cim.db.connect import storage_srid
 from cim.db.models import Dataset
 from cim.errors import ImportFailed, InvalidInput, NotFound
 from cim.services.datasets import DatasetSource, DatasetSummary, dataset_summary, file_sha256
 from importers.base import ImportResult, WriteOutcome, run_import
 from importers.ifc.archive import ARCHIVE_SUFFIXES, extract_ifc_member, open_step
+from importers.ifc.encoding import EarlyEncoder, move_to_storage
 from importers.ifc.facts import ProductFacts
-from importers.ifc.geometry import ElementMesh, body_candidates, default_threads
+from importers.ifc.geometry import body_candidates, default_threads
 from importers.ifc.georef import (
     Flags,
-    Placement,
     check_model_extent,
-    horizontal_crs,
     resolve_placement,
 )
 from importers.ifc.meshes import element_meshes
@@ -106,10 +105,12 @@ def import_ifc(
     placement = resolve_placement(ifc, flags=flags, storage_srid=srid)
     facts = ProductFacts(ifc)
     with Workers(ifc, threads or default_threads()) as workers:
+        encoder = EarlyEncoder(workers, placement, srid)
         meshes = element_meshes(
             ifc,
             workers,
             on_product=facts.add,
+            on_meshes=encoder.add,
             progress=(lambda percent: progress("geometry", percent, 100)) if progress else None,
         )
         skipped = sorted(
@@ -121,8 +122,10 @@ def import_ifc(
             raise ImportFailed(
                 f"{path.name}: no element could be triangulated and no building found"
             )
-        check_model_extent(placement, [m.vertices for m in meshes.values()], srid)
-        _to_storage(meshes, placement, srid)
+        check_model_extent(placement, encoder.extent, srid)
+        move_to_storage(
+            [m for m in meshes.values() if m.product_id not in encoder.converted], placement, srid
+        )
         warnings = list(placement.warnings)
         if skipped:
             shown = ", ".join(skipped[:SKIPPED_SHOWN])
@@ -134,7 +137,7 @@ def import_ifc(
             )
 
         def write(session: Session, dataset: Dataset) -> WriteOutcome:
-            writer = Writer(session, dataset.id, ifc, placement, srid, progress, facts, workers)
+            writer = Writer(session, dataset.id, ifc, placement, srid, progress, facts, encoder)
             counts = writer.write(meshes)
             counts["skipped"] = len(skipped)
             return WriteOutcome(
@@ -184,23 +187,6 @@ def _require_content(ifc: Any, path: Path) -> None:
         )
     if not products:
         raise ImportFailed(f"{path.name}: no building elements to import")
-
-
-def _to_storage(meshes: dict[int, ElementMesh], placement: Placement, srid: int) -> None:
-    """Replace each mesh's world-metre vertices by storage coordinates (one pyproj call)."""
-    if not meshes:
-        return
-    ordered = list(meshes.values())
-    sizes = [len(m.vertices) for m in ordered]
-    placed = placement.apply(np.vstack([m.vertices for m in ordered]))
-    source = horizontal_crs(placement.crs)
-    if source.to_epsg() == srid:
-        x, y = placed[:, 0], placed[:, 1]
-    else:
-        x, y, _ = to_storage(source, srid, placed[:, 0], placed[:, 1])
-    stored = np.column_stack([x, y, placed[:, 2]])
-    for mesh, part in zip(ordered, np.split(stored, np.cumsum(sizes)[:-1]), strict=True):
-        mesh.vertices = part
 
 
 def parse_origin(text: str) -> tuple[float, ...]:

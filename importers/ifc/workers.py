@@ -108,6 +108,21 @@ class Workers:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    @property
+    def parallel(self) -> bool:
+        """True when the work goes to child processes."""
+        return self._pool is not None
+
+    def submit_encode(
+        self, meshes: Sequence[tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]], srid: int
+    ) -> Future[list[ElementValues]]:
+        """Queue :func:`encode_element` of ``meshes`` behind the work already queued."""
+        assert self._pool is not None
+        try:
+            return self._pool.submit(_encode_batch, meshes, srid)
+        except BrokenProcessPool:
+            raise ImportFailed("a geometry worker process died while encoding rows") from None
+
     def triangulate(self, chunks: list[KernelTask]) -> TriangulationRun:
         """Start triangulating ``chunks``; collect with :meth:`TriangulationRun.results`."""
         return TriangulationRun(self, chunks)

@@ -12,11 +12,11 @@ import shapely
 from sqlalchemy.orm import Session
 
 from cim.db.copy import copy_rows, reserve_ids
+from importers.ifc.encoding import EarlyEncoder
 from importers.ifc.facts import ProductFacts
 from importers.ifc.geometry import ElementMesh
 from importers.ifc.georef import Placement
 from importers.ifc.rows import as_multipolygon, ewkb, psets_without_ids
-from importers.ifc.workers import Workers
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: stage is ``geometry`` (percent) or ``write`` (elements)."""
@@ -52,7 +52,7 @@ class Writer:
         srid: int,
         progress: Progress | None,
         facts: ProductFacts,
-        workers: Workers,
+        encoder: EarlyEncoder,
     ) -> None:
         self.session = session
         self.dataset_id = dataset_id
@@ -61,7 +61,7 @@ class Writer:
         self.srid = srid
         self.progress = progress
         self.facts = facts
-        self.workers = workers
+        self.encoder = encoder
 
     def write(self, meshes: dict[int, ElementMesh]) -> dict[str, Any]:
 
@@ -87,7 +87,7 @@ class Writer:
         by_class: Counter[str] = Counter()
         triangles = 0
         ordered = list(meshes.values())
-        encoded = self.workers.encode([(m.vertices, m.faces) for m in ordered], self.srid)
+        encoded = self.encoder.values(ordered)
         for index, (row_id, mesh, values) in enumerate(
             zip(element_ids, ordered, encoded, strict=True)
         ):
