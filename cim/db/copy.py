@@ -106,16 +106,20 @@ def _take(cursor: Any, sequence: str, count: int) -> tuple[int, int, list[int] |
     another session draws from the sequence meanwhile; else the values themselves, ascending.
 
     One row comes back instead of ``count``: sending a million ids to the client cost more
-    than taking them.
+    than taking them. When another session drew values meanwhile, the span is not ours alone:
+    those values are left unused (a sequence has gaps anyway) and ``count`` more are taken
+    and sent back one by one.
     """
     cursor.execute(
-        "WITH taken AS MATERIALIZED ("
-        "  SELECT nextval(%s::regclass) AS v FROM generate_series(1, %s)),"
-        " span AS (SELECT min(v) AS first, max(v) AS last, count(*) AS n FROM taken)"
-        " SELECT first, last, CASE WHEN last - first + 1 = n THEN NULL"
-        "  ELSE (SELECT array_agg(v ORDER BY v) FROM taken) END FROM span",
+        "SELECT min(v), max(v), count(*) FROM"
+        " (SELECT nextval(%s::regclass) AS v FROM generate_series(1, %s)) AS taken",
         (sequence, count),
     )
     row = cursor.fetchone()
     assert row is not None
-    return int(row[0]), int(row[1]), row[2]
+    first, last, taken = int(row[0]), int(row[1]), int(row[2])
+    if last - first + 1 == taken:
+        return first, last, None
+    cursor.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", (sequence, count))
+    values = [int(r[0]) for r in cursor.fetchall()]
+    return values[0], values[-1], values
