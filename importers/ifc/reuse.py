@@ -163,11 +163,44 @@ class _Placements:
             )
             if parent is not None:
                 try:
-                    relative = ifcopenshell.util.placement.get_axis2placement(
-                        placement.RelativePlacement
-                    )
+                    relative = _axis2placement_3d(placement.RelativePlacement)
+                    if relative is None:
+                        relative = ifcopenshell.util.placement.get_axis2placement(
+                            placement.RelativePlacement
+                        )
                     result = parent @ np.asarray(relative, dtype=np.float64)
                 except Exception:  # an odd placement the util cannot read: keep it alone
                     result = None
         self._cache[placement.id()] = result
         return result
+
+
+def _axis2placement_3d(placement: Any) -> Matrix | None:
+    """``get_axis2placement`` of the common ``IfcAxis2Placement3D`` in plain floats (numpy's
+    ``cross`` on 3-vectors made placements most of the plan's time); None for any other kind.
+    """
+    if placement is None or not placement.is_a("IfcAxis2Placement3D"):
+        return None
+    origin = getattr(placement.Location, "Coordinates", None)
+    if origin is None or len(origin) != 3:
+        return None
+    zx, zy, zz = _unit(placement.Axis.DirectionRatios if placement.Axis else (0.0, 0.0, 1.0))
+    xx, xy, xz = _unit(
+        placement.RefDirection.DirectionRatios if placement.RefDirection else (1.0, 0.0, 0.0)
+    )
+    yx, yy, yz = _unit((zy * xz - zz * xy, zz * xx - zx * xz, zx * xy - zy * xx))
+    return np.array(
+        [
+            [xx, yx, zx, origin[0]],
+            [xy, yy, zy, origin[1]],
+            [xz, yz, zz, origin[2]],
+            [0.0, 0.0, 0.0, 1.0],
+        ],
+        dtype=np.float64,
+    )
+
+
+def _unit(vector: Any) -> tuple[float, float, float]:
+    x, y, z = (float(v) for v in vector)
+    length = (x * x + y * y + z * z) ** 0.5
+    return x / length, y / length, z / length
