@@ -10,7 +10,7 @@ converts the rest itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 
 import numpy as np
@@ -20,14 +20,24 @@ from cim.crs import to_storage
 from cim.errors import CimError
 from importers.ifc.geometry import ElementMesh
 from importers.ifc.georef import Placement, horizontal_crs
-from importers.ifc.workers import ElementValues, Workers
+from importers.ifc.workers import ElementValues, EncodedBatch, MeshInput, Workers
 
 
 class EarlyEncoder:
     """Collects each mesh's world extent; on workers, converts and queues meshes as they come."""
 
-    def __init__(self, workers: Workers, placement: Placement, srid: int) -> None:
+    def __init__(
+        self,
+        workers: Workers,
+        placement: Placement,
+        srid: int,
+        outline_group: Callable[[int], int | None],
+    ) -> None:
         self.workers = workers
+        self.outline_group = outline_group
+        """Product STEP id -> the building whose outline its footprint joins (or None)."""
+        self.outlines: dict[int, list[bytes]] = {}
+        """Building -> partial outlines (WKB), complete once :meth:`values` is consumed."""
         self.placement = placement
         self.srid = srid
         self.extent: list[npt.NDArray[np.float64]] = []
@@ -35,7 +45,7 @@ class EarlyEncoder:
         self.converted: set[int] = set()
         """Products whose vertices are already in storage coordinates."""
         self._stopped = not workers.parallel
-        self._queued: dict[int, tuple[Future[list[ElementValues]], int]] = {}
+        self._queued: dict[int, tuple[Future[EncodedBatch], int]] = {}
 
     def add(self, meshes: list[ElementMesh]) -> None:
         """``element_meshes``' ``on_meshes`` hook."""
@@ -52,21 +62,38 @@ class EarlyEncoder:
             self._stopped = True
             return
         self.converted.update(m.product_id for m in meshes)
-        future = self.workers.submit_encode([(m.vertices, m.faces) for m in meshes], self.srid)
+        future = self.workers.submit_encode(self._inputs(meshes), self.srid)
         for index, mesh in enumerate(meshes):
             self._queued[mesh.product_id] = (future, index)
 
     def values(self, meshes: list[ElementMesh]) -> Iterator[ElementValues]:
         """Each mesh's encoded columns, in the order of ``meshes`` (the rest encoded now)."""
         rest = [m for m in meshes if m.product_id not in self._queued]
-        encoded = self.workers.encode([(m.vertices, m.faces) for m in rest], self.srid)
+        encoded = self._flatten(self.workers.encode(self._inputs(rest), self.srid))
+        seen: set[int] = set()
         for mesh in meshes:
             queued = self._queued.get(mesh.product_id)
             if queued is None:
                 yield next(encoded)
-            else:
-                future, index = queued
-                yield future.result()[index]
+                continue
+            future, index = queued
+            batch = future.result()
+            if id(future) not in seen:
+                seen.add(id(future))
+                self._keep_outlines(batch)
+            yield batch.values[index]
+
+    def _flatten(self, batches: Iterator[EncodedBatch]) -> Iterator[ElementValues]:
+        for batch in batches:
+            self._keep_outlines(batch)
+            yield from batch.values
+
+    def _keep_outlines(self, batch: EncodedBatch) -> None:
+        for group, outline in batch.outlines.items():
+            self.outlines.setdefault(group, []).append(outline)
+
+    def _inputs(self, meshes: list[ElementMesh]) -> list[MeshInput]:
+        return [(m.vertices, m.faces, self.outline_group(m.product_id)) for m in meshes]
 
 
 def move_to_storage(meshes: list[ElementMesh], placement: Placement, srid: int) -> None:

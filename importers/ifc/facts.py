@@ -43,6 +43,11 @@ class ProductFacts:
         self.add(product_id)
         return self._facts[product_id]
 
+    def outline_group(self, product_id: int) -> int | None:
+        """The building whose outline the product's footprint joins (spaces join none)."""
+        facts = self.get(product_id)
+        return None if facts.is_space else facts.building_id
+
     def _read(self, product: Any) -> Facts:
         storey, building = self.parents(product)
         return Facts(

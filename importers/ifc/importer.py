@@ -105,7 +105,7 @@ def import_ifc(
     placement = resolve_placement(ifc, flags=flags, storage_srid=srid)
     facts = ProductFacts(ifc)
     with Workers(ifc, threads or default_threads()) as workers:
-        encoder = EarlyEncoder(workers, placement, srid)
+        encoder = EarlyEncoder(workers, placement, srid, facts.outline_group)
         meshes = element_meshes(
             ifc,
             workers,

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+import shapely
 
 from cim.errors import ImportFailed
 from importers.ifc.geometry import KernelTask, Piece, triangulate
@@ -30,6 +31,9 @@ from importers.ifc.rows import box3d, ewkb, footprint, mesh_ewkb
 CHUNKS_PER_WORKER = 6
 """Kernel tasks per worker: enough to even out heavy and light chunks, few iterator set-ups."""
 ROWS_PER_TASK = 64
+OUTLINE_GRID = 1e-3
+"""Building outlines are unioned on a 1 mm grid (exact overlay of thousands of touching
+footprints fails on nearly coincident edges)."""
 _PR_SET_PDEATHSIG = 1
 
 _inherited_file: Any = None
@@ -45,15 +49,43 @@ class ElementValues(NamedTuple):
     bbox3d: str | None
 
 
-def encode_element(
-    vertices: npt.NDArray[np.float64], faces: npt.NDArray[np.int64], srid: int
-) -> ElementValues:
-    """The mesh, footprint and box columns of one element in storage coordinates."""
-    return ElementValues(
-        mesh=mesh_ewkb(vertices, faces, srid),
-        footprint=ewkb(footprint(vertices, faces), srid),
-        bbox3d=box3d(vertices),
-    )
+MeshInput = tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], int | None]
+"""Storage-coordinate vertices, faces, and the outline group (building) the footprint joins."""
+
+
+class EncodedBatch(NamedTuple):
+    """Encoded rows of a batch and, per outline group, the union of their footprints."""
+
+    values: list[ElementValues]
+    outlines: dict[int, bytes]
+    """Group -> WKB of the union (snapped to :data:`OUTLINE_GRID`) of its footprints here."""
+
+
+def encode_batch(batch: Sequence[MeshInput], srid: int) -> EncodedBatch:
+    """:func:`encode_element` of each mesh, plus each group's partial outline.
+
+    The building outline is the union of its elements' footprints; unioning each batch's part
+    where the footprints are made spreads that GEOS work over the workers, and the writer only
+    unions the few partial outlines.
+    """
+    values = []
+    parts: dict[int, list[Any]] = {}
+    for vertices, faces, group in batch:
+        outline = footprint(vertices, faces)
+        values.append(
+            ElementValues(
+                mesh=mesh_ewkb(vertices, faces, srid),
+                footprint=ewkb(outline, srid),
+                bbox3d=box3d(vertices),
+            )
+        )
+        if group is not None and outline is not None:
+            parts.setdefault(group, []).append(outline)
+    outlines = {
+        group: bytes(shapely.to_wkb(shapely.union_all(shapes, grid_size=OUTLINE_GRID)))
+        for group, shapes in parts.items()
+    }
+    return EncodedBatch(values, outlines)
 
 
 def chunk_by_cost(
@@ -113,13 +145,11 @@ class Workers:
         """True when the work goes to child processes."""
         return self._pool is not None
 
-    def submit_encode(
-        self, meshes: Sequence[tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]], srid: int
-    ) -> Future[list[ElementValues]]:
-        """Queue :func:`encode_element` of ``meshes`` behind the work already queued."""
+    def submit_encode(self, meshes: Sequence[MeshInput], srid: int) -> Future[EncodedBatch]:
+        """Queue :func:`encode_batch` of ``meshes`` behind the work already queued."""
         assert self._pool is not None
         try:
-            return self._pool.submit(_encode_batch, meshes, srid)
+            return self._pool.submit(encode_batch, meshes, srid)
         except BrokenProcessPool:
             raise ImportFailed("a geometry worker process died while encoding rows") from None
 
@@ -127,18 +157,15 @@ class Workers:
         """Start triangulating ``chunks``; collect with :meth:`TriangulationRun.results`."""
         return TriangulationRun(self, chunks)
 
-    def encode(
-        self, meshes: Sequence[tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]], srid: int
-    ) -> Iterator[ElementValues]:
-        """:func:`encode_element` of each ``(vertices, faces)``, in order."""
-        if self._pool is None:
-            for vertices, faces in meshes:
-                yield encode_element(vertices, faces, srid)
-            return
+    def encode(self, meshes: Sequence[MeshInput], srid: int) -> Iterator[EncodedBatch]:
+        """:func:`encode_batch` of ``meshes`` in consecutive batches, in order."""
         batches = [meshes[i : i + ROWS_PER_TASK] for i in range(0, len(meshes), ROWS_PER_TASK)]
+        if self._pool is None:
+            for batch in batches:
+                yield encode_batch(batch, srid)
+            return
         try:
-            for values in self._pool.map(partial(_encode_batch, srid=srid), batches):
-                yield from values
+            yield from self._pool.map(partial(encode_batch, srid=srid), batches)
         except BrokenProcessPool:
             raise ImportFailed("a geometry worker process died while encoding rows") from None
 
@@ -191,9 +218,3 @@ def _start_child(ifc: Any, parent: int) -> None:
 
 def _triangulate_in_child(task: KernelTask) -> list[Piece]:
     return triangulate(_inherited_file, task)
-
-
-def _encode_batch(
-    batch: Sequence[tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]], srid: int
-) -> list[ElementValues]:
-    return [encode_element(vertices, faces, srid) for vertices, faces in batch]

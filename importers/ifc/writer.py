@@ -17,6 +17,7 @@ from importers.ifc.facts import ProductFacts
 from importers.ifc.geometry import ElementMesh
 from importers.ifc.georef import Placement
 from importers.ifc.rows import as_multipolygon, ewkb, psets_without_ids
+from importers.ifc.workers import OUTLINE_GRID
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: stage is ``geometry`` (percent) or ``write`` (elements)."""
@@ -82,7 +83,7 @@ class Writer:
             )
         )
         element_ids = reserve_ids(self.session, table="building_element", count=len(meshes))
-        by_building: dict[int, list[tuple[ElementMesh, str | None]]] = {}
+        by_building: dict[int, list[ElementMesh]] = {}
         rows = []
         by_class: Counter[str] = Counter()
         triangles = 0
@@ -93,7 +94,7 @@ class Writer:
         ):
             facts = self.facts.get(mesh.product_id)
             if facts.building_id is not None and not facts.is_space:
-                by_building.setdefault(facts.building_id, []).append((mesh, values.footprint))
+                by_building.setdefault(facts.building_id, []).append(mesh)
             rows.append(
                 [
                     row_id,
@@ -135,17 +136,18 @@ class Writer:
         self,
         buildings: list[Any],
         building_ids: dict[int, int],
-        by_building: dict[int, list[tuple[ElementMesh, str | None]]],
+        by_building: dict[int, list[ElementMesh]],
     ) -> None:
         import ifcopenshell.util.element
 
         rows = []
         for building in buildings:
-            members = [m for m, _ in by_building.get(building.id(), []) if len(m.faces)]
+            members = [m for m in by_building.get(building.id(), []) if len(m.faces)]
             outline = None
             base_z = top_z = None
             if members:
-                parts = [o for _, o in by_building[building.id()] if o is not None]
+                # Partial unions of the members' footprints, made by the encoding workers.
+                parts = self.encoder.outlines.get(building.id(), [])
                 outline = _union(list(shapely.from_wkb(parts)))
                 heights = np.concatenate([m.vertices[:, 2] for m in members])
                 base_z, top_z = float(heights.min()), float(heights.max())
@@ -213,7 +215,7 @@ def _unit(ifc: Any) -> float:
 def _union(parts: list[shapely.MultiPolygon]) -> Any:
     if not parts:
         return None
-    return as_multipolygon(shapely.union_all(parts, grid_size=1e-3))
+    return as_multipolygon(shapely.union_all(parts, grid_size=OUTLINE_GRID))
 
 
 def _json(value: Any) -> str:
