@@ -94,11 +94,36 @@ def shape_key(product: Any) -> Hashable | None:
                 context.id() if context is not None else 0,
                 representation.RepresentationIdentifier,
                 representation.RepresentationType,
-                tuple(item.id() for item in representation.Items or ()),
+                tuple(_item_key(item) for item in representation.Items or ()),
                 layers,
             )
         )
     return (product.is_a(), tuple(representations), _material_id(product))
+
+
+def _item_key(item: Any) -> Hashable:
+    """An item's id; for a mapped item (one per occurrence of a door, a window, a chair...)
+    what it instantiates: the source map, the target operator's values and its own styles."""
+    if not item.is_a("IfcMappedItem"):
+        return int(item.id())
+    styles = tuple(sorted(s.id() for s in getattr(item, "StyledByItem", None) or ()))
+    return ("mapped", item.MappingSource.id(), _values(item.MappingTarget), styles)
+
+
+def _values(value: Any, depth: int = 0) -> Hashable:
+    """Plain values of an operator, points and directions inlined (other entities by id)."""
+    if isinstance(value, tuple | list):
+        return tuple(_values(v, depth) for v in value)
+    if hasattr(value, "is_a"):
+        if depth < 2 and value.is_a() in (
+            "IfcCartesianTransformationOperator3D",
+            "IfcCartesianTransformationOperator3DnonUniform",
+            "IfcCartesianPoint",
+            "IfcDirection",
+        ):
+            return (value.is_a(), tuple(_values(v, depth + 1) for v in value))
+        return ("#", int(value.id()))
+    return value  # type: ignore[no-any-return]
 
 
 def _layers(representation: Any) -> tuple[int, ...]:
