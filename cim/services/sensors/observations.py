@@ -24,6 +24,7 @@ from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TIMESTAMP
 from sqlalchemy.orm import Session
 
+from cim.db.copy import reserve_ids
 from cim.errors import InvalidInput, NotFound
 from cim.services.sensors.alarm_eval import evaluate_batch
 
@@ -87,12 +88,25 @@ def ensure_partitions(session: Session, moments: Iterable[datetime]) -> list[str
     now = datetime.now(UTC)
     low = now.replace(year=now.year - PARTITION_YEARS_BACK)
     high = now + timedelta(days=366)
-    months = sorted({month_start(m) for m in moments if low <= m <= high})
+    months = sorted(_months(moments, low, high))
     if not months:
         return []
     statement = text("SELECT sensor_observation_ensure_partition(m) FROM unnest(:months) AS m")
     statement = statement.bindparams(bindparam("months", type_=ARRAY(TIMESTAMP(timezone=True))))
     return list(session.execute(statement, {"months": months}).scalars())
+
+
+def _months(moments: Iterable[datetime], low: datetime, high: datetime) -> set[datetime]:
+    """The months of ``moments`` inside [low, high]. A batch mostly spans minutes, so when its
+    first and last month are the same or adjacent those are the answer (two conversions, not
+    one per row); else each moment's month is taken."""
+    inside = [m for m in moments if low <= m <= high]
+    if not inside:
+        return set()
+    first, last = month_start(min(inside)), month_start(max(inside))
+    if (last.year * 12 + last.month) - (first.year * 12 + first.month) <= 1:
+        return {first, last}
+    return {month_start(m) for m in inside}
 
 
 def _check_aware(rows: Sequence[ObservationRow]) -> None:
@@ -118,15 +132,9 @@ def _check_datastreams(session: Session, ids: set[int]) -> None:
 
 
 def _take_ids(session: Session, count: int) -> list[int]:
-    return list(
-        session.execute(
-            text(
-                "SELECT nextval(pg_get_serial_sequence('sensor_observation', 'id'))"
-                " FROM generate_series(1, :n)"
-            ),
-            {"n": count},
-        ).scalars()
-    )
+    """``count`` ids from the observation sequence in one round trip (one row back, not one
+    per id: :func:`cim.db.copy.reserve_ids`)."""
+    return reserve_ids(session, table="sensor_observation", count=count)
 
 
 def _copy(session: Session, rows: Sequence[ObservationRow]) -> None:
@@ -158,23 +166,51 @@ def _copy(session: Session, rows: Sequence[ObservationRow]) -> None:
 Bucket = tuple[int, datetime]
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
 def batch_rollup(rows: Iterable[ObservationRow], resolution: str) -> dict[Bucket, list[float]]:
     """[count, min, max, sum] of the numeric results per (datastream, bucket) of a batch."""
-    buckets: dict[Bucket, list[float]] = {}
+    return batch_rollups(rows)[resolution]
+
+
+def batch_rollups(rows: Iterable[ObservationRow]) -> dict[str, dict[Bucket, list[float]]]:
+    """The hourly and daily [count, min, max, sum] of a batch's numeric results, by
+    (datastream, bucket). One pass over the rows into hours (whole hours since the epoch:
+    exact integer arithmetic on the aware times, no per-row time-zone conversion), then the
+    days from the hours (UTC days are 24 whole hours)."""
+    hours: dict[tuple[int, int], list[float]] = {}
     for row in rows:
-        if not is_numeric(row.result):
+        value = row.result
+        if not is_numeric(value):
             continue
-        value = float(row.result)
-        key = (row.datastream_id, bucket_start(row.phenomenon_time, resolution))
-        found = buckets.get(key)
+        value = float(value)
+        key = (row.datastream_id, (row.phenomenon_time - EPOCH) // HOUR)
+        found = hours.get(key)
         if found is None:
-            buckets[key] = [1, value, value, value]
+            hours[key] = [1, value, value, value]
         else:
             found[0] += 1
-            found[1] = min(found[1], value)
-            found[2] = max(found[2], value)
+            if value < found[1]:
+                found[1] = value
+            if value > found[2]:
+                found[2] = value
             found[3] += value
-    return buckets
+    hourly: dict[Bucket, list[float]] = {}
+    days: dict[tuple[int, int], list[float]] = {}
+    for (datastream_id, hour), stats in hours.items():
+        hourly[(datastream_id, EPOCH + hour * HOUR)] = stats
+        day = days.get((datastream_id, hour // 24))
+        if day is None:
+            days[(datastream_id, hour // 24)] = list(stats)
+        else:
+            day[0] += stats[0]
+            day[1] = min(day[1], stats[1])
+            day[2] = max(day[2], stats[2])
+            day[3] += stats[3]
+    daily = {(ds, EPOCH + day * 24 * HOUR): stats for (ds, day), stats in days.items()}
+    return {"hour": hourly, "day": daily}
 
 
 def merge_rollup(session: Session, table: str, buckets: dict[Bucket, list[float]]) -> None:
@@ -229,21 +265,27 @@ def _extend_phenomenon_times(session: Session, rows: Sequence[ObservationRow]) -
         )
 
 
-def write_observations(session: Session, rows: Sequence[ObservationRow]) -> list[int]:
+def write_observations(
+    session: Session, rows: Sequence[ObservationRow], *, partitions_made: bool = False
+) -> list[int]:
     """Store ``rows`` in the caller's transaction; returns their ids in order.
 
     Raises NotFound when a datastream does not exist, InvalidInput for a naive time.
+    ``partitions_made``: the caller made the month partitions already.
     """
     if not rows:
         return []
-    _check_aware(rows)
+    if not partitions_made:
+        _check_aware(rows)
     _check_datastreams(session, {row.datastream_id for row in rows})
-    ensure_partitions(session, (row.phenomenon_time for row in rows))
+    if not partitions_made:
+        ensure_partitions(session, (row.phenomenon_time for row in rows))
     for row, new_id in zip(rows, _take_ids(session, len(rows)), strict=True):
         row.id = new_id
     _copy(session, rows)
+    rollups = batch_rollups(rows)
     for resolution, table in ROLLUP_TABLES.items():
-        merge_rollup(session, table, batch_rollup(rows, resolution))
+        merge_rollup(session, table, rollups[resolution])
     _extend_phenomenon_times(session, rows)
     evaluate_batch(session, rows)  # alarms commit with the observations that raised them
     return [row.id for row in rows if row.id is not None]
@@ -261,7 +303,7 @@ def insert_observations(engine: Engine, rows: Sequence[ObservationRow]) -> list[
     with Session(engine) as session, session.begin():
         ensure_partitions(session, (row.phenomenon_time for row in rows))
     with Session(engine) as session, session.begin():
-        return write_observations(session, rows)
+        return write_observations(session, rows, partitions_made=True)
 
 
 def refresh_buckets(session: Session, datastream_id: int, moments: Iterable[datetime]) -> None:
