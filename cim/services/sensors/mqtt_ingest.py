@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from cim.db.models import Datastream
 from cim.errors import CimError, ConfigError
+from cim.faults import pause_point
 from cim.services.sensors.ingest import default_feature
 from cim.services.sensors.mqtt_messages import (
     SUBSCRIPTION,
@@ -237,6 +238,7 @@ class MqttIngester:
             self._features.clear()
             return False
         written = time.perf_counter()
+        pause_point("mqtt-ack")  # fault tests kill here: the batch stored, not acknowledged
         assert self._session is not None
         self._session.ack([m.mid for m in batch], batch[0].generation)
         if self.publish_back:
