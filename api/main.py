@@ -74,7 +74,8 @@ def create_app(settings: CimSettings) -> FastAPI:
         open_state(app, settings)
         size_thread_pool(settings)
         warm_pool(app.state.read_engine, settings.request_threads)
-        app.state.sensors = SensorRuntime(app.state.engine)  # alarm stream, MQTT (api.mqtt)
+        # the alarm stream, MQTT ingestion (api.mqtt)
+        app.state.sensors = SensorRuntime(app.state.engine, settings)
         app.state.sensors.start()
         try:
             yield

@@ -5,29 +5,24 @@ Made in the lifespan (``api.main``) and kept on ``app.state.sensors``:
 - the alarm listener (one ``LISTEN`` connection) feeding ``GET /alarms/stream``;
 - a thread raising missing-data alarms every :data:`MISSING_CHECK_SECONDS` (each worker runs
   one; the open-alarm unique index keeps them from raising the same alarm twice);
-- with ``cim serve --mqtt`` (which sets ``CIM_MQTT_URL``): an :class:`MqttIngester` subscribed
-  to the broker. ``cim serve`` refuses ``--mqtt`` with several workers: one persistent MQTT
-  session has one consumer.
+- with ``cim serve --mqtt`` (which sets ``CIM_MQTT_URL``, ``settings.mqtt_url``): an
+  :class:`MqttIngester` subscribed to the broker. ``cim serve`` refuses ``--mqtt`` with
+  several workers: one persistent MQTT session has one consumer.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from cim.config import CimSettings
 from cim.services.sensors.alarm_eval import check_missing
 from cim.services.sensors.alarm_listener import AlarmListener
-from cim.services.sensors.mqtt_ingest import (
-    MQTT_BATCH_ENV,
-    MQTT_PUBLISH_ENV,
-    MQTT_URL_ENV,
-    MqttIngester,
-)
+from cim.services.sensors.mqtt_ingest import MqttIngester
 
 logger = logging.getLogger("cim.sensors")
 MISSING_CHECK_SECONDS = 30.0
@@ -36,16 +31,19 @@ MISSING_CHECK_SECONDS = 30.0
 class SensorRuntime:
     """The sensor threads of one API process (see the module docstring)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, settings: CimSettings) -> None:
         self.engine = engine
         conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self.listener = AlarmListener(conninfo)
         self.ingester: MqttIngester | None = None
-        url = os.environ.get(MQTT_URL_ENV)
-        if url:
-            batch = int(os.environ.get(MQTT_BATCH_ENV, "2000"))
-            publish = os.environ.get(MQTT_PUBLISH_ENV, "1") != "0"
-            self.ingester = MqttIngester(engine, url, batch_size=batch, publish_back=publish)
+        if settings.mqtt_url:
+            self.ingester = MqttIngester(
+                engine,
+                settings.mqtt_url,
+                batch_size=settings.mqtt_batch,
+                flush_ms=settings.mqtt_flush_ms,
+                publish_back=settings.mqtt_publish,
+            )
         self._stop = threading.Event()
         self._checker = threading.Thread(target=self._check, name="cim-missing-data", daemon=True)
 

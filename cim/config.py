@@ -192,6 +192,23 @@ class CimSettings(BaseSettings):
         ge=1,
         description="Most points of one elevation request (GET or POST) or profile samples.",
     )
+    mqtt_url: str | None = Field(
+        default=None,
+        description="MQTT broker to ingest SensorThings observations from (mqtt://host:port); "
+        "set by ``cim serve --mqtt`` / ``--mqtt-url``. Unset: no MQTT ingestion.",
+    )
+    mqtt_batch: int = Field(
+        default=2000, ge=1, le=50_000, description="MQTT messages per write transaction."
+    )
+    mqtt_flush_ms: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        description="A batch smaller than mqtt_batch is written after this many milliseconds.",
+    )
+    mqtt_publish: bool = Field(
+        default=True, description="Publish stored observations back on their topic (as FROST)."
+    )
 
     @field_validator("wal_archive", mode="before")
     @classmethod

@@ -55,11 +55,11 @@ from cim.services.sensors.observations import ObservationRow, insert_observation
 
 logger = logging.getLogger("cim.sensors.mqtt")
 MQTT_URL_ENV = "CIM_MQTT_URL"
-"""Broker URL ``cim serve --mqtt`` hands to the API process (until CimSettings has one)."""
+"""How ``cim serve`` hands its broker to the API processes (``CimSettings.mqtt_url``)."""
 MQTT_BATCH_ENV = "CIM_MQTT_BATCH"
-"""Messages per write, from ``cim serve --mqtt-batch``."""
+"""``CimSettings.mqtt_batch``, from ``cim serve --mqtt-batch``."""
 MQTT_PUBLISH_ENV = "CIM_MQTT_PUBLISH"
-"""``0`` when ``cim serve --no-mqtt-publish``: stored observations are not published back."""
+"""``CimSettings.mqtt_publish``: ``0`` when ``cim serve --no-mqtt-publish``."""
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 STATS_LOG_SECONDS = 10.0
 RETRY_SECONDS = 2.0
