@@ -38,7 +38,8 @@ def command(
         bool, typer.Option("--replace", help="Re-import a file that is already in.")
     ] = False,
     threads: Annotated[
-        int | None, typer.Option(help="Geometry threads (default: one per core, at most 8).")
+        int | None,
+        typer.Option(help="Geometry worker processes (default: one per core, at most 8; 1: none)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:

@@ -106,7 +106,7 @@ class PointcloudOptions(ImportOptions):
 
 
 class IfcOptions(ImportOptions):
-    """An IFC model: where it goes (``crs``, ``origin``, ``rotation``) and geometry threads."""
+    """An IFC model: where it goes (``crs``, ``origin``, ``rotation``) and kernel processes."""
 
     origin: Annotated[tuple[float, ...] | None, BeforeValidator(origin_from_text)] = None
     rotation: float | None = None
