@@ -279,7 +279,7 @@ class EmbeddedCluster:
             f"-c listen_addresses=127.0.0.1 -c port={port} "
             f"-c unix_socket_directories={self.socket_dir} "
             "-c shared_buffers=256MB -c max_connections=200 -c fsync=on "
-            "-c max_wal_size=2GB -c maintenance_work_mem=256MB"
+            "-c max_wal_size=2GB -c maintenance_work_mem=256MB -c wal_buffers=64MB"
         )
         configure_archiving(self.pgdata, self.wal_archive)
         log = self.log_file
