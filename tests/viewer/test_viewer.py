@@ -422,6 +422,73 @@ def test_roads_layer_loads_when_ticked(viewer: ViewerPage, demo_city: DemoCity) 
     assert viewer.page.evaluate("() => cim.geojson.roads.show") is False
 
 
+def _glb_json(path: Path) -> dict[str, Any]:
+    """The JSON chunk of a glb file (header: magic, version, length; then the chunk)."""
+    data = path.read_bytes()
+    length = int.from_bytes(data[12:16], "little")
+    document: dict[str, Any] = json.loads(data[20 : 20 + length])
+    return document
+
+
+def test_compressed_buildings_load_in_cesium(
+    viewer: ViewerPage, demo_city: DemoCity, tmp_path: Path
+) -> None:
+    """``cim tiles build --compress`` content (EXT_meshopt_compression + KHR_mesh_quantization)
+    loads in CesiumJS: every tile it asks for arrives without a failure, and each one's feature
+    count equals the property table of the same file read here."""
+    out = tmp_path / "tiles"
+    subprocess.run(
+        [CIM, "tiles", "build", "--layer", "buildings", "--compress", "--force",
+         "--out", f"file://{out}"],
+        env=demo_city.env, check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    folder = out / "buildings"
+    prefix = f"{demo_city.base}/compressed-test/"
+
+    def serve(route: Any) -> None:
+        name = route.request.url[len(prefix) :].split("?")[0]
+        route.fulfill(path=str(folder / name))
+
+    viewer.page.route(f"{prefix}**", serve)
+    try:
+        loaded = viewer.page.evaluate(
+            """async (url) => {
+                const tileset = await Cesium.Cesium3DTileset.fromUrl(url,
+                    {maximumScreenSpaceError: 1});
+                const failed = [];
+                tileset.tileFailed.addEventListener(e => failed.push(String(e.message)));
+                cim.viewer.scene.primitives.add(tileset);
+                await cim.viewer.zoomTo(tileset);
+                await new Promise(done => {
+                    const stop = tileset.allTilesLoaded.addEventListener(() => { stop(); done(); });
+                    setTimeout(done, 90000);
+                });
+                const tiles = [];
+                const walk = tile => {
+                    if (tile.contentReady && tile.content.featuresLength > 0) {
+                        tiles.push({url: tile.content.url, features: tile.content.featuresLength});
+                    }
+                    tile.children.forEach(walk);
+                };
+                walk(tileset.root);
+                cim.viewer.scene.primitives.remove(tileset);
+                cim.showCity(0);
+                return {tiles, failed};
+            }""",
+            f"{prefix}tileset.json",
+        )
+    finally:
+        viewer.page.unroute(f"{prefix}**")
+    assert loaded["failed"] == []
+    assert loaded["tiles"], "no compressed tile was drawn"
+    for tile in loaded["tiles"]:
+        document = _glb_json(folder / tile["url"][len(prefix) :].split("?")[0])
+        assert "EXT_meshopt_compression" in document["extensionsRequired"]
+        tables = document["extensions"]["EXT_structural_metadata"]["propertyTables"]
+        assert tile["features"] == tables[0]["count"], tile["url"]
+    assert viewer.watch.page_errors == []
+
+
 def test_screenshot_of_the_demo_city(viewer: ViewerPage, demo_city: DemoCity) -> None:
     """test-artifacts/viewer.png (whole city) and viewer-building.png (the IFC building, pipes
     under translucent ground): look at them whenever the viewer changes."""
