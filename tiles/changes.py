@@ -70,18 +70,19 @@ def version_steps(
     return steps
 
 
-# Segment ids (positive) and node ids (negated) touched since :since, neighbours included.
+# Segment ids (positive) and node ids (negated) touched since ``since``, neighbours included
+# (psycopg placeholders: run through ``exec_driver_sql``).
 TOUCHED_SQL = """
 WITH seg_history AS (
     SELECT feature_id AS id, row FROM feature_history
-    WHERE dataset_id = :dataset AND table_name = 'pipe_segment' AND valid_to >= :since),
+    WHERE dataset_id = %(dataset)s AND table_name = 'pipe_segment' AND valid_to >= %(since)s),
 seg AS (
-    SELECT id FROM pipe_segment WHERE dataset_id = :dataset AND valid_from >= :since
+    SELECT id FROM pipe_segment WHERE dataset_id = %(dataset)s AND valid_from >= %(since)s
     UNION SELECT id FROM seg_history),
 node AS (
-    SELECT id FROM pipe_node WHERE dataset_id = :dataset AND valid_from >= :since
+    SELECT id FROM pipe_node WHERE dataset_id = %(dataset)s AND valid_from >= %(since)s
     UNION SELECT feature_id FROM feature_history
-    WHERE dataset_id = :dataset AND table_name = 'pipe_node' AND valid_to >= :since),
+    WHERE dataset_id = %(dataset)s AND table_name = 'pipe_node' AND valid_to >= %(since)s),
 seg_ends AS (
     SELECT unnest(ARRAY[s.start_node_id, s.end_node_id]) AS id
     FROM pipe_segment s WHERE s.id IN (SELECT id FROM seg)
@@ -102,8 +103,7 @@ def touched_features(connection: Connection, steps: list[VersionStep]) -> npt.ND
     found: list[npt.NDArray[np.int64]] = [np.zeros(0, dtype=np.int64)]
     for step in steps:
         rows = connection.exec_driver_sql(
-            TOUCHED_SQL.replace(":dataset", "%(dataset)s").replace(":since", "%(since)s"),
-            {"dataset": step.dataset_id, "since": step.since},
+            TOUCHED_SQL, {"dataset": step.dataset_id, "since": step.since}
         ).fetchall()  # thousands of ids: one fetch, no per-row result processing
         found.append(np.array([row[0] for row in rows], dtype=np.int64))
     return np.unique(np.concatenate(found))

@@ -5,7 +5,6 @@ manifest. Shared by the full build (:mod:`tiles.build`) and the incremental refr
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -69,9 +68,8 @@ def render_here(
     index = job.index
     weights = [int(index.triangles[node.rows].sum()) for node in job.nodes]
     groups = batches(job.nodes, weights, BATCH_TRIANGLES)
-    outputs: list[TileOutput] = []
-    writes: list[Future[str]] = []
-    digests: list[Future[str]] = []
+    # per tile: what it holds, and its file's write, which returns the file's sha256
+    written: list[tuple[tuple[str, int, int, int], Future[str]]] = []
     done, total = 0, sum(int(node.rows.size) for node in job.nodes)
     with ThreadPoolExecutor(max_workers=1) as pool, ThreadPoolExecutor(max_workers=1) as writer:
         pending: Future[Meshed] | None = None
@@ -86,22 +84,15 @@ def render_here(
             for node, (parts, table) in zip(batch, contents, strict=True):
                 data = encode_tile(parts, table, spec=job.spec, compress=job.compress)
                 path = job.folder / "content" / f"{node.key}.{job.extension}"
-                writes.append(writer.submit(_write_and_digest, path, data))
-                digests.append(writes[-1])
-                if len(writes) > WRITES_IN_FLIGHT:
-                    writes.pop(0).result()
-                outputs.append(
-                    TileOutput(node.key, table.count, parts.triangle_count, len(data), "")
-                )
+                held = (node.key, table.count, parts.triangle_count, len(data))
+                written.append((held, writer.submit(_write_and_digest, path, data)))
+                if len(written) > WRITES_IN_FLIGHT:
+                    written[-WRITES_IN_FLIGHT - 1][1].result()  # a few tiles' bytes in flight
                 done += int(node.rows.size)
                 if progress is not None:
                     progress(done, total)
-        for write in writes:
-            write.result()  # surfaces a failed write before the layer is swapped in
-    return [
-        dataclasses.replace(output, sha256=digest.result())
-        for output, digest in zip(outputs, digests, strict=True)
-    ]
+        # .result() surfaces a failed write before the layer is swapped in
+        return [TileOutput(*held, write.result()) for held, write in written]
 
 
 def _write_and_digest(path: Path, data: bytes) -> str:

@@ -69,20 +69,8 @@ def copy_binary(
 
 def reserve_ids(session: Session, *, table: str, count: int) -> list[int]:
     """Take ``count`` ids from the table's sequence, so COPY rows can reference each other."""
-    if count <= 0:
-        return []
-    connection = session.connection().connection.driver_connection
-    assert connection is not None
-    with connection.cursor() as cursor:
-        # Resolve the sequence once: pg_get_serial_sequence per row is a catalog lookup per id
-        # and made this 4-6x slower.
-        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,))
-        sequence = cursor.fetchone()
-        assert sequence is not None
-        first, last, scattered = _take(cursor, sequence[0], count)
-        if scattered is not None:
-            return [int(v) for v in scattered]
-        return list(range(first, last + 1))
+    ids: list[int] = reserve_id_array(session, table=table, count=count).tolist()
+    return ids
 
 
 def reserve_id_array(session: Session, *, table: str, count: int) -> npt.NDArray[np.int64]:
@@ -92,6 +80,8 @@ def reserve_id_array(session: Session, *, table: str, count: int) -> npt.NDArray
     connection = session.connection().connection.driver_connection
     assert connection is not None
     with connection.cursor() as cursor:
+        # Resolve the sequence once: pg_get_serial_sequence per row is a catalog lookup per id
+        # and made this 4-6x slower.
         cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,))
         sequence = cursor.fetchone()
         assert sequence is not None
