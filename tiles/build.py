@@ -1,9 +1,10 @@
 """Build a 3D Tiles layer (buildings, pipes) from PostGIS into ``CIM_DATA_DIR/tiles/<layer>/``.
 
 Flow: a compact feature index (id, 3D box, triangle estimate; 56 bytes a feature) is streamed
-with a server-side cursor -> adaptive quadtree (:mod:`tiles.subdivide`) -> for each tile, its
-rows are fetched, meshed in the tile's ENU frame and written as glb (or b3dm), so memory holds
-one tile's geometry at a time -> ``tileset.json`` (:mod:`tiles.tileset`) -> atomic swap -> the
+with a server-side cursor -> adaptive quadtree (:mod:`tiles.subdivide`; city-model buildings:
+LOD1 blocks over detail leaves, :mod:`tiles.coarse`) -> for each tile, its rows are fetched,
+meshed in the tile's ENU frame and written as glb (or b3dm), so memory holds one tile's
+geometry at a time -> ``tileset.json`` (:mod:`tiles.tileset`) -> atomic swap -> the
 ``tileset`` row records which dataset versions the layer holds (:mod:`tiles.record`), so an
 unchanged layer is not rebuilt. A manifest of where every feature went is written with the
 tiles (:mod:`tiles.manifest`), so that new versions of the datasets rewrite only the tiles they
@@ -26,11 +27,11 @@ from cim.db.connect import storage_srid
 from cim.errors import DatabaseUnavailable, TilingError
 from tiles.atomic import atomic_layer
 from tiles.incremental import refresh_layer
-from tiles.layers import DEFAULT_SENSITIVE, MeshLayer, mesh_layer
+from tiles.layers import DEFAULT_SENSITIVE, MeshLayer, cut_tree, mesh_layer
 from tiles.manifest import sorted_index
 from tiles.record import BuildResult, dataset_versions, read_stamp, record, recorded
 from tiles.render import Progress, Renderer, RenderJob, frame_of
-from tiles.subdivide import DEFAULT_MAX_TRIANGLES, subdivide
+from tiles.subdivide import DEFAULT_MAX_TRIANGLES
 from tiles.write import describe_layer, render
 
 
@@ -122,12 +123,13 @@ def _build(
     with engine.connect() as sa_connection:
         connection: Connection[Any] = sa_connection.connection.driver_connection  # type: ignore[assignment]
         index = sorted_index(source.load_index(connection, **index_options))
-        connection.rollback()
         if len(index) == 0:
+            connection.rollback()
             result.status = "empty"
             shutil.rmtree(target, ignore_errors=True)  # its datasets are gone from the DB
             return
-        root = subdivide(index, max_triangles=options.max_triangles)
+        index, root = cut_tree(layer, connection, index, options.max_triangles)
+        connection.rollback()
         nodes = [node for node in root.walk() if node.rows.size]
         with atomic_layer(target, remove_old_later=True) as folder:
             (folder / "content").mkdir()

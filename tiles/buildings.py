@@ -18,6 +18,8 @@ import numpy.typing as npt
 import shapely
 from psycopg import Connection
 
+from tiles.blocks import block_triangles
+from tiles.coarse import BLOCK_ID_BASE
 from tiles.content import MeshParts, TileFrame, rgba_bytes
 from tiles.gltf import FeatureTable, PropertyColumn
 from tiles.subdivide import FeatureIndex, fetch_index
@@ -104,6 +106,21 @@ SURFACE_SQL = """
 """
 
 
+# The LOD1 block of a building (coarse tiles, :mod:`tiles.coarse`), named after one of its
+# surfaces: the same columns, then its footprint, base and top (its surfaces' at that LoD).
+BLOCK_SQL = """
+    SELECT -(%s + s.id), coalesce(ST_AsBinary(b.footprint),
+                                  ST_AsBinary(ST_Force2D(ST_ConvexHull(s.geom)))),
+           NULL::float8[], coalesce(b.source_id, b.guid), 'Building', b.name,
+           'LoD1 block of LoD ' || s.lod, coalesce(b.name, b.source_id, b.guid), NULL,
+           z.base, z.top
+    FROM building_surface s JOIN building b ON b.id = s.building_id,
+    LATERAL (SELECT min(ST_ZMin(t.geom)) AS base, max(ST_ZMax(t.geom)) AS top
+             FROM building_surface t WHERE t.building_id = s.building_id AND t.lod = s.lod) z
+    WHERE s.id = ANY(%s)
+"""
+
+
 def triangles_from_wkb(blobs: list[bytes]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     """(m, 3, 3) triangles and the index of the geometry each came from.
 
@@ -183,11 +200,15 @@ def fetch_rows(connection: Connection[Any], ids: npt.NDArray[np.int64]) -> dict[
     """The content rows of the elements and surfaces ``ids`` (one query each for a batch of
     tiles), by id."""
     found: dict[int, Row] = {}
+    blocks = ids <= -BLOCK_ID_BASE
     with connection.cursor(binary=True) as cursor:
-        for sql, wanted in ((CONTENT_SQL, ids[ids > 0]), (SURFACE_SQL, -ids[ids < 0])):
+        for sql, wanted in ((CONTENT_SQL, ids[ids > 0]), (SURFACE_SQL, -ids[(ids < 0) & ~blocks])):
             if wanted.size:
                 cursor.execute(sql, (wanted.tolist(),))
                 found.update((int(row[0]), row) for row in cursor.fetchall())
+        if blocks.any():
+            cursor.execute(BLOCK_SQL, (BLOCK_ID_BASE, (-ids[blocks] - BLOCK_ID_BASE).tolist()))
+            found.update((int(row[0]), row) for row in cursor.fetchall())
     return found
 
 
@@ -203,16 +224,26 @@ def tile_content(
 def mesh_tile(
     keyed_rows: list[tuple[int, Row]], frame: TileFrame, *, leaf: bool
 ) -> tuple[MeshParts, FeatureTable]:
-    """Meshes and the property table of one tile's elements (feature id = position)."""
-    del leaf  # element meshes are written as they are at every level
+    """Meshes and the property table of one tile's features (feature id = position): element
+    and surface meshes as they are at every level, blocks (coarse tiles) as LOD1 blocks."""
+    del leaf
     rows = [row for _, row in keyed_rows]
-    triangles, owner = triangles_from_wkb([row[1] for row in rows])
-    local = frame.to_local(triangles.reshape(-1, 3)).reshape(-1, 3, 3)
+    is_block = np.array([key <= -BLOCK_ID_BASE for key, _ in keyed_rows], dtype=bool)
+    meshes = np.flatnonzero(~is_block)
+    triangles, owner = triangles_from_wkb([rows[k][1] for k in meshes])
+    owner = meshes[owner]
     colours = np.array([_colour(row[2], row[4]) for row in rows], dtype=np.uint8).reshape(-1, 4)
+    triangle_colours = colours[owner]
+    if is_block.any():
+        triangles, owner, triangle_colours = _with_blocks(
+            [rows[k] for k in np.flatnonzero(is_block)], np.flatnonzero(is_block),
+            triangles, owner, triangle_colours,
+        )  # fmt: skip
+    local = frame.to_local(triangles.reshape(-1, 3)).reshape(-1, 3, 3)
     parts = MeshParts()
     if local.shape[0]:
         parts.triangles.append(local)
-        parts.colors.append(colours[owner])
+        parts.colors.append(triangle_colours)
         parts.feature_ids.append(owner.astype(np.float32))
     columns = [
         PropertyColumn("guid", "STRING", [r[3] for r in rows], "IFC GlobalId"),
@@ -224,11 +255,36 @@ def mesh_tile(
         PropertyColumn(
             "element_id",
             "INT32",
-            [int(r[0]) for r in rows],
+            [_element_id(int(r[0])) for r in rows],
             "building_element.id (negative: minus the building_surface.id of a city model)",
+            no_data=0,  # -1 is surface 1's
         ),
     ]
     return parts, FeatureTable("cim_buildings", CLASS_NAME, len(rows), columns)
+
+
+def _element_id(key: int) -> int:
+    """The ``element_id`` of a feature: a block shows the surface it is named after."""
+    return key + BLOCK_ID_BASE if key <= -BLOCK_ID_BASE else key
+
+
+def _with_blocks(
+    rows: list[Row],
+    positions: npt.NDArray[np.int64],
+    triangles: npt.NDArray[np.float64],
+    owner: npt.NDArray[np.int64],
+    colours: npt.NDArray[np.uint8],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+    """``triangles`` with the blocks of ``rows`` (features ``positions``) appended: roofs
+    coloured as roofs, walls as walls."""
+    footprints, bases, tops = [r[1] for r in rows], [r[9] for r in rows], [r[10] for r in rows]
+    roofs, walls = block_triangles(footprints, bases, tops)
+    parts, owners, paints = [triangles], [owner], [colours]
+    for colour, (pieces, block) in (("RoofSurface", roofs), ("WallSurface", walls)):
+        parts.append(pieces)
+        owners.append(positions[block])
+        paints.append(np.broadcast_to(rgba_bytes(DEFAULT_COLOURS[colour]), (block.size, 4)))
+    return np.concatenate(parts), np.concatenate(owners), np.concatenate(paints)
 
 
 def _colour(colour: list[float] | None, ifc_class: str) -> npt.NDArray[np.uint8]:

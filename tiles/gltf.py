@@ -43,6 +43,8 @@ class PropertyColumn:
     type: PropertyType
     values: list[Any]
     description: str = ""
+    no_data: Any = None
+    """The column's ``noData`` where the type's default (:data:`NO_DATA`) is a real value."""
 
 
 @dataclass
@@ -93,7 +95,8 @@ def _property_arrays(
     A string column whose every value is empty has no entry (a bufferView cannot be empty);
     the property is optional, so readers see its ``noData``.
     """
-    definition: dict[str, Any] = {"required": False, "noData": NO_DATA[column.type]}
+    no_data = NO_DATA[column.type] if column.no_data is None else column.no_data
+    definition: dict[str, Any] = {"required": False, "noData": no_data}
     if column.description:
         definition["description"] = column.description
     if column.type == "STRING":
@@ -108,7 +111,6 @@ def _property_arrays(
         entry = {"values": values, "stringOffsets": string_offsets, "stringOffsetType": "UINT32"}
         return definition, entry
     dtype = {"FLOAT32": np.float32, "UINT16": np.uint16, "INT32": np.int32}[column.type]
-    no_data = NO_DATA[column.type]
     array = np.array([no_data if v is None else v for v in column.values], dtype=dtype)
     definition.update({"type": "SCALAR", "componentType": column.type})
     return definition, {"values": buffer.add(array.tobytes(), align=8)}

@@ -11,9 +11,10 @@ from psycopg import Connection
 
 from cim.errors import InvalidInput
 from tiles import buildings, pipes
+from tiles.coarse import hierarchy
 from tiles.content import MeshParts, TileFrame
 from tiles.gltf import FeatureTable
-from tiles.subdivide import FeatureIndex
+from tiles.subdivide import FeatureIndex, TileNode, subdivide
 
 SPECS = ("1.1", "1.0")
 DEFAULT_SENSITIVE = frozenset({"RQ", "DL"})
@@ -76,3 +77,14 @@ def mesh_layer(layer: str, spec: str) -> MeshLayer:
     if spec not in SPECS:
         raise InvalidInput(f"unknown 3D Tiles version {spec!r} (1.1 or 1.0)")
     return MESH_LAYERS[layer]
+
+
+def cut_tree(
+    layer: MeshLayer, connection: Connection[Any], index: FeatureIndex, max_triangles: int
+) -> tuple[FeatureIndex, TileNode]:
+    """The tile tree of ``layer`` over ``index`` and the index its rows point into: the plain
+    quadtree (:mod:`tiles.subdivide`), or for buildings with city-model surfaces the hierarchy
+    of LOD1 blocks over detail leaves (:mod:`tiles.coarse`, which adds the blocks)."""
+    if layer.source is buildings:
+        return hierarchy(connection, index, max_triangles=max_triangles)
+    return index, subdivide(index, max_triangles=max_triangles)

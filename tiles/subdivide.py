@@ -60,6 +60,8 @@ class TileNode:
     box: FloatArray
     geometric_error: float = 0.0
     children: list[TileNode] = field(default_factory=list)
+    refine: str | None = None
+    """ADD or REPLACE where it differs from the parent's (the root's default is ADD)."""
 
     def walk(self) -> list[TileNode]:
         """This tile and every descendant, parents first."""

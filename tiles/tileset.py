@@ -63,8 +63,14 @@ def tileset_json(
             relatives,
         ),
     }
-    tileset["root"]["refine"] = "ADD"
+    tileset["root"].setdefault("refine", "ADD")
+    if root.refine is not None:  # a coarse hierarchy: not drawing it misses the whole layer
+        tileset["geometricError"] = max(tileset["geometricError"], _extent(root.box))
     return tileset
+
+
+def _extent(box: npt.NDArray[np.float64]) -> float:
+    return float(np.linalg.norm(box[3:] - box[:3]))
 
 
 class _Regions:
@@ -117,6 +123,8 @@ def _tile_json(
         region[4] = min(region[4], child_region[4])
         region[5] = max(region[5], child_region[5])
     tile: Tile = {"boundingVolume": {"region": region}, "geometricError": node.geometric_error}
+    if node.refine is not None:
+        tile["refine"] = "REPLACE" if node.refine == "REPLACE" else "ADD"
     if frame is not None:
         pair = parent_world.tobytes() + frame.matrix.tobytes()
         if pair not in transforms:

@@ -1,0 +1,193 @@
+"""The city-scale hierarchy of the buildings layer (tiles.coarse): LOD1 blocks on coarse tiles
+with REPLACE, detail on leaves, honest and decreasing geometric errors, ids kept at every level.
+
+Oracles: the 3D Tiles 1.1 schemas, the Khronos glTF validator, the building rows and their
+surfaces' boxes in PostGIS (a brute-force distance computation for the errors), and the IFC
+elements of the shared test city, which must all still be drawn at leaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from sqlalchemy import Engine, text
+
+from cim.db import migrate
+from cim.db.engine import make_engine
+from importers.citymodel.importer import import_buildings
+from tests.conftest import TEST_SRID, create_database
+from tests.tiles.checks import check_tileset, content_path, property_table, read_glb
+from tests.tiles.conftest import X0, Y0, import_city, validate_gltf
+from tiles.build import build_mesh_layer
+from tiles.coarse import MIN_ERROR
+
+BUDGET = 480  # triangles per coarse tile, 120 per leaf: ~10 blocks of detail a leaf
+SIDE = 20  # buildings along each side of the generated city
+
+
+@pytest.fixture(scope="module")
+def city_engine(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    engine = make_engine(create_database(server_url, "cim_test_city_hierarchy"))
+    migrate.upgrade(engine, srid=TEST_SRID, default_srid=TEST_SRID)
+    folder = tmp_path_factory.mktemp("footprints")
+    import_buildings(engine, [_footprints(folder)], mapping=_mapping(folder), replace=True)
+    import_city(engine, "hierarchy")  # IFC elements (and pipes) beside the city model
+    yield engine
+    engine.dispose()
+
+
+def _footprints(folder: Path) -> Path:
+    """A 20 x 20 grid of blocks of varied size and height; a few L shapes and courtyards."""
+    rng = np.random.default_rng(7)
+    shapes, floors = [], []
+    for k in range(SIDE * SIDE):
+        x, y = X0 + 400 + (k % SIDE) * 30.0, Y0 + 400 + (k // SIDE) * 30.0
+        w, d = rng.uniform(6, 24, size=2)
+        shape = shapely.box(x, y, x + w, y + d)
+        if k % 17 == 0:
+            shape = shape.difference(shapely.box(x + w / 2, y + d / 2, x + w + 1, y + d + 1))
+        if k % 29 == 0:
+            shape = shape.difference(shapely.box(x + w / 3, y + d / 3, x + w / 2, y + d / 2))
+        shapes.append(shape)
+        floors.append(int(rng.integers(1, 15)))
+    frame = gpd.GeoDataFrame(
+        {"bid": [f"B{k}" for k in range(len(shapes))], "floors": floors},
+        geometry=shapes,
+        crs=TEST_SRID,
+    )
+    path = folder / "blocks.gpkg"
+    frame.to_file(path, engine="pyogrio")
+    return path
+
+
+def _mapping(folder: Path) -> Path:
+    path = folder / "blocks.yaml"
+    path.write_text("id: bid\nfloors: floors\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def layer(city_engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tiles")
+    result = build_mesh_layer(city_engine, out, "buildings", max_triangles=BUDGET, force=True)
+    assert result.status == "built"
+    return out / "buildings"
+
+
+def _tiles(folder: Path) -> list[dict[str, Any]]:
+    """Every tile with its parent, effective refinement and property rows (if content)."""
+    out: list[dict[str, Any]] = []
+
+    def visit(tile: dict[str, Any], parent: dict[str, Any] | None, refine: str) -> None:
+        refine = tile.get("refine", refine)
+        entry: dict[str, Any] = {"tile": tile, "parent": parent, "refine": refine, "rows": []}
+        if "content" in tile:
+            path = folder / content_path(tile["content"]["uri"])
+            document, binary = read_glb(path.read_bytes())
+            entry["rows"], entry["path"] = property_table(document, binary), path
+        out.append(entry)
+        for child in tile.get("children", []):
+            visit(child, entry, refine)
+
+    tileset = check_tileset(folder)  # the 3D Tiles 1.1 schema, regions inside parents
+    visit(tileset[0][0], None, "ADD")
+    return out
+
+
+def _is_block(row: dict[str, Any]) -> bool:
+    return bool(row["ifc_class"] == "Building")
+
+
+def test_coarse_tiles_replace_and_draw_every_building_above_its_leaf(layer: Path) -> None:
+    tiles = _tiles(layer)
+    inner = [t for t in tiles if t["rows"] and t["tile"].get("children")]
+    blocks = [t for t in inner if any(_is_block(r) for r in t["rows"])]
+    assert len(blocks) >= 5
+    for entry in blocks:  # coarse content holds blocks only, and is replaced by its children
+        assert entry["refine"] == "REPLACE"
+        assert all(_is_block(r) for r in entry["rows"])
+    leaves = [t for t in tiles if t["rows"] and not t["tile"].get("children")]
+    buildings_seen = set()
+    for leaf in leaves:
+        surfaces = [r for r in leaf["rows"] if r["element_id"] < 0]
+        if not surfaces:
+            continue
+        assert leaf["refine"] == "REPLACE" and leaf["tile"]["geometricError"] == 0
+        above = {r["guid"]: r["element_id"] for r in leaf["parent"]["rows"]}
+        for row in surfaces:  # the building's block, named after one of its surfaces
+            assert row["guid"] in above, row
+            buildings_seen.add(row["guid"])
+        mine = {(r["guid"], r["element_id"]) for r in surfaces}
+        assert {(g, above[g]) for g, _ in mine} <= mine
+    assert len(buildings_seen) == SIDE * SIDE
+
+
+def test_geometric_errors_decrease_and_bound_what_is_left_out(
+    layer: Path, city_engine: Engine
+) -> None:
+    with city_engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT b.source_id, ST_XMin(x), ST_YMin(x), ST_ZMin(x), ST_XMax(x), ST_YMax(x),"
+                " ST_ZMax(x) FROM building b, LATERAL (SELECT ST_3DExtent(s.geom) AS x"
+                " FROM building_surface s WHERE s.building_id = b.id) e"
+            )
+        ).all()
+    box = {r[0]: np.array(r[1:], dtype=np.float64) for r in rows}
+    tiles = _tiles(layer)
+    under: dict[int, set[str]] = {}
+    for entry in reversed(tiles):  # children before parents
+        held = {r["guid"] for r in entry["rows"] if r["element_id"] < 0}
+        under.setdefault(id(entry), set()).update(held)
+        if entry["parent"] is not None:
+            under.setdefault(id(entry["parent"]), set()).update(under[id(entry)])
+    checked = 0
+    for entry in tiles:
+        tile, error = entry["tile"], entry["tile"]["geometricError"]
+        for child in tile.get("children", []):
+            assert child["geometricError"] <= error
+        if not any(_is_block(r) for r in entry["rows"]):
+            continue
+        kept = {r["guid"] for r in entry["rows"]}
+        assert kept <= under[id(entry)]
+        assert error >= MIN_ERROR
+        left = sorted(under[id(entry)] - kept)
+        if left:  # brute force: each left-out building to the nearest kept block
+            centre = {g: (box[g][:3] + box[g][3:]) / 2 for g in under[id(entry)]}
+            kept_centres = np.array([centre[g] for g in sorted(kept)])
+            for guid in left:
+                radius = np.linalg.norm(box[guid][3:] - box[guid][:3]) / 2
+                nearest = np.linalg.norm(kept_centres - centre[guid], axis=1).min()
+                assert error >= nearest + radius - 1e-6, (tile["geometricError"], guid)
+            checked += 1
+    assert checked >= 1  # the coarsest tiles leave small buildings out
+
+
+def test_ifc_elements_stay_at_their_leaves_with_add(layer: Path, city_engine: Engine) -> None:
+    with city_engine.connect() as conn:
+        guids = set(
+            conn.execute(text("SELECT guid FROM building_element WHERE NOT is_space")).scalars()
+        )
+    tiles = _tiles(layer)
+    seen: set[str] = set()
+    for entry in tiles:
+        elements = [r for r in entry["rows"] if r["element_id"] > 0]
+        if elements:
+            assert entry["refine"] == "ADD"
+            seen.update(r["guid"] for r in elements)
+    assert seen == guids
+    root = tiles[0]["tile"]
+    assert root["refine"] == "ADD" and "content" not in root
+
+
+def test_coarse_content_is_valid_gltf(layer: Path) -> None:
+    files = [t["path"] for t in _tiles(layer) if t["rows"] and any(_is_block(r) for r in t["rows"])]
+    report = validate_gltf(files)
+    assert {f: r["errors"] for f, r in report.items() if r["errors"]} == {}
+    assert len(report) == len(files)

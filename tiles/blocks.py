@@ -1,0 +1,132 @@
+"""LOD1 blocks of city-model buildings: a footprint extruded from base to top, roof and walls.
+
+The coarse tiles of the buildings layer (:mod:`tiles.coarse`) draw each building they keep as
+this block, its roof coloured as a roof and its walls as walls, with no floor (a block is seen
+from above or from the side at the distances it is drawn from). Rings are oriented counter-
+clockwise first so that roofs face up and walls face out. Walls and the roofs of convex rings
+without holes (nearly every footprint) are made in one numpy pass for a whole tile; other
+roofs are triangulated with earcut, one polygon at a time.
+
+Examples
+--------
+>>> import shapely
+>>> roofs, walls = block_triangles([shapely.to_wkb(shapely.box(0, 0, 2, 1))], [0.0], [3.0])
+>>> roofs[0].shape, walls[0].shape, roofs[1].tolist()
+((2, 3, 3), (8, 3, 3), [0, 0])
+>>> float(roofs[0][:, :, 2].max()), float(walls[0][:, :, 2].min())
+(3.0, 0.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import mapbox_earcut
+import numpy as np
+import numpy.typing as npt
+import shapely
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+Triangles = tuple[FloatArray, IntArray]
+"""(m, 3, 3) triangles and the building each belongs to."""
+
+
+def block_triangles(
+    footprints: Sequence[bytes | None], bases: Sequence[float], tops: Sequence[float]
+) -> tuple[Triangles, Triangles]:
+    """The roofs (at ``top``) and the walls (``base`` to ``top``) of the buildings whose 2D
+    (multi)polygon footprints are given as WKB (None: no block)."""
+    geometries = shapely.from_wkb(np.array(list(footprints), dtype=object))
+    polygons, owner = shapely.get_parts(geometries, return_index=True)
+    if polygons.size == 0:
+        empty = (np.zeros((0, 3, 3)), np.zeros(0, np.int64))
+        return empty, empty
+    polygons = shapely.orient_polygons(polygons)  # exteriors counter-clockwise, holes not
+    rings, ring_polygon = shapely.get_rings(polygons, return_index=True)
+    closed = shapely.get_coordinates(rings)
+    counts = shapely.get_num_coordinates(rings).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    base = np.asarray(bases, dtype=np.float64)[owner]
+    top = np.asarray(tops, dtype=np.float64)[owner]
+    walls = _walls(closed, counts, base[ring_polygon], top[ring_polygon])
+    wall_owner = np.repeat(owner[ring_polygon], 2 * (counts - 1))
+    holes = shapely.get_num_interior_rings(polygons)
+    exterior = np.concatenate([[0], np.cumsum(holes + 1)[:-1]])  # each polygon's first ring
+    fan = (holes == 0) & _convex(closed, starts[exterior], counts[exterior])
+    roofs = [_fans(closed, starts[exterior[fan]], counts[exterior[fan]], top[fan])]
+    roof_owner = [np.repeat(owner[fan], np.maximum(counts[exterior[fan]] - 3, 0))]
+    for polygon in np.flatnonzero(~fan):
+        first = int(exterior[polygon])
+        pieces = [
+            closed[starts[r] : starts[r] + counts[r] - 1]
+            for r in range(first, first + int(holes[polygon]) + 1)
+        ]
+        cap = _earcut(pieces, float(top[polygon]))
+        roofs.append(cap)
+        roof_owner.append(np.full(cap.shape[0], owner[polygon], dtype=np.int64))
+    return (np.concatenate(roofs), np.concatenate(roof_owner)), (walls, wall_owner)
+
+
+def _walls(closed: FloatArray, counts: IntArray, base: FloatArray, top: FloatArray) -> FloatArray:
+    """Two triangles per edge of every ring (closed rings, one after another), facing out of
+    a counter-clockwise exterior and into the courtyard of a clockwise hole."""
+    last = np.cumsum(counts) - 1
+    edge = np.ones(closed.shape[0], dtype=bool)
+    edge[last] = False  # the closing point starts no edge
+    a, b = closed[edge], closed[np.flatnonzero(edge) + 1]
+    low, high = np.repeat(base, counts - 1), np.repeat(top, counts - 1)
+    # per edge: (low a, low b, high b) and (low a, high b, high a)
+    out = np.empty((a.shape[0], 2, 3, 3))
+    for triangle, corner, point, z in (
+        (0, 0, a, low), (0, 1, b, low), (0, 2, b, high),
+        (1, 0, a, low), (1, 1, b, high), (1, 2, a, high),
+    ):  # fmt: skip
+        out[:, triangle, corner, :2] = point
+        out[:, triangle, corner, 2] = z
+    return out.reshape(-1, 3, 3)
+
+
+def _convex(closed: FloatArray, starts: IntArray, counts: IntArray) -> npt.NDArray[np.bool_]:
+    """Whether each counter-clockwise ring (closed, at ``starts``) never turns right."""
+    distinct = np.maximum(counts - 1, 1)
+    owner = np.repeat(np.arange(starts.size), distinct)
+    local = np.arange(owner.size) - np.repeat(np.cumsum(distinct) - distinct, distinct)
+    size = distinct[owner]
+    here = starts[owner] + local
+    following = starts[owner] + (local + 1) % size
+    after = starts[owner] + (local + 2) % size
+    edge = closed[following] - closed[here]
+    next_edge = closed[after] - closed[following]
+    turn = edge[:, 0] * next_edge[:, 1] - edge[:, 1] * next_edge[:, 0]
+    scale = np.maximum(np.abs(edge).max(axis=1), 1.0) ** 2  # metres: a relative tolerance
+    right = np.zeros(starts.size, dtype=bool)
+    np.logical_or.at(right, owner, turn < -1e-9 * scale)
+    return ~right & (counts >= 4)
+
+
+def _fans(closed: FloatArray, starts: IntArray, counts: IntArray, z: FloatArray) -> FloatArray:
+    """Fan triangles of convex counter-clockwise rings (closed, at ``starts``) at heights z."""
+    fans = np.maximum(counts - 3, 0)  # n distinct points: n - 2 triangles
+    if not fans.sum():
+        return np.zeros((0, 3, 3))
+    apex = np.repeat(starts, fans)
+    step = np.arange(int(fans.sum())) - np.repeat(np.cumsum(fans) - fans, fans) + 1
+    corners = np.stack([apex, apex + step, apex + step + 1], axis=1)
+    flat = closed[corners]
+    heights = np.repeat(z, fans)[:, None, None] * np.ones((1, 3, 1))
+    return np.concatenate([flat, heights], axis=2)
+
+
+def _earcut(rings: list[FloatArray], z: float) -> FloatArray:
+    """Triangles (counter-clockwise seen from above) of a horizontal face with holes."""
+    if rings[0].shape[0] < 3:
+        return np.zeros((0, 3, 3))
+    points = np.concatenate(rings)
+    ends = np.cumsum([r.shape[0] for r in rings]).astype(np.uint32)
+    indices = mapbox_earcut.triangulate_float64(points, ends)
+    flat = points[np.asarray(indices, dtype=np.int64).reshape(-1, 3)]
+    e1, e2 = flat[:, 1] - flat[:, 0], flat[:, 2] - flat[:, 0]
+    clockwise = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0] < 0
+    flat[clockwise] = flat[clockwise][:, ::-1]  # earcut's winding follows no rule
+    return np.concatenate([flat, np.full((*flat.shape[:2], 1), z)], axis=2)

@@ -1,0 +1,296 @@
+"""City-scale tile tree of the buildings layer: LOD1 blocks on coarse tiles, detail on leaves.
+
+Why: the plain quadtree (:mod:`tiles.subdivide`, ADD) puts every feature in one tile, so from
+afar a city shows a few big buildings and close up everything. Here city-model buildings are
+cut into a quadtree over their centres whose *leaves* hold every surface of their buildings
+(the full detail, as before) and whose *inner* tiles hold one LOD1 block per building
+(:mod:`tiles.blocks`: footprint extruded base -> top) with REPLACE refinement:
+
+* an inner tile keeps the block of every building of its leaf children (so each building is
+  drawn, with its id, in the coarse tile just above its leaf), then, up to the triangle budget,
+  the largest building of each cell of a grid over the tile, then the second largest, ...
+  (the silhouette of the whole tile, not only of its tallest towers);
+* its geometric error bounds the distance from any point of the detail under it to what it
+  draws: a kept building's block differs from its detail by its roof's relief (a flat roof at
+  the top), and a building left out lies within (distance of its box centre to a kept block's
+  box centre + half its box diagonal) of a kept block; at least ``MIN_ERROR`` (the floor and
+  the roof shapes are gone), and never less than a child's, so errors shrink down the tree.
+
+A block is a feature of the layer's index of its own (an id below ``-BLOCK_ID_BASE``, the box
+of its building), so rendering, the manifest and ``tileset.json`` handle it as any feature.
+It is named after one surface of its building: picking it shows that surface's building.
+IFC elements keep their ADD quadtree (they are few and have no block); when a layer has both,
+the root holds no content and has the element tree and the city tree as children.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from psycopg import Connection
+from scipy.spatial import cKDTree
+
+from tiles.subdivide import MAX_DEPTH, FeatureIndex, TileNode, subdivide
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+BLOCK_ID_BASE = 1 << 40
+"""A block's feature id is ``-(BLOCK_ID_BASE + s)`` for the surface ``s`` it is named after."""
+MIN_ERROR = 1.0
+"""Error of a coarse tile that draws every building under it as a block (m)."""
+LEAF_SHARE = 4
+"""Leaves hold up to a quarter of the triangle budget, so the blocks of a tile's leaf
+children (fewer triangles than their detail) fit its budget."""
+
+# Every surface of the index with its building, whether it is a roof, and the number of
+# points of its building's footprint (a block's triangles: 3 per edge less 2).
+SURFACES_SQL = """
+    SELECT -s.id, s.building_id, s.semantic = 'RoofSurface', coalesce(ST_NPoints(b.footprint), 5)
+    FROM building_surface s
+    JOIN building b ON b.id = s.building_id AND b.superseded_by IS NULL
+    JOIN dataset d ON d.id = s.dataset_id AND d.status = 'ready'
+    ORDER BY 1
+"""
+
+
+@dataclass
+class Buildings:
+    """The city-model buildings of an index: per building its surface rows and measures."""
+
+    members: IntArray  # index rows of the surfaces, building after building
+    offsets: IntArray  # (m + 1,): building k's rows are members[offsets[k]:offsets[k + 1]]
+    block_rows: IntArray  # index row of each building's block
+    boxes: FloatArray  # (m, 6) union of its surfaces' boxes
+    detail: IntArray  # triangles of its surfaces
+    relief: FloatArray  # how far its block's flat top may lie from its roof (m)
+
+    def __len__(self) -> int:
+        return int(self.block_rows.size)
+
+    def rows(self, buildings: IntArray) -> IntArray:
+        """The surface rows of ``buildings`` (positions), sorted."""
+        starts, ends = self.offsets[buildings], self.offsets[buildings + 1]
+        lengths = ends - starts
+        run = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return np.sort(self.members[np.repeat(starts, lengths) + run])
+
+
+def hierarchy(
+    connection: Connection[Any], index: FeatureIndex, *, max_triangles: int
+) -> tuple[FeatureIndex, TileNode]:
+    """The index with the blocks added (sorted by id) and the tile tree of the layer.
+
+    An index without city-model surfaces gets the plain quadtree of :func:`subdivide`.
+    """
+    if not (index.ids < 0).any():
+        return index, subdivide(index, max_triangles=max_triangles)
+    surface_ids, building_ids, roof, points = _surfaces(connection)
+    return city_index(index, surface_ids, building_ids, roof, points, max_triangles)
+
+
+def _surfaces(connection: Connection[Any]) -> tuple[IntArray, IntArray, Any, IntArray]:
+    columns: list[list[Any]] = [[], [], [], []]
+    with connection.cursor(name="cim_tiles_buildings", binary=True) as cursor:
+        cursor.itersize = 50_000
+        cursor.execute(SURFACES_SQL)
+        while rows := cursor.fetchmany(50_000):
+            for column, values in zip(columns, zip(*rows, strict=True), strict=True):
+                column.extend(values)
+    return (
+        np.array(columns[0], dtype=np.int64),
+        np.array(columns[1], dtype=np.int64),
+        np.array([bool(v) for v in columns[2]], dtype=bool),
+        np.array(columns[3], dtype=np.int64),
+    )
+
+
+def city_index(
+    index: FeatureIndex,
+    surface_ids: IntArray,
+    building_ids: IntArray,
+    roof: npt.NDArray[np.bool_],
+    points: IntArray,
+    max_triangles: int,
+) -> tuple[FeatureIndex, TileNode]:
+    """:func:`hierarchy` from the surfaces' buildings (``surface_ids`` sorted, negated as in
+    the index, with each one's building id, roof flag and footprint point count)."""
+    if surface_ids.size == 0:
+        return index, subdivide(index, max_triangles=max_triangles)
+    at = np.minimum(np.searchsorted(surface_ids, index.ids), surface_ids.size - 1)
+    is_surface = surface_ids[at] == index.ids
+    rows = np.flatnonzero(is_surface)
+    owner = building_ids[at[rows]]
+    order = np.lexsort((index.ids[rows], owner))
+    rows, owner = rows[order], owner[order]
+    first = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    offsets = np.r_[first, rows.size].astype(np.int64)
+    boxes = index.boxes[rows]
+    lo = np.minimum.reduceat(boxes[:, :3], first)
+    hi = np.maximum.reduceat(boxes[:, 3:], first)
+    building_boxes = np.column_stack([lo, hi])
+    detail = np.add.reduceat(index.triangles[rows], first)
+    relief = _relief(boxes, roof[at[rows]], first, building_boxes)
+    footprint_points = points[at[rows[first]]]
+    name = -index.ids[rows[first]]  # the surface a block is named after: its first (by id)
+    blocks = FeatureIndex(
+        -(BLOCK_ID_BASE + name),
+        building_boxes,
+        np.maximum(3 * (footprint_points - 1) - 2, 2).astype(np.int64),
+    )
+    merged = _sorted(index, blocks)
+    moved = np.searchsorted(merged.ids, index.ids)  # rows of the old index in the merged one
+    buildings = Buildings(
+        moved[rows], offsets, np.searchsorted(merged.ids, blocks.ids), building_boxes, detail,
+        relief,
+    )  # fmt: skip
+    city = CityCut(merged, buildings, max_triangles).root("r")
+    elements = np.flatnonzero(~is_surface)
+    if elements.size == 0:
+        return merged, city
+    return merged, _with_elements(merged, moved[elements], city, max_triangles)
+
+
+def _relief(
+    boxes: FloatArray, roof: npt.NDArray[np.bool_], first: IntArray, building: FloatArray
+) -> FloatArray:
+    """Per building, the height range of its roof surfaces (of the whole building when it has
+    none: then the block's top may lie that far above what the detail draws)."""
+    span = np.where(roof, boxes[:, 5] - boxes[:, 2], 0.0)
+    has_roof = np.logical_or.reduceat(roof, first)
+    return np.where(
+        has_roof, np.maximum.reduceat(span, first), building[:, 5] - building[:, 2]
+    ).astype(np.float64)
+
+
+def _sorted(index: FeatureIndex, blocks: FeatureIndex) -> FeatureIndex:
+    ids = np.concatenate([index.ids, blocks.ids])
+    order = np.argsort(ids, kind="stable")
+    return FeatureIndex(
+        ids[order],
+        np.concatenate([index.boxes, blocks.boxes])[order],
+        np.concatenate([index.triangles, blocks.triangles])[order],
+    )
+
+
+def _with_elements(
+    index: FeatureIndex, element_rows: IntArray, city: TileNode, max_triangles: int
+) -> TileNode:
+    """A content-less ADD root over the IFC elements' quadtree ("re...") and the city tree
+    ("rc..."); its error is the layer's extent (drawing nothing leaves out everything)."""
+    part = FeatureIndex(
+        index.ids[element_rows], index.boxes[element_rows], index.triangles[element_rows]
+    )
+    elements = subdivide(part, max_triangles=max_triangles)
+    for node in elements.walk():
+        node.key = "re" + node.key[1:]
+        node.rows = element_rows[node.rows]
+    for node in city.walk():
+        node.key = "rc" + node.key[1:]
+    box = np.concatenate(
+        [np.minimum(elements.box[:3], city.box[:3]), np.maximum(elements.box[3:], city.box[3:])]
+    )
+    extent = float(np.linalg.norm(box[3:] - box[:3]))
+    error = max(extent, elements.geometric_error, city.geometric_error)
+    return TileNode("r", np.zeros(0, np.int64), box, error, [elements, city], refine="ADD")
+
+
+class CityCut:
+    """The quadtree of the city-model buildings (positions into :class:`Buildings`)."""
+
+    def __init__(self, index: FeatureIndex, buildings: Buildings, max_triangles: int) -> None:
+        self.index = index
+        self.buildings = buildings
+        self.budget = max_triangles
+        self.leaf_budget = max(max_triangles // LEAF_SHARE, 1)
+        boxes = buildings.boxes
+        self.centres = (boxes[:, :3] + boxes[:, 3:]) / 2
+        self.radius = np.linalg.norm(boxes[:, 3:] - boxes[:, :3], axis=1) / 2
+        self.block_triangles = index.triangles[buildings.block_rows]
+
+    def root(self, key: str) -> TileNode:
+        node = self._cut(key, np.arange(len(self.buildings), dtype=np.int64), 0)
+        node.refine = "REPLACE"
+        return node
+
+    def _cut(self, key: str, members: IntArray, depth: int) -> TileNode:
+        box = _union(self.buildings.boxes[members])
+        centres = self.centres[members, :2]
+        lo, hi = centres.min(axis=0), centres.max(axis=0)
+        detail = int(self.buildings.detail[members].sum())
+        if detail <= self.leaf_budget or depth >= MAX_DEPTH or float((hi - lo).max()) < 0.5:
+            return TileNode(key, self.buildings.rows(members), box)
+        middle = (lo + hi) / 2
+        quadrant = (centres[:, 0] >= middle[0]).astype(np.int64) + 2 * (
+            centres[:, 1] >= middle[1]
+        ).astype(np.int64)
+        children = [
+            self._cut(key + str(q), members[quadrant == q], depth + 1)
+            for q in range(4)
+            if (quadrant == q).any()
+        ]
+        must = np.concatenate(
+            [c_members for c, c_members in self._leaf_members(children, members, quadrant)]
+            or [np.zeros(0, np.int64)]
+        )
+        kept = self._select(members, must, box)
+        error = max(
+            self._error(members, kept),
+            MIN_ERROR,
+            max(child.geometric_error for child in children),
+        )
+        rows = np.sort(self.buildings.block_rows[kept])
+        return TileNode(key, rows, box, error, children)
+
+    def _leaf_members(
+        self, children: list[TileNode], members: IntArray, quadrant: IntArray
+    ) -> list[tuple[TileNode, IntArray]]:
+        """The leaf children with their buildings (whose blocks this tile must draw)."""
+        present = [q for q in range(4) if (quadrant == q).any()]
+        return [
+            (child, members[quadrant == q])
+            for child, q in zip(children, present, strict=True)
+            if not child.children
+        ]
+
+    def _select(self, members: IntArray, must: IntArray, box: FloatArray) -> IntArray:
+        """``must`` and, within the rest of the budget, the largest building of each grid
+        cell, then the second largest, ... (positions, sorted)."""
+        rest = np.setdiff1d(members, must, assume_unique=True)
+        room = self.budget - int(self.block_triangles[must].sum())
+        if rest.size == 0 or room <= 0:
+            return np.sort(must)
+        weights = self.block_triangles[rest]
+        if int(weights.sum()) <= room:
+            return np.sort(np.concatenate([must, rest]))
+        side = max(int(np.sqrt(room / max(float(weights.mean()), 1.0))), 1)
+        width = max(float(box[3] - box[0]), float(box[4] - box[1]), 1e-9)
+        cell_xy = np.minimum(((self.centres[rest, :2] - box[:2]) / width * side), side - 1)
+        cell = cell_xy[:, 0].astype(np.int64) + side * cell_xy[:, 1].astype(np.int64)
+        size = self.radius[rest]
+        by_cell = np.lexsort((rest, -size, cell))  # cells in turn, largest first
+        sorted_cell = cell[by_cell]
+        first = np.r_[True, sorted_cell[1:] != sorted_cell[:-1]]
+        start = np.maximum.accumulate(np.where(first, np.arange(by_cell.size), 0))
+        rank = np.empty(rest.size, dtype=np.int64)
+        rank[by_cell] = np.arange(by_cell.size) - start
+        order = np.lexsort((rest, -size, rank))  # every cell's largest, then second, ...
+        fits = np.cumsum(weights[order]) <= room
+        count = int(np.argmin(fits)) if not fits.all() else order.size
+        return np.sort(np.concatenate([must, rest[order[:count]]]))
+
+    def _error(self, members: IntArray, kept: IntArray) -> float:
+        """The largest distance from the detail of ``members`` to the blocks of ``kept``."""
+        error = float(self.buildings.relief[kept].max()) if kept.size else 0.0
+        left = np.setdiff1d(members, kept, assume_unique=True)
+        if left.size and kept.size:
+            distance, _ = cKDTree(self.centres[kept]).query(self.centres[left])
+            error = max(error, float((distance + self.radius[left]).max()))
+        return error
+
+
+def _union(boxes: FloatArray) -> FloatArray:
+    return np.concatenate([boxes[:, :3].min(axis=0), boxes[:, 3:].max(axis=0)])
