@@ -294,3 +294,34 @@ class CityCut:
 
 def _union(boxes: FloatArray) -> FloatArray:
     return np.concatenate([boxes[:, :3].min(axis=0), boxes[:, 3:].max(axis=0)])
+
+
+def stale_ancestors(root: TileNode, changed: set[str]) -> set[str]:
+    """Keys of the content tiles drawn from their descendants (those of a REPLACE subtree: the
+    blocks of the buildings under them) that have a tile of ``changed`` below them: a refresh
+    must write them again too, even when their own features look untouched.
+
+    Examples
+    --------
+    >>> leaf = TileNode("r00", np.array([1]), np.zeros(6))
+    >>> inner = TileNode("r0", np.array([0]), np.zeros(6), 1.0, [leaf])
+    >>> city = TileNode("r", np.array([2]), np.zeros(6), 9.0, [inner], refine="REPLACE")
+    >>> sorted(stale_ancestors(city, {"r00"}))
+    ['r', 'r0']
+    >>> city.refine = "ADD"
+    >>> stale_ancestors(city, {"r00"})
+    set()
+    """
+    stale: set[str] = set()
+
+    def visit(node: TileNode, derived: bool) -> bool:
+        derived = node.refine == "REPLACE" if node.refine is not None else derived
+        below = False
+        for child in node.children:
+            below = visit(child, derived) or below
+        if below and derived and node.rows.size:
+            stale.add(node.key)
+        return below or node.key in changed
+
+    visit(root, False)
+    return stale

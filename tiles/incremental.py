@@ -14,7 +14,9 @@ A tile is then *clean* when it has the same key, the same features, the same box
 same local frame) and the same leaf flag as in the manifest and none of its features was
 touched: its file is hard-linked into the staged folder (same bytes, same inode). Every other
 tile - the touched ones and those whose bounds or error changed, i.e. their ancestors - is
-rendered again. ``tileset.json`` and the manifest are rewritten whole and the folder is
+rendered again, and so is every coarse tile drawn from the buildings under it (the LOD1 blocks
+of a REPLACE subtree, :mod:`tiles.coarse`) above a tile rendered again. ``tileset.json`` and
+the manifest are rewritten whole and the folder is
 swapped in atomically, as a full build does.
 
 A full rebuild is done instead (the build result's ``full_reason`` says why) when there is no
@@ -41,6 +43,7 @@ from cim.db.connect import storage_srid
 from tiles import pipes
 from tiles.atomic import atomic_layer
 from tiles.changes import NotIncremental, touched_features, version_steps
+from tiles.coarse import stale_ancestors
 from tiles.content import TileFrame
 from tiles.layers import MeshLayer
 from tiles.manifest import (
@@ -137,6 +140,7 @@ def refresh_layer(
             nodes = [node for node in root.walk() if node.rows.size]
             frames = _frames(nodes, previous, srid, reuse.reused)
             dirty, kept = _split(nodes, index, previous, was_touched, reuse.reused)
+            dirty, kept = _with_stale_ancestors(root, nodes, dirty, kept)
             lap("find dirty tiles")
             (folder / "content").mkdir()
             # Linking the clean tiles (thousands of syscalls, the GIL released) runs on a
@@ -239,6 +243,19 @@ def _split(
         else:
             kept.append(record.output)
     return dirty, kept
+
+
+def _with_stale_ancestors(
+    root: TileNode, nodes: list[TileNode], dirty: list[TileNode], kept: list[TileOutput]
+) -> tuple[list[TileNode], list[TileOutput]]:
+    """``dirty`` and ``kept`` with the coarse tiles drawn from a dirty tile's buildings moved
+    to ``dirty`` (:func:`tiles.coarse.stale_ancestors`; none in a layer without them)."""
+    stale = stale_ancestors(root, {node.key for node in dirty})
+    stale -= {node.key for node in dirty}
+    if not stale:
+        return dirty, kept
+    dirty = dirty + [node for node in nodes if node.key in stale]
+    return dirty, [output for output in kept if output.key not in stale]
 
 
 def _frames(

@@ -25,7 +25,9 @@ from tests.conftest import TEST_SRID, create_database
 from tests.tiles.checks import check_tileset, content_path, property_table, read_glb
 from tests.tiles.conftest import X0, Y0, import_city, validate_gltf
 from tiles.build import build_mesh_layer
-from tiles.coarse import MIN_ERROR
+from tiles.coarse import BLOCK_ID_BASE, MIN_ERROR, city_index, stale_ancestors
+from tiles.manifest import sorted_index
+from tiles.subdivide import FeatureIndex
 
 BUDGET = 480  # triangles per coarse tile, 120 per leaf: ~10 blocks of detail a leaf
 SIDE = 20  # buildings along each side of the generated city
@@ -191,3 +193,39 @@ def test_coarse_content_is_valid_gltf(layer: Path) -> None:
     report = validate_gltf(files)
     assert {f: r["errors"] for f, r in report.items() if r["errors"]} == {}
     assert len(report) == len(files)
+
+
+def test_a_changed_leaf_makes_the_coarse_tiles_above_it_stale() -> None:
+    """A refresh rewrites the blocks drawn from a changed leaf's buildings (every coarse
+    ancestor in the city tree), and nothing of the IFC elements' ADD tree above it."""
+    rng = np.random.default_rng(3)
+    count = 300
+    corner = rng.uniform(0, 2_000, (count, 2))
+    boxes = np.column_stack([corner, np.zeros(count), corner + 10, rng.uniform(3, 40, count)])
+    surfaces = np.repeat(boxes, 3, axis=0)  # roof, walls, ground of each building
+    surface_ids = -np.arange(1, 3 * count + 1, dtype=np.int64)
+    elements = np.column_stack([corner[:5], np.zeros(5), corner[:5] + 1, np.ones(5)])
+    index = sorted_index(
+        FeatureIndex(
+            np.concatenate([surface_ids, np.arange(1, 6)]),
+            np.concatenate([surfaces, elements]),
+            np.full(3 * count + 5, 4, dtype=np.int64),
+        )
+    )
+    order = np.argsort(surface_ids)
+    merged, root = city_index(
+        index,
+        surface_ids[order],
+        np.repeat(np.arange(count), 3)[order],
+        np.tile([True, False, False], count)[order],
+        np.full(3 * count, 5)[order],
+        max_triangles=200,
+    )
+    assert [child.key for child in root.children] == ["re", "rc"]
+    leaves = [n for n in root.walk() if n.key.startswith("rc") and not n.children]
+    deepest = max(leaves, key=lambda n: len(n.key))
+    ancestors = {deepest.key[:end] for end in range(2, len(deepest.key))}
+    assert len(ancestors) >= 3
+    assert stale_ancestors(root, {deepest.key}) == ancestors
+    assert stale_ancestors(root, {"re"}) == set()
+    assert (merged.ids <= -BLOCK_ID_BASE).sum() == count  # one block a building
