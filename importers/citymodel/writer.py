@@ -1,20 +1,25 @@
-"""COPY placed buildings into ``building`` and ``building_surface``, a batch at a time.
+"""COPY buildings into ``building`` and ``building_surface``, a batch at a time (binary COPY).
 
 Building ids are reserved from the sequence before each batch is copied, so the surface rows can
 name their building without a round trip per row; a batch bounds the memory of a long
-CityJSONSeq stream.
+CityJSONSeq stream. Rows are encoded column by column (:mod:`importers.citymodel.binary_rows`)
+and sent with binary COPY. City models arrive as :class:`PlacedBuilding` s (:meth:`add`);
+footprint layers hand over whole :class:`BuildingBatch` es of arrays (:meth:`add_batch`).
 """
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from typing import Any
 
-import shapely
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy.orm import Session
 
-from cim.db.copy import copy_rows, reserve_ids
+from cim.db.copy import copy_binary, reserve_id_array
+from importers.citymodel.binary_rows import geometry_ewkb, multipolygon_z_ewkb, text_arrays
 from importers.citymodel.rows import PlacedBuilding, building_facts
+from importers.pipes.binary_columns import bigints, floats, integers, jsonb, texts, tuples
 
 BATCH_BUILDINGS = 2000
 BUILDING_COLUMNS = (
@@ -34,6 +39,40 @@ BUILDING_COLUMNS = (
     "year",
 )
 SURFACE_COLUMNS = ("dataset_id", "building_id", "lod", "semantic", "triangle_count", "geom")
+Floats = npt.NDArray[np.float64]
+
+
+@dataclass
+class SurfaceRows:
+    """``building_surface`` rows of a batch: row i belongs to building ``building[i]`` (its
+    index in the batch) and holds the next ``sizes[i]`` triangles of ``triangles``."""
+
+    building: npt.NDArray[np.int64]
+    lod: list[str]
+    semantic: list[str | None]
+    sizes: npt.NDArray[np.int64]
+    triangles: Floats
+
+
+@dataclass
+class BuildingBatch:
+    """The column values of a batch of buildings (NaN is NULL in the float columns)."""
+
+    source_ids: list[str]
+    names: list[str | None]
+    footprints: npt.NDArray[np.object_]
+    base_z: Floats
+    top_z: Floats
+    attrs: list[dict[str, Any]]
+    lods: list[tuple[str, ...]]
+    height: Floats
+    storeys: Floats
+    function: list[str | None]
+    year: Floats
+    surfaces: SurfaceRows
+
+    def __len__(self) -> int:
+        return len(self.source_ids)
 
 
 class BuildingWriter:
@@ -56,66 +95,107 @@ class BuildingWriter:
 
     def flush(self) -> None:
         """Write every queued building and its surfaces."""
-        if not self.pending:
+        if self.pending:
+            batch = placed_batch(self.pending)
+            self.pending = []
+            self.add_batch(batch)
+
+    def add_batch(self, batch: BuildingBatch) -> None:
+        """Write ``batch`` now (after anything queued, so ids keep the order of arrival)."""
+        self.flush()
+        if not len(batch):
             return
-        ids = reserve_ids(self.session, table="building", count=len(self.pending))
-        rows = [self._building_row(i, b) for i, b in zip(ids, self.pending, strict=True)]
-        copy_rows(self.session, table="building", columns=BUILDING_COLUMNS, rows=rows)
-        surfaces = [
-            row
-            for building_id, building in zip(ids, self.pending, strict=True)
-            for row in self._surface_rows(building_id, building)
-        ]
-        copy_rows(self.session, table="building_surface", columns=SURFACE_COLUMNS, rows=surfaces)
-        self.buildings += len(rows)
-        self.surfaces += len(surfaces)
-        self.pending = []
-
-    def _building_row(self, building_id: int, building: PlacedBuilding) -> list[Any]:
-        source = building.source
-        attrs = dict(source.attributes)
-        if source.parent is not None:
-            attrs["parent"] = source.parent
-        facts = building_facts(building)
-        name = source.attributes.get("name")
-        return [
-            building_id,
-            self.dataset_id,
-            source.source_id,
-            name if isinstance(name, str) else None,
-            self._ewkb(building.footprint),
-            building.base_z,
-            building.top_z,
-            json.dumps(attrs, ensure_ascii=False),
-            source.source_id,
-            _text_array(sorted(building.lods)),
-            facts["height"],
-            facts["storeys"],
-            facts["function"],
-            facts["year"],
-        ]
-
-    def _surface_rows(self, building_id: int, building: PlacedBuilding) -> list[list[Any]]:
-        rows = []
-        for (lod, semantic), triangles in sorted(
-            building.surfaces.items(), key=lambda item: (item[0][0], item[0][1] or "")
-        ):
-            mesh = shapely.multipolygons(shapely.polygons(triangles))
-            rows.append(
-                [self.dataset_id, building_id, lod, semantic, len(triangles), self._ewkb(mesh)]
+        ids = reserve_id_array(self.session, table="building", count=len(batch))
+        self._copy_buildings(ids, batch)
+        surfaces = batch.surfaces
+        if len(surfaces.sizes):
+            dataset = bigints(np.full(len(surfaces.sizes), self.dataset_id))
+            columns = [
+                dataset,
+                bigints(ids[surfaces.building]),
+                texts(surfaces.lod),
+                texts(surfaces.semantic),
+                integers(surfaces.sizes),
+                multipolygon_z_ewkb(surfaces.triangles, surfaces.sizes, self.srid),
+            ]
+            copy_binary(
+                self.session,
+                table="building_surface",
+                columns=SURFACE_COLUMNS,
+                chunks=[tuples(columns)],
             )
-            self.triangles += len(triangles)
-        return rows
+        self.buildings += len(batch)
+        self.surfaces += len(surfaces.sizes)
+        self.triangles += len(surfaces.triangles)
 
-    def _ewkb(self, geometry: shapely.Geometry | None) -> str | None:
-        if geometry is None:
-            return None
-        return str(
-            shapely.to_wkb(shapely.set_srid(geometry, self.srid), hex=True, include_srid=True)
+    def _copy_buildings(self, ids: npt.NDArray[np.int64], batch: BuildingBatch) -> None:
+        guids = texts(batch.source_ids)
+        columns = [
+            bigints(ids),
+            bigints(np.full(len(batch), self.dataset_id)),
+            guids,
+            texts(batch.names),
+            geometry_ewkb(batch.footprints, self.srid),
+            floats(batch.base_z),
+            floats(batch.top_z),
+            jsonb(batch.attrs),
+            guids,
+            text_arrays(batch.lods),
+            floats(batch.height),
+            integers(batch.storeys),
+            texts(batch.function),
+            integers(batch.year),
+        ]
+        copy_binary(
+            self.session, table="building", columns=BUILDING_COLUMNS, chunks=[tuples(columns)]
         )
 
 
-def _text_array(values: list[str]) -> str:
-    """A PostgreSQL text[] literal for COPY: ``{"1","2.2"}``."""
-    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
-    return "{" + ",".join(quoted) + "}"
+def placed_batch(buildings: list[PlacedBuilding]) -> BuildingBatch:
+    """The columns of placed buildings: facts from their attributes, surfaces sorted by
+    (LoD, semantic class) within each building."""
+    facts = [building_facts(b) for b in buildings]
+    attrs = []
+    for building in buildings:
+        source = building.source
+        values = dict(source.attributes)
+        if source.parent is not None:
+            values["parent"] = source.parent
+        attrs.append(values)
+    building_of: list[int] = []
+    lods: list[str] = []
+    semantics: list[str | None] = []
+    blocks: list[Floats] = []
+    for index, building in enumerate(buildings):
+        for (lod, semantic), triangles in sorted(
+            building.surfaces.items(), key=lambda item: (item[0][0], item[0][1] or "")
+        ):
+            building_of.append(index)
+            lods.append(lod)
+            semantics.append(semantic)
+            blocks.append(triangles)
+    names = [b.source.attributes.get("name") for b in buildings]
+    return BuildingBatch(
+        source_ids=[b.source.source_id for b in buildings],
+        names=[n if isinstance(n, str) else None for n in names],
+        footprints=np.array([b.footprint for b in buildings], dtype=object),
+        base_z=_floats([b.base_z for b in buildings]),
+        top_z=_floats([b.top_z for b in buildings]),
+        attrs=attrs,
+        lods=[tuple(sorted(b.lods)) for b in buildings],
+        height=_floats([f["height"] for f in facts]),
+        storeys=_floats([f["storeys"] for f in facts]),
+        function=[f["function"] for f in facts],
+        year=_floats([f["year"] for f in facts]),
+        surfaces=SurfaceRows(
+            building=np.asarray(building_of, dtype=np.int64),
+            lod=lods,
+            semantic=semantics,
+            sizes=np.array([len(b) for b in blocks], dtype=np.int64),
+            triangles=np.concatenate(blocks) if blocks else np.zeros((0, 3, 3)),
+        ),
+    )
+
+
+def _floats(values: list[Any]) -> Floats:
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
