@@ -5,7 +5,9 @@ this block, its roof coloured as a roof and its walls as walls, with no floor (a
 from above or from the side at the distances it is drawn from). Rings are oriented counter-
 clockwise first so that roofs face up and walls face out. Walls and the roofs of convex rings
 without holes (nearly every footprint) are made in one numpy pass for a whole tile; other
-roofs are triangulated with earcut, one polygon at a time.
+roofs are triangulated with earcut, one polygon at a time. Triangles are gathered from the
+ring points at base and top height, so only those are transformed (``to_local``), not the
+three corners of every triangle.
 
 Examples
 --------
@@ -19,7 +21,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import mapbox_earcut
 import numpy as np
@@ -33,10 +35,14 @@ Triangles = tuple[FloatArray, IntArray]
 
 
 def block_triangles(
-    footprints: Sequence[bytes | None], bases: Sequence[float], tops: Sequence[float]
+    footprints: Sequence[bytes | None],
+    bases: Sequence[float],
+    tops: Sequence[float],
+    to_local: Callable[[FloatArray], FloatArray] | None = None,
 ) -> tuple[Triangles, Triangles]:
     """The roofs (at ``top``) and the walls (``base`` to ``top``) of the buildings whose 2D
-    (multi)polygon footprints are given as WKB (None: no block)."""
+    (multi)polygon footprints are given as WKB (None: no block), their corners mapped by
+    ``to_local`` ((n, 3) storage coordinates to (n, 3) tile coordinates; default: kept)."""
     geometries = shapely.from_wkb(np.array(list(footprints), dtype=object))
     polygons, owner = shapely.get_parts(geometries, return_index=True)
     if polygons.size == 0:
@@ -49,42 +55,44 @@ def block_triangles(
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     base = np.asarray(bases, dtype=np.float64)[owner]
     top = np.asarray(tops, dtype=np.float64)[owner]
-    walls = _walls(closed, counts, base[ring_polygon], top[ring_polygon])
+    heights = np.concatenate(
+        [np.repeat(base[ring_polygon], counts), np.repeat(top[ring_polygon], counts)]
+    )
+    corners = np.column_stack([np.concatenate([closed, closed]), heights])
+    if to_local is not None:
+        corners = to_local(corners)
+    high = closed.shape[0]  # corners[high + i] is point i at the top, corners[i] at the base
+    walls = corners[_walls(counts, high)]
     wall_owner = np.repeat(owner[ring_polygon], 2 * (counts - 1))
     holes = shapely.get_num_interior_rings(polygons)
     exterior = np.concatenate([[0], np.cumsum(holes + 1)[:-1]])  # each polygon's first ring
     fan = (holes == 0) & _convex(closed, starts[exterior], counts[exterior])
-    roofs = [_fans(closed, starts[exterior[fan]], counts[exterior[fan]], top[fan])]
+    roofs = [_fans(starts[exterior[fan]], counts[exterior[fan]]) + high]
     roof_owner = [np.repeat(owner[fan], np.maximum(counts[exterior[fan]] - 3, 0))]
     for polygon in np.flatnonzero(~fan):
         first = int(exterior[polygon])
-        pieces = [
-            closed[starts[r] : starts[r] + counts[r] - 1]
+        ring_points = [
+            np.arange(starts[r], starts[r] + counts[r] - 1)
             for r in range(first, first + int(holes[polygon]) + 1)
         ]
-        cap = _earcut(pieces, float(top[polygon]))
+        cap = _earcut(closed, ring_points) + high
         roofs.append(cap)
         roof_owner.append(np.full(cap.shape[0], owner[polygon], dtype=np.int64))
-    return (np.concatenate(roofs), np.concatenate(roof_owner)), (walls, wall_owner)
+    roof_corners = corners[np.concatenate(roofs)]
+    return (roof_corners, np.concatenate(roof_owner)), (walls, wall_owner)
 
 
-def _walls(closed: FloatArray, counts: IntArray, base: FloatArray, top: FloatArray) -> FloatArray:
-    """Two triangles per edge of every ring (closed rings, one after another), facing out of
-    a counter-clockwise exterior and into the courtyard of a clockwise hole."""
-    last = np.cumsum(counts) - 1
-    edge = np.ones(closed.shape[0], dtype=bool)
-    edge[last] = False  # the closing point starts no edge
-    a, b = closed[edge], closed[np.flatnonzero(edge) + 1]
-    low, high = np.repeat(base, counts - 1), np.repeat(top, counts - 1)
-    # per edge: (low a, low b, high b) and (low a, high b, high a)
-    out = np.empty((a.shape[0], 2, 3, 3))
-    for triangle, corner, point, z in (
-        (0, 0, a, low), (0, 1, b, low), (0, 2, b, high),
-        (1, 0, a, low), (1, 1, b, high), (1, 2, a, high),
-    ):  # fmt: skip
-        out[:, triangle, corner, :2] = point
-        out[:, triangle, corner, 2] = z
-    return out.reshape(-1, 3, 3)
+def _walls(counts: IntArray, high: int) -> IntArray:
+    """Corner indices of two triangles per edge of every ring (closed rings one after another,
+    base corners at i, top corners at ``high + i``), facing out of a counter-clockwise
+    exterior and into the courtyard of a clockwise hole."""
+    edge = np.ones(int(counts.sum()), dtype=bool)
+    edge[np.cumsum(counts) - 1] = False  # the closing point starts no edge
+    a = np.flatnonzero(edge)
+    b = a + 1
+    first = np.column_stack([a, b, b + high])
+    second = np.column_stack([a, b + high, a + high])
+    return np.stack([first, second], axis=1).reshape(-1, 3)
 
 
 def _convex(closed: FloatArray, starts: IntArray, counts: IntArray) -> npt.NDArray[np.bool_]:
@@ -105,28 +113,25 @@ def _convex(closed: FloatArray, starts: IntArray, counts: IntArray) -> npt.NDArr
     return ~right & (counts >= 4)
 
 
-def _fans(closed: FloatArray, starts: IntArray, counts: IntArray, z: FloatArray) -> FloatArray:
-    """Fan triangles of convex counter-clockwise rings (closed, at ``starts``) at heights z."""
+def _fans(starts: IntArray, counts: IntArray) -> IntArray:
+    """Point indices of the fan triangles of convex counter-clockwise closed rings."""
     fans = np.maximum(counts - 3, 0)  # n distinct points: n - 2 triangles
-    if not fans.sum():
-        return np.zeros((0, 3, 3))
     apex = np.repeat(starts, fans)
     step = np.arange(int(fans.sum())) - np.repeat(np.cumsum(fans) - fans, fans) + 1
-    corners = np.stack([apex, apex + step, apex + step + 1], axis=1)
-    flat = closed[corners]
-    heights = np.repeat(z, fans)[:, None, None] * np.ones((1, 3, 1))
-    return np.concatenate([flat, heights], axis=2)
+    return np.stack([apex, apex + step, apex + step + 1], axis=1)
 
 
-def _earcut(rings: list[FloatArray], z: float) -> FloatArray:
-    """Triangles (counter-clockwise seen from above) of a horizontal face with holes."""
-    if rings[0].shape[0] < 3:
-        return np.zeros((0, 3, 3))
+def _earcut(closed: FloatArray, rings: list[IntArray]) -> IntArray:
+    """Point indices of the triangles (counter-clockwise seen from above) of a face whose
+    rings are the points ``rings`` of ``closed``."""
+    if rings[0].size < 3:
+        return np.zeros((0, 3), dtype=np.int64)
     points = np.concatenate(rings)
-    ends = np.cumsum([r.shape[0] for r in rings]).astype(np.uint32)
-    indices = mapbox_earcut.triangulate_float64(points, ends)
-    flat = points[np.asarray(indices, dtype=np.int64).reshape(-1, 3)]
+    ends = np.cumsum([r.size for r in rings]).astype(np.uint32)
+    found = mapbox_earcut.triangulate_float64(closed[points], ends)
+    triangles = points[np.asarray(found, dtype=np.int64).reshape(-1, 3)]
+    flat = closed[triangles]
     e1, e2 = flat[:, 1] - flat[:, 0], flat[:, 2] - flat[:, 0]
     clockwise = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0] < 0
-    flat[clockwise] = flat[clockwise][:, ::-1]  # earcut's winding follows no rule
-    return np.concatenate([flat, np.full((*flat.shape[:2], 1), z)], axis=2)
+    triangles[clockwise] = triangles[clockwise][:, ::-1]  # earcut's winding follows no rule
+    return triangles

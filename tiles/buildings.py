@@ -107,16 +107,18 @@ SURFACE_SQL = """
 
 
 # The LOD1 block of a building (coarse tiles, :mod:`tiles.coarse`), named after one of its
-# surfaces: the same columns, then its footprint, base and top (its surfaces' at that LoD).
+# surfaces: the same columns, then its footprint (none: no block drawn), base and top (from the
+# building row; from the surfaces at that LoD only where the row has none: coalesce evaluates no
+# more than it needs, and the surface's own geometry is never read).
 BLOCK_SQL = """
-    SELECT -(%s + s.id), coalesce(ST_AsBinary(b.footprint),
-                                  ST_AsBinary(ST_Force2D(ST_ConvexHull(s.geom)))),
-           NULL::float8[], coalesce(b.source_id, b.guid), 'Building', b.name,
+    SELECT -(%s + s.id), ST_AsBinary(b.footprint), NULL::float8[],
+           coalesce(b.source_id, b.guid), 'Building', b.name,
            'LoD1 block of LoD ' || s.lod, coalesce(b.name, b.source_id, b.guid), NULL,
-           z.base, z.top
-    FROM building_surface s JOIN building b ON b.id = s.building_id,
-    LATERAL (SELECT min(ST_ZMin(t.geom)) AS base, max(ST_ZMax(t.geom)) AS top
-             FROM building_surface t WHERE t.building_id = s.building_id AND t.lod = s.lod) z
+           coalesce(b.base_z, (SELECT min(ST_ZMin(t.geom)) FROM building_surface t
+                               WHERE t.building_id = s.building_id AND t.lod = s.lod)),
+           coalesce(b.top_z, (SELECT max(ST_ZMax(t.geom)) FROM building_surface t
+                              WHERE t.building_id = s.building_id AND t.lod = s.lod))
+    FROM building_surface s JOIN building b ON b.id = s.building_id
     WHERE s.id = ANY(%s)
 """
 
@@ -234,12 +236,12 @@ def mesh_tile(
     owner = meshes[owner]
     colours = np.array([_colour(row[2], row[4]) for row in rows], dtype=np.uint8).reshape(-1, 4)
     triangle_colours = colours[owner]
-    if is_block.any():
-        triangles, owner, triangle_colours = _with_blocks(
-            [rows[k] for k in np.flatnonzero(is_block)], np.flatnonzero(is_block),
-            triangles, owner, triangle_colours,
-        )  # fmt: skip
     local = frame.to_local(triangles.reshape(-1, 3)).reshape(-1, 3, 3)
+    if is_block.any():
+        local, owner, triangle_colours = _with_blocks(
+            [rows[k] for k in np.flatnonzero(is_block)], np.flatnonzero(is_block), frame,
+            local, owner, triangle_colours,
+        )  # fmt: skip
     parts = MeshParts()
     if local.shape[0]:
         parts.triangles.append(local)
@@ -271,14 +273,15 @@ def _element_id(key: int) -> int:
 def _with_blocks(
     rows: list[Row],
     positions: npt.NDArray[np.int64],
+    frame: TileFrame,
     triangles: npt.NDArray[np.float64],
     owner: npt.NDArray[np.int64],
     colours: npt.NDArray[np.uint8],
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
-    """``triangles`` with the blocks of ``rows`` (features ``positions``) appended: roofs
-    coloured as roofs, walls as walls."""
+    """``triangles`` (in ``frame``) with the blocks of ``rows`` (features ``positions``)
+    appended: roofs coloured as roofs, walls as walls."""
     footprints, bases, tops = [r[1] for r in rows], [r[9] for r in rows], [r[10] for r in rows]
-    roofs, walls = block_triangles(footprints, bases, tops)
+    roofs, walls = block_triangles(footprints, bases, tops, frame.to_local)
     parts, owners, paints = [triangles], [owner], [colours]
     for colour, (pieces, block) in (("RoofSurface", roofs), ("WallSurface", walls)):
         parts.append(pieces)

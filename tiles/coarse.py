@@ -12,9 +12,11 @@ cut into a quadtree over their centres whose *leaves* hold every surface of thei
   (the silhouette of the whole tile, not only of its tallest towers);
 * its geometric error bounds the distance from any point of the detail under it to what it
   draws: a kept building's block differs from its detail by its roof's relief (a flat roof at
-  the top), and a building left out lies within (distance of its box centre to a kept block's
-  box centre + half its box diagonal) of a kept block; at least ``MIN_ERROR`` (the floor and
-  the roof shapes are gone), and never less than a child's, so errors shrink down the tree.
+  the top; plus how far the building row's base and top, which the block is drawn between,
+  lie from its surfaces'), and a building left out lies within (distance of its box centre
+  to a kept block's box centre + half its box diagonal) of a kept block; at least
+  ``MIN_ERROR`` (the floor and the roof shapes are gone), and never less than a child's, so
+  errors shrink down the tree.
 
 A block is a feature of the layer's index of its own (an id below ``-BLOCK_ID_BASE``, the box
 of its building), so rendering, the manifest and ``tileset.json`` handle it as any feature.
@@ -46,10 +48,12 @@ LEAF_SHARE = 4
 """Leaves hold up to a quarter of the triangle budget, so the blocks of a tile's leaf
 children (fewer triangles than their detail) fit its budget."""
 
-# Every surface of the index with its building, whether it is a roof, and the number of
-# points of its building's footprint (a block's triangles: 3 per edge less 2).
+# Every surface of the index with its building, whether it is a roof, the number of points of
+# its building's footprint (a block's triangles: 3 per edge less 2) and the base and top its
+# block is drawn between (NaN: its surfaces', see tiles.buildings.BLOCK_SQL).
 SURFACES_SQL = """
-    SELECT -s.id, s.building_id, s.semantic = 'RoofSurface', coalesce(ST_NPoints(b.footprint), 5)
+    SELECT -s.id, s.building_id, s.semantic = 'RoofSurface', coalesce(ST_NPoints(b.footprint), 5),
+           coalesce(b.base_z, 'NaN'), coalesce(b.top_z, 'NaN')
     FROM building_surface s
     JOIN building b ON b.id = s.building_id AND b.superseded_by IS NULL
     JOIN dataset d ON d.id = s.dataset_id AND d.status = 'ready'
@@ -88,12 +92,14 @@ def hierarchy(
     """
     if not (index.ids < 0).any():
         return index, subdivide(index, max_triangles=max_triangles)
-    surface_ids, building_ids, roof, points = _surfaces(connection)
-    return city_index(index, surface_ids, building_ids, roof, points, max_triangles)
+    surface_ids, building_ids, roof, points, heights = _surfaces(connection)
+    return city_index(index, surface_ids, building_ids, roof, points, max_triangles, heights)
 
 
-def _surfaces(connection: Connection[Any]) -> tuple[IntArray, IntArray, Any, IntArray]:
-    columns: list[list[Any]] = [[], [], [], []]
+def _surfaces(
+    connection: Connection[Any],
+) -> tuple[IntArray, IntArray, Any, IntArray, FloatArray]:
+    columns: list[list[Any]] = [[], [], [], [], [], []]
     with connection.cursor(name="cim_tiles_buildings", binary=True) as cursor:
         cursor.itersize = 50_000
         cursor.execute(SURFACES_SQL)
@@ -105,6 +111,7 @@ def _surfaces(connection: Connection[Any]) -> tuple[IntArray, IntArray, Any, Int
         np.array(columns[1], dtype=np.int64),
         np.array([bool(v) for v in columns[2]], dtype=bool),
         np.array(columns[3], dtype=np.int64),
+        np.column_stack([np.array(columns[4], np.float64), np.array(columns[5], np.float64)]),
     )
 
 
@@ -115,9 +122,11 @@ def city_index(
     roof: npt.NDArray[np.bool_],
     points: IntArray,
     max_triangles: int,
+    heights: FloatArray | None = None,
 ) -> tuple[FeatureIndex, TileNode]:
     """:func:`hierarchy` from the surfaces' buildings (``surface_ids`` sorted, negated as in
-    the index, with each one's building id, roof flag and footprint point count)."""
+    the index, with each one's building id, roof flag, footprint point count and the base and
+    top of its block, NaN or None where those are its surfaces')."""
     if surface_ids.size == 0:
         return index, subdivide(index, max_triangles=max_triangles)
     at = np.minimum(np.searchsorted(surface_ids, index.ids), surface_ids.size - 1)
@@ -134,6 +143,10 @@ def city_index(
     building_boxes = np.column_stack([lo, hi])
     detail = np.add.reduceat(index.triangles[rows], first)
     relief = _relief(boxes, roof[at[rows]], first, building_boxes)
+    if heights is not None:  # a block drawn from the building row's base and top
+        drawn = heights[at[rows[first]]]
+        shift = np.abs(drawn - building_boxes[:, [2, 5]]).max(axis=1)
+        relief = np.maximum(relief, np.nan_to_num(shift, nan=0.0))
     footprint_points = points[at[rows[first]]]
     name = -index.ids[rows[first]]  # the surface a block is named after: its first (by id)
     blocks = FeatureIndex(

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from pyproj import Transformer
 
-from cim.crs import ECEF, WGS84_3D, ecef_to_enu, enu_to_ecef_matrix, transformer
+from cim.crs import ECEF, WGS84_3D, enu_to_ecef_matrix, transformer
 from tiles.b3dm import encode_b3dm
 from tiles.compression import compress_glb
 from tiles.gltf import FeatureTable, Primitive, encode_glb, srgb_to_linear
@@ -42,8 +42,20 @@ class TileFrame:
             return np.zeros((0, 3))
         to_lonlat, to_ecef = _transformers(self.storage_srid)
         lon, lat = to_lonlat.transform(points[:, 0], points[:, 1])
-        ecef = np.column_stack(to_ecef.transform(lon, lat, points[:, 2]))
-        return ecef_to_enu(self.matrix, ecef)
+        x, y, z = to_ecef.transform(lon, lat, points[:, 2])
+        return _ecef_to_enu(self.matrix, x, y, z)
+
+
+def _ecef_to_enu(matrix: FloatArray, x: FloatArray, y: FloatArray, z: FloatArray) -> FloatArray:
+    """:func:`cim.crs.ecef_to_enu` written out per component: a (n, 3) @ (3, 3) product goes
+    through BLAS, whose threads, on a loaded machine, took 0.3-0.7 s for 600k points that
+    this does in ~20 ms (measured on the 2-core build machine under load 6)."""
+    rotation, origin = matrix[:3, :3], matrix[:3, 3]
+    dx, dy, dz = x - origin[0], y - origin[1], z - origin[2]
+    out = np.empty((dx.shape[0], 3))
+    for axis in range(3):
+        out[:, axis] = dx * rotation[0, axis] + dy * rotation[1, axis] + dz * rotation[2, axis]
+    return out
 
 
 @lru_cache(maxsize=8)
