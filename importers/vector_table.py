@@ -19,7 +19,7 @@ name, constant value, value vocabulary), and a :class:`VectorImport` writes the 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,6 +200,44 @@ def read_vector(
     path: Path, *, storage_srid: int, mapping: dict[str, Any], crs: str | None = None
 ) -> VectorTable:
     """Read ``path`` into a VectorTable in the storage CRS (2D); ``crs`` overrides the file's."""
+    path = _check_path(path)
+    given = crs or mapping.get("crs")
+    if path.suffix.lower() == ".csv":
+        geoms, properties, fields, source = _read_csv(path, mapping, given)
+    else:
+        geoms, properties, fields, source = _read_ogr(path, given)
+    return _table(path, geoms, properties, fields, source, mapping, storage_srid, offset=0)
+
+
+def read_vector_chunks(
+    path: Path,
+    *,
+    storage_srid: int,
+    mapping: dict[str, Any],
+    crs: str | None = None,
+    rows: int = 50_000,
+) -> Iterator[VectorTable]:
+    """:func:`read_vector` ``rows`` features at a time (memory bounded by a chunk; a CSV file
+    comes in one piece). An empty file gives one empty table."""
+    path = _check_path(path)
+    if path.suffix.lower() == ".csv":
+        yield read_vector(path, storage_srid=storage_srid, mapping=mapping, crs=crs)
+        return
+    given = crs or mapping.get("crs")
+    skip = kept = 0
+    while True:
+        geoms, properties, fields, source = _read_ogr(path, given, skip=skip, count=rows)
+        if skip and not properties:
+            return
+        table = _table(path, geoms, properties, fields, source, mapping, storage_srid, kept)
+        yield table
+        kept += len(table)
+        if len(properties) < rows:
+            return
+        skip += rows
+
+
+def _check_path(path: Path) -> Path:
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"{path}: no such file")
@@ -207,17 +245,27 @@ def read_vector(
         raise InvalidInput(
             f"{path.name}: unsupported format; use one of {', '.join(sorted(VECTOR_SUFFIXES))}"
         )
-    given = crs or mapping.get("crs")
-    if path.suffix.lower() == ".csv":
-        geoms, properties, fields, source = _read_csv(path, mapping, given)
-    else:
-        geoms, properties, fields, source = _read_ogr(path, given)
+    return path
+
+
+def _table(
+    path: Path,
+    geoms: npt.NDArray[np.object_],
+    properties: list[dict[str, Any]],
+    fields: list[str],
+    source: CRS,
+    mapping: dict[str, Any],
+    storage_srid: int,
+    offset: int,
+) -> VectorTable:
+    """Rows kept by ``where:``, checked for geometry and moved to the storage CRS; ``offset``
+    rows were kept before these (feature numbers in messages count from the file's start)."""
     keep = _where(properties, mapping.get("where"), fields)
     geoms = geoms[keep]
     properties = [properties[i] for i in np.flatnonzero(keep)]
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     if missing.any():
-        first = int(np.flatnonzero(missing)[0])
+        first = int(np.flatnonzero(missing)[0]) + offset
         raise InvalidInput(f"{path.name}: feature {first + 1} has no geometry")
     geoms = _transform(shapely.force_2d(geoms), source, storage_srid)
     return VectorTable(
@@ -230,12 +278,12 @@ def read_vector(
 
 
 def _read_ogr(
-    path: Path, given: str | None
+    path: Path, given: str | None, skip: int = 0, count: int | None = None
 ) -> tuple[npt.NDArray[np.object_], list[dict[str, Any]], list[str], CRS]:
     import pyogrio
 
     try:
-        frame = pyogrio.read_dataframe(path)
+        frame = pyogrio.read_dataframe(path, skip_features=skip, max_features=count)
     except Exception as exc:  # pyogrio raises several DataSourceError/DataLayerError types
         raise ImportFailed(f"{path.name}: cannot read: {exc}") from None
     if given:

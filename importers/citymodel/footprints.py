@@ -22,7 +22,6 @@ file outside the storage CRS's area refuses the whole import.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +29,29 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 from pyproj import CRS
-from shapely.geometry.polygon import orient
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
 from cim.services.terrain import heights_in_storage
-from importers.citymodel.buildings import CityBuilding, SurfaceKey
-from importers.citymodel.placement import check_area_of_use
-from importers.citymodel.rows import PlacedBuilding
-from importers.citymodel.triangulate import Triangles, triangulate_face
-from importers.vector_table import VectorTable, is_missing, load_mapping, read_vector, to_float
+from importers.citymodel.extrusion import LOD, block_surfaces, extrude
+from importers.citymodel.placement import AreaCheck
+from importers.citymodel.rows import attribute_facts
+from importers.citymodel.writer import BuildingBatch, BuildingWriter
+from importers.vector_table import (
+    VectorTable,
+    is_missing,
+    load_mapping,
+    read_vector_chunks,
+    to_float,
+)
+
+__all__ = ["FootprintTally", "extrude", "is_footprint_file", "write_footprints"]
 
 FOOTPRINT_SUFFIXES = {".geojson", ".gpkg", ".shp", ".fgb"}
 DEFAULT_STOREY_HEIGHT_M = 3.0
 ID_NAMES = ("id", "fid", "gml_id", "identificatie")
-LOD = "1"
+CHUNK_ROWS = 50_000
+"""Footprints read, extruded and copied at a time (memory is bounded by a chunk)."""
 
 
 def is_footprint_file(path: Path) -> bool:
@@ -62,37 +69,82 @@ class FootprintTally:
     base_from_field: int = 0
     base_from_terrain: int = 0
     base_zero_no_terrain: int = 0
-    rows: list[tuple[CityBuilding, shapely.Geometry, float, float | None]] = field(
-        default_factory=list
-    )
 
 
-def read_footprints(
-    path: Path, mapping_path: Path | None, crs: str | None, srid: int, tally: FootprintTally
+@dataclass
+class _Rows:
+    """The kept rows of one chunk, before their bases are known (NaN: no base field)."""
+
+    ids: list[str] = field(default_factory=list)
+    attributes: list[dict[str, Any]] = field(default_factory=list)
+    footprints: list[int] = field(default_factory=list)
+    heights: list[float] = field(default_factory=list)
+    bases: list[float] = field(default_factory=list)
+
+
+def write_footprints(
+    session: Session,
+    path: Path,
+    mapping_path: Path | None,
+    crs: str | None,
+    srid: int,
+    tally: FootprintTally,
+    writer: BuildingWriter,
 ) -> str:
-    """Read and validate ``path`` into ``tally.rows`` (before anything is written); its CRS."""
+    """Read ``path`` a chunk at a time, extrude its footprints and hand them to ``writer``;
+    the file's CRS. A bad value or a file outside the storage CRS's area refuses the import
+    (the caller's transaction then stores nothing)."""
     mapping = load_mapping(mapping_path)
     if "height" not in mapping and "floors" not in mapping:
         raise InvalidInput(
             f"{path.name}: footprints need a mapping (--mapping) naming a height or floors field"
         )
-    table = read_vector(path, storage_srid=srid, mapping=mapping, crs=crs)
-    if len(table) == 0:
+    area = AreaCheck(CRS.from_epsg(srid), srid)
+    label, offset = "", 0
+    chunks = read_vector_chunks(path, storage_srid=srid, mapping=mapping, crs=crs, rows=CHUNK_ROWS)
+    for table in chunks:
+        label = table.source_crs
+        if not len(table):
+            continue
+        kinds = set(shapely.get_type_id(table.geoms).tolist()) - {3, 6}
+        if kinds:
+            raise InvalidInput(f"{path.name}: footprints must be Polygons or MultiPolygons")
+        area.add(shapely.get_coordinates(table.geoms))
+        footprints = _polygonal(table.geoms)
+        rows = _chunk_rows(table, mapping, path, offset, footprints, tally)
+        offset += len(table)
+        writer.add_batch(_batch(session, rows, footprints, tally))
+    if offset == 0:
         raise InvalidInput(f"{path.name}: no features to import")
-    kinds = set(shapely.get_type_id(table.geoms).tolist()) - {3, 6}
-    if kinds:
-        raise InvalidInput(f"{path.name}: footprints must be Polygons or MultiPolygons")
-    _check_area(table.geoms, srid)
-    heights = _heights(table, mapping)
+    area.finish()
+    return label
+
+
+def _chunk_rows(
+    table: VectorTable,
+    mapping: dict[str, Any],
+    path: Path,
+    offset: int,
+    footprints: npt.NDArray[np.object_],
+    tally: FootprintTally,
+) -> _Rows:
+    """Validate one chunk (row numbers in messages count from ``offset``), counting skips."""
+    heights = _heights(table, mapping, offset)
     ids = table.column("id", ID_NAMES)
     bases = table.column("base")
     functions, years = table.column("function"), table.column("year")
     attrs = table.attrs(table.used_fields({k: () for k in ("id", "height", "floors", "base")}))
     floors = table.column("floors")
-    for i, geom in enumerate(table.geoms):
+    flat = shapely.is_empty(footprints) | (shapely.area(footprints) <= 0)
+    rows = _Rows()
+    for i in range(len(table)):
         height = heights[i]
         if height is None or height <= 0:
             tally.skipped_no_height += 1
+            continue
+        base = to_float(bases[i], what="base", row=offset + i)
+        if flat[i]:
+            tally.skipped_degenerate += 1
             continue
         facts = {
             "storeysAboveGround": _int(floors[i]),
@@ -100,18 +152,15 @@ def read_footprints(
             "yearOfConstruction": _int(years[i]),
         }
         attributes = {**attrs[i], **{k: v for k, v in facts.items() if v is not None}}
-        source_id = str(ids[i]) if not is_missing(ids[i]) else f"{path.stem}/{i + 1}"
-        building = CityBuilding(source_id, "Building", None, attributes)
-        base = to_float(bases[i], what="base", row=i)
-        footprint = _polygonal(geom)
-        if footprint.is_empty or footprint.area <= 0:
-            tally.skipped_degenerate += 1
-            continue
-        tally.rows.append((building, footprint, height, base))
-    return table.source_crs
+        rows.ids.append(str(ids[i]) if not is_missing(ids[i]) else f"{path.stem}/{offset + i + 1}")
+        rows.attributes.append(attributes)
+        rows.footprints.append(i)
+        rows.heights.append(height)
+        rows.bases.append(np.nan if base is None else base)
+    return rows
 
 
-def _heights(table: VectorTable, mapping: dict[str, Any]) -> list[float | None]:
+def _heights(table: VectorTable, mapping: dict[str, Any], offset: int) -> list[float | None]:
     """Per row, the height: the height field, else floors x storey height (None if neither)."""
     storey = mapping.get("storey_height", DEFAULT_STOREY_HEIGHT_M)
     if isinstance(storey, bool) or not isinstance(storey, int | float) or storey <= 0:
@@ -120,8 +169,8 @@ def _heights(table: VectorTable, mapping: dict[str, Any]) -> list[float | None]:
     floors = table.column("floors") if "floors" in mapping else [None] * len(table)
     heights: list[float | None] = []
     for i in range(len(table)):
-        height = to_float(given[i], what="height", row=i)
-        count = to_float(floors[i], what="floors", row=i)
+        height = to_float(given[i], what="height", row=offset + i)
+        count = to_float(floors[i], what="floors", row=offset + i)
         if height is None and count is not None:
             height = count * float(storey)
         heights.append(height)
@@ -135,105 +184,53 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
-    """``geom`` as a valid MultiPolygon (an invalid ring is repaired, its polygonal part kept)."""
-    if not shapely.is_valid(geom):
-        geom = shapely.make_valid(geom)
-    parts = shapely.get_parts(geom)
-    return shapely.multipolygons(parts[shapely.get_type_id(parts) == 3])
+def _polygonal(geoms: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:
+    """``geoms`` as valid MultiPolygons (an invalid ring is repaired, its polygonal part kept;
+    a row with no polygonal part left is an empty MultiPolygon)."""
+    geoms = geoms.copy()
+    invalid = ~shapely.is_valid(geoms)
+    if invalid.any():
+        geoms[invalid] = shapely.make_valid(geoms[invalid])
+    parts, index = shapely.get_parts(geoms, return_index=True)
+    polygon = shapely.get_type_id(parts) == 3
+    found: npt.NDArray[np.object_] = np.full(len(geoms), None, dtype=object)
+    shapely.multipolygons(parts[polygon], indices=index[polygon], out=found)
+    empty = shapely.is_missing(found)
+    found[empty] = shapely.from_wkt("MULTIPOLYGON EMPTY")
+    return found
 
 
-def _check_area(geoms: npt.NDArray[np.object_], srid: int) -> None:
-    """Refuse footprints whose centre (in storage CRS) lies far outside its area of use."""
-    check_area_of_use(CRS.from_epsg(srid), srid, shapely.get_coordinates(geoms))
-
-
-def place_footprints(session: Session, tally: FootprintTally) -> list[PlacedBuilding]:
-    """Bases (field, else finest DEM at the centroid, else 0) and the extruded blocks."""
-    missing = [i for i, row in enumerate(tally.rows) if row[3] is None]
-    centroids = shapely.centroid([tally.rows[i][1] for i in missing])
-    sampled = heights_in_storage(session, shapely.get_x(centroids), shapely.get_y(centroids))
-    terrain = {i: z for i, (z, _) in zip(missing, sampled, strict=True)}
-    placed = []
-    for i, (building, footprint, height, given) in enumerate(tally.rows):
-        base = given
-        if base is not None:
-            tally.base_from_field += 1
-        elif terrain.get(i) is not None:
-            base = terrain[i]
-            tally.base_from_terrain += 1
-        else:
-            tally.base_zero_no_terrain += 1
-        z0 = float(base or 0.0)
-        placed.append(
-            PlacedBuilding(
-                source=building,
-                surfaces=extrude(footprint, z0, z0 + height),
-                footprint=footprint,
-                base_z=z0,
-                top_z=z0 + height,
-                lods={LOD},
-            )
-        )
-    tally.footprints += len(placed)
-    tally.rows = []
-    return placed
-
-
-def extrude(footprint: shapely.Geometry, base: float, top: float) -> dict[SurfaceKey, Triangles]:
-    """LOD1 block of a (multi)polygon: roof (normals up), ground (down), walls (outwards).
-
-    Examples
-    --------
-    >>> block = extrude(shapely.box(0, 0, 2, 1), 0.0, 3.0)
-    >>> [len(block[(LOD, s)]) for s in ("RoofSurface", "GroundSurface", "WallSurface")]
-    [2, 2, 8]
-    """
-    roofs: list[Triangles] = []
-    grounds: list[Triangles] = []
-    walls: list[Triangles] = []
-    for polygon in shapely.get_parts(footprint):
-        polygon = orient(polygon, sign=1.0)  # exterior counter-clockwise, holes clockwise
-        rings = [np.asarray(polygon.exterior.coords)[:-1, :2]]
-        rings += [np.asarray(r.coords)[:-1, :2] for r in polygon.interiors]
-        flat = _cap(rings)
-        if flat is not None:
-            roofs.append(_facing(flat, top, up=True))
-            grounds.append(_facing(flat, base, up=False))
-        walls.extend(_walls(ring, base, top) for ring in rings)
-    found = {"RoofSurface": roofs, "GroundSurface": grounds, "WallSurface": walls}
-    return {(LOD, k): np.concatenate(v) for k, v in found.items() if v}
-
-
-def _cap(rings: list[npt.NDArray[np.float64]]) -> Triangles | None:
-    """Triangles (z = 0) of a horizontal face with holes, by ``triangulate_face`` (earcut)."""
-    vertices = np.column_stack([np.concatenate(rings), np.zeros(sum(len(r) for r in rings))])
-    ends = np.cumsum([0] + [len(r) for r in rings])
-    indices = [list(range(int(a), int(b))) for a, b in pairwise(ends)]
-    result = triangulate_face(vertices, indices)
-    return None if isinstance(result, str) else result
-
-
-def _facing(triangles: Triangles, z: float, *, up: bool) -> Triangles:
-    """``triangles`` at height ``z``, each wound so its normal points up (or down)."""
-    placed = triangles.copy()
-    placed[:, :, 2] = z
-    a, b, c = placed[:, 0, :2], placed[:, 1, :2], placed[:, 2, :2]
-    normal_z = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    flip = normal_z < 0 if up else normal_z > 0
-    placed[flip] = placed[flip][:, ::-1]
-    return placed
-
-
-def _walls(ring: npt.NDArray[np.float64], base: float, top: float) -> Triangles:
-    """Two triangles per edge of ``ring`` (a closed ring without its repeated end vertex)."""
-    a = ring
-    b = np.roll(ring, -1, axis=0)
-    keep = np.any(a != b, axis=1)
-    a, b = a[keep], b[keep]
-    n = len(a)
-    a0, b0 = np.column_stack([a, np.full(n, base)]), np.column_stack([b, np.full(n, base)])
-    a1, b1 = np.column_stack([a, np.full(n, top)]), np.column_stack([b, np.full(n, top)])
-    first = np.stack([a0, b0, b1], axis=1)
-    second = np.stack([a0, b1, a1], axis=1)
-    return np.concatenate([first, second])
+def _batch(
+    session: Session, rows: _Rows, footprints: npt.NDArray[np.object_], tally: FootprintTally
+) -> BuildingBatch:
+    """Bases (field, else the finest DEM at the centroid, else 0), then the extruded blocks."""
+    kept = footprints[np.asarray(rows.footprints, dtype=np.int64)]
+    base = np.asarray(rows.bases, dtype=np.float64)
+    missing = np.flatnonzero(np.isnan(base))
+    tally.base_from_field += len(base) - len(missing)
+    if len(missing):
+        centroids = shapely.centroid(kept[missing])
+        sampled = heights_in_storage(session, shapely.get_x(centroids), shapely.get_y(centroids))
+        terrain = np.array([np.nan if z is None else z for z, _ in sampled], dtype=np.float64)
+        found = ~np.isnan(terrain)
+        tally.base_from_terrain += int(found.sum())
+        tally.base_zero_no_terrain += int((~found).sum())
+        base[missing] = np.where(found, terrain, 0.0)
+    top = base + np.asarray(rows.heights, dtype=np.float64)
+    tally.footprints += len(base)
+    names = [a.get("name") for a in rows.attributes]
+    facts = [attribute_facts(a, b, t) for a, b, t in zip(rows.attributes, base, top, strict=True)]
+    return BuildingBatch(
+        source_ids=rows.ids,
+        names=[n if isinstance(n, str) else None for n in names],
+        footprints=kept,
+        base_z=base,
+        top_z=top,
+        attrs=rows.attributes,
+        lods=[(LOD,)] * len(base),
+        height=np.array([f["height"] for f in facts], dtype=np.float64),
+        storeys=np.array([np.nan if f["storeys"] is None else f["storeys"] for f in facts]),
+        function=[f["function"] for f in facts],
+        year=np.array([np.nan if f["year"] is None else f["year"] for f in facts]),
+        surfaces=block_surfaces(kept, base, top),
+    )

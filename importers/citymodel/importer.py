@@ -16,8 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
-from pyproj import CRS
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -30,13 +28,8 @@ from importers.base import ImportResult, WriteOutcome, run_import
 from importers.citymodel.buildings import CityBuilding, Tally, chunk_buildings
 from importers.citymodel.citygml import horizontal_crs_text, is_citygml, read_citygml
 from importers.citymodel.cityjson import read_citymodel
-from importers.citymodel.footprints import (
-    FootprintTally,
-    is_footprint_file,
-    place_footprints,
-    read_footprints,
-)
-from importers.citymodel.placement import check_area_of_use, source_crs
+from importers.citymodel.footprints import FootprintTally, is_footprint_file, write_footprints
+from importers.citymodel.placement import AreaCheck, source_crs
 from importers.citymodel.rows import place_buildings
 from importers.citymodel.writer import BuildingWriter
 
@@ -80,8 +73,9 @@ def import_buildings(
         labels = []
         for path in paths:
             if is_footprint_file(path):
-                labels.append(read_footprints(path, mapping, crs, srid, footprints))
-                writer.add(place_footprints(session, footprints))
+                labels.append(
+                    write_footprints(session, path, mapping, crs, srid, footprints, writer)
+                )
                 continue
             write_file = _write_citygml if is_citygml(path) else _write_file
             labels.append(write_file(path, crs, srid, writer, tally, progress))
@@ -103,7 +97,7 @@ def _write_file(
 ) -> str:
     header, chunks = read_citymodel(path)
     horizontal = source_crs(header.reference_system, crs, path.name)
-    area = _AreaCheck(horizontal, srid)
+    area = AreaCheck(horizontal, srid)
     for chunk in chunks:
         if len(chunk.vertices):
             area.add(chunk.vertices[:, :2])
@@ -124,7 +118,7 @@ def _write_citygml(
 ) -> str:
     """Stream one CityGML file; its CRS is fixed by the first member that has buildings."""
     horizontal = None
-    area: _AreaCheck | None = None
+    area: AreaCheck | None = None
     batch: list[CityBuilding] = []
     for member in read_citygml(path, tally):
         if horizontal is None:
@@ -132,7 +126,7 @@ def _write_citygml(
             if not named:
                 raise InvalidInput(f"{path.name}: the file names no CRS (srsName); pass --crs")
             horizontal = source_crs(horizontal_crs_text(named), None, path.name)
-            area = _AreaCheck(horizontal, srid)
+            area = AreaCheck(horizontal, srid)
         assert area is not None
         xy = [
             t[:, :, :2].reshape(-1, 2)
@@ -154,28 +148,6 @@ def _write_citygml(
     writer.add(place_buildings(batch, horizontal, srid))
     area.finish()
     return crs_label(horizontal)
-
-
-class _AreaCheck:
-    """The source coordinates checked against the storage CRS's area of use: the first batch at
-    once (a wrong file fails early), the whole extent ([[min x, min y], [max x, max y]]) once
-    every batch has been seen."""
-
-    def __init__(self, horizontal: CRS, srid: int) -> None:
-        self.horizontal, self.srid = horizontal, srid
-        self.extent: npt.NDArray[np.float64] | None = None
-
-    def add(self, xy: npt.NDArray[np.float64]) -> None:
-        low, high = xy.min(axis=0), xy.max(axis=0)
-        if self.extent is None:
-            check_area_of_use(self.horizontal, self.srid, xy)
-        else:
-            low, high = np.minimum(self.extent[0], low), np.maximum(self.extent[1], high)
-        self.extent = np.vstack([low, high])
-
-    def finish(self) -> None:
-        if self.extent is not None:
-            check_area_of_use(self.horizontal, self.srid, self.extent)
 
 
 def _outcome(

@@ -74,3 +74,25 @@ def triangles_to_storage(
     flat = triangles.reshape(-1, 3)
     x, y, _ = to_storage(crs, storage_srid, flat[:, 0], flat[:, 1])
     return np.column_stack([x, y, flat[:, 2]]).reshape(triangles.shape)
+
+
+class AreaCheck:
+    """The source coordinates checked against the storage CRS's area of use: the first batch at
+    once (a wrong file fails early), the whole extent ([[min x, min y], [max x, max y]]) once
+    every batch has been seen."""
+
+    def __init__(self, horizontal: CRS, srid: int) -> None:
+        self.horizontal, self.srid = horizontal, srid
+        self.extent: npt.NDArray[np.float64] | None = None
+
+    def add(self, xy: npt.NDArray[np.float64]) -> None:
+        low, high = xy.min(axis=0), xy.max(axis=0)
+        if self.extent is None:
+            check_area_of_use(self.horizontal, self.srid, xy)
+        else:
+            low, high = np.minimum(self.extent[0], low), np.maximum(self.extent[1], high)
+        self.extent = np.vstack([low, high])
+
+    def finish(self) -> None:
+        if self.extent is not None:
+            check_area_of_use(self.horizontal, self.srid, self.extent)

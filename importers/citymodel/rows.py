@@ -120,10 +120,16 @@ def _number(value: Any, kind: type[int] | type[float]) -> Any:
 
 def building_facts(building: PlacedBuilding) -> dict[str, Any]:
     """Height, storeys, function and year of a building, from its attributes and geometry."""
-    attributes = building.source.attributes
+    return attribute_facts(building.source.attributes, building.base_z, building.top_z)
+
+
+def attribute_facts(
+    attributes: dict[str, Any], base_z: float | None, top_z: float | None
+) -> dict[str, Any]:
+    """:func:`building_facts` of a building with these attributes, base and top."""
     height = _number(attributes.get("measuredHeight"), float)
-    if height is None and building.top_z is not None and building.base_z is not None:
-        height = building.top_z - building.base_z
+    if height is None and top_z is not None and base_z is not None:
+        height = top_z - base_z
     function = attributes.get("function")
     if isinstance(function, list):
         function = ",".join(str(f) for f in function)
