@@ -188,11 +188,27 @@ def test_ifc_elements_stay_at_their_leaves_with_add(layer: Path, city_engine: En
     assert root["refine"] == "ADD" and "content" not in root
 
 
+def _coarse_files(folder: Path) -> list[Path]:
+    return [t["path"] for t in _tiles(folder) if t["rows"] and any(_is_block(r) for r in t["rows"])]
+
+
 def test_coarse_content_is_valid_gltf(layer: Path) -> None:
-    files = [t["path"] for t in _tiles(layer) if t["rows"] and any(_is_block(r) for r in t["rows"])]
+    files = _coarse_files(layer)
     report = validate_gltf(files)
     assert {f: r["errors"] for f, r in report.items() if r["errors"]} == {}
-    assert len(report) == len(files)
+    assert len(report) == len(files) >= 5
+
+
+def test_compressed_coarse_content_is_valid_and_smaller(
+    city_engine: Engine, layer: Path, tmp_path: Path
+) -> None:
+    build_mesh_layer(city_engine, tmp_path, "buildings", max_triangles=BUDGET, compress=True)
+    files = _coarse_files(tmp_path / "buildings")
+    report = validate_gltf(files)
+    assert {f: r["errors"] for f, r in report.items() if r["errors"]} == {}
+    plain = {p.name: p.stat().st_size for p in _coarse_files(layer)}
+    assert sorted(plain) == sorted(p.name for p in files)
+    assert sum(p.stat().st_size for p in files) < 0.6 * sum(plain.values())
 
 
 def test_a_changed_leaf_makes_the_coarse_tiles_above_it_stale() -> None:
