@@ -52,7 +52,8 @@ children (fewer triangles than their detail) fit its budget."""
 # its building's footprint (a block's triangles: 3 per edge less 2) and the base and top its
 # block is drawn between (NaN: its surfaces', see tiles.buildings.BLOCK_SQL).
 SURFACES_SQL = """
-    SELECT -s.id, s.building_id, s.semantic = 'RoofSurface', coalesce(ST_NPoints(b.footprint), 5),
+    SELECT -s.id, s.building_id, coalesce(s.semantic = 'RoofSurface', false),
+           coalesce(ST_NPoints(b.footprint), 5),
            coalesce(b.base_z, 'NaN'), coalesce(b.top_z, 'NaN')
     FROM building_surface s
     JOIN building b ON b.id = s.building_id AND b.superseded_by IS NULL
@@ -99,19 +100,25 @@ def hierarchy(
 def _surfaces(
     connection: Connection[Any],
 ) -> tuple[IntArray, IntArray, Any, IntArray, FloatArray]:
-    columns: list[list[Any]] = [[], [], [], [], [], []]
+    """The columns of ``SURFACES_SQL`` as arrays (made chunk by chunk: a million buildings'
+    surfaces as Python objects would take most of a gigabyte)."""
+    ids: list[IntArray] = []
+    numbers: list[FloatArray] = []
     with connection.cursor(name="cim_tiles_buildings", binary=True) as cursor:
         cursor.itersize = 50_000
         cursor.execute(SURFACES_SQL)
         while rows := cursor.fetchmany(50_000):
-            for column, values in zip(columns, zip(*rows, strict=True), strict=True):
-                column.extend(values)
+            pairs = np.fromiter((v for row in rows for v in row[:2]), np.int64, 2 * len(rows))
+            ids.append(pairs.reshape(-1, 2))
+            numbers.append(np.array([row[2:] for row in rows], dtype=np.float64))
+    id_pairs = np.concatenate(ids) if ids else np.zeros((0, 2), np.int64)
+    values = np.concatenate(numbers) if numbers else np.zeros((0, 4))
     return (
-        np.array(columns[0], dtype=np.int64),
-        np.array(columns[1], dtype=np.int64),
-        np.array([bool(v) for v in columns[2]], dtype=bool),
-        np.array(columns[3], dtype=np.int64),
-        np.column_stack([np.array(columns[4], np.float64), np.array(columns[5], np.float64)]),
+        id_pairs[:, 0].copy(),
+        id_pairs[:, 1].copy(),
+        values[:, 0] > 0,
+        values[:, 1].astype(np.int64),
+        values[:, 2:4].copy(),
     )
 
 
