@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.faults import pause_point
@@ -113,3 +114,31 @@ def _take(cursor: Any, sequence: str, count: int) -> tuple[int, int, list[int] |
     cursor.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", (sequence, count))
     values = [int(r[0]) for r in cursor.fetchall()]
     return values[0], values[-1], values
+
+
+def skip_row_triggers(session: Session, tables: Sequence[str]) -> bool:
+    """Switch per-row foreign-key triggers off for the rest of this transaction when that is
+    safe: the role is a superuser (``session_replication_role`` needs it) and ``tables`` carry
+    no user triggers that would be skipped too. Whether they were switched off.
+
+    Why: a foreign-key check is a trigger call and an index probe per row, more than the row's
+    indexes cost. Bulk writers whose references point at rows of their own transaction switch
+    them off for the COPY (as ``pg_restore --disable-triggers`` does), switch them back on with
+    :func:`restore_row_triggers` and check every reference with one set-based query instead.
+    """
+    allowed = session.execute(
+        text(
+            "SELECT r.rolsuper AND NOT EXISTS (SELECT 1 FROM pg_trigger t"
+            "  WHERE t.tgrelid = ANY (CAST(:tables AS regclass[])) AND NOT t.tgisinternal)"
+            " FROM pg_roles r WHERE r.rolname = current_user"
+        ),
+        {"tables": list(tables)},
+    ).scalar()
+    if allowed:
+        session.execute(text("SET LOCAL session_replication_role = replica"))
+    return bool(allowed)
+
+
+def restore_row_triggers(session: Session) -> None:
+    """Per-row triggers back on (after :func:`skip_row_triggers`)."""
+    session.execute(text("SET LOCAL session_replication_role = origin"))

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
-from importers.pipes.binary_columns import Column, Lengths
+from importers.pipes.binary_columns import Column, Lengths, tuples
 
 TEXT_OID = 25
 HEADER = np.dtype([("order", "u1"), ("type", "<u4"), ("srid", "<u4"), ("count", "<u4")])
@@ -47,13 +47,7 @@ def multipolygon_z_ewkb(triangles: npt.NDArray[np.float64], sizes: Lengths, srid
     heads["srid"] = srid
     heads["count"] = sizes
     _scatter(data, starts, heads.view(np.uint8).reshape(rows, HEADER.itemsize))
-    records = np.empty(len(triangles), dtype=TRIANGLE)
-    records["order"] = 1
-    records["type"] = 0x80000003  # Z flag | Polygon
-    records["rings"] = 1
-    records["points"] = 4
-    records["xyz"][:, :3] = triangles
-    records["xyz"][:, 3] = triangles[:, 0]
+    records = _triangle_records(triangles)
     first = np.zeros(rows, dtype=np.int64)
     np.cumsum(sizes[:-1], out=first[1:])
     triangle_starts = np.repeat(
@@ -61,6 +55,49 @@ def multipolygon_z_ewkb(triangles: npt.NDArray[np.float64], sizes: Lengths, srid
     ) + TRIANGLE.itemsize * np.arange(len(triangles))
     _scatter(data, triangle_starts, records.view(np.uint8).reshape(-1, TRIANGLE.itemsize))
     return Column(data, lengths)
+
+
+def tuples_with_mesh(
+    columns: Sequence[Column], triangles: npt.NDArray[np.float64], sizes: Lengths, srid: int
+) -> npt.NDArray[np.uint8]:
+    """Binary COPY tuples of ``columns`` followed by a last column, the MULTIPOLYGON Z of the
+    next ``sizes[i]`` triangles in row i (the bytes of :func:`multipolygon_z_ewkb`).
+
+    Why not one more :class:`Column`: a mesh column is most of the bytes, and scattering it
+    byte by byte into the tuples needs an index array eight times its size. Here the mesh
+    column handed to ``tuples`` holds only each row's 13-byte EWKB header while its lengths
+    are the whole geometry's, so ``tuples`` leaves room for the triangles after each header;
+    the triangles then fill those gaps in one boolean-masked assignment.
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    rows = len(sizes)
+    heads = np.empty(rows, dtype=HEADER)
+    heads["order"] = 1
+    heads["type"] = 0xA0000006  # Z flag | SRID flag | MultiPolygon
+    heads["srid"] = srid
+    heads["count"] = sizes
+    body = TRIANGLE.itemsize * sizes
+    mesh = Column(heads.view(np.uint8).reshape(-1), HEADER.itemsize + body, HEADER.itemsize)
+    out = tuples([*columns, mesh])
+    row_sizes = 2 + np.sum([np.maximum(c.lengths, 0) + 4 for c in [*columns, mesh]], axis=0)
+    body_ends = np.cumsum(row_sizes)  # the mesh is each row's last field
+    gaps = np.zeros(len(out) + 1, dtype=np.int8)
+    np.add.at(gaps, body_ends - body, 1)
+    np.add.at(gaps, body_ends, -1)
+    inside = np.cumsum(gaps[:-1], dtype=np.int8).view(bool)
+    out[inside] = _triangle_records(triangles).view(np.uint8).reshape(-1)
+    return out
+
+
+def _triangle_records(triangles: npt.NDArray[np.float64]) -> npt.NDArray[np.void]:
+    records = np.empty(len(triangles), dtype=TRIANGLE)
+    records["order"] = 1
+    records["type"] = 0x80000003  # Z flag | Polygon
+    records["rings"] = 1
+    records["points"] = 4
+    records["xyz"][:, :3] = triangles
+    records["xyz"][:, 3] = triangles[:, 0]
+    return records
 
 
 def geometry_ewkb(geometries: npt.NDArray[np.object_], srid: int) -> Column:

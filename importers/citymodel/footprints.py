@@ -21,6 +21,7 @@ file outside the storage CRS's area refuses the whole import.
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 from pyproj import CRS
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.errors import InvalidInput
@@ -101,19 +103,31 @@ def write_footprints(
         )
     area = AreaCheck(CRS.from_epsg(srid), srid)
     label, offset = "", 0
+    extent = _terrain_extent(session)
     chunks = read_vector_chunks(path, storage_srid=srid, mapping=mapping, crs=crs, rows=CHUNK_ROWS)
-    for table in chunks:
-        label = table.source_crs
-        if not len(table):
-            continue
-        kinds = set(shapely.get_type_id(table.geoms).tolist()) - {3, 6}
-        if kinds:
-            raise InvalidInput(f"{path.name}: footprints must be Polygons or MultiPolygons")
-        area.add(shapely.get_coordinates(table.geoms))
-        footprints = _polygonal(table.geoms)
-        rows = _chunk_rows(table, mapping, path, offset, footprints, tally)
-        offset += len(table)
-        writer.add_batch(_batch(session, rows, footprints, tally))
+    # One chunk is extruded, encoded and copied by the writer thread while the next is read
+    # and checked here; the session is used by one thread at a time (``writing.result()``
+    # before the bases are sampled), and an error waits for the writer before it propagates.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="footprint-writer") as pool:
+        writing: Future[None] | None = None
+        for table in chunks:
+            label = table.source_crs
+            if not len(table):
+                continue
+            kinds = set(shapely.get_type_id(table.geoms).tolist()) - {3, 6}
+            if kinds:
+                raise InvalidInput(f"{path.name}: footprints must be Polygons or MultiPolygons")
+            area.add(shapely.get_coordinates(table.geoms))
+            footprints = _polygonal(table.geoms)
+            rows = _chunk_rows(table, mapping, path, offset, footprints, tally)
+            offset += len(table)
+            if writing is not None:
+                writing.result()
+            kept = footprints[np.asarray(rows.footprints, dtype=np.int64)]
+            base = _bases(session, rows, kept, extent, tally)
+            writing = pool.submit(_write, writer, rows, kept, base)
+        if writing is not None:
+            writing.result()
     if offset == 0:
         raise InvalidInput(f"{path.name}: no features to import")
     area.finish()
@@ -200,24 +214,59 @@ def _polygonal(geoms: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:
     return found
 
 
-def _batch(
-    session: Session, rows: _Rows, footprints: npt.NDArray[np.object_], tally: FootprintTally
-) -> BuildingBatch:
-    """Bases (field, else the finest DEM at the centroid, else 0), then the extruded blocks."""
-    kept = footprints[np.asarray(rows.footprints, dtype=np.int64)]
+def _terrain_extent(session: Session) -> tuple[float, float, float, float] | None:
+    """The bounding box of every terrain raster (storage CRS), None without terrain: centroids
+    outside it have no DEM height, so they are not sent to the server."""
+    row = session.execute(
+        text(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)"
+            " FROM (SELECT ST_Extent(ST_Envelope(rast)) AS e FROM terrain_raster) AS q"
+        )
+    ).one()
+    return None if row[0] is None else (row[0], row[1], row[2], row[3])
+
+
+def _bases(
+    session: Session,
+    rows: _Rows,
+    kept: npt.NDArray[np.object_],
+    extent: tuple[float, float, float, float] | None,
+    tally: FootprintTally,
+) -> npt.NDArray[np.float64]:
+    """Bases: the field, else the finest DEM at the centroid, else 0."""
     base = np.asarray(rows.bases, dtype=np.float64)
     missing = np.flatnonzero(np.isnan(base))
     tally.base_from_field += len(base) - len(missing)
-    if len(missing):
+    terrain = np.full(len(missing), np.nan)
+    if len(missing) and extent is not None:
         centroids = shapely.centroid(kept[missing])
-        sampled = heights_in_storage(session, shapely.get_x(centroids), shapely.get_y(centroids))
-        terrain = np.array([np.nan if z is None else z for z, _ in sampled], dtype=np.float64)
-        found = ~np.isnan(terrain)
-        tally.base_from_terrain += int(found.sum())
-        tally.base_zero_no_terrain += int((~found).sum())
-        base[missing] = np.where(found, terrain, 0.0)
-    top = base + np.asarray(rows.heights, dtype=np.float64)
+        x, y = shapely.get_x(centroids), shapely.get_y(centroids)
+        west, south, east, north = extent
+        near = np.flatnonzero((x >= west) & (x <= east) & (y >= south) & (y <= north))
+        sampled = heights_in_storage(session, x[near], y[near])
+        terrain[near] = [np.nan if z is None else z for z, _ in sampled]
+    found = ~np.isnan(terrain)
+    tally.base_from_terrain += int(found.sum())
+    tally.base_zero_no_terrain += int((~found).sum())
+    base[missing] = np.where(found, terrain, 0.0)
     tally.footprints += len(base)
+    return base
+
+
+def _write(
+    writer: BuildingWriter,
+    rows: _Rows,
+    kept: npt.NDArray[np.object_],
+    base: npt.NDArray[np.float64],
+) -> None:
+    writer.add_batch(_batch(rows, kept, base))
+
+
+def _batch(
+    rows: _Rows, kept: npt.NDArray[np.object_], base: npt.NDArray[np.float64]
+) -> BuildingBatch:
+    """The building rows of a chunk and their extruded blocks."""
+    top = base + np.asarray(rows.heights, dtype=np.float64)
     names = [a.get("name") for a in rows.attributes]
     facts = [attribute_facts(a, b, t) for a, b, t in zip(rows.attributes, base, top, strict=True)]
     return BuildingBatch(

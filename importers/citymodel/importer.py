@@ -79,7 +79,7 @@ def import_buildings(
                 continue
             write_file = _write_citygml if is_citygml(path) else _write_file
             labels.append(write_file(path, crs, srid, writer, tally, progress))
-        writer.flush()
+        writer.finish()
         if writer.buildings == 0:
             raise InvalidInput(f"{source_names(joined)}: no Building or BuildingPart objects")
         return _outcome(writer, tally, sorted(set(labels) - {""}), footprints)

@@ -3,7 +3,9 @@
 Building ids are reserved from the sequence before each batch is copied, so the surface rows can
 name their building without a round trip per row; a batch bounds the memory of a long
 CityJSONSeq stream. Rows are encoded column by column (:mod:`importers.citymodel.binary_rows`)
-and sent with binary COPY. City models arrive as :class:`PlacedBuilding` s (:meth:`add`);
+and sent with binary COPY, with the per-row foreign-key triggers off when that is safe
+(:func:`cim.db.copy.skip_row_triggers`; the references are checked once at :meth:`finish`).
+City models arrive as :class:`PlacedBuilding` s (:meth:`add`);
 footprint layers hand over whole :class:`BuildingBatch` es of arrays (:meth:`add_batch`).
 """
 
@@ -14,10 +16,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from cim.db.copy import copy_binary, reserve_id_array
-from importers.citymodel.binary_rows import geometry_ewkb, multipolygon_z_ewkb, text_arrays
+from cim.db.copy import copy_binary, reserve_id_array, restore_row_triggers, skip_row_triggers
+from cim.errors import ImportFailed
+from importers.citymodel.binary_rows import geometry_ewkb, text_arrays, tuples_with_mesh
 from importers.citymodel.rows import PlacedBuilding, building_facts
 from importers.pipes.binary_columns import bigints, floats, integers, jsonb, texts, tuples
 
@@ -86,6 +90,7 @@ class BuildingWriter:
         self.buildings = 0
         self.surfaces = 0
         self.triangles = 0
+        self.bulk: bool | None = None
 
     def add(self, buildings: list[PlacedBuilding]) -> None:
         """Queue ``buildings``; write when a batch is full."""
@@ -100,11 +105,21 @@ class BuildingWriter:
             self.pending = []
             self.add_batch(batch)
 
+    def finish(self) -> None:
+        """Write what is queued; per-row triggers back on and every reference checked."""
+        self.flush()
+        if self.bulk:
+            restore_row_triggers(self.session)
+            self._check_references()
+        self.bulk = None
+
     def add_batch(self, batch: BuildingBatch) -> None:
         """Write ``batch`` now (after anything queued, so ids keep the order of arrival)."""
         self.flush()
         if not len(batch):
             return
+        if self.bulk is None:
+            self.bulk = skip_row_triggers(self.session, ("building", "building_surface"))
         ids = reserve_id_array(self.session, table="building", count=len(batch))
         self._copy_buildings(ids, batch)
         surfaces = batch.surfaces
@@ -116,17 +131,50 @@ class BuildingWriter:
                 texts(surfaces.lod),
                 texts(surfaces.semantic),
                 integers(surfaces.sizes),
-                multipolygon_z_ewkb(surfaces.triangles, surfaces.sizes, self.srid),
             ]
+            encoded = tuples_with_mesh(columns, surfaces.triangles, surfaces.sizes, self.srid)
             copy_binary(
-                self.session,
-                table="building_surface",
-                columns=SURFACE_COLUMNS,
-                chunks=[tuples(columns)],
+                self.session, table="building_surface", columns=SURFACE_COLUMNS, chunks=[encoded]
             )
         self.buildings += len(batch)
         self.surfaces += len(surfaces.sizes)
         self.triangles += len(surfaces.triangles)
+
+    def _check_references(self) -> None:
+        """The foreign keys the skipped triggers would have checked, for the whole dataset at
+        once: the dataset exists, and every surface names a building of this dataset. By
+        ranges when the dataset's building ids are contiguous (they are unless another session
+        drew from the sequence meanwhile), else by a join (hash or merge: see pipes.writer)."""
+        resolved = self.session.execute(
+            text(
+                "WITH b AS (SELECT min(id) AS lo, max(id) AS hi, count(*) AS rows"
+                "  FROM building WHERE dataset_id = :d),"
+                " s AS (SELECT min(building_id) AS lo, max(building_id) AS hi"
+                "  FROM building_surface WHERE dataset_id = :d)"
+                " SELECT EXISTS (SELECT 1 FROM dataset WHERE id = :d)"
+                "  AND (s.lo IS NULL OR (b.hi - b.lo + 1 = b.rows AND s.lo >= b.lo"
+                "  AND s.hi <= b.hi)) FROM b, s"
+            ),
+            {"d": self.dataset_id},
+        ).scalar()
+        if resolved:
+            return
+        nestloop = self.session.execute(text("SELECT current_setting('enable_nestloop')")).scalar()
+        self.session.execute(text("SELECT set_config('enable_nestloop', 'off', true)"))
+        missing = self.session.execute(
+            text(
+                "SELECT (SELECT count(*) FROM building_surface s LEFT JOIN building b"
+                "  ON b.id = s.building_id AND b.dataset_id = :d"
+                "  WHERE s.dataset_id = :d AND b.id IS NULL)"
+                " + 1 - (SELECT count(*) FROM dataset WHERE id = :d)"
+            ),
+            {"d": self.dataset_id},
+        ).scalar()
+        self.session.execute(
+            text("SELECT set_config('enable_nestloop', :v, true)"), {"v": nestloop}
+        )
+        if missing:
+            raise ImportFailed(f"internal error: {missing} dangling reference(s) after COPY")
 
     def _copy_buildings(self, ids: npt.NDArray[np.int64], batch: BuildingBatch) -> None:
         guids = texts(batch.source_ids)

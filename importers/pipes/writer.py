@@ -32,7 +32,7 @@ import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from cim.db.copy import copy_binary, reserve_id_array
+from cim.db.copy import copy_binary, reserve_id_array, restore_row_triggers, skip_row_triggers
 from cim.errors import ImportFailed
 from cim.nominal_sizes import nominal_dn_array
 from importers.pipes.binary_columns import (
@@ -136,7 +136,7 @@ def write_network(
     clock = Stopwatch(timings)
     nodes = placed.nodes
     segments = placed.segments
-    bulk = ids is None and _enter_bulk_mode(session, tables)
+    bulk = ids is None and skip_row_triggers(session, tables)
     node_order = morton_order(nodes["x"], nodes["y"])
     first = placed.coords[placed.offsets[:-1]]
     segment_order = morton_order(first[:, 0], first[:, 1])
@@ -254,22 +254,6 @@ class Encoded:
     columns: list[Column]
 
 
-def _enter_bulk_mode(session: Session, tables: tuple[str, str]) -> bool:
-    """Switch per-row FK triggers off for this transaction when that is safe (see module)."""
-    allowed = session.execute(
-        text(
-            "SELECT r.rolsuper AND NOT EXISTS (SELECT 1 FROM pg_trigger t"
-            "  WHERE t.tgrelid IN (CAST(:a AS regclass), CAST(:b AS regclass))"
-            "  AND NOT t.tgisinternal)"
-            " FROM pg_roles r WHERE r.rolname = current_user"
-        ),
-        {"a": tables[0], "b": tables[1]},
-    ).scalar()
-    if allowed:
-        session.execute(text("SET LOCAL session_replication_role = replica"))
-    return bool(allowed)
-
-
 def _leave_bulk_mode(session: Session, dataset_id: int) -> None:
     """Triggers back on, then the foreign keys checked for the whole dataset at once.
 
@@ -284,7 +268,7 @@ def _leave_bulk_mode(session: Session, dataset_id: int) -> None:
     a nested-loop anti join over a materialised scan, quadratic in the rows (a 300k-segment
     import spent over ten minutes here). Hash or merge joins are linear whatever the estimate.
     """
-    session.execute(text("SET LOCAL session_replication_role = origin"))
+    restore_row_triggers(session)
     resolved = session.execute(
         text(
             "WITH n AS (SELECT min(id) AS lo, max(id) AS hi, count(*) AS rows"

@@ -17,11 +17,14 @@ import numpy as np
 import pytest
 import shapely
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
+from cim.errors import ImportFailed
 from importers.citymodel import footprints as footprint_module
 from importers.citymodel import import_buildings
 from importers.citymodel.binary_rows import multipolygon_z_ewkb, text_arrays
 from importers.citymodel.extrusion import block_surfaces, convex_pattern, extrude
+from importers.citymodel.writer import BuildingBatch, BuildingWriter
 from importers.pipes.binary_columns import tuples
 
 X0, Y0 = 534000.0, 3380000.0
@@ -147,3 +150,35 @@ def test_chunks_give_the_rows_of_one_read(
     source.write_text(json.dumps(document))
     with pytest.raises(Exception, match="row 18: height 'tall' is not a number"):
         import_buildings(engine, [source], mapping=mapping, replace=True)
+
+
+def test_references_checked_when_row_triggers_were_off(session: Session) -> None:
+    """With the per-row foreign-key triggers off for the COPY, a surface naming no building of
+    the dataset is still refused, once, when the writer finishes."""
+    dataset = session.execute(
+        text(
+            "INSERT INTO dataset (kind, name, source_name, source_sha256, status)"
+            " VALUES ('buildings', 'probe', 'probe', 'x', 'loading')"
+            " RETURNING id"
+        )
+    ).scalar_one()
+    writer = BuildingWriter(session, dataset, 4547)
+    footprints = np.array([shapely.MultiPolygon([shapely.box(X0, Y0, X0 + 5, Y0 + 5)])])
+    base, top = np.zeros(1), np.full(1, 6.0)
+    batch = BuildingBatch(
+        source_ids=["a"], names=[None], footprints=footprints, base_z=base, top_z=top,
+        attrs=[{}], lods=[("1",)], height=top - base, storeys=np.full(1, np.nan),
+        function=[None], year=np.full(1, np.nan), surfaces=block_surfaces(footprints, base, top),
+    )  # fmt: skip
+    writer.add_batch(batch)
+    assert writer.bulk  # the test database's role is a superuser
+    session.execute(
+        text(
+            "INSERT INTO building_surface (dataset_id, building_id, lod, semantic, geom)"
+            " SELECT dataset_id, building_id + 1000, lod, semantic, geom FROM building_surface"
+            " WHERE dataset_id = :d LIMIT 1"
+        ),
+        {"d": dataset},
+    )
+    with pytest.raises(ImportFailed, match="1 dangling reference"):
+        writer.finish()
