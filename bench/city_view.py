@@ -10,7 +10,7 @@ viewport with a 60 degree vertical field of view,
 (distance to the tile's region; no frustum culling, so tiles outside the view count too, and a
 REPLACE tile's ancestors count since they are loaded first). Computed, not measured in a
 browser. Goal of issue 17: <= 30 MB.
-Usage: ``python bench/city_view.py [--footprints 100000] [--compress]``.
+Usage: ``python bench/city_view.py [--footprints 100000] [--compress | --also-compressed]``.
 """
 
 from __future__ import annotations
@@ -121,6 +121,9 @@ def main() -> None:
     parser.add_argument("--footprints", type=int, default=100_000)
     parser.add_argument("--altitude", type=float, default=10_000.0)
     parser.add_argument("--compress", action="store_true", help="meshopt-compressed content")
+    parser.add_argument(
+        "--also-compressed", action="store_true", help="then build it compressed too"
+    )
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
     with (
@@ -135,6 +138,14 @@ def main() -> None:
             conn.exec_driver_sql("ANALYZE")
         tiles = _step(url, "tiles", str(folder / "tiles"), "yes" if args.compress else "no")
         view = view_bytes(folder / "tiles" / "buildings", args.altitude)
+        if args.also_compressed:
+            packed = _step(url, "tiles", str(folder / "packed"), "yes")
+            packed_view = view_bytes(folder / "packed" / "buildings", args.altitude)
+            view |= {
+                "compressed_tiles_s": round(packed["seconds"], 1),
+                "compressed_layer_mb": round(packed["bytes"] / 1e6, 1),
+                "compressed_view_mb": packed_view["view_mb"],
+            }
         with engine.begin() as conn:
             conn.exec_driver_sql("DELETE FROM dataset")
     result = {

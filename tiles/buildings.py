@@ -19,7 +19,7 @@ import shapely
 from psycopg import Connection
 
 from tiles.blocks import block_triangles
-from tiles.coarse import BLOCK_ID_BASE
+from tiles.coarse import BLOCK_ID_BASE, ROOF_ID_BASE
 from tiles.content import MeshParts, TileFrame, rgba_bytes
 from tiles.gltf import FeatureTable, PropertyColumn
 from tiles.subdivide import FeatureIndex, fetch_index
@@ -113,7 +113,7 @@ SURFACE_SQL = """
 BLOCK_SQL = """
     SELECT -(%s + s.id), ST_AsBinary(b.footprint), NULL::float8[],
            coalesce(b.source_id, b.guid), 'Building', b.name,
-           'LoD1 block of LoD ' || s.lod, coalesce(b.name, b.source_id, b.guid), NULL,
+           NULL, coalesce(b.name, b.source_id, b.guid), NULL,
            coalesce(b.base_z, (SELECT min(ST_ZMin(t.geom)) FROM building_surface t
                                WHERE t.building_id = s.building_id AND t.lod = s.lod)),
            coalesce(b.top_z, (SELECT max(ST_ZMax(t.geom)) FROM building_surface t
@@ -203,14 +203,16 @@ def fetch_rows(connection: Connection[Any], ids: npt.NDArray[np.int64]) -> dict[
     tiles), by id."""
     found: dict[int, Row] = {}
     blocks = ids <= -BLOCK_ID_BASE
+    roofs = ids <= -ROOF_ID_BASE
     with connection.cursor(binary=True) as cursor:
         for sql, wanted in ((CONTENT_SQL, ids[ids > 0]), (SURFACE_SQL, -ids[(ids < 0) & ~blocks])):
             if wanted.size:
                 cursor.execute(sql, (wanted.tolist(),))
                 found.update((int(row[0]), row) for row in cursor.fetchall())
-        if blocks.any():
-            cursor.execute(BLOCK_SQL, (BLOCK_ID_BASE, (-ids[blocks] - BLOCK_ID_BASE).tolist()))
-            found.update((int(row[0]), row) for row in cursor.fetchall())
+        for base, drawn in ((BLOCK_ID_BASE, blocks & ~roofs), (ROOF_ID_BASE, roofs)):
+            if drawn.any():
+                cursor.execute(BLOCK_SQL, (base, (-ids[drawn] - base).tolist()))
+                found.update((int(row[0]), row) for row in cursor.fetchall())
     return found
 
 
@@ -267,6 +269,8 @@ def mesh_tile(
 
 def _element_id(key: int) -> int:
     """The ``element_id`` of a feature: a block shows the surface it is named after."""
+    if key <= -ROOF_ID_BASE:
+        return key + ROOF_ID_BASE
     return key + BLOCK_ID_BASE if key <= -BLOCK_ID_BASE else key
 
 
@@ -281,9 +285,11 @@ def _with_blocks(
     """``triangles`` (in ``frame``) with the blocks of ``rows`` (features ``positions``)
     appended: roofs coloured as roofs, walls as walls."""
     footprints, bases, tops = [r[1] for r in rows], [r[9] for r in rows], [r[10] for r in rows]
-    roofs, walls = block_triangles(footprints, bases, tops, frame.to_local)
+    roofs, (walls, wall_owner) = block_triangles(footprints, bases, tops, frame.to_local)
+    standing = np.array([row[0] > -ROOF_ID_BASE for row in rows], dtype=bool)[wall_owner]
+    kept_walls = (walls[standing], wall_owner[standing])  # roofs alone have none
     parts, owners, paints = [triangles], [owner], [colours]
-    for colour, (pieces, block) in (("RoofSurface", roofs), ("WallSurface", walls)):
+    for colour, (pieces, block) in (("RoofSurface", roofs), ("WallSurface", kept_walls)):
         parts.append(pieces)
         owners.append(positions[block])
         paints.append(np.broadcast_to(rgba_bytes(DEFAULT_COLOURS[colour]), (block.size, 4)))

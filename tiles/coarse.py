@@ -9,20 +9,25 @@ cut into a quadtree over their centres whose *leaves* hold every surface of thei
 * an inner tile keeps the block of every building of its leaf children (so each building is
   drawn, with its id, in the coarse tile just above its leaf), then, up to the triangle budget,
   the largest building of each cell of a grid over the tile, then the second largest, ...
-  (the silhouette of the whole tile, not only of its tallest towers);
+  (the silhouette of the whole tile, not only of its tallest towers); tiles higher up (no leaf
+  child) draw the blocks' roofs alone, seen from far above: a rectangle's roof is 2 triangles
+  against 10 with its walls, so five times as many buildings fit the budget, which more than
+  pays for the walls' height added to the error;
 * its geometric error bounds the distance from any point of the detail under it to what it
-  draws: a kept building's block differs from its detail by its roof's relief (a flat roof at
-  the top; plus how far the building row's base and top, which the block is drawn between,
-  lie from its surfaces'), and a building left out lies within (distance of its box centre
-  to a kept block's box centre + half its box diagonal) of a kept block; at least
+  draws: a kept building's block differs from its detail by its roof's relief (a flat roof
+  at the top; by its height for a roof alone; plus how far the building row's base and top,
+  which the block is drawn between, lie from its surfaces'), and a building left out lies
+  within (distance of its box centre to a kept block's box centre + half its box diagonal,
+  + half the kept building's height for a roof alone) of a kept block; at least
   ``MIN_ERROR`` (the floor and the roof shapes are gone), and never less than a child's, so
   errors shrink down the tree.
 
-A block is a feature of the layer's index of its own (an id below ``-BLOCK_ID_BASE``, the box
-of its building), so rendering, the manifest and ``tileset.json`` handle it as any feature.
-It is named after one surface of its building: picking it shows that surface's building.
-IFC elements keep their ADD quadtree (they are few and have no block); when a layer has both,
-the root holds no content and has the element tree and the city tree as children.
+A block is a feature of the layer's index of its own (an id below ``-BLOCK_ID_BASE``, or
+``-ROOF_ID_BASE`` for a roof alone; the box of its building), so rendering, the manifest and
+``tileset.json`` handle it as any feature. It is named after one surface of its building:
+picking it shows that surface's building. IFC elements keep their ADD quadtree (they are few
+and have no block); when a layer has both, the root holds no content and has the element tree
+and the city tree as children.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ FloatArray = npt.NDArray[np.float64]
 
 BLOCK_ID_BASE = 1 << 40
 """A block's feature id is ``-(BLOCK_ID_BASE + s)`` for the surface ``s`` it is named after."""
+ROOF_ID_BASE = 2 << 40
+"""A block drawn as its roof alone has the feature id ``-(ROOF_ID_BASE + s)``."""
 MIN_ERROR = 1.0
 """Error of a coarse tile that draws every building under it as a block (m)."""
 LEAF_SHARE = 4
@@ -68,13 +75,15 @@ class Buildings:
 
     members: IntArray  # index rows of the surfaces, building after building
     offsets: IntArray  # (m + 1,): building k's rows are members[offsets[k]:offsets[k + 1]]
-    block_rows: IntArray  # index row of each building's block
+    names: IntArray  # the surface (id) each building's block is named after
     boxes: FloatArray  # (m, 6) union of its surfaces' boxes
     detail: IntArray  # triangles of its surfaces
     relief: FloatArray  # how far its block's flat top may lie from its roof (m)
+    block_triangles: IntArray  # of its block (roof and walls)
+    roof_triangles: IntArray  # of its block's roof alone
 
     def __len__(self) -> int:
-        return int(self.block_rows.size)
+        return int(self.names.size)
 
     def rows(self, buildings: IntArray) -> IntArray:
         """The surface rows of ``buildings`` (positions), sorted."""
@@ -155,19 +164,16 @@ def city_index(
         shift = np.abs(drawn - building_boxes[:, [2, 5]]).max(axis=1)
         relief = np.maximum(relief, np.nan_to_num(shift, nan=0.0))
     footprint_points = points[at[rows[first]]]
-    name = -index.ids[rows[first]]  # the surface a block is named after: its first (by id)
-    blocks = FeatureIndex(
-        -(BLOCK_ID_BASE + name),
-        building_boxes,
-        np.maximum(3 * (footprint_points - 1) - 2, 2).astype(np.int64),
-    )
-    merged = _sorted(index, blocks)
-    moved = np.searchsorted(merged.ids, index.ids)  # rows of the old index in the merged one
     buildings = Buildings(
-        moved[rows], offsets, np.searchsorted(merged.ids, blocks.ids), building_boxes, detail,
-        relief,
+        rows, offsets, -index.ids[rows[first]], building_boxes, detail, relief,
+        np.maximum(3 * (footprint_points - 1) - 2, 2).astype(np.int64),
+        np.maximum(footprint_points - 3, 1).astype(np.int64),
     )  # fmt: skip
-    city = CityCut(merged, buildings, max_triangles).root("r")
+    cut = CityCut(buildings, max_triangles)
+    city = cut.root("r")
+    merged = _sorted(index, *cut.drawn_blocks())
+    moved = np.searchsorted(merged.ids, index.ids)  # rows of the old index in the merged one
+    cut.point_rows(city, merged, moved)
     elements = np.flatnonzero(~is_surface)
     if elements.size == 0:
         return merged, city
@@ -186,13 +192,13 @@ def _relief(
     ).astype(np.float64)
 
 
-def _sorted(index: FeatureIndex, blocks: FeatureIndex) -> FeatureIndex:
-    ids = np.concatenate([index.ids, blocks.ids])
+def _sorted(*parts: FeatureIndex) -> FeatureIndex:
+    ids = np.concatenate([part.ids for part in parts])
     order = np.argsort(ids, kind="stable")
     return FeatureIndex(
         ids[order],
-        np.concatenate([index.boxes, blocks.boxes])[order],
-        np.concatenate([index.triangles, blocks.triangles])[order],
+        np.concatenate([part.boxes for part in parts])[order],
+        np.concatenate([part.triangles for part in parts])[order],
     )
 
 
@@ -219,17 +225,22 @@ def _with_elements(
 
 
 class CityCut:
-    """The quadtree of the city-model buildings (positions into :class:`Buildings`)."""
+    """The quadtree of the city-model buildings (positions into :class:`Buildings`).
 
-    def __init__(self, index: FeatureIndex, buildings: Buildings, max_triangles: int) -> None:
-        self.index = index
+    While cutting, a coarse tile's rows are the positions of the buildings it draws (``kinds``
+    says as whole blocks or as roofs); :meth:`point_rows` turns them into index rows once the
+    blocks drawn are in the index."""
+
+    def __init__(self, buildings: Buildings, max_triangles: int) -> None:
         self.buildings = buildings
         self.budget = max_triangles
         self.leaf_budget = max(max_triangles // LEAF_SHARE, 1)
         boxes = buildings.boxes
         self.centres = (boxes[:, :3] + boxes[:, 3:]) / 2
         self.radius = np.linalg.norm(boxes[:, 3:] - boxes[:, :3], axis=1) / 2
-        self.block_triangles = index.triangles[buildings.block_rows]
+        self.height = boxes[:, 5] - boxes[:, 2]
+        self.kinds: dict[str, int] = {}  # coarse tile key -> BLOCK_ID_BASE or ROOF_ID_BASE
+        self.coarse: list[TileNode] = []
 
     def root(self, key: str) -> TileNode:
         node = self._cut(key, np.arange(len(self.buildings), dtype=np.int64), 0)
@@ -252,18 +263,47 @@ class CityCut:
             for q in range(4)
             if (quadrant == q).any()
         ]
-        must = np.concatenate(
-            [c_members for c, c_members in self._leaf_members(children, members, quadrant)]
-            or [np.zeros(0, np.int64)]
-        )
-        kept = self._select(members, must, box)
-        error = max(
-            self._error(members, kept),
-            MIN_ERROR,
-            max(child.geometric_error for child in children),
-        )
-        rows = np.sort(self.buildings.block_rows[kept])
-        return TileNode(key, rows, box, error, children)
+        leaves = self._leaf_members(children, members, quadrant)
+        if leaves:  # just above leaves: whole blocks, every building of the leaves among them
+            must = np.concatenate([part for _, part in leaves])
+            kept = self._select(members, must, box, self.buildings.block_triangles)
+            own = self._error(members, kept, roofs=False)
+            self.kinds[key] = BLOCK_ID_BASE
+        else:  # higher up: roofs alone, five times as many buildings for the same triangles
+            kept = self._select(members, members[:0], box, self.buildings.roof_triangles)
+            own = self._error(members, kept, roofs=True)
+            self.kinds[key] = ROOF_ID_BASE
+        error = max(own, MIN_ERROR, max(child.geometric_error for child in children))
+        node = TileNode(key, kept, box, error, children)
+        self.coarse.append(node)
+        return node
+
+    def drawn_blocks(self) -> tuple[FeatureIndex, FeatureIndex]:
+        """The blocks and the roofs the coarse tiles draw, as index features."""
+        return self._features(BLOCK_ID_BASE), self._features(ROOF_ID_BASE)
+
+    def _features(self, base: int) -> FeatureIndex:
+        drawn = [node.rows for node in self.coarse if self.kinds[node.key] == base]
+        drawn = drawn or [np.zeros(0, np.int64)]
+        used = np.unique(np.concatenate(drawn))
+        boxes = self.buildings.boxes[used].copy()
+        if base == ROOF_ID_BASE:
+            boxes[:, 2] = boxes[:, 5]  # a roof lies at its building's top
+            triangles = self.buildings.roof_triangles[used]
+        else:
+            triangles = self.buildings.block_triangles[used]
+        return FeatureIndex(-(base + self.buildings.names[used]), boxes, triangles)
+
+    def point_rows(self, root: TileNode, merged: FeatureIndex, moved: IntArray) -> None:
+        """Make the rows of the tree under ``root`` rows of ``merged``: leaves' from the old
+        index's (``moved``), coarse tiles' from the ids of the blocks they draw."""
+        for node in root.walk():
+            kind = self.kinds.get(node.key)
+            if kind is None:
+                node.rows = moved[node.rows]
+            else:
+                ids = -(kind + self.buildings.names[node.rows])
+                node.rows = np.sort(np.searchsorted(merged.ids, ids))
 
     def _leaf_members(
         self, children: list[TileNode], members: IntArray, quadrant: IntArray
@@ -276,14 +316,16 @@ class CityCut:
             if not child.children
         ]
 
-    def _select(self, members: IntArray, must: IntArray, box: FloatArray) -> IntArray:
-        """``must`` and, within the rest of the budget, the largest building of each grid
-        cell, then the second largest, ... (positions, sorted)."""
+    def _select(
+        self, members: IntArray, must: IntArray, box: FloatArray, triangles: IntArray
+    ) -> IntArray:
+        """``must`` and, within the rest of the budget (``triangles`` a building), the largest
+        building of each grid cell, then the second largest, ... (positions, sorted)."""
         rest = np.setdiff1d(members, must, assume_unique=True)
-        room = self.budget - int(self.block_triangles[must].sum())
+        room = self.budget - int(triangles[must].sum())
         if rest.size == 0 or room <= 0:
             return np.sort(must)
-        weights = self.block_triangles[rest]
+        weights = triangles[rest]
         if int(weights.sum()) <= room:
             return np.sort(np.concatenate([must, rest]))
         side = max(int(np.sqrt(room / max(float(weights.mean()), 1.0))), 1)
@@ -302,13 +344,18 @@ class CityCut:
         count = int(np.argmin(fits)) if not fits.all() else order.size
         return np.sort(np.concatenate([must, rest[order[:count]]]))
 
-    def _error(self, members: IntArray, kept: IntArray) -> float:
-        """The largest distance from the detail of ``members`` to the blocks of ``kept``."""
-        error = float(self.buildings.relief[kept].max()) if kept.size else 0.0
+    def _error(self, members: IntArray, kept: IntArray, *, roofs: bool) -> float:
+        """The largest distance from the detail of ``members`` to the blocks of ``kept`` (or
+        their roofs alone: a wall's foot lies its building's height below the roof)."""
+        if not kept.size:
+            return 0.0
+        deviation = self.height[kept] if roofs else self.buildings.relief[kept]
+        error = float(deviation.max())
         left = np.setdiff1d(members, kept, assume_unique=True)
-        if left.size and kept.size:
-            distance, _ = cKDTree(self.centres[kept]).query(self.centres[left])
-            error = max(error, float((distance + self.radius[left]).max()))
+        if left.size:
+            distance, nearest = cKDTree(self.centres[kept]).query(self.centres[left])
+            reach = self.height[kept][nearest] / 2 if roofs else 0.0  # centre -> roof
+            error = max(error, float((distance + self.radius[left] + reach).max()))
         return error
 
 
