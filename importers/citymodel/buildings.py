@@ -22,7 +22,8 @@ import numpy.typing as npt
 
 from cim.errors import InvalidInput
 from importers.citymodel.cityjson import Chunk, Header
-from importers.citymodel.triangulate import Triangles, triangulate_face
+from importers.citymodel.faces import BadFace, triangulate_faces
+from importers.citymodel.triangulate import Triangles
 
 BUILDING_TYPES = ("Building", "BuildingPart")
 SURFACE_DEPTH = {
@@ -69,59 +70,88 @@ def lod_label(lod: Any) -> str:
 
 def chunk_buildings(header: Header, chunk: Chunk, tally: Tally) -> list[CityBuilding]:
     """The buildings and parts of ``chunk``, each face triangulated (rejected faces counted)."""
+    return chunks_buildings(header, [chunk], tally)
+
+
+def chunks_buildings(header: Header, chunks: list[Chunk], tally: Tally) -> list[CityBuilding]:
+    """:func:`chunk_buildings` of several chunks, their faces triangulated together
+    (:func:`importers.citymodel.faces.triangulate_faces`)."""
     found = []
-    for source_id, city_object in chunk.objects.items():
-        kind = city_object.get("type")
-        if kind not in BUILDING_TYPES:
-            tally.skipped_objects[str(kind)] += 1
-            continue
-        if kind == "Building":
-            tally.buildings += 1
-        else:
-            tally.building_parts += 1
-        parents = city_object.get("parents") or []
-        building = CityBuilding(
-            source_id=str(source_id),
-            kind=str(kind),
-            parent=str(parents[0]) if parents else None,
-            attributes=dict(city_object.get("attributes") or {}),
-        )
-        for geometry in city_object.get("geometry") or []:
-            _add_geometry(building, geometry, header, chunk.vertices, tally)
-        found.append(building)
+    faces = _Faces([chunk.vertices for chunk in chunks])
+    for number, chunk in enumerate(chunks):
+        for source_id, city_object in chunk.objects.items():
+            kind = city_object.get("type")
+            if kind not in BUILDING_TYPES:
+                tally.skipped_objects[str(kind)] += 1
+                continue
+            if kind == "Building":
+                tally.buildings += 1
+            else:
+                tally.building_parts += 1
+            parents = city_object.get("parents") or []
+            building = CityBuilding(
+                source_id=str(source_id),
+                kind=str(kind),
+                parent=str(parents[0]) if parents else None,
+                attributes=dict(city_object.get("attributes") or {}),
+            )
+            for geometry in city_object.get("geometry") or []:
+                faces.add_geometry(building, geometry, header, number, tally)
+            found.append(building)
+    faces.triangulate(tally)
     return found
 
 
-def _add_geometry(
-    building: CityBuilding,
-    geometry: dict[str, Any],
-    header: Header,
-    vertices: npt.NDArray[np.float64],
-    tally: Tally,
-) -> None:
-    if geometry.get("type") == "GeometryInstance":
-        geometry, vertices = _instance(geometry, header, vertices, building.source_id)
-    kind = str(geometry.get("type"))
-    depth = SURFACE_DEPTH.get(kind)
-    if depth is None:
-        tally.skipped_geometries[kind] += 1
-        return
-    lod = lod_label(geometry.get("lod"))
-    semantics = geometry.get("semantics") or {}
-    classes = [str(s.get("type")) for s in semantics.get("surfaces") or []]
-    for rings, value in _faces(geometry.get("boundaries") or [], semantics.get("values"), depth):
-        tally.faces += 1
+class _Faces:
+    """The faces of a batch of objects, and where each one's triangles go."""
+
+    def __init__(self, vertex_sets: list[npt.NDArray[np.float64]]) -> None:
+        self.vertex_sets = vertex_sets
+        self.faces: list[tuple[int, Any]] = []
+        self.targets: list[tuple[CityBuilding, SurfaceKey]] = []
+
+    def add_geometry(
+        self,
+        building: CityBuilding,
+        geometry: dict[str, Any],
+        header: Header,
+        vertex_set: int,
+        tally: Tally,
+    ) -> None:
+        if geometry.get("type") == "GeometryInstance":
+            vertices = self.vertex_sets[vertex_set]
+            geometry, placed = _instance(geometry, header, vertices, building.source_id)
+            self.vertex_sets.append(placed)
+            vertex_set = len(self.vertex_sets) - 1
+        kind = str(geometry.get("type"))
+        depth = SURFACE_DEPTH.get(kind)
+        if depth is None:
+            tally.skipped_geometries[kind] += 1
+            return
+        lod = lod_label(geometry.get("lod"))
+        semantics = geometry.get("semantics") or {}
+        classes = [str(s.get("type")) for s in semantics.get("surfaces") or []]
+        for rings, value in _faces(
+            geometry.get("boundaries") or [], semantics.get("values"), depth
+        ):
+            tally.faces += 1
+            ok = isinstance(value, int) and 0 <= value < len(classes)
+            self.faces.append((vertex_set, rings))
+            self.targets.append((building, (lod, classes[value] if ok else None)))
+
+    def triangulate(self, tally: Tally) -> None:
         try:
-            result = triangulate_face(vertices, rings)
-        except (IndexError, TypeError, ValueError):
+            answers = triangulate_faces(self.vertex_sets, self.faces)
+        except BadFace as bad:
+            source_id = self.targets[bad.index][0].source_id
             raise InvalidInput(
-                f"object {building.source_id}: a face indexes vertices that do not exist"
+                f"object {source_id}: a face indexes vertices that do not exist"
             ) from None
-        if isinstance(result, str):
-            tally.rejected[result] += 1
-            continue
-        semantic = classes[value] if isinstance(value, int) and 0 <= value < len(classes) else None
-        building.surfaces.setdefault((lod, semantic), []).append(result)
+        for (building, key), result in zip(self.targets, answers, strict=True):
+            if isinstance(result, str):
+                tally.rejected[result] += 1
+            else:
+                building.surfaces.setdefault(key, []).append(result)
 
 
 def _faces(boundaries: Any, values: Any, depth: int) -> Iterator[tuple[list[list[int]], Any]]:

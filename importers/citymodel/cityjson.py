@@ -9,7 +9,6 @@ memory bounded by one feature, so both shapes are handed on as :class:`Chunk` s 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from cim.errors import InvalidInput
 
@@ -97,8 +97,8 @@ def _read_sequence(path: Path) -> tuple[Header, Iterator[Chunk]]:
 
 def _parse(data: bytes, where: str) -> dict[str, Any]:
     try:
-        document = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        document = orjson.loads(data)  # several times faster than json on CityJSONSeq lines
+    except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"{where}: invalid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise InvalidInput(f"{where}: not a JSON object")

@@ -3,51 +3,37 @@
 Why: extruding one footprint at a time cost ~0.7 ms of Python and numpy overhead per building
 (orienting, earcut, walls), for four or five vertices. Most footprints are one polygon without
 holes whose ring is strictly convex (every turn the same way, no collinear or repeated vertex):
-for those, earcut's answer depends only on the vertex count (checked against earcut in the
-tests), so footprints with the same count are extruded together as one (m, n, 2) array: roof
-and floor from :func:`convex_pattern`, walls as two triangles per edge. Everything else (holes,
-several parts, concave rings) goes through :func:`extrude` one by one. The triangles,
-their order and winding are those of ``extrude``, so the stored rows do not depend on the path.
+for those, earcut's answer depends only on the vertex count, so footprints with the same count
+are extruded together as one (m, n, 2) array: roof and floor from
+:func:`~importers.citymodel.triangulate.convex_pattern`, walls as two triangles per edge.
+Everything else (holes, several parts, concave rings) goes through :func:`extrude` one by one.
+The triangles, their order and winding are those of ``extrude``, so the stored rows do not
+depend on the path.
 """
 
 from __future__ import annotations
 
-from functools import cache
 from itertools import pairwise
 
-import mapbox_earcut
 import numpy as np
 import numpy.typing as npt
 import shapely
 from shapely.geometry.polygon import orient
 
 from importers.citymodel.buildings import SurfaceKey
-from importers.citymodel.triangulate import MIN_AREA_M2, Triangles, triangulate_face
+from importers.citymodel.triangulate import (
+    CONVEX_MARGIN,
+    MAX_FAST_VERTICES,
+    MIN_AREA_M2,
+    Triangles,
+    convex_pattern,
+    triangulate_face,
+)
 from importers.citymodel.writer import SurfaceRows
 
 LOD = "1"
 SEMANTICS = ("GroundSurface", "RoofSurface", "WallSurface")
 """Surface rows of a block in the writer's order (sorted by semantic class)."""
-MAX_FAST_VERTICES = 64
-CONVEX_MARGIN = 1e-9
-"""A turn counts as convex when its cross product exceeds this share of the ring's squared size
-(well above rounding, so earcut sees the same strictly convex ring)."""
-
-
-@cache
-def convex_pattern(n: int) -> npt.NDArray[np.int64]:
-    """Earcut's triangles (vertex indices, shape (n - 2, 3)) of a strictly convex
-    counter-clockwise ring of ``n`` vertices.
-
-    Examples
-    --------
-    >>> convex_pattern(4).tolist()
-    [[2, 3, 0], [2, 0, 1]]
-    """
-    angles = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
-    ring = np.column_stack([np.cos(angles), np.sin(angles)])
-    indices = mapbox_earcut.triangulate_float64(ring, np.array([n], dtype=np.uint32))
-    return np.asarray(indices, dtype=np.int64).reshape(-1, 3)
 
 
 def simple_rings(

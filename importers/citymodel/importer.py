@@ -12,7 +12,8 @@ mapping file is part of the source identity (sha256), as for the other mapped im
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +26,16 @@ from cim.db.models import Dataset
 from cim.errors import InvalidInput
 from cim.services.datasets import DatasetSource, file_sha256, source_names
 from importers.base import ImportResult, WriteOutcome, run_import
-from importers.citymodel.buildings import CityBuilding, Tally, chunk_buildings
+from importers.citymodel.buildings import CityBuilding, Tally, chunks_buildings
 from importers.citymodel.citygml import horizontal_crs_text, is_citygml, read_citygml
-from importers.citymodel.cityjson import read_citymodel
+from importers.citymodel.cityjson import Chunk, read_citymodel
 from importers.citymodel.footprints import FootprintTally, is_footprint_file, write_footprints
 from importers.citymodel.placement import AreaCheck, source_crs
 from importers.citymodel.rows import place_buildings
 from importers.citymodel.writer import BuildingWriter
 
+SEQUENCE_BATCH_FEATURES = 2000
+"""CityJSONSeq features triangulated and placed together."""
 GML_BATCH_BUILDINGS = 500
 """CityGML buildings moved to the storage CRS together (memory stays bounded by a batch)."""
 BuildingProgress = Callable[[int], None]
@@ -98,10 +101,14 @@ def _write_file(
     header, chunks = read_citymodel(path)
     horizontal = source_crs(header.reference_system, crs, path.name)
     area = AreaCheck(horizontal, srid)
-    for chunk in chunks:
-        if len(chunk.vertices):
-            area.add(chunk.vertices[:, :2])
-        writer.add(place_buildings(chunk_buildings(header, chunk, tally), horizontal, srid))
+    # A CityJSONSeq line is one building: lines are triangulated and moved to the storage CRS
+    # a batch at a time (one call for all their faces, one pyproj call), memory bounded by it.
+    for batch in batched(chunks, SEQUENCE_BATCH_FEATURES):
+        for chunk in batch:
+            if len(chunk.vertices):
+                area.add(chunk.vertices[:, :2])
+        buildings = chunks_buildings(header, list(batch), tally)
+        writer.add(place_buildings(buildings, horizontal, srid))
         if progress is not None:
             progress(tally.buildings + tally.building_parts)
     area.finish()
@@ -198,3 +205,10 @@ def _outcome(
         warnings=warnings,
         source_crs=", ".join(labels),
     )
+
+
+def batched(items: Iterable[Chunk], size: int) -> Iterator[tuple[Chunk, ...]]:
+    """``items`` in tuples of ``size`` (the last one shorter); itertools.batched of 3.12."""
+    iterator = iter(items)
+    while batch := tuple(islice(iterator, size)):
+        yield batch

@@ -47,28 +47,60 @@ def place_buildings(buildings: list[CityBuilding], crs: CRS, srid: int) -> list[
         moved = triangles_to_storage(crs, srid, np.concatenate(blocks))
         for (i, key), part in zip(keys, np.split(moved, np.cumsum(sizes)[:-1]), strict=True):
             placed[i].surfaces[key] = part
-    for building in placed:
-        _summarise(building)
+        _summarise(placed, moved, keys, sizes)
     _parents_from_parts(placed)
     return placed
 
 
-def _summarise(building: PlacedBuilding) -> None:
-    if not building.surfaces:
-        return
-    building.lods = {lod for lod, _ in building.surfaces}
-    points = np.concatenate(list(building.surfaces.values())).reshape(-1, 3)
-    building.base_z = float(points[:, 2].min())
-    building.top_z = float(points[:, 2].max())
-    lowest = min(building.lods, key=_lod_order)
-    ground = [
-        t
-        for (lod, sem), t in building.surfaces.items()
-        if lod == lowest and sem and "Ground" in sem
-    ]
-    if not ground:
-        ground = [t for (lod, _), t in building.surfaces.items() if lod == lowest]
-    building.footprint = _union_2d(np.concatenate(ground))
+def _summarise(
+    placed: list[PlacedBuilding],
+    moved: Triangles,
+    keys: list[tuple[int, SurfaceKey]],
+    sizes: list[int],
+) -> None:
+    """LoDs, base, top and footprint of every building with surfaces, a batch at a time:
+    ``moved`` holds the triangles of ``keys`` (building, surface) back to back."""
+    owners = np.array([i for i, _ in keys], dtype=np.int64)
+    counts = np.bincount(owners, weights=np.asarray(sizes), minlength=len(placed)).astype(int)
+    have = np.flatnonzero(counts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[have] * 9
+    z = np.ascontiguousarray(moved[:, :, 2]).reshape(-1)
+    low, high = np.minimum.reduceat(z, starts // 3), np.maximum.reduceat(z, starts // 3)
+    grounds: list[Triangles] = []
+    for number, i in enumerate(have.tolist()):
+        building = placed[i]
+        building.lods = {lod for lod, _ in building.surfaces}
+        building.base_z, building.top_z = float(low[number]), float(high[number])
+        lowest = min(building.lods, key=_lod_order)
+        ground = [
+            t
+            for (lod, sem), t in building.surfaces.items()
+            if lod == lowest and sem and "Ground" in sem
+        ]
+        if not ground:
+            ground = [t for (lod, _), t in building.surfaces.items() if lod == lowest]
+        grounds.append(np.concatenate(ground))
+    for i, footprint in zip(have.tolist(), _unions_2d(grounds), strict=True):
+        placed[i].footprint = footprint
+
+
+def _unions_2d(groups: list[Triangles]) -> list[shapely.Geometry | None]:
+    """Per group of triangles, the union of their 2D projections (those with an area) as a
+    MultiPolygon, None when nothing is left: groups of the same size are unioned in one
+    ``union_all`` along an axis, which unions each row as the one-dimensional call does."""
+    if not groups:
+        return []
+    polygons = shapely.polygons(np.ascontiguousarray(np.concatenate(groups)[:, :, :2]))
+    polygons[shapely.area(polygons) <= MIN_FOOTPRINT_TRIANGLE_M2] = None
+    sizes = np.array([len(g) for g in groups], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    unions = np.full(len(groups), None, dtype=object)
+    for size in np.unique(sizes).tolist():
+        rows = np.flatnonzero(sizes == size)
+        table = polygons[starts[rows][:, None] + np.arange(size)]
+        unions[rows] = shapely.union_all(table, axis=1)
+    empty = shapely.is_missing(unions) | shapely.is_empty(unions)
+    return [None if empty[i] else _multipolygon(u) for i, u in enumerate(unions)]
 
 
 def _lod_order(lod: str) -> float:
@@ -76,14 +108,6 @@ def _lod_order(lod: str) -> float:
         return float(lod)
     except ValueError:
         return float("inf")
-
-
-def _union_2d(triangles: Triangles) -> shapely.Geometry | None:
-    polygons = shapely.polygons(np.ascontiguousarray(triangles[:, :, :2]))
-    polygons = polygons[shapely.area(polygons) > MIN_FOOTPRINT_TRIANGLE_M2]
-    if len(polygons) == 0:
-        return None
-    return _multipolygon(shapely.union_all(polygons))
 
 
 def _multipolygon(geometry: shapely.Geometry) -> shapely.Geometry | None:

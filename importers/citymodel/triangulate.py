@@ -9,6 +9,7 @@ val3dity's default) are not stored; the caller counts them for the QC report.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Literal
 
 import mapbox_earcut
@@ -21,6 +22,31 @@ MIN_AREA_M2 = 1e-6
 Triangles = npt.NDArray[np.float64]
 """Triangles as an array of shape (n, 3, 3): triangle, corner, xyz."""
 Rejected = Literal["degenerate", "non_planar"]
+
+
+MAX_FAST_VERTICES = 64
+"""Rings with more vertices are left to earcut (which switches to z-order hashing at 80)."""
+CONVEX_MARGIN = 1e-9
+"""A turn counts as convex when its cross product exceeds this share of the ring's squared size
+(well above rounding, so earcut sees the same strictly convex ring)."""
+
+
+@cache
+def convex_pattern(n: int) -> npt.NDArray[np.int64]:
+    """Earcut's triangles (vertex indices, shape (n - 2, 3)) of a strictly convex
+    counter-clockwise ring of ``n`` vertices: they depend on ``n`` only, so rings of the same
+    size are triangulated together (:mod:`importers.citymodel.extrusion`,
+    :mod:`importers.citymodel.faces`).
+
+    Examples
+    --------
+    >>> convex_pattern(4).tolist()
+    [[2, 3, 0], [2, 0, 1]]
+    """
+    angles = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
+    ring = np.column_stack([np.cos(angles), np.sin(angles)])
+    indices = mapbox_earcut.triangulate_float64(ring, np.array([n], dtype=np.uint32))
+    return np.asarray(indices, dtype=np.int64).reshape(-1, 3)
 
 
 def clean_ring(ring: list[int]) -> list[int]:

@@ -23,7 +23,8 @@ from cim.errors import ImportFailed
 from importers.citymodel import footprints as footprint_module
 from importers.citymodel import import_buildings
 from importers.citymodel.binary_rows import multipolygon_z_ewkb, text_arrays
-from importers.citymodel.extrusion import block_surfaces, convex_pattern, extrude
+from importers.citymodel.extrusion import block_surfaces, extrude
+from importers.citymodel.triangulate import convex_pattern
 from importers.citymodel.writer import BuildingBatch, BuildingWriter
 from importers.pipes.binary_columns import tuples
 
