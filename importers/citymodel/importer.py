@@ -12,7 +12,9 @@ mapping file is part of the source identity (sha256), as for the other mapped im
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 
@@ -70,6 +72,10 @@ def import_buildings(
     )
 
     def write(session: Session, dataset: Dataset) -> WriteOutcome:
+        with cyclic_gc_paused():
+            return write_all(session, dataset)
+
+    def write_all(session: Session, dataset: Dataset) -> WriteOutcome:
         writer = BuildingWriter(session, dataset.id, srid)
         tally = Tally()
         footprints = FootprintTally()
@@ -104,9 +110,9 @@ def _write_file(
     # A CityJSONSeq line is one building: lines are triangulated and moved to the storage CRS
     # a batch at a time (one call for all their faces, one pyproj call), memory bounded by it.
     for batch in batched(chunks, SEQUENCE_BATCH_FEATURES):
-        for chunk in batch:
-            if len(chunk.vertices):
-                area.add(chunk.vertices[:, :2])
+        vertices = [chunk.vertices[:, :2] for chunk in batch if len(chunk.vertices)]
+        if vertices:
+            area.add(np.concatenate(vertices))
         buildings = chunks_buildings(header, list(batch), tally)
         writer.add(place_buildings(buildings, horizontal, srid))
         if progress is not None:
@@ -205,6 +211,24 @@ def _outcome(
         warnings=warnings,
         source_crs=", ".join(labels),
     )
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a city is read, then one collection.
+
+    Why: parsing allocates millions of small dicts and lists that reference counting frees
+    (they hold no cycles); each allocation burst triggered collections that walked every live
+    object, and parsing a CityJSONSeq line cost 80 us instead of 9 us.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        gc.collect()
 
 
 def batched(items: Iterable[Chunk], size: int) -> Iterator[tuple[Chunk, ...]]:

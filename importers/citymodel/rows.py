@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 from pyproj import CRS
 
@@ -99,8 +100,17 @@ def _unions_2d(groups: list[Triangles]) -> list[shapely.Geometry | None]:
         rows = np.flatnonzero(sizes == size)
         table = polygons[starts[rows][:, None] + np.arange(size)]
         unions[rows] = shapely.union_all(table, axis=1)
-    empty = shapely.is_missing(unions) | shapely.is_empty(unions)
-    return [None if empty[i] else _multipolygon(u) for i, u in enumerate(unions)]
+    return list(_multipolygons(unions))
+
+
+def _multipolygons(geometries: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:
+    """:func:`_multipolygon` of each geometry (None stays None), in a few vectorised calls."""
+    parts, index = shapely.get_parts(geometries, return_index=True)
+    polygon = shapely.get_type_id(parts) == 3
+    found: npt.NDArray[np.object_] = np.full(len(geometries), None, dtype=object)
+    if polygon.any():
+        shapely.multipolygons(parts[polygon], indices=index[polygon], out=found)
+    return found
 
 
 def _lod_order(lod: str) -> float:
