@@ -1,42 +1,55 @@
-"""Entry point of the ``cim`` command: registers every command group.
+"""Entry point of the ``cim`` command: names every command group.
 
-A group appears once it has commands that work; each group lives in a module of its own.
+Each group lives in a module of its own, imported only when one of its commands runs (or for
+``cim --help``): start-up stays short for the many short commands scripts and tests run.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import typer
 from pydantic import ValidationError
 
 from cim.config import CimSettings
 from cim.logs import configure_logging
-from cli import analyse, datasets, db, export_pipes, imports, jobs, keys, sensors, simulate, tiles
-from cli.demo import demo
 from cli.errors import run_guarded
-from cli.serve import serve
-from cli.worker import worker
+from cli.lazy import LazyGroup
+
+
+class Commands(LazyGroup):
+    """Every command group of ``cim``, imported when it runs (see :mod:`cli.lazy`)."""
+
+    lazy: ClassVar[dict[str, str]] = {
+        "db": "cli.db:app",
+        "datasets": "cli.datasets:app",
+        "keys": "cli.keys:app",
+        "jobs": "cli.jobs:app",
+        "export": "cli.export_pipes:app",
+        "sensors": "cli.sensors:app",
+        "simulate": "cli.simulate:app",
+        "import": "cli.imports:app",
+        "tiles": "cli.tiles:app",
+        "analyse": "cli.analyse:app",
+        "serve": "cli.serve:serve",
+        "demo": "cli.demo:demo",
+        "worker": "cli.worker:worker",
+    }
+
 
 app = typer.Typer(
     name="cim",
+    cls=Commands,
     help="cim - City Information Model service: terrain, BIM buildings and underground utilities.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(db.app, name="db")
-app.add_typer(datasets.app, name="datasets")
-app.add_typer(keys.app, name="keys")
-app.add_typer(jobs.app, name="jobs")
-app.add_typer(export_pipes.app, name="export")
-app.add_typer(sensors.app, name="sensors")
-app.add_typer(simulate.app, name="simulate")
-# Groups whose commands arrive with later work appear only once they have some.
-for group, name in ((imports.app, "import"), (tiles.app, "tiles"), (analyse.app, "analyse")):
-    if group.registered_commands or group.registered_groups:
-        app.add_typer(group, name=name)
-app.command("serve")(serve)
-app.command("demo")(demo)
-app.command("worker")(worker)
+
+
+@app.callback()
+def root() -> None:
+    """Every command is a lazy one of :class:`Commands`; typer needs a callback to build a group."""
 
 
 def main() -> None:
