@@ -359,6 +359,36 @@ def test_click_on_a_building_picks_the_guid_seen_from_above(
     assert selected["title"] == guid
 
 
+def test_click_on_a_city_model_block_picks_its_source_id(
+    viewer: ViewerPage, demo_city: DemoCity
+) -> None:
+    """A LOD1 block of the demo's footprints (a city-model building, not IFC) is picked by the
+    id it has in its source file, from its roof, as a user clicks it."""
+    if "buildings" not in [t["layer"] for t in viewer.config["tilesets"]]:
+        pytest.skip("no building tiles")
+    with demo_city.engine.connect() as connection:
+        block = connection.execute(
+            text(
+                "SELECT b.source_id, ST_X(p), ST_Y(p), b.top_z FROM building b"
+                " JOIN dataset d ON d.id = b.dataset_id,"
+                " LATERAL ST_PointOnSurface(b.footprint) AS p"
+                " WHERE d.kind = 'buildings' AND b.superseded_by IS NULL"
+                " ORDER BY ST_Area(b.footprint) DESC, b.id LIMIT 1"
+            )
+        ).first()
+    if block is None:
+        pytest.skip("the demo has no city-model buildings")
+    source_id, x, y, top = block
+    lon, lat = lonlat(x, y)
+    harness.look_down_at(viewer.page, lon, lat, top + 40)
+    harness.wait_settled(viewer.page, globe=False)
+    selected = click_centre(viewer)
+    assert selected["layer"] == "buildings"
+    assert selected["properties"]["guid"] == source_id
+    # its roof (a leaf tile) or its LOD1 block (a coarse tile, tiles.coarse): the same id
+    assert selected["properties"]["ifc_class"] in ("RoofSurface", "Building")
+
+
 def test_shelter_plan_tool_shows_the_new_zones_by_load_ratio(
     viewer: ViewerPage, demo_city: DemoCity
 ) -> None:
