@@ -21,6 +21,8 @@ file outside the storage CRS's area refuses the whole import.
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +40,7 @@ from cim.services.terrain import heights_in_storage
 from importers.citymodel.extrusion import LOD, block_surfaces, extrude
 from importers.citymodel.placement import AreaCheck
 from importers.citymodel.rows import attribute_facts
-from importers.citymodel.writer import BuildingBatch, BuildingWriter
+from importers.citymodel.writer import BuildingBatch, BuildingWriter, EncodedBatch
 from importers.vector_table import (
     VectorTable,
     is_missing,
@@ -53,7 +55,9 @@ FOOTPRINT_SUFFIXES = {".geojson", ".gpkg", ".shp", ".fgb"}
 DEFAULT_STOREY_HEIGHT_M = 3.0
 ID_NAMES = ("id", "fid", "gml_id", "identificatie")
 CHUNK_ROWS = 50_000
-"""Footprints read, extruded and copied at a time (memory is bounded by a chunk)."""
+"""Footprints read, extruded and copied at a time (memory is bounded by a few chunks)."""
+AHEAD = 2
+"""Chunks read ahead of the one being copied."""
 
 
 def is_footprint_file(path: Path) -> bool:
@@ -105,11 +109,16 @@ def write_footprints(
     label, offset = "", 0
     extent = _terrain_extent(session)
     chunks = read_vector_chunks(path, storage_srid=srid, mapping=mapping, crs=crs, rows=CHUNK_ROWS)
-    # One chunk is extruded, encoded and copied by the writer thread while the next is read
-    # and checked here; the session is used by one thread at a time (``writing.result()``
-    # before the bases are sampled), and an error waits for the writer before it propagates.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="footprint-writer") as pool:
-        writing: Future[None] | None = None
+    # Three stages overlap: this thread reads and checks chunk k + 2 while an encoder thread
+    # extrudes and encodes chunk k + 1 and a copier thread copies chunk k. The session is used
+    # by one thread at a time (``lock``: bases and ids here, COPY there); at most AHEAD chunks
+    # are in flight, and an error waits for both threads before it propagates.
+    lock = threading.Lock()
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="footprint-encoder") as encoder,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="footprint-copier") as copier,
+    ):
+        in_flight: deque[Future[None]] = deque()
         for table in chunks:
             label = table.source_crs
             if not len(table):
@@ -121,13 +130,18 @@ def write_footprints(
             footprints = _polygonal(table.geoms)
             rows = _chunk_rows(table, mapping, path, offset, footprints, tally)
             offset += len(table)
-            if writing is not None:
-                writing.result()
             kept = footprints[np.asarray(rows.footprints, dtype=np.int64)]
-            base = _bases(session, rows, kept, extent, tally)
-            writing = pool.submit(_write, writer, rows, kept, base)
-        if writing is not None:
-            writing.result()
+            with lock:
+                base = _bases(session, rows, kept, extent, tally)
+                ids = writer.reserve(len(base)) if len(base) else None
+            if ids is None:
+                continue
+            encoded = encoder.submit(_encode, writer, rows, kept, base, ids)
+            in_flight.append(copier.submit(_copy, writer, encoded, lock))
+            while len(in_flight) > AHEAD:
+                in_flight.popleft().result()
+        while in_flight:
+            in_flight.popleft().result()
     if offset == 0:
         raise InvalidInput(f"{path.name}: no features to import")
     area.finish()
@@ -253,13 +267,20 @@ def _bases(
     return base
 
 
-def _write(
+def _encode(
     writer: BuildingWriter,
     rows: _Rows,
     kept: npt.NDArray[np.object_],
     base: npt.NDArray[np.float64],
-) -> None:
-    writer.add_batch(_batch(rows, kept, base))
+    ids: npt.NDArray[np.int64],
+) -> EncodedBatch:
+    return writer.encode(_batch(rows, kept, base), ids)
+
+
+def _copy(writer: BuildingWriter, encoded: Future[EncodedBatch], lock: threading.Lock) -> None:
+    batch = encoded.result()
+    with lock:
+        writer.copy(batch)
 
 
 def _batch(

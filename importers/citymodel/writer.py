@@ -79,6 +79,17 @@ class BuildingBatch:
         return len(self.source_ids)
 
 
+@dataclass(frozen=True)
+class EncodedBatch:
+    """A batch as binary COPY data: its ``building`` and ``building_surface`` tuples."""
+
+    buildings: npt.NDArray[np.uint8]
+    surfaces: npt.NDArray[np.uint8] | None
+    building_count: int
+    surface_count: int
+    triangle_count: int
+
+
 class BuildingWriter:
     """Buffers placed buildings and writes them with COPY inside the import's transaction."""
 
@@ -116,29 +127,66 @@ class BuildingWriter:
     def add_batch(self, batch: BuildingBatch) -> None:
         """Write ``batch`` now (after anything queued, so ids keep the order of arrival)."""
         self.flush()
-        if not len(batch):
-            return
+        if len(batch):
+            self.copy(self.encode(batch, self.reserve(len(batch))))
+
+    def reserve(self, count: int) -> npt.NDArray[np.int64]:
+        """Building ids for the next ``count`` buildings (row triggers off from now on when
+        that is safe)."""
         if self.bulk is None:
             self.bulk = skip_row_triggers(self.session, ("building", "building_surface"))
-        ids = reserve_id_array(self.session, table="building", count=len(batch))
-        self._copy_buildings(ids, batch)
+        return reserve_id_array(self.session, table="building", count=count)
+
+    def encode(self, batch: BuildingBatch, ids: npt.NDArray[np.int64]) -> EncodedBatch:
+        """The COPY data of ``batch`` with these building ids (uses no connection, so a
+        pipeline may encode one batch while the previous one is copied)."""
+        guids = texts(batch.source_ids)
+        columns = [
+            bigints(ids),
+            bigints(np.full(len(batch), self.dataset_id)),
+            guids,
+            texts(batch.names),
+            geometry_ewkb(batch.footprints, self.srid),
+            floats(batch.base_z),
+            floats(batch.top_z),
+            jsonb(batch.attrs),
+            guids,
+            text_arrays(batch.lods),
+            floats(batch.height),
+            integers(batch.storeys),
+            texts(batch.function),
+            integers(batch.year),
+        ]
         surfaces = batch.surfaces
+        mesh = None
         if len(surfaces.sizes):
-            dataset = bigints(np.full(len(surfaces.sizes), self.dataset_id))
-            columns = [
-                dataset,
+            prefix = [
+                bigints(np.full(len(surfaces.sizes), self.dataset_id)),
                 bigints(ids[surfaces.building]),
                 texts(surfaces.lod),
                 texts(surfaces.semantic),
                 integers(surfaces.sizes),
             ]
-            encoded = tuples_with_mesh(columns, surfaces.triangles, surfaces.sizes, self.srid)
+            mesh = tuples_with_mesh(prefix, surfaces.triangles, surfaces.sizes, self.srid)
+        return EncodedBatch(
+            tuples(columns), mesh, len(batch), len(surfaces.sizes), len(surfaces.triangles)
+        )
+
+    def copy(self, encoded: EncodedBatch) -> None:
+        """COPY an encoded batch (buildings, then their surfaces)."""
+        copy_binary(
+            self.session, table="building", columns=BUILDING_COLUMNS, chunks=[encoded.buildings]
+        )
+        if encoded.surfaces is not None:
             copy_binary(
-                self.session, table="building_surface", columns=SURFACE_COLUMNS, chunks=[encoded]
+                self.session,
+                table="building_surface",
+                columns=SURFACE_COLUMNS,
+                chunks=[encoded.surfaces],
             )
-        self.buildings += len(batch)
-        self.surfaces += len(surfaces.sizes)
-        self.triangles += len(surfaces.triangles)
+        self.buildings += encoded.building_count
+        self.surfaces += encoded.surface_count
+        self.triangles += encoded.triangle_count
 
     def _check_references(self) -> None:
         """The foreign keys the skipped triggers would have checked, for the whole dataset at
@@ -175,28 +223,6 @@ class BuildingWriter:
         )
         if missing:
             raise ImportFailed(f"internal error: {missing} dangling reference(s) after COPY")
-
-    def _copy_buildings(self, ids: npt.NDArray[np.int64], batch: BuildingBatch) -> None:
-        guids = texts(batch.source_ids)
-        columns = [
-            bigints(ids),
-            bigints(np.full(len(batch), self.dataset_id)),
-            guids,
-            texts(batch.names),
-            geometry_ewkb(batch.footprints, self.srid),
-            floats(batch.base_z),
-            floats(batch.top_z),
-            jsonb(batch.attrs),
-            guids,
-            text_arrays(batch.lods),
-            floats(batch.height),
-            integers(batch.storeys),
-            texts(batch.function),
-            integers(batch.year),
-        ]
-        copy_binary(
-            self.session, table="building", columns=BUILDING_COLUMNS, chunks=[tuples(columns)]
-        )
 
 
 def placed_batch(buildings: list[PlacedBuilding]) -> BuildingBatch:
