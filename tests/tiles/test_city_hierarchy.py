@@ -29,7 +29,7 @@ from tiles.coarse import BLOCK_ID_BASE, MIN_ERROR, ROOF_ID_BASE, city_index, sta
 from tiles.manifest import sorted_index
 from tiles.subdivide import FeatureIndex
 
-BUDGET = 480  # triangles per coarse tile, 120 per leaf: ~10 blocks of detail a leaf
+BUDGET = 480  # triangles per coarse tile, 240 per leaf: ~20 buildings of detail a leaf
 SIDE = 20  # buildings along each side of the generated city
 
 
