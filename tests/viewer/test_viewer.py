@@ -363,7 +363,7 @@ def test_click_on_a_city_model_block_picks_its_source_id(
     viewer: ViewerPage, demo_city: DemoCity
 ) -> None:
     """A LOD1 block of the demo's footprints (a city-model building, not IFC) is picked by the
-    id it has in its source file, from its roof, as a user clicks it."""
+    id it has in its source file, as a user clicks it, close up and from afar."""
     if "buildings" not in [t["layer"] for t in viewer.config["tilesets"]]:
         pytest.skip("no building tiles")
     with demo_city.engine.connect() as connection:
@@ -380,13 +380,14 @@ def test_click_on_a_city_model_block_picks_its_source_id(
         pytest.skip("the demo has no city-model buildings")
     source_id, x, y, top = block
     lon, lat = lonlat(x, y)
-    harness.look_down_at(viewer.page, lon, lat, top + 40)
-    harness.wait_settled(viewer.page, globe=False)
-    selected = click_centre(viewer)
-    assert selected["layer"] == "buildings"
-    assert selected["properties"]["guid"] == source_id
-    # its roof (a leaf tile) or its LOD1 block (a coarse tile, tiles.coarse): the same id
-    assert selected["properties"]["ifc_class"] in ("RoofSurface", "Building")
+    # close up its roof (a leaf tile); from 300 m its LOD1 block (a coarse tile, tiles.coarse)
+    for height, drawn_as in ((40, "RoofSurface"), (300, "Building")):
+        harness.look_down_at(viewer.page, lon, lat, top + height)
+        harness.wait_settled(viewer.page, globe=False)
+        selected = click_centre(viewer)
+        assert selected["layer"] == "buildings"
+        assert selected["properties"]["guid"] == source_id, height
+        assert selected["properties"]["ifc_class"] == drawn_as, height
 
 
 def test_shelter_plan_tool_shows_the_new_zones_by_load_ratio(
