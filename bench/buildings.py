@@ -71,7 +71,8 @@ def write_footprints(folder: Path, n: int) -> tuple[Path, Path]:
 
 def _house(w: float, d: float, h: float, r: float) -> tuple[list[list[float]], list[Any]]:
     """Vertices and Solid boundaries of a gable-roofed house at the origin."""
-    v: list[list[float]] = [[0, 0, 0], [w, 0, 0], [w, d, 0], [0, d, 0], [0, 0, h], [w, 0, h], [w, d, h], [0, d, h],
+    v: list[list[float]]
+    v = [[0, 0, 0], [w, 0, 0], [w, d, 0], [0, d, 0], [0, 0, h], [w, 0, h], [w, d, h], [0, d, h],
          [0, d / 2, h + r], [w, d / 2, h + r]]  # fmt: skip
     faces = [[0, 3, 2, 1], [0, 1, 5, 4], [1, 2, 6, 9, 5], [2, 3, 7, 6], [3, 0, 4, 8, 7],
              [4, 5, 9, 8], [7, 8, 9, 6]]  # fmt: skip
