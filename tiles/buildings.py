@@ -58,7 +58,9 @@ def load_index(
     """Id, 3D box and triangle count of every element of every ready IFC dataset, and of the
     surfaces of city-model buildings (finest LoD) that no IFC building supersedes.
 
-    Buildings have no sensitive utility classes: ``restricted`` gives an empty index.
+    Buildings have no sensitive utility classes: ``restricted`` gives an empty index. Each
+    building's finest LoD comes from one grouped pass, joined (two index lookups per surface
+    made the whole-city index 5.5 s of server time at 200k buildings against ~3 s).
     """
     if restricted:
         return FeatureIndex(np.zeros(0, np.int64), np.zeros((0, 6)), np.zeros(0, np.int64))
@@ -75,11 +77,11 @@ def load_index(
                CASE WHEN s.triangle_count > 0 THEN s.triangle_count
                     ELSE ST_NumGeometries(s.geom) END
         FROM building_surface s
-        JOIN dataset d ON d.id = s.dataset_id AND d.status = 'ready',
+        JOIN dataset d ON d.id = s.dataset_id AND d.status = 'ready'
+        JOIN building o ON o.id = s.building_id AND o.superseded_by IS NULL
+        JOIN (SELECT t.building_id, max(t.lod) AS lod FROM building_surface t
+              GROUP BY t.building_id) m ON m.building_id = s.building_id AND m.lod = s.lod,
         LATERAL (SELECT Box3D(s.geom) AS b) x
-        WHERE s.lod = (SELECT max(t.lod) FROM building_surface t
-                       WHERE t.building_id = s.building_id)
-          AND (SELECT b.superseded_by FROM building b WHERE b.id = s.building_id) IS NULL
         ORDER BY 1
     """
     return fetch_index(connection, sql)
@@ -98,10 +100,15 @@ CONTENT_SQL = """
 
 
 # The same columns for a city-model surface: its class in ``ifc_class``, its building's id.
+# The building is looked up per surface (``OFFSET 0`` keeps the lateral from being flattened into
+# a join): a join let the planner hash the whole building table for every batch of tiles
+# (0.37 s against 0.11 s per 20k surfaces at 200k buildings, and growing with the city).
 SURFACE_SQL = """
     SELECT -s.id, ST_AsBinary(s.geom), NULL::float8[], coalesce(b.source_id, b.guid), s.semantic,
            b.name, 'LoD ' || s.lod, coalesce(b.name, b.source_id, b.guid), NULL
-    FROM building_surface s JOIN building b ON b.id = s.building_id
+    FROM building_surface s
+    CROSS JOIN LATERAL (SELECT b.source_id, b.guid, b.name FROM building b
+                        WHERE b.id = s.building_id OFFSET 0) b
     WHERE s.id = ANY(%s)
 """
 
@@ -118,7 +125,9 @@ BLOCK_SQL = """
                                WHERE t.building_id = s.building_id AND t.lod = s.lod)),
            coalesce(b.top_z, (SELECT max(ST_ZMax(t.geom)) FROM building_surface t
                               WHERE t.building_id = s.building_id AND t.lod = s.lod))
-    FROM building_surface s JOIN building b ON b.id = s.building_id
+    FROM building_surface s
+    CROSS JOIN LATERAL (SELECT b.footprint, b.source_id, b.guid, b.name, b.base_z, b.top_z
+                        FROM building b WHERE b.id = s.building_id OFFSET 0) b
     WHERE s.id = ANY(%s)
 """
 
