@@ -521,16 +521,28 @@ def test_compressed_buildings_load_in_cesium(
 
 
 def test_screenshot_of_the_demo_city(viewer: ViewerPage, demo_city: DemoCity) -> None:
-    """test-artifacts/viewer.png (whole city) and viewer-building.png (the IFC building, pipes
-    under translucent ground): look at them whenever the viewer changes."""
+    """test-artifacts/viewer.png (whole city), viewer-building.png (the IFC building, pipes
+    under translucent ground) and viewer-city.png (the blocks around the centre from 1.4 km):
+    look at them whenever the viewer changes."""
     ARTIFACTS.mkdir(exist_ok=True)
     viewer.page.evaluate(
         "() => { document.getElementById('properties').hidden = true;"
         " document.getElementById('panel').scrollTop = 0; }"
     )
+    centre = """() => {
+        cim.setUnderground(false);
+        const focus = cim.datasets.find((d) => d.kind === 'ifc' && d.bbox);
+        const [w, s, e, n] = focus.bbox;
+        const c = Cesium.Cartesian3.fromDegrees((w + e) / 2, (s + n) / 2, 200);
+        cim.viewer.camera.flyToBoundingSphere(new Cesium.BoundingSphere(c, 10), {
+            offset: new Cesium.HeadingPitchRange(Cesium.Math.toRadians(30),
+                                                 Cesium.Math.toRadians(-28), 1400),
+            duration: 0});
+    }"""
     for name, show in (
         ("viewer.png", "cim.showCity(0)"),
         ("viewer-building.png", "cim.showDemoView()"),
+        ("viewer-city.png", f"({centre})()"),  # docs/viewer-city.png: the city's LOD1 blocks
     ):
         viewer.page.evaluate(f"() => {show}")
         harness.wait_settled(viewer.page)
