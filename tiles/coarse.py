@@ -162,6 +162,7 @@ def city_index(
     building_boxes = np.column_stack([lo, hi])
     detail = np.add.reduceat(index.triangles[rows], first)
     relief = _relief(boxes, roof[at[rows]], first, building_boxes)
+    del boxes  # 48 bytes a surface, not needed while the tree is cut
     if heights is not None:  # a block drawn from the building row's base and top
         drawn = heights[at[rows[first]]]
         shift = np.abs(drawn - building_boxes[:, [2, 5]]).max(axis=1)
@@ -196,13 +197,21 @@ def _relief(
 
 
 def _sorted(*parts: FeatureIndex) -> FeatureIndex:
+    """``parts`` merged and sorted by id, each column scattered straight into its place (no
+    concatenated copy of the boxes to index afterwards: ~170 MB at a million buildings)."""
     ids = np.concatenate([part.ids for part in parts])
     order = np.argsort(ids, kind="stable")
-    return FeatureIndex(
-        ids[order],
-        np.concatenate([part.boxes for part in parts])[order],
-        np.concatenate([part.triangles for part in parts])[order],
-    )
+    place = np.empty_like(order)
+    place[order] = np.arange(order.size)
+    boxes = np.empty((ids.size, 6))
+    triangles = np.empty(ids.size, dtype=np.int64)
+    start = 0
+    for part in parts:
+        where = place[start : start + part.ids.size]
+        boxes[where] = part.boxes
+        triangles[where] = part.triangles
+        start += part.ids.size
+    return FeatureIndex(ids[order], boxes, triangles)
 
 
 def _with_elements(

@@ -101,12 +101,20 @@ def _property_arrays(
         definition["description"] = column.description
     if column.type == "STRING":
         definition["type"] = "STRING"
-        encoded = [(v if v is not None else "").encode("utf-8") for v in column.values]
-        if not any(encoded):
+        # one join and one encode per column, not one per value (2.4 s of a 200k-building
+        # layer); ASCII text (the usual case) has as many bytes as characters
+        texts = ["" if v is None else v for v in column.values]
+        joined = "".join(texts)
+        if not joined:
             return definition, None
-        offsets = np.zeros(len(encoded) + 1, dtype=np.uint32)
-        np.cumsum([len(e) for e in encoded], out=offsets[1:])
-        values = buffer.add(b"".join(encoded), align=8)
+        data = joined.encode("utf-8")
+        if len(data) == len(joined):
+            lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        else:
+            lengths = np.array([len(t.encode("utf-8")) for t in texts], dtype=np.int64)
+        offsets = np.zeros(len(texts) + 1, dtype=np.uint32)
+        np.cumsum(lengths, out=offsets[1:])
+        values = buffer.add(data, align=8)
         string_offsets = buffer.add(offsets.tobytes(), align=8)
         entry = {"values": values, "stringOffsets": string_offsets, "stringOffsetType": "UINT32"}
         return definition, entry

@@ -63,24 +63,42 @@ def render_here(
     frames: dict[str, TileFrame],
     progress: Progress | None,
 ) -> list[TileOutput]:
-    """The local renderer: fetching and meshing the next batch of tiles (a thread) overlaps
-    encoding this one, and a second thread writes the files (slow on some file systems)."""
+    """The local renderer, a pipeline: the database fetches batch k+2's rows (a thread that
+    mostly waits on the server, which works on its own core) while batch k+1 is meshed (a
+    second thread) and batch k encoded here; a third thread writes the files (slow on some
+    file systems). Fetching and meshing on one thread left the server idle while it meshed."""
     index = job.index
     weights = [int(index.triangles[node.rows].sum()) for node in job.nodes]
     groups = batches(job.nodes, weights, BATCH_TRIANGLES)
     # per tile: what it holds, and its file's write, which returns the file's sha256
     written: list[tuple[tuple[str, int, int, int], Future[str]]] = []
     done, total = 0, sum(int(node.rows.size) for node in job.nodes)
-    with ThreadPoolExecutor(max_workers=1) as pool, ThreadPoolExecutor(max_workers=1) as writer:
-        pending: Future[Meshed] | None = None
-        for position, batch in enumerate(groups):
-            contents = (
-                pending.result() if pending else _mesh(source, connection, index, frames, batch)
-            )
-            if position + 1 < len(groups):
-                pending = pool.submit(
-                    _mesh, source, connection, index, frames, groups[position + 1]
+    with (
+        ThreadPoolExecutor(max_workers=1) as fetcher,
+        ThreadPoolExecutor(max_workers=1) as mesher,
+        ThreadPoolExecutor(max_workers=1) as writer,
+    ):
+        fetched: dict[int, Future[dict[int, Any]]] = {}
+        meshed: dict[int, Future[Meshed]] = {}
+
+        def fetch(position: int) -> None:
+            if position < len(groups) and position not in fetched:
+                ids = np.concatenate([index.ids[n.rows] for n in groups[position]])
+                fetched[position] = fetcher.submit(source.fetch_rows, connection, ids)
+
+        def mesh(position: int) -> None:
+            if position < len(groups) and position not in meshed:
+                fetch(position)
+                rows = fetched.pop(position)
+                meshed[position] = mesher.submit(
+                    _mesh, source, rows, index, frames, groups[position]
                 )
+
+        for position, batch in enumerate(groups):
+            mesh(position)
+            mesh(position + 1)
+            fetch(position + 2)
+            contents = meshed.pop(position).result()
             for node, (parts, table) in zip(batch, contents, strict=True):
                 data = encode_tile(parts, table, spec=job.spec, compress=job.compress)
                 path = job.folder / "content" / f"{node.key}.{job.extension}"
@@ -104,13 +122,14 @@ def _write_and_digest(path: Path, data: bytes) -> str:
 
 def _mesh(
     source: LayerSource,
-    connection: Connection[Any],
+    fetched: Future[dict[int, Any]],
     index: FeatureIndex,
     frames: dict[str, TileFrame],
     batch: list[TileNode],
 ) -> Meshed:
-    """Mesh a batch of tiles from one query: round trips, not rows, dominate small tiles."""
-    rows = source.fetch_rows(connection, np.concatenate([index.ids[n.rows] for n in batch]))
+    """Mesh a batch of tiles from the rows of one query (round trips, not rows, dominate
+    small tiles)."""
+    rows = fetched.result()
     return [
         mesh_node(source, rows, index.ids[node.rows], frames[node.key], leaf=not node.children)
         for node in batch
