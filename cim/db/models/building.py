@@ -63,7 +63,9 @@ class BuildingSurface(Base):
     lod: Mapped[str] = mapped_column(Text)
     semantic: Mapped[str | None] = mapped_column(Text)
     triangle_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGONZ", spatial_index=True))
+    # Not spatially indexed (migration 0016): surfaces are read by id and located through
+    # their building's footprint; the index cost three R-tree insertions a LOD1 block.
+    geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGONZ", spatial_index=False))
     valid_from: Mapped[DefaultNow]
     """When this row's content became current (see ``cim.services.versions``)."""
 
