@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import struct
 from typing import Any
@@ -78,6 +79,47 @@ def footprint(
         # Nearly coincident edges can defeat floating-point overlay; snap to 0.1 mm then.
         union = shapely.union_all(polygons, grid_size=1e-4)
     return as_multipolygon(union)
+
+
+class FootprintCache:
+    """:func:`footprint` of meshes that are translated copies of one another, computed once.
+
+    A model repeats its windows, doors, columns and fittings: the same mesh placed at another
+    spot. The plan outline is a GEOS union of triangles (most of an element's encoding time),
+    and a translated copy's outline is the first one's moved by the same vector. The key is the
+    faces and the vertices relative to the first vertex, to the micrometre, so only exact
+    copies share an outline (a rotated copy is a different key). Bounded: cleared when full.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._known: dict[bytes, tuple[npt.NDArray[np.float64], shapely.MultiPolygon | None]] = {}
+        self.hits = 0
+
+    def __call__(
+        self, vertices: npt.NDArray[np.float64], faces: npt.NDArray[np.int64]
+    ) -> shapely.MultiPolygon | None:
+        if not len(faces):
+            return None
+        origin = vertices[0]
+        shape = np.round(vertices - origin, 6) + 0.0  # + 0.0: -0.0 and 0.0 hash alike
+        key = hashlib.blake2b(
+            np.ascontiguousarray(faces).tobytes() + shape.tobytes(), digest_size=16
+        ).digest()
+        known = self._known.get(key)
+        if known is None:
+            outline = footprint(vertices, faces)
+            if len(self._known) >= self.size:
+                self._known.clear()
+            self._known[key] = (origin[:2].copy(), outline)
+            return outline
+        self.hits += 1
+        first, outline = known
+        if outline is None:
+            return None
+        shift = origin[:2] - first
+        moved: shapely.MultiPolygon = shapely.transform(outline, lambda xy: xy + shift)
+        return moved
 
 
 def closed_and_oriented(faces: npt.NDArray[np.int64]) -> bool:

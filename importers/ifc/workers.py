@@ -26,7 +26,7 @@ import shapely
 
 from cim.errors import ImportFailed
 from importers.ifc.geometry import KernelTask, Piece, triangulate
-from importers.ifc.rows import box3d, ewkb, footprint, mesh_ewkb
+from importers.ifc.rows import FootprintCache, box3d, ewkb, mesh_ewkb
 
 CHUNKS_PER_WORKER = 6
 """Kernel tasks per worker: enough to even out heavy and light chunks, few iterator set-ups."""
@@ -37,6 +37,8 @@ footprints fails on nearly coincident edges)."""
 _PR_SET_PDEATHSIG = 1
 
 _inherited_file: Any = None
+_footprints = FootprintCache()
+"""Per process (each worker its own): outlines of repeated shapes computed once."""
 
 
 class ElementValues(NamedTuple):
@@ -71,7 +73,7 @@ def encode_batch(batch: Sequence[MeshInput], srid: int) -> EncodedBatch:
     values = []
     parts: dict[int, list[Any]] = {}
     for vertices, faces, group in batch:
-        outline = footprint(vertices, faces)
+        outline = _footprints(vertices, faces)
         values.append(
             ElementValues(
                 mesh=mesh_ewkb(vertices, faces, srid),
