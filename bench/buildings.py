@@ -124,14 +124,20 @@ def _child(url: str, task: str, args: list[str], queue: Any) -> None:
     else:
         from tiles.build import build_mesh_layer
 
-        answer = build_mesh_layer(engine, Path(args[0]), "buildings", force=True).to_dict()
+        compress = len(args) > 1 and args[1] == "yes"
+        answer = build_mesh_layer(
+            engine, Path(args[0]), "buildings", force=True, compress=compress
+        ).to_dict()
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put({"seconds": seconds, "peak_rss_mb": round(peak, 1), **answer})
+    # the step's wall time (code loading included), not the layer's own ``seconds``
+    queue.put({**answer, "seconds": seconds, "peak_rss_mb": round(peak, 1)})
     engine.dispose()
 
 
-def _step(url: str, task: str, *args: str) -> dict[str, Any]:
+def step(url: str, task: str, *args: str) -> dict[str, Any]:
+    """One step in a fresh (spawned) process: ``import FILE [MAPPING]`` or
+    ``tiles FOLDER [yes|no: compressed]``; its seconds, peak RSS and answer."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     child = context.Process(target=_child, args=(url, task, list(args), queue))
@@ -164,16 +170,16 @@ def main() -> None:
         folder = Path(tmp)
         url = engine.url.render_as_string(hide_password=False)
         houses = _timed("write CityJSONSeq", lambda: write_cityjsonseq(folder, args.lod2))
-        lod2 = _step(url, "import", str(houses))
+        lod2 = step(url, "import", str(houses))
         with engine.begin() as conn:
             conn.exec_driver_sql("DELETE FROM dataset")
         gpkg, mapping = _timed(
             "write footprints", lambda: write_footprints(folder, args.footprints)
         )
-        lod1 = _step(url, "import", str(gpkg), str(mapping))
+        lod1 = step(url, "import", str(gpkg), str(mapping))
         with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
-        tiles = {} if args.skip_tiles else _step(url, "tiles", str(folder / "tiles"))
+        tiles = {} if args.skip_tiles else step(url, "tiles", str(folder / "tiles"))
         with engine.begin() as conn:
             conn.exec_driver_sql("DELETE FROM dataset")
     result = _figures(args, lod1, lod2, tiles)

@@ -18,17 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing
-import resource
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.buildings import SRID, write_footprints
+from bench.buildings import SRID, step, write_footprints
 from bench.common import bench_database
 
 VIEW_GOAL_MB = 30.0
@@ -82,40 +79,6 @@ def view_bytes(folder: Path, altitude: float) -> dict[str, Any]:
     }
 
 
-def _child(url: str, task: str, args: list[str], queue: Any) -> None:
-    """A fresh process: one step; reports seconds, its answer and this process's peak RSS."""
-    from cim.db.engine import make_engine
-
-    engine = make_engine(url)
-    started = time.perf_counter()
-    if task == "import":
-        from importers.citymodel import import_buildings
-
-        import_buildings(engine, [Path(args[0])], mapping=Path(args[1]), replace=True)
-        answer: dict[str, Any] = {}
-    else:
-        from tiles.build import build_mesh_layer
-
-        result = build_mesh_layer(
-            engine, Path(args[0]), "buildings", force=True, compress=args[1] == "yes"
-        )
-        answer = {"tiles": result.tiles, "bytes": result.bytes}
-    seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put({"seconds": seconds, "peak_rss_mb": round(peak, 1), **answer})
-    engine.dispose()
-
-
-def _step(url: str, task: str, *args: str) -> dict[str, Any]:
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    child = context.Process(target=_child, args=(url, task, list(args), queue))
-    child.start()
-    figures: dict[str, Any] = queue.get()
-    child.join()
-    return figures
-
-
 def _imported(engine: Any) -> int:
     """How many buildings the database holds (a kept import is reused when the count matches)."""
     with engine.connect() as conn:
@@ -148,13 +111,13 @@ def main() -> None:
             imported = {"seconds": 0.0}
         else:
             gpkg, mapping = write_footprints(folder, args.footprints)
-            imported = _step(url, "import", str(gpkg), str(mapping))
+            imported = step(url, "import", str(gpkg), str(mapping))
         with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
-        tiles = _step(url, "tiles", str(folder / "tiles"), "yes" if args.compress else "no")
+        tiles = step(url, "tiles", str(folder / "tiles"), "yes" if args.compress else "no")
         view = view_bytes(folder / "tiles" / "buildings", args.altitude)
         if args.also_compressed:
-            packed = _step(url, "tiles", str(folder / "packed"), "yes")
+            packed = step(url, "tiles", str(folder / "packed"), "yes")
             packed_view = view_bytes(folder / "packed" / "buildings", args.altitude)
             view |= {
                 "compressed_tiles_s": round(packed["seconds"], 1),
