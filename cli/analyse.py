@@ -1,6 +1,6 @@
 """``cim analyse ...``: the pipe-network and shelter analyses from the command line.
 
-Register commands here; the group is shown only when it has commands.
+Register commands here; `cli.main` loads this module when one of them runs.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``cim tiles ...``: build 3D Tiles and terrain tiles from the database.
 
-Register commands here; the group is shown only when it has commands.
+Register commands here; `cli.main` loads this module when one of them runs.
 """
 
 from __future__ import annotations
