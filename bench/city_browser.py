@@ -58,13 +58,9 @@ LOAD_JS = """async ([altitude]) => {
     const tileset = await Cesium.Cesium3DTileset.fromUrl("/tiles/tileset.json");
     const failed = [];
     tileset.tileFailed.addEventListener(e => failed.push(String(e.message)));
-    const [west, south, east, north] = tileset.root.boundingVolume.rectangle
-        ? [tileset.root.boundingVolume.rectangle.west, tileset.root.boundingVolume.rectangle.south,
-           tileset.root.boundingVolume.rectangle.east, tileset.root.boundingVolume.rectangle.north]
-        : [0, 0, 0, 0];
+    const centre = Cesium.Rectangle.center(tileset.root.boundingVolume.rectangle);  // a region
     viewer.camera.setView({
-        destination: Cesium.Cartesian3.fromRadians((west + east) / 2, (south + north) / 2,
-                                                   altitude),
+        destination: Cesium.Cartesian3.fromRadians(centre.longitude, centre.latitude, altitude),
         orientation: { heading: 0, pitch: -Cesium.Math.PI_OVER_TWO, roll: 0 },
     });
     viewer.scene.primitives.add(tileset);
