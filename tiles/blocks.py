@@ -5,23 +5,24 @@ this block, its roof coloured as a roof and its walls as walls, with no floor (a
 from above or from the side at the distances it is drawn from). Rings are oriented counter-
 clockwise first so that roofs face up and walls face out. Walls and the roofs of convex rings
 without holes (nearly every footprint) are made in one numpy pass for a whole tile; other
-roofs are triangulated with earcut, one polygon at a time. Triangles are gathered from the
-ring points at base and top height, so only those are transformed (``to_local``), not the
-three corners of every triangle.
+roofs are triangulated with earcut, one polygon at a time. The meshes share their vertices: a
+roof's triangles index its ring's points at the top (a rectangle: 4 vertices, not 6), a wall's
+two triangles the 4 corners of its face, so only those points are transformed (``to_local``).
 
 Examples
 --------
 >>> import shapely
->>> roofs, walls = block_triangles([shapely.to_wkb(shapely.box(0, 0, 2, 1))], [0.0], [3.0])
->>> roofs[0].shape, walls[0].shape, roofs[1].tolist()
-((2, 3, 3), (8, 3, 3), [0, 0])
->>> float(roofs[0][:, :, 2].max()), float(walls[0][:, :, 2].min())
-(3.0, 0.0)
+>>> roofs, walls = block_meshes([shapely.to_wkb(shapely.box(0, 0, 2, 1))], [0.0], [3.0])
+>>> roofs.vertices.shape, roofs.triangles.shape, walls.vertices.shape, walls.triangles.shape
+((4, 3), (2, 3), (16, 3), (8, 3))
+>>> float(roofs.vertices[:, 2].max()), float(walls.vertices[:, 2].min()), roofs.owner.tolist()
+(3.0, 0.0, [0, 0, 0, 0])
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import mapbox_earcut
 import numpy as np
@@ -30,69 +31,86 @@ import shapely
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-Triangles = tuple[FloatArray, IntArray]
-"""(m, 3, 3) triangles and the building each belongs to."""
 
 
-def block_triangles(
+@dataclass
+class BlockMesh:
+    """Triangles (``triangles`` index ``vertices``) and the building each vertex belongs to."""
+
+    vertices: FloatArray  # (n, 3)
+    triangles: IntArray  # (m, 3), counter-clockwise seen from outside
+    owner: IntArray  # (n,)
+
+
+def _empty() -> BlockMesh:
+    return BlockMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros(0, np.int64))
+
+
+def block_meshes(
     footprints: Sequence[bytes | None],
     bases: Sequence[float],
     tops: Sequence[float],
     to_local: Callable[[FloatArray], FloatArray] | None = None,
-) -> tuple[Triangles, Triangles]:
-    """The roofs (at ``top``) and the walls (``base`` to ``top``) of the buildings whose 2D
-    (multi)polygon footprints are given as WKB (None: no block), their corners mapped by
-    ``to_local`` ((n, 3) storage coordinates to (n, 3) tile coordinates; default: kept)."""
+    *,
+    walls: bool = True,
+) -> tuple[BlockMesh, BlockMesh]:
+    """The roofs (at ``top``) and the walls (``base`` to ``top``; none unless ``walls``) of the
+    buildings whose 2D (multi)polygon footprints are given as WKB (None: no block), their
+    corners mapped by ``to_local`` ((n, 3) storage coordinates to (n, 3) tile coordinates;
+    default: kept)."""
     geometries = shapely.from_wkb(np.array(list(footprints), dtype=object))
     polygons, owner = shapely.get_parts(geometries, return_index=True)
     if polygons.size == 0:
-        empty = (np.zeros((0, 3, 3)), np.zeros(0, np.int64))
-        return empty, empty
+        return _empty(), _empty()
+    local = to_local if to_local is not None else (lambda points: points)
     polygons = shapely.orient_polygons(polygons)  # exteriors counter-clockwise, holes not
     rings, ring_polygon = shapely.get_rings(polygons, return_index=True)
     closed = shapely.get_coordinates(rings)
     counts = shapely.get_num_coordinates(rings).astype(np.int64)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    base = np.asarray(bases, dtype=np.float64)[owner]
-    top = np.asarray(tops, dtype=np.float64)[owner]
-    heights = np.concatenate(
-        [np.repeat(base[ring_polygon], counts), np.repeat(top[ring_polygon], counts)]
-    )
-    corners = np.column_stack([np.concatenate([closed, closed]), heights])
-    if to_local is not None:
-        corners = to_local(corners)
-    high = closed.shape[0]  # corners[high + i] is point i at the top, corners[i] at the base
-    walls = corners[_walls(counts, high)]
-    wall_owner = np.repeat(owner[ring_polygon], 2 * (counts - 1))
+    point_polygon = np.repeat(ring_polygon, counts)
+    point_owner = owner[point_polygon].astype(np.int64)
+    top = np.asarray(tops, dtype=np.float64)[owner][point_polygon]
     holes = shapely.get_num_interior_rings(polygons)
     exterior = np.concatenate([[0], np.cumsum(holes + 1)[:-1]])  # each polygon's first ring
     fan = (holes == 0) & _convex(closed, starts[exterior], counts[exterior])
-    roofs = [_fans(starts[exterior[fan]], counts[exterior[fan]]) + high]
-    roof_owner = [np.repeat(owner[fan], np.maximum(counts[exterior[fan]] - 3, 0))]
+    caps = [_fans(starts[exterior[fan]], counts[exterior[fan]])]
     for polygon in np.flatnonzero(~fan):
         first = int(exterior[polygon])
         ring_points = [
             np.arange(starts[r], starts[r] + counts[r] - 1)
             for r in range(first, first + int(holes[polygon]) + 1)
         ]
-        cap = _earcut(closed, ring_points) + high
-        roofs.append(cap)
-        roof_owner.append(np.full(cap.shape[0], owner[polygon], dtype=np.int64))
-    roof_corners = corners[np.concatenate(roofs)]
-    return (roof_corners, np.concatenate(roof_owner)), (walls, wall_owner)
+        caps.append(_earcut(closed, ring_points))
+    cap = np.concatenate(caps)
+    used, roof_triangles = np.unique(cap, return_inverse=True)  # the points roofs touch
+    roof_points = np.column_stack([closed[used], top[used]])
+    roofs = BlockMesh(local(roof_points), roof_triangles.reshape(-1, 3), point_owner[used])
+    if not walls:
+        return roofs, _empty()
+    base = np.asarray(bases, dtype=np.float64)[owner][point_polygon]
+    high = closed.shape[0]  # corners[high + i] is point i at the top, corners[i] at the base
+    corners = local(
+        np.column_stack([np.concatenate([closed, closed]), np.concatenate([base, top])])
+    )
+    faces = _walls(counts, high)  # (e, 4) corners of each wall face
+    pattern = np.array([0, 1, 2, 0, 2, 3], dtype=np.int64)  # two triangles a face
+    wall_triangles = (4 * np.arange(faces.shape[0])[:, None] + pattern).reshape(-1, 3)
+    return roofs, BlockMesh(
+        corners[faces.reshape(-1)], wall_triangles, np.repeat(point_owner[faces[:, 0]], 4)
+    )
 
 
 def _walls(counts: IntArray, high: int) -> IntArray:
-    """Corner indices of two triangles per edge of every ring (closed rings one after another,
-    base corners at i, top corners at ``high + i``), facing out of a counter-clockwise
-    exterior and into the courtyard of a clockwise hole."""
+    """The 4 corners of the wall face on each edge of every ring (closed rings one after
+    another, base corners at i, top corners at ``high + i``), in the order that makes the
+    triangles (0, 1, 2) and (0, 2, 3) face out of a counter-clockwise exterior and into the
+    courtyard of a clockwise hole."""
     edge = np.ones(int(counts.sum()), dtype=bool)
     edge[np.cumsum(counts) - 1] = False  # the closing point starts no edge
     a = np.flatnonzero(edge)
     b = a + 1
-    first = np.column_stack([a, b, b + high])
-    second = np.column_stack([a, b + high, a + high])
-    return np.stack([first, second], axis=1).reshape(-1, 3)
+    return np.column_stack([a, b, b + high, a + high])
 
 
 def _convex(closed: FloatArray, starts: IntArray, counts: IntArray) -> npt.NDArray[np.bool_]:

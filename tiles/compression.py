@@ -8,7 +8,9 @@
   meshoptimizer's vertex codec (``EXT_meshopt_compression``, mode ``ATTRIBUTES``, bitstream
   version 0 as the extension requires), which is lossless: the positions, colours and feature ids
   CesiumJS decodes are the bytes we wrote. Tiles repeat the colour and id of a feature on each of
-  its vertices, which the codec's byte-wise deltas store almost for free.
+  its vertices, which the codec's byte-wise deltas store almost for free;
+* triangle indices (the shared vertices of coarse tiles' blocks) are encoded with its index
+  codec (mode ``TRIANGLES``, index bitstream version 1), lossless too.
 
 The metadata (``EXT_structural_metadata`` property tables) stays as it is. The encoded data goes
 into the GLB's BIN chunk (buffer 0); the bufferViews the accessors name point into a second,
@@ -37,6 +39,7 @@ def _encoder() -> Any:
     import meshoptimizer
 
     meshoptimizer.encode_vertex_version(0)  # EXT_meshopt_compression decodes version 0 only
+    meshoptimizer.encode_index_version(1)  # and index version 1
     return meshoptimizer
 
 
@@ -44,18 +47,29 @@ def compress_glb(data: bytes) -> bytes:
     """``data`` (a glb of ours) with its vertex attributes quantized and meshopt-encoded."""
     document, binary = decode_glb(data)
     attributes: dict[int, str] = {}
+    indices: dict[int, int] = {}  # index accessor -> vertex count of its primitive
     for mesh in document.get("meshes", []):
         for primitive in mesh["primitives"]:
             for name, accessor in primitive["attributes"].items():
                 attributes[accessor] = name
+            if "indices" in primitive:
+                vertices = document["accessors"][primitive["attributes"]["POSITION"]]["count"]
+                indices[primitive["indices"]] = vertices
     if not attributes:
         return data
     by_view = {document["accessors"][a]["bufferView"]: (a, name) for a, name in attributes.items()}
+    index_views = {document["accessors"][a]["bufferView"]: a for a in indices}
     codec = _encoder()
     out = bytearray()
     fallback_length = 0
     for index, view in enumerate(document["bufferViews"]):
         raw = binary[view["byteOffset"] : view["byteOffset"] + view["byteLength"]]
+        if index in index_views:
+            accessor = document["accessors"][index_views[index]]
+            fallback_length = _encode_indices(
+                codec, out, raw, accessor, indices[index_views[index]], view, fallback_length
+            )
+            continue
         if index not in by_view:
             view["byteOffset"] = _append(out, raw, align=8)
             continue
@@ -101,6 +115,45 @@ def compress_glb(data: bytes) -> bytes:
     return pack_glb(document, bytes(out))
 
 
+def _encode_indices(
+    codec: Any,
+    out: bytearray,
+    raw: bytes,
+    accessor: dict[str, Any],
+    vertex_count: int,
+    view: dict[str, Any],
+    fallback_length: int,
+) -> int:
+    """Encode one triangle index view into ``out`` (mode ``TRIANGLES``); ``view`` becomes its
+    fallback view; returns the fallback buffer's new length."""
+    size = COMPONENT_BYTES[accessor["componentType"]]
+    count = int(accessor["count"])
+    values = np.frombuffer(raw, dtype=np.uint16 if size == 2 else np.uint32, count=count)
+    encoded = codec.encode_index_buffer(values.astype(np.uint32), count, vertex_count)
+    offset = _append(out, encoded, align=4)
+    fallback_length += (-fallback_length) % 4
+    view.clear()
+    view.update(
+        {
+            "buffer": 1,
+            "byteOffset": fallback_length,
+            "byteLength": count * size,
+            "target": 34963,
+            "extensions": {
+                "EXT_meshopt_compression": {
+                    "buffer": 0,
+                    "byteOffset": offset,
+                    "byteLength": len(encoded),
+                    "byteStride": size,
+                    "mode": "TRIANGLES",
+                    "count": count,
+                }
+            },
+        }
+    )
+    return fallback_length + count * size
+
+
 def _append(out: bytearray, data: bytes, *, align: int) -> int:
     out.extend(b"\0" * ((-len(out)) % align))
     offset = len(out)
@@ -141,6 +194,15 @@ def decompress_glb(data: bytes) -> bytes:
             view["byteOffset"] = _append(out, raw, align=8)
             continue
         start = packed["byteOffset"]
+        if packed["mode"] == "TRIANGLES":
+            decoded = meshoptimizer.decode_index_buffer(
+                packed["count"], packed["byteStride"], binary[start : start + packed["byteLength"]]
+            )
+            length = packed["count"] * packed["byteStride"]  # the binding's array is uint32
+            raw = np.ascontiguousarray(decoded).view(np.uint8).reshape(-1)[:length].tobytes()
+            del view["extensions"]
+            view.update({"buffer": 0, "byteOffset": _append(out, raw, align=4)})
+            continue
         # The binding's default mode sizes its output right; its ``dtype=`` mode allocates one
         # element per vertex, not vertex_size bytes (heap overrun in 0.2.30a0), so never use it.
         decoded = meshoptimizer.decode_vertex_buffer(

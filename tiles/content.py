@@ -67,12 +67,28 @@ def _transformers(storage_srid: int) -> tuple[Transformer, Transformer]:
 
 
 @dataclass
+class SharedMesh:
+    """Opaque triangles (ENU, z up) of one colour that share their vertices: ``triangles``
+    index ``vertices``, each vertex has its feature id. Every triangle at a vertex lies in one
+    plane (a block's roof, one wall), so the vertex takes the triangles' flat normal; without
+    ``normals`` none is stored and the client draws the mesh unlit (roofs seen from afar)."""
+
+    vertices: FloatArray
+    triangles: npt.NDArray[np.int64]
+    feature_ids: npt.NDArray[np.float32]
+    rgba: npt.NDArray[np.uint8]
+    normals: bool = True
+
+
+@dataclass
 class MeshParts:
-    """Triangles (ENU, z up) of a tile split into opaque and transparent parts."""
+    """Triangles (ENU, z up) of a tile split into opaque and transparent parts, and meshes of
+    shared vertices (:class:`SharedMesh`)."""
 
     triangles: list[FloatArray] = field(default_factory=list)
     colors: list[npt.NDArray[np.uint8]] = field(default_factory=list)
     feature_ids: list[npt.NDArray[np.float32]] = field(default_factory=list)
+    shared: list[SharedMesh] = field(default_factory=list)
 
     def add(self, triangles: FloatArray, rgba: npt.NDArray[np.uint8], feature_id: int) -> None:
         """``triangles`` (m, 3, 3) of one feature, coloured ``rgba`` (4,) or (m, 4)."""
@@ -84,12 +100,15 @@ class MeshParts:
 
     @property
     def triangle_count(self) -> int:
-        return sum(t.shape[0] for t in self.triangles)
+        shared = sum(int(mesh.triangles.shape[0]) for mesh in self.shared)
+        return shared + sum(int(t.shape[0]) for t in self.triangles)
 
     def primitives(self) -> list[Primitive]:
-        """Up to two primitives (opaque, blended) with flat normals, in glTF y-up axes."""
+        """Up to two primitives (opaque, blended) with flat normals, in glTF y-up axes, then
+        one per shared mesh."""
+        shared = [_shared_primitive(mesh) for mesh in self.shared if mesh.triangles.size]
         if not self.triangles:
-            return []
+            return shared
         triangles = np.concatenate(self.triangles)
         colors = np.concatenate(self.colors)
         ids = np.concatenate(self.feature_ids)
@@ -99,7 +118,7 @@ class MeshParts:
             pick = blended if blend else ~blended
             if pick.any():
                 out.append(_primitive(triangles[pick], colors[pick], ids[pick], blend))
-        return out
+        return out + shared
 
 
 def _primitive(
@@ -125,6 +144,35 @@ def _primitive(
         colors=np.repeat(colors, 3, axis=0).astype(np.uint8),
         feature_ids=np.repeat(ids, 3),
         blend=blend,
+    )
+
+
+def _to_gltf(enu: FloatArray) -> FloatArray:
+    """ENU (x east, y north, z up) -> glTF (x, y up, z = -north); 3D Tiles rotates back."""
+    return enu[:, [0, 2, 1]] * (1.0, 1.0, -1.0)
+
+
+def _shared_primitive(mesh: SharedMesh) -> Primitive:
+    normals = None
+    if mesh.normals:
+        corners = mesh.vertices[mesh.triangles]
+        flat = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+        length = np.linalg.norm(flat, axis=1)
+        degenerate = length < 1e-12
+        flat[degenerate] = (0.0, 0.0, 1.0)  # a zero-area triangle draws nothing; any unit normal
+        length[degenerate] = 1.0
+        flat /= length[:, None]
+        by_vertex = np.tile((0.0, 0.0, 1.0), (mesh.vertices.shape[0], 1))
+        for corner in range(3):  # coplanar at each vertex: any of its triangles' normal
+            by_vertex[mesh.triangles[:, corner]] = flat
+        normals = _to_gltf(by_vertex).astype(np.float32)
+    return Primitive(
+        positions=_to_gltf(mesh.vertices).astype(np.float32),
+        normals=normals,
+        colors=None,
+        feature_ids=mesh.feature_ids.astype(np.float32),
+        indices=mesh.triangles,
+        colour=(int(mesh.rgba[0]), int(mesh.rgba[1]), int(mesh.rgba[2]), int(mesh.rgba[3])),
     )
 
 

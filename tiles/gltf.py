@@ -4,6 +4,12 @@ Hand-packed rather than through pygltflib: a tile is a handful of flat numpy arr
 the JSON and buffer directly is several times faster and keeps full control over alignment.
 3D Tiles 1.1 features use ``EXT_mesh_features`` (a ``_FEATURE_ID_0`` vertex attribute) and
 ``EXT_structural_metadata`` (one property table); 3D Tiles 1.0 (b3dm) uses ``_BATCHID`` instead.
+
+A primitive may share its vertices (``indices``, uint16 when it has under 65,536 vertices), go
+without normals (CesiumJS then draws it unlit, as it says in its ``MaterialPipelineStage``) and
+without vertex colours (one colour for all, in its material's ``baseColorFactor``): the coarse
+tiles of a city (:mod:`tiles.blocks`) are lighter that way. A property column whose every value is
+its ``default`` has no table entry: readers return the default (``EXT_structural_metadata``).
 """
 
 from __future__ import annotations
@@ -17,8 +23,11 @@ import numpy as np
 import numpy.typing as npt
 
 ARRAY_BUFFER = 34962
+ELEMENT_ARRAY_BUFFER = 34963
 FLOAT = 5126
 UNSIGNED_BYTE = 5121
+UNSIGNED_SHORT = 5123
+UNSIGNED_INT = 5125
 TRIANGLES = 4
 
 PropertyType = Literal["STRING", "FLOAT32", "UINT16", "INT32"]
@@ -26,13 +35,17 @@ PropertyType = Literal["STRING", "FLOAT32", "UINT16", "INT32"]
 
 @dataclass
 class Primitive:
-    """Non-indexed triangles (3 vertices each) in glTF axes (y up), one colour per vertex."""
+    """Triangles in glTF axes (y up): 3 vertices each, or ``indices`` into shared vertices;
+    one colour per vertex, or ``colour`` (linear RGBA bytes) for all when ``colors`` is None;
+    no ``normals``: drawn unlit."""
 
     positions: npt.NDArray[np.float32]
-    normals: npt.NDArray[np.float32]
-    colors: npt.NDArray[np.uint8]
+    normals: npt.NDArray[np.float32] | None
+    colors: npt.NDArray[np.uint8] | None
     feature_ids: npt.NDArray[np.float32]
     blend: bool = False
+    indices: npt.NDArray[np.int64] | None = None
+    colour: tuple[int, int, int, int] = (255, 255, 255, 255)
 
 
 @dataclass
@@ -45,6 +58,8 @@ class PropertyColumn:
     description: str = ""
     no_data: Any = None
     """The column's ``noData`` where the type's default (:data:`NO_DATA`) is a real value."""
+    default: Any = None
+    """The class property's ``default``: when every value is it, the table stores none."""
 
 
 @dataclass
@@ -99,6 +114,13 @@ def _property_arrays(
     definition: dict[str, Any] = {"required": False, "noData": no_data}
     if column.description:
         definition["description"] = column.description
+    if column.default is not None:
+        definition["default"] = column.default
+        if all(v == column.default for v in column.values):
+            definition["type"] = "STRING" if column.type == "STRING" else "SCALAR"
+            if column.type != "STRING":
+                definition["componentType"] = column.type
+            return definition, None
     if column.type == "STRING":
         definition["type"] = "STRING"
         # one join and one encode per column, not one per value (2.4 s of a 200k-building
@@ -160,7 +182,7 @@ class _Meshes:
         self.accessors: list[dict[str, Any]] = []
         self.primitives: list[dict[str, Any]] = []
         self.materials: list[dict[str, Any]] = []
-        self.material_index: dict[bool, int] = {}
+        self.material_index: dict[tuple[bool, tuple[int, int, int, int]], int] = {}
 
     def accessor(self, array: npt.NDArray[Any], type_: str, component: int, **extra: Any) -> int:
         view = self.buffer.add(np.ascontiguousarray(array).tobytes(), target=ARRAY_BUFFER)
@@ -170,15 +192,28 @@ class _Meshes:
         )
         return len(self.accessors) - 1
 
-    def material(self, blend: bool) -> int:
-        """The index of the opaque or the blended material, added on first use."""
-        if blend not in self.material_index:
-            self.material_index[blend] = len(self.materials)
+    def index_accessor(self, indices: npt.NDArray[np.int64], vertex_count: int) -> int:
+        """The accessor of a primitive's triangle indices: uint16 while they fit."""
+        small = vertex_count <= 0xFFFF
+        data = indices.reshape(-1).astype(np.uint16 if small else np.uint32)
+        view = self.buffer.add(data.tobytes(), target=ELEMENT_ARRAY_BUFFER)
+        component = UNSIGNED_SHORT if small else UNSIGNED_INT
+        self.accessors.append(
+            {"bufferView": view, "componentType": component, "count": data.size, "type": "SCALAR"}
+        )
+        return len(self.accessors) - 1
+
+    def material(self, blend: bool, colour: tuple[int, int, int, int]) -> int:
+        """The index of the opaque or the blended material of ``colour`` (linear bytes,
+        multiplying the vertex colours), added on first use."""
+        key = (blend, colour)
+        if key not in self.material_index:
+            self.material_index[key] = len(self.materials)
             self.materials.append(
                 {
                     "name": "transparent" if blend else "opaque",
                     "pbrMetallicRoughness": {
-                        "baseColorFactor": [1.0, 1.0, 1.0, 1.0],
+                        "baseColorFactor": [c / 255 for c in colour],
                         "metallicFactor": 0.0,
                         "roughnessFactor": 1.0,
                     },
@@ -186,11 +221,11 @@ class _Meshes:
                     "doubleSided": True,
                 }
             )
-        return self.material_index[blend]
+        return self.material_index[key]
 
     def add(self, primitive: Primitive, *, features: FeatureTable | None, batch_ids: bool) -> None:
         """Append ``primitive`` (not empty): its vertex accessors, material and feature ids."""
-        material = self.material(primitive.blend)
+        material = self.material(primitive.blend, primitive.colour)
         positions = primitive.positions
         attributes = {
             "POSITION": self.accessor(
@@ -199,11 +234,17 @@ class _Meshes:
                 FLOAT,
                 min=[float(v) for v in positions.min(axis=0)],
                 max=[float(v) for v in positions.max(axis=0)],
-            ),
-            "NORMAL": self.accessor(primitive.normals, "VEC3", FLOAT),
-            "COLOR_0": self.accessor(primitive.colors, "VEC4", UNSIGNED_BYTE, normalized=True),
+            )
         }
+        if primitive.normals is not None:
+            attributes["NORMAL"] = self.accessor(primitive.normals, "VEC3", FLOAT)
+        if primitive.colors is not None:
+            attributes["COLOR_0"] = self.accessor(
+                primitive.colors, "VEC4", UNSIGNED_BYTE, normalized=True
+            )
         entry: dict[str, Any] = {"attributes": attributes, "mode": TRIANGLES, "material": material}
+        if primitive.indices is not None:
+            entry["indices"] = self.index_accessor(primitive.indices, positions.shape[0])
         if batch_ids:
             attributes["_BATCHID"] = self.accessor(primitive.feature_ids, "SCALAR", FLOAT)
         elif features is not None:

@@ -115,7 +115,8 @@ def accessor(document: dict[str, Any], binary: bytes, index: int) -> np.ndarray:
 
 
 def property_table(document: dict[str, Any], binary: bytes) -> list[dict[str, Any]]:
-    """Rows of the EXT_structural_metadata property table (noData as None)."""
+    """Rows of the EXT_structural_metadata property table (noData as None; a property the
+    table leaves out as its default)."""
     metadata = document["extensions"]["EXT_structural_metadata"]
     table = metadata["propertyTables"][0]
     definitions = metadata["schema"]["classes"][table["class"]]["properties"]
@@ -123,8 +124,8 @@ def property_table(document: dict[str, Any], binary: bytes) -> list[dict[str, An
     columns: dict[str, list[Any]] = {}
     for name, definition in definitions.items():
         entry = table["properties"].get(name)
-        if entry is None:
-            columns[name] = [None] * count
+        if entry is None:  # no values: the class's default for every row (a spec reader's)
+            columns[name] = [definition.get("default")] * count
             continue
         view = document["bufferViews"][entry["values"]]
         raw = binary[view["byteOffset"] : view["byteOffset"] + view["byteLength"]]
@@ -156,7 +157,17 @@ def vertices(
         ecef = enu @ world[:3, :3].T + world[:3, 3]
         positions.append(ecef)
         ids.append(accessor(document, binary, attributes[id_attribute]).astype(np.int64))
-        colours.append(accessor(document, binary, attributes["COLOR_0"]))
+        if "COLOR_0" in attributes:
+            colours.append(accessor(document, binary, attributes["COLOR_0"]))
+        else:  # one colour for all: the material's (linear, as COLOR_0 bytes would be)
+            factor = document["materials"][primitive["material"]]["pbrMetallicRoughness"]
+            rgba = np.round(np.array(factor["baseColorFactor"]) * 255).astype(np.uint8)
+            colours.append(np.tile(rgba, (gltf.shape[0], 1)))
+        if "indices" in primitive:  # shared vertices: every index names one
+            indices = accessor(document, binary, primitive["indices"])
+            assert indices.size % 3 == 0 and int(indices.max()) < gltf.shape[0]
+        if "NORMAL" not in attributes:  # drawn unlit (roofs alone, seen from afar)
+            continue
         normals = accessor(document, binary, attributes["NORMAL"])
         byte_normals = document["accessors"][attributes["NORMAL"]]["componentType"] == 5120
         tolerance = 0.01 if byte_normals else 1e-5  # --compress stores them as signed bytes
