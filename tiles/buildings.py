@@ -245,17 +245,18 @@ def mesh_tile(
     default, ``Building``, says it for each of them."""
     del leaf
     rows = [row for _, row in keyed_rows]
-    is_block = np.array([key <= -BLOCK_ID_BASE for key, _ in keyed_rows], dtype=bool)
+    keys = np.fromiter((key for key, _ in keyed_rows), dtype=np.int64, count=len(rows))
+    is_block = keys <= -BLOCK_ID_BASE
     meshes = np.flatnonzero(~is_block)
     parts = MeshParts()
     if meshes.size:
-        triangles, owner = triangles_from_wkb([rows[k][1] for k in meshes])
-        owner = meshes[owner]
-        colours = np.array([_colour(r[2], r[4]) for r in rows], dtype=np.uint8).reshape(-1, 4)
+        mesh_rows = [rows[k] for k in meshes.tolist()]
+        triangles, owner = triangles_from_wkb([row[1] for row in mesh_rows])
         if triangles.shape[0]:
-            parts.triangles.append(frame.to_local(triangles.reshape(-1, 3)).reshape(-1, 3, 3))
+            colours = _colours(mesh_rows)
+            parts.triangles.append(frame.triangles_to_local(triangles))
             parts.colors.append(colours[owner])
-            parts.feature_ids.append(owner.astype(np.float32))
+            parts.feature_ids.append(meshes[owner].astype(np.float32))
     if is_block.any():
         parts.shared.extend(
             _block_meshes(
@@ -276,7 +277,7 @@ def mesh_tile(
         PropertyColumn(
             "element_id",
             "INT32",
-            [_element_id(int(r[0])) for r in rows],
+            _element_ids(keys).tolist(),
             "building_element.id (negative: minus the building_surface.id of a city model)",
             no_data=0,  # -1 is surface 1's
         ),
@@ -284,11 +285,26 @@ def mesh_tile(
     return parts, FeatureTable("cim_buildings", CLASS_NAME, len(rows), columns)
 
 
-def _element_id(key: int) -> int:
-    """The ``element_id`` of a feature: a block shows the surface it is named after."""
-    if key <= -ROOF_ID_BASE:
-        return key + ROOF_ID_BASE
-    return key + BLOCK_ID_BASE if key <= -BLOCK_ID_BASE else key
+def _element_ids(keys: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The ``element_id`` of each feature: a block shows the surface it is named after."""
+    base = np.where(keys <= -ROOF_ID_BASE, ROOF_ID_BASE, 0)
+    return keys + np.where((keys <= -BLOCK_ID_BASE) & (base == 0), BLOCK_ID_BASE, base)
+
+
+def _colours(rows: list[Row]) -> npt.NDArray[np.uint8]:
+    """(n, 4) RGBA bytes of the rows: their own colour, else their class's (looked up once a
+    colour and class, not once a row: 600k rows of a 200k-building city took 1.9 s)."""
+    palette: dict[tuple[Any, str], int] = {}
+    colours: list[npt.NDArray[np.uint8]] = []
+    codes: list[int] = []
+    for row in rows:
+        key = (None if row[2] is None else tuple(row[2]), row[4])
+        code = palette.get(key)
+        if code is None:
+            code = palette[key] = len(colours)
+            colours.append(_colour(row[2], row[4]))
+        codes.append(code)
+    return np.array(colours, dtype=np.uint8).reshape(-1, 4)[np.array(codes, dtype=np.int64)]
 
 
 def _block_meshes(

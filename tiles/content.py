@@ -45,6 +45,39 @@ class TileFrame:
         x, y, z = to_ecef.transform(lon, lat, points[:, 2])
         return _ecef_to_enu(self.matrix, x, y, z)
 
+    def triangles_to_local(self, triangles: FloatArray) -> FloatArray:
+        """(m, 3, 3) storage triangles -> the same in this frame, each corner that repeats one
+        of the triangle before it transformed once (a mesh's neighbouring triangles share
+        corners: about half of a LOD1 building's are repeats)."""
+        corners = triangles.reshape(-1, 3)
+        if corners.shape[0] == 0:
+            return np.zeros((0, 3, 3))
+        source = _earlier_copy(triangles)
+        first = source == np.arange(source.size)
+        rank = np.cumsum(first) - 1
+        local = self.to_local(corners[first])
+        out: FloatArray = local[rank[source]].reshape(-1, 3, 3)
+        return out
+
+
+def _earlier_copy(triangles: FloatArray) -> npt.NDArray[np.int64]:
+    """For each corner (flattened), the first corner of the run of triangles before it that it
+    repeats by way of the triangle just before (itself when it repeats none)."""
+    count = triangles.shape[0]
+    source = np.arange(3 * count)
+    if count > 1:
+        same = (triangles[1:, :, None, :] == triangles[:-1, None, :, :]).all(axis=3)  # (m-1,3,3)
+        found = same.any(axis=2)
+        match = same.argmax(axis=2)  # the first equal corner of the triangle before
+        here = np.flatnonzero(found.reshape(-1)) + 3  # corners of triangles 1.. that repeat
+        source[here] = 3 * (here // 3 - 1) + match.reshape(-1)[here - 3]
+        while True:  # follow repeats of repeats down to the first (a fan's apex)
+            deeper = source[source]
+            if np.array_equal(deeper, source):
+                break
+            source = deeper
+    return source
+
 
 def _ecef_to_enu(matrix: FloatArray, x: FloatArray, y: FloatArray, z: FloatArray) -> FloatArray:
     """:func:`cim.crs.ecef_to_enu` written out per component: a (n, 3) @ (3, 3) product goes

@@ -71,8 +71,12 @@ def mesh_node(
     *,
     leaf: bool,
 ) -> tuple[MeshParts, FeatureTable]:
-    """Mesh one tile from its fetched rows, features in a fixed order (so bytes are stable)."""
-    keys = sorted((int(k) for k in ids if int(k) in rows), key=lambda k: (k < 0, abs(k)))
+    """Mesh one tile from its fetched rows, features in a fixed order (so bytes are stable):
+    elements by id, then surfaces and blocks by absolute id."""
+    wanted = ids.tolist()
+    present = np.fromiter((k in rows for k in wanted), dtype=bool, count=len(wanted))
+    kept = ids[present]
+    keys = kept[np.lexsort((np.abs(kept), kept < 0))].tolist()
     return source.mesh_tile([(k, rows[k]) for k in keys], frame, leaf=leaf)
 
 
