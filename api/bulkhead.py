@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.analysis_proxy import ANALYSIS_PREFIX, app_path
 from api.errors import problem
 from api.metrics import count_shed
 
@@ -148,11 +149,8 @@ class Bulkhead:
 
     def lane(self, scope: Scope) -> Lane | None:
         """The lane of a request; None for every route outside ``/analysis/``."""
-        path: str = scope["path"]
-        root: str = scope.get("root_path", "")
-        if root and path.startswith(root):  # mounted under a prefix: match the app's own path
-            path = path[len(root) :]
-        if not path.startswith("/analysis/"):
+        path = app_path(scope)  # mounted under a prefix: match the app's own path
+        if not path.startswith(ANALYSIS_PREFIX):
             return None
         method = scope["method"]
         if any(method == heavy and regex.match(path) for heavy, regex in self.routes):

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy import Engine
 
 from api.errors import add_exception_handlers
 from api.jobs import JobRunner
@@ -32,6 +33,7 @@ from api.routers import (
 from api.setup import (
     apply_statement_timeout,
     configure,
+    configure_analysis_process,
     open_read_engine,
     size_thread_pool,
     warm_pool,
@@ -100,29 +102,45 @@ def create_app(settings: CimSettings) -> FastAPI:
     return app
 
 
+def create_analysis_app(settings: CimSettings) -> FastAPI:
+    """The app of the analysis processes (``api.analysis_proxy``): the same routes, reached
+    only by the API workers through a private socket; no job worker, no sensor streams."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        open_engines(app, settings)
+        size_thread_pool(settings)
+        warm_pool(app.state.read_engine, settings.analysis_concurrency)
+        try:
+            yield
+        finally:
+            close_state(app)
+
+    app = FastAPI(title="cim analyses", version=__version__, lifespan=lifespan, openapi_url=None)
+    app.state.settings = settings
+    add_exception_handlers(app)
+    configure_analysis_process(app, settings)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app
+
+
 def create_app_from_env() -> FastAPI:
     """uvicorn factory (``cim serve``): settings from ``CIM_*`` environment variables."""
     return create_app(CimSettings())
 
 
+def create_analysis_app_from_env() -> FastAPI:
+    """uvicorn factory of the analysis processes (``cli.analysis_processes``)."""
+    return create_analysis_app(CimSettings())
+
+
 def open_state(app: FastAPI, settings: CimSettings) -> None:
     """Everything requests share, on ``app.state``: the engines (primary and read), the storage
-    SRID, the collection catalog and the job runner (its own engine and worker thread)."""
-    try:
-        engine = open_database(settings, pool_size=10)
-        srid: int | None = storage_srid(engine)
-    except DatabaseUnavailable as exc:
-        # A worker (re)started while the database is down must still come up and answer
-        # 503 + Retry-After until the database is back, not take the whole server down.
-        logger.warning("starting without the database (%s); answering 503 until it is back", exc)
-        engine = make_engine(database_url(settings, start=False), pool_size=10)
-        srid = None  # read by the first request that needs it (``api.ogc.srid_of``)
-    apply_statement_timeout(engine, settings.statement_timeout_ms)
-    catalog = CollectionCatalog(ttl_seconds=settings.collection_cache_seconds)
-    app.state.engine = engine
-    app.state.read_engine = open_read_engine(settings, engine)
-    app.state.storage_srid = srid
-    app.state.catalog = catalog
+    SRID, the collection catalog (:func:`open_engines`) and the job runner (its own engine and
+    worker thread)."""
+    engine = open_engines(app, settings)
+    catalog = app.state.catalog
     app.state.job_runner = JobRunner.for_database(
         engine.url.render_as_string(hide_password=False),
         settings.data_dir / "uploads",
@@ -142,10 +160,32 @@ def open_state(app: FastAPI, settings: CimSettings) -> None:
     app.state.job_runner.start()  # this process's job worker (api.jobs)
 
 
+def open_engines(app: FastAPI, settings: CimSettings) -> Engine:
+    """The engines (primary and read), the storage SRID and the collection catalog on
+    ``app.state``; the primary engine."""
+    try:
+        engine = open_database(settings, pool_size=10)
+        srid: int | None = storage_srid(engine)
+    except DatabaseUnavailable as exc:
+        # A worker (re)started while the database is down must still come up and answer
+        # 503 + Retry-After until the database is back, not take the whole server down.
+        logger.warning("starting without the database (%s); answering 503 until it is back", exc)
+        engine = make_engine(database_url(settings, start=False), pool_size=10)
+        srid = None  # read by the first request that needs it (``api.ogc.srid_of``)
+    apply_statement_timeout(engine, settings.statement_timeout_ms)
+    app.state.engine = engine
+    app.state.read_engine = open_read_engine(settings, engine)
+    app.state.storage_srid = srid
+    app.state.catalog = CollectionCatalog(ttl_seconds=settings.collection_cache_seconds)
+    app.state.job_runner = None
+    return engine
+
+
 def close_state(app: FastAPI) -> None:
     """Dispose what :func:`open_state` opened: the job runner's engine, then the pools."""
     state = app.state
-    state.job_runner.close()
+    if state.job_runner is not None:
+        state.job_runner.close()
     if state.read_engine is not state.engine:
         state.read_engine.dispose()
     state.engine.dispose()

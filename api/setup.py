@@ -11,6 +11,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.cors import CORSMiddleware
 
+from api.analysis_proxy import AnalysisProcesses, FromApiWorker
 from api.bulkhead import Bulkhead
 from api.middleware import BodySizeLimit
 from api.openapi import install_openapi30
@@ -20,11 +21,15 @@ from api.telemetry import RequestTelemetry
 from cim.config import CimSettings
 from cim.db.engine import make_engine
 
+ANSWER_MARGIN_S = 30.0
+"""How much longer than an analysis's deadline an API worker waits for its answer."""
+
 
 def configure(app: FastAPI, settings: CimSettings) -> None:
-    """Install the OpenAPI 3.0 document, CORS (when origins are set), the body size limit,
-    the bulkhead of heavy analyses, the anonymous rate limit and, outermost, the request
-    telemetry (request id, access log line, metrics)."""
+    """Install the OpenAPI 3.0 document, CORS (when origins are set), the hand-over of analyses
+    to their processes (when ``analysis_socket`` is set), the body size limit, the bulkhead of
+    heavy analyses, the anonymous rate limit and, outermost, the request telemetry (request id,
+    access log line, metrics)."""
     install_openapi30(app)
     origins = settings.cors_origin_list
     if origins:
@@ -43,6 +48,12 @@ def configure(app: FastAPI, settings: CimSettings) -> None:
             max_age=600,
         )
     app.add_middleware(RequestSessions)
+    if settings.analysis_socket is not None:
+        app.add_middleware(
+            AnalysisProcesses,
+            socket_path=str(settings.analysis_socket),
+            answer_timeout_s=analysis_timeout_s(settings) + ANSWER_MARGIN_S,
+        )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         Bulkhead,
@@ -58,6 +69,23 @@ def configure(app: FastAPI, settings: CimSettings) -> None:
         key_cache_seconds=settings.api_key_cache_seconds,
     )
     app.add_middleware(RequestTelemetry)  # outermost: sees (and times) every answer
+
+
+def configure_analysis_process(app: FastAPI, settings: CimSettings) -> None:
+    """The middleware of an analysis process (``api.analysis_proxy``): its API workers already
+    applied the rate limit, the bulkhead lanes and the body size limit before handing the
+    request over; here the caller's address is taken from them, and the request telemetry
+    logs the analysis under the same request id."""
+    install_openapi30(app)
+    app.add_middleware(RequestSessions)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(FromApiWorker)
+    app.add_middleware(RequestTelemetry)
+
+
+def analysis_timeout_s(settings: CimSettings) -> float:
+    """The deadline of one analysis request, in seconds (``api.bounds``)."""
+    return (settings.analysis_timeout_ms or settings.statement_timeout_ms) / 1000
 
 
 def apply_statement_timeout(engine: Engine, timeout_ms: int) -> None:

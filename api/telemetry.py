@@ -51,6 +51,12 @@ def note_key(key_id: int | None) -> None:
         facts.key_id = key_id
 
 
+def noted_key() -> int | None:
+    """The API key id noted for the current request, if any."""
+    facts = _facts.get()
+    return None if facts is None else facts.key_id
+
+
 def request_id_of(scope: Scope) -> str:
     """The caller's ``X-Request-ID`` when it is a sane token, else a new one.
 

@@ -167,6 +167,26 @@ class CimSettings(BaseSettings):
     heavy_queue_seconds: float = Field(
         default=2.0, ge=0, description="Longest wait for a heavy-analysis slot; then 503."
     )
+    analysis_processes: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="`cim serve`: worker processes of the analysis group (every `/analysis/` "
+        "request runs there, niced, so it never holds an API worker's GIL); unset = as many as "
+        "`--workers`; 0 = analyses run in the API workers.",
+    )
+    analysis_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="CPU niceness added to the analysis processes: under load the cores go to "
+        "items, tiles and features first.",
+    )
+    analysis_socket: Path | None = Field(
+        default=None,
+        description="Unix socket of the analysis processes; set by `cim serve` for its API "
+        "workers (unset: analyses run in the process that receives them).",
+    )
     anonymous_rate_per_minute: int = Field(
         default=600, ge=0, description="Requests per minute of one anonymous address; 0 = off."
     )

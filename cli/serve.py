@@ -20,9 +20,11 @@ from cim.services.sensors.mqtt_ingest import (
     MQTT_URL_ENV,
     broker_address,
 )
+from cli import analysis_processes
 from cli.context import console, engine_scope, load_settings
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+ANALYSIS_SOCKET_ENV = "CIM_ANALYSIS_SOCKET"
 
 
 def fresh_metrics_dir(data_dir: Path, port: int) -> Path:
@@ -68,15 +70,26 @@ def serve(
         bool,
         typer.Option(help="Publish stored observations back on their topic (as FROST does)."),
     ] = True,
+    analysis_processes: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=64,
+            help="Processes that run the /analysis/ requests, niced, apart from the API "
+            "workers (default CIM_ANALYSIS_PROCESSES, else as many as --workers; 0: analyses "
+            "run in the API workers).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the API on HOST:PORT; the database is started and migrated first when embedded."""
     import uvicorn
 
     settings = load_settings()
+    analyses = 0 if reload else _analysis_count(settings, analysis_processes, workers)
     broker = _mqtt(settings.data_dir, mqtt, mqtt_url, mqtt_batch, workers)
     os.environ[MQTT_PUBLISH_ENV] = "1" if mqtt_publish else "0"
     try:
-        _run(uvicorn, settings, host, port, workers, reload, healthcheck_timeout)
+        _run(uvicorn, settings, host, port, workers, reload, healthcheck_timeout, analyses)
     finally:
         if broker is not None:
             broker.stop()
@@ -102,6 +115,15 @@ def _mqtt(
     return broker
 
 
+def _analysis_count(settings: CimSettings, option: int | None, workers: int) -> int:
+    """How many analysis processes: the option, else the setting, else one per API worker."""
+    if option is not None:
+        return option
+    if settings.analysis_processes is not None:
+        return settings.analysis_processes
+    return workers
+
+
 def _run(
     uvicorn: Any,
     settings: CimSettings,
@@ -110,6 +132,7 @@ def _run(
     workers: int,
     reload: bool,
     healthcheck_timeout: int,
+    analyses: int,
 ) -> None:
     with engine_scope(settings):
         pass  # starts + migrates the embedded database once, before the workers fork
@@ -118,7 +141,28 @@ def _run(
     os.environ["CIM_DATA_DIR"] = str(settings.data_dir)
     # Before uvicorn imports the app: prometheus-client picks its mode when first imported.
     os.environ[METRICS_DIR_ENV] = str(fresh_metrics_dir(settings.data_dir, port))
+    group = None
+    if analyses:
+        group = analysis_processes.start(analyses, settings.analysis_nice, healthcheck_timeout)
+        os.environ[ANALYSIS_SOCKET_ENV] = str(group.socket)
+        console.print(f"analyses: {analyses} process(es), nice +{settings.analysis_nice}")
     console.print(f"cim API on http://{host}:{port}/ (health: /health)")
+    try:
+        _run_api(uvicorn, settings, host, port, workers, reload, healthcheck_timeout)
+    finally:
+        if group is not None:
+            group.stop()
+
+
+def _run_api(
+    uvicorn: Any,
+    settings: CimSettings,
+    host: str,
+    port: int,
+    workers: int,
+    reload: bool,
+    healthcheck_timeout: int,
+) -> None:
     uvicorn.run(
         "api.main:create_app_from_env",
         factory=True,

@@ -7,6 +7,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -20,15 +21,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Server:
+    """A running ``cim serve``: its base URL, its process and its log file."""
+
+    base: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
 @contextmanager
 def cim_serve(database_url: str, data_dir: Path, **env: str) -> Iterator[str]:
     """Run ``cim serve`` against ``database_url``; yields its base URL, stops it afterwards."""
+    with cim_server(database_url, data_dir, **env) as server:
+        yield server.base
+
+
+@contextmanager
+def cim_server(database_url: str, data_dir: Path, *args: str, **env: str) -> Iterator[Server]:
+    """Run ``cim serve ARGS`` against ``database_url`` until its /health answers; stop it after."""
     port = free_port()
     settings = {"CIM_DATA_DIR": str(data_dir), "CIM_COLLECTION_CACHE_SECONDS": "0", **env}
     environment = cli_env(database_url, **settings)
-    log = open(data_dir / "serve.log", "wb")  # noqa: SIM115 - closed below
+    log_path = data_dir / "serve.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
-        [CIM, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [CIM, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
         env=environment,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -43,9 +61,9 @@ def cim_serve(database_url: str, data_dir: Path, **env: str) -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((data_dir / "serve.log").read_text()[-3000:])
+                raise RuntimeError(log_path.read_text()[-3000:])
             time.sleep(0.2)
-        yield base
+        yield Server(base, process, log_path)
     finally:
         process.terminate()
         try:

@@ -22,7 +22,7 @@ from starlette.requests import Request
 
 from api.bounds import BOUNDED, _watch
 from api.deps import ReadSessionDep
-from api.main import create_app
+from api.main import create_analysis_app, create_app
 from cim.bounds import Bounds, Deadline, bounded, statements_bounded
 from cim.config import CimSettings
 from cim.errors import AnalysisCancelled
@@ -189,6 +189,49 @@ def test_a_client_that_leaves_stops_its_analysis_query(
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_a_client_that_leaves_stops_its_analysis_in_the_analysis_processes(
+    database_url: str, tmp_path: Path, engine: Engine
+) -> None:
+    """The same through an API worker that hands analyses to their own process
+    (``api.analysis_proxy``): the client goes, the API worker closes the upstream connection,
+    and the analysis process cancels the statement."""
+    slow = APIRouter(dependencies=BOUNDED)
+
+    @slow.post("/analysis/slow")
+    def slow_analysis(session: ReadSessionDep) -> dict[str, str]:
+        session.execute(text("SELECT pg_sleep(30) /* bounded-disconnect-test */"))
+        return {"done": "yes"}
+
+    uds = tmp_path / "analyses.sock"
+    analyses = create_analysis_app(CimSettings(database_url=database_url, data_dir=tmp_path / "a"))
+    analyses.include_router(slow)
+    front = create_app(
+        CimSettings(database_url=database_url, data_dir=tmp_path / "d", analysis_socket=uds)
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    servers = [
+        uvicorn.Server(uvicorn.Config(analyses, uds=str(uds), log_level="warning")),
+        uvicorn.Server(uvicorn.Config(front, port=port, log_level="warning")),
+    ]
+    threads = [threading.Thread(target=server.run, daemon=True) for server in servers]
+    for thread in threads:
+        thread.start()
+    try:
+        assert _waits_for(lambda: all(server.started for server in servers))
+        client = socket.create_connection(("127.0.0.1", port))
+        client.sendall(b"POST /analysis/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        assert _waits_for(lambda: _sleeping(engine) == 1)
+        client.close()
+        assert _waits_for(lambda: _sleeping(engine) == 0, seconds=5)
+    finally:
+        for server in servers:
+            server.should_exit = True
+        for thread in threads:
+            thread.join(10)
 
 
 def _sleeping(engine: Engine) -> int:
