@@ -94,7 +94,7 @@ CONTENT_SQL = """
            (SELECT coalesce(b.name, b.guid) FROM building b WHERE b.id = e.building_id),
            e.material
     FROM building_element e
-    WHERE e.id = ANY(%s)
+    WHERE e.id = ANY(%s::bigint[])
     ORDER BY e.id
 """
 
@@ -109,7 +109,7 @@ SURFACE_SQL = """
     FROM building_surface s
     CROSS JOIN LATERAL (SELECT b.source_id, b.guid, b.name FROM building b
                         WHERE b.id = s.building_id OFFSET 0) b
-    WHERE s.id = ANY(%s)
+    WHERE s.id = ANY(%s::bigint[])
 """
 
 
@@ -129,7 +129,7 @@ BLOCK_SQL = """
     FROM building_surface s
     CROSS JOIN LATERAL (SELECT b.footprint, b.source_id, b.guid, b.name, b.base_z, b.top_z
                         FROM building b WHERE b.id = s.building_id OFFSET 0) b
-    WHERE s.id = ANY(%s)
+    WHERE s.id = ANY(%s::bigint[])
 """
 
 
@@ -217,13 +217,26 @@ def fetch_rows(connection: Connection[Any], ids: npt.NDArray[np.int64]) -> dict[
     with connection.cursor(binary=True) as cursor:
         for sql, wanted in ((CONTENT_SQL, ids[ids > 0]), (SURFACE_SQL, -ids[(ids < 0) & ~blocks])):
             if wanted.size:
-                cursor.execute(sql, (wanted.tolist(),))
+                cursor.execute(sql, (_bigint_array(wanted),))
                 found.update((int(row[0]), row) for row in cursor.fetchall())
         for base, drawn in ((BLOCK_ID_BASE, blocks & ~roofs), (ROOF_ID_BASE, roofs)):
             if drawn.any():
-                cursor.execute(BLOCK_SQL, (base, (-ids[drawn] - base).tolist()))
+                cursor.execute(BLOCK_SQL, (base, _bigint_array(-ids[drawn] - base)))
                 found.update((int(row[0]), row) for row in cursor.fetchall())
     return found
+
+
+def _bigint_array(values: npt.NDArray[np.int64]) -> str:
+    """``values`` as a Postgres array literal (cast to ``bigint[]`` in the query): psycopg
+    dumps a list of ints one element at a time in Python (~2.8 s of a 200k-building layer
+    under cProfile), one join of their text is a small fraction of that.
+
+    Examples
+    --------
+    >>> _bigint_array(np.array([3, -1]))
+    '{3,-1}'
+    """
+    return "{" + ",".join(map(str, values.tolist())) + "}"
 
 
 def tile_content(
