@@ -11,16 +11,23 @@ converts the rest itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, as_completed
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import numpy.typing as npt
 
 from cim.crs import to_storage
-from cim.errors import CimError
+from cim.errors import CimError, ImportFailed
 from importers.ifc.geometry import ElementMesh
 from importers.ifc.georef import Placement, horizontal_crs
-from importers.ifc.workers import ElementValues, EncodedBatch, MeshInput, Workers
+from importers.ifc.workers import (
+    ROWS_PER_TASK,
+    ElementValues,
+    EncodedBatch,
+    MeshInput,
+    Workers,
+)
 
 
 class EarlyEncoder:
@@ -37,7 +44,7 @@ class EarlyEncoder:
         self.outline_group = outline_group
         """Product STEP id -> the building whose outline its footprint joins (or None)."""
         self.outlines: dict[int, list[bytes]] = {}
-        """Building -> partial outlines (WKB), complete once :meth:`values` is consumed."""
+        """Building -> partial outlines (WKB), complete once :meth:`completed` is consumed."""
         self.placement = placement
         self.srid = srid
         self.extent: list[npt.NDArray[np.float64]] = []
@@ -62,26 +69,41 @@ class EarlyEncoder:
             self._stopped = True
             return
         self.converted.update(m.product_id for m in meshes)
-        future = self.workers.submit_encode(self._inputs(meshes), self.srid)
-        for index, mesh in enumerate(meshes):
-            self._queued[mesh.product_id] = (future, index)
+        # In tasks of at most ROWS_PER_TASK meshes: a big chunk as one task left one worker
+        # encoding long after the other had finished (Office_A: 0.54 s against 0.37 s).
+        for start in range(0, len(meshes), ROWS_PER_TASK):
+            part = meshes[start : start + ROWS_PER_TASK]
+            future = self.workers.submit_encode(self._inputs(part), self.srid)
+            for index, mesh in enumerate(part):
+                self._queued[mesh.product_id] = (future, index)
 
-    def values(self, meshes: list[ElementMesh]) -> Iterator[ElementValues]:
-        """Each mesh's encoded columns, in the order of ``meshes`` (the rest encoded now)."""
-        rest = [m for m in meshes if m.product_id not in self._queued]
-        encoded = self._flatten(self.workers.encode(self._inputs(rest), self.srid))
-        seen: set[int] = set()
-        for mesh in meshes:
+    def completed(self, meshes: list[ElementMesh]) -> Iterator[tuple[int, ElementValues]]:
+        """(position in ``meshes``, encoded columns) of every mesh, each batch as soon as it
+        is ready (the rest queued now), so rows can be written while workers still encode."""
+        waiting: dict[Future[EncodedBatch], list[tuple[int, int]]] = {}
+        rest: list[int] = []
+        for position, mesh in enumerate(meshes):
             queued = self._queued.get(mesh.product_id)
             if queued is None:
-                yield next(encoded)
-                continue
-            future, index = queued
-            batch = future.result()
-            if id(future) not in seen:
-                seen.add(id(future))
+                rest.append(position)
+            else:
+                waiting.setdefault(queued[0], []).append((position, queued[1]))
+        inputs = self._inputs([meshes[p] for p in rest])
+        if self.workers.parallel:
+            for start in range(0, len(rest), ROWS_PER_TASK):
+                end = start + ROWS_PER_TASK
+                future = self.workers.submit_encode(inputs[start:end], self.srid)
+                waiting[future] = [(p, index) for index, p in enumerate(rest[start:end])]
+        else:
+            yield from zip(rest, self._flatten(self.workers.encode(inputs, self.srid)), strict=True)
+        try:
+            for future in as_completed(waiting):
+                batch = future.result()
                 self._keep_outlines(batch)
-            yield batch.values[index]
+                for position, index in waiting[future]:
+                    yield position, batch.values[index]
+        except BrokenProcessPool:
+            raise ImportFailed("a geometry worker process died while encoding rows") from None
 
     def _flatten(self, batches: Iterator[EncodedBatch]) -> Iterator[ElementValues]:
         for batch in batches:

@@ -60,7 +60,7 @@ def plan_shapes(products: Iterable[Any], unit_scale: float) -> ShapePlan:
         first = groups.get(key) if key is not None and matrix is not None else None
         if first is None:
             plan.representatives.append(product)
-            plan.costs[product.id()] = _cost(product)
+            plan.costs[product.id()] = kernel_cost(product)
             if key is not None and matrix is not None:
                 groups[key] = product
                 plan.matrices[product.id()] = matrix
@@ -76,7 +76,7 @@ def plan_shapes(products: Iterable[Any], unit_scale: float) -> ShapePlan:
 
 def shape_key(product: Any) -> Hashable | None:
     """What the product's object-coordinate mesh depends on; None when it must stay alone."""
-    if getattr(product, "HasOpenings", None) or getattr(product, "HasProjections", None):
+    if voided(product):
         return None
     shape = product.Representation
     if shape is None or not shape.is_a("IfcProductDefinitionShape"):
@@ -99,6 +99,11 @@ def shape_key(product: Any) -> Hashable | None:
             )
         )
     return (product.is_a(), tuple(representations), _material_id(product))
+
+
+def voided(product: Any) -> bool:
+    """True when openings or projections change the product's body: it is planned alone."""
+    return bool(getattr(product, "HasOpenings", None) or getattr(product, "HasProjections", None))
 
 
 def _item_key(item: Any) -> Hashable:
@@ -143,7 +148,8 @@ def _material_id(product: Any) -> int:
     return int(material.id()) if material is not None else 0
 
 
-def _cost(product: Any) -> int:
+def kernel_cost(product: Any) -> int:
+    """Rough kernel cost of a product's body, to hand the heavy ones out first."""
     shape = product.Representation
     cost = 1
     for representation in (shape.Representations or ()) if shape is not None else ():

@@ -177,27 +177,48 @@ class TriangulationRun:
 
     def __init__(self, workers: Workers, chunks: list[KernelTask]) -> None:
         self.workers = workers
-        self.chunks = chunks
-        self._futures: list[Future[list[Piece]]] = []
-        if workers._pool is not None:
-            try:
-                self._futures = [
-                    workers._pool.submit(_triangulate_in_child, chunk) for chunk in chunks
-                ]
-            except BrokenProcessPool:
-                raise ImportFailed("a geometry worker process could not start") from None
+        self.chunks: list[KernelTask] = []
+        self._pending: set[Future[list[Piece]]] = set()
+        self._unstarted: list[KernelTask] = []
+        """Without processes: chunks not triangulated yet (run by :meth:`results`)."""
+        self.add(chunks)
+
+    def add(self, chunks: list[KernelTask]) -> None:
+        """Queue more chunks behind those already queued."""
+        self.chunks += chunks
+        pool = self.workers._pool
+        if pool is None:
+            self._unstarted += chunks
+            return
+        try:
+            self._pending.update(pool.submit(_triangulate_in_child, chunk) for chunk in chunks)
+        except BrokenProcessPool:
+            raise ImportFailed("a geometry worker process could not start") from None
+
+    def ready(self) -> Iterator[list[Piece]]:
+        """The pieces of the chunks finished by now, without waiting (none without processes).
+
+        Lets the caller queue a finished chunk's follow-up work (encoding) between its own
+        steps, so a worker done with its kernel chunks does not sit idle meanwhile.
+        """
+        yield from self._collect(block=False)
 
     def results(self) -> Iterator[list[Piece]]:
-        """Each chunk's pieces as it completes (in order when there are no processes)."""
-        if not self._futures:
-            for chunk in self.chunks:
-                yield triangulate(self.workers.ifc, chunk)
-            return
-        pending = set(self._futures)
+        """Each remaining chunk's pieces as it completes (in order when there are no processes)."""
+        while self._unstarted:
+            yield triangulate(self.workers.ifc, self._unstarted.pop(0))
+        yield from self._collect(block=True)
+
+    def _collect(self, *, block: bool) -> Iterator[list[Piece]]:
         try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            while self._pending:
+                done, _ = wait(
+                    self._pending, timeout=None if block else 0, return_when=FIRST_COMPLETED
+                )
+                if not done:
+                    return
                 for future in done:
+                    self._pending.discard(future)
                     yield future.result()
         except BrokenProcessPool:
             raise ImportFailed(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import shapely
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cim.db.copy import copy_rows, reserve_ids
@@ -65,7 +66,9 @@ class Writer:
         self.encoder = encoder
 
     def write(self, meshes: dict[int, ElementMesh]) -> dict[str, Any]:
-
+        """Buildings and storeys, then the elements streamed into COPY as the workers finish
+        encoding them (ids in STEP order, rows in the order they are ready), then each
+        building's outline, which needs every element's footprint."""
         buildings = self.ifc.by_type("IfcBuilding")
         storeys = self.ifc.by_type("IfcBuildingStorey")
         building_ids = dict(
@@ -83,21 +86,23 @@ class Writer:
             )
         )
         element_ids = reserve_ids(self.session, table="building_element", count=len(meshes))
-        by_building: dict[int, list[ElementMesh]] = {}
-        rows = []
-        by_class: Counter[str] = Counter()
-        triangles = 0
         ordered = list(meshes.values())
-        encoded = self.encoder.values(ordered)
-        for index, (row_id, mesh, values) in enumerate(
-            zip(element_ids, ordered, encoded, strict=True)
-        ):
+        by_building: dict[int, list[ElementMesh]] = {}
+        for mesh in ordered:
             facts = self.facts.get(mesh.product_id)
             if facts.building_id is not None and not facts.is_space:
                 by_building.setdefault(facts.building_id, []).append(mesh)
-            rows.append(
-                [
-                    row_id,
+        self._write_buildings(buildings, building_ids, by_building)
+        self._write_storeys(storeys, storey_ids, building_ids)
+
+        def rows() -> Iterator[list[Any]]:
+            for done, (position, values) in enumerate(self.encoder.completed(ordered)):
+                mesh = ordered[position]
+                facts = self.facts.get(mesh.product_id)
+                if self.progress is not None and done % 50 == 0:
+                    self.progress("write", done, len(meshes))
+                yield [
+                    element_ids[position],
                     self.dataset_id,
                     building_ids.get(facts.building_id) if facts.building_id else None,
                     storey_ids.get(facts.storey_id) if facts.storey_id else None,
@@ -113,22 +118,20 @@ class Writer:
                     values.footprint,
                     values.bbox3d,
                 ]
-            )
-            by_class[mesh.ifc_class] += 1
-            triangles += len(mesh.faces)
-            if self.progress is not None and index % 50 == 0:
-                self.progress("write", index, len(meshes))
-        self._write_buildings(buildings, building_ids, by_building)
-        self._write_storeys(storeys, storey_ids, building_ids)
-        copy_rows(self.session, table="building_element", columns=ELEMENT_COLUMNS, rows=rows)
+
+        written = copy_rows(
+            self.session, table="building_element", columns=ELEMENT_COLUMNS, rows=rows()
+        )
+        self._write_outlines(building_ids, by_building)
         if self.progress is not None:
             self.progress("write", len(meshes), len(meshes))
+        by_class = Counter(mesh.ifc_class for mesh in ordered)
         return {
             "building": len(buildings),
             "building_storey": len(storeys),
-            "building_element": len(rows),
+            "building_element": written,
             "spaces": by_class.get("IfcSpace", 0),
-            "triangles": triangles,
+            "triangles": sum(len(mesh.faces) for mesh in ordered),
             "elements_by_class": dict(sorted(by_class.items())),
         }
 
@@ -138,17 +141,15 @@ class Writer:
         building_ids: dict[int, int],
         by_building: dict[int, list[ElementMesh]],
     ) -> None:
+        """Building rows before their elements (which reference them), heights from the
+        meshes; the outline is filled in by :meth:`_write_outlines`."""
         import ifcopenshell.util.element
 
         rows = []
         for building in buildings:
             members = [m for m in by_building.get(building.id(), []) if len(m.faces)]
-            outline = None
             base_z = top_z = None
             if members:
-                # Partial unions of the members' footprints, made by the encoding workers.
-                parts = self.encoder.outlines.get(building.id(), [])
-                outline = _union(list(shapely.from_wkb(parts)))
                 heights = np.concatenate([m.vertices[:, 2] for m in members])
                 base_z, top_z = float(heights.min()), float(heights.max())
             attrs = {
@@ -161,7 +162,7 @@ class Writer:
                     self.dataset_id,
                     building.GlobalId,
                     building.Name,
-                    ewkb(outline, self.srid),
+                    None,
                     base_z,
                     top_z,
                     _json(attrs),
@@ -173,6 +174,24 @@ class Writer:
             columns=["id", "dataset_id", "guid", "name", "footprint", "base_z", "top_z", "attrs"],
             rows=rows,
         )
+
+    def _write_outlines(
+        self, building_ids: dict[int, int], by_building: dict[int, list[ElementMesh]]
+    ) -> None:
+        """Each building's footprint: the union of the partial outlines the workers made."""
+        outlines = []
+        for building, members in by_building.items():
+            if building not in building_ids or not any(len(m.faces) for m in members):
+                continue
+            parts = self.encoder.outlines.get(building, [])
+            outline = ewkb(_union(list(shapely.from_wkb(parts))), self.srid)
+            if outline is not None:
+                outlines.append({"id": building_ids[building], "footprint": outline})
+        if outlines:
+            self.session.execute(
+                text("UPDATE building SET footprint = CAST(:footprint AS geometry) WHERE id = :id"),
+                outlines,
+            )
 
     def _write_storeys(
         self, storeys: list[Any], storey_ids: dict[int, int], building_ids: dict[int, int]
