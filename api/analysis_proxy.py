@@ -56,7 +56,9 @@ HOP_BY_HOP = frozenset(
 """Headers of one connection, not of the request: never passed on (RFC 9110 7.6.1)."""
 RETRY_AFTER_S = 5
 CONNECT_WAIT_S = 5.0
-"""How long a request waits for an analysis process that is starting or being replaced."""
+"""How long a request waits for an analysis process that is being replaced."""
+START_WAIT_S = 120.0
+"""How long an API worker's startup waits for the analysis processes' first answer."""
 
 
 def is_analysis(scope: Scope) -> bool:
@@ -164,6 +166,31 @@ class AnalysisProcesses:
             except httpx.TransportError as exc:
                 logger.warning("analysis processes failed: %s", exc)
                 return None
+
+
+async def wait_for_analysis_processes(socket_path: str, timeout_s: float = START_WAIT_S) -> bool:
+    """Wait until an analysis process answers on ``socket_path`` (any HTTP answer); False
+    after ``timeout_s``.
+
+    Called by each API worker's startup: the group starts beside the API workers, and on a
+    loaded machine it may take longer than the API to import the app. Without the wait, the
+    first analyses after a start were 503s although nothing had failed (CI saw it). uvicorn
+    binds the socket of a multi-worker group before its workers are ready, so a connection
+    alone proves nothing: the wait is for an answer.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    transport = httpx.AsyncHTTPTransport(uds=socket_path)
+    async with httpx.AsyncClient(transport=transport, timeout=5.0) as client:
+        while True:
+            try:
+                await client.get("http://analyses/health")
+                return True
+            except httpx.TransportError:
+                if loop.time() >= deadline:
+                    logger.warning("analysis processes not answering after %.0f s", timeout_s)
+                    return False
+                await asyncio.sleep(0.1)
 
 
 async def _body(receive: Receive, done: anyio.Event) -> AsyncIterator[bytes]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from api.analysis_proxy import wait_for_analysis_processes
 from api.errors import add_exception_handlers
 from api.jobs import JobRunner
 from api.mqtt import SensorRuntime
@@ -35,6 +37,7 @@ from api.setup import (
     configure,
     configure_analysis_process,
     open_read_engine,
+    renice_local_backends,
     size_thread_pool,
     warm_pool,
 )
@@ -76,6 +79,8 @@ def create_app(settings: CimSettings) -> FastAPI:
         open_state(app, settings)
         size_thread_pool(settings)
         warm_pool(app.state.read_engine, settings.request_threads)
+        if settings.analysis_socket is not None:
+            await wait_for_analysis_processes(str(settings.analysis_socket))
         # the alarm stream, MQTT ingestion (api.mqtt)
         app.state.sensors = SensorRuntime(app.state.engine, settings)
         app.state.sensors.start()
@@ -102,13 +107,18 @@ def create_app(settings: CimSettings) -> FastAPI:
     return app
 
 
-def create_analysis_app(settings: CimSettings) -> FastAPI:
+def create_analysis_app(settings: CimSettings, nice: int = 0) -> FastAPI:
     """The app of the analysis processes (``api.analysis_proxy``): the same routes, reached
-    only by the API workers through a private socket; no job worker, no sensor streams."""
+    only by the API workers through a private socket; no job worker, no sensor streams.
+    Its process runs ``nice`` steps below its priority from its startup on."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if nice:
+            os.nice(nice)  # before the connections: their backends take this priority
         open_engines(app, settings)
+        for engine in {app.state.engine, app.state.read_engine}:
+            renice_local_backends(engine)  # their SQL yields the cores like their Python
         size_thread_pool(settings)
         warm_pool(app.state.read_engine, settings.analysis_concurrency)
         try:
@@ -132,7 +142,8 @@ def create_app_from_env() -> FastAPI:
 
 def create_analysis_app_from_env() -> FastAPI:
     """uvicorn factory of the analysis processes (``cli.analysis_processes``)."""
-    return create_analysis_app(CimSettings())
+    settings = CimSettings()
+    return create_analysis_app(settings, nice=settings.analysis_nice)
 
 
 def open_state(app: FastAPI, settings: CimSettings) -> None:

@@ -3,6 +3,8 @@ the request threads and a warm connection pool."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -81,6 +83,34 @@ def configure_analysis_process(app: FastAPI, settings: CimSettings) -> None:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(FromApiWorker)
     app.add_middleware(RequestTelemetry)
+
+
+def renice_local_backends(engine: Engine) -> None:
+    """Give this engine's database backends this process's CPU priority, when the database
+    runs on this machine (``cim serve``'s embedded one, or a local server of the same user).
+
+    An analysis's SQL runs in its PostgreSQL backend, not in the niced analysis process;
+    without this, a section's query took the cores from items requests like before. Only a
+    backend reached over a Unix socket or loopback whose process is really ``postgres`` is
+    touched; anywhere else (a remote database, no permission) nothing happens.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _renice(dbapi_connection: Any, connection_record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid(), host(inet_server_addr())")
+            pid, address = cursor.fetchone()
+        dbapi_connection.commit()
+        if address not in (None, "127.0.0.1", "::1"):
+            return
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() != "postgres":
+                return
+            os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, 0))
+        except OSError:  # not Linux, another user's server, or the backend just went
+            return
+
+    engine.dispose()  # connections opened before the listener was set get it on reopening
 
 
 def analysis_timeout_s(settings: CimSettings) -> float:

@@ -79,7 +79,10 @@ def main(argv: list[str]) -> None:
 
     uds, workers, nice, healthcheck, parent = argv
     _die_with(int(parent))
-    os.nice(int(nice))  # inherited by the workers uvicorn spawns
+    # Each worker lowers its own priority once it has imported the app (api.main): niced
+    # from the start, a loaded machine left the group importing for longer than the API
+    # workers waited for it.
+    os.environ["CIM_ANALYSIS_NICE"] = nice
     settings = CimSettings()
     uvicorn.run(
         "api.main:create_analysis_app_from_env",

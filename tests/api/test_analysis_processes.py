@@ -96,6 +96,21 @@ def test_analyses_run_niced_apart_with_the_same_answers_and_audit(
             assert len(lines) == 2, (url, lines)
             assert {line["key_id"] for line in lines} == {networks.key_id}
 
+        # their SQL runs niced too: the backends of the group's connections (a local database)
+        ports = {
+            conn.laddr.port
+            for process in group
+            for conn in process.net_connections(kind="tcp")
+            if conn.raddr and conn.raddr.port == engine.url.port
+        }
+        assert ports, "the analysis processes hold no database connection"
+        with engine.connect() as conn:
+            backends = conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE client_port = ANY(:ports)"),
+                {"ports": list(ports)},
+            ).scalars()
+            assert {psutil.Process(pid).nice() for pid in backends} == {10}
+
         # the analysis group dies: analyses get 503 + Retry-After, the rest still answers
         for process in group:
             process.send_signal(signal.SIGKILL)
