@@ -98,16 +98,20 @@ def open_viewer(
 def wait_settled(page: Any, *, globe: bool = True, timeout_ms: float = 120_000) -> None:
     """Until every tileset (and, with ``globe``, the globe) has loaded the current view.
 
-    One frame is rendered first: ``tilesLoaded`` is only updated by a frame, so right after a
-    camera move it still describes the previous view (a pick then hit a coarse tile whose
-    children had not been requested yet)."""
-    page.evaluate(
-        """() => new Promise(resolve => {
-            const scene = cim.viewer.scene;
-            const remove = scene.postRender.addEventListener(() => { remove(); resolve(); });
-            scene.requestRender();
-        })"""
-    )
+    Two frames are rendered first: ``tilesLoaded`` is only updated by a frame, so right after
+    a camera move it still describes the previous view; and the first frame after a jump sees
+    the camera moving, and CesiumJS requests no tile while it moves
+    (``cullRequestsWhileMoving``): that frame reports the tilesets loaded with the new
+    view's tiles not even requested (a pick then hit a coarse tile whose children were
+    still on their way)."""
+    for _ in range(2):
+        page.evaluate(
+            """() => new Promise(resolve => {
+                const scene = cim.viewer.scene;
+                const remove = scene.postRender.addEventListener(() => { remove(); resolve(); });
+                scene.requestRender();
+            })"""
+        )
     condition = SETTLED_JS if globe else TILESETS_LOADED_JS
     page.wait_for_function(condition, timeout=timeout_ms, polling=100)
 
