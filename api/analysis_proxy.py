@@ -168,9 +168,9 @@ class AnalysisProcesses:
                 return None
 
 
-async def wait_for_analysis_processes(socket_path: str, timeout_s: float = START_WAIT_S) -> bool:
-    """Wait until an analysis process answers on ``socket_path`` (any HTTP answer); False
-    after ``timeout_s``.
+async def wait_for_analysis_processes(socket_path: str, timeout_s: float = START_WAIT_S) -> None:
+    """Wait until an analysis process answers on ``socket_path`` (any HTTP answer), at most
+    ``timeout_s`` (then a warning, and analyses answer 503 until the group is up).
 
     Called by each API worker's startup: the group starts beside the API workers, and on a
     loaded machine it may take longer than the API to import the app. Without the wait, the
@@ -185,11 +185,11 @@ async def wait_for_analysis_processes(socket_path: str, timeout_s: float = START
         while True:
             try:
                 await client.get("http://analyses/health")
-                return True
+                return
             except httpx.TransportError:
                 if loop.time() >= deadline:
                     logger.warning("analysis processes not answering after %.0f s", timeout_s)
-                    return False
+                    return
                 await asyncio.sleep(0.1)
 
 
