@@ -308,13 +308,16 @@ class EmbeddedCluster:
             raise ConfigError(f"the embedded PostgreSQL did not start: {' | '.join(tail)}")
         self.state_file.write_text(json.dumps({"port": port}))
 
-    def _psql(self, sql: str, database: str = "postgres") -> subprocess.CompletedProcess[str]:
+    def _psql(
+        self, sql: str, database: str = "postgres", tuples_only: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         psql = shutil.which("psql") or str(self.bindir / "psql")
         return subprocess.run(
             [
                 psql,
                 "-X",
                 "-q",
+                *(["-t", "-A"] if tuples_only else []),
                 "-v",
                 "ON_ERROR_STOP=1",
                 "-h",
@@ -334,10 +337,13 @@ class EmbeddedCluster:
         )
 
     def _ensure_database(self) -> None:
-        deadline = time.monotonic() + 30
+        # A server that ends a point-in-time recovery removes recovery.signal before it
+        # writes its end-of-recovery checkpoint and leaves read-only mode: wait for writes.
+        deadline = time.monotonic() + 60
         while True:
-            exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'")
-            if exists.returncode == 0 or time.monotonic() > deadline:
+            in_recovery = self._psql("SELECT pg_is_in_recovery()", tuples_only=True)
+            writable = in_recovery.returncode == 0 and in_recovery.stdout.strip() == "f"
+            if writable or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         probe = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'")

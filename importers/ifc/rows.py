@@ -86,14 +86,19 @@ class FootprintCache:
 
     A model repeats its windows, doors, columns and fittings: the same mesh placed at another
     spot. The plan outline is a GEOS union of triangles (most of an element's encoding time),
-    and a translated copy's outline is the first one's moved by the same vector. The key is the
-    faces and the vertices relative to the first vertex, to the micrometre, so only exact
+    and a translated copy's outline is the shape's outline moved by the same vector. The key is
+    the faces and the vertices relative to the first vertex, to the micrometre, so only exact
     copies share an outline (a rotated copy is a different key). Bounded: cleared when full.
+
+    The outline is always computed from the key's own relative vertices and moved by the
+    mesh's first vertex, so a mesh gets the same bytes whether or not another copy came first
+    (workers meet copies in any order; a re-import must store identical rows — versions
+    compare geometries byte for byte).
     """
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
-        self._known: dict[bytes, tuple[npt.NDArray[np.float64], shapely.MultiPolygon | None]] = {}
+        self._known: dict[bytes, shapely.MultiPolygon | None] = {}
         self.hits = 0
 
     def __call__(
@@ -106,18 +111,17 @@ class FootprintCache:
         key = hashlib.blake2b(
             np.ascontiguousarray(faces).tobytes() + shape.tobytes(), digest_size=16
         ).digest()
-        known = self._known.get(key)
-        if known is None:
-            outline = footprint(vertices, faces)
+        if key in self._known:
+            self.hits += 1
+            outline = self._known[key]
+        else:
+            outline = footprint(shape, faces)
             if len(self._known) >= self.size:
                 self._known.clear()
-            self._known[key] = (origin[:2].copy(), outline)
-            return outline
-        self.hits += 1
-        first, outline = known
+            self._known[key] = outline
         if outline is None:
             return None
-        shift = origin[:2] - first
+        shift = origin[:2].copy()
         moved: shapely.MultiPolygon = shapely.transform(outline, lambda xy: xy + shift)
         return moved
 
