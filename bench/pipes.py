@@ -112,6 +112,8 @@ def main() -> None:
         "id reservation": stages["reserve_ids"],
         "COPY (wall)": copy_seconds,
         "  of which index maint.": copy_seconds - raw_copy,
+        "index drop (deferred)": stages.get("defer_indexes", 0.0),
+        "index build after COPY": stages.get("index_build", 0.0),
         "FK check": stages["fk_check"],
         "version bookkeeping": stages["bookkeeping"],
         "commit": stages["commit"],

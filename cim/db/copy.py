@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from cim.faults import pause_point
@@ -142,3 +143,58 @@ def skip_row_triggers(session: Session, tables: Sequence[str]) -> bool:
 def restore_row_triggers(session: Session) -> None:
     """Per-row triggers back on (after :func:`skip_row_triggers`)."""
     session.execute(text("SET LOCAL session_replication_role = origin"))
+
+
+DEFER_INDEXES_MIN_ROWS = 10_000
+"""Below this many new rows, dropping and creating the indexes costs more than it saves."""
+
+
+def defer_indexes(session: Session, table: str, *, new_rows: int) -> list[str]:
+    """Drop the secondary indexes of ``table`` for a bulk COPY when rebuilding them afterwards
+    is cheaper than maintaining them row by row; returns their definitions for
+    :func:`rebuild_indexes` (run it before the transaction ends).
+
+    Cheaper means the table holds fewer rows than the COPY will add: a build sorts or packs
+    every row once, an insert descends every index per row (the pipe tables' indexes cost
+    3-4x the COPY itself). The drop is part of the transaction: a rollback or a killed process
+    leaves the indexes as they were. It needs the table's ACCESS EXCLUSIVE lock, so it is
+    attempted only when nothing holds a lock on the table (``NOWAIT``); readers that come later
+    wait for the commit (they could read fewer rows than the import adds). Primary keys and
+    other constraint-backed indexes stay (ids ascend, so appending them is cheap).
+    Returns [] (nothing dropped) when the rebuild is not cheaper, the COPY is smaller than
+    :data:`DEFER_INDEXES_MIN_ROWS` or the lock is held.
+    """
+    if new_rows < DEFER_INDEXES_MIN_ROWS:
+        return []
+    existing = session.execute(
+        text(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT :n) AS sample"),
+        {"n": new_rows},
+    ).scalar_one()
+    if existing >= new_rows:
+        return []
+    try:
+        with session.begin_nested():
+            session.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE NOWAIT"))
+    except OperationalError:
+        return []
+    rows = session.execute(
+        text(
+            "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)"
+            " FROM pg_index i WHERE i.indrelid = CAST(:table AS regclass)"
+            " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)"
+            " ORDER BY i.indexrelid"
+        ),
+        {"table": table},
+    ).all()
+    for name, _ in rows:
+        session.execute(text(f"DROP INDEX {name}"))
+    return [definition for _, definition in rows]
+
+
+def rebuild_indexes(session: Session, definitions: Sequence[str]) -> None:
+    """Create the indexes :func:`defer_indexes` dropped (same names and definitions)."""
+    if not definitions:
+        return
+    session.execute(text("SELECT set_config('maintenance_work_mem', '256MB', true)"))
+    for definition in definitions:
+        session.execute(text(definition))

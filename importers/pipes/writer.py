@@ -1,4 +1,4 @@
-"""COPY a placed network into ``pipe_node`` / ``pipe_segment`` in spatial order.
+"""COPY a placed network into ``pipe_node`` / ``pipe_segment`` in spatial or code order.
 
 Why bulk mode: the four foreign keys (dataset, start and end node) cost a trigger call and an
 index probe per row, more than all twelve indexes together. Their targets are created by this
@@ -11,6 +11,15 @@ Why spatial order: rows are written in Morton (Z-order) sequence of their positi
 GiST index inserts touch neighbouring pages, ids ascend in space (node ids are reserved in that
 order, so the foreign-key checks of segments walk the primary key almost sequentially) and
 later bbox queries read few heap pages.
+
+Why indexes built afterwards, in code order: when a table holds fewer rows than the import
+adds (a new city's first network), its secondary indexes are dropped inside the transaction and
+created after the COPY (``cim.db.copy.defer_indexes``): twelve index builds cost less than
+maintaining them row by row (300k segments, no load: index maintenance 6.2 s of a 9.1 s
+import). Those rows go in code order instead: four of the indexes are on ``code`` and the
+collation's comparisons dominate their builds, which run ~5x faster on presorted input (the
+sort checks for it); the point GiST build sorts by itself. Heap order is then code order, which
+follows the networks' naming of streets and areas rather than space.
 """
 
 from __future__ import annotations
@@ -32,7 +41,14 @@ import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from cim.db.copy import copy_binary, reserve_id_array, restore_row_triggers, skip_row_triggers
+from cim.db.copy import (
+    copy_binary,
+    defer_indexes,
+    rebuild_indexes,
+    reserve_id_array,
+    restore_row_triggers,
+    skip_row_triggers,
+)
 from cim.errors import ImportFailed
 from cim.nominal_sizes import nominal_dn_array
 from importers.pipes.binary_columns import (
@@ -110,6 +126,18 @@ def morton_order(x: npt.ArrayLike, y: npt.ArrayLike) -> npt.NDArray[np.int64]:
     return np.argsort(_spread(ix) | (_spread(iy) << np.uint64(1)), kind="stable")
 
 
+def code_order(codes: pd.Series) -> npt.NDArray[np.int64]:
+    """Indices that sort ``codes`` by code point (the order of a C or C.UTF-8 collation).
+
+    Python's sort (timsort on the strings, runs in the source kept) beat numpy's argsort of
+    the same codes as a fixed-width array 0.24 s to 1.2 s (conversion included) at 1M.
+    """
+    values = codes.to_numpy()
+    return np.fromiter(
+        sorted(range(len(values)), key=values.__getitem__), dtype=np.int64, count=len(values)
+    )
+
+
 def _spread(v: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     v = (v | (v << np.uint64(8))) & np.uint64(0x00FF00FF)
     v = (v | (v << np.uint64(4))) & np.uint64(0x0F0F0F0F)
@@ -137,9 +165,20 @@ def write_network(
     nodes = placed.nodes
     segments = placed.segments
     bulk = ids is None and skip_row_triggers(session, tables)
-    node_order = morton_order(nodes["x"], nodes["y"])
-    first = placed.coords[placed.offsets[:-1]]
-    segment_order = morton_order(first[:, 0], first[:, 1])
+    deferred: tuple[list[str], list[str]] = ([], [])
+    if bulk:
+        with clock("defer_indexes"):
+            deferred = (
+                defer_indexes(session, tables[0], new_rows=len(nodes)),
+                defer_indexes(session, tables[1], new_rows=len(segments)),
+            )
+    xy = (nodes["x"], nodes["y"])
+    node_order = code_order(nodes["code"]) if deferred[0] else morton_order(*xy)
+    if deferred[1]:
+        segment_order = code_order(segments["code"])
+    else:
+        first = placed.coords[placed.offsets[:-1]]
+        segment_order = morton_order(first[:, 0], first[:, 1])
     with clock("reserve_ids"):
         node_ids = np.empty(len(nodes), dtype=np.int64)
         node_ids[node_order] = (
@@ -186,6 +225,8 @@ def write_network(
                 columns=["dataset_id", *segment_names],
                 chunks=_with_dataset(stream, dataset_id),
             )
+    with clock("index_build"):
+        rebuild_indexes(session, deferred[0] + deferred[1])
     if bulk:
         with clock("fk_check"):
             _leave_bulk_mode(session, dataset_id)
