@@ -172,25 +172,31 @@ def write_network(
                 defer_indexes(session, tables[0], new_rows=len(nodes)),
                 defer_indexes(session, tables[1], new_rows=len(segments)),
             )
-    xy = (nodes["x"], nodes["y"])
-    node_order = code_order(nodes["code"]) if deferred[0] else morton_order(*xy)
-    if deferred[1]:
-        segment_order = code_order(segments["code"])
-    else:
+
+    def orders() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        xy = (nodes["x"], nodes["y"])
+        node_order = code_order(nodes["code"]) if deferred[0] else morton_order(*xy)
+        if deferred[1]:
+            return node_order, code_order(segments["code"])
         first = placed.coords[placed.offsets[:-1]]
-        segment_order = morton_order(first[:, 0], first[:, 1])
-    with clock("reserve_ids"):
-        node_ids = np.empty(len(nodes), dtype=np.int64)
-        node_ids[node_order] = (
-            np.asarray(ids[0], dtype=np.int64)
-            if ids
-            else reserve_id_array(session, table=tables[0], count=len(nodes))
-        )
-        segment_ids = (
-            np.asarray(ids[1], dtype=np.int64)
-            if ids
-            else reserve_id_array(session, table=tables[1], count=len(segments))
-        )
+        return node_order, morton_order(first[:, 0], first[:, 1])
+
+    # The orders are computed while the server draws the ids (it releases the GIL meanwhile).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipe-order") as sorter:
+        ordering = sorter.submit(orders)
+        with clock("reserve_ids"):
+            reserved = (
+                (np.asarray(ids[0], dtype=np.int64), np.asarray(ids[1], dtype=np.int64))
+                if ids
+                else (
+                    reserve_id_array(session, table=tables[0], count=len(nodes)),
+                    reserve_id_array(session, table=tables[1], count=len(segments)),
+                )
+            )
+        node_order, segment_order = ordering.result()
+    node_ids = np.empty(len(nodes), dtype=np.int64)
+    node_ids[node_order] = reserved[0]
+    segment_ids = reserved[1]
     node_names = _present(NODE_COLUMNS, nodes, NODE_SOURCES)
     segment_names = _present(SEGMENT_COLUMNS, segments, SEGMENT_SOURCES)
     tasks = [
