@@ -153,13 +153,16 @@ def write_network(
     placed: Placed,
     tables: tuple[str, str] = ("pipe_node", "pipe_segment"),
     ids: tuple[list[int], list[int]] | None = None,
+    code_order_rows: bool | None = None,
     timings: dict[str, float] | None = None,
 ) -> tuple[int, int]:
     """Reserve ids, then COPY nodes and segments; returns (nodes, segments) written.
 
-    ``tables`` and ``ids`` exist for the bench, which writes the very same rows into bare
-    tables (no sequences) to compare with a raw COPY; ``timings`` (seconds by stage) for the
-    bench's breakdown.
+    ``tables``, ``ids`` and ``code_order_rows`` exist for the bench, which writes the very
+    same rows in the very same order into bare tables (no sequences) to compare with a raw
+    COPY (None: code order when the indexes are deferred, else Morton order); ``timings``
+    (seconds by stage) for the bench's breakdown, where ``rows_in_code_order`` is recorded
+    (as 0 s) when the rows went in code order.
     """
     clock = Stopwatch(timings)
     nodes = placed.nodes
@@ -173,10 +176,18 @@ def write_network(
                 defer_indexes(session, tables[1], new_rows=len(segments)),
             )
 
+    by_code = (
+        (bool(deferred[0]), bool(deferred[1]))
+        if code_order_rows is None
+        else (code_order_rows, code_order_rows)
+    )
+    if any(by_code):
+        clock.add("rows_in_code_order", 0.0)
+
     def orders() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         xy = (nodes["x"], nodes["y"])
-        node_order = code_order(nodes["code"]) if deferred[0] else morton_order(*xy)
-        if deferred[1]:
+        node_order = code_order(nodes["code"]) if by_code[0] else morton_order(*xy)
+        if by_code[1]:
             return node_order, code_order(segments["code"])
         first = placed.coords[placed.offsets[:-1]]
         return node_order, morton_order(first[:, 0], first[:, 1])
