@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from api.analysis_proxy import wait_for_analysis_processes
+from api.draining import watch_for_shutdown
 from api.errors import add_exception_handlers
 from api.jobs import JobRunner
 from api.mqtt import SensorRuntime
@@ -81,6 +83,8 @@ def create_app(settings: CimSettings) -> FastAPI:
         warm_pool(app.state.read_engine, settings.request_threads)
         if settings.analysis_socket is not None:
             await wait_for_analysis_processes(str(settings.analysis_socket))
+        # endless responses (the alarm stream) end when the process is asked to stop
+        app.state.stopping = watch_for_shutdown(asyncio.get_running_loop())
         # the alarm stream, MQTT ingestion (api.mqtt)
         app.state.sensors = SensorRuntime(app.state.engine, settings)
         app.state.sensors.start()

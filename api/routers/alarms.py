@@ -126,16 +126,24 @@ async def _events(request: Request, hidden: frozenset[str]) -> AsyncIterator[str
         if document.get("utility") not in hidden:
             loop.call_soon_threadsafe(_offer, queue, document)
 
+    stopping: asyncio.Event = request.app.state.stopping
     unsubscribe = request.app.state.sensors.listener.subscribe(deliver)
     try:
         yield "retry: 1000\n: listening for alarm changes\n\n"
-        while not await request.is_disconnected():
-            try:
-                document = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-            except TimeoutError:
-                yield ": keepalive\n\n"
+        while not stopping.is_set() and not await request.is_disconnected():
+            waiting = asyncio.ensure_future(queue.get())
+            stop = asyncio.ensure_future(stopping.wait())
+            done, _ = await asyncio.wait(
+                {waiting, stop}, timeout=KEEPALIVE_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+            stop.cancel()
+            if waiting in done:
+                yield _event(waiting.result())
                 continue
-            yield _event(document)
+            waiting.cancel()
+            if not done:
+                yield ": keepalive\n\n"
+        # the server is stopping: end the stream (api.draining); the client reconnects
     finally:
         unsubscribe()
 

@@ -6,6 +6,7 @@ from anonymous callers (list and stream)."""
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from cim.services.sensors.alarm_eval import check_missing
-from tests.api.server import cim_serve
+from tests.api.server import cim_serve, cim_server
 from tests.cim.sensor_streams import drop_streams, make_datastream
 
 pytestmark = pytest.mark.slow
@@ -48,6 +49,7 @@ class Listener:
     def __init__(self, url: str, headers: dict[str, str]) -> None:
         self.events: queue.Queue[Event] = queue.Queue()
         self.ready = threading.Event()
+        self.finished = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(url, headers), daemon=True)
         self.thread.start()
         assert self.ready.wait(10)
@@ -65,6 +67,8 @@ class Listener:
                         self.events.put((time.monotonic(), json.loads(line[6:])))
         except httpx.HTTPError:
             pass  # the server stopped at the end of the module
+        finally:
+            self.finished.set()
 
     def next(self, timeout: float = 5.0) -> Event:
         return self.events.get(timeout=timeout)
@@ -216,3 +220,20 @@ def test_rules_need_admin_and_sense(
     nowhere = body | {"datastream_id": 10**12}
     assert httpx.post(f"{base}/alarms/rules", json=nowhere, headers=admin).status_code == 404
     assert httpx.get(f"{base}/alarms/rules").status_code == 401
+
+
+def test_a_stopped_server_ends_the_stream_and_exits_at_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    """SIGTERM with a control-room screen on the stream: uvicorn waits for open responses,
+    and the stream never ends by itself, so the server did not exit until it was killed."""
+    with cim_server(database_url, tmp_path) as server:
+        listener = Listener(server.base, {})
+        started = time.monotonic()
+        server.process.terminate()
+        server.process.wait(timeout=8)
+        took = time.monotonic() - started
+        assert listener.finished.wait(2)  # the stream ended (the browser reconnects)
+    # uvicorn re-raises the SIGTERM it caught once it has shut down cleanly
+    assert server.process.returncode in (0, -signal.SIGTERM)
+    assert took < 5, took
