@@ -33,8 +33,11 @@ def _analysis_group(server: psutil.Process) -> list[psutil.Process]:
 
 
 def _access_lines(log: Path, request_id: str) -> list[dict[str, object]]:
+    """The access lines of ``request_id``, complete ones only: two processes append to the log,
+    and one may be halfway through its line when it is read (CI once read half a line)."""
     lines = []
-    for line in log.read_text().splitlines():
+    written = log.read_text()
+    for line in written[: written.rfind("\n") + 1].splitlines():
         if line.startswith("{") and request_id in line:
             record = json.loads(line)
             if record.get("request_id") == request_id and record.get("logger") == "cim.access":
