@@ -126,25 +126,24 @@ async def _events(request: Request, hidden: frozenset[str]) -> AsyncIterator[str
         if document.get("utility") not in hidden:
             loop.call_soon_threadsafe(_offer, queue, document)
 
-    stopping: asyncio.Event = request.app.state.stopping
+    # done when the server is asked to stop (api.draining): the stream ends, the client reconnects
+    stop = asyncio.ensure_future(request.app.state.stopping.wait())
     unsubscribe = request.app.state.sensors.listener.subscribe(deliver)
     try:
         yield "retry: 1000\n: listening for alarm changes\n\n"
-        while not stopping.is_set() and not await request.is_disconnected():
+        while not stop.done() and not await request.is_disconnected():
             waiting = asyncio.ensure_future(queue.get())
-            stop = asyncio.ensure_future(stopping.wait())
             done, _ = await asyncio.wait(
                 {waiting, stop}, timeout=KEEPALIVE_SECONDS, return_when=asyncio.FIRST_COMPLETED
             )
-            stop.cancel()
             if waiting in done:
                 yield _event(waiting.result())
                 continue
-            waiting.cancel()
+            waiting.cancel()  # the queue keeps an event that came meanwhile
             if not done:
                 yield ": keepalive\n\n"
-        # the server is stopping: end the stream (api.draining); the client reconnects
     finally:
+        stop.cancel()
         unsubscribe()
 
 
