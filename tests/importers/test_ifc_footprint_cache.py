@@ -50,7 +50,8 @@ def test_a_rotated_copy_is_computed_again() -> None:
 
 
 # Two glazing panes of the IfcOpenHouse as the importer placed them (storage CRS, turned 30°):
-# 5 mm thick boxes, translated copies of one another.
+# 5 mm thick boxes, translated copies of one another. Both are written out: the second pane
+# computed as the first plus an offset has other last bits and no longer shows the defect.
 PANE = np.array(
     [
         [499998.8976477372, 2999999.369330127, 10.49],
