@@ -40,6 +40,7 @@ import numpy.typing as npt
 from psycopg import Connection
 from scipy.spatial import cKDTree
 
+from tiles.city_surfaces import CitySurfaces, read_city_surfaces
 from tiles.subdivide import MAX_DEPTH, FeatureIndex, TileNode, subdivide
 
 IntArray = npt.NDArray[np.int64]
@@ -57,19 +58,6 @@ triangles than their detail) then fill about its budget (at worst 1.7 times it, 
 whose detail is 12 triangles to the block's 10). A quarter kept them within it but, on the
 1M-building bench city, cut 16,384 leaves of 61 buildings (21,845 tiles, 10.6 MB of
 tileset.json)."""
-
-# Every surface of the index with its building, whether it is a roof, the number of points of
-# its building's footprint (a block's triangles: 3 per edge less 2) and the base and top its
-# block is drawn between (NaN: its surfaces', see tiles.buildings.BLOCK_SQL).
-SURFACES_SQL = """
-    SELECT -s.id, s.building_id, coalesce(s.semantic = 'RoofSurface', false),
-           coalesce(ST_NPoints(b.footprint), 5),
-           coalesce(b.base_z, 'NaN'), coalesce(b.top_z, 'NaN')
-    FROM building_surface s
-    JOIN building b ON b.id = s.building_id AND b.superseded_by IS NULL
-    JOIN dataset d ON d.id = s.dataset_id AND d.status = 'ready'
-    ORDER BY 1
-"""
 
 
 @dataclass
@@ -105,32 +93,11 @@ def hierarchy(
     """
     if not (index.ids < 0).any():
         return index, subdivide(index, max_triangles=max_triangles)
-    surface_ids, building_ids, roof, points, heights = _surfaces(connection)
-    return city_index(index, surface_ids, building_ids, roof, points, max_triangles, heights)
-
-
-def _surfaces(
-    connection: Connection[Any],
-) -> tuple[IntArray, IntArray, Any, IntArray, FloatArray]:
-    """The columns of ``SURFACES_SQL`` as arrays (made chunk by chunk: a million buildings'
-    surfaces as Python objects would take most of a gigabyte)."""
-    ids: list[IntArray] = []
-    numbers: list[FloatArray] = []
-    with connection.cursor(name="cim_tiles_buildings", binary=True) as cursor:
-        cursor.itersize = 50_000
-        cursor.execute(SURFACES_SQL)
-        while rows := cursor.fetchmany(50_000):
-            pairs = np.fromiter((v for row in rows for v in row[:2]), np.int64, 2 * len(rows))
-            ids.append(pairs.reshape(-1, 2))
-            numbers.append(np.array([row[2:] for row in rows], dtype=np.float64))
-    id_pairs = np.concatenate(ids) if ids else np.zeros((0, 2), np.int64)
-    values = np.concatenate(numbers) if numbers else np.zeros((0, 4))
-    return (
-        id_pairs[:, 0].copy(),
-        id_pairs[:, 1].copy(),
-        values[:, 0] > 0,
-        values[:, 1].astype(np.int64),
-        values[:, 2:4].copy(),
+    city = index.city if isinstance(index.city, CitySurfaces) else None
+    if city is None:  # an index read otherwise than by tiles.buildings.load_index
+        city = read_city_surfaces(connection)[1]
+    return city_index(
+        index, city.ids, city.buildings, city.roof, city.points, max_triangles, city.heights
     )
 
 

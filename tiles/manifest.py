@@ -91,8 +91,12 @@ class Manifest:
 def sorted_index(index: FeatureIndex) -> FeatureIndex:
     """``index`` ordered by feature id: the one order both full and incremental builds cut the
     tree from (subdivide breaks ties between equal-sized features by position)."""
+    if (index.ids[1:] > index.ids[:-1]).all():
+        return index  # already (the buildings layer reads it sorted): no copy of the boxes
     order = np.argsort(index.ids, kind="stable")
-    return FeatureIndex(index.ids[order], index.boxes[order], index.triangles[order])
+    return FeatureIndex(
+        index.ids[order], index.boxes[order], index.triangles[order], city=index.city
+    )
 
 
 def tile_records(

@@ -39,6 +39,9 @@ class FeatureIndex:
     ids: IntArray
     boxes: FloatArray  # (n, 6): minx, miny, minz, maxx, maxy, maxz in the storage CRS
     triangles: IntArray
+    city: Any = None
+    """The buildings layer's city-model surface columns, read in the same pass as the index
+    (:class:`tiles.city_surfaces.CitySurfaces`, sorted by id on their own); None elsewhere."""
 
     @cached_property
     def size(self) -> FloatArray:

@@ -9,7 +9,7 @@ here, and the server parses no text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -198,3 +198,74 @@ def rebuild_indexes(session: Session, definitions: Sequence[str]) -> None:
     session.execute(text("SELECT set_config('maintenance_work_mem', '256MB', true)"))
     for definition in definitions:
         session.execute(text(definition))
+
+
+BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+READ_CHUNK_BYTES = 8 << 20
+"""Records decoded at a time by :func:`read_fixed_rows` (the caller keeps arrays, not bytes)."""
+
+
+def read_fixed_rows(
+    connection: Any, sql: str, fields: Sequence[tuple[str, str]]
+) -> Iterator[npt.NDArray[Any]]:
+    """The rows of ``sql`` as numpy records, a few MB at a time, read with binary COPY.
+
+    ``fields`` names each column and its big-endian numpy type (``">i8"`` int8, ``">f8"``
+    float8, ``">i4"`` int4, ``"?"`` bool), in the query's order. Every value must be non-NULL
+    (coalesce in the query), so every row has the same size and a chunk of rows is one
+    ``np.frombuffer``: a million rows read as Python tuples cost seconds of client CPU, as
+    records a few milliseconds (what remains is psycopg's per-row message, ~1.3 us).
+
+    Examples
+    --------
+    >>> _record_dtype([("id", ">i8"), ("x", ">f8")]).itemsize  # count, then (length, value)s
+    26
+    """
+    dtype = _record_dtype(fields)
+    buffered: list[bytes] = []
+    size = 0
+    header = b""
+    statement = f"COPY ({sql}) TO STDOUT (FORMAT BINARY)"
+    with connection.cursor() as cursor, cursor.copy(statement) as copy:
+        for data in copy:
+            if len(header) < 19:
+                header += bytes(data)
+                if len(header) < 19:
+                    continue
+                if not header.startswith(BINARY_SIGNATURE):
+                    raise ValueError("not a binary COPY stream")
+                skip = 19 + int.from_bytes(header[15:19], "big")
+                data, header = header[skip:], header[:19]
+            buffered.append(bytes(data))
+            size += len(data)
+            if size >= READ_CHUNK_BYTES:
+                whole = b"".join(buffered)
+                cut = len(whole) // dtype.itemsize * dtype.itemsize
+                yield _records(whole[:cut], dtype, fields)
+                buffered, size = [whole[cut:]], len(whole) - cut
+    rest = b"".join(buffered)
+    if not rest.endswith(BINARY_TRAILER):
+        raise ValueError("binary COPY stream without its trailer")
+    if len(rest) > 2:
+        yield _records(rest[:-2], dtype, fields)
+
+
+def _record_dtype(fields: Sequence[tuple[str, str]]) -> np.dtype[Any]:
+    parts: list[tuple[str, str]] = [("_count", ">i2")]
+    for name, code in fields:
+        parts += [(f"_{name}_length", ">i4"), (name, code)]
+    return np.dtype(parts)
+
+
+def _records(
+    data: bytes, dtype: np.dtype[Any], fields: Sequence[tuple[str, str]]
+) -> npt.NDArray[Any]:
+    if len(data) % dtype.itemsize:
+        raise ValueError("a NULL or a value of another size in a fixed-width COPY")
+    records = np.frombuffer(data, dtype=dtype)
+    widths_ok = all(
+        (records[f"_{name}_length"] == np.dtype(code).itemsize).all() for name, code in fields
+    )
+    if not widths_ok or (records["_count"] != len(fields)).any():
+        raise ValueError("a NULL or a value of another size in a fixed-width COPY")
+    return records

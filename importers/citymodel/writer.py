@@ -42,7 +42,10 @@ BUILDING_COLUMNS = (
     "function",
     "year",
 )
-SURFACE_COLUMNS = ("dataset_id", "building_id", "lod", "semantic", "triangle_count", "geom")
+SURFACE_COLUMNS = (
+    "dataset_id", "building_id", "lod", "semantic", "triangle_count",
+    "min_x", "min_y", "min_z", "max_x", "max_y", "max_z", "geom",
+)  # fmt: skip
 Floats = npt.NDArray[np.float64]
 
 
@@ -166,6 +169,7 @@ class BuildingWriter:
                 texts(surfaces.lod),
                 texts(surfaces.semantic),
                 integers(surfaces.sizes),
+                *(floats(bound) for bound in surface_boxes(surfaces.triangles, surfaces.sizes).T),
             ]
             mesh = tuples_with_mesh(prefix, surfaces.triangles, surfaces.sizes, self.srid)
         return EncodedBatch(
@@ -223,6 +227,25 @@ class BuildingWriter:
         )
         if missing:
             raise ImportFailed(f"internal error: {missing} dangling reference(s) after COPY")
+
+
+def surface_boxes(triangles: Floats, sizes: npt.NDArray[np.int64]) -> Floats:
+    """(rows, 6) min x, y, z and max x, y, z of each row's next ``sizes[i]`` triangles (NaN,
+    stored as NULL, for a row without triangles).
+
+    Examples
+    --------
+    >>> t = np.array([[[0, 0, 0], [1, 0, 0], [0, 1, 5]], [[2, 2, 2], [3, 2, 2], [2, 3, 2]]])
+    >>> surface_boxes(t.astype(float), np.array([1, 0, 1])).tolist()[::2]
+    [[0.0, 0.0, 0.0, 1.0, 1.0, 5.0], [2.0, 2.0, 2.0, 3.0, 3.0, 2.0]]
+    """
+    boxes = np.full((len(sizes), 6), np.nan)
+    filled = sizes > 0
+    if filled.any():
+        starts = (np.cumsum(sizes) - sizes)[filled]
+        boxes[filled, :3] = np.minimum.reduceat(triangles.min(axis=1), starts)
+        boxes[filled, 3:] = np.maximum.reduceat(triangles.max(axis=1), starts)
+    return boxes
 
 
 def placed_batch(buildings: list[PlacedBuilding]) -> BuildingBatch:

@@ -86,6 +86,15 @@ def test_every_sample_imports_with_its_counts_and_vertices(city_engine: Engine, 
         d=dataset,
     )
     assert roofs > 0
+    # The box the importer stores with each surface (the tiler reads it) is PostGIS's own.
+    off_box = _scalar(
+        city_engine,
+        "SELECT count(*) FROM building_surface s, Box3D(s.geom) b WHERE s.dataset_id = :d AND"
+        " (s.min_x, s.min_y, s.min_z, s.max_x, s.max_y, s.max_z) IS DISTINCT FROM"
+        " (ST_XMin(b), ST_YMin(b), ST_ZMin(b), ST_XMax(b), ST_YMax(b), ST_ZMax(b))",
+        d=dataset,
+    )
+    assert off_box == 0
     _assert_vertices_within_1mm(city_engine, dataset, document, HORIZONTAL[CRS_OF[name]])
 
 

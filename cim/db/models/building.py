@@ -66,6 +66,14 @@ class BuildingSurface(Base):
     # Not spatially indexed (migration 0016): surfaces are read by id and located through
     # their building's footprint; the index cost three R-tree insertions a LOD1 block.
     geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGONZ", spatial_index=False))
+    # The 3D box of ``geom`` (storage CRS), written by the importer so that tiling a city does
+    # not parse every surface to find its box (migration 0017). NULL: computed from ``geom``.
+    min_x: Mapped[float | None] = mapped_column(Float)
+    min_y: Mapped[float | None] = mapped_column(Float)
+    min_z: Mapped[float | None] = mapped_column(Float)
+    max_x: Mapped[float | None] = mapped_column(Float)
+    max_y: Mapped[float | None] = mapped_column(Float)
+    max_z: Mapped[float | None] = mapped_column(Float)
     valid_from: Mapped[DefaultNow]
     """When this row's content became current (see ``cim.services.versions``)."""
 
