@@ -7,7 +7,8 @@ clockwise first so that roofs face up and walls face out. Walls and the roofs of
 without holes (nearly every footprint) are made in one numpy pass for a whole tile; other
 roofs are triangulated with earcut, one polygon at a time. The meshes share their vertices: a
 roof's triangles index its ring's points at the top (a rectangle: 4 vertices, not 6), a wall's
-two triangles the 4 corners of its face, so only those points are transformed (``to_local``).
+two triangles the 4 corners of its face; each footprint point is transformed once, for all its
+heights (``lift``).
 
 Examples
 --------
@@ -50,21 +51,22 @@ def block_meshes(
     footprints: Sequence[bytes | None],
     bases: Sequence[float],
     tops: Sequence[float],
-    to_local: Callable[[FloatArray], FloatArray] | None = None,
+    lift: Callable[[FloatArray], tuple[FloatArray, FloatArray]] | None = None,
     *,
     walls: bool = True,
 ) -> tuple[BlockMesh, BlockMesh]:
     """The roofs (at ``top``) and the walls (``base`` to ``top``; none unless ``walls``) of the
     buildings whose 2D (multi)polygon footprints are given as WKB (None: no block), their
-    corners mapped by ``to_local`` ((n, 3) storage coordinates to (n, 3) tile coordinates;
-    default: kept)."""
+    corners placed by ``lift`` ((k, 2) storage points to (f, g), the point at height h
+    being ``f + h * g`` in tile coordinates, :meth:`tiles.content.TileFrame.lift`; default:
+    kept as they are): each footprint point is transformed once for its roof and walls."""
     rings = _simple_rings(footprints)
     if rings is None:
         rings = _rings(footprints)
     closed, counts, ring_polygon, owner, holes = rings
     if owner.size == 0:
         return _empty(), _empty()
-    local = to_local if to_local is not None else (lambda points: points)
+    flat, up = (lift or _kept)(closed)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     point_polygon = np.repeat(ring_polygon, counts)
     point_owner = owner[point_polygon].astype(np.int64)
@@ -81,21 +83,25 @@ def block_meshes(
         caps.append(_earcut(closed, ring_points))
     cap = np.concatenate(caps)
     used, roof_triangles = np.unique(cap, return_inverse=True)  # the points roofs touch
-    roof_points = np.column_stack([closed[used], top[used]])
-    roofs = BlockMesh(local(roof_points), roof_triangles.reshape(-1, 3), point_owner[used])
+    roof_points = flat[used] + top[used, None] * up[used]
+    roofs = BlockMesh(roof_points, roof_triangles.reshape(-1, 3), point_owner[used])
     if not walls:
         return roofs, _empty()
     base = np.asarray(bases, dtype=np.float64)[owner][point_polygon]
     high = closed.shape[0]  # corners[high + i] is point i at the top, corners[i] at the base
-    corners = local(
-        np.column_stack([np.concatenate([closed, closed]), np.concatenate([base, top])])
-    )
+    corners = np.concatenate([flat + base[:, None] * up, flat + top[:, None] * up])
     faces = _walls(counts, high)  # (e, 4) corners of each wall face
     pattern = np.array([0, 1, 2, 0, 2, 3], dtype=np.int64)  # two triangles a face
     wall_triangles = (4 * np.arange(faces.shape[0])[:, None] + pattern).reshape(-1, 3)
     return roofs, BlockMesh(
         corners[faces.reshape(-1)], wall_triangles, np.repeat(point_owner[faces[:, 0]], 4)
     )
+
+
+def _kept(xy: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Storage coordinates as they are: (x, y, 0) + h (0, 0, 1)."""
+    flat = np.column_stack([xy, np.zeros(xy.shape[0])])
+    return flat, np.tile([0.0, 0.0, 1.0], (xy.shape[0], 1))
 
 
 Rings = tuple[FloatArray, IntArray, IntArray, IntArray, IntArray]

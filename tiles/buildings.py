@@ -23,7 +23,7 @@ from tiles.city_surfaces import read_city_surfaces
 from tiles.coarse import BLOCK_ID_BASE, ROOF_ID_BASE
 from tiles.content import MeshParts, SharedMesh, TileFrame, rgba_bytes
 from tiles.gltf import FeatureTable, PropertyColumn
-from tiles.subdivide import FeatureIndex, fetch_index
+from tiles.subdivide import FeatureIndex, fetch_index, without_jit
 
 DATASET_KINDS: tuple[str, ...] = ("ifc", "buildings")
 CLASS_NAME = "building_element"
@@ -218,6 +218,7 @@ def fetch_rows(connection: Connection[Any], ids: npt.NDArray[np.int64]) -> dict[
     blocks = ids <= -BLOCK_ID_BASE
     roofs = ids <= -ROOF_ID_BASE
     with connection.cursor(binary=True) as cursor:
+        without_jit(cursor)
         for sql, wanted in ((CONTENT_SQL, ids[ids > 0]), (SURFACE_SQL, -ids[(ids < 0) & ~blocks])):
             if wanted.size:
                 cursor.execute(sql, (_bigint_array(wanted),))
@@ -338,7 +339,7 @@ def _block_meshes(
             continue
         roofs, sides = block_meshes(
             [footprints[k] for k in chosen], [bases[k] for k in chosen],
-            [tops[k] for k in chosen], frame.to_local, walls=walls,
+            [tops[k] for k in chosen], frame.lift, walls=walls,
         )  # fmt: skip
         features = positions[np.asarray(chosen, dtype=np.int64)]
         out.append(_shared(roofs, features, "RoofSurface", normals=walls))

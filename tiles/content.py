@@ -45,38 +45,45 @@ class TileFrame:
         x, y, z = to_ecef.transform(lon, lat, points[:, 2])
         return _ecef_to_enu(self.matrix, x, y, z)
 
+    def lift(self, xy: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """(k, 2) storage points -> (f, g), each (k, 3), such that the point at height h is
+        ``f + h * g`` in this frame, exactly: geodetic -> ECEF is linear in the ellipsoidal
+        height, along the ellipsoid's normal (X = (N + h) cos(lat) cos(lon), ...).
+
+        For points that stand at several heights (a block's footprint at its base and top):
+        PROJ then transforms each (x, y) once, at h = 0, instead of once per height.
+        """
+        if xy.shape[0] == 0:
+            return np.zeros((0, 3)), np.zeros((0, 3))
+        to_lonlat, to_ecef = _transformers(self.storage_srid)
+        lon, lat = to_lonlat.transform(xy[:, 0], xy[:, 1])
+        x, y, z = to_ecef.transform(lon, lat, np.zeros(xy.shape[0]))
+        lon, lat = np.radians(lon), np.radians(lat)
+        cos_lat = np.cos(lat)
+        normal = np.column_stack([cos_lat * np.cos(lon), cos_lat * np.sin(lon), np.sin(lat)])
+        rotation = self.matrix[:3, :3]
+        turned = np.empty_like(normal)
+        for axis in range(3):  # per component, as _ecef_to_enu (no BLAS threads)
+            turned[:, axis] = (
+                normal[:, 0] * rotation[0, axis]
+                + normal[:, 1] * rotation[1, axis]
+                + normal[:, 2] * rotation[2, axis]
+            )
+        return _ecef_to_enu(self.matrix, x, y, z), turned
+
     def triangles_to_local(self, triangles: FloatArray) -> FloatArray:
-        """(m, 3, 3) storage triangles -> the same in this frame, each corner that repeats one
-        of the triangle before it transformed once (a mesh's neighbouring triangles share
-        corners: about half of a LOD1 building's are repeats)."""
+        """(m, 3, 3) storage triangles -> the same in this frame, each distinct (x, y) among
+        their corners transformed once (:meth:`lift`): a mesh's neighbouring triangles share
+        corners, and a building's walls stand on the points of its roof and floor (a LOD1
+        block's 36 corners have 4 distinct (x, y))."""
         corners = triangles.reshape(-1, 3)
         if corners.shape[0] == 0:
             return np.zeros((0, 3, 3))
-        source = _earlier_copy(triangles)
-        first = source == np.arange(source.size)
-        rank = np.cumsum(first) - 1
-        local = self.to_local(corners[first])
-        out: FloatArray = local[rank[source]].reshape(-1, 3, 3)
+        keys = corners[:, 0] + 1j * corners[:, 1]  # one sortable value per (x, y)
+        distinct, where = np.unique(keys, return_inverse=True)
+        flat, up = self.lift(np.column_stack([distinct.real, distinct.imag]))
+        out: FloatArray = (flat[where] + corners[:, 2:3] * up[where]).reshape(-1, 3, 3)
         return out
-
-
-def _earlier_copy(triangles: FloatArray) -> npt.NDArray[np.int64]:
-    """For each corner (flattened), the first corner of the run of triangles before it that it
-    repeats by way of the triangle just before (itself when it repeats none)."""
-    count = triangles.shape[0]
-    source = np.arange(3 * count)
-    if count > 1:
-        same = (triangles[1:, :, None, :] == triangles[:-1, None, :, :]).all(axis=3)  # (m-1,3,3)
-        found = same.any(axis=2)
-        match = same.argmax(axis=2)  # the first equal corner of the triangle before
-        here = np.flatnonzero(found.reshape(-1)) + 3  # corners of triangles 1.. that repeat
-        source[here] = 3 * (here // 3 - 1) + match.reshape(-1)[here - 3]
-        while True:  # follow repeats of repeats down to the first (a fan's apex)
-            deeper = source[source]
-            if np.array_equal(deeper, source):
-                break
-            source = deeper
-    return source
 
 
 def _ecef_to_enu(matrix: FloatArray, x: FloatArray, y: FloatArray, z: FloatArray) -> FloatArray:

@@ -24,7 +24,7 @@ from cim.services.pipes.sections import section_label
 from cim.utilities import colour_of
 from tiles.content import MeshParts, TileFrame, rgba_bytes
 from tiles.gltf import FeatureTable, PropertyColumn
-from tiles.subdivide import FeatureIndex, fetch_index
+from tiles.subdivide import FeatureIndex, fetch_index, without_jit
 
 DATASET_KINDS: tuple[str, ...] = ("pipes",)
 CLASS_NAME = "pipe_feature"
@@ -220,6 +220,7 @@ def fetch_rows(connection: Connection[Any], ids: npt.NDArray[np.int64]) -> dict[
     """Content rows of segments (ids > 0) and node features (ids < 0), keyed by index id."""
     out: dict[int, Row] = {}
     with connection.cursor(binary=True) as cursor:
+        without_jit(cursor)
         cursor.execute(SEGMENT_SQL, {"ids": ids[ids > 0].tolist(), "default": DEFAULT_DIAMETER_MM})
         out.update((int(row[0]), row) for row in cursor.fetchall())
         cursor.execute(NODE_SQL, {"ids": (-ids[ids < 0]).tolist(), "half": MARKER_SIZE / 2})

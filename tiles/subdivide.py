@@ -182,3 +182,13 @@ def fetch_index(connection: Connection[Any], sql: str) -> FeatureIndex:
     if not ids:
         return FeatureIndex(np.zeros(0, np.int64), np.zeros((0, 6)), np.zeros(0, np.int64))
     return FeatureIndex(np.concatenate(ids), np.concatenate(boxes), np.concatenate(triangles))
+
+
+def without_jit(cursor: Any) -> None:
+    """JIT compilation off for the rest of the transaction of ``cursor``.
+
+    Why: a content query looks up a few thousand rows by id, yet its cost estimate (a
+    subquery per row that is never run) makes PostgreSQL compile it, inlined and optimised,
+    for every batch of tiles: 66 ms against 21 ms for 4,000 LOD1 blocks, 0.5 s against
+    0.17 s for 40,000, most of a city layer's server time."""
+    cursor.execute("SELECT set_config('jit', 'off', true)")
