@@ -1,8 +1,9 @@
 """LOD1 blocks of city-model buildings: a footprint extruded from base to top, roof and walls.
 
 The coarse tiles of the buildings layer (:mod:`tiles.coarse`) draw each building they keep as
-this block, its roof coloured as a roof and its walls as walls, with no floor (a block is seen
-from above or from the side at the distances it is drawn from). Rings are oriented counter-
+this block, its roof coloured as a roof, its walls as walls and its floor as ground (seen from
+below, from the pipes underground, a block without a floor would vanish: its roof and walls
+face away). Rings are oriented counter-
 clockwise first so that roofs face up and walls face out. Walls and the roofs of convex rings
 without holes (nearly every footprint) are made in one numpy pass for a whole tile; other
 roofs are triangulated with earcut, one polygon at a time. The meshes share their vertices: a
@@ -13,11 +14,13 @@ heights (``lift``).
 Examples
 --------
 >>> import shapely
->>> roofs, walls = block_meshes([shapely.to_wkb(shapely.box(0, 0, 2, 1))], [0.0], [3.0])
+>>> roofs, walls, floors = block_meshes([shapely.to_wkb(shapely.box(0, 0, 2, 1))], [0.0], [3.0])
 >>> roofs.vertices.shape, roofs.triangles.shape, walls.vertices.shape, walls.triangles.shape
 ((4, 3), (2, 3), (16, 3), (8, 3))
 >>> float(roofs.vertices[:, 2].max()), float(walls.vertices[:, 2].min()), roofs.owner.tolist()
 (3.0, 0.0, [0, 0, 0, 0])
+>>> float(floors.vertices[:, 2].max()), (floors.triangles == roofs.triangles[:, ::-1]).all()
+(0.0, np.True_)
 """
 
 from __future__ import annotations
@@ -54,8 +57,9 @@ def block_meshes(
     lift: Callable[[FloatArray], tuple[FloatArray, FloatArray]] | None = None,
     *,
     walls: bool = True,
-) -> tuple[BlockMesh, BlockMesh]:
-    """The roofs (at ``top``) and the walls (``base`` to ``top``; none unless ``walls``) of the
+) -> tuple[BlockMesh, BlockMesh, BlockMesh]:
+    """The roofs (at ``top``), the walls (``base`` to ``top``) and the floors (at ``base``,
+    the roofs' triangles turned to face down; walls and floors none unless ``walls``) of the
     buildings whose 2D (multi)polygon footprints are given as WKB (None: no block), their
     corners placed by ``lift`` ((k, 2) storage points to (f, g), the point at height h
     being ``f + h * g`` in tile coordinates, :meth:`tiles.content.TileFrame.lift`; default:
@@ -65,7 +69,7 @@ def block_meshes(
         rings = _rings(footprints)
     closed, counts, ring_polygon, owner, holes = rings
     if owner.size == 0:
-        return _empty(), _empty()
+        return _empty(), _empty(), _empty()
     flat, up = (lift or _kept)(closed)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     point_polygon = np.repeat(ring_polygon, counts)
@@ -86,16 +90,19 @@ def block_meshes(
     roof_points = flat[used] + top[used, None] * up[used]
     roofs = BlockMesh(roof_points, roof_triangles.reshape(-1, 3), point_owner[used])
     if not walls:
-        return roofs, _empty()
+        return roofs, _empty(), _empty()
     base = np.asarray(bases, dtype=np.float64)[owner][point_polygon]
+    floor_points = flat[used] + base[used, None] * up[used]
+    floors = BlockMesh(floor_points, roof_triangles.reshape(-1, 3)[:, ::-1].copy(), roofs.owner)
     high = closed.shape[0]  # corners[high + i] is point i at the top, corners[i] at the base
     corners = np.concatenate([flat + base[:, None] * up, flat + top[:, None] * up])
     faces = _walls(counts, high)  # (e, 4) corners of each wall face
     pattern = np.array([0, 1, 2, 0, 2, 3], dtype=np.int64)  # two triangles a face
     wall_triangles = (4 * np.arange(faces.shape[0])[:, None] + pattern).reshape(-1, 3)
-    return roofs, BlockMesh(
+    sides = BlockMesh(
         corners[faces.reshape(-1)], wall_triangles, np.repeat(point_owner[faces[:, 0]], 4)
     )
+    return roofs, sides, floors
 
 
 def _kept(xy: FloatArray) -> tuple[FloatArray, FloatArray]:

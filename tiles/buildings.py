@@ -328,8 +328,9 @@ def _block_meshes(
     rows: list[Row], positions: npt.NDArray[np.int64], frame: TileFrame
 ) -> list[SharedMesh]:
     """The blocks of ``rows`` (features ``positions``, in ``frame``): roofs coloured as roofs,
-    walls as walls. Roofs alone (the higher coarse tiles, seen from far above) have no walls and
-    no normals: drawn unlit, a flat roof looks the same from above, at 28 bytes a vertex less."""
+    walls as walls, floors as ground. Roofs alone (the higher coarse tiles, seen from far
+    above) have no walls and no normals: drawn unlit, a flat roof looks the same from above, at
+    28 bytes a vertex less."""
     footprints, bases, tops = [r[1] for r in rows], [r[9] for r in rows], [r[10] for r in rows]
     standing = [row[0] > -ROOF_ID_BASE for row in rows]
     out = []
@@ -337,7 +338,7 @@ def _block_meshes(
         chosen = [k for k, whole in enumerate(standing) if whole == walls]
         if not chosen:
             continue
-        roofs, sides = block_meshes(
+        roofs, sides, floors = block_meshes(
             [footprints[k] for k in chosen], [bases[k] for k in chosen],
             [tops[k] for k in chosen], frame.lift, walls=walls,
         )  # fmt: skip
@@ -345,6 +346,7 @@ def _block_meshes(
         out.append(_shared(roofs, features, "RoofSurface", normals=walls))
         if walls:
             out.append(_shared(sides, features, "WallSurface", normals=True))
+            out.append(_shared(floors, features, "GroundSurface", normals=True))
     return out
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cim.db.copy import read_fixed_rows
-from tiles.subdivide import FeatureIndex
+from tiles.subdivide import FeatureIndex, without_jit
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -30,13 +30,18 @@ _BOX = ("min_x", "min_y", "min_z", "max_x", "max_y", "max_z")
 
 # The surfaces of the finest LoD of every building no IFC building supersedes, in ready
 # datasets: the negated surface id (as in the index), the building, the box, the triangle
-# count, whether it is a roof, the number of points of the building's footprint (a block's
-# triangles: 3 per edge less 2) and the base and top its block is drawn between (NaN: its
-# surfaces', see tiles.buildings.BLOCK_SQL). The finest LoD is the highest of the building's
-# ``lods``, which the importers fill with the LoDs of its surfaces (only a building without
-# ``lods`` has its surfaces searched): a grouped pass over every surface, joined back, was
-# half the query's time and was computed again by each parallel worker. Unordered: sorted
-# here, which is cheaper than the server's sort of the whole set (it spilled to disk).
+# count, whether it is a roof, whether it lies over its building's footprint (within 0.1 m of
+# the footprint's box, which PostGIS keeps in single precision and Box2D reads without parsing
+# the footprint: no eaves beyond the walls),
+# the number of points of the building's footprint (0: none, no block is drawn) and the base
+# and top its block is drawn between (NaN: its surfaces', see tiles.buildings.BLOCK_SQL). The
+# finest LoD is the highest of the building's ``lods``, which the importers fill with the LoDs
+# of its surfaces (only a building without ``lods`` has its surfaces searched): a grouped pass
+# over every surface, joined back, was half the query's time and was computed again by each
+# parallel worker. Per building, those values are computed once (``OFFSET 0`` keeps the
+# subquery from being flattened into the join, which evaluated them for each of its surfaces)
+# and the LoD is part of the hash join. Unordered: sorted here, which is cheaper than the
+# server's sort of the whole set (it spilled to disk).
 CITY_SQL = """
     SELECT -s.id, s.building_id,
            coalesce(s.min_x, ST_XMin(x.b), 'NaN'), coalesce(s.min_y, ST_YMin(x.b), 'NaN'),
@@ -45,14 +50,21 @@ CITY_SQL = """
            coalesce(CASE WHEN s.triangle_count > 0 THEN s.triangle_count
                          ELSE ST_NumGeometries(s.geom) END, 0),
            coalesce(s.semantic = 'RoofSurface', false),
-           coalesce(ST_NPoints(b.footprint), 5),
-           coalesce(b.base_z, 'NaN'), coalesce(b.top_z, 'NaN')
+           coalesce(s.min_x >= b.x0 - 0.1 AND s.max_x <= b.x1 + 0.1
+                    AND s.min_y >= b.y0 - 0.1 AND s.max_y <= b.y1 + 0.1, false),
+           b.points, b.base_z, b.top_z
     FROM building_surface s
     JOIN dataset d ON d.id = s.dataset_id AND d.status = 'ready'
-    JOIN building b ON b.id = s.building_id AND b.superseded_by IS NULL
-         AND s.lod = coalesce((SELECT max(l) FROM unnest(b.lods) AS l),
-                              (SELECT max(t.lod) FROM building_surface t
-                               WHERE t.building_id = s.building_id)),
+    JOIN (SELECT b.id, coalesce((SELECT max(l) FROM unnest(b.lods) AS l),
+                                (SELECT max(t.lod) FROM building_surface t
+                                 WHERE t.building_id = b.id)) AS finest,
+                 coalesce(ST_NPoints(b.footprint), 0) AS points,
+                 coalesce(b.base_z, 'NaN') AS base_z, coalesce(b.top_z, 'NaN') AS top_z,
+                 ST_XMin(f.box) AS x0, ST_YMin(f.box) AS y0,
+                 ST_XMax(f.box) AS x1, ST_YMax(f.box) AS y1
+          FROM building b, LATERAL (SELECT Box2D(b.footprint) AS box) f
+          WHERE b.superseded_by IS NULL OFFSET 0) b
+      ON b.id = s.building_id AND b.finest = s.lod,
     LATERAL (SELECT CASE WHEN s.min_x IS NULL THEN Box3D(s.geom) END AS b) x
 """
 
@@ -62,6 +74,7 @@ FIELDS = (
     *((name, ">f8") for name in _BOX),
     ("triangles", ">i4"),
     ("roof", "?"),
+    ("within", "?"),
     ("points", ">i4"),
     ("base", ">f8"),
     ("top", ">f8"),
@@ -71,12 +84,14 @@ FIELDS = (
 @dataclass
 class CitySurfaces:
     """Per surface of the index (``ids`` sorted, negated as in the index): its building,
-    whether it is a roof, its building's footprint point count and the base and top of its
+    whether it is a roof, whether it lies over its building's footprint, its building's
+    footprint point count and the base and top of its
     block (NaN where those are its surfaces')."""
 
     ids: IntArray
     buildings: IntArray
     roof: npt.NDArray[np.bool_]
+    within: npt.NDArray[np.bool_]
     points: IntArray
     heights: FloatArray  # (n, 2)
 
@@ -84,7 +99,7 @@ class CitySurfaces:
     def empty() -> CitySurfaces:
         return CitySurfaces(
             np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool),
-            np.zeros(0, np.int64), np.zeros((0, 2)),
+            np.zeros(0, bool), np.zeros(0, np.int64), np.zeros((0, 2)),
         )  # fmt: skip
 
 
@@ -97,6 +112,7 @@ def read_city_surfaces(connection: Any) -> tuple[FeatureIndex, CitySurfaces]:
             np.column_stack([records[name] for name in _BOX]).astype(np.float64),
             records["triangles"].astype(np.int64),
             records["roof"].astype(bool),
+            records["within"].astype(bool),
             records["points"].astype(np.int64),
             np.column_stack([records["base"], records["top"]]).astype(np.float64),
         )
@@ -104,22 +120,26 @@ def read_city_surfaces(connection: Any) -> tuple[FeatureIndex, CitySurfaces]:
     ]
     if not chunks:
         return _empty_index(), CitySurfaces.empty()
-    ids, buildings, boxes, triangles, roof, points, heights = (
+    ids, buildings, boxes, triangles, roof, within, points, heights = (
         np.concatenate(column) for column in zip(*chunks, strict=True)
     )
     del chunks
     order = np.argsort(ids, kind="stable")
     ids = ids[order]
     index = FeatureIndex(ids, boxes[order], triangles[order])
-    return index, CitySurfaces(ids, buildings[order], roof[order], points[order], heights[order])
+    return index, CitySurfaces(
+        ids, buildings[order], roof[order], within[order], points[order], heights[order]
+    )
 
 
 def _read(connection: Any) -> Iterator[npt.NDArray[Any]]:
     """The records of :data:`CITY_SQL`, with room to hash the buildings (the default 4 MB of
     ``work_mem`` split the join into 8 batches written to disk: 2.7 s against 1.5-1.7 s
-    under ``EXPLAIN ANALYZE`` at 200k buildings)."""
+    under ``EXPLAIN ANALYZE`` at 200k buildings) and no JIT (the per-building subquery's
+    estimate made PostgreSQL compile the query: 0.7 s of a 2.1 s run)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('work_mem', '64MB', true)")
+        without_jit(cursor)
     yield from read_fixed_rows(connection, CITY_SQL, FIELDS)
 
 

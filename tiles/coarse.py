@@ -6,8 +6,15 @@ cut into a quadtree over their centres whose *leaves* hold every surface of thei
 (the full detail, as before) and whose *inner* tiles hold one LOD1 block per building
 (:mod:`tiles.blocks`: footprint extruded base -> top) with REPLACE refinement:
 
-* an inner tile keeps the block of every building of its leaf children (so each building is
-  drawn, with its id, in the coarse tile just above its leaf), then, up to the triangle budget,
+* a building whose block *is* its detail (a LOD1 prism: flat roof at the block's top, floor
+  at its base, the footprint's triangle count; every building imported from footprints) is
+  not drawn twice: a tile whose buildings are all such prisms and fit the whole budget is a
+  leaf of blocks (roof, walls and floor) with no finer tile under it. On a city of LOD1
+  blocks this halves the features written: every surface leaf was as heavy as the blocks
+  above it;
+* an inner tile keeps the block of every building of its leaf children of surfaces (so each
+  building is drawn, with its id, in the coarse tile just above its leaf), then, up to the
+  triangle budget,
   the largest building of each cell of a grid over the tile, then the second largest, ...
   (the silhouette of the whole tile, not only of its tallest towers); tiles higher up (no leaf
   child) draw the blocks' roofs alone, seen from far above: a rectangle's roof is 2 triangles
@@ -52,6 +59,9 @@ ROOF_ID_BASE = 2 << 40
 """A block drawn as its roof alone has the feature id ``-(ROOF_ID_BASE + s)``."""
 MIN_ERROR = 1.0
 """Error of a coarse tile that draws every building under it as a block (m)."""
+EXACT_M = 1e-6
+"""A building whose block lies this close to its detail (flat roof at the block's top, floor at
+its base, as many triangles as the footprint's prism) is drawn as its block on its leaf."""
 LEAF_SHARE = 2
 """Leaves hold up to half the triangle budget: the blocks of a tile's leaf children (fewer
 triangles than their detail) then fill about its budget (at worst 1.7 times it, for LOD1 blocks
@@ -70,8 +80,9 @@ class Buildings:
     boxes: FloatArray  # (m, 6) union of its surfaces' boxes
     detail: IntArray  # triangles of its surfaces
     relief: FloatArray  # how far its block's flat top may lie from its roof (m)
-    block_triangles: IntArray  # of its block (roof and walls)
+    block_triangles: IntArray  # of its block (roof, walls and floor)
     roof_triangles: IntArray  # of its block's roof alone
+    exact: npt.NDArray[np.bool_]  # its block draws its detail (see city_index)
 
     def __len__(self) -> int:
         return int(self.names.size)
@@ -97,8 +108,9 @@ def hierarchy(
     if city is None:  # an index read otherwise than by tiles.buildings.load_index
         city = read_city_surfaces(connection)[1]
     return city_index(
-        index, city.ids, city.buildings, city.roof, city.points, max_triangles, city.heights
-    )
+        index, city.ids, city.buildings, city.roof, city.points, max_triangles, city.heights,
+        city.within,
+    )  # fmt: skip
 
 
 def city_index(
@@ -109,10 +121,12 @@ def city_index(
     points: IntArray,
     max_triangles: int,
     heights: FloatArray | None = None,
+    within: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[FeatureIndex, TileNode]:
     """:func:`hierarchy` from the surfaces' buildings (``surface_ids`` sorted, negated as in
     the index, with each one's building id, roof flag, footprint point count and the base and
-    top of its block, NaN or None where those are its surfaces')."""
+    top of its block, NaN or None where those are its surfaces', and whether it lies over its
+    building's footprint; None: none does, no building is drawn as its block at a leaf)."""
     if surface_ids.size == 0:
         return index, subdivide(index, max_triangles=max_triangles)
     at = np.minimum(np.searchsorted(surface_ids, index.ids), surface_ids.size - 1)
@@ -135,10 +149,17 @@ def city_index(
         shift = np.abs(drawn - building_boxes[:, [2, 5]]).max(axis=1)
         relief = np.maximum(relief, np.nan_to_num(shift, nan=0.0))
     footprint_points = points[at[rows[first]]]
+    prism = 4 * footprint_points - 8  # roof, floor (points - 3 each) and walls of one polygon
+    over_footprint = (
+        np.logical_and.reduceat(within[at[rows]], first)
+        if within is not None
+        else np.zeros(first.size, dtype=bool)
+    )
     buildings = Buildings(
         rows, offsets, -index.ids[rows[first]], building_boxes, detail, relief,
-        np.maximum(3 * (footprint_points - 1) - 2, 2).astype(np.int64),
+        np.maximum(prism, 2).astype(np.int64),
         np.maximum(footprint_points - 3, 1).astype(np.int64),
+        (footprint_points > 0) & (detail == prism) & (relief <= EXACT_M) & over_footprint,
     )  # fmt: skip
     cut = CityCut(buildings, max_triangles)
     city = cut.root("r")
@@ -231,6 +252,11 @@ class CityCut:
         centres = self.centres[members, :2]
         lo, hi = centres.min(axis=0), centres.max(axis=0)
         detail = int(self.buildings.detail[members].sum())
+        if detail <= self.budget and self.buildings.exact[members].all():
+            node = TileNode(key, np.sort(members), box)  # a leaf of blocks: the detail itself
+            self.kinds[key] = BLOCK_ID_BASE
+            self.coarse.append(node)
+            return node
         if detail <= self.leaf_budget or depth >= MAX_DEPTH or float((hi - lo).max()) < 0.5:
             return TileNode(key, self.buildings.rows(members), box)
         middle = (lo + hi) / 2
@@ -287,12 +313,13 @@ class CityCut:
     def _leaf_members(
         self, children: list[TileNode], members: IntArray, quadrant: IntArray
     ) -> list[tuple[TileNode, IntArray]]:
-        """The leaf children with their buildings (whose blocks this tile must draw)."""
+        """The leaf children of surfaces with their buildings (whose blocks this tile must
+        draw; a leaf of blocks draws them already)."""
         present = [q for q in range(4) if (quadrant == q).any()]
         return [
             (child, members[quadrant == q])
             for child, q in zip(children, present, strict=True)
-            if not child.children
+            if not child.children and child.key not in self.kinds
         ]
 
     def _select(

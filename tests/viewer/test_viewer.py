@@ -363,7 +363,9 @@ def test_click_on_a_city_model_block_picks_its_source_id(
     viewer: ViewerPage, demo_city: DemoCity
 ) -> None:
     """A LOD1 block of the demo's footprints (a city-model building, not IFC) is picked by the
-    id it has in its source file, as a user clicks it, close up and from afar."""
+    id it has in its source file, as a user clicks it, close up and from afar. A footprint's
+    prism is drawn as its block at every level (its leaf too: tiles.coarse), so both picks
+    name the building, not a face of it."""
     if "buildings" not in [t["layer"] for t in viewer.config["tilesets"]]:
         pytest.skip("no building tiles")
     with demo_city.engine.connect() as connection:
@@ -380,8 +382,8 @@ def test_click_on_a_city_model_block_picks_its_source_id(
         pytest.skip("the demo has no city-model buildings")
     source_id, x, y, top = block
     lon, lat = lonlat(x, y)
-    # close up its roof (a leaf tile); from 300 m its LOD1 block (a coarse tile, tiles.coarse)
-    for height, drawn_as in ((40, "RoofSurface"), (300, "Building")):
+    # close up its roof (a leaf of blocks); from 300 m its roof in a coarse tile (tiles.coarse)
+    for height, drawn_as in ((40, "Building"), (300, "Building")):
         harness.look_down_at(viewer.page, lon, lat, top + height)
         harness.wait_settled(viewer.page, globe=False)
         selected = click_centre(viewer)
