@@ -62,6 +62,11 @@ MIN_ERROR = 1.0
 EXACT_M = 1e-6
 """A building whose block lies this close to its detail (flat roof at the block's top, floor at
 its base, as many triangles as the footprint's prism) is drawn as its block on its leaf."""
+PRISM_LEAF_SHARE = 2
+"""A leaf of blocks holds up to twice the triangle budget (about 2 MB of glb). A quadtree
+quarters its tiles, so with the budget alone such leaves held a quarter to all of it, as few
+as 244 blocks each on the 1M-building bench city, each under a tile drawing their roofs again
+(4,096 leaves; 1,024 with this factor, of 976 blocks, and a level of roof tiles fewer)."""
 LEAF_SHARE = 2
 """Leaves hold up to half the triangle budget: the blocks of a tile's leaf children (fewer
 triangles than their detail) then fill about its budget (at worst 1.7 times it, for LOD1 blocks
@@ -252,7 +257,7 @@ class CityCut:
         centres = self.centres[members, :2]
         lo, hi = centres.min(axis=0), centres.max(axis=0)
         detail = int(self.buildings.detail[members].sum())
-        if detail <= self.budget and self.buildings.exact[members].all():
+        if detail <= PRISM_LEAF_SHARE * self.budget and self.buildings.exact[members].all():
             node = TileNode(key, np.sort(members), box)  # a leaf of blocks: the detail itself
             self.kinds[key] = BLOCK_ID_BASE
             self.coarse.append(node)
