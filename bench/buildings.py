@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -199,7 +200,7 @@ def main() -> None:
     print("BENCH " + json.dumps(result))
 
 
-def _settle(engine: Any) -> None:
+def _settle(engine: Engine) -> None:
     """What the server does anyway after a bulk import, done before the tiles are timed: the
     autovacuum of the new rows (which otherwise runs beside the tiler on one of the two cores)
     and the hint bits of every new row (which the tiler's first full scan otherwise sets and

@@ -128,7 +128,7 @@ def _build(
             result.status = "empty"
             shutil.rmtree(target, ignore_errors=True)  # its datasets are gone from the DB
             return
-        index, root = cut_tree(layer, connection, index, options.max_triangles)
+        index, root = cut_tree(layer, index, options.max_triangles)
         connection.rollback()
         nodes = [node for node in root.walk() if node.rows.size]
         with atomic_layer(target, remove_old_later=True) as folder:

@@ -28,20 +28,19 @@ FloatArray = npt.NDArray[np.float64]
 
 _BOX = ("min_x", "min_y", "min_z", "max_x", "max_y", "max_z")
 
-# The surfaces of the finest LoD of every building no IFC building supersedes, in ready
-# datasets: the negated surface id (as in the index), the building, the box, the triangle
-# count, whether it is a roof, whether it lies over its building's footprint (within 0.1 m of
-# the footprint's box, which PostGIS keeps in single precision and Box2D reads without parsing
-# the footprint: no eaves beyond the walls),
-# the number of points of the building's footprint (0: none, no block is drawn) and the base
-# and top its block is drawn between (NaN: its surfaces', see tiles.buildings.BLOCK_SQL). The
-# finest LoD is the highest of the building's ``lods``, which the importers fill with the LoDs
-# of its surfaces (only a building without ``lods`` has its surfaces searched): a grouped pass
-# over every surface, joined back, was half the query's time and was computed again by each
-# parallel worker. Per building, those values are computed once (``OFFSET 0`` keeps the
-# subquery from being flattened into the join, which evaluated them for each of its surfaces)
-# and the LoD is part of the hash join. Unordered: sorted here, which is cheaper than the
-# server's sort of the whole set (it spilled to disk).
+# The surfaces of the finest LoD of every building no IFC building supersedes, in ready datasets:
+# the negated surface id (as in the index), the building, the box, the triangle count, whether it is
+# a roof, whether it lies over its building's footprint (within 0.1 m of the footprint's box, which
+# PostGIS keeps in single precision and Box2D reads without parsing the footprint: no eaves beyond
+# the walls), the number of points of the building's footprint (0: none, no block is drawn) and the
+# base and top its block is drawn between (NaN: its surfaces', see tiles.buildings.BLOCK_SQL). The
+# finest LoD is the highest of the building's ``lods``, which the importers fill with the LoDs of
+# its surfaces (only a building without ``lods`` has its surfaces searched): a grouped pass over
+# every surface, joined back, was half the query's time and was computed again by each parallel
+# worker. Per building, those values are computed once (``OFFSET 0`` keeps the subquery from being
+# flattened into the join, which evaluated them for each of its surfaces) and the LoD is part of the
+# hash join. Unordered: sorted here, which is cheaper than the server's sort of the whole set (it
+# spilled to disk).
 CITY_SQL = """
     SELECT -s.id, s.building_id,
            coalesce(s.min_x, ST_XMin(x.b), 'NaN'), coalesce(s.min_y, ST_YMin(x.b), 'NaN'),
@@ -85,8 +84,8 @@ FIELDS = (
 class CitySurfaces:
     """Per surface of the index (``ids`` sorted, negated as in the index): its building,
     whether it is a roof, whether it lies over its building's footprint, its building's
-    footprint point count and the base and top of its
-    block (NaN where those are its surfaces')."""
+    footprint point count and the base and top of its block (NaN where those are its
+    surfaces')."""
 
     ids: IntArray
     buildings: IntArray

@@ -8,7 +8,7 @@ cut into a quadtree over their centres whose *leaves* hold every surface of thei
 
 * a building whose block *is* its detail (a LOD1 prism: flat roof at the block's top, floor
   at its base, the footprint's triangle count; every building imported from footprints) is
-  not drawn twice: a tile whose buildings are all such prisms and fit the whole budget is a
+  not drawn twice: a tile whose buildings are all such prisms and fit twice the budget is a
   leaf of blocks (roof, walls and floor) with no finer tile under it. On a city of LOD1
   blocks this halves the features written: every surface leaf was as heavy as the blocks
   above it;
@@ -18,15 +18,15 @@ cut into a quadtree over their centres whose *leaves* hold every surface of thei
   the largest building of each cell of a grid over the tile, then the second largest, ...
   (the silhouette of the whole tile, not only of its tallest towers); tiles higher up (no leaf
   child) draw the blocks' roofs alone, seen from far above: a rectangle's roof is 2 triangles
-  against 10 with its walls, so five times as many buildings fit the budget, which more than
-  pays for the walls' height added to the error;
+  against 12 with its walls and floor, so six times as many buildings fit the budget, which
+  more than pays for the walls' height added to the error;
 * its geometric error bounds the distance from any point of the detail under it to what it
   draws: a kept building's block differs from its detail by its roof's relief (a flat roof
   at the top; by its height for a roof alone; plus how far the building row's base and top,
   which the block is drawn between, lie from its surfaces'), and a building left out lies
   within (distance of its box centre to a kept block's box centre + half its box diagonal,
   + half the kept building's height for a roof alone) of a kept block; at least
-  ``MIN_ERROR`` (the floor and the roof shapes are gone), and never less than a child's, so
+  ``MIN_ERROR`` (the roof shapes are gone), and never less than a child's, so
   errors shrink down the tree.
 
 A block is a feature of the layer's index of its own (an id below ``-BLOCK_ID_BASE``, or
@@ -40,14 +40,12 @@ and the city tree as children.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from psycopg import Connection
 from scipy.spatial import cKDTree
 
-from tiles.city_surfaces import CitySurfaces, read_city_surfaces
+from tiles.city_surfaces import CitySurfaces
 from tiles.subdivide import MAX_DEPTH, FeatureIndex, TileNode, subdivide
 
 IntArray = npt.NDArray[np.int64]
@@ -68,11 +66,10 @@ quarters its tiles, so with the budget alone such leaves held a quarter to all o
 as 244 blocks each on the 1M-building bench city, each under a tile drawing their roofs again
 (4,096 leaves; 1,024 with this factor, of 976 blocks, and a level of roof tiles fewer)."""
 LEAF_SHARE = 2
-"""Leaves hold up to half the triangle budget: the blocks of a tile's leaf children (fewer
-triangles than their detail) then fill about its budget (at worst 1.7 times it, for LOD1 blocks
-whose detail is 12 triangles to the block's 10). A quarter kept them within it but, on the
-1M-building bench city, cut 16,384 leaves of 61 buildings (21,845 tiles, 10.6 MB of
-tileset.json)."""
+"""Leaves of surfaces hold up to half the triangle budget: the blocks of a tile's leaf children
+(no more triangles than their detail) then fill about its budget (at worst twice it). A quarter
+kept them within it but, on the 1M-building bench city, cut 16,384 leaves of 61 buildings
+(21,845 tiles, 10.6 MB of tileset.json)."""
 
 
 @dataclass
@@ -100,18 +97,17 @@ class Buildings:
         return np.sort(self.members[np.repeat(starts, lengths) + run])
 
 
-def hierarchy(
-    connection: Connection[Any], index: FeatureIndex, *, max_triangles: int
-) -> tuple[FeatureIndex, TileNode]:
-    """The index with the blocks added (sorted by id) and the tile tree of the layer.
+def hierarchy(index: FeatureIndex, *, max_triangles: int) -> tuple[FeatureIndex, TileNode]:
+    """The index with the blocks added (sorted by id) and the tile tree of the layer, cut with
+    the surfaces' columns that came with the index (``index.city``).
 
     An index without city-model surfaces gets the plain quadtree of :func:`subdivide`.
     """
     if not (index.ids < 0).any():
         return index, subdivide(index, max_triangles=max_triangles)
-    city = index.city if isinstance(index.city, CitySurfaces) else None
-    if city is None:  # an index read otherwise than by tiles.buildings.load_index
-        city = read_city_surfaces(connection)[1]
+    city = index.city
+    if not isinstance(city, CitySurfaces):
+        raise ValueError("a city index comes from tiles.buildings.load_index, with its surfaces")
     return city_index(
         index, city.ids, city.buildings, city.roof, city.points, max_triangles, city.heights,
         city.within,

@@ -80,11 +80,11 @@ def mesh_layer(layer: str, spec: str) -> MeshLayer:
 
 
 def cut_tree(
-    layer: MeshLayer, connection: Connection[Any], index: FeatureIndex, max_triangles: int
+    layer: MeshLayer, index: FeatureIndex, max_triangles: int
 ) -> tuple[FeatureIndex, TileNode]:
     """The tile tree of ``layer`` over ``index`` and the index its rows point into: the plain
     quadtree (:mod:`tiles.subdivide`), or for buildings with city-model surfaces the hierarchy
     of LOD1 blocks over detail leaves (:mod:`tiles.coarse`, which adds the blocks)."""
     if layer.source is buildings:
-        return hierarchy(connection, index, max_triangles=max_triangles)
+        return hierarchy(index, max_triangles=max_triangles)
     return index, subdivide(index, max_triangles=max_triangles)
