@@ -200,6 +200,35 @@ def rebuild_indexes(session: Session, definitions: Sequence[str]) -> None:
         session.execute(text(definition))
 
 
+STALE_SHARE = 0.1
+"""A table that an import grows by more than this share of its committed rows is analysed
+before the import commits (autovacuum's own default, ``autovacuum_analyze_scale_factor``)."""
+
+
+def refresh_statistics(session: Session, written: dict[str, int]) -> list[str]:
+    """``ANALYZE`` each table of ``written`` (table -> rows this transaction added) that grew
+    by more than :data:`STALE_SHARE` of the rows it held before (the statistics views' live
+    tuple count, which excludes this transaction's). Returns the tables analysed.
+
+    Why: a bulk import is read at once - ``cim demo`` and the tests build tiles the moment it
+    commits - while autovacuum analyses the new rows up to a minute later. Until then the
+    planner believes the tables are (nearly) empty and picks nested loops over them: the city
+    index of the demo's 11k buildings took 18.5 s that way instead of 0.2 s. ``ANALYZE`` in the
+    import's transaction samples its own uncommitted rows, and its statistics are rolled back
+    with everything else if the import fails."""
+    analysed = []
+    for table, rows in written.items():
+        if rows <= 0:
+            continue
+        before = session.execute(
+            text("SELECT pg_stat_get_live_tuples(CAST(:t AS regclass))"), {"t": table}
+        ).scalar()
+        if rows > STALE_SHARE * (before or 0):
+            session.execute(text(f"ANALYZE {table}"))
+            analysed.append(table)
+    return analysed
+
+
 BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 READ_CHUNK_BYTES = 8 << 20
 """Records decoded at a time by :func:`read_fixed_rows` (the caller keeps arrays, not bytes)."""

@@ -19,7 +19,13 @@ import numpy.typing as npt
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from cim.db.copy import copy_binary, reserve_id_array, restore_row_triggers, skip_row_triggers
+from cim.db.copy import (
+    copy_binary,
+    refresh_statistics,
+    reserve_id_array,
+    restore_row_triggers,
+    skip_row_triggers,
+)
 from cim.errors import ImportFailed
 from importers.citymodel.binary_rows import geometry_ewkb, text_arrays, tuples_with_mesh
 from importers.citymodel.rows import PlacedBuilding, building_facts
@@ -120,12 +126,16 @@ class BuildingWriter:
             self.add_batch(batch)
 
     def finish(self) -> None:
-        """Write what is queued; per-row triggers back on and every reference checked."""
+        """Write what is queued; per-row triggers back on, every reference checked and the
+        planner's statistics refreshed (the tiler reads the new rows right after the commit)."""
         self.flush()
         if self.bulk:
             restore_row_triggers(self.session)
             self._check_references()
         self.bulk = None
+        refresh_statistics(
+            self.session, {"building": self.buildings, "building_surface": self.surfaces}
+        )
 
     def add_batch(self, batch: BuildingBatch) -> None:
         """Write ``batch`` now (after anything queued, so ids keep the order of arrival)."""

@@ -12,7 +12,7 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from cim.db.copy import copy_rows, reserve_ids
+from cim.db.copy import copy_rows, refresh_statistics, reserve_ids
 from importers.ifc.encoding import EarlyEncoder
 from importers.ifc.facts import ProductFacts
 from importers.ifc.geometry import ElementMesh
@@ -123,6 +123,14 @@ class Writer:
             self.session, table="building_element", columns=ELEMENT_COLUMNS, rows=rows()
         )
         self._write_outlines(building_ids, by_building)
+        refresh_statistics(
+            self.session,
+            {
+                "building": len(buildings),
+                "building_storey": len(storeys),
+                "building_element": written,
+            },
+        )
         if self.progress is not None:
             self.progress("write", len(meshes), len(meshes))
         by_class = Counter(mesh.ifc_class for mesh in ordered)
