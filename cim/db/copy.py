@@ -205,10 +205,14 @@ STALE_SHARE = 0.1
 before the import commits (autovacuum's own default, ``autovacuum_analyze_scale_factor``)."""
 
 
-def refresh_statistics(session: Session, written: dict[str, int]) -> list[str]:
+def refresh_statistics(
+    session: Session, written: dict[str, int], columns: dict[str, Sequence[str]] | None = None
+) -> list[str]:
     """``ANALYZE`` each table of ``written`` (table -> rows this transaction added) that grew
     by more than :data:`STALE_SHARE` of the rows it held before (the statistics views' live
     tuple count, which excludes this transaction's). Returns the tables analysed.
+    ``columns`` limits a table's statistics to the columns queries filter or join on (the
+    row count is gathered anyway): a column of meshes nobody filters on costs most of it.
 
     Why: a bulk import is read at once - ``cim demo`` and the tests build tiles the moment it
     commits - while autovacuum analyses the new rows up to a minute later. Until then the
@@ -224,7 +228,8 @@ def refresh_statistics(session: Session, written: dict[str, int]) -> list[str]:
             text("SELECT pg_stat_get_live_tuples(CAST(:t AS regclass))"), {"t": table}
         ).scalar()
         if rows > STALE_SHARE * (before or 0):
-            session.execute(text(f"ANALYZE {table}"))
+            named = (columns or {}).get(table)
+            session.execute(text(f"ANALYZE {table}" + (f" ({', '.join(named)})" if named else "")))
             analysed.append(table)
     return analysed
 

@@ -81,10 +81,13 @@ def tuples_with_mesh(
     out = tuples([*columns, mesh])
     row_sizes = 2 + np.sum([np.maximum(c.lengths, 0) + 4 for c in [*columns, mesh]], axis=0)
     body_ends = np.cumsum(row_sizes)  # the mesh is each row's last field
-    gaps = np.zeros(len(out) + 1, dtype=np.int8)
-    np.add.at(gaps, body_ends - body, 1)
-    np.add.at(gaps, body_ends, -1)
-    inside = np.cumsum(gaps[:-1], dtype=np.int8).view(bool)
+    # The bytes alternate: row i's fields up to its mesh header, then its triangles. One
+    # repeat of (False, True) by those run lengths is the mask (a running sum of +1/-1 marks
+    # over every byte did the same at ten times the cost).
+    runs = np.empty(2 * rows, dtype=np.int64)
+    runs[0::2] = body_ends - body - np.concatenate([[0], body_ends[:-1]])
+    runs[1::2] = body
+    inside = np.repeat(np.tile(np.array([False, True]), rows), runs)
     out[inside] = _triangle_records(triangles).view(np.uint8).reshape(-1)
     return out
 

@@ -123,6 +123,8 @@ def write_footprints(
             label = table.source_crs
             if not len(table):
                 continue
+            if offset == 0 and len(table) == CHUNK_ROWS:  # a bulk load: how big?
+                writer.expect(_feature_count(path, CHUNK_ROWS))
             kinds = set(shapely.get_type_id(table.geoms).tolist()) - {3, 6}
             if kinds:
                 raise InvalidInput(f"{path.name}: footprints must be Polygons or MultiPolygons")
@@ -146,6 +148,18 @@ def write_footprints(
         raise InvalidInput(f"{path.name}: no features to import")
     area.finish()
     return label
+
+
+def _feature_count(path: Path, at_least: int) -> int:
+    """The features of ``path`` as its driver reports them without a scan (at least
+    ``at_least``, which is also the answer when the driver does not know)."""
+    import pyogrio
+
+    try:
+        features = int(pyogrio.read_info(path)["features"])
+    except Exception:  # the chunks that follow report an unreadable file properly
+        features = -1
+    return max(features, at_least)
 
 
 def _chunk_rows(
