@@ -294,3 +294,56 @@ def test_cli_imports_footprints_with_mapping(
     )
     assert again.returncode != 0
     assert "height or floors" in again.stderr + again.stdout
+
+
+def _index_definitions(engine: Engine) -> list[str]:
+    return [
+        r[0]
+        for r in _rows(
+            engine,
+            "SELECT pg_get_indexdef(indexrelid) FROM pg_index"
+            " WHERE indrelid IN ('building'::regclass, 'building_surface'::regclass)"
+            " ORDER BY 1",
+        )
+    ]
+
+
+def test_a_bulk_load_rebuilds_the_indexes_it_dropped_and_analyses(
+    engine: Engine, clean_tables: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load larger than the tables drops their secondary indexes for the COPY and rebuilds
+    them before the commit (thresholds lowered so four features are a bulk load: the path
+    of a million-footprint import); the rows answer a spatial query afterwards."""
+    import cim.db.copy
+    import importers.citymodel.footprints as footprints
+    import importers.citymodel.writer as writer
+
+    monkeypatch.setattr(footprints, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(cim.db.copy, "DEFER_INDEXES_MIN_ROWS", 1)
+    dropped: list[str] = []
+
+    def recording(*args: Any, **kwargs: Any) -> list[str]:
+        definitions = cim.db.copy.defer_indexes(*args, **kwargs)
+        dropped.extend(definitions)
+        return definitions
+
+    monkeypatch.setattr(writer, "defer_indexes", recording)
+    before = _index_definitions(engine)
+    source, mapping = _files(tmp_path)
+    dataset = import_buildings(engine, [source], mapping=mapping).dataset
+    assert dataset.counts["buildings"] == 3
+    assert {d.split(" ON ")[0] for d in dropped} >= {
+        "CREATE INDEX idx_building_footprint",
+        "CREATE INDEX ix_building_surface_building_id",
+    }
+    assert _index_definitions(engine) == before  # every one back, the same
+    near = _rows(
+        engine,
+        "SELECT source_id FROM building WHERE ST_Intersects(footprint,"
+        " ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4547)) ORDER BY 1",
+        x0=X0 - 1,
+        y0=Y0 + 39,
+        x1=X0 + 16,
+        y1=Y0 + 56,
+    )
+    assert [r[0] for r in near] == ["C"]
