@@ -121,6 +121,7 @@ def main() -> None:
         "index drop (deferred)": stages.get("defer_indexes", 0.0),
         "index build after COPY": stages.get("index_build", 0.0),
         "FK check": stages["fk_check"],
+        "statistics (ANALYZE)": stages.get("statistics", 0.0),
         "version bookkeeping": stages["bookkeeping"],
         "commit": stages["commit"],
     }

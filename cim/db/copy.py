@@ -9,7 +9,7 @@ here, and the server parses no text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -206,7 +206,7 @@ before the import commits (autovacuum's own default, ``autovacuum_analyze_scale_
 
 
 def refresh_statistics(
-    session: Session, written: dict[str, int], columns: dict[str, Sequence[str]] | None = None
+    session: Session, written: Mapping[str, int], columns: Mapping[str, Sequence[str]] | None = None
 ) -> list[str]:
     """``ANALYZE`` each table of ``written`` (table -> rows this transaction added) that grew
     by more than :data:`STALE_SHARE` of the rows it held before (the statistics views' live
