@@ -84,16 +84,21 @@ def main(argv: list[str]) -> None:
     # workers waited for it.
     os.environ["CIM_ANALYSIS_NICE"] = nice
     settings = CimSettings()
-    uvicorn.run(
-        "api.main:create_analysis_app_from_env",
-        factory=True,
-        uds=uds,
-        workers=int(workers),
-        log_level=settings.log_level.lower(),
-        log_config=log_config(settings.log_level, settings.log_format),
-        access_log=False,
-        timeout_worker_healthcheck=int(healthcheck),
-    )
+    try:
+        uvicorn.run(
+            "api.main:create_analysis_app_from_env",
+            factory=True,
+            uds=uds,
+            workers=int(workers),
+            log_level=settings.log_level.lower(),
+            log_config=log_config(settings.log_level, settings.log_format),
+            access_log=False,
+            timeout_worker_healthcheck=int(healthcheck),
+        )
+    finally:
+        # The socket's folder, also when the server that started the group died without its
+        # stop() (SIGKILL, a crash): a folder a run had been left in /tmp each time.
+        shutil.rmtree(Path(uds).parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -146,3 +146,4 @@ def test_a_killed_server_takes_its_analysis_processes_along(
             with contextlib.suppress(psutil.NoSuchProcess):
                 orphan.kill()
         assert alive == [], "analysis processes outlived the server"
+        assert not socket_folder.exists(), "the group left its socket's folder behind"
