@@ -20,6 +20,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 STOP_WAIT_S = 10.0
 PR_SET_PDEATHSIG = 1
@@ -71,34 +72,45 @@ def _die_with(parent: int) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """The group's supervisor (``python -m cli.analysis_processes SOCKET N NICE HC PARENT``)."""
+    """The group's supervisor (``python -m cli.analysis_processes SOCKET N NICE HC PARENT``).
+
+    Whatever ends it - a stop, its server's death, a parent gone before it started - removes
+    the socket's folder, so no run leaves one in /tmp: SIGTERM exits through ``finally`` until
+    uvicorn installs its own handlers."""
+    uds, workers, nice, healthcheck, parent = argv
+    signal.signal(signal.SIGTERM, _exit_now)
+    try:
+        _die_with(int(parent))
+        _serve(uds, int(workers), nice, int(healthcheck))
+    finally:
+        shutil.rmtree(Path(uds).parent, ignore_errors=True)
+
+
+def _exit_now(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def _serve(uds: str, workers: int, nice: str, healthcheck: int) -> None:
     import uvicorn
 
     from cim.config import CimSettings
     from cim.logs import log_config
 
-    uds, workers, nice, healthcheck, parent = argv
-    _die_with(int(parent))
     # Each worker lowers its own priority once it has imported the app (api.main): niced
     # from the start, a loaded machine left the group importing for longer than the API
     # workers waited for it.
     os.environ["CIM_ANALYSIS_NICE"] = nice
     settings = CimSettings()
-    try:
-        uvicorn.run(
-            "api.main:create_analysis_app_from_env",
-            factory=True,
-            uds=uds,
-            workers=int(workers),
-            log_level=settings.log_level.lower(),
-            log_config=log_config(settings.log_level, settings.log_format),
-            access_log=False,
-            timeout_worker_healthcheck=int(healthcheck),
-        )
-    finally:
-        # The socket's folder, also when the server that started the group died without its
-        # stop() (SIGKILL, a crash): a folder a run had been left in /tmp each time.
-        shutil.rmtree(Path(uds).parent, ignore_errors=True)
+    uvicorn.run(
+        "api.main:create_analysis_app_from_env",
+        factory=True,
+        uds=uds,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        log_config=log_config(settings.log_level, settings.log_format),
+        access_log=False,
+        timeout_worker_healthcheck=healthcheck,
+    )
 
 
 if __name__ == "__main__":
