@@ -124,7 +124,8 @@ def write_footprints(
             if not len(table):
                 continue
             if offset == 0 and len(table) == CHUNK_ROWS:  # a bulk load: how big?
-                writer.expect(_feature_count(path, CHUNK_ROWS))
+                with lock:
+                    writer.expect(_feature_count(path, CHUNK_ROWS))
             kinds = set(shapely.get_type_id(table.geoms).tolist()) - {3, 6}
             if kinds:
                 raise InvalidInput(f"{path.name}: footprints must be Polygons or MultiPolygons")

@@ -56,6 +56,8 @@ SURFACE_COLUMNS = (
     "dataset_id", "building_id", "lod", "semantic", "triangle_count",
     "min_x", "min_y", "min_z", "max_x", "max_y", "max_z", "geom",
 )  # fmt: skip
+SURFACE_STATISTICS = ("dataset_id", "building_id", "lod", "semantic", "triangle_count")
+"""The surface columns an import gathers statistics on (not the boxes and triangles)."""
 Floats = npt.NDArray[np.float64]
 
 
@@ -156,7 +158,7 @@ class BuildingWriter:
         refresh_statistics(
             self.session,
             {"building": self.buildings, "building_surface": self.surfaces},
-            {"building_surface": SURFACE_COLUMNS[:5]},  # not the boxes and triangles
+            {"building_surface": SURFACE_STATISTICS},
         )
 
     def add_batch(self, batch: BuildingBatch) -> None:

@@ -308,7 +308,7 @@ def _index_definitions(engine: Engine) -> list[str]:
     ]
 
 
-def test_a_bulk_load_rebuilds_the_indexes_it_dropped_and_analyses(
+def test_a_bulk_load_rebuilds_the_indexes_it_dropped(
     engine: Engine, clean_tables: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A load larger than the tables drops their secondary indexes for the COPY and rebuilds
