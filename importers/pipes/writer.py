@@ -1,7 +1,7 @@
 """COPY a placed network into ``pipe_node`` / ``pipe_segment`` in spatial or code order.
 
 Why bulk mode: the four foreign keys (dataset, start and end node) cost a trigger call and an
-index probe per row, more than all twelve indexes together. Their targets are created by this
+index probe per row, more than all ten indexes together. Their targets are created by this
 very transaction (ids reserved up front), so when the role may (superuser) and the tables carry
 no user triggers that would be skipped too, the per-row checks are switched off for the COPY
 (``session_replication_role = replica``, as ``pg_restore --disable-triggers`` does) and replaced
@@ -14,7 +14,7 @@ later bbox queries read few heap pages.
 
 Why indexes built afterwards, in code order: when a table holds fewer rows than the import
 adds (a new city's first network), its secondary indexes are dropped inside the transaction and
-created after the COPY (``cim.db.copy.defer_indexes``): twelve index builds cost less than
+created after the COPY (``cim.db.copy.defer_indexes``): the index builds cost less than
 maintaining them row by row (300k segments, no load: index maintenance 6.2 s of a 9.1 s
 import). Those rows go in code order instead: four of the indexes are on ``code`` and the
 collation's comparisons dominate their builds, which run ~5x faster on presorted input (the

@@ -108,8 +108,6 @@ def test_unknown_srid_is_refused(server_url: str) -> None:
 # Indexes the migrations add beyond the models (composite lookups, the raster hull).
 MIGRATION_ONLY_INDEXES = {
     "ix_building_element_dataset_id_guid",
-    "ix_pipe_node_dataset_id_code",
-    "ix_pipe_segment_dataset_id_code",
     "ix_terrain_raster_rast_hull",
 }
 

@@ -31,11 +31,12 @@ class PipeNode(Base):
             f"valve_state IS NULL OR valve_state IN {VALVE_STATES!r}", name="valve_state"
         ),
         Index("ix_pipe_node_dataset_id_valid_from", "dataset_id", "valid_from"),
+        Index("ix_pipe_node_code_dataset_id", "code", "dataset_id"),
     )
 
     id: Mapped[BigIntPK]
     dataset_id: Mapped[int] = _dataset_fk()
-    code: Mapped[str] = mapped_column(Text, index=True)
+    code: Mapped[str] = mapped_column(Text)  # indexed with dataset_id
     utility: Mapped[str] = mapped_column(String(8), index=True)
     subclass: Mapped[str | None] = mapped_column(String(8))
     kind: Mapped[str] = mapped_column(Text, default="junction", server_default="junction")
@@ -57,11 +58,12 @@ class PipeSegment(Base):
     __table_args__ = (
         CheckConstraint(f"section_shape IN {SECTION_SHAPES!r}", name="section_shape"),
         Index("ix_pipe_segment_dataset_id_valid_from", "dataset_id", "valid_from"),
+        Index("ix_pipe_segment_code_dataset_id", "code", "dataset_id"),
     )
 
     id: Mapped[BigIntPK]
     dataset_id: Mapped[int] = _dataset_fk()
-    code: Mapped[str] = mapped_column(Text, index=True)
+    code: Mapped[str] = mapped_column(Text)  # indexed with dataset_id
     utility: Mapped[str] = mapped_column(String(8), index=True)
     subclass: Mapped[str | None] = mapped_column(String(8))
     link_type: Mapped[str] = mapped_column(Text, default="pipe", server_default="pipe")
