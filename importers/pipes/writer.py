@@ -16,7 +16,7 @@ Why indexes built afterwards, in code order: when a table holds fewer rows than 
 adds (a new city's first network), its secondary indexes are dropped inside the transaction and
 created after the COPY (``cim.db.copy.defer_indexes``): the index builds cost less than
 maintaining them row by row (300k segments, no load: index maintenance 6.2 s of a 9.1 s
-import). Those rows go in code order instead: four of the indexes are on ``code`` and the
+import). Those rows go in code order instead: two of the indexes lead with ``code`` and the
 collation's comparisons dominate their builds, which run ~5x faster on presorted input (the
 sort checks for it); the point GiST build sorts by itself. Heap order is then code order, which
 follows the networks' naming of streets and areas rather than space.
