@@ -40,13 +40,7 @@ from cim.services.terrain import heights_in_storage
 from importers.citymodel.extrusion import LOD, block_surfaces, extrude
 from importers.citymodel.placement import AreaCheck
 from importers.citymodel.rows import attribute_facts
-from importers.citymodel.writer import (
-    SURFACES_PER_BLOCK,
-    BuildingBatch,
-    BuildingWriter,
-    EncodedBatch,
-    ReservedIds,
-)
+from importers.citymodel.writer import BuildingBatch, BuildingWriter, EncodedBatch
 from importers.vector_table import (
     VectorTable,
     is_missing,
@@ -142,9 +136,7 @@ def write_footprints(
             kept = footprints[np.asarray(rows.footprints, dtype=np.int64)]
             with lock:
                 base = _bases(session, rows, kept, extent, tally)
-                ids = (
-                    writer.reserve(len(base), len(base) * SURFACES_PER_BLOCK) if len(base) else None
-                )
+                ids = writer.reserve(len(base)) if len(base) else None
             if ids is None:
                 continue
             encoded = encoder.submit(_encode, writer, rows, kept, base, ids)
@@ -295,7 +287,7 @@ def _encode(
     rows: _Rows,
     kept: npt.NDArray[np.object_],
     base: npt.NDArray[np.float64],
-    ids: ReservedIds,
+    ids: npt.NDArray[np.int64],
 ) -> EncodedBatch:
     return writer.encode(_batch(rows, kept, base), ids)
 

@@ -53,7 +53,7 @@ BUILDING_COLUMNS = (
     "year",
 )
 SURFACE_COLUMNS = (
-    "id", "dataset_id", "building_id", "lod", "semantic", "triangle_count",
+    "dataset_id", "building_id", "lod", "semantic", "triangle_count",
     "min_x", "min_y", "min_z", "max_x", "max_y", "max_z", "geom",
 )  # fmt: skip
 SURFACE_STATISTICS = ("dataset_id", "building_id", "lod", "semantic", "triangle_count")
@@ -95,29 +95,11 @@ class BuildingBatch:
 
 
 @dataclass(frozen=True)
-class ReservedIds:
-    """Ids drawn for a batch: one per building, and up to one per surface row.
-
-    Surface ids are drawn with the building ids rather than left to the column default: a
-    default is a ``nextval`` per row in the server's COPY (3M at 1M footprints), while a range
-    drawn in one step (:func:`cim.db.copy.reserve_id_array`, bulk loads) costs nothing. A
-    batch with more surfaces than ids drawn (a bound that was too low) leaves them to the
-    default."""
-
-    buildings: npt.NDArray[np.int64]
-    surfaces: npt.NDArray[np.int64]
-
-    def __len__(self) -> int:
-        return len(self.buildings)
-
-
-@dataclass(frozen=True)
 class EncodedBatch:
     """A batch as binary COPY data: its ``building`` and ``building_surface`` tuples."""
 
     buildings: npt.NDArray[np.uint8]
     surfaces: npt.NDArray[np.uint8] | None
-    surface_columns: tuple[str, ...]
     building_count: int
     surface_count: int
     triangle_count: int
@@ -183,22 +165,18 @@ class BuildingWriter:
         """Write ``batch`` now (after anything queued, so ids keep the order of arrival)."""
         self.flush()
         if len(batch):
-            self.copy(self.encode(batch, self.reserve(len(batch), len(batch.surfaces.sizes))))
+            self.copy(self.encode(batch, self.reserve(len(batch))))
 
-    def reserve(self, count: int, surfaces: int) -> ReservedIds:
-        """Ids for the next ``count`` buildings and up to ``surfaces`` of their surface rows
-        (row triggers off from now on when that is safe)."""
+    def reserve(self, count: int) -> npt.NDArray[np.int64]:
+        """Building ids for the next ``count`` buildings (row triggers off from now on when
+        that is safe)."""
         if self.bulk is None:
             self.bulk = skip_row_triggers(self.session, ("building", "building_surface"))
-        return ReservedIds(
-            reserve_id_array(self.session, table="building", count=count),
-            reserve_id_array(self.session, table="building_surface", count=surfaces),
-        )
+        return reserve_id_array(self.session, table="building", count=count)
 
-    def encode(self, batch: BuildingBatch, reserved: ReservedIds) -> EncodedBatch:
-        """The COPY data of ``batch`` with these ids (uses no connection, so a pipeline may
-        encode one batch while the previous one is copied)."""
-        ids = reserved.buildings
+    def encode(self, batch: BuildingBatch, ids: npt.NDArray[np.int64]) -> EncodedBatch:
+        """The COPY data of ``batch`` with these building ids (uses no connection, so a
+        pipeline may encode one batch while the previous one is copied)."""
         guids = texts(batch.source_ids)
         columns = [
             bigints(ids),
@@ -218,11 +196,8 @@ class BuildingWriter:
         ]
         surfaces = batch.surfaces
         mesh = None
-        surface_ids = reserved.surfaces[: len(surfaces.sizes)]
-        with_ids = len(surface_ids) == len(surfaces.sizes)
         if len(surfaces.sizes):
             prefix = [
-                *([bigints(surface_ids)] if with_ids else []),
                 bigints(np.full(len(surfaces.sizes), self.dataset_id)),
                 bigints(ids[surfaces.building]),
                 texts(surfaces.lod),
@@ -232,12 +207,7 @@ class BuildingWriter:
             ]
             mesh = tuples_with_mesh(prefix, surfaces.triangles, surfaces.sizes, self.srid)
         return EncodedBatch(
-            tuples(columns),
-            mesh,
-            SURFACE_COLUMNS if with_ids else SURFACE_COLUMNS[1:],
-            len(batch),
-            len(surfaces.sizes),
-            len(surfaces.triangles),
+            tuples(columns), mesh, len(batch), len(surfaces.sizes), len(surfaces.triangles)
         )
 
     def copy(self, encoded: EncodedBatch) -> None:
@@ -249,7 +219,7 @@ class BuildingWriter:
             copy_binary(
                 self.session,
                 table="building_surface",
-                columns=encoded.surface_columns,
+                columns=SURFACE_COLUMNS,
                 chunks=[encoded.surfaces],
             )
         self.buildings += encoded.building_count
