@@ -184,21 +184,56 @@ def _scatter(out: Bytes, starts: Lengths, rows: npt.NDArray[np.uint8]) -> None:
 
 
 def tuples(columns: Sequence[Column]) -> Bytes:
-    """The binary COPY tuples of the rows the columns hold (no header, no trailer)."""
+    """The binary COPY tuples of the rows the columns hold (no header, no trailer).
+
+    The bytes every row has in the same place relative to the start of its values - the field
+    count, each field's length word, the values of fixed-width columns with a value in every
+    row - are laid out as one (rows, width) matrix and written with one boolean-masked
+    assignment; only variable-width values (and fixed-width ones with NULLs) are scattered by
+    index. Scattering every fixed byte by index needed an int64 index per byte: most of the
+    encoding time of a building import's surface rows. A column whose lengths exceed its
+    ``width`` gets its ``width`` bytes written and the rest of its room left for the caller
+    (:func:`importers.citymodel.binary_rows.tuples_with_mesh`).
+    """
     n = len(columns[0].lengths)
     fields = len(columns)
-    sizes = [np.maximum(c.lengths, 0) + 4 for c in columns]
-    row_sizes = 2 + np.sum(sizes, axis=0) if n else np.zeros(0, dtype=np.int64)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint8)
+    sizes = [np.maximum(c.lengths, 0) for c in columns]
+    row_sizes = 2 + 4 * fields + np.sum(sizes, axis=0)
     position = np.zeros(n, dtype=np.int64)
     np.cumsum(row_sizes[:-1], out=position[1:])
     out = np.empty(int(row_sizes.sum()), dtype=np.uint8)
-    _scatter(out, position, np.full((n, 2), [fields >> 8, fields & 0xFF], dtype=np.uint8))
-    position += 2
+    fixed: list[npt.NDArray[np.uint8]] = [
+        np.broadcast_to(np.array([fields >> 8, fields & 0xFF], dtype=np.uint8), (n, 2))
+    ]
+    runs: list[npt.NDArray[np.int64] | int] = []  # per row: fixed, other, fixed, ... bytes
+    run = 2
+    others: list[tuple[npt.NDArray[np.int64], Column]] = []
+    offset = np.full(n, 2, dtype=np.int64)  # of the current field within its row
     for column, size in zip(columns, sizes, strict=True):
-        header = column.lengths.astype(">i4").view(np.uint8).reshape(n, 4)
-        _scatter(out, position, header)
+        fixed.append(column.lengths.astype(">i4").view(np.uint8).reshape(n, 4))
+        run += 4
+        offset += 4
+        if column.width and bool((column.lengths == column.width).all()):
+            fixed.append(column.data.reshape(n, column.width))
+            run += column.width
+        else:
+            runs += [run, size]
+            run = 0
+            others.append((position + offset, column))
+        offset += size
+    runs.append(run)
+    block = np.hstack(fixed)
+    if others:
+        pattern = np.tile(np.arange(len(runs)) % 2 == 0, n)
+        lengths = np.column_stack([np.broadcast_to(r, n) for r in runs]).reshape(-1)
+        out[np.repeat(pattern, lengths)] = block.reshape(-1)
+    else:
+        out[:] = block.reshape(-1)
+    for at, column in others:
         present = column.lengths >= 0
-        starts = (position + 4)[present]
+        starts = at[present]
         if column.width:
             _scatter(out, starts, column.data.reshape(-1, column.width))
         elif len(column.data):
@@ -206,5 +241,4 @@ def tuples(columns: Sequence[Column]) -> Bytes:
             source = np.zeros(len(lengths), dtype=np.int64)
             np.cumsum(lengths[:-1], out=source[1:])
             out[np.repeat(starts - source, lengths) + np.arange(len(column.data))] = column.data
-        position += size
     return out
