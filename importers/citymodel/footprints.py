@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,8 +112,9 @@ def write_footprints(
     chunks = read_vector_chunks(path, storage_srid=srid, mapping=mapping, crs=crs, rows=CHUNK_ROWS)
     # Three stages overlap: this thread reads and checks chunk k + 2 while an encoder thread
     # extrudes and encodes chunk k + 1 and a copier thread copies chunk k. The session is used
-    # by one thread at a time (``lock``: bases and ids here, COPY there); at most AHEAD chunks
-    # are in flight, and an error waits for both threads before it propagates.
+    # by one thread at a time (``lock``: terrain bases and ids here when they need it, COPY
+    # there); at most AHEAD chunks are in flight, and an error waits for both threads before
+    # it propagates.
     lock = threading.Lock()
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="footprint-encoder") as encoder,
@@ -134,7 +136,9 @@ def write_footprints(
             rows = _chunk_rows(table, mapping, path, offset, footprints, tally)
             offset += len(table)
             kept = footprints[np.asarray(rows.footprints, dtype=np.int64)]
-            with lock:
+            # No terrain to sample and ids drawn ahead: no need to wait for the connection.
+            offline = extent is None and writer.ready_ids(len(rows.bases))
+            with nullcontext() if offline else lock:
                 base = _bases(session, rows, kept, extent, tally)
                 ids = writer.reserve(len(base)) if len(base) else None
             if ids is None:

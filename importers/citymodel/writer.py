@@ -118,19 +118,33 @@ class BuildingWriter:
         self.triangles = 0
         self.bulk: bool | None = None
         self.deferred: list[str] | None = None
+        self.pool = np.zeros(0, dtype=np.int64)
+        """Building ids drawn ahead for an announced bulk load (:meth:`expect`)."""
 
     def expect(self, buildings: int) -> None:
         """Announce a bulk load of about ``buildings`` (before its first batch): the secondary
         indexes of both tables are dropped when rebuilding them at :meth:`finish` is cheaper
         than maintaining them row by row (:func:`cim.db.copy.defer_indexes`: the tables hold
         fewer rows than the load adds). At 1M footprints into empty tables that is the
-        footprints' R-tree built once, by sorting, instead of a million insertions."""
+        footprints' R-tree built once, by sorting, instead of a million insertions.
+
+        The ids of those buildings are drawn now, in one step when the indexes were deferred
+        (the tables are then held exclusively): :meth:`reserve` hands them out without the
+        database, so a pipeline's reader need not wait for the connection while the previous
+        batch is being copied (:meth:`ready_ids`)."""
         if self.deferred is None:
             self.deferred = defer_indexes(
                 self.session, "building", new_rows=buildings
             ) + defer_indexes(
                 self.session, "building_surface", new_rows=buildings * SURFACES_PER_BLOCK
             )
+            if self.bulk is None:
+                self.bulk = skip_row_triggers(self.session, ("building", "building_surface"))
+            self.pool = reserve_id_array(self.session, table="building", count=buildings)
+
+    def ready_ids(self, count: int) -> bool:
+        """Whether :meth:`reserve` can hand out ``count`` ids without using the session."""
+        return len(self.pool) >= count
 
     def add(self, buildings: list[PlacedBuilding]) -> None:
         """Queue ``buildings``; write when a batch is full."""
@@ -169,7 +183,10 @@ class BuildingWriter:
 
     def reserve(self, count: int) -> npt.NDArray[np.int64]:
         """Building ids for the next ``count`` buildings (row triggers off from now on when
-        that is safe)."""
+        that is safe): drawn ahead by :meth:`expect` while they last, else from the sequence."""
+        if len(self.pool) >= count:
+            ids, self.pool = self.pool[:count], self.pool[count:]
+            return ids
         if self.bulk is None:
             self.bulk = skip_row_triggers(self.session, ("building", "building_surface"))
         return reserve_id_array(self.session, table="building", count=count)
