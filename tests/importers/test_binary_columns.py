@@ -4,12 +4,15 @@ COPY format lays them out - whatever the mix of fixed-width, variable-width and 
 
 from __future__ import annotations
 
+import datetime
+import itertools
+import json
 import struct
 
 import numpy as np
 import pytest
 
-from importers.pipes.binary_columns import Column, bigints, floats, jsonb, texts, tuples
+from importers.pipes.binary_columns import Column, bigints, blobs, floats, jsonb, texts, tuples
 
 
 def reference(columns: list[Column]) -> tuple[bytes, bytes]:
@@ -65,3 +68,27 @@ def test_tuples_equal_the_row_by_row_layout(rows: int, seed: int) -> None:
     assert len(out) == len(expected)
     out[np.frombuffer(room, dtype=np.uint8) == 1] = 0  # the caller's bytes, unwritten
     assert bytes(out) == expected
+
+
+def test_jsonb_values_read_back_as_json_dumps_wrote_them() -> None:
+    """The JSON text parses to what ``json.dumps(default=str)`` gave, for what attributes hold:
+    text in any script, numbers, nulls, nested values, dates (as ``str()``), integer keys and
+    integers beyond 64 bits; NaN is null; an empty object is ``{}``."""
+    values = [
+        {"名称": "给水管", "dn": 300, "depth": 1.25, "note": None, "tags": ["a", {"b": [1, 2]}]},
+        {"built": datetime.date(2001, 5, 4), "at": datetime.datetime(2020, 1, 2, 3, 4, 5)},
+        {7: "seven", "big": 2**70},
+        {"n": np.int64(5), "x": np.float64(0.5)},
+        {},
+        None,
+    ]
+    column = jsonb(values)
+    offsets = np.concatenate([[0], np.cumsum(column.lengths)])
+    texts_back = [bytes(column.data[a:b]) for a, b in itertools.pairwise(offsets)]
+    assert all(t[:1] == b"\x01" for t in texts_back)
+    read = [json.loads(t[1:]) for t in texts_back]
+    expected = [json.loads(json.dumps(v or {}, ensure_ascii=False, default=str)) for v in values]
+    expected[3] = {"n": 5, "x": 0.5}  # numpy scalars are numbers now, not "5"
+    assert read == expected
+    assert json.loads(bytes(jsonb([{"v": float("nan")}]).data)[1:]) == {"v": None}
+    assert blobs([b"x"]).lengths.tolist() == [1]
