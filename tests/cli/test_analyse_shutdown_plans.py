@@ -1,4 +1,4 @@
-"""``cim analyse pipes shutdowns add|list|conflicts|cancel`` in a subprocess on Net3: two plans
+"""``cim analyse pipes shutdowns add|list|conflicts|cancel`` (in-process, ``tests.cli_support``) on Net3: two plans
 whose rings and periods overlap conflict until one is cancelled; bad input exits 2 or 3."""
 
 from __future__ import annotations
@@ -12,17 +12,12 @@ from sqlalchemy.orm import Session
 
 from tests.cim.test_pipes_isolation import import_with_valves
 from tests.cim.test_shutdown_plans import oracle_ring, segment_of
-from tests.conftest import CIM, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import cli_env
 
 
 def run(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CIM, "analyse", "pipes", "shutdowns", *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(database_url),
-        timeout=300,
-    )
+    return run_cim("analyse", "pipes", "shutdowns", *args, env=cli_env(database_url))
 
 
 def test_add_list_conflicts_cancel(
