@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CIM, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import cli_env
 from tests.version_fixtures import LINES_V1, LINES_V2, POINTS_V1, POINTS_V2, survey
 
 BBOX = "499000,3399000,501000,3401000"
@@ -22,9 +23,7 @@ BBOX = "499000,3399000,501000,3401000"
 
 
 def _cim(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(CIM), *args], env=cli_env(database_url), capture_output=True, text=True, timeout=120
-    )
+    return run_cim(*args, env=cli_env(database_url))
 
 
 def _json(database_url: str, *args: str) -> Any:

@@ -1,6 +1,6 @@
-"""``cim analyse gas adjacent`` in a subprocess against the committed hand-made street of
-``gas_fixtures``: the ranked table, JSON equal to the service's, sensors, the alarm's valves,
-an area, and bad input with exit code 2."""
+"""``cim analyse gas adjacent`` (in-process, ``tests.cli_support``) against the committed
+hand-made street of ``gas_fixtures``: the ranked table, JSON equal to the service's, sensors,
+the alarm's valves, an area, and bad input with exit code 2."""
 
 from __future__ import annotations
 
@@ -15,22 +15,19 @@ from sqlalchemy.orm import Session
 
 from cim.services.gas.adjacent import adjacent_spaces
 from tests.cim.gas_fixtures import AS_OF, X0, Y0, write_gas_street
-from tests.conftest import CIM, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import cli_env
 
 RANKED = ["B3", "B1", "W9", "W1", "T1", "W7", "W10", "W5", "W2", "W3", "W4"]
 
 
 def run(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CIM, "analyse", "gas", "adjacent", "--as-of", str(AS_OF), *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(database_url),
-        timeout=180,
+    return run_cim(
+        "analyse", "gas", "adjacent", "--as-of", str(AS_OF), *args, env=cli_env(database_url)
     )
 
 
-@pytest.mark.slow  # seven subprocesses: about 12 s
+@pytest.mark.slow  # seven in-process runs: about 2 s (call), 6 s with setup
 def test_cli_gas_adjacent(engine: Engine, database_url: str, clean_tables: None) -> None:
     with Session(engine) as session, session.begin():
         street = write_gas_street(session)

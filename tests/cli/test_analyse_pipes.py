@@ -1,4 +1,5 @@
-"""``cim analyse pipes ...`` in a subprocess against the test database (committed network)."""
+"""``cim analyse pipes ...`` (in-process, ``tests.cli_support``) against the test database
+(committed network)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tests.cim.pipes_fixtures import N, S, make_dataset, write_network
-from tests.conftest import CIM, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import cli_env
 
 
 def run(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CIM, "analyse", "pipes", *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(database_url),
-        timeout=180,
-    )
+    return run_cim("analyse", "pipes", *args, env=cli_env(database_url))
 
 
 def test_cli_analyses(

@@ -1,5 +1,5 @@
-"""``--csv FILE`` / ``--xlsx FILE`` / ``--lang`` of ``cim analyse``, in a subprocess: the files
-hold the rows ``--json`` prints."""
+"""``--csv FILE`` / ``--xlsx FILE`` / ``--lang`` of ``cim analyse`` (in-process,
+``tests.cli_support``): the files hold the rows ``--json`` prints."""
 
 from __future__ import annotations
 
@@ -15,18 +15,12 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from tests.cim.pipes_fixtures import N, S, make_dataset, write_network
-from tests.conftest import CIM, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import cli_env
 
 
 def run(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [CIM, "analyse", *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(database_url),
-        timeout=180,
-    )
-    return done
+    return run_cim("analyse", *args, env=cli_env(database_url))
 
 
 def read_csv(path: Path) -> list[list[str]]:

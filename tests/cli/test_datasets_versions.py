@@ -1,4 +1,5 @@
-"""``cim import pipes`` twice, then ``cim datasets history|diff|purge`` in a subprocess."""
+"""``cim import pipes`` twice, then ``cim datasets history|diff|purge`` (in-process,
+``tests.cli_support``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from tests.conftest import CIM, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import cli_env
 from tests.version_fixtures import (
     CHANGES,
     LINES_V1,
@@ -22,9 +24,7 @@ from tests.version_fixtures import (
 
 
 def _cim(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(CIM), *args], env=cli_env(database_url), capture_output=True, text=True, timeout=120
-    )
+    return run_cim(*args, env=cli_env(database_url))
 
 
 def _json(database_url: str, *args: str) -> Any:

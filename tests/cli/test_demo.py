@@ -8,13 +8,12 @@ from pathlib import Path
 from sqlalchemy import Engine, func, select
 
 from cim.db.models import Dataset
-from tests.conftest import CIM, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import cli_env
 
 
 def run_demo(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CIM, "demo", "--no-serve", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+    return run_cim("demo", "--no-serve", *args, env=env)
 
 
 def count_datasets(engine: Engine) -> int:

@@ -9,7 +9,6 @@ with a generated gate-valve layer, so the pipes cut at the valves must be put ba
 from __future__ import annotations
 
 import json
-import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,8 @@ from cim.errors import InvalidInput, NotFound
 from cim.services.simulation.export import export_epanet
 from importers.pipes import PipeImportOptions, import_pipes
 from tests.cim.test_pipes_isolation import import_with_valves
-from tests.conftest import CIM, SHARED_SAMPLES, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import SHARED_SAMPLES, cli_env
 
 REL = 1e-6
 
@@ -111,10 +111,8 @@ def test_export_equals_source(
     )
     out = tmp_path / f"out_{name}"
     if via_cli:
-        done = subprocess.run(
-            [CIM, "export", "pipes", str(dataset), str(out), "--format", "epanet", "--json"],
-            capture_output=True, text=True, env=cli_env(database_url), cwd="/", timeout=300,
-        )  # fmt: skip
+        args = ("export", "pipes", str(dataset), str(out), "--format", "epanet", "--json")
+        done = run_cim(*args, env=cli_env(database_url), cwd="/")
         assert done.returncode == 0, done.stderr
         summary = json.loads(done.stdout)
     else:

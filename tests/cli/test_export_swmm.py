@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session
 from cim.errors import InvalidInput, NotFound
 from cim.services.simulation.export import replaced_atomically
 from cim.services.simulation.export_swmm import export_swmm
-from tests.conftest import CIM, SHARED_SAMPLES, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import SHARED_SAMPLES, cli_env
 from tests.importers.pipes_helpers import run
 
 PIPES = SHARED_SAMPLES / "pipes"
@@ -189,10 +190,8 @@ def test_exported_model_floods_as_source(
     source = tmp_path / "source" / original.name
     shutil.copy(original, source)
     out = tmp_path / "out" / "exported.inp"
-    done = subprocess.run(
-        [CIM, "export", "pipes", str(dataset), str(out), "--format", "swmm", "--json"],
-        capture_output=True, text=True, env=cli_env(database_url), cwd="/", timeout=300,
-    )  # fmt: skip
+    args = ("export", "pipes", str(dataset), str(out), "--format", "swmm", "--json")
+    done = run_cim(*args, env=cli_env(database_url), cwd="/")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     for needed in summary["external_files"]:
@@ -208,10 +207,7 @@ def test_exported_model_floods_as_source(
 
 
 def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CIM, "export", "pipes", *args], capture_output=True, text=True,
-        env=cli_env(database_url), cwd="/", timeout=300,
-    )  # fmt: skip
+    return run_cim("export", "pipes", *args, env=cli_env(database_url), cwd="/")
 
 
 def test_wrong_format_is_refused_and_writes_nothing(

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from tests.conftest import CIM, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import cli_env
 from tests.flood_hazard_fixtures import build_flood_city
 
 pytestmark = pytest.mark.slow
@@ -22,10 +23,8 @@ def test_save_hazards_flag(
     city = build_flood_city(engine, tmp_path, (500_000.0, 3_400_000.0))
 
     def cim(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [CIM, "analyse", "drainage", "flood", str(city.drainage), *args],
-            capture_output=True, text=True, env=cli_env(database_url), cwd=tmp_path, timeout=120,
-        )  # fmt: skip
+        command = ("analyse", "drainage", "flood", str(city.drainage), *args)
+        return run_cim(*command, env=cli_env(database_url), cwd=tmp_path)
 
     done = cim("--save-hazards", "CLI flood")
     assert done.returncode == 0, done.stderr

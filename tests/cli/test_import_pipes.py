@@ -8,15 +8,14 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from tests.conftest import CIM, SHARED_SAMPLES, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import SHARED_SAMPLES, cli_env
 from tests.importers.pipes_helpers import dataset_count
 from tests.importers.test_pipes_cjj61 import LINES, POINTS, _write
 
 
 def _cim(*args: str, url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CIM, *args], capture_output=True, text=True, env=cli_env(url), cwd="/", timeout=180
-    )
+    return run_cim(*args, env=cli_env(url), cwd="/")
 
 
 def test_import_then_show_qc(database_url: str, clean_tables: None, tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""``cim jobs``, ``cim jobs show`` and ``cim jobs retry`` in subprocesses, and ``cim worker
---drain`` running what the queue holds."""
+"""``cim jobs``, ``cim jobs show`` and ``cim jobs retry`` (in-process, ``tests.cli_support``),
+and ``cim worker --drain`` (a subprocess) running what the queue holds."""
 
 from __future__ import annotations
 
@@ -15,13 +15,12 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from cim.jobs import queue
+from tests.cli_support import run_cim
 from tests.conftest import CIM, cli_env
 
 
-def cim(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CIM, *args], capture_output=True, text=True, env=cli_env(database_url, **env), timeout=180
-    )
+def cim(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cim(*args, env=cli_env(database_url))
 
 
 def data(result: subprocess.CompletedProcess[str]) -> Any:
@@ -57,7 +56,7 @@ def failed_job(engine: Engine, tmp_path: Path) -> Iterator[str]:
         conn.execute(text("DELETE FROM dataset WHERE name = :n"), {"n": options["name"]})
 
 
-@pytest.mark.slow  # five subprocesses
+@pytest.mark.slow  # the worker subprocess
 def test_list_show_retry_and_drain(database_url: str, failed_job: str, tmp_path: Path) -> None:
     listed = cim(database_url, "jobs")
     assert listed.returncode == 0, listed.stderr
@@ -74,7 +73,11 @@ def test_list_show_retry_and_drain(database_url: str, failed_job: str, tmp_path:
 
     retried = cim(database_url, "jobs", "retry", failed_job)
     assert retried.returncode == 0 and "queued again" in retried.stdout, retried.stderr
-    drained = cim(database_url, "worker", "--drain", CIM_DATA_DIR=str(tmp_path / "data"))
+    # A subprocess: `cim worker` is a process of its own, and its job's log line goes to stderr.
+    drained = subprocess.run(
+        [CIM, "worker", "--drain"], capture_output=True, text=True, timeout=180,
+        env=cli_env(database_url, CIM_DATA_DIR=str(tmp_path / "data")),
+    )  # fmt: skip
     assert drained.returncode == 0, drained.stderr
     assert f"job {failed_job}: import roads succeeded" in " ".join(drained.stderr.split())
     done = data(cim(database_url, "jobs", "show", failed_job, "--json"))

@@ -13,7 +13,8 @@ from sqlalchemy import text
 
 from cim.db import migrate
 from cim.db.engine import make_engine
-from tests.conftest import CIM, cli_env, create_database
+from tests.cli_support import run_cim
+from tests.conftest import cli_env, create_database
 from tests.shelter_fixtures import MAPPINGS, SHELTER_SAMPLES
 
 TOTAL = 101_355.0  # persons in cambridge_Blocks2000_population.geojson (sum of POP100)
@@ -26,9 +27,7 @@ def test_cambridge_import_plan_zones_uncovered_suggest(server_url: str, tmp_path
     env = cli_env(url, CIM_DATA_DIR=str(tmp_path / "data"))
 
     def cim(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [CIM, *args], env=env, capture_output=True, text=True, timeout=180, cwd="/"
-        )
+        return run_cim(*args, env=env, cwd="/")
 
     def data(*args: str) -> Any:
         done = cim(*args, "--json")

@@ -1,4 +1,5 @@
-"""``cim import roads`` and ``cim analyse shelters plan|suggest --distance network`` as run."""
+"""``cim import roads`` and ``cim analyse shelters plan|suggest --distance network`` as run
+(in-process, ``tests.cli_support``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 from cim.db import migrate
 from cim.db.engine import make_engine
-from tests.conftest import CIM, cli_env, create_database
+from tests.cli_support import run_cim
+from tests.conftest import cli_env, create_database
 from tests.road_fixtures import (
     SHELTERS_AB,
     UNITS_NORTH_SOUTH,
@@ -27,9 +29,7 @@ def test_import_roads_then_plan_and_suggest_along_them(server_url: str, tmp_path
     env = cli_env(url, CIM_DATA_DIR=str(tmp_path / "data"))
 
     def cim(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [CIM, *args], env=env, capture_output=True, text=True, timeout=180, cwd="/"
-        )
+        return run_cim(*args, env=env, cwd="/")
 
     def data(done: subprocess.CompletedProcess[str]) -> Any:
         assert done.returncode == 0, done.stderr

@@ -1,5 +1,6 @@
 """``--csv``/``--xlsx``/``--lang``/``--table`` of ``cim analyse pipes shutdown`` and ``cim analyse
-drainage flood``, in a subprocess as a user runs them: the files hold the rows ``--json`` prints."""
+drainage flood``, as a user runs them (in-process, ``tests.cli_support``): the files hold the rows
+``--json`` prints."""
 
 from __future__ import annotations
 
@@ -13,17 +14,15 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import Engine, text
 
-from tests.conftest import CIM, SHARED_SAMPLES, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import SHARED_SAMPLES, cli_env
 from tests.importers.pipes_helpers import run
 
 ORIGIN = (500_000.0, 3_400_000.0, 0.0)
 
 
 def cim(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CIM, "analyse", *args],
-        capture_output=True, text=True, env=cli_env(database_url), cwd="/", timeout=180,
-    )  # fmt: skip
+    return run_cim("analyse", *args, env=cli_env(database_url), cwd="/")
 
 
 def read_csv(path: Path) -> list[list[str]]:
