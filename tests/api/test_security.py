@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -13,17 +12,12 @@ from api.main import create_app
 from cim.config import CimSettings
 from cim.services.access import hash_secret
 from tests.api.features_fixtures import City
-from tests.conftest import CIM, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import cli_env
 
 
 def _cim(database_url: str, *args: str) -> dict[str, object]:
-    done = subprocess.run(
-        [CIM, "keys", *args, "--json"],
-        env=cli_env(database_url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_cim("keys", *args, "--json", env=cli_env(database_url))
     assert done.returncode == 0, done.stderr
     result: dict[str, object] = json.loads(done.stdout)
     return result
@@ -40,9 +34,7 @@ def test_cli_key_lifecycle_controls_access(
             text("SELECT key_hash FROM api_key WHERE id = :id"), {"id": created["id"]}
         ).scalar_one()
     assert stored == hash_secret(secret) and secret not in stored  # only the hash is kept
-    listed = subprocess.run(
-        [CIM, "keys", "list", "--json"], env=cli_env(database_url), capture_output=True, text=True
-    )
+    listed = run_cim("keys", "list", "--json", env=cli_env(database_url))
     assert secret not in listed.stdout and "field team" in listed.stdout
 
     settings = CimSettings(database_url=database_url, data_dir=tmp_path, collection_cache_seconds=0)
@@ -65,12 +57,7 @@ def test_cli_key_lifecycle_controls_access(
         conn.execute(text("DELETE FROM api_key WHERE id = :id"), {"id": created["id"]})
         conn.commit()
     assert actions == {"key-create", "key-revoke"}
-    bad_role = subprocess.run(
-        [CIM, "keys", "create", "x", "--role", "superuser"],
-        env=cli_env(database_url),
-        capture_output=True,
-        text=True,
-    )
+    bad_role = run_cim("keys", "create", "x", "--role", "superuser", env=cli_env(database_url))
     assert bad_role.returncode == 2 and "unknown role" in bad_role.stderr
 
 

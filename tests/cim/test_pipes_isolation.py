@@ -8,7 +8,6 @@ with WNTR's segment of that link.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,8 @@ from cim.services.pipes.graph import load_graph
 from cim.services.pipes.isolation import isolate, isolate_burst
 from importers.pipes import PipeImportOptions, import_pipes
 from tests.cim.pipes_fixtures import N, S, make_dataset, write_network
-from tests.conftest import CIM, SHARED_SAMPLES, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import SHARED_SAMPLES, cli_env
 
 # how each sample is placed: Net3 has drawing coordinates, ky4 is in Kentucky South (US feet)
 PLACEMENT = {"Net3.inp": ["--origin", "500000,3400000"], "ky4.inp": ["--crs", "EPSG:3547"]}
@@ -47,10 +47,9 @@ def import_with_valves(
     valves = tmp_path / f"{path.stem}_valves.csv"
     layer.to_csv(valves)  # WNTR's own format: an unnamed index column, then link,node
     if via_cli:
-        done = subprocess.run(
-            [CIM, "import", "pipes", str(path), *PLACEMENT[name], "--valves", str(valves),
-             "--json"],
-            capture_output=True, text=True, env=cli_env(database_url), cwd="/", timeout=300,
+        done = run_cim(
+            "import", "pipes", str(path), *PLACEMENT[name], "--valves", str(valves), "--json",
+            env=cli_env(database_url), cwd="/",
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         [summary] = json.loads(done.stdout)

@@ -1,4 +1,5 @@
-"""``cim analyse pipes shutdown`` as a user runs it: text answer, JSON, exit 2 on bad input."""
+"""``cim analyse pipes shutdown`` as a user runs it (in-process, ``tests.cli_support``): text
+answer, JSON, exit 2 on bad input."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from importers.pipes import PipeImportOptions, import_pipes
-from tests.conftest import CIM, SHARED_SAMPLES, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import SHARED_SAMPLES, cli_env
 
 
 @pytest.mark.slow
@@ -23,10 +25,7 @@ def test_shutdown_command(database_url: str, engine: Engine, clean_tables: None)
         ).scalar_one()  # the tank's only pipe: closing it leaves the pumps alone
 
     def cim(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [CIM, "analyse", "pipes", "shutdown", *args],
-            capture_output=True, text=True, env=cli_env(database_url), cwd="/", timeout=120,
-        )  # fmt: skip
+        return run_cim("analyse", "pipes", "shutdown", *args, env=cli_env(database_url), cwd="/")
 
     done = cim("--pipe", str(pipe), "--hours", "6")
     assert done.returncode == 0, done.stderr

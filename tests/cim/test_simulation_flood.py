@@ -224,12 +224,13 @@ def test_flood_command(database_url: str, example1: int, tmp_path: Path) -> None
     import json
     import subprocess
 
-    from tests.conftest import CIM, cli_env
+    from tests.cli_support import run_cim
+    from tests.conftest import cli_env
 
     def cim(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [CIM, "analyse", "drainage", "flood", str(example1), *args],
-            capture_output=True, text=True, env=cli_env(database_url), cwd=tmp_path, timeout=120,
+        return run_cim(
+            "analyse", "drainage", "flood", str(example1), *args,
+            env=cli_env(database_url), cwd=tmp_path,
         )  # fmt: skip
 
     done = cim()

@@ -1,5 +1,6 @@
-"""``cim analyse pipes shutdowns add|list|conflicts|cancel`` (in-process, ``tests.cli_support``) on Net3: two plans
-whose rings and periods overlap conflict until one is cancelled; bad input exits 2 or 3."""
+"""``cim analyse pipes shutdowns add|list|conflicts|cancel`` (in-process, ``tests.cli_support``)
+on Net3: two plans whose rings and periods overlap conflict until one is cancelled; bad input
+exits 2 or 3."""
 
 from __future__ import annotations
 

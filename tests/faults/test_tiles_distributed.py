@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import Engine
 
-from tests.conftest import CIM, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import cli_env
 from tests.tiles.checks import check_tileset
 from tiles.build import build_mesh_layer
 from tiles.distributed import dask_renderer, subtrees
@@ -53,11 +53,10 @@ def test_cli_workers_and_out_url_publish_the_same_bytes(
     stale = out / "pipes" / "content" / "r9.glb"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"from an older build")
-    proc = subprocess.run(
-        [CIM, "tiles", "build", "--layer", "pipes", "--force", "--workers", "2", "--json",
-         "--out", f"file://{out}"],
+    proc = run_cim(
+        "tiles", "build", "--layer", "pipes", "--force", "--workers", "2", "--json",
+        "--out", f"file://{out}",
         env=cli_env(database_url, CIM_DATA_DIR=str(tmp_path / "data")),
-        capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     results = {r["layer"]: r for r in json.loads(proc.stdout)}
@@ -69,15 +68,9 @@ def test_cli_workers_and_out_url_publish_the_same_bytes(
 
 def test_bad_scale_options_are_clear_errors(database_url: str, tmp_path: Path) -> None:
     env = cli_env(database_url, CIM_DATA_DIR=str(tmp_path))
-    both = subprocess.run(
-        [CIM, "tiles", "build", "--dask", "tcp://127.0.0.1:1", "--workers", "2"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    both = run_cim("tiles", "build", "--dask", "tcp://127.0.0.1:1", "--workers", "2", env=env)
     assert both.returncode == 2 and "exclude each other" in both.stderr
-    relative = subprocess.run(
-        [CIM, "tiles", "build", "--out", "tiles-here"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    relative = run_cim("tiles", "build", "--out", "tiles-here", env=env)
     assert relative.returncode == 2 and "expected a URL" in relative.stderr
 
 

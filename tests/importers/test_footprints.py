@@ -8,7 +8,6 @@ given in the file.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,8 @@ from cim.errors import InvalidInput, UnsupportedCRS
 from importers.citymodel import import_buildings
 from importers.citymodel.footprints import extrude
 from importers.terrain import import_terrain
-from tests.conftest import CIM, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import cli_env
 
 X0, Y0 = 534000.0, 3380000.0
 SQUARE = [[X0, Y0], [X0 + 20, Y0], [X0 + 20, Y0 + 10], [X0, Y0 + 10], [X0, Y0]]
@@ -274,24 +274,11 @@ def test_cli_imports_footprints_with_mapping(
     database_url: str, engine: Engine, clean_tables: None, tmp_path: Path
 ) -> None:
     source, mapping = _files(tmp_path)
-    run = subprocess.run(
-        [CIM, "import", "buildings", str(source), "--mapping", str(mapping), "--json"],
-        env=cli_env(database_url),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    env = cli_env(database_url)
+    run = run_cim("import", "buildings", str(source), "--mapping", str(mapping), "--json", env=env)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["dataset"]["counts"]["buildings"] == 3
-    again = subprocess.run(
-        [CIM, "import", "buildings", str(source)],
-        env=cli_env(database_url),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    again = run_cim("import", "buildings", str(source), env=env)
     assert again.returncode != 0
     assert "height or floors" in again.stderr + again.stdout
 

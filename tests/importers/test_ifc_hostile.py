@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import stat
 import struct
-import subprocess
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -15,7 +14,8 @@ from sqlalchemy import Engine
 from cim.errors import ImportFailed
 from importers.ifc import import_ifc
 from importers.ifc.archive import step_file_complete
-from tests.conftest import CIM, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import cli_env
 from tests.importers.ifc_oracles import IFC, dataset_count
 from tests.importers.test_ifc_import import ORIGIN
 
@@ -74,13 +74,8 @@ def test_cli_refuses_a_truncated_file(
 ) -> None:
     truncated = tmp_path / "Haus-cut.ifc"
     truncated.write_bytes(HAUS.read_bytes()[:20_000])
-    proc = subprocess.run(
-        [CIM, "import", "ifc", str(truncated), "--origin", "500000,3000000,10"],
-        env=cli_env(database_url.replace("postgresql+psycopg://", "postgresql://")),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = cli_env(database_url.replace("postgresql+psycopg://", "postgresql://"))
+    proc = run_cim("import", "ifc", str(truncated), "--origin", "500000,3000000,10", env=env)
     assert proc.returncode != 0, proc.stdout
     assert "truncated" in proc.stderr.strip().splitlines()[-1]
     assert dataset_count(engine, truncated.name) == 0

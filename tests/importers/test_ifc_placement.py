@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 
 import ifcopenshell
@@ -15,7 +14,8 @@ from scipy.spatial import cKDTree
 from sqlalchemy import Engine, text
 
 from importers.ifc import Flags, import_ifc
-from tests.conftest import CIM, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import cli_env
 from tests.importers.ifc_oracles import (
     IFC,
     UNOPENABLE,
@@ -126,16 +126,11 @@ def test_site_lat_lon_with_true_north(utm32: Engine) -> None:
 
 def test_cli_demo_path_kentucky(utm16: Engine) -> None:
     url = utm16.url.render_as_string(hide_password=False)
-    proc = subprocess.run(
-        [
-            CIM, "import", "ifc", str(IFC / "AC20-FZK-Haus.ifc"),
-            "--origin", "684000,4190000,260", "--crs", "EPSG:32616", "--rotation", "20",
-            "--name", "FZK-Haus in KY4", "--json",
-        ],
+    proc = run_cim(
+        "import", "ifc", str(IFC / "AC20-FZK-Haus.ifc"),
+        "--origin", "684000,4190000,260", "--crs", "EPSG:32616", "--rotation", "20",
+        "--name", "FZK-Haus in KY4", "--json",
         env=cli_env(url.replace("postgresql+psycopg://", "postgresql://")),
-        capture_output=True,
-        text=True,
-        timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
@@ -160,13 +155,8 @@ def test_cli_demo_path_kentucky(utm16: Engine) -> None:
 
 def test_cli_unopenable_file_exit_code(utm16: Engine) -> None:
     url = utm16.url.render_as_string(hide_password=False)
-    proc = subprocess.run(
-        [CIM, "import", "ifc", str(IFC / UNOPENABLE), "--origin", "684000,4190000"],
-        env=cli_env(url.replace("postgresql+psycopg://", "postgresql://")),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = cli_env(url.replace("postgresql+psycopg://", "postgresql://"))
+    proc = run_cim("import", "ifc", str(IFC / UNOPENABLE), "--origin", "684000,4190000", env=env)
     assert proc.returncode == 4
     assert proc.stderr.strip().splitlines()[-1].startswith("cim: error: KIT-Simple-Road")
     assert dataset_count(utm16, UNOPENABLE) == 0

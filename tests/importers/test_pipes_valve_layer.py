@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,8 @@ from sqlalchemy import Engine
 
 from cim.errors import ImportFailed, InvalidInput
 from importers.pipes.valve_layer import VALVE_OFFSET_M
-from tests.conftest import CIM, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import cli_env
 from tests.importers.pipes_helpers import PIPES, dataset_count, nodes, run, segments
 
 ORIGIN = (500_000.0, 3_400_000.0, 0.0)
@@ -223,9 +223,9 @@ def test_cli_refuses_a_valve_layer_for_gis_layers(
         '"geometry":{"type":"LineString","coordinates":[[0,0],[10,0]]}}]}'
     )
     before = dataset_count(engine)
-    done = subprocess.run(
-        [CIM, "import", "pipes", str(geojson), "--crs", "EPSG:4547", "--valves", str(layer)],
-        capture_output=True, text=True, env=cli_env(database_url), cwd="/", timeout=120,
+    done = run_cim(
+        "import", "pipes", str(geojson), "--crs", "EPSG:4547", "--valves", str(layer),
+        env=cli_env(database_url), cwd="/",
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "a valve layer goes with exactly one EPANET .inp network; given gis" in done.stderr

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +23,8 @@ from cim.db.engine import make_engine
 from cim.errors import InvalidInput, UnsupportedCRS
 from importers.pointcloud import import_pointcloud
 from importers.registry import PointcloudOptions, importer
-from tests.conftest import CIM, SHARED_SAMPLES, cli_env, create_database
+from tests.cli_support import run_cim
+from tests.conftest import SHARED_SAMPLES, cli_env, create_database
 
 SIMPLE = SHARED_SAMPLES / "terrain" / "laspy_simple.las"
 AUTZEN = SHARED_SAMPLES / "terrain" / "laspy_autzen_trim.laz"
@@ -198,20 +198,14 @@ def test_outside_the_storage_crs_area_is_refused(engine: Engine, tmp_path: Path)
 
 def test_cli_imports_and_prints_json(pc_url: str, tmp_path: Path) -> None:
     env = cli_env(pc_url, CIM_DATA_DIR=str(tmp_path))
-    done = subprocess.run(
-        [CIM, "import", "pointcloud", str(SIMPLE), "--crs", "EPSG:2994", "--replace", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = run_cim(
+        "import", "pointcloud", str(SIMPLE), "--crs", "EPSG:2994", "--replace", "--json", env=env
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["dataset"]["counts"]["points"] == 1065
     assert result["dataset"]["options"]["files"] == [f"{result['dataset']['source_sha256']}.las"]
     assert (tmp_path / "pointclouds" / result["dataset"]["options"]["files"][0]).is_file()
-    refused = subprocess.run(
-        [CIM, "import", "pointcloud", str(SIMPLE)], env=env, capture_output=True, text=True
-    )
+    refused = run_cim("import", "pointcloud", str(SIMPLE), env=env)
     assert refused.returncode != 0
     assert "the file names no CRS; pass --crs" in refused.stderr

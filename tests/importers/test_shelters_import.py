@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,8 @@ from cim.db import migrate
 from cim.db.engine import make_engine
 from cim.errors import InvalidInput, UnsupportedCRS
 from importers.shelters import import_population, import_shelters
-from tests.conftest import CIM, cli_env, create_database
+from tests.cli_support import run_cim
+from tests.conftest import cli_env, create_database
 from tests.shelter_fixtures import MAPPINGS, sample
 
 
@@ -131,42 +131,20 @@ def test_cli_imports_and_plans(tokyo_engine: Engine, tmp_path: Path) -> None:
     env = cli_env(url, CIM_DATA_DIR=str(tmp_path / "data"))
     people = tmp_path / "people.csv"
     people.write_text("x,y,pop\n139.7010,35.6905,400\n139.7200,35.7000,300\n", encoding="utf-8")
-    done = subprocess.run(
-        [CIM, "import", "population", str(people), "--crs", "EPSG:4326", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_cim("import", "population", str(people), "--crs", "EPSG:4326", "--json", env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["dataset"]["counts"] == {"units": 2, "population": 700.0}
-    planned = subprocess.run(
-        [CIM, "analyse", "shelters", "plan", "--radius", "medium=500", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    planned = run_cim("analyse", "shelters", "plan", "--radius", "medium=500", "--json", env=env)
     assert planned.returncode == 0, planned.stderr
     stats = json.loads(planned.stdout)["stats"]
     assert stats["covered"] + stats["uncovered"] == 700.0
-    suggested = subprocess.run(
-        [CIM, "analyse", "shelters", "suggest", "-k", "1", "--level", "medium", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    suggested = run_cim(
+        "analyse", "shelters", "suggest", "-k", "1", "--level", "medium", "--json", env=env
     )
     assert suggested.returncode == 0, suggested.stderr
     result = json.loads(suggested.stdout)
     assert result["gain"] == stats["uncovered"] and result["status"] == "optimal"
-    bad = subprocess.run(
-        [CIM, "analyse", "shelters", "plan", "--radius", "medium=far"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    bad = run_cim("analyse", "shelters", "plan", "--radius", "medium=far", env=env)
     assert bad.returncode == 2 and "LEVEL=NUMBER" in bad.stderr
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,8 @@ from cim.db.engine import make_engine
 from cim.errors import ImportFailed, InvalidInput, UnsupportedCRS
 from cim.services.terrain import heights_in_storage
 from importers.terrain import import_terrain
-from tests.conftest import CIM, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import cli_env
 from tests.terrain_support import TERRAIN, bilinear, delete_datasets, srid_database_url
 
 
@@ -209,21 +209,11 @@ def test_corrupt_raster_fails_while_reading_in_a_crs_that_covers_it(server_url: 
 
 def test_cli_import_terrain(utm16: Engine, server_url: str) -> None:
     env = cli_env(srid_database_url(server_url, 32616))
-    bad = subprocess.run(
-        [CIM, "import", "terrain", str(TERRAIN / "whitebox_DEM_nocrs.tif")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    bad = run_cim("import", "terrain", str(TERRAIN / "whitebox_DEM_nocrs.tif"), env=env)
     assert bad.returncode == 2
     assert "cim: error:" in bad.stderr and "--crs" in bad.stderr
-    good = subprocess.run(
-        [CIM, "import", "terrain", str(TERRAIN / "ky4_elevation.tif"), "--name", "ky4"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    good = run_cim(
+        "import", "terrain", str(TERRAIN / "ky4_elevation.tif"), "--name", "ky4", env=env
     )
     assert good.returncode == 0, good.stderr
     assert good.stdout.startswith("imported terrain: dataset")

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from tests.conftest import CIM, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import cli_env
 from tests.importers.pipes_helpers import run
 from tests.tiles.checks import check_tileset, content_path, property_table, read_glb
 from tests.version_fixtures import LINES_V1, LINES_V2, POINTS_V1, POINTS_V2, survey
@@ -184,13 +185,8 @@ def test_purged_history_or_missing_manifest_rebuilds_everything(
 
 
 def _cim(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CIM, "tiles", "build", "--layer", "pipes", *args],
-        env=cli_env(database_url, CIM_DATA_DIR=str(data_dir), CIM_SENSITIVE_UTILITIES=""),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    env = cli_env(database_url, CIM_DATA_DIR=str(data_dir), CIM_SENSITIVE_UTILITIES="")
+    return run_cim("tiles", "build", "--layer", "pipes", *args, env=env)
 
 
 @pytest.mark.slow

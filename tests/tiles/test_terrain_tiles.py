@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import json
 import struct
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,8 @@ from rasterio.warp import calculate_default_transform, reproject
 from cim.db.engine import make_engine
 from cim.errors import TilingError
 from importers.terrain import import_terrain
-from tests.conftest import CIM, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import cli_env
 from tests.terrain_support import TERRAIN, bilinear, delete_datasets, srid_database_url
 from tiles.terrain import build_terrain
 from tiles.terrain.sampler import HeightSampler, load_dems
@@ -286,13 +286,7 @@ def test_cim_tiles_build_layer_terrain(
     built: tuple[dict[str, object], Path], server_url: str, tmp_path: Path
 ) -> None:
     env = cli_env(srid_database_url(server_url, 32616), CIM_DATA_DIR=str(tmp_path / "data"))
-    run = subprocess.run(
-        [CIM, "tiles", "build", "--layer", "terrain", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = run_cim("tiles", "build", "--layer", "terrain", "--json", env=env)
     assert run.returncode == 0, run.stderr
     (summary,) = json.loads(run.stdout)  # one object per layer built
     assert summary["status"] == "built" and summary["levels"] == [0, 12]  # 27.7 m pixels

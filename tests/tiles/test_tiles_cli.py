@@ -1,4 +1,4 @@
-"""``cim tiles build`` end to end in a subprocess: JSON result, skip when unchanged, errors."""
+"""``cim tiles build`` end to end, in-process: JSON result, skip when unchanged, errors."""
 
 from __future__ import annotations
 
@@ -8,19 +8,14 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from tests.conftest import CIM, cli_env
+from tests.cli_support import run_cim
+from tests.conftest import cli_env
 from tests.tiles.checks import check_tileset
 from tests.tiles.conftest import City
 
 
 def _cim(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CIM, "tiles", "build", *args],
-        env=cli_env(database_url, CIM_DATA_DIR=str(data_dir)),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cim("tiles", "build", *args, env=cli_env(database_url, CIM_DATA_DIR=str(data_dir)))
 
 
 def test_cli_builds_all_layers_then_skips_them(

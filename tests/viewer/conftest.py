@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from cim.db import migrate
 from cim.db.engine import make_engine
+from tests.cli_support import run_cim as in_process
 from tests.conftest import (
     CIM,
     REPO,
@@ -43,9 +44,7 @@ CAMBRIDGE_IMPORTS = (
 
 def run_cim(env: dict[str, str], *args: str) -> str:
     """``cim ARGS`` against ``env``'s database; its stdout (stderr in the failure message)."""
-    result = subprocess.run(
-        [CIM, *args], env=env, capture_output=True, text=True, timeout=600, check=False
-    )
+    result = in_process(*args, env=env)
     assert result.returncode == 0, f"cim {' '.join(args)} failed:\n{result.stderr[-4000:]}"
     return result.stdout
 

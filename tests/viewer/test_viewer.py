@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,8 @@ import shapely
 from sqlalchemy import text
 
 from cim.crs import transformer
-from tests.conftest import CIM
 from tests.viewer import harness
-from tests.viewer.conftest import DEMO_SRID, DemoCity, ViewerPage
+from tests.viewer.conftest import DEMO_SRID, DemoCity, ViewerPage, run_cim
 
 pytestmark = pytest.mark.browser
 
@@ -399,14 +397,8 @@ def test_shelter_plan_tool_shows_the_new_zones_by_load_ratio(
         pytest.skip("no shelter planning endpoint in this version")
     if not (demo_city.ran("import shelters") and demo_city.ran("import population")):
         pytest.skip("no shelters or population imported")
-    created = subprocess.run(
-        [CIM, "keys", "create", "viewer-test", "--role", "admin", "--json"],
-        env=demo_city.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    key = json.loads(created.stdout)["secret"]
+    created = run_cim(demo_city.env, "keys", "create", "viewer-test", "--role", "admin", "--json")
+    key = json.loads(created)["secret"]
     viewer.page.evaluate("(key) => sessionStorage.setItem('cim-api-key', key)", key)
     viewer.page.evaluate("() => { cim.lastPlan = null; }")
     viewer.page.click("#tool-shelter-plan")
@@ -485,11 +477,8 @@ def test_compressed_buildings_load_in_cesium(
     loads in CesiumJS: every tile it asks for arrives without a failure, and each one's feature
     count equals the property table of the same file read here."""
     out = tmp_path / "tiles"
-    subprocess.run(
-        [CIM, "tiles", "build", "--layer", "buildings", "--compress", "--force",
-         "--out", f"file://{out}"],
-        env=demo_city.env, check=True, capture_output=True, timeout=600,
-    )  # fmt: skip
+    run_cim(demo_city.env, "tiles", "build", "--layer", "buildings", "--compress", "--force",
+            "--out", f"file://{out}")  # fmt: skip
     folder = out / "buildings"
     prefix = f"{demo_city.base}/compressed-test/"
 
