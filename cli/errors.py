@@ -32,6 +32,10 @@ EXIT_CODES: dict[type[CimError], int] = {
 }
 
 
+INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT, as shells report it)."""
+
+
 def exit_code_for(error: CimError) -> int:
     """Exit status for ``error``: the most specific class in :data:`EXIT_CODES`, else 1."""
     for cls in type(error).__mro__:
@@ -49,4 +53,4 @@ def run_guarded(entry: Callable[[], T]) -> T:
         raise SystemExit(exit_code_for(error)) from None
     except KeyboardInterrupt:
         print("cim: interrupted; nothing of an unfinished import was kept", file=sys.stderr)
-        raise SystemExit(130) from None
+        raise SystemExit(INTERRUPTED) from None

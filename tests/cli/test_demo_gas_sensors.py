@@ -23,6 +23,7 @@ from cim.db import migrate
 from cim.db.engine import make_engine
 from cim.services.gas.adjacent import adjacent_spaces
 from cli.demo_manifest import DEFAULT_MANIFEST, load_manifest
+from tests.cli_support import run_cim
 from tests.conftest import CIM, cli_env, create_database, make_world_readable_tempdir
 
 SAMPLES = DEFAULT_MANIFEST.parent
@@ -128,3 +129,40 @@ def test_gas_network_and_sensors_load_once(demo_db: tuple[Engine, dict[str, str]
     again = run_demo(env, path)
     assert [s["status"] for s in again] == ["unchanged"] * 4, again
     assert counts(engine) == first
+
+
+def test_a_broken_step_is_reported_and_the_others_still_run(
+    demo_db: tuple[Engine, dict[str, str], Path], tmp_path: Path
+) -> None:
+    """Each step's error line and exit status, as the console script gives them; the steps
+    after a failed one run; the demo exits 4 naming every failed step; nothing of them is kept."""
+    engine, env, _ = demo_db
+    (tmp_path / "dem.tif").write_bytes(b"not a raster")
+    (tmp_path / "shelters.geojson").write_text('{"type": "FeatureCollection", "features": [')
+    path = tmp_path / "demo.yaml"
+    path.write_text(
+        f"name: broken\nsrid: {DEMO_SRID}\nimports:\n"
+        f"  - kind: terrain\n    file: {tmp_path / 'dem.tif'}\n    args: [--crs, 'EPSG:32616']\n"
+        f"  - kind: pipes\n    files: [{GAS / 'RQ_POINT.csv'}, {GAS / 'RQ_LINE.csv'}]\n"
+        "    args: [--crs, 'EPSG:32616']\n"
+        f"  - kind: shelters\n    file: {tmp_path / 'shelters.geojson'}\n",
+        encoding="utf-8",
+    )
+    result = run_cim("demo", "--no-serve", "--json", "--manifest", str(path), env=env)
+    assert result.returncode == 4, result.stderr[-3000:]
+    steps = json.loads(result.stdout.strip().splitlines()[-1])["steps"]
+    assert [(s["step"], s["status"], s.get("exit")) for s in steps] == [
+        ("import terrain", "failed", 4),
+        ("import pipes", steps[1]["status"], None),
+        ("import shelters", "failed", 4),
+    ]
+    assert steps[1]["status"] in ("imported", "unchanged")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("cim: error:")]
+    assert len(errors) == 3 and "dem.tif" in errors[0] and "shelters.geojson" in errors[1]
+    assert errors[2] == (
+        "cim: error: 2 demo step(s) failed: import terrain dem.tif, import shelters "
+        "shelters.geojson"
+    )
+    with engine.connect() as connection:
+        kinds = connection.execute(text("SELECT DISTINCT kind FROM dataset")).scalars().all()
+    assert set(kinds) <= {"pipes", "sensors"}
