@@ -21,6 +21,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+START_TIMEOUT_S = 90
+"""How long ``cim serve`` may take to answer /health: 30 s was exceeded by a two-worker server
+started while both cores ran other tests."""
+
+
 @dataclass(frozen=True)
 class Server:
     """A running ``cim serve``: its base URL, its process and its log file."""
@@ -53,7 +58,7 @@ def cim_server(database_url: str, data_dir: Path, *args: str, **env: str) -> Ite
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             try:
                 if httpx.get(f"{base}/health", timeout=1).status_code == 200:

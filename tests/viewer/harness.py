@@ -38,6 +38,9 @@ __all__ = [
     "wait_settled",
 ]
 
+ACTION_TIMEOUT_MS = 90_000
+"""Playwright's timeout for a page's actions and waits that name none (its default is 30 s)."""
+
 
 @dataclass
 class PageWatch:
@@ -58,6 +61,9 @@ def open_viewer(
     ``locale`` is the browser's language (``navigator.languages``), which the viewer follows:
     English unless a test asks for another (each page has its own context and localStorage)."""
     page = browser.new_page(viewport=VIEWPORT, locale=locale)
+    # Clicks and waits without a timeout of their own: Playwright's 30 s was exceeded by a click
+    # while the page drew a plan's zones in software WebGL on a loaded two-core machine.
+    page.set_default_timeout(ACTION_TIMEOUT_MS)
     watch = PageWatch()
     page.on(
         "console",
