@@ -19,7 +19,7 @@ name, constant value, value vocabulary), and a :class:`VectorImport` writes the 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,6 +196,32 @@ def to_float(value: Any, *, what: str, row: int) -> float | None:
     return number
 
 
+def to_floats(
+    values: Sequence[Any], *, what: str, rows: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """:func:`to_float` of each value (NaN where missing), ``rows`` naming each value's row
+    (from 0) in the messages: one array conversion when no value is a string - the usual
+    numeric column, where a call per value cost ~1.5 s per million - else value by value."""
+    if not any(isinstance(value, str) for value in values):
+        try:
+            numbers = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            numbers = None  # a value float() refuses: the loop below names it
+        if numbers is not None and numbers.shape == (len(values),):
+            infinite = np.flatnonzero(np.isinf(numbers))
+            if infinite.size:
+                i = int(infinite[0])
+                raise InvalidInput(
+                    f"row {int(rows[i]) + 1}: {what} {values[i]!r} is not a finite number"
+                )
+            return numbers
+    out = np.empty(len(values))
+    for i, value in enumerate(values):
+        number = to_float(value, what=what, row=int(rows[i]))
+        out[i] = np.nan if number is None else number
+    return out
+
+
 def read_vector(
     path: Path, *, storage_srid: int, mapping: dict[str, Any], crs: str | None = None
 ) -> VectorTable:
@@ -293,7 +319,7 @@ def _read_ogr(
     else:
         raise InvalidInput(f"{path.name} declares no CRS; give one with --crs")
     fields = [str(c) for c in frame.columns if c != "geometry"]
-    records = frame.drop(columns="geometry").to_dict(orient="records")
+    records = _records(frame.drop(columns="geometry"))
     return np.asarray(frame.geometry.values, dtype=object), records, fields, source
 
 
@@ -315,9 +341,19 @@ def _read_csv(
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise InvalidInput(f"{path.name}: row {row + 1} has no numeric {lon}/{lat}")
-    records = frame.drop(columns=[lon, lat]).to_dict(orient="records")
+    records = _records(frame.drop(columns=[lon, lat]))
     fields = [f for f in fields if f not in (lon, lat)]
     return shapely.points(xs, ys), records, fields, parse_crs(given or "EPSG:4326")
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    """The rows as dicts of Python values, what ``frame.to_dict(orient="records")`` gives, built
+    column by column (pandas boxes each value on its own: 0.45 s per 100k rows of two fields)."""
+    names = [str(c) for c in frame.columns]
+    columns = [frame.iloc[:, j].tolist() for j in range(len(names))]
+    if not columns:
+        return [{} for _ in range(len(frame))]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 def _pick(fields: list[str], chosen: Any, names: tuple[str, ...], file: str, what: str) -> str:

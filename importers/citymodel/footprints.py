@@ -47,7 +47,7 @@ from importers.vector_table import (
     is_missing,
     load_mapping,
     read_vector_chunks,
-    to_float,
+    to_floats,
 )
 
 __all__ = ["FootprintTally", "extrude", "is_footprint_file", "write_footprints"]
@@ -175,59 +175,84 @@ def _chunk_rows(
     footprints: npt.NDArray[np.object_],
     tally: FootprintTally,
 ) -> _Rows:
-    """Validate one chunk (row numbers in messages count from ``offset``), counting skips."""
-    heights = _heights(table, mapping, offset)
+    """Validate one chunk (row numbers in messages count from ``offset``), counting skips.
+
+    Numbers are converted a column at a time (:func:`to_floats`); only the per-building dicts
+    are built row by row."""
+    numbers = offset + np.arange(len(table), dtype=np.int64)
+    heights = _heights(table, mapping, numbers)
     ids = table.column("id", ID_NAMES)
     bases = table.column("base")
     functions, years = table.column("function"), table.column("year")
     attrs = table.attrs(table.used_fields({k: () for k in ("id", "height", "floors", "base")}))
     floors = table.column("floors")
     flat = shapely.is_empty(footprints) | (shapely.area(footprints) <= 0)
-    rows = _Rows()
-    for i in range(len(table)):
-        height = heights[i]
-        if height is None or height <= 0:
-            tally.skipped_no_height += 1
-            continue
-        base = to_float(bases[i], what="base", row=offset + i)
-        if flat[i]:
-            tally.skipped_degenerate += 1
-            continue
+    tall = np.flatnonzero(heights > 0)  # NaN (no height) is not
+    tally.skipped_no_height += len(table) - len(tall)
+    base = to_floats([bases[i] for i in tall], what="base", rows=numbers[tall])
+    solid = ~flat[tall]
+    tally.skipped_degenerate += int((~solid).sum())
+    kept = tall[solid]
+    storeys = _ints([floors[i] for i in kept])
+    built = _ints([years[i] for i in kept])
+    rows = _Rows(
+        footprints=kept.tolist(), heights=heights[kept].tolist(), bases=base[solid].tolist()
+    )
+    for k, i in enumerate(rows.footprints):
+        function = functions[i]
         facts = {
-            "storeysAboveGround": _int(floors[i]),
-            "function": None if is_missing(functions[i]) else str(functions[i]),
-            "yearOfConstruction": _int(years[i]),
+            "storeysAboveGround": storeys[k],
+            "function": None if is_missing(function) else str(function),
+            "yearOfConstruction": built[k],
         }
-        attributes = {**attrs[i], **{k: v for k, v in facts.items() if v is not None}}
+        rows.attributes.append({**attrs[i], **{n: v for n, v in facts.items() if v is not None}})
         rows.ids.append(str(ids[i]) if not is_missing(ids[i]) else f"{path.stem}/{offset + i + 1}")
-        rows.attributes.append(attributes)
-        rows.footprints.append(i)
-        rows.heights.append(height)
-        rows.bases.append(np.nan if base is None else base)
     return rows
 
 
-def _heights(table: VectorTable, mapping: dict[str, Any], offset: int) -> list[float | None]:
-    """Per row, the height: the height field, else floors x storey height (None if neither)."""
+def _heights(
+    table: VectorTable, mapping: dict[str, Any], rows: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """Per row, the height: the height field, else floors x storey height (NaN if neither)."""
     storey = mapping.get("storey_height", DEFAULT_STOREY_HEIGHT_M)
     if isinstance(storey, bool) or not isinstance(storey, int | float) or storey <= 0:
         raise InvalidInput(f"mapping storey_height must be a positive number of metres: {storey!r}")
-    given = table.column("height") if "height" in mapping else [None] * len(table)
-    floors = table.column("floors") if "floors" in mapping else [None] * len(table)
-    heights: list[float | None] = []
-    for i in range(len(table)):
-        height = to_float(given[i], what="height", row=offset + i)
-        count = to_float(floors[i], what="floors", row=offset + i)
-        if height is None and count is not None:
-            height = count * float(storey)
-        heights.append(height)
-    return heights
+    missing = np.full(len(table), np.nan)
+    given = (
+        to_floats(table.column("height"), what="height", rows=rows)
+        if "height" in mapping
+        else missing
+    )
+    floors = (
+        to_floats(table.column("floors"), what="floors", rows=rows)
+        if "floors" in mapping
+        else missing
+    )
+    return np.where(np.isnan(given), floors * float(storey), given)
+
+
+def _ints(values: list[Any]) -> list[int | None]:
+    """:func:`_int` of each value, a column at a time when no value is a string."""
+    if not any(isinstance(value, str) for value in values):
+        try:
+            numbers = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            numbers = None
+        if numbers is not None and numbers.shape == (len(values),):
+            finite = np.isfinite(numbers).tolist()
+            return [
+                int(v) if ok else None
+                for v, ok in zip(np.trunc(numbers).tolist(), finite, strict=True)
+            ]
+    return [_int(value) for value in values]
 
 
 def _int(value: Any) -> int | None:
+    """``int(float(value))``; None when missing or not a finite number (these facts are
+    informative: a bad one is left out, not refused)."""
     try:
         return None if is_missing(value) else int(float(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
