@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 
 from cim.db.backup_manifest import user_tables
 from cim.db.engine import make_engine
-from tests.conftest import CIM
+from tests.cli_support import run_cim as in_process
 
 X0, Y0 = 534_000.0, 3_380_000.0  # near Wuhan in EPSG:4547
 
@@ -26,10 +26,8 @@ def embedded_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def run_cim(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run ``cim`` to its end with captured output."""
-    return subprocess.run(
-        [CIM, *args], env=env, capture_output=True, text=True, timeout=600, check=False
-    )
+    """Run ``cim`` to its end with captured output (in-process: ``tests.cli_support``)."""
+    return in_process(*args, env=env)
 
 
 def run_json(args: list[str], env: dict[str, str]) -> dict[str, Any]:
