@@ -30,14 +30,7 @@ from cim.db import migrate
 from cim.db.connect import database_url, server_versions
 from cim.db.engine import make_engine
 from cim.db.models import Dataset
-from cim.errors import (
-    CimError,
-    ConfigError,
-    DatabaseUnavailable,
-    ImportFailed,
-    InvalidInput,
-    NotFound,
-)
+from cim.errors import ConfigError, DatabaseUnavailable, ImportFailed, InvalidInput, NotFound
 from cim.services.datasets import file_sha256
 from cli import imports, tiles
 from cli.context import console, emit, engine_scope, load_settings
@@ -49,7 +42,7 @@ from cli.demo_manifest import (
     SensorStep,
     load_manifest,
 )
-from cli.errors import INTERRUPTED, exit_code_for
+from cli.errors import INTERRUPTED, run_guarded
 from cli.serve import serve
 
 
@@ -258,20 +251,19 @@ def _invoke(args: list[str], env: dict[str, str]) -> tuple[int, str]:
     stdout = io.StringIO()
     os.environ.clear()
     os.environ.update(env)
+    command = typer.main.get_command(app)
     try:
         with redirect_stdout(stdout):
-            command = typer.main.get_command(app)
-            returned = command.main(args=args, prog_name="cim", standalone_mode=False)
+            returned = run_guarded(
+                lambda: command.main(args=args, prog_name="cim", standalone_mode=False)
+            )
         code = returned if isinstance(returned, int) else 0  # an Exit's code, else success
-    except click.exceptions.Abort:
+    except click.exceptions.Abort:  # Ctrl-C, as click reports it outside its standalone mode
         raise KeyboardInterrupt from None
     except click.ClickException as error:
         error.show()
         code = error.exit_code
-    except CimError as error:
-        print(f"cim: error: {error}", file=sys.stderr)
-        code = exit_code_for(error)
-    except SystemExit as exit_:
+    except SystemExit as exit_:  # run_guarded's exit status for a CimError, or the command's
         code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
     finally:
         os.environ.clear()
