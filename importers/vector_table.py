@@ -202,24 +202,32 @@ def to_floats(
     """:func:`to_float` of each value (NaN where missing), ``rows`` naming each value's row
     (from 0) in the messages: one array conversion when no value is a string - the usual
     numeric column, where a call per value cost ~1.5 s per million - else value by value."""
-    if not any(isinstance(value, str) for value in values):
-        try:
-            numbers = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError, OverflowError):
-            numbers = None  # a value float() refuses: the loop below names it
-        if numbers is not None and numbers.shape == (len(values),):
-            infinite = np.flatnonzero(np.isinf(numbers))
-            if infinite.size:
-                i = int(infinite[0])
-                raise InvalidInput(
-                    f"row {int(rows[i]) + 1}: {what} {values[i]!r} is not a finite number"
-                )
-            return numbers
-    out = np.empty(len(values))
+    numbers = numeric_array(values)
+    if numbers is not None:
+        infinite = np.flatnonzero(np.isinf(numbers))
+        if infinite.size:
+            i = int(infinite[0])
+            raise InvalidInput(
+                f"row {int(rows[i]) + 1}: {what} {values[i]!r} is not a finite number"
+            )
+        return numbers
+    out = np.empty(len(values))  # a string or a value float() refuses: named by to_float
     for i, value in enumerate(values):
         number = to_float(value, what=what, row=int(rows[i]))
         out[i] = np.nan if number is None else number
     return out
+
+
+def numeric_array(values: Sequence[Any]) -> npt.NDArray[np.float64] | None:
+    """``values`` as one float array (None and NaN as NaN) when none is a string and NumPy
+    converts them all as ``float()`` would; None otherwise (convert those one by one)."""
+    if any(isinstance(value, str) for value in values):
+        return None
+    try:
+        numbers = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return numbers if numbers.shape == (len(values),) else None
 
 
 def read_vector(

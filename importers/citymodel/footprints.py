@@ -46,6 +46,7 @@ from importers.vector_table import (
     VectorTable,
     is_missing,
     load_mapping,
+    numeric_array,
     read_vector_chunks,
     to_floats,
 )
@@ -233,18 +234,11 @@ def _heights(
 
 def _ints(values: list[Any]) -> list[int | None]:
     """:func:`_int` of each value, a column at a time when no value is a string."""
-    if not any(isinstance(value, str) for value in values):
-        try:
-            numbers = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError, OverflowError):
-            numbers = None
-        if numbers is not None and numbers.shape == (len(values),):
-            finite = np.isfinite(numbers).tolist()
-            return [
-                int(v) if ok else None
-                for v, ok in zip(np.trunc(numbers).tolist(), finite, strict=True)
-            ]
-    return [_int(value) for value in values]
+    numbers = numeric_array(values)
+    if numbers is None:
+        return [_int(value) for value in values]
+    whole, finite = np.trunc(numbers).tolist(), np.isfinite(numbers).tolist()
+    return [int(v) if ok else None for v, ok in zip(whole, finite, strict=True)]
 
 
 def _int(value: Any) -> int | None:
