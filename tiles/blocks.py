@@ -70,8 +70,8 @@ def block_meshes(
     closed, counts, ring_polygon, owner, holes = rings
     if owner.size == 0:
         return _empty(), _empty(), _empty()
-    flat, up = (lift or _kept)(closed)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    flat, up = _lifted(closed, starts, counts, lift or _kept)
     point_polygon = np.repeat(ring_polygon, counts)
     point_owner = owner[point_polygon].astype(np.int64)
     top = np.asarray(tops, dtype=np.float64)[owner][point_polygon]
@@ -103,6 +103,23 @@ def block_meshes(
         corners[faces.reshape(-1)], wall_triangles, np.repeat(point_owner[faces[:, 0]], 4)
     )
     return roofs, sides, floors
+
+
+def _lifted(
+    closed: FloatArray,
+    starts: IntArray,
+    counts: IntArray,
+    lift: Callable[[FloatArray], tuple[FloatArray, FloatArray]],
+) -> tuple[FloatArray, FloatArray]:
+    """``lift`` of every point of the closed rings, each ring's closing point (its first
+    again) copied rather than transformed: a rectangle has 4 points to place, not 5."""
+    closing = starts + counts - 1
+    opened = np.ones(closed.shape[0], dtype=bool)
+    opened[closing] = False
+    flat, up = lift(closed[opened])
+    source = np.cumsum(opened) - 1  # each point's row among the open ones
+    source[closing] = source[starts]
+    return flat[source], up[source]
 
 
 def _kept(xy: FloatArray) -> tuple[FloatArray, FloatArray]:

@@ -289,9 +289,11 @@ class CityCut:
         return self._features(BLOCK_ID_BASE), self._features(ROOF_ID_BASE)
 
     def _features(self, base: int) -> FeatureIndex:
-        drawn = [node.rows for node in self.coarse if self.kinds[node.key] == base]
-        drawn = drawn or [np.zeros(0, np.int64)]
-        used = np.unique(np.concatenate(drawn))
+        drawn = np.zeros(len(self.buildings), dtype=bool)  # a mask, not np.unique of ~2M rows
+        for node in self.coarse:
+            if self.kinds[node.key] == base:
+                drawn[node.rows] = True
+        used = np.flatnonzero(drawn).astype(np.int64)
         boxes = self.buildings.boxes[used].copy()
         if base == ROOF_ID_BASE:
             boxes[:, 2] = boxes[:, 5]  # a roof lies at its building's top
@@ -328,7 +330,7 @@ class CityCut:
     ) -> IntArray:
         """``must`` and, within the rest of the budget (``triangles`` a building), the largest
         building of each grid cell, then the second largest, ... (positions, sorted)."""
-        rest = np.setdiff1d(members, must, assume_unique=True)
+        rest = np.setdiff1d(members, must, assume_unique=True)  # ascends, as members do
         room = self.budget - int(triangles[must].sum())
         if rest.size == 0 or room <= 0:
             return np.sort(must)
@@ -340,13 +342,16 @@ class CityCut:
         cell_xy = np.minimum(((self.centres[rest, :2] - box[:2]) / width * side), side - 1)
         cell = cell_xy[:, 0].astype(np.int64) + side * cell_xy[:, 1].astype(np.int64)
         size = self.radius[rest]
-        by_cell = np.lexsort((rest, -size, cell))  # cells in turn, largest first
+        # Stable sorts on top of one by size: the orders of ``np.lexsort((rest, -size, cell))``
+        # and ``((rest, -size, rank))`` (``rest`` ascends) at half the sorting
+        by_size = np.argsort(-size, kind="stable")
+        by_cell = by_size[np.argsort(cell[by_size], kind="stable")]  # cells in turn, largest first
         sorted_cell = cell[by_cell]
         first = np.r_[True, sorted_cell[1:] != sorted_cell[:-1]]
         start = np.maximum.accumulate(np.where(first, np.arange(by_cell.size), 0))
         rank = np.empty(rest.size, dtype=np.int64)
         rank[by_cell] = np.arange(by_cell.size) - start
-        order = np.lexsort((rest, -size, rank))  # every cell's largest, then second, ...
+        order = by_size[np.argsort(rank[by_size], kind="stable")]  # each cell's largest, then ...
         fits = np.cumsum(weights[order]) <= room
         count = int(np.argmin(fits)) if not fits.all() else order.size
         return np.sort(np.concatenate([must, rest[order[:count]]]))
@@ -360,7 +365,8 @@ class CityCut:
         error = float(deviation.max())
         left = np.setdiff1d(members, kept, assume_unique=True)
         if left.size:
-            distance, nearest = cKDTree(self.centres[kept]).query(self.centres[left])
+            tree = cKDTree(self.centres[kept])
+            distance, nearest = tree.query(self.centres[left], workers=-1)  # the server is idle
             reach = self.height[kept][nearest] / 2 if roofs else 0.0  # centre -> roof
             error = max(error, float((distance + self.radius[left] + reach).max()))
         return error

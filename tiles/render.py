@@ -73,11 +73,9 @@ def mesh_node(
 ) -> tuple[MeshParts, FeatureTable]:
     """Mesh one tile from its fetched rows, features in a fixed order (so bytes are stable):
     elements by id, then surfaces and blocks by absolute id."""
-    wanted = ids.tolist()
-    present = np.fromiter((k in rows for k in wanted), dtype=bool, count=len(wanted))
-    kept = ids[present]
-    keys = kept[np.lexsort((np.abs(kept), kept < 0))].tolist()
-    return source.mesh_tile([(k, rows[k]) for k in keys], frame, leaf=leaf)
+    keys = ids[np.lexsort((np.abs(ids), ids < 0))].tolist()
+    keyed = [(k, row) for k in keys if (row := rows.get(k)) is not None]  # gone: left out
+    return source.mesh_tile(keyed, frame, leaf=leaf)
 
 
 def batches(items: Sequence[T], weights: Sequence[int], max_weight: int) -> list[list[T]]:
