@@ -39,7 +39,9 @@ _BOX = ("min_x", "min_y", "min_z", "max_x", "max_y", "max_z")
 # unnesting the array): a grouped pass over every surface, joined back, was half the query's time
 # and was computed again by each parallel worker. Per building, those values are computed once
 # (``OFFSET 0`` keeps the subquery from being flattened into the join, which evaluated them for
-# each of its surfaces). The ready datasets are named by their ids ({ready}), not joined: a join
+# each of its surfaces); it is ordered by id, so its rows come from the primary key in the merge
+# join's order (a sort of the buildings, spilled to disk at 1M, and its materialisation took
+# ~1.5 s). The ready datasets are named by their ids ({ready}), not joined: a join
 # with ``dataset`` made the planner guess a few thousand surfaces. Unordered: sorted here, which
 # is cheaper than the server's sort of the whole set.
 CITY_SQL = """
@@ -63,7 +65,7 @@ CITY_SQL = """
                  ST_XMin(f.box) AS x0, ST_YMin(f.box) AS y0,
                  ST_XMax(f.box) AS x1, ST_YMax(f.box) AS y1
           FROM building b, LATERAL (SELECT Box2D(b.footprint) AS box) f
-          WHERE b.superseded_by IS NULL OFFSET 0) b
+          WHERE b.superseded_by IS NULL ORDER BY b.id OFFSET 0) b
       ON b.id = s.building_id AND b.finest = s.lod,
     LATERAL (SELECT CASE WHEN s.min_x IS NULL THEN Box3D(s.geom) END AS b) x
     WHERE s.dataset_id = ANY ('{{{ready}}}'::int8[])
