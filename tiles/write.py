@@ -6,7 +6,7 @@ manifest. Shared by the full build (:mod:`tiles.build`) and the incremental refr
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import numpy.typing as npt
 from psycopg import Connection
 
 from tiles.content import MeshParts, TileFrame, encode_tile
+from tiles.forked import processes_for, render_forked
 from tiles.gltf import FeatureTable
 from tiles.layers import LayerSource
 from tiles.manifest import Manifest, Stamp, tile_records, tree_of, write_manifest
@@ -63,16 +64,42 @@ def render_here(
     frames: dict[str, TileFrame],
     progress: Progress | None,
 ) -> list[TileOutput]:
-    """The local renderer, a pipeline: the database fetches batch k+2's rows (a thread that
-    mostly waits on the server, which works on its own core) while batch k+1 is meshed (a
-    second thread) and batch k encoded here; a third thread writes the files (slow on some
-    file systems). Fetching and meshing on one thread left the server idle while it meshed."""
+    """The local renderer: batches of tiles (one content query each), in this process or, for
+    a large layer, also in forked children (:mod:`tiles.forked`); same bytes either way."""
     index = job.index
     weights = [int(index.triangles[node.rows].sum()) for node in job.nodes]
     groups = batches(job.nodes, weights, BATCH_TRIANGLES)
+    processes = min(processes_for(sum(weights)), len(groups))
+
+    def render_part(
+        on: Connection[Any], part: Sequence[list[TileNode]], told: Progress | None
+    ) -> list[TileOutput]:
+        return render_batches(job, source, on, frames, part, told)
+
+    if processes <= 1:
+        return render_part(connection, groups, progress)
+    total = sum(int(node.rows.size) for node in job.nodes)
+    return render_forked(job.engine, connection, groups, render_part, processes, progress, total)
+
+
+def render_batches(
+    job: RenderJob,
+    source: LayerSource,
+    connection: Connection[Any],
+    frames: dict[str, TileFrame],
+    groups: Sequence[list[TileNode]],
+    progress: Progress | None,
+) -> list[TileOutput]:
+    """Render ``groups`` (batches of tiles), a pipeline: the database fetches batch k+2's rows
+    (a thread that mostly waits on the server, which works on its own core) while batch k+1
+    is meshed (a second thread) and batch k encoded here; a third thread writes the files
+    (slow on some file systems). Fetching and meshing on one thread left the server idle
+    while it meshed. ``progress`` is told (features done, features of ``groups``)."""
+    index = job.index
     # per tile: what it holds, and its file's write, which returns the file's sha256
     written: list[tuple[tuple[str, int, int, int], Future[str]]] = []
-    done, total = 0, sum(int(node.rows.size) for node in job.nodes)
+    done = 0
+    total = sum(int(node.rows.size) for batch in groups for node in batch)
     with (
         ThreadPoolExecutor(max_workers=1) as fetcher,
         ThreadPoolExecutor(max_workers=1) as mesher,
