@@ -29,11 +29,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from cim.db import migrate
 from cim.db.engine import make_engine
 from importers.roads import import_roads
 from importers.shelters import import_population, import_shelters
-from tests.conftest import create_database
+from tests.conftest import migrated_database
 
 X0, Y0 = 500_000.0, 2_540_000.0
 SRID = 4547
@@ -112,8 +111,7 @@ def write_units(path: Path, rows: list[tuple[str, tuple[float, float], float]]) 
 def river(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A database in EPSG:4547 holding the river town; dataset ids by name."""
     folder = tmp_path_factory.mktemp("river")
-    engine = make_engine(create_database(server_url, "cim_test_river"))
-    migrate.upgrade(engine, srid=SRID, default_srid=SRID)
+    engine = make_engine(migrated_database(server_url, "cim_test_river", srid=SRID))
     crs = f"EPSG:{SRID}"
 
     def dataset(result: Any) -> int:

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from cim.db import migrate
 from cim.db.engine import make_engine
 from importers.shelters import import_hazards, import_population, import_shelters
-from tests.conftest import REPO, SHARED_SAMPLES, create_database
+from tests.conftest import REPO, SHARED_SAMPLES, migrated_database
 
 SHELTER_SAMPLES = SHARED_SAMPLES / "shelters"
 MAPPINGS = REPO / "data" / "samples"
@@ -25,9 +24,7 @@ SF_SRID = 32610
 
 
 def _engine(server_url: str, name: str, srid: int) -> Engine:
-    engine = make_engine(create_database(server_url, name))
-    migrate.upgrade(engine, srid=srid, default_srid=srid)
-    return engine
+    return make_engine(migrated_database(server_url, name, srid=srid))
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Engine, text
 
-from cim.db import migrate
-from cim.db.engine import make_engine
-from tests.conftest import SHARED_SAMPLES, create_database
+from tests.conftest import SHARED_SAMPLES, migrated_database
 
 TERRAIN = SHARED_SAMPLES / "terrain"
 
@@ -22,11 +20,7 @@ TERRAIN = SHARED_SAMPLES / "terrain"
 @cache
 def srid_database_url(server_url: str, srid: int) -> str:
     """URL of a migrated database ``cim_terrain_<srid>`` storing geometries in ``srid``."""
-    url = create_database(server_url, f"cim_terrain_{srid}")
-    engine = make_engine(url)
-    migrate.upgrade(engine, srid=srid, default_srid=srid)
-    engine.dispose()
-    return url
+    return migrated_database(server_url, f"cim_terrain_{srid}", srid=srid)
 
 
 def delete_datasets(engine: Engine) -> None:

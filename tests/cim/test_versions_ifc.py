@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from cim.db import migrate
 from cim.db.engine import make_engine
 from cim.services.ogc.crs import parse_ogc_crs
 from cim.services.ogc.features import query_items
@@ -28,7 +27,7 @@ from cim.services.versions.diff import dataset_diff
 from cim.services.versions.history import version_time
 from cim.services.versions.timetravel import spec_at
 from tests.cim.test_versions_other_kinds import EDITS, _ids, _items_then_and_now, _version_two
-from tests.conftest import SHARED_SAMPLES, create_database
+from tests.conftest import SHARED_SAMPLES, migrated_database
 
 ifcopenshell = pytest.importorskip("ifcopenshell")
 ifc_importer = pytest.importorskip("importers.ifc")
@@ -150,8 +149,7 @@ GML_CORNER = (457842.0, 5439083.0, 111.8)  # as tests/importers/test_bim_superse
 
 @pytest.fixture(scope="module")
 def utm_engine(server_url: str) -> Iterator[Engine]:
-    engine = make_engine(create_database(server_url, "cim_test_versions_supersede"))
-    migrate.upgrade(engine, srid=25832, default_srid=25832)
+    engine = make_engine(migrated_database(server_url, "cim_test_versions_supersede", srid=25832))
     yield engine
     engine.dispose()
 

@@ -20,7 +20,6 @@ from pyproj import Transformer
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from cim.db import migrate
 from cim.db.engine import make_engine
 from cim.services.ogc.crs import parse_ogc_crs
 from cim.services.ogc.features import query_items
@@ -31,7 +30,7 @@ from cim.services.versions.history import version_time
 from cim.services.versions.timetravel import spec_at
 from importers.citymodel import import_buildings
 from importers.shelters import import_population, import_shelters
-from tests.conftest import REPO, SHARED_SAMPLES, create_database
+from tests.conftest import REPO, SHARED_SAMPLES, migrated_database
 
 MASSACHUSETTS = 26986  # Cambridge samples (WGS 84 GeoJSON) stored in metres
 RD_NEW = 28992  # Rotterdam CityJSON (RD New + NAP)
@@ -40,16 +39,14 @@ EDITS = {"added": 1, "removed": 1, "changed": 2}
 
 @pytest.fixture(scope="module")
 def ma_engine(server_url: str) -> Iterator[Engine]:
-    engine = make_engine(create_database(server_url, "cim_test_versions_ma"))
-    migrate.upgrade(engine, srid=MASSACHUSETTS, default_srid=MASSACHUSETTS)
+    engine = make_engine(migrated_database(server_url, "cim_test_versions_ma", srid=MASSACHUSETTS))
     yield engine
     engine.dispose()
 
 
 @pytest.fixture(scope="module")
 def rd_engine(server_url: str) -> Iterator[Engine]:
-    engine = make_engine(create_database(server_url, "cim_test_versions_rd"))
-    migrate.upgrade(engine, srid=RD_NEW, default_srid=RD_NEW)
+    engine = make_engine(migrated_database(server_url, "cim_test_versions_rd", srid=RD_NEW))
     yield engine
     engine.dispose()
 

@@ -19,12 +19,11 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from cim.db import migrate
 from cim.db.engine import make_engine
 from cim.services.gas.adjacent import adjacent_spaces
 from cli.demo_manifest import DEFAULT_MANIFEST, load_manifest
 from tests.cli_support import run_cim
-from tests.conftest import CIM, cli_env, create_database, make_world_readable_tempdir
+from tests.conftest import CIM, cli_env, make_world_readable_tempdir, migrated_database
 
 SAMPLES = DEFAULT_MANIFEST.parent
 GAS = SAMPLES / "demo_gas"
@@ -71,9 +70,8 @@ def counts(engine: Engine) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def demo_db(server_url: str) -> Iterator[tuple[Engine, dict[str, str], Path]]:
-    url = create_database(server_url, "cim_demo_gas")
+    url = migrated_database(server_url, "cim_demo_gas", srid=DEMO_SRID)
     engine = make_engine(url)
-    migrate.upgrade(engine, srid=DEMO_SRID, default_srid=DEMO_SRID)
     folder = make_world_readable_tempdir("cim-demo-gas-")
     try:
         yield engine, cli_env(url, CIM_DATA_DIR=str(folder)), manifest(folder)

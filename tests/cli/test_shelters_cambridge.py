@@ -11,19 +11,17 @@ from typing import Any
 
 from sqlalchemy import text
 
-from cim.db import migrate
 from cim.db.engine import make_engine
 from tests.cli_support import run_cim
-from tests.conftest import cli_env, create_database
+from tests.conftest import cli_env, migrated_database
 from tests.shelter_fixtures import MAPPINGS, SHELTER_SAMPLES
 
 TOTAL = 101_355.0  # persons in cambridge_Blocks2000_population.geojson (sum of POP100)
 
 
 def test_cambridge_import_plan_zones_uncovered_suggest(server_url: str, tmp_path: Path) -> None:
-    url = create_database(server_url, "cim_test_cambridge_cli")
+    url = migrated_database(server_url, "cim_test_cambridge_cli", srid=26986)
     engine = make_engine(url)
-    migrate.upgrade(engine, srid=26986, default_srid=26986)
     env = cli_env(url, CIM_DATA_DIR=str(tmp_path / "data"))
 
     def cim(*args: str) -> subprocess.CompletedProcess[str]:

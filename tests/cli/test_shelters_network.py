@@ -8,10 +8,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from cim.db import migrate
 from cim.db.engine import make_engine
 from tests.cli_support import run_cim
-from tests.conftest import cli_env, create_database
+from tests.conftest import cli_env, migrated_database
 from tests.road_fixtures import (
     SHELTERS_AB,
     UNITS_NORTH_SOUTH,
@@ -22,10 +21,7 @@ from tests.road_fixtures import (
 
 
 def test_import_roads_then_plan_and_suggest_along_them(server_url: str, tmp_path: Path) -> None:
-    url = create_database(server_url, "cim_test_roads_cli")
-    engine = make_engine(url)
-    migrate.upgrade(engine, srid=4547, default_srid=4547)
-    engine.dispose()
+    url = migrated_database(server_url, "cim_test_roads_cli", srid=4547)
     env = cli_env(url, CIM_DATA_DIR=str(tmp_path / "data"))
 
     def cim(*args: str) -> subprocess.CompletedProcess[str]:

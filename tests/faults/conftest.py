@@ -11,12 +11,11 @@ import shapely
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from cim.db import migrate
 from cim.db.copy import copy_rows, reserve_ids
 from cim.db.engine import make_engine
 from cim.services.datasets import DatasetSource
 from importers.base import WriteOutcome, run_import
-from tests.conftest import create_database
+from tests.conftest import migrated_database
 from tests.tiles.conftest import X0, Y0, ewkb
 
 UTM16 = 32616
@@ -25,11 +24,7 @@ UTM16 = 32616
 @pytest.fixture(scope="module")
 def utm_url(server_url: str) -> str:
     """A database migrated with the storage SRID EPSG:32616, for the real ky4 network."""
-    url = create_database(server_url, "cim_faults_utm16")
-    engine = make_engine(url)
-    migrate.upgrade(engine, srid=UTM16, default_srid=UTM16)
-    engine.dispose()
-    return url
+    return migrated_database(server_url, "cim_faults_utm16", srid=UTM16)
 
 
 @pytest.fixture

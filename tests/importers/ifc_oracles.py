@@ -15,9 +15,8 @@ import numpy as np
 import shapely
 from sqlalchemy import Engine, text
 
-from cim.db import migrate
 from cim.db.engine import make_engine
-from tests.conftest import SHARED_SAMPLES, create_database
+from tests.conftest import SHARED_SAMPLES, migrated_database
 
 IFC = SHARED_SAMPLES / "ifc"
 UNOPENABLE = "KIT-Simple-Road-Test-Web-IFC4x3_RC2.ifc"
@@ -96,8 +95,7 @@ def mesh_area_volume(triangles: np.ndarray) -> tuple[float, float]:
 @contextmanager
 def srid_engine(server_url: str, srid: int) -> Iterator[Engine]:
     """A fresh migrated database with storage SRID ``srid``, dropped contents afterwards."""
-    engine = make_engine(create_database(server_url, f"cim_test_ifc_{srid}"))
-    migrate.upgrade(engine, srid=srid, default_srid=srid)
+    engine = make_engine(migrated_database(server_url, f"cim_test_ifc_{srid}", srid=srid))
     try:
         yield engine
     finally:

@@ -18,10 +18,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from cim.db import migrate
 from cim.db.engine import make_engine
 from importers.citymodel import import_buildings
-from tests.conftest import create_database
+from tests.conftest import migrated_database
 
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
 FZK_GML = SAMPLES / "citymodels" / "FZK-Haus-LoD2-KIT-IAI-KHH-B36-V1__v3.gml"
@@ -34,8 +33,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def utm_engine(server_url: str) -> Iterator[Engine]:
-    engine = make_engine(create_database(server_url, "cim_test_supersede"))
-    migrate.upgrade(engine, srid=25832, default_srid=25832)
+    engine = make_engine(migrated_database(server_url, "cim_test_supersede", srid=25832))
     yield engine
     engine.dispose()
 

@@ -18,11 +18,10 @@ from lxml import etree
 from pyproj import Transformer
 from sqlalchemy import Engine, text
 
-from cim.db import migrate
 from cim.db.engine import make_engine
 from cim.errors import InvalidInput, UnsupportedCRS
 from importers.citymodel import import_buildings
-from tests.conftest import create_database
+from tests.conftest import migrated_database
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "citymodels"
 FZK = SAMPLES / "FZK-Haus-LoD2-KIT-IAI-KHH-B36-V1__v3.gml"
@@ -36,8 +35,7 @@ BUILDING_NAMESPACES = (
 
 @pytest.fixture(scope="module")
 def gml_engine(server_url: str) -> Iterator[Engine]:
-    engine = make_engine(create_database(server_url, "cim_test_citygml"))
-    migrate.upgrade(engine, srid=3857, default_srid=3857)
+    engine = make_engine(migrated_database(server_url, "cim_test_citygml", srid=3857))
     yield engine
     engine.dispose()
 

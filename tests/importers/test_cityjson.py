@@ -18,11 +18,10 @@ import pytest
 from pyproj import Transformer
 from sqlalchemy import Engine, text
 
-from cim.db import migrate
 from cim.db.engine import make_engine
 from cim.errors import InvalidInput, UnsupportedCRS
 from importers.citymodel import import_buildings
-from tests.conftest import create_database
+from tests.conftest import migrated_database
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "citymodels"
 CRS_OF = {  # files without metadata.referenceSystem: RD New + NAP (Den Haag, Rotterdam)
@@ -35,8 +34,7 @@ HORIZONTAL = {"EPSG:7415": "EPSG:28992", None: "EPSG:2056"}
 
 @pytest.fixture(scope="module")
 def city_engine(server_url: str) -> Iterator[Engine]:
-    engine = make_engine(create_database(server_url, "cim_test_cityjson"))
-    migrate.upgrade(engine, srid=3857, default_srid=3857)
+    engine = make_engine(migrated_database(server_url, "cim_test_cityjson", srid=3857))
     yield engine
     engine.dispose()
 

@@ -18,13 +18,12 @@ import pytest
 from pyproj import CRS, Transformer
 from sqlalchemy import Engine, text
 
-from cim.db import migrate
 from cim.db.engine import make_engine
 from cim.errors import InvalidInput, UnsupportedCRS
 from importers.pointcloud import import_pointcloud
 from importers.registry import PointcloudOptions, importer
 from tests.cli_support import run_cim
-from tests.conftest import SHARED_SAMPLES, cli_env, create_database
+from tests.conftest import SHARED_SAMPLES, cli_env, migrated_database
 
 SIMPLE = SHARED_SAMPLES / "terrain" / "laspy_simple.las"
 AUTZEN = SHARED_SAMPLES / "terrain" / "laspy_autzen_trim.laz"
@@ -33,11 +32,7 @@ SRID = 32610
 
 @pytest.fixture(scope="module")
 def pc_url(server_url: str) -> str:
-    url = create_database(server_url, "cim_test_pointcloud")
-    engine = make_engine(url)
-    migrate.upgrade(engine, srid=SRID, default_srid=SRID)
-    engine.dispose()
-    return url
+    return migrated_database(server_url, "cim_test_pointcloud", srid=SRID)
 
 
 @pytest.fixture(scope="module")

@@ -13,19 +13,17 @@ import shapely
 from pyproj import Transformer
 from sqlalchemy import Engine, text
 
-from cim.db import migrate
 from cim.db.engine import make_engine
 from cim.errors import ImportFailed, InvalidInput
 from importers.roads import import_roads
-from tests.conftest import create_database
+from tests.conftest import migrated_database
 
 LON, LAT = 113.30, 23.10  # Guangzhou, inside EPSG:4547 (CM 114°E)
 
 
 @pytest.fixture(scope="module")
 def roads_engine(server_url: str) -> Iterator[Engine]:
-    engine = make_engine(create_database(server_url, "cim_test_roads_import"))
-    migrate.upgrade(engine, srid=4547, default_srid=4547)
+    engine = make_engine(migrated_database(server_url, "cim_test_roads_import", srid=4547))
     yield engine
     engine.dispose()
 

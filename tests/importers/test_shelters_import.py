@@ -11,12 +11,11 @@ import pytest
 import shapely
 from sqlalchemy import Engine, text
 
-from cim.db import migrate
 from cim.db.engine import make_engine
 from cim.errors import InvalidInput, UnsupportedCRS
 from importers.shelters import import_population, import_shelters
 from tests.cli_support import run_cim
-from tests.conftest import cli_env, create_database
+from tests.conftest import cli_env, migrated_database
 from tests.shelter_fixtures import MAPPINGS, sample
 
 
@@ -54,8 +53,8 @@ def test_same_file_again_is_a_no_op(cambridge_engine: Engine) -> None:
 
 @pytest.fixture(scope="module")
 def tokyo_engine(server_url: str) -> Iterator[Engine]:
-    engine = make_engine(create_database(server_url, "cim_test_tokyo"))
-    migrate.upgrade(engine, srid=6677, default_srid=6677)  # JGD2011 Japan Plane Rectangular IX
+    # JGD2011 Japan Plane Rectangular IX
+    engine = make_engine(migrated_database(server_url, "cim_test_tokyo", srid=6677))
     yield engine
     engine.dispose()
 
@@ -155,9 +154,8 @@ def test_generated_ky4_demo_files_import_and_plan(server_url: str) -> None:
     from cim.services.shelters.plan import PlanParameters, create_plan
     from importers.shelters import import_hazards
 
-    engine = make_engine(create_database(server_url, "cim_test_ky4_shelters"))
+    engine = make_engine(migrated_database(server_url, "cim_test_ky4_shelters", srid=32616))
     try:
-        migrate.upgrade(engine, srid=32616, default_srid=32616)
         shelters = import_shelters(engine, MAPPINGS / "demo_ky4_shelters.geojson")
         population = import_population(engine, MAPPINGS / "demo_ky4_population.geojson")
         hazards = import_hazards(engine, MAPPINGS / "demo_ky4_hazards.geojson")

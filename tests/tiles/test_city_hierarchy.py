@@ -19,10 +19,9 @@ import pytest
 import shapely
 from sqlalchemy import Engine, text
 
-from cim.db import migrate
 from cim.db.engine import make_engine
 from importers.citymodel.importer import import_buildings
-from tests.conftest import TEST_SRID, create_database
+from tests.conftest import TEST_SRID, migrated_database
 from tests.tiles.checks import accessor, check_tileset, content_path, property_table, read_glb
 from tests.tiles.conftest import X0, Y0, import_city, validate_gltf
 from tiles.build import build_mesh_layer
@@ -36,8 +35,7 @@ SIDE = 20  # buildings along each side of the generated city
 
 @pytest.fixture(scope="module")
 def city_engine(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    engine = make_engine(create_database(server_url, "cim_test_city_hierarchy"))
-    migrate.upgrade(engine, srid=TEST_SRID, default_srid=TEST_SRID)
+    engine = make_engine(migrated_database(server_url, "cim_test_city_hierarchy", srid=TEST_SRID))
     folder = tmp_path_factory.mktemp("footprints")
     import_buildings(engine, [_footprints(folder)], mapping=_mapping(folder), replace=True)
     import_buildings(engine, [_houses(folder)], replace=True)

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, text
 
-from cim.db import migrate
 from cim.db.engine import make_engine
 from importers.citymodel.importer import import_buildings
-from tests.conftest import SHARED_SAMPLES, create_database
+from tests.conftest import SHARED_SAMPLES, migrated_database
 from tests.tiles.checks import check_tileset, content_path, content_tiles
 from tests.tiles.conftest import validate_gltf
 from tiles.build import build_mesh_layer
@@ -22,8 +21,7 @@ from tiles.build import build_mesh_layer
 
 @pytest.fixture(scope="module")
 def city_engine(server_url: str) -> Iterator[Engine]:
-    engine = make_engine(create_database(server_url, "cim_test_city_tiles"))
-    migrate.upgrade(engine, srid=3857, default_srid=3857)
+    engine = make_engine(migrated_database(server_url, "cim_test_city_tiles", srid=3857))
     yield engine
     engine.dispose()
 

@@ -26,11 +26,10 @@ from sqlalchemy import Engine
 
 from api.main import create_app
 from cim.config import CimSettings
-from cim.db import migrate
 from cim.db.engine import make_engine
 from cim.errors import TilingError
 from importers.pointcloud import import_pointcloud
-from tests.conftest import REPO, SHARED_SAMPLES, create_database
+from tests.conftest import REPO, SHARED_SAMPLES, migrated_database
 from tests.tiles.checks import tileset_validator
 from tiles.pointcloud import VENV, Cloud, build_pointcloud_layer, convert
 
@@ -67,9 +66,8 @@ class Layer:
 def layer(
     server_url: str, py3dtiles_venv: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Layer]:
-    url = create_database(server_url, "cim_test_pointcloud_tiles")
+    url = migrated_database(server_url, "cim_test_pointcloud_tiles", srid=SRID)
     engine = make_engine(url)
-    migrate.upgrade(engine, srid=SRID, default_srid=SRID)
     data_dir = tmp_path_factory.mktemp("pointcloud-data")
     simple = import_pointcloud(engine, [SIMPLE], data_dir=data_dir, crs="EPSG:2994")
     autzen = import_pointcloud(engine, [AUTZEN], data_dir=data_dir)

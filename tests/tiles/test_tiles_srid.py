@@ -9,11 +9,10 @@ import pytest
 import shapely
 from sqlalchemy import Engine, text
 
-from cim.db import migrate
 from cim.db.engine import make_engine
 from cim.services.datasets import DatasetSource
 from importers.base import WriteOutcome, run_import
-from tests.conftest import create_database
+from tests.conftest import migrated_database
 from tests.tiles.checks import assert_building_vertices, assert_pipe_solids, check_tileset
 from tests.tiles.conftest import box_mesh, validate_gltf
 from tiles.build import build_mesh_layer
@@ -24,8 +23,7 @@ E0, N0 = 640_000.0, 4_210_000.0  # Kentucky, near the KY4 network
 
 @pytest.fixture(scope="module")
 def utm_engine(server_url: str) -> Iterator[Engine]:
-    engine = make_engine(create_database(server_url, "cim_tiles_utm"))
-    migrate.upgrade(engine, srid=SRID, default_srid=SRID)
+    engine = make_engine(migrated_database(server_url, "cim_tiles_utm", srid=SRID))
     yield engine
     engine.dispose()
 

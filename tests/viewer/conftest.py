@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from cim.db import migrate
 from cim.db.engine import make_engine
 from tests.cli_support import run_cim as in_process
 from tests.conftest import (
@@ -28,8 +27,8 @@ from tests.conftest import (
     REPO,
     SHARED_SAMPLES,
     cli_env,
-    create_database,
     make_world_readable_tempdir,
+    migrated_database,
 )
 from tests.viewer import harness
 
@@ -67,9 +66,8 @@ class DemoCity:
 
 @pytest.fixture(scope="session")
 def demo_city(server_url: str) -> Iterator[DemoCity]:
-    url = create_database(server_url, "cim_viewer")
+    url = migrated_database(server_url, "cim_viewer", srid=DEMO_SRID)
     engine = make_engine(url)
-    migrate.upgrade(engine, srid=DEMO_SRID, default_srid=DEMO_SRID)
     data_dir = make_world_readable_tempdir("cim-viewer-")
     env = cli_env(url, CIM_DATA_DIR=str(data_dir))
     result = subprocess.run(
@@ -102,9 +100,8 @@ class ServedCity:
 @pytest.fixture(scope="session")
 def cambridge_city(server_url: str) -> Iterator[ServedCity]:
     """Cambridge imported and planned with the real CLI, then served."""
-    url = create_database(server_url, "cim_viewer_cambridge")
+    url = migrated_database(server_url, "cim_viewer_cambridge", srid=CAMBRIDGE_SRID)
     engine = make_engine(url)
-    migrate.upgrade(engine, srid=CAMBRIDGE_SRID, default_srid=CAMBRIDGE_SRID)
     data_dir = make_world_readable_tempdir("cim-viewer-cambridge-")
     env = cli_env(url, CIM_DATA_DIR=str(data_dir))
     samples, mappings = SHARED_SAMPLES / "shelters", REPO / "data" / "samples"

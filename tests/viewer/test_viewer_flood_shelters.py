@@ -18,10 +18,9 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from cim.db import migrate
 from cim.db.engine import make_engine
 from cim.services.access import create_key
-from tests.conftest import CIM, cli_env, create_database, make_world_readable_tempdir
+from tests.conftest import CIM, cli_env, make_world_readable_tempdir, migrated_database
 from tests.flood_hazard_fixtures import FloodCity, build_flood_city
 from tests.viewer import harness
 
@@ -40,9 +39,8 @@ class ServedFloodCity:
 
 @pytest.fixture(scope="module")
 def flood_city(server_url: str) -> Iterator[ServedFloodCity]:
-    url = create_database(server_url, "cim_viewer_flood_shelters")
+    url = migrated_database(server_url, "cim_viewer_flood_shelters", srid=SRID)
     engine = make_engine(url)
-    migrate.upgrade(engine, srid=SRID, default_srid=SRID)
     data_dir = make_world_readable_tempdir("cim-viewer-flood-")
     env = cli_env(url, CIM_DATA_DIR=str(data_dir))
     try:

@@ -23,11 +23,10 @@ import pytest
 from sqlalchemy.orm import Session
 
 from cim.crs import transformer
-from cim.db import migrate
 from cim.db.engine import make_engine
 from cim.services.access import create_key
 from tests.cim.gas_fixtures import X0, Y0, write_gas_street
-from tests.conftest import CIM, TEST_SRID, cli_env, create_database, make_world_readable_tempdir
+from tests.conftest import CIM, TEST_SRID, cli_env, make_world_readable_tempdir, migrated_database
 from tests.viewer import harness
 
 VIEWER = Path(__file__).resolve().parents[2] / "api" / "static" / "viewer"
@@ -112,9 +111,8 @@ def threshold(base: str, key: str, device: Device, **levels: float) -> None:
 
 @pytest.fixture(scope="module")
 def city(server_url: str) -> Iterator[MonitoringCity]:
-    url = create_database(server_url, "cim_viewer_monitoring")
+    url = migrated_database(server_url, "cim_viewer_monitoring", srid=TEST_SRID)
     engine = make_engine(url)
-    migrate.upgrade(engine, srid=TEST_SRID, default_srid=TEST_SRID)
     with Session(engine) as session, session.begin():
         write_gas_street(session)
         roles = ("analyst", "admin")

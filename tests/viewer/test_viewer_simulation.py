@@ -18,15 +18,14 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from cim.db import migrate
 from cim.db.engine import make_engine
 from tests.cim.test_pipes_isolation import import_with_valves
 from tests.conftest import (
     CIM,
     SHARED_SAMPLES,
     cli_env,
-    create_database,
     make_world_readable_tempdir,
+    migrated_database,
 )
 from tests.importers.pipes_helpers import run
 from tests.viewer import harness
@@ -48,9 +47,8 @@ class SimulationCity:
 
 @pytest.fixture(scope="module")
 def simulation_city(server_url: str) -> Iterator[SimulationCity]:
-    url = create_database(server_url, "cim_viewer_simulation")
+    url = migrated_database(server_url, "cim_viewer_simulation", srid=SRID)
     engine = make_engine(url)
-    migrate.upgrade(engine, srid=SRID, default_srid=SRID)
     data_dir = make_world_readable_tempdir("cim-viewer-simulation-")
     env = cli_env(url, CIM_DATA_DIR=str(data_dir))
     try:

@@ -19,9 +19,8 @@ from typing import Any
 
 import pytest
 
-from cim.db import migrate
 from cim.db.engine import make_engine
-from tests.conftest import CIM, cli_env, create_database, make_world_readable_tempdir
+from tests.conftest import CIM, cli_env, make_world_readable_tempdir, migrated_database
 from tests.importers.pipes_helpers import run
 from tests.version_fixtures import LINES_V1, LINES_V2, POINTS_V1, POINTS_V2, survey
 from tests.viewer import harness
@@ -44,9 +43,8 @@ class VersionedCity:
 @pytest.fixture(scope="module")
 def versioned_city(server_url: str) -> Iterator[VersionedCity]:
     """The survey imported as version 1 then version 2, pipes tiled, served."""
-    url = create_database(server_url, "cim_viewer_versions")
+    url = migrated_database(server_url, "cim_viewer_versions", srid=SRID)
     engine = make_engine(url)
-    migrate.upgrade(engine, srid=SRID, default_srid=SRID)
     data_dir = make_world_readable_tempdir("cim-viewer-versions-")
     env = cli_env(url, CIM_DATA_DIR=str(data_dir))
     try:
