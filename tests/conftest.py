@@ -79,18 +79,25 @@ def server_url(pg_cluster: EmbeddedCluster | None) -> str:
     return pg_cluster.url().rsplit("/", 1)[0] + "/postgres"
 
 
-def create_database(server_url: str, name: str) -> str:
-    """(Re)create database ``name`` with PostGIS; returns its SQLAlchemy URL."""
+def _recreated(server_url: str, name: str, template: str | None = None) -> str:
+    """Drop database ``name`` if it exists and create it (a copy of ``template`` if given);
+    returns its SQLAlchemy URL."""
     admin = create_engine(
         server_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
     )
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        copy = f' TEMPLATE "{template}"' if template else ""
+        conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
     admin.dispose()
-    url = (
+    return (
         server_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
     )
+
+
+def create_database(server_url: str, name: str) -> str:
+    """(Re)create database ``name`` with PostGIS; returns its SQLAlchemy URL."""
+    url = _recreated(server_url, name)
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
@@ -159,17 +166,7 @@ def migrated_database(server_url: str, name: str, *, srid: int) -> str:
     (and ``database_url``, which keeps every run migrating a fresh database to head) still use
     ``create_database`` and ``migrate.upgrade``.
     """
-    template = _template(server_url, srid)
-    admin = create_engine(
-        server_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    admin.dispose()
-    return (
-        server_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
-    )
+    return _recreated(server_url, name, _template(server_url, srid))
 
 
 @pytest.fixture(scope="session")

@@ -80,15 +80,40 @@ def render_forked(
     """``render_part`` over ``groups`` dealt round-robin to this process (on ``connection``)
     and ``processes - 1`` forked children (each on a new connection of ``engine``); the
     outputs of every tile, this process's first. A child's failure is a :class:`TilingError`
-    once this process's share is done; the children are killed if this process fails."""
+    as soon as this process hears of it (between its own tiles); the children are killed if
+    this process fails."""
     context = multiprocessing.get_context("fork")
     shares = [list(groups[k::processes]) for k in range(processes)]
     done = [0] * processes
-    pipes: dict[Pipe, int] = {}
     children: list[Any] = []
+    pipes: dict[Pipe, int] = {}  # the children's, until each has sent its outputs
+    receivers: list[Pipe] = []
+    theirs: list[TileOutput] = []
 
-    def report(position: int, features: int) -> None:
-        done[position] = features
+    def hear(block: bool) -> None:
+        """Take the children's messages: progress, outputs or failure (waiting for one if
+        ``block``; a child's progress is read while this process renders its own share, so
+        its pipe never fills and stalls it)."""
+        for ready in wait(list(pipes), timeout=None if block else 0):
+            assert isinstance(ready, Pipe)
+            while ready in pipes:  # every message that has come (a pipe's last is "done")
+                try:
+                    kind, value = ready.recv()
+                except EOFError:
+                    raise TilingError("a tile rendering process died") from None
+                if kind == "progress":
+                    done[pipes[ready]] = value
+                elif kind == "done":
+                    theirs.extend(value)
+                    del pipes[ready]
+                else:
+                    raise TilingError(f"a tile rendering process failed: {value}")
+                if not ready.poll():
+                    break
+
+    def mine(features: int, _: int) -> None:
+        done[0] = features
+        hear(block=False)
         if progress is not None:
             progress(sum(done), total)
 
@@ -103,40 +128,23 @@ def render_forked(
             child.start()
             sender.close()
             pipes[receiver] = position
+            receivers.append(receiver)
             children.append(child)
-        outputs = render_part(connection, shares[0], lambda features, _: report(0, features))
-        outputs += _collect(pipes, report)
+        outputs = render_part(connection, shares[0], mine)
+        while pipes:
+            hear(block=True)
+            if progress is not None:
+                progress(sum(done), total)
         for child in children:
             child.join()
-        return outputs
+        return outputs + theirs
     finally:
         for child in children:
             if child.is_alive():
                 child.kill()
                 child.join()
-        for receiver in pipes:
+        for receiver in receivers:
             receiver.close()
-
-
-def _collect(pipes: dict[Pipe, int], report: Callable[[int, int], None]) -> list[TileOutput]:
-    """The children's outputs, their progress passed on while they finish."""
-    outputs: list[TileOutput] = []
-    waiting = dict(pipes)
-    while waiting:
-        for ready in wait(list(waiting)):
-            assert isinstance(ready, Pipe)
-            try:
-                kind, value = ready.recv()
-            except EOFError:
-                raise TilingError("a tile rendering process died") from None
-            if kind == "progress":
-                report(waiting[ready], value)
-            elif kind == "done":
-                outputs += value
-                del waiting[ready]
-            else:
-                raise TilingError(f"a tile rendering process failed: {value}")
-    return outputs
 
 
 def _child(
@@ -144,6 +152,7 @@ def _child(
 ) -> None:
     """A forked child: render ``share`` on a connection of its own, send the outputs."""
     _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it kills us
     engine.dispose(close=False)  # the inherited pool's connections are the parent's
     try:
         with engine.connect() as sa_connection:

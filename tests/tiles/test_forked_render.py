@@ -9,6 +9,8 @@ far smaller than the size that forks by default.
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,18 @@ def test_small_layers_stay_in_one_process(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv(forked.PROCESSES_VARIABLE, raising=False)
     assert forked.processes_for(forked.FORK_MIN_TRIANGLES - 1) == 1
     assert forked.processes_for(forked.FORK_MIN_TRIANGLES) >= 1
+
+
+def test_a_child_that_dies_fails_the_build(
+    city_engine: Engine,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    small_batches: list[int],
+) -> None:
+    """A child killed before it sends anything (as the OOM killer would) fails the build."""
+    monkeypatch.setenv(forked.PROCESSES_VARIABLE, "2")
+    monkeypatch.setattr(forked, "_child", lambda *_: os.kill(os.getpid(), signal.SIGKILL))
+    with pytest.raises(TilingError, match="died"):
+        build_mesh_layer(city_engine, tmp_path, "buildings", force=True, max_triangles=BUDGET)
+    assert small_batches == [2]
+    assert not (tmp_path / "buildings").exists()
