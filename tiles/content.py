@@ -167,24 +167,31 @@ def _primitive(
     ids: npt.NDArray[np.float32],
     blend: bool,
 ) -> Primitive:
-    edge1 = triangles[:, 1] - triangles[:, 0]
-    edge2 = triangles[:, 2] - triangles[:, 0]
-    normals = np.cross(edge1, edge2)
-    length = np.linalg.norm(normals, axis=1)
-    degenerate = length < 1e-12
-    normals[degenerate] = (0.0, 0.0, 1.0)  # a zero-area triangle draws nothing; any unit normal
-    length[degenerate] = 1.0
-    normals /= length[:, None]
-    # ENU (x east, y north, z up) -> glTF (x, y up, z = -north); 3D Tiles rotates back on load.
-    positions = triangles.reshape(-1, 3)[:, [0, 2, 1]] * (1.0, 1.0, -1.0)
-    vertex_normals = np.repeat(normals[:, [0, 2, 1]] * (1.0, 1.0, -1.0), 3, axis=0)
+    normals = _unit_normals(triangles)
     return Primitive(
-        positions=positions.astype(np.float32),
-        normals=vertex_normals.astype(np.float32),
+        positions=_to_gltf(triangles.reshape(-1, 3)),
+        normals=np.repeat(_to_gltf(normals), 3, axis=0),
         colors=np.repeat(colors, 3, axis=0).astype(np.uint8),
         feature_ids=np.repeat(ids, 3),
         blend=blend,
     )
+
+
+def _unit_normals(corners: FloatArray) -> FloatArray:
+    """(m, 3) unit normals of (m, 3, 3) triangles (counter-clockwise faces out); a zero-area
+    triangle draws nothing and gets (0, 0, 1). The cross product is written per component
+    (``np.cross`` moves axes around for the same products)."""
+    a, b = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+    normals = np.empty_like(a)
+    normals[:, 0] = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
+    normals[:, 1] = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
+    normals[:, 2] = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    length = np.linalg.norm(normals, axis=1)
+    degenerate = length < 1e-12
+    normals[degenerate] = (0.0, 0.0, 1.0)
+    length[degenerate] = 1.0
+    normals /= length[:, None]
+    return normals
 
 
 def _to_gltf(enu: FloatArray) -> npt.NDArray[np.float32]:
@@ -201,17 +208,7 @@ def _to_gltf(enu: FloatArray) -> npt.NDArray[np.float32]:
 def _shared_primitive(mesh: SharedMesh) -> Primitive:
     normals = None
     if mesh.normals:
-        corners = mesh.vertices[mesh.triangles]
-        a, b = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
-        flat = np.empty_like(a)  # the cross product a x b, per component (np.cross's axis work)
-        flat[:, 0] = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
-        flat[:, 1] = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
-        flat[:, 2] = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
-        length = np.linalg.norm(flat, axis=1)
-        degenerate = length < 1e-12
-        flat[degenerate] = (0.0, 0.0, 1.0)  # a zero-area triangle draws nothing; any unit normal
-        length[degenerate] = 1.0
-        flat /= length[:, None]
+        flat = _unit_normals(mesh.vertices[mesh.triangles])
         by_vertex = np.zeros_like(mesh.vertices)
         by_vertex[:, 2] = 1.0
         # coplanar at each vertex: any of its triangles' normal (corner by corner, the last wins)
