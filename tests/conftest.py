@@ -79,12 +79,17 @@ def server_url(pg_cluster: EmbeddedCluster | None) -> str:
     return pg_cluster.url().rsplit("/", 1)[0] + "/postgres"
 
 
+def _admin(server_url: str) -> Engine:
+    """An autocommit engine on the maintenance database (CREATE/DROP DATABASE)."""
+    return create_engine(
+        server_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+
+
 def _recreated(server_url: str, name: str, template: str | None = None) -> str:
     """Drop database ``name`` if it exists and create it (a copy of ``template`` if given);
     returns its SQLAlchemy URL."""
-    admin = create_engine(
-        server_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-    )
+    admin = _admin(server_url)
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         copy = f' TEMPLATE "{template}"' if template else ""
@@ -130,9 +135,7 @@ def _template(server_url: str, srid: int) -> str:
     name = f"cim_template_{srid}_{_migrations_digest()}"
     if (server_url, name) in _templates:
         return name
-    admin = create_engine(
-        server_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-    )
+    admin = _admin(server_url)
     with admin.connect() as conn:
         conn.execute(text("SELECT pg_advisory_lock(4547002)"))
         try:

@@ -53,10 +53,7 @@ def processes_for(triangles: int) -> int:
     """
     chosen = os.environ.get(PROCESSES_VARIABLE, "").strip()
     if chosen:
-        try:
-            count = int(chosen)
-        except ValueError:
-            count = 0
+        count = int(chosen) if chosen.isdigit() else 0
         if count < 1:
             raise InvalidInput(f"{PROCESSES_VARIABLE} must be a whole number >= 1, not {chosen!r}")
     elif triangles < FORK_MIN_TRIANGLES:
@@ -111,11 +108,14 @@ def render_forked(
                 if not ready.poll():
                     break
 
+    def tell() -> None:
+        if progress is not None:
+            progress(sum(done), total)
+
     def mine(features: int, _: int) -> None:
         done[0] = features
         hear(block=False)
-        if progress is not None:
-            progress(sum(done), total)
+        tell()
 
     try:
         for position, share in enumerate(shares[1:], start=1):
@@ -133,8 +133,7 @@ def render_forked(
         outputs = render_part(connection, shares[0], mine)
         while pipes:
             hear(block=True)
-            if progress is not None:
-                progress(sum(done), total)
+            tell()
         for child in children:
             child.join()
         return outputs + theirs
