@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -48,6 +50,7 @@ from cim.config import CimSettings
 from cim.db.connect import database_url, open_database, storage_srid
 from cim.db.engine import make_engine
 from cim.errors import DatabaseUnavailable
+from cim.processes import die_with_parent
 from cim.services.ogc.collections import CollectionCatalog
 
 logger = logging.getLogger("cim.api")
@@ -141,13 +144,25 @@ def create_analysis_app(settings: CimSettings, nice: int = 0) -> FastAPI:
 
 def create_app_from_env() -> FastAPI:
     """uvicorn factory (``cim serve``): settings from ``CIM_*`` environment variables."""
+    die_with_supervisor()
     return create_app(CimSettings())
 
 
 def create_analysis_app_from_env() -> FastAPI:
     """uvicorn factory of the analysis processes (``cli.analysis_processes``)."""
+    die_with_supervisor()
     settings = CimSettings()
     return create_analysis_app(settings, nice=settings.analysis_nice)
+
+
+def die_with_supervisor() -> None:
+    """In a uvicorn worker (a multiprocessing child of its supervisor): be asked to stop
+    (SIGTERM: uvicorn's graceful shutdown) when the supervisor dies, even by SIGKILL. uvicorn
+    does not arrange it: an orphaned worker would go on holding the port, the database's
+    connections and ``cim serve``'s output. Nothing happens in a single-process server."""
+    supervisor = multiprocessing.parent_process()
+    if supervisor is not None and not die_with_parent(signal.SIGTERM, supervisor.pid):
+        raise SystemExit(0)  # the supervisor died while this worker started
 
 
 def open_state(app: FastAPI, settings: CimSettings) -> None:

@@ -3,15 +3,16 @@ socket, at a lower CPU priority, that runs every ``/analysis/`` request the API 
 over (why: ``api.analysis_proxy``).
 
 The group starts beside the API workers (a request that comes first waits a few seconds for
-it: ``api.analysis_proxy``) and is stopped after them; it also stops by itself
-when ``cim serve`` dies (``PR_SET_PDEATHSIG``), so a killed server leaves no analysis process
-behind. Its socket lives in a fresh folder only this user can enter (mode 0700: uvicorn makes
-the socket itself world-writable), removed when the group stops.
+it: ``api.analysis_proxy``) and is stopped after them (SIGTERM, then SIGKILL to its whole
+process group if it has not ended in ``STOP_WAIT_S``); it also stops by itself when
+``cim serve`` dies (``PR_SET_PDEATHSIG``), and its workers stop when their supervisor dies
+(``api.main``), so a killed server leaves no analysis process behind. Its socket lives in a
+fresh folder only this user can enter (mode 0700: uvicorn makes the socket itself
+world-writable), removed when the group stops.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import signal
@@ -22,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cim.processes import die_with_parent
+
 STOP_WAIT_S = 10.0
-PR_SET_PDEATHSIG = 1
 CHILD_ENV_DROPPED = ("PROMETHEUS_MULTIPROC_DIR", "CIM_MQTT_URL", "CIM_ANALYSIS_SOCKET")
 """Not for the analysis processes: the API workers count the requests (one scrape, no
 doubles), ingest MQTT, and hand analyses over; these run them."""
@@ -43,8 +45,8 @@ class AnalysisGroup:
             self.process.terminate()
             try:
                 self.process.wait(STOP_WAIT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+            except subprocess.TimeoutExpired:  # it or a worker hangs: the whole group goes
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         shutil.rmtree(self.socket.parent, ignore_errors=True)
 
@@ -57,17 +59,14 @@ def start(workers: int, nice: int, healthcheck_timeout: int) -> AnalysisGroup:
     env["CIM_SERVE_JOBS"] = "false"
     command = [sys.executable, "-m", "cli.analysis_processes", str(path), str(workers)]
     command += [str(nice), str(healthcheck_timeout), str(os.getpid())]
-    return AnalysisGroup(subprocess.Popen(command, env=env), path)
+    # A process group of its own: a hung group is killed whole (its workers with their
+    # supervisor), and a terminal's Ctrl-C reaches only ``cim serve``, which stops the group.
+    return AnalysisGroup(subprocess.Popen(command, env=env, process_group=0), path)
 
 
 def _die_with(parent: int) -> None:
     """Receive SIGTERM when the parent dies (Linux), and stop now if it already has."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: the parent's stop() is the only way
-        return
-    if os.getppid() != parent:
+    if not die_with_parent(signal.SIGTERM, parent):
         sys.exit(0)
 
 

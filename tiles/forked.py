@@ -18,7 +18,6 @@ save); ``CIM_TILES_PROCESSES`` sets the number of processes (1: never fork).
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
 import signal
@@ -30,6 +29,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 
 from cim.errors import InvalidInput, TilingError
+from cim.processes import die_with_parent
 from tiles.render import Progress, TileOutput
 
 FORK_MIN_TRIANGLES = 4_000_000
@@ -150,7 +150,8 @@ def _child(
     engine: Engine, render_part: RenderPart[Group], share: list[Group], pipe: Pipe, parent: int
 ) -> None:
     """A forked child: render ``share`` on a connection of its own, send the outputs."""
-    _die_with_parent(parent)
+    if not die_with_parent(signal.SIGKILL, parent):  # the parent died before it was armed
+        os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it kills us
     engine.dispose(close=False)  # the inherited pool's connections are the parent's
     try:
@@ -165,14 +166,3 @@ def _child(
         pipe.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
         pipe.close()
-
-
-def _die_with_parent(parent: int) -> None:
-    """SIGKILL this process when the thread that forked it ends (Linux ``prctl``)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the parent's finally still kills it
-        pass
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)

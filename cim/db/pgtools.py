@@ -9,7 +9,6 @@ one), and passwords travel in ``PGPASSWORD``, never on a command line that ``ps`
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import signal
@@ -23,11 +22,11 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
 from cim.errors import ConfigError
+from cim.processes import die_with_parent
 
 Progress = Callable[[str], None]
 """Where long steps report what they are doing (the CLI prints these lines on stderr)."""
 PROGRESS_EVERY_SECONDS = 5.0
-_PR_SET_PDEATHSIG = 1
 
 
 def server_major(connection: Connection) -> int:
@@ -74,8 +73,7 @@ def libpq_target(url: str) -> tuple[str, dict[str, str]]:
 def _die_with_parent() -> None:
     """Run in the child before exec: the kernel kills it when the cim process dies (SIGKILL too),
     so no orphaned pg_dump keeps writing into a half-made backup."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    die_with_parent(signal.SIGKILL)
 
 
 def run_program(

@@ -10,7 +10,6 @@ import leaves no kernel running. One worker means no processes at all.
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
 import signal
@@ -25,6 +24,7 @@ import numpy.typing as npt
 import shapely
 
 from cim.errors import ImportFailed
+from cim.processes import die_with_parent
 from importers.ifc.geometry import KernelTask, Piece, triangulate
 from importers.ifc.rows import FootprintCache, box3d, ewkb, mesh_ewkb
 
@@ -34,7 +34,6 @@ ROWS_PER_TASK = 64
 OUTLINE_GRID = 1e-3
 """Building outlines are unioned on a 1 mm grid (exact overlay of thousands of touching
 footprints fails on nearly coincident edges)."""
-_PR_SET_PDEATHSIG = 1
 
 _inherited_file: Any = None
 _footprints = FootprintCache()
@@ -230,12 +229,7 @@ def _start_child(ifc: Any, parent: int) -> None:
     global _inherited_file
     _inherited_file = ifc
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    try:
-        libc = ctypes.CDLL(None)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
-        return
-    if os.getppid() != parent:  # the parent died before the signal was armed
+    if not die_with_parent(signal.SIGKILL, parent):  # the parent died before it was armed
         os._exit(1)
 
 

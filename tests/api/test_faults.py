@@ -6,7 +6,10 @@ trace) and it recovers within 2 s after the database is back (pool pre-ping).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -58,16 +61,46 @@ def _wait_until_up(url: str, deadline: float) -> None:
     raise AssertionError(f"{url} never answered 200")
 
 
-def test_database_restart_gives_503_then_recovers(own_cluster: EmbeddedCluster) -> None:
+def _serve(cluster: EmbeddedCluster, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``cim serve`` with two API workers (and two analysis processes) in a session of its own,
+    its output in ``log`` (a file: a pipe nobody reads can fill and stall the server)."""
     port = _free_port()
-    server = subprocess.Popen(
-        [CIM, "serve", "--port", str(port), "--workers", "2"],
-        env=cli_env(own_cluster.url()),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    health = f"http://127.0.0.1:{port}/health"
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [CIM, "serve", "--port", str(port), "--workers", "2"],
+            env=cli_env(cluster.url()),
+            stdout=subprocess.DEVNULL,
+            stderr=output,
+            start_new_session=True,
+        )
+    return server, f"http://127.0.0.1:{port}/health"
+
+
+def _left_in(session: int) -> list[str]:
+    """The live (not zombie) processes of a session, as ``ps`` lines."""
+    listed = subprocess.run(
+        ["ps", "-s", str(session), "-o", "pid=,stat=,args="], capture_output=True, text=True
+    ).stdout.splitlines()
+    return [line for line in listed if line.split()[1][0] != "Z"]
+
+
+def _gone_within(session: int, seconds: float) -> list[str]:
+    """Wait until no process of the session is left; what is left after ``seconds`` is killed
+    (so a failing test never hangs the suite) and returned."""
+    deadline = time.monotonic() + seconds
+    while (left := _left_in(session)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for line in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(line.split()[0]), signal.SIGKILL)
+    return left
+
+
+def test_database_restart_gives_503_then_recovers(
+    own_cluster: EmbeddedCluster, tmp_path: Path
+) -> None:
+    log = tmp_path / "serve.log"
+    server, health = _serve(own_cluster, log)
     try:
         _wait_until_up(health, time.monotonic() + 60)
         for _ in range(10):  # warm both workers' pools
@@ -89,12 +122,25 @@ def test_database_restart_gives_503_then_recovers(own_cluster: EmbeddedCluster) 
         assert time.monotonic() - back <= 2.0
     finally:
         server.terminate()
-        try:
-            _, stderr = server.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            _, stderr = server.communicate()
-    assert "Traceback" not in (stderr or ""), stderr[-2000:]
+        left = _gone_within(server.pid, 30)
+    stderr = log.read_text()
+    assert not left, f"still running 30 s after SIGTERM: {left}\n{stderr[-3000:]}"
+    assert server.wait(5) == 0, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-2000:]
+
+
+def test_a_killed_server_leaves_no_process(own_cluster: EmbeddedCluster, tmp_path: Path) -> None:
+    """SIGKILL of ``cim serve`` (no clean-up of its own runs): its API workers, the analysis
+    supervisor and the analysis workers all stop by themselves (``cim.processes``)."""
+    log = tmp_path / "serve.log"
+    server, health = _serve(own_cluster, log)
+    try:
+        _wait_until_up(health, time.monotonic() + 60)
+        assert len(_left_in(server.pid)) >= 5  # cim serve, 2 API workers, 1 + 2 analysis
+    finally:
+        server.kill()
+        left = _gone_within(server.pid, 30)
+    assert not left, f"still running 30 s after the server was killed: {left}"
 
 
 def test_statement_timeout_is_a_clear_problem(settings: CimSettings) -> None:
