@@ -13,6 +13,7 @@ world-writable), removed when the group stops.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -25,6 +26,7 @@ from typing import Any
 
 from cim.processes import die_with_parent
 
+logger = logging.getLogger("cim.serve")
 STOP_WAIT_S = 10.0
 CHILD_ENV_DROPPED = ("PROMETHEUS_MULTIPROC_DIR", "CIM_MQTT_URL", "CIM_ANALYSIS_SOCKET")
 """Not for the analysis processes: the API workers count the requests (one scrape, no
@@ -46,6 +48,10 @@ class AnalysisGroup:
             try:
                 self.process.wait(STOP_WAIT_S)
             except subprocess.TimeoutExpired:  # it or a worker hangs: the whole group goes
+                logger.warning(
+                    "the analysis processes did not stop within %.0f s of SIGTERM; killed",
+                    STOP_WAIT_S,
+                )
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         shutil.rmtree(self.socket.parent, ignore_errors=True)

@@ -1,23 +1,28 @@
 """Analyses in processes of their own behind a real ``cim serve`` (``api.analysis_proxy``,
 ``cli.analysis_processes``): the same answers and audit rows as in process, with the caller's
 address and request id carried over; the group runs niced; a dead group is a 503 with
-``Retry-After`` while the rest of the API answers; a killed server takes its group along."""
+``Retry-After`` while the rest of the API answers; a killed server takes its group and its API
+workers along; a hung group is killed whole."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.main import create_app
 from cim.config import CimSettings
+from cli import analysis_processes
 from tests.api.server import cim_server
 from tests.api.test_sensitive_access import BOX, Networks, _requests
 from tests.api.test_sensitive_access import networks as networks  # the fixture
@@ -139,11 +144,35 @@ def test_a_killed_server_takes_its_analysis_processes_along(
         )
         assert socket_folder.stat().st_mode & 0o077 == 0  # only this user reaches the socket
         api_workers = [p for p in front.children(recursive=True) if p not in group]
+        assert len(api_workers) >= 2
         server.process.send_signal(signal.SIGKILL)
         server.process.wait()
-        _, alive = psutil.wait_procs(group, timeout=15)
-        for orphan in api_workers:  # uvicorn's own workers are not this test's subject
+        _, alive = psutil.wait_procs(group + api_workers, timeout=20)
+        for orphan in alive:  # never leave one behind, even when the test fails
             with contextlib.suppress(psutil.NoSuchProcess):
                 orphan.kill()
-        assert alive == [], "analysis processes outlived the server"
+        assert alive == [], "processes outlived the server (API workers die with it too)"
         assert not socket_folder.exists(), "the group left its socket's folder behind"
+
+
+def test_a_hung_group_is_killed_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A supervisor and a worker that both ignore SIGTERM: stop() kills the process group,
+    the worker too (killing the supervisor alone left its workers running)."""
+    monkeypatch.setattr(analysis_processes, "STOP_WAIT_S", 0.5)
+    ignore = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    sleeper = ignore + "time.sleep(60)"
+    child = f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {sleeper!r}]); "
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", ignore + child + "time.sleep(60)"], process_group=0
+    )
+    deadline = time.monotonic() + 10
+    while len(psutil.Process(supervisor.pid).children()) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker = psutil.Process(supervisor.pid).children()[0]
+    folder = tmp_path / "sockets"
+    folder.mkdir()
+    analysis_processes.AnalysisGroup(supervisor, folder / "analyses.sock").stop()
+    assert supervisor.returncode == -signal.SIGKILL
+    _, alive = psutil.wait_procs([worker], timeout=5)
+    assert alive == []
+    assert not folder.exists()
