@@ -2,19 +2,22 @@
 
 The samples lie in the Netherlands and Switzerland, far from the test database's storage CRS
 (EPSG:4547, China), so they go into a database of their own with the world-wide EPSG:3857; the
-4547 database shows the out-of-area refusal. The oracles are independent: building counts from the
-JSON read with the json module, vertices transformed with pyproj directly.
+4547 database shows the out-of-area refusal. The oracles are independent: building and part counts
+as cjio (the CityJSON reference tool, ``cjio FILE info``) reports them, vertices transformed with
+pyproj directly.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from cjio import cityjson  # type: ignore[import-untyped]
 from pyproj import Transformer
 from sqlalchemy import Engine, text
 
@@ -54,6 +57,18 @@ def _building_count(document: dict[str, Any]) -> int:
     )
 
 
+def _cjio_counts(path: Path) -> dict[str, int]:
+    """City objects by type, as cjio's ``info`` tree reports them (``|-- Building (4)``, its
+    parts nested below); a type found under several parents is summed."""
+    with path.open() as file:
+        model = cityjson.reader(file)
+    counts: dict[str, int] = {}
+    for line in model.get_info():
+        if match := re.search(r"\|-- (\w+) \((\d+)\)", line):
+            counts[match[1]] = counts.get(match[1], 0) + int(match[2])
+    return counts
+
+
 def _real_vertices(document: dict[str, Any]) -> np.ndarray:
     transform = document["transform"]
     return np.asarray(document["vertices"], float) * transform["scale"] + transform["translate"]
@@ -67,6 +82,11 @@ def test_every_sample_imports_with_its_counts_and_vertices(city_engine: Engine, 
     stored = _scalar(city_engine, "SELECT count(*) FROM building WHERE dataset_id = :d", d=dataset)
     assert stored == _building_count(document)
     counts = result.dataset.counts
+    by_cjio = _cjio_counts(SAMPLES / name)
+    assert (counts["buildings"], counts["building_parts"]) == (
+        by_cjio["Building"],
+        by_cjio.get("BuildingPart", 0),
+    )
     assert counts["buildings"] + counts["building_parts"] == stored
     assert result.dataset.qc["faces"] >= counts["triangles"] / 100  # QC counts are reported
     # Every building has a footprint and heights (parents without geometry take their parts').
