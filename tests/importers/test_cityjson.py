@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from cjio import cityjson  # type: ignore[import-untyped]
 from pyproj import Transformer
 from sqlalchemy import Engine, text
 
@@ -58,14 +59,18 @@ def _building_count(document: dict[str, Any]) -> int:
 
 
 def _cjio_counts(path: Path) -> dict[str, int]:
-    """City objects by type, as cjio's ``info`` tree reports them (``|-- Building (4)``, its
-    parts nested below); a type found under several parents is summed."""
-    with path.open() as file:
-        model = cityjson.reader(file)
+    """City objects by type, as ``cjio FILE info`` (the CityJSON reference tool) reports them in
+    its tree (``|-- Building (4)``, parts nested below); a type under several parents is summed.
+
+    cjio runs in a process of its own: importing it replaces ``json.encoder``'s float formatting
+    for the whole process (six decimals, C encoder off), which broke every later test of the
+    worker that writes JSON (glTF accessors, API bodies)."""
+    cjio = Path(sys.executable).with_name("cjio")
+    shown = subprocess.run([str(cjio), str(path), "info"], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
     counts: dict[str, int] = {}
-    for line in model.get_info():
-        if match := re.search(r"\|-- (\w+) \((\d+)\)", line):
-            counts[match[1]] = counts.get(match[1], 0) + int(match[2])
+    for match in re.finditer(r"\|-- (\w+) \((\d+)\)", shown.stdout):
+        counts[match[1]] = counts.get(match[1], 0) + int(match[2])
     return counts
 
 
