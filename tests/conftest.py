@@ -11,6 +11,7 @@ Set ``CIM_TEST_DATABASE_URL`` to run against an existing server instead.
 from __future__ import annotations
 
 import hashlib
+import json.encoder
 import os
 import shutil
 import tempfile
@@ -42,6 +43,27 @@ pytest_plugins = ["tests.shelter_fixtures"]
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Longest units of work first (see :mod:`tests.scheduling`)."""
     scheduling.order_longest_first(items)
+
+
+def _json_floats() -> tuple[object, object]:
+    """What decides how ``json`` writes floats: a ``float`` put into ``json.encoder`` (its
+    pure-Python encoder looks the name up there before the builtin) and the C encoder."""
+    return vars(json.encoder).get("float"), json.encoder.c_make_encoder
+
+
+JSON_FLOATS = _json_floats()
+"""How ``json`` writes floats when the tests start: a library that replaces them for the whole
+process (cjio does, on import: six decimals) breaks every later test of its worker that writes
+JSON, far from the cause."""
+
+
+@pytest.fixture(autouse=True)
+def _json_floats_unchanged() -> Iterator[None]:
+    """Fail the test after which ``json``'s float encoding is no longer the standard one."""
+    yield
+    assert _json_floats() == JSON_FLOATS, (
+        "this test (or a module it imported) replaced json's floats"
+    )
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
