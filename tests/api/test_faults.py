@@ -10,7 +10,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,13 +26,8 @@ from cim.config import CimSettings
 from cim.db import migrate
 from cim.db.embedded import EmbeddedCluster
 from cim.db.engine import make_engine
+from tests.api.server import free_port
 from tests.conftest import CIM, cli_env, make_world_readable_tempdir
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -64,7 +58,7 @@ def _wait_until_up(url: str, deadline: float) -> None:
 def _serve(cluster: EmbeddedCluster, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     """``cim serve`` with two API workers (and two analysis processes) in a session of its own,
     its output in ``log`` (a file: a pipe nobody reads can fill and stall the server)."""
-    port = _free_port()
+    port = free_port()
     with log.open("wb") as output:
         server = subprocess.Popen(
             [CIM, "serve", "--port", str(port), "--workers", "2"],
@@ -149,7 +143,7 @@ def test_statement_timeout_is_a_clear_problem(settings: CimSettings) -> None:
 def test_app_starts_while_the_database_is_down(tmp_path: Path) -> None:
     """A worker (re)started during an outage comes up and answers 503, not a crashed server."""
     dead = CimSettings(
-        database_url=f"postgresql://cim@127.0.0.1:{_free_port()}/cim", data_dir=tmp_path
+        database_url=f"postgresql://cim@127.0.0.1:{free_port()}/cim", data_dir=tmp_path
     )
     with TestClient(create_app(dead)) as client:
         response = client.get("/health")
